@@ -1,0 +1,10 @@
+//! goprobe: look inside running Go programs from the outside.
+//!
+//! The library holds all real work; `src/bin/goprobe.rs` is a thin `main`
+//! and `cmd` only turns command-line arguments into calls into the modules
+//! below.
+
+pub mod cmd;
+pub mod exit;
+pub mod gobin;
+pub mod inspect;
