@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Install everything goprobe's build, tests and examples need on a fresh
+# Debian 12 machine (run as root): system packages, Python test packages,
+# and the Go toolchains of the fixture corpus.
+#
+# Usage: scripts/setup.sh [--all-go]   (--all-go installs every Go version, not just CI's)
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "setup: run as root (apt-get, and eBPF needs root anyway)" >&2
+  exit 2
+fi
+
+packages=(
+  golang-go            # Go 1.19 for the corpus
+  clang-14 llvm-14     # eBPF C programs
+  libbpf-dev bpftool   # BPF headers, inspection
+  qemu-user-static     # runs arm64 corpus programs
+  dwarves              # pahole, the offsets benchmark baseline
+  binutils jq git python3-pip
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null; then
+  echo "setup: cargo not found: install Rust (rustup) first" >&2
+  exit 2
+fi
+
+if [ "${1:-}" = "--all-go" ]; then
+  bash "$repo/tests/fixtures/build-corpus.sh" --all
+else
+  bash "$repo/tests/fixtures/build-corpus.sh"
+fi

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The test command: set up a fresh machine, build the Go corpus, check the
+# generated docs, and run every test (unit, corpus, CLI, eBPF end to end).
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cd "$repo"
+
+bash scripts/setup.sh
+export GOPROBE_CACHE=${GOPROBE_CACHE:-$repo/.cache}
+# Corpus and end-to-end tests must fail, not skip, when their tools are missing.
+export GOPROBE_REQUIRE_ALL=1
+cargo test --locked --all-targets 2>&1
