@@ -8,3 +8,4 @@ pub mod cmd;
 pub mod exit;
 pub mod gobin;
 pub mod inspect;
+pub mod span;

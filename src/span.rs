@@ -1,0 +1,207 @@
+//! The span record: goprobe's NDJSON span schema, written by `goprobe record`
+//! and read by `goprobe convert`.
+//!
+//! One JSON object per line:
+//!
+//! ```text
+//! {"trace_id":"<32 hex>","span_id":"<16 hex>","parent_span_id":"<16 hex>" (absent for roots),
+//!  "name":"GET /users/{id}","kind":"server"|"client"|"internal"|"producer"|"consumer",
+//!  "start_time_unix_nano":N,"end_time_unix_nano":N,
+//!  "attributes":{"http.request.method":"GET",...},
+//!  "status":{"code":"unset"|"ok"|"error","message":"..." (optional)},
+//!  "events":[{"name":"exception","time_unix_nano":N,"attributes":{...}}],
+//!  "resource":{"service.name":"...","process.pid":N,...}}
+//! ```
+//!
+//! Attribute values are JSON strings, integers (i64), floats, booleans, or
+//! arrays of those. Times are wall-clock nanoseconds since the Unix epoch.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A span as one NDJSON line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Span {
+    pub trace_id: TraceId,
+    pub span_id: SpanId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_span_id: Option<SpanId>,
+    pub name: String,
+    pub kind: SpanKind,
+    pub start_time_unix_nano: u64,
+    pub end_time_unix_nano: u64,
+    #[serde(default)]
+    pub attributes: Attributes,
+    #[serde(default)]
+    pub status: Status,
+    #[serde(default)]
+    pub events: Vec<Event>,
+    #[serde(default)]
+    pub resource: Attributes,
+}
+
+/// Attributes keyed by OpenTelemetry semantic-convention names, sorted so
+/// output is deterministic.
+pub type Attributes = BTreeMap<String, AttrValue>;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum AttrValue {
+    Bool(bool),
+    Int(i64),
+    Double(f64),
+    String(String),
+    Array(Vec<AttrValue>),
+}
+
+impl From<&str> for AttrValue {
+    fn from(s: &str) -> Self { AttrValue::String(s.to_owned()) }
+}
+impl From<String> for AttrValue {
+    fn from(s: String) -> Self { AttrValue::String(s) }
+}
+impl From<i64> for AttrValue {
+    fn from(n: i64) -> Self { AttrValue::Int(n) }
+}
+impl From<bool> for AttrValue {
+    fn from(b: bool) -> Self { AttrValue::Bool(b) }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SpanKind { Internal, Server, Client, Producer, Consumer }
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StatusCode { #[default] Unset, Ok, Error }
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Status {
+    pub code: StatusCode,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Event {
+    pub name: String,
+    pub time_unix_nano: u64,
+    #[serde(default)]
+    pub attributes: Attributes,
+}
+
+/// A fixed-size id written as lowercase hex; all-zero ids are invalid (as in W3C trace context).
+macro_rules! hex_id {
+    ($name:ident, $len:expr, $what:expr) => {
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(pub [u8; $len]);
+
+        impl $name {
+            pub fn from_hex(s: &str) -> Result<Self, String> {
+                if s.len() != 2 * $len {
+                    return Err(format!("{} must be {} hex digits, got {:?}", $what, 2 * $len, s));
+                }
+                let mut out = [0u8; $len];
+                for (i, byte) in out.iter_mut().enumerate() {
+                    *byte = u8::from_str_radix(&s[2 * i..2 * i + 2], 16)
+                        .map_err(|_| format!("{} is not hex: {:?}", $what, s))?;
+                }
+                if out.iter().all(|&b| b == 0) {
+                    return Err(format!("{} is all zeros", $what));
+                }
+                Ok($name(out))
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                for b in self.0 { write!(f, "{b:02x}")?; }
+                Ok(())
+            }
+        }
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { fmt::Display::fmt(self, f) }
+        }
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                $name::from_hex(&s).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+hex_id!(TraceId, 16, "trace_id");
+hex_id!(SpanId, 8, "span_id");
+
+/// Why a span line was rejected.
+#[derive(Debug, thiserror::Error)]
+pub enum SpanError {
+    #[error("invalid span JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("end_time_unix_nano {end} is before start_time_unix_nano {start}")]
+    EndBeforeStart { start: u64, end: u64 },
+}
+
+impl Span {
+    /// Parse and validate one NDJSON line.
+    pub fn from_json_line(line: &str) -> Result<Span, SpanError> {
+        let span: Span = serde_json::from_str(line)?;
+        if span.end_time_unix_nano < span.start_time_unix_nano {
+            return Err(SpanError::EndBeforeStart { start: span.start_time_unix_nano, end: span.end_time_unix_nano });
+        }
+        Ok(span)
+    }
+
+    pub fn duration_nanos(&self) -> u64 {
+        self.end_time_unix_nano - self.start_time_unix_nano
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LINE: &str = r#"{"trace_id":"0af7651916cd43dd8448eb211c80319c","span_id":"b7ad6b7169203331","parent_span_id":"00f067aa0ba902b7","name":"GET /users/{id}","kind":"server","start_time_unix_nano":1700000000000000000,"end_time_unix_nano":1700000000005000000,"attributes":{"http.request.method":"GET","http.response.status_code":200,"sampled":true,"ratio":0.5},"status":{"code":"unset"},"events":[],"resource":{"service.name":"hello","process.pid":42}}"#;
+
+    #[test]
+    fn round_trips() {
+        let span = Span::from_json_line(LINE).expect("valid");
+        assert_eq!(span.kind, SpanKind::Server);
+        assert_eq!(span.attributes["http.response.status_code"], AttrValue::Int(200));
+        assert_eq!(span.attributes["ratio"], AttrValue::Double(0.5));
+        assert_eq!(span.duration_nanos(), 5_000_000);
+        let again = serde_json::to_string(&span).expect("serialize");
+        assert_eq!(Span::from_json_line(&again).expect("reparse"), span);
+    }
+
+    #[test]
+    fn rejects_bad_ids_and_times() {
+        let short = LINE.replace("0af7651916cd43dd8448eb211c80319c", "0af7");
+        assert!(Span::from_json_line(&short).unwrap_err().to_string().contains("trace_id must be 32 hex digits"));
+        let zero = LINE.replace("b7ad6b7169203331", "0000000000000000");
+        assert!(Span::from_json_line(&zero).unwrap_err().to_string().contains("all zeros"));
+        let backwards = LINE.replace("1700000000005000000", "1");
+        assert!(matches!(Span::from_json_line(&backwards), Err(SpanError::EndBeforeStart { .. })));
+        let unknown = LINE.replace("\"events\"", "\"evnts\"");
+        assert!(Span::from_json_line(&unknown).is_err());
+    }
+
+    #[test]
+    fn root_has_no_parent_field() {
+        let root = LINE.replace(r#""parent_span_id":"00f067aa0ba902b7","#, "");
+        let span = Span::from_json_line(&root).expect("valid");
+        assert!(span.parent_span_id.is_none());
+        assert!(!serde_json::to_string(&span).expect("ser").contains("parent_span_id"));
+    }
+}
