@@ -1,0 +1,46 @@
+
+use builtin;
+use str;
+
+set edit:completion:arg-completer[goprobe] = {|@words|
+    fn spaces {|n|
+        builtin:repeat $n ' ' | str:join ''
+    }
+    fn cand {|text desc|
+        edit:complex-candidate $text &display=$text' '(spaces (- 14 (wcswidth $text)))$desc
+    }
+    var command = 'goprobe'
+    for word $words[1..-1] {
+        if (str:has-prefix $word '-') {
+            break
+        }
+        set command = $command';'$word
+    }
+    var completions = [
+        &'goprobe'= {
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand inspect 'Show a Go binary''s build info, ELF facts and function table'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'goprobe;inspect'= {
+            cand --pid 'Inspect the executable of a running process'
+            cand --match 'With --functions: only names containing this substring'
+            cand --json 'One JSON object per binary (NDJSON)'
+            cand --functions 'List functions from pclntab instead of the summary'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'goprobe;help'= {
+            cand inspect 'Show a Go binary''s build info, ELF facts and function table'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'goprobe;help;inspect'= {
+        }
+        &'goprobe;help;help'= {
+        }
+    ]
+    $completions[$command]
+}
