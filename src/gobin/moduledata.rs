@@ -104,7 +104,8 @@ fn scan_moduledata(data: &[u8], layout: &Layout, loc: &Located, first: u64, end:
         let mut i = 0;
         while i + step <= bytes.len() {
             if words.word(bytes, i) == Some(loc.vaddr) {
-                if let Some(text) = moduledata_text(data, layout, loc, seg.vaddr + i as u64, first, end) {
+                let md = seg.vaddr.checked_add(i as u64);
+                if let Some(text) = md.and_then(|md| moduledata_text(data, layout, loc, md, first, end)) {
                     return Some(text);
                 }
             }
