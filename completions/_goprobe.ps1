@@ -30,10 +30,10 @@ Register-ArgumentCompleter -Native -CommandName 'goprobe' -ScriptBlock {
             break
         }
         'goprobe;inspect' {
-            [CompletionResult]::new('--pid', '--pid', [CompletionResultType]::ParameterName, 'Inspect the executable of a running process')
+            [CompletionResult]::new('--pid', '--pid', [CompletionResultType]::ParameterName, 'Inspect the executable of a running process (/proc/N/exe); the report carries the pid')
             [CompletionResult]::new('--match', '--match', [CompletionResultType]::ParameterName, 'With --functions: only names containing this substring')
-            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'One JSON object per binary (NDJSON)')
-            [CompletionResult]::new('--functions', '--functions', [CompletionResultType]::ParameterName, 'List functions from pclntab instead of the summary')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'One JSON object per binary (NDJSON); with --functions one object per function (name, address, offset, size; plus path when several binaries are given)')
+            [CompletionResult]::new('--functions', '--functions', [CompletionResultType]::ParameterName, 'List functions from pclntab instead of the summary: address, file offset, size, name')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break

@@ -26,10 +26,10 @@ set edit:completion:arg-completer[goprobe] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'goprobe;inspect'= {
-            cand --pid 'Inspect the executable of a running process'
+            cand --pid 'Inspect the executable of a running process (/proc/N/exe); the report carries the pid'
             cand --match 'With --functions: only names containing this substring'
-            cand --json 'One JSON object per binary (NDJSON)'
-            cand --functions 'List functions from pclntab instead of the summary'
+            cand --json 'One JSON object per binary (NDJSON); with --functions one object per function (name, address, offset, size; plus path when several binaries are given)'
+            cand --functions 'List functions from pclntab instead of the summary: address, file offset, size, name'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }

@@ -28,10 +28,10 @@ complete -c goprobe -n "__fish_goprobe_needs_command" -s h -l help -d 'Print hel
 complete -c goprobe -n "__fish_goprobe_needs_command" -s V -l version -d 'Print version'
 complete -c goprobe -n "__fish_goprobe_needs_command" -f -a "inspect" -d 'Show a Go binary\'s build info, ELF facts and function table'
 complete -c goprobe -n "__fish_goprobe_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c goprobe -n "__fish_goprobe_using_subcommand inspect" -l pid -d 'Inspect the executable of a running process' -r
+complete -c goprobe -n "__fish_goprobe_using_subcommand inspect" -l pid -d 'Inspect the executable of a running process (/proc/N/exe); the report carries the pid' -r
 complete -c goprobe -n "__fish_goprobe_using_subcommand inspect" -l match -d 'With --functions: only names containing this substring' -r
-complete -c goprobe -n "__fish_goprobe_using_subcommand inspect" -l json -d 'One JSON object per binary (NDJSON)'
-complete -c goprobe -n "__fish_goprobe_using_subcommand inspect" -l functions -d 'List functions from pclntab instead of the summary'
+complete -c goprobe -n "__fish_goprobe_using_subcommand inspect" -l json -d 'One JSON object per binary (NDJSON); with --functions one object per function (name, address, offset, size; plus path when several binaries are given)'
+complete -c goprobe -n "__fish_goprobe_using_subcommand inspect" -l functions -d 'List functions from pclntab instead of the summary: address, file offset, size, name'
 complete -c goprobe -n "__fish_goprobe_using_subcommand inspect" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c goprobe -n "__fish_goprobe_using_subcommand help; and not __fish_seen_subcommand_from inspect help" -f -a "inspect" -d 'Show a Go binary\'s build info, ELF facts and function table'
 complete -c goprobe -n "__fish_goprobe_using_subcommand help; and not __fish_seen_subcommand_from inspect help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
