@@ -172,7 +172,7 @@ fn check_build_info(b: &CorpusBinary) {
     assert_eq!(got, want, "{label}: build settings");
     assert!(!want.is_empty(), "{label}: Go 1.18+ binaries record build settings");
 
-    // Go 1.25+ can print the same as JSON (`go version -m -json` is new in 1.25): a second oracle that also decodes
+    // Go 1.25+ can print the same as JSON: a second oracle that also decodes
     // Go's quoting itself.
     if go_minor(&b.go_version) >= 25 {
         let mut cmd = go(&b.go_version);
