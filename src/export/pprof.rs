@@ -8,6 +8,10 @@
 //! `service.name` and `http.route` let `-tagfocus` narrow to one trace or
 //! route.
 //!
+//! The default sample type is self time: summed over stacks it gives where
+//! request time went without counting children twice; `-sample_index=wall`
+//! shows whole-span durations instead.
+//!
 //! Samples are encoded into the gzip stream as soon as their trace is
 //! complete (protobuf concatenates repeated fields, so the samples may come
 //! before the tables); only the string, function and location tables and the
@@ -291,7 +295,9 @@ impl Builder {
             period_type: Some(vt(wall, ns)),
             period: 1,
             comment: vec![comment],
-            default_sample_type: wall,
+            // Self time adds up along stacks (wall time counts a parent's
+            // children again), so it is what a flame graph should show.
+            default_sample_type: self_,
             ..Default::default()
         }
     }
