@@ -336,3 +336,57 @@ pub fn convert<R: BufRead, W: Write>(
     gz.finish()?.flush()?;
     Ok(Summary { spans, skipped: reader.skipped(), peak_buffered_spans: peak, ..Default::default() })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use super::*;
+    use crate::export::reader::tests::line;
+
+    fn decode(bytes: &[u8]) -> proto::Profile {
+        let mut raw = Vec::new();
+        flate2::read::GzDecoder::new(bytes).read_to_end(&mut raw).expect("gzip");
+        proto::Profile::decode(raw.as_slice()).expect("profile.proto")
+    }
+
+    #[test]
+    fn one_sample_per_span_with_ancestry_stacks() {
+        let input = [line(1, 2, Some(1), "child", 10, 40), line(1, 1, None, "root", 0, 100), line(2, 1, None, "root", 0, 5)]
+            .join("\n");
+        let mut out = Vec::new();
+        let summary = convert(&mut SpanReader::new(input.as_bytes(), false), &mut out, 10).expect("convert");
+        assert_eq!(summary.spans, 3);
+        let p = decode(&out);
+        let s = |i: i64| p.string_table[i as usize].as_str();
+        assert_eq!(s(0), "");
+        assert_eq!(p.sample.len(), 3);
+        let types: Vec<_> = p.sample_type.iter().map(|t| (s(t.r#type), s(t.unit))).collect();
+        assert_eq!(types, [("spans", "count"), ("wall", "nanoseconds"), ("self", "nanoseconds")]);
+        let name_of = |loc: u64| {
+            let location = p.location.iter().find(|l| l.id == loc).expect("location");
+            let f = p.function.iter().find(|f| f.id == location.line[0].function_id).expect("function");
+            s(f.name).to_owned()
+        };
+        let child = p.sample.iter().find(|x| x.location_id.len() == 2).expect("child sample");
+        assert_eq!(child.location_id.iter().map(|&l| name_of(l)).collect::<Vec<_>>(), ["child", "root"]);
+        assert_eq!(child.value, [1, 30, 30]);
+        let root = p.sample.iter().find(|x| x.value[1] == 100).expect("root sample");
+        assert_eq!(root.value, [1, 100, 70]);
+        let labels: Vec<_> = root.label.iter().map(|l| (s(l.key), s(l.str))).collect();
+        assert_eq!(
+            labels,
+            [("trace_id", "00000000000000000000000000000001"), ("service.name", "svc"), ("http.route", "/r")]
+        );
+        assert_eq!(p.duration_nanos, 100);
+    }
+
+    #[test]
+    fn empty_input_is_a_valid_empty_profile() {
+        let mut out = Vec::new();
+        convert(&mut SpanReader::new(&b""[..], false), &mut out, 10).expect("convert");
+        let p = decode(&out);
+        assert!(p.sample.is_empty());
+        assert_eq!(p.sample_type.len(), 3);
+    }
+}
