@@ -16,11 +16,17 @@ _goprobe() {
             ",$1")
                 cmd="goprobe"
                 ;;
+            goprobe,convert)
+                cmd="goprobe__subcmd__convert"
+                ;;
             goprobe,help)
                 cmd="goprobe__subcmd__help"
                 ;;
             goprobe,inspect)
                 cmd="goprobe__subcmd__inspect"
+                ;;
+            goprobe__subcmd__help,convert)
+                cmd="goprobe__subcmd__help__subcmd__convert"
                 ;;
             goprobe__subcmd__help,help)
                 cmd="goprobe__subcmd__help__subcmd__help"
@@ -35,7 +41,7 @@ _goprobe() {
 
     case "${cmd}" in
         goprobe)
-            opts="-h -V --help --version inspect help"
+            opts="-h -V --help --version inspect convert help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -48,9 +54,65 @@ _goprobe() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        goprobe__subcmd__help)
-            opts="inspect help"
+        goprobe__subcmd__convert)
+            opts="-o -h --to --output --endpoint --skip-invalid --batch-size --group-window --max-tries --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --to)
+                    COMPREPLY=($(compgen -W "otlp-json otlp pprof folded flamegraph chrome text" -- "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --endpoint)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --batch-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --group-window)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-tries)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        goprobe__subcmd__help)
+            opts="inspect convert help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        goprobe__subcmd__help__subcmd__convert)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

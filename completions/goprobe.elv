@@ -23,6 +23,7 @@ set edit:completion:arg-completer[goprobe] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
             cand inspect 'Show a Go binary''s build info, ELF facts and function table'
+            cand convert 'Convert span NDJSON into OTLP, pprof, folded stacks, flame graphs, Chrome traces or text'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'goprobe;inspect'= {
@@ -33,11 +34,26 @@ set edit:completion:arg-completer[goprobe] = {|@words|
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
+        &'goprobe;convert'= {
+            cand --to 'Output format'
+            cand -o 'Where to write; `-` or absent for stdout'
+            cand --output 'Where to write; `-` or absent for stdout'
+            cand --endpoint 'OTLP/HTTP collector base URL (spans go to URL/v1/traces); required with --to otlp'
+            cand --batch-size 'Spans per OTLP request / OTLP-JSON line'
+            cand --group-window 'pprof/folded/flamegraph: a trace is complete once none of its spans was seen in this many spans (bounds memory; later stragglers become roots)'
+            cand --max-tries 'otlp: attempts per batch, including the first'
+            cand --skip-invalid 'Skip malformed lines (counted on stderr) instead of stopping at the first'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
         &'goprobe;help'= {
             cand inspect 'Show a Go binary''s build info, ELF facts and function table'
+            cand convert 'Convert span NDJSON into OTLP, pprof, folded stacks, flame graphs, Chrome traces or text'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'goprobe;help;inspect'= {
+        }
+        &'goprobe;help;convert'= {
         }
         &'goprobe;help;help'= {
         }

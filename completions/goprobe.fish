@@ -27,11 +27,27 @@ end
 complete -c goprobe -n "__fish_goprobe_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c goprobe -n "__fish_goprobe_needs_command" -s V -l version -d 'Print version'
 complete -c goprobe -n "__fish_goprobe_needs_command" -f -a "inspect" -d 'Show a Go binary\'s build info, ELF facts and function table'
+complete -c goprobe -n "__fish_goprobe_needs_command" -f -a "convert" -d 'Convert span NDJSON into OTLP, pprof, folded stacks, flame graphs, Chrome traces or text'
 complete -c goprobe -n "__fish_goprobe_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c goprobe -n "__fish_goprobe_using_subcommand inspect" -l pid -d 'Inspect the executable of a running process (/proc/N/exe); the report carries the pid' -r
 complete -c goprobe -n "__fish_goprobe_using_subcommand inspect" -l match -d 'With --functions: only names containing this substring' -r
 complete -c goprobe -n "__fish_goprobe_using_subcommand inspect" -l json -d 'One JSON object per binary (NDJSON); with --functions one object per function (name, address, offset, size; plus path when several binaries are given)'
 complete -c goprobe -n "__fish_goprobe_using_subcommand inspect" -l functions -d 'List functions from pclntab instead of the summary: address, file offset, size, name'
 complete -c goprobe -n "__fish_goprobe_using_subcommand inspect" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c goprobe -n "__fish_goprobe_using_subcommand help; and not __fish_seen_subcommand_from inspect help" -f -a "inspect" -d 'Show a Go binary\'s build info, ELF facts and function table'
-complete -c goprobe -n "__fish_goprobe_using_subcommand help; and not __fish_seen_subcommand_from inspect help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c goprobe -n "__fish_goprobe_using_subcommand convert" -l to -d 'Output format' -r -f -a "otlp-json\t'OTLP/JSON, one ExportTraceServiceRequest per line (Collector file exporter format)'
+otlp\t'OTLP/HTTP protobuf pushed to --endpoint'
+pprof\t'Gzipped pprof profile.proto for `go tool pprof`'
+folded\t'Folded stacks (`root;child;span NANOS`, self time)'
+flamegraph\t'Flame graph SVG of self time'
+chrome\t'Trace Event Format JSON for Perfetto and chrome://tracing'
+text\t'Human-readable listing (opentelemetry-stdout; stdout only)'"
+complete -c goprobe -n "__fish_goprobe_using_subcommand convert" -s o -l output -d 'Where to write; `-` or absent for stdout' -r -F
+complete -c goprobe -n "__fish_goprobe_using_subcommand convert" -l endpoint -d 'OTLP/HTTP collector base URL (spans go to URL/v1/traces); required with --to otlp' -r
+complete -c goprobe -n "__fish_goprobe_using_subcommand convert" -l batch-size -d 'Spans per OTLP request / OTLP-JSON line' -r
+complete -c goprobe -n "__fish_goprobe_using_subcommand convert" -l group-window -d 'pprof/folded/flamegraph: a trace is complete once none of its spans was seen in this many spans (bounds memory; later stragglers become roots)' -r
+complete -c goprobe -n "__fish_goprobe_using_subcommand convert" -l max-tries -d 'otlp: attempts per batch, including the first' -r
+complete -c goprobe -n "__fish_goprobe_using_subcommand convert" -l skip-invalid -d 'Skip malformed lines (counted on stderr) instead of stopping at the first'
+complete -c goprobe -n "__fish_goprobe_using_subcommand convert" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c goprobe -n "__fish_goprobe_using_subcommand help; and not __fish_seen_subcommand_from inspect convert help" -f -a "inspect" -d 'Show a Go binary\'s build info, ELF facts and function table'
+complete -c goprobe -n "__fish_goprobe_using_subcommand help; and not __fish_seen_subcommand_from inspect convert help" -f -a "convert" -d 'Convert span NDJSON into OTLP, pprof, folded stacks, flame graphs, Chrome traces or text'
+complete -c goprobe -n "__fish_goprobe_using_subcommand help; and not __fish_seen_subcommand_from inspect convert help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

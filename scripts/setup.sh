@@ -20,6 +20,7 @@ packages=(
   dwarves              # pahole, the offsets benchmark baseline
   hyperfine            # benches: goprobe vs go version -m side by side
   binutils jq git python3-pip
+  time                 # /usr/bin/time -v: peak RSS in benches/convert.sh
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -29,6 +30,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}" >&2
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# Official OTLP protobuf definitions for the strict OTLP/JSON check in tests/cli/convert.rs.
+if ! python3 -c 'import opentelemetry.proto.collector.trace.v1.trace_service_pb2, google.protobuf' 2>/dev/null; then
+  echo "setup: installing Python packages opentelemetry-proto protobuf" >&2
+  pip install -q opentelemetry-proto protobuf 2>/dev/null \
+    || pip install -q --break-system-packages opentelemetry-proto protobuf
 fi
 
 if ! command -v cargo >/dev/null; then

@@ -6,6 +6,7 @@
 
 pub mod cmd;
 pub mod exit;
+pub mod export;
 pub mod gobin;
 pub mod inspect;
 pub mod span;

@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 use crate::exit::{EXIT_STATUS_HELP, Status};
 
+pub mod convert;
 pub mod inspect;
 
 /// Look inside Go programs from the outside: build info, functions, offsets, spans.
@@ -21,12 +22,16 @@ pub enum Command {
     /// Show a Go binary's build info, ELF facts and function table.
     #[command(after_long_help = EXIT_STATUS_HELP)]
     Inspect(inspect::Args),
+    /// Convert span NDJSON into OTLP, pprof, folded stacks, flame graphs, Chrome traces or text.
+    #[command(after_long_help = EXIT_STATUS_HELP)]
+    Convert(convert::Args),
 }
 
 /// Run the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<Status> {
     match cli.command {
         Command::Inspect(args) => inspect::run(args),
+        Command::Convert(args) => convert::run(args),
     }
 }
 

@@ -1,0 +1,158 @@
+//! `--to folded` (Brendan Gregg's folded stacks: `root;child;span N`, with N
+//! the self time in nanoseconds summed over every span with that stack) and
+//! `--to flamegraph` (the same stacks drawn as an SVG by inferno).
+//!
+//! Stacks come from span ancestry, so the spans of a trace are grouped first
+//! (see [`super::traces`]); only the per-stack totals are kept after that.
+
+use std::collections::HashMap;
+use std::io::{BufRead, Write};
+
+use super::reader::SpanReader;
+use super::traces::{Trace, TraceGrouper};
+use super::{ExportError, Summary};
+
+/// Self time per folded stack, in nanoseconds.
+#[derive(Debug, Default)]
+pub struct FoldedStacks {
+    totals: HashMap<String, u64>,
+}
+
+/// A span name as one frame: `;` separates frames and a line break would end
+/// the record, so both are replaced.
+fn frame(name: &str) -> String {
+    name.chars().map(|c| if c == ';' { ':' } else if c == '\n' || c == '\r' { ' ' } else { c }).collect()
+}
+
+impl FoldedStacks {
+    pub fn add_trace(&mut self, trace: &Trace) {
+        let self_times = trace.self_times();
+        for (i, &self_ns) in self_times.iter().enumerate() {
+            if self_ns == 0 {
+                continue;
+            }
+            let stack = trace
+                .stack(i)
+                .iter()
+                .filter_map(|&j| trace.spans.get(j))
+                .map(|s| frame(&s.name))
+                .collect::<Vec<_>>()
+                .join(";");
+            *self.totals.entry(stack).or_insert(0) += self_ns;
+        }
+    }
+
+    /// `stack N` lines, sorted by stack.
+    pub fn lines(&self) -> Vec<String> {
+        let mut lines: Vec<String> = self.totals.iter().map(|(stack, n)| format!("{stack} {n}")).collect();
+        lines.sort();
+        lines
+    }
+}
+
+/// Read every span and fold the stacks.
+pub fn fold<R: BufRead>(reader: &mut SpanReader<R>, window: u64) -> Result<(FoldedStacks, Summary), ExportError> {
+    let mut folded = FoldedStacks::default();
+    let mut grouper = TraceGrouper::new(window);
+    let mut spans = 0u64;
+    let mut emit = |trace: Trace| -> Result<(), ExportError> {
+        folded.add_trace(&trace);
+        Ok(())
+    };
+    while let Some(span) = reader.next_span()? {
+        spans += 1;
+        grouper.push(span, &mut emit)?;
+    }
+    let peak = grouper.peak_buffered();
+    grouper.finish(&mut emit)?;
+    Ok((folded, Summary { spans, skipped: reader.skipped(), peak_buffered_spans: peak, ..Default::default() }))
+}
+
+/// `--to folded`.
+pub fn convert_folded<R: BufRead, W: Write>(
+    reader: &mut SpanReader<R>,
+    out: &mut W,
+    window: u64,
+) -> Result<Summary, ExportError> {
+    let (folded, summary) = fold(reader, window)?;
+    for line in folded.lines() {
+        out.write_all(line.as_bytes())?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    Ok(summary)
+}
+
+/// The SVG written when there is nothing to draw (inferno refuses empty input).
+const EMPTY_SVG: &str = concat!(
+    r#"<?xml version="1.0" standalone="no"?>"#,
+    "\n",
+    r#"<svg version="1.1" width="1200" height="60" xmlns="http://www.w3.org/2000/svg">"#,
+    r#"<text x="600" y="35" text-anchor="middle" font-family="Verdana" font-size="14">no spans</text></svg>"#,
+    "\n"
+);
+
+/// `--to flamegraph`.
+pub fn convert_flamegraph<R: BufRead, W: Write>(
+    reader: &mut SpanReader<R>,
+    out: &mut W,
+    window: u64,
+) -> Result<Summary, ExportError> {
+    let (folded, summary) = fold(reader, window)?;
+    let lines = folded.lines();
+    if lines.is_empty() {
+        out.write_all(EMPTY_SVG.as_bytes())?;
+    } else {
+        let mut options = inferno::flamegraph::Options::default();
+        options.title = "goprobe spans (self time)".to_owned();
+        options.count_name = "ns".to_owned();
+        options.name_type = "Span:".to_owned();
+        inferno::flamegraph::from_lines(&mut options, lines.iter().map(String::as_str), &mut *out)?;
+    }
+    out.flush()?;
+    Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::export::reader::tests::line;
+
+    fn input() -> String {
+        [
+            line(1, 2, Some(1), "db;query", 10, 40),
+            line(1, 1, None, "GET /a", 0, 100),
+            line(2, 1, None, "GET /a", 0, 50),
+            line(3, 5, Some(4), "orphan", 0, 7),
+        ]
+        .join("\n")
+    }
+
+    #[test]
+    fn folds_self_time_per_stack() {
+        let mut out = Vec::new();
+        let summary =
+            convert_folded(&mut SpanReader::new(input().as_bytes(), false), &mut out, 10).expect("convert");
+        assert_eq!(summary.spans, 4);
+        assert_eq!(String::from_utf8(out).expect("utf8"), "GET /a 120\nGET /a;db:query 30\norphan 7\n");
+    }
+
+    /// inferno's SVG carries a DOCTYPE, so DTDs must be allowed.
+    fn parse_svg(svg: &str) {
+        let options = roxmltree::ParsingOptions { allow_dtd: true, ..Default::default() };
+        let doc = roxmltree::Document::parse_with_options(svg, options).expect("well-formed");
+        assert_eq!(doc.root_element().tag_name().name(), "svg");
+    }
+
+    #[test]
+    fn flamegraph_is_svg_even_when_empty() {
+        let mut out = Vec::new();
+        convert_flamegraph(&mut SpanReader::new(input().as_bytes(), false), &mut out, 10).expect("convert");
+        let svg = String::from_utf8(out).expect("utf8");
+        parse_svg(&svg);
+        assert!(svg.contains("db:query"));
+        let mut empty = Vec::new();
+        convert_flamegraph(&mut SpanReader::new(&b""[..], false), &mut empty, 10).expect("convert");
+        parse_svg(std::str::from_utf8(&empty).expect("utf8"));
+    }
+}

@@ -1,0 +1,210 @@
+//! `--to otlp --endpoint URL`: OTLP/HTTP with protobuf bodies, pushed to
+//! `URL/v1/traces` in batches.
+//!
+//! Following the OTLP/HTTP spec: 429, 502, 503 and 504 are retryable, with
+//! exponential back-off that honours a `Retry-After` header (seconds); any
+//! other non-2xx status is permanent; a 2xx response may carry a partial
+//! success whose `rejected_spans` are counted.
+
+use std::io::BufRead;
+use std::thread;
+use std::time::Duration;
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+use prost::Message;
+
+use super::otlp_json::{export_request, for_each_batch};
+use super::reader::SpanReader;
+use super::{ExportError, Summary};
+
+/// Why a push gave up.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error("OTLP endpoint {url} unreachable after {tries} tries: {reason}")]
+    Unreachable { url: String, tries: u32, reason: String },
+    #[error("OTLP endpoint {url} refused the batch: HTTP {status}{detail}")]
+    Refused { url: String, status: u16, detail: String },
+    #[error("OTLP endpoint {url} still answering HTTP {status} after {tries} tries")]
+    GaveUp { url: String, status: u16, tries: u32 },
+    #[error("OTLP endpoint {url} sent an undecodable response: {source}")]
+    BadResponse { url: String, #[source] source: prost::DecodeError },
+}
+
+/// How hard to try.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Total attempts per batch, the first included.
+    pub max_tries: u32,
+    /// First back-off; doubled after every retry.
+    pub initial_backoff: Duration,
+    /// Longest single wait, also the cap on `Retry-After`.
+    pub max_backoff: Duration,
+    /// Per-request timeout (connect, send and receive).
+    pub timeout: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_tries: 5,
+            initial_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(30),
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The traces URL for an endpoint given as the collector's base URL (the
+/// OTLP exporter convention), kept as is when it already names `/v1/traces`.
+pub fn traces_url(endpoint: &str) -> String {
+    let base = endpoint.trim_end_matches('/');
+    if base.ends_with("/v1/traces") { base.to_owned() } else { format!("{base}/v1/traces") }
+}
+
+fn retryable(status: u16) -> bool {
+    matches!(status, 429 | 502 | 503 | 504)
+}
+
+/// Pushes batches to one endpoint.
+pub struct Pusher {
+    agent: ureq::Agent,
+    url: String,
+    policy: RetryPolicy,
+}
+
+/// What the receiver said about one batch.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct BatchOutcome {
+    pub rejected: u64,
+    pub message: Option<String>,
+}
+
+impl Pusher {
+    pub fn new(endpoint: &str, policy: RetryPolicy) -> Pusher {
+        let config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(policy.timeout))
+            .build();
+        Pusher { agent: config.into(), url: traces_url(endpoint), policy }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Send one encoded `ExportTraceServiceRequest`, retrying as the policy says.
+    pub fn send(&self, body: &[u8]) -> Result<BatchOutcome, SendError> {
+        let mut backoff = self.policy.initial_backoff;
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let result = self
+                .agent
+                .post(&self.url)
+                .header("Content-Type", "application/x-protobuf")
+                .send(body);
+            let wait = match result {
+                Err(err) => {
+                    if tries >= self.policy.max_tries {
+                        return Err(SendError::Unreachable { url: self.url.clone(), tries, reason: err.to_string() });
+                    }
+                    backoff
+                }
+                Ok(mut response) => {
+                    let status = response.status().as_u16();
+                    if (200..300).contains(&status) {
+                        let bytes = response.body_mut().read_to_vec().unwrap_or_default();
+                        let decoded = ExportTraceServiceResponse::decode(bytes.as_slice())
+                            .map_err(|source| SendError::BadResponse { url: self.url.clone(), source })?;
+                        return Ok(decoded
+                            .partial_success
+                            .map(|p| BatchOutcome {
+                                rejected: p.rejected_spans.max(0) as u64,
+                                message: Some(p.error_message).filter(|m| !m.is_empty()),
+                            })
+                            .unwrap_or_default());
+                    }
+                    if !retryable(status) {
+                        let text = response.body_mut().read_to_string().unwrap_or_default();
+                        let detail = summarize_body(&text);
+                        return Err(SendError::Refused { url: self.url.clone(), status, detail });
+                    }
+                    if tries >= self.policy.max_tries {
+                        return Err(SendError::GaveUp { url: self.url.clone(), status, tries });
+                    }
+                    retry_after(response.headers()).unwrap_or(backoff)
+                }
+            };
+            thread::sleep(wait.min(self.policy.max_backoff));
+            backoff = (backoff * 2).min(self.policy.max_backoff);
+        }
+    }
+}
+
+/// `Retry-After` as delay-seconds (the form OTLP receivers send).
+fn retry_after(headers: &ureq::http::HeaderMap) -> Option<Duration> {
+    let value = headers.get("retry-after")?.to_str().ok()?;
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+/// A short, one-line version of an error body (receivers may send a
+/// protobuf `google.rpc.Status`, JSON or text; only printable text is kept).
+fn summarize_body(text: &str) -> String {
+    let clean: String =
+        text.chars().map(|c| if c.is_control() { ' ' } else { c }).filter(|c| *c != '\u{fffd}').collect();
+    let clean = clean.split_whitespace().collect::<Vec<_>>().join(" ");
+    if clean.is_empty() {
+        String::new()
+    } else {
+        let short: String = clean.chars().take(200).collect();
+        format!(": {short}")
+    }
+}
+
+/// Read all spans and push them in batches of `batch_size`.
+pub fn convert<R: BufRead>(
+    reader: &mut SpanReader<R>,
+    pusher: &Pusher,
+    batch_size: usize,
+) -> Result<Summary, ExportError> {
+    let mut summary = Summary::default();
+    let spans = for_each_batch(reader, batch_size, |batch| {
+        let n = batch.len() as u64;
+        let body = export_request(batch).encode_to_vec();
+        let outcome = pusher.send(&body)?;
+        let rejected = outcome.rejected.min(n);
+        summary.rejected += rejected;
+        summary.accepted += n - rejected;
+        if outcome.message.is_some() {
+            summary.rejected_message = outcome.message;
+        }
+        Ok(())
+    })?;
+    summary.spans = spans;
+    summary.skipped = reader.skipped();
+    Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builds_the_traces_url() {
+        assert_eq!(traces_url("http://c:4318"), "http://c:4318/v1/traces");
+        assert_eq!(traces_url("http://c:4318/"), "http://c:4318/v1/traces");
+        assert_eq!(traces_url("http://c:4318/v1/traces"), "http://c:4318/v1/traces");
+    }
+
+    #[test]
+    fn retries_only_what_the_spec_allows() {
+        assert!(retryable(503) && retryable(429) && retryable(502) && retryable(504));
+        assert!(!retryable(400) && !retryable(500) && !retryable(404));
+    }
+
+    #[test]
+    fn error_bodies_become_one_line() {
+        assert_eq!(summarize_body("bad\nrequest\r\n"), ": bad request");
+        assert_eq!(summarize_body(""), "");
+    }
+}
