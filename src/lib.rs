@@ -5,8 +5,10 @@
 //! below.
 
 pub mod cmd;
+pub mod catalog;
 pub mod dwarf;
 pub mod exit;
 pub mod gobin;
 pub mod inspect;
+pub mod offsets;
 pub mod span;

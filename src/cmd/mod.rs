@@ -7,6 +7,8 @@ use clap::{Parser, Subcommand};
 use crate::exit::{EXIT_STATUS_HELP, Status};
 
 pub mod inspect;
+pub mod offsets;
+pub mod offsets_table;
 
 /// Look inside Go programs from the outside: build info, functions, offsets, spans.
 #[derive(Debug, Parser)]
@@ -21,12 +23,20 @@ pub enum Command {
     /// Show a Go binary's build info, ELF facts and function table.
     #[command(after_long_help = EXIT_STATUS_HELP)]
     Inspect(inspect::Args),
+    /// Struct-field offsets a probe needs (from DWARF, else the offsets table), or any field given.
+    #[command(after_long_help = EXIT_STATUS_HELP)]
+    Offsets(offsets::Args),
+    /// Maintainer tool behind scripts/gen-offsets-table.sh.
+    #[command(hide = true, name = "offsets-table")]
+    OffsetsTable(offsets_table::Args),
 }
 
 /// Run the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<Status> {
     match cli.command {
         Command::Inspect(args) => inspect::run(args),
+        Command::Offsets(args) => offsets::run(args),
+        Command::OffsetsTable(args) => offsets_table::run(args),
     }
 }
 
