@@ -12,3 +12,4 @@ pub mod gobin;
 pub mod inspect;
 pub mod offsets;
 pub mod span;
+pub mod verdict;

@@ -115,6 +115,13 @@ impl Table {
         Ok(table)
     }
 
+    /// An empty table, after warning on stderr that the built-in one is unusable
+    /// (it is checked by tests, so this only guards against a broken build).
+    pub fn default_with_warning(err: &TableError) -> Table {
+        eprintln!("goprobe: warning: {err}; using no offsets table");
+        Table::default()
+    }
+
     /// Standard-library layouts for exactly this Go version and GOARCH.
     pub fn stdlib(&self, go_version: &str, goarch: &str) -> Option<&Layouts> {
         self.stdlib.get(go_version)?.get(goarch)
