@@ -18,6 +18,7 @@ packages=(
   libbpf-dev bpftool   # BPF headers, inspection
   qemu-user-static     # runs arm64 corpus programs
   dwarves              # pahole, the offsets benchmark baseline
+  hyperfine            # benches: goprobe vs go version -m side by side
   binutils jq git python3-pip
 )
 missing=()

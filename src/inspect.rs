@@ -26,6 +26,9 @@ pub struct Report<'a> {
     pub dwarf: bool,
     pub dwarf_compressed: bool,
     pub pclntab_version: Option<&'static str>,
+    /// Why the function table could not be read (only when it could not).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pclntab_error: Option<&'a str>,
     /// Each catalog probe's instrumentability verdict ([`crate::verdict`]).
     pub probes: Vec<crate::verdict::Verdict>,
 }
@@ -62,6 +65,7 @@ impl<'a> Report<'a> {
             dwarf: elf.dwarf,
             dwarf_compressed: elf.dwarf_compressed,
             pclntab_version: elf.pclntab_version.map(|v| v.as_str()),
+            pclntab_error: bin.pclntab_error(),
             probes: crate::verdict::assess_binary(bin),
         }
     }

@@ -172,9 +172,9 @@ fn check_build_info(b: &CorpusBinary) {
     assert_eq!(got, want, "{label}: build settings");
     assert!(!want.is_empty(), "{label}: Go 1.18+ binaries record build settings");
 
-    // Go 1.24+ can print the same as JSON: a second oracle that also decodes
+    // Go 1.25+ can print the same as JSON: a second oracle that also decodes
     // Go's quoting itself.
-    if go_minor(&b.go_version) >= 24 {
+    if go_minor(&b.go_version) >= 25 {
         let mut cmd = go(&b.go_version);
         cmd.args(["version", "-m", "-json"]).arg(&b.path);
         let j: Value = serde_json::from_str(&output(cmd)).expect("go version -m -json is JSON");

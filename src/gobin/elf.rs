@@ -79,7 +79,7 @@ impl Layout {
         if len > seg.filesz - (vaddr - seg.vaddr) {
             return None;
         }
-        slice_at(data, to_usize(seg.offset + (vaddr - seg.vaddr))?, to_usize(len)?)
+        slice_at(data, to_usize(seg.offset.checked_add(vaddr - seg.vaddr)?)?, to_usize(len)?)
     }
 
     /// Whether `[start, end)` is inside one executable segment.

@@ -16,6 +16,8 @@
 
 mod buildinfo;
 mod elf;
+#[doc(hidden)]
+pub mod fuzz;
 mod modinfo;
 mod moduledata;
 mod pclntab;
@@ -286,6 +288,12 @@ impl GoBinary {
     pub fn build_info(&self) -> &BuildInfo { &self.build_info }
     pub fn elf(&self) -> &ElfFacts { &self.elf }
 
+    /// Why the function table could not be found or its header read, if so
+    /// (the binary still opens: its build info is readable).
+    pub fn pclntab_error(&self) -> Option<&str> {
+        self.pclntab.as_ref().err().map(String::as_str)
+    }
+
     /// Every function in pclntab, in address order.
     pub fn functions(&self) -> Result<Vec<Function>, GoBinError> {
         self.function_table().map(<[Function]>::to_vec)
@@ -340,5 +348,57 @@ impl GoBinary {
             out.push(Function { name: f.name, address: f.entry, size: f.end - f.entry, offset });
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn non_elf_inputs() {
+        for data in [&b""[..], b"\x7fELF", b"#!/bin/sh\n", &[0u8; 64]] {
+            let err = GoBinary::from_bytes("x".into(), data.to_vec()).unwrap_err();
+            assert!(matches!(err, GoBinError::NotElf(_)), "{err}");
+            assert_eq!(err.to_string(), "x: not an ELF file");
+        }
+    }
+
+    #[test]
+    fn elf_header_alone_is_malformed() {
+        // A 64-bit little-endian ELF header claiming 5 program headers that are not there.
+        let mut h = vec![0u8; 64];
+        h[..4].copy_from_slice(b"\x7fELF");
+        h[4] = 2; // ELFCLASS64
+        h[5] = 1; // little endian
+        h[6] = 1; // EV_CURRENT
+        h[16] = 2; // ET_EXEC
+        h[18] = 62; // EM_X86_64
+        h[20] = 1;
+        h[32] = 64; // e_phoff
+        h[52] = 64; // e_ehsize
+        h[54] = 56; // e_phentsize
+        h[56] = 5; // e_phnum
+        let err = GoBinary::from_bytes("x".into(), h).unwrap_err();
+        assert!(matches!(err, GoBinError::Malformed { .. }), "{err}");
+    }
+
+    #[test]
+    fn missing_things_are_errors() {
+        let err = GoBinary::open(Path::new("/nonexistent/goprobe")).unwrap_err();
+        assert!(matches!(err, GoBinError::Io { .. }));
+        assert!(err.to_string().starts_with("/nonexistent/goprobe: "));
+        let err = GoBinary::open(Path::new("/")).unwrap_err();
+        assert!(err.to_string().contains("directory"), "{err}");
+        assert!(matches!(GoBinary::open_pid(0), Err(GoBinError::NoSuchProcess(0))));
+        assert_eq!(GoBinError::NoSuchProcess(7).to_string(), "no process with pid 7");
+    }
+
+    #[test]
+    fn pclntab_versions_are_named_by_release() {
+        assert_eq!(PclntabVersion::Go12.to_string(), "1.2");
+        assert_eq!(PclntabVersion::Go116.as_str(), "1.16");
+        assert_eq!(PclntabVersion::Go118.as_str(), "1.18");
+        assert_eq!(PclntabVersion::Go120.as_str(), "1.20");
     }
 }

@@ -6,7 +6,8 @@
 //! instead. goprobe finds it, in order: the `runtime.text` symbol; the
 //! `runtime.firstmoduledata` symbol; the moduledata at the start of the
 //! `.go.module` section (Go 1.26+); a moduledata found in writable data as a
-//! word pointing at the pclntab; the `.text` section (internal linking only).
+//! word pointing at the pclntab; the `.text` section, only when the functions
+//! fill it exactly (internal linking).
 //! A moduledata is accepted only when its table pointers, function count and
 //! `minpc`/`maxpc` agree with the pclntab, and any result must put the whole
 //! function table inside an executable segment: an inconsistency is an
@@ -28,6 +29,8 @@ const MD_MINPC: usize = 20;
 const MD_MAXPC: usize = 21;
 const MD_TEXT: usize = 22;
 const MD_WORDS: usize = 24;
+/// Most bytes the linker leaves in `.text` after the last Go function.
+const TEXT_PADDING: u64 = 0x100;
 
 /// What the resolver may use besides the table itself.
 pub(crate) struct Hints {
@@ -58,8 +61,13 @@ pub(crate) fn text_start(data: &[u8], layout: &Layout, loc: &Located, hints: &Hi
     } else if let Some(text) = scan_moduledata(data, layout, loc, first, end) {
         text
     } else if let Some(sec) = hints.text_section {
-        if end > sec.size {
-            return Err("pclntab text start is zero and the functions do not fit the .text section".into());
+        // Only an internally linked binary's .text is exactly Go's text: the
+        // first function at its start and the table's end at its end (up to
+        // alignment padding). With external linking (cgo) C code shares
+        // .text, and its start would be a wrong guess.
+        let fills = first == 0 && end <= sec.size && sec.size - end <= TEXT_PADDING;
+        if !fills {
+            return Err("pclntab text start is zero, no moduledata found, and the functions do not fill .text".into());
         }
         sec.vaddr
     } else {
@@ -104,7 +112,8 @@ fn scan_moduledata(data: &[u8], layout: &Layout, loc: &Located, first: u64, end:
         let mut i = 0;
         while i + step <= bytes.len() {
             if words.word(bytes, i) == Some(loc.vaddr) {
-                if let Some(text) = moduledata_text(data, layout, loc, seg.vaddr + i as u64, first, end) {
+                let md = seg.vaddr.checked_add(i as u64);
+                if let Some(text) = md.and_then(|md| moduledata_text(data, layout, loc, md, first, end)) {
                     return Some(text);
                 }
             }
@@ -195,6 +204,9 @@ mod tests {
         assert_eq!(text_start(&data, &layout, &loc, &fits), Ok(TEXT));
         let small = Hints { text_section: Some(SectionRange { vaddr: TEXT, offset: 0, size: 0x40 }), ..no_hints() };
         assert!(text_start(&data, &layout, &loc, &small).is_err());
+        // A .text much larger than Go's functions (C code from external linking): no guess.
+        let shared = Hints { text_section: Some(SectionRange { vaddr: TEXT, offset: 0, size: 0x800 }), ..no_hints() };
+        assert!(text_start(&data, &layout, &loc, &shared).is_err());
         // A moduledata symbol pointing outside the file.
         let wild = Hints { firstmoduledata: Some(0xdead_0000), ..no_hints() };
         assert!(text_start(&data, &layout, &loc, &wild).is_err());

@@ -256,8 +256,8 @@ fn scan(data: &[u8], layout: &Layout) -> Option<Located> {
                             layout.is_executable_range(first, last)
                         }
                     });
-                    if in_text && functions(tab, &header, header.text_start).is_ok() {
-                        let vaddr = seg.vaddr + i as u64;
+                    let vaddr = seg.vaddr.checked_add(i as u64);
+                    if let Some(vaddr) = vaddr.filter(|_| in_text && functions(tab, &header, header.text_start).is_ok()) {
                         return Some(Located { offset: start + i, len: tab.len(), vaddr, header });
                     }
                 }

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Fuzz goprobe's Go binary parsers for a bounded time: the `parsers` target
+# (build info, module info, pclntab and moduledata on raw bytes) and the
+# `binary` target (whole files through GoBinary::from_bytes). Seeds come from
+# the fixture corpus: real `.go.buildinfo` and `.gopclntab` sections and a
+# small stripped binary. Stable toolchain: RUSTC_BOOTSTRAP=1 lets cargo-fuzz
+# use the sanitizer flags it needs.
+#
+# Usage: scripts/fuzz.sh [SECONDS_PER_TARGET]   (default 120)
+# Exit status: 0 no crash found, 1 a crash (artifact in fuzz/artifacts/), 2 setup error.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cd "$repo"
+cache=${GOPROBE_CACHE:-$repo/.cache}
+secs=${1:-120}
+
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  echo "fuzz: installing cargo-fuzz" >&2
+  cargo install --quiet cargo-fuzz
+fi
+manifest=$cache/corpus/manifest.tsv
+[ -f "$manifest" ] || { echo "fuzz: corpus missing: $manifest (tests/fixtures/build-corpus.sh)" >&2; exit 2; }
+
+mkdir -p fuzz/corpus/parsers fuzz/corpus/binary
+# Seeds: sections of one stripped hello per Go version, and the smallest binary whole.
+while IFS=$'\t' read -r ver prog variant bin _twin _arch; do
+  [ "$prog" = hello ] && [ "$variant" = stripped ] || continue
+  for sec in .go.buildinfo .gopclntab; do
+    objcopy -O binary --only-section="$sec" "$bin" "fuzz/corpus/parsers/go$ver$sec" 2>/dev/null || true
+  done
+done < "$manifest"
+smallest=$(cut -f4 "$manifest" | xargs ls -S | tail -1)
+cp "$smallest" fuzz/corpus/binary/smallest
+max_len=$(( $(stat -c %s "$smallest") + 4096 ))
+
+status=0
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
+run() {
+  local target=$1; shift
+  echo "fuzz: $target for ${secs}s" >&2
+  if ! RUSTC_BOOTSTRAP=1 cargo fuzz run --fuzz-dir fuzz "$target" -- \
+      -max_total_time="$secs" -print_final_stats=1 "$@" >"$logs/$target" 2>&1; then
+    status=1
+  fi
+  tail -n 25 "$logs/$target" >&2
+}
+run parsers -max_len=1048576
+run binary -max_len="$max_len"
+if compgen -G "fuzz/artifacts/*/crash-*" >/dev/null; then
+  echo "fuzz: crashes found:" fuzz/artifacts/*/crash-* >&2
+  status=1
+fi
+exit $status

@@ -1,0 +1,56 @@
+//! Entry points for the cargo-fuzz targets in `fuzz/`: run every parser of
+//! untrusted bytes over arbitrary input. They must return (with errors), never
+//! panic. Not part of goprobe's API.
+
+use super::elf::{Layout, Segment};
+use super::read::Words;
+use super::{GoBinary, buildinfo, modinfo, moduledata, pclntab};
+
+/// The build info, module info and pclntab parsers on raw bytes, as if the
+/// bytes were one read-write segment at 0x10000 of a binary of each byte
+/// order and pointer size.
+pub fn parsers(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let _ = modinfo::parse(&text);
+    let _ = modinfo::unquote(&text);
+    let _ = modinfo::unframe(data);
+    for (big_endian, ptr_size) in [(false, 8), (true, 8), (false, 4), (true, 4)] {
+        let len = data.len() as u64;
+        let layout = Layout {
+            words: Words::new(big_endian, ptr_size),
+            segments: vec![
+                Segment { vaddr: 0x10000, memsz: len, offset: 0, filesz: len, flags: 6 },
+                Segment { vaddr: 0x40_0000, memsz: 0x10_0000, offset: 0, filesz: len, flags: 5 },
+            ],
+        };
+        if let Some(found) = buildinfo::find(data, &layout, None) {
+            let _ = buildinfo::parse(data, &layout, found);
+        }
+        let _ = buildinfo::parse(data, &layout, buildinfo::Found { offset: 0 });
+        if let Ok(h) = pclntab::parse_header(data, big_endian, ptr_size) {
+            let _ = pclntab::functions(data, &h, h.text_start);
+            let _ = pclntab::functions(data, &h, 0x40_0000);
+        }
+        if let Ok(Some(loc)) = pclntab::locate(data, &layout, &[], None) {
+            let hints = moduledata::Hints { runtime_text: None, firstmoduledata: Some(0x10000), go_module_section: None, text_section: None };
+            let _ = moduledata::text_start(data, &layout, &loc, &hints);
+            let none = moduledata::Hints { firstmoduledata: None, ..hints };
+            let _ = moduledata::text_start(data, &layout, &loc, &none);
+        }
+    }
+}
+
+/// A whole file through [`GoBinary::from_bytes`] and everything it offers.
+pub fn binary(data: &[u8]) {
+    if let Ok(bin) = GoBinary::from_bytes("fuzz".into(), data.to_vec()) {
+        let _ = bin.build_info();
+        let _ = bin.elf();
+        if let Ok(fns) = bin.functions() {
+            for f in fns.iter().take(16) {
+                let _ = bin.vaddr_to_file_offset(f.address);
+            }
+        }
+        let _ = bin.function("main.main");
+        let _ = bin.vaddr_to_file_offset(u64::MAX);
+    }
+}
