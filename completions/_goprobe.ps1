@@ -27,12 +27,15 @@ Register-ArgumentCompleter -Native -CommandName 'goprobe' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('inspect', 'inspect', [CompletionResultType]::ParameterValue, 'Show a Go binary''s build info, ELF facts and function table')
             [CompletionResult]::new('convert', 'convert', [CompletionResultType]::ParameterValue, 'Convert span NDJSON into OTLP, pprof, folded stacks, flame graphs, Chrome traces or text')
+            [CompletionResult]::new('offsets', 'offsets', [CompletionResultType]::ParameterValue, 'Struct-field offsets a probe needs (from DWARF, else the offsets table), or any field given')
+            [CompletionResult]::new('offsets-table', 'offsets-table', [CompletionResultType]::ParameterValue, 'Maintainer tool behind scripts/gen-offsets-table.sh')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
         'goprobe;inspect' {
             [CompletionResult]::new('--pid', '--pid', [CompletionResultType]::ParameterName, 'Inspect the executable of a running process (/proc/N/exe); the report carries the pid')
             [CompletionResult]::new('--match', '--match', [CompletionResultType]::ParameterName, 'With --functions: only names containing this substring')
+            [CompletionResult]::new('--require', '--require', [CompletionResultType]::ParameterName, 'Exit 1 unless every listed probe (comma-separated, e.g. http.server,http.client; see the `probes` section of the report) is instrumentable in every input; why not is printed on stderr')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'One JSON object per binary (NDJSON); with --functions one object per function (name, address, offset, size; plus path when several binaries are given)')
             [CompletionResult]::new('--functions', '--functions', [CompletionResultType]::ParameterName, 'List functions from pclntab instead of the summary: address, file offset, size, name')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -52,9 +55,69 @@ Register-ArgumentCompleter -Native -CommandName 'goprobe' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
         }
+        'goprobe;offsets' {
+            [CompletionResult]::new('--pid', '--pid', [CompletionResultType]::ParameterName, 'Read the executable of a running process')
+            [CompletionResult]::new('--field', '--field', [CompletionResultType]::ParameterName, 'A field to resolve, as PKG.Type.field (e.g. net/http.Request.Method, runtime.g.goid, net/http.Cookie.Expires.ext); repeatable. Default: every field the probe catalog needs for this binary')
+            [CompletionResult]::new('--go-version', '--go-version', [CompletionResultType]::ParameterName, 'Look the offsets table up under this Go version instead of the one in the binary''s build info (e.g. 1.22.10)')
+            [CompletionResult]::new('--table', '--table', [CompletionResultType]::ParameterName, 'Use this offsets table (as written by scripts/gen-offsets-table.sh) instead of the one built into goprobe')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'NDJSON: one object per field (field, offset, size, type_size, source, reason)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'goprobe;offsets-table' {
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('entry', 'entry', [CompletionResultType]::ParameterValue, 'Print one table entry (JSON) read from a binary''s DWARF: every catalog field it has')
+            [CompletionResult]::new('merge', 'merge', [CompletionResultType]::ParameterValue, 'Write ENTRY files into TABLE (replacing their slots, keeping the others)')
+            [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Exit 1 unless TABLE holds exactly these ENTRY files'' layouts')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'goprobe;offsets-table;entry' {
+            [CompletionResult]::new('--go', '--go', [CompletionResultType]::ParameterName, 'The exact Go version that built BIN (`go env GOVERSION`)')
+            [CompletionResult]::new('--goarch', '--goarch', [CompletionResultType]::ParameterName, 'GOARCH of BIN')
+            [CompletionResult]::new('--field', '--field', [CompletionResultType]::ParameterName, 'Extra fields to include besides the catalog''s')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'goprobe;offsets-table;merge' {
+            [CompletionResult]::new('--table', '--table', [CompletionResultType]::ParameterName, 'table')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'goprobe;offsets-table;check' {
+            [CompletionResult]::new('--table', '--table', [CompletionResultType]::ParameterName, 'table')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'goprobe;offsets-table;help' {
+            [CompletionResult]::new('entry', 'entry', [CompletionResultType]::ParameterValue, 'Print one table entry (JSON) read from a binary''s DWARF: every catalog field it has')
+            [CompletionResult]::new('merge', 'merge', [CompletionResultType]::ParameterValue, 'Write ENTRY files into TABLE (replacing their slots, keeping the others)')
+            [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Exit 1 unless TABLE holds exactly these ENTRY files'' layouts')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'goprobe;offsets-table;help;entry' {
+            break
+        }
+        'goprobe;offsets-table;help;merge' {
+            break
+        }
+        'goprobe;offsets-table;help;check' {
+            break
+        }
+        'goprobe;offsets-table;help;help' {
+            break
+        }
         'goprobe;help' {
             [CompletionResult]::new('inspect', 'inspect', [CompletionResultType]::ParameterValue, 'Show a Go binary''s build info, ELF facts and function table')
             [CompletionResult]::new('convert', 'convert', [CompletionResultType]::ParameterValue, 'Convert span NDJSON into OTLP, pprof, folded stacks, flame graphs, Chrome traces or text')
+            [CompletionResult]::new('offsets', 'offsets', [CompletionResultType]::ParameterValue, 'Struct-field offsets a probe needs (from DWARF, else the offsets table), or any field given')
+            [CompletionResult]::new('offsets-table', 'offsets-table', [CompletionResultType]::ParameterValue, 'Maintainer tool behind scripts/gen-offsets-table.sh')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -62,6 +125,24 @@ Register-ArgumentCompleter -Native -CommandName 'goprobe' -ScriptBlock {
             break
         }
         'goprobe;help;convert' {
+            break
+        }
+        'goprobe;help;offsets' {
+            break
+        }
+        'goprobe;help;offsets-table' {
+            [CompletionResult]::new('entry', 'entry', [CompletionResultType]::ParameterValue, 'Print one table entry (JSON) read from a binary''s DWARF: every catalog field it has')
+            [CompletionResult]::new('merge', 'merge', [CompletionResultType]::ParameterValue, 'Write ENTRY files into TABLE (replacing their slots, keeping the others)')
+            [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Exit 1 unless TABLE holds exactly these ENTRY files'' layouts')
+            break
+        }
+        'goprobe;help;offsets-table;entry' {
+            break
+        }
+        'goprobe;help;offsets-table;merge' {
+            break
+        }
+        'goprobe;help;offsets-table;check' {
             break
         }
         'goprobe;help;help' {

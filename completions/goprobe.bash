@@ -25,6 +25,12 @@ _goprobe() {
             goprobe,inspect)
                 cmd="goprobe__subcmd__inspect"
                 ;;
+            goprobe,offsets)
+                cmd="goprobe__subcmd__offsets"
+                ;;
+            goprobe,offsets-table)
+                cmd="goprobe__subcmd__offsets__subcmd__table"
+                ;;
             goprobe__subcmd__help,convert)
                 cmd="goprobe__subcmd__help__subcmd__convert"
                 ;;
@@ -34,6 +40,45 @@ _goprobe() {
             goprobe__subcmd__help,inspect)
                 cmd="goprobe__subcmd__help__subcmd__inspect"
                 ;;
+            goprobe__subcmd__help,offsets)
+                cmd="goprobe__subcmd__help__subcmd__offsets"
+                ;;
+            goprobe__subcmd__help,offsets-table)
+                cmd="goprobe__subcmd__help__subcmd__offsets__subcmd__table"
+                ;;
+            goprobe__subcmd__help__subcmd__offsets__subcmd__table,check)
+                cmd="goprobe__subcmd__help__subcmd__offsets__subcmd__table__subcmd__check"
+                ;;
+            goprobe__subcmd__help__subcmd__offsets__subcmd__table,entry)
+                cmd="goprobe__subcmd__help__subcmd__offsets__subcmd__table__subcmd__entry"
+                ;;
+            goprobe__subcmd__help__subcmd__offsets__subcmd__table,merge)
+                cmd="goprobe__subcmd__help__subcmd__offsets__subcmd__table__subcmd__merge"
+                ;;
+            goprobe__subcmd__offsets__subcmd__table,check)
+                cmd="goprobe__subcmd__offsets__subcmd__table__subcmd__check"
+                ;;
+            goprobe__subcmd__offsets__subcmd__table,entry)
+                cmd="goprobe__subcmd__offsets__subcmd__table__subcmd__entry"
+                ;;
+            goprobe__subcmd__offsets__subcmd__table,help)
+                cmd="goprobe__subcmd__offsets__subcmd__table__subcmd__help"
+                ;;
+            goprobe__subcmd__offsets__subcmd__table,merge)
+                cmd="goprobe__subcmd__offsets__subcmd__table__subcmd__merge"
+                ;;
+            goprobe__subcmd__offsets__subcmd__table__subcmd__help,check)
+                cmd="goprobe__subcmd__offsets__subcmd__table__subcmd__help__subcmd__check"
+                ;;
+            goprobe__subcmd__offsets__subcmd__table__subcmd__help,entry)
+                cmd="goprobe__subcmd__offsets__subcmd__table__subcmd__help__subcmd__entry"
+                ;;
+            goprobe__subcmd__offsets__subcmd__table__subcmd__help,help)
+                cmd="goprobe__subcmd__offsets__subcmd__table__subcmd__help__subcmd__help"
+                ;;
+            goprobe__subcmd__offsets__subcmd__table__subcmd__help,merge)
+                cmd="goprobe__subcmd__offsets__subcmd__table__subcmd__help__subcmd__merge"
+                ;;
             *)
                 ;;
         esac
@@ -41,7 +86,7 @@ _goprobe() {
 
     case "${cmd}" in
         goprobe)
-            opts="-h -V --help --version inspect convert help"
+            opts="-h -V --help --version inspect convert offsets offsets-table help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -97,7 +142,7 @@ _goprobe() {
             return 0
             ;;
         goprobe__subcmd__help)
-            opts="inspect convert help"
+            opts="inspect convert offsets offsets-table help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -152,8 +197,78 @@ _goprobe() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        goprobe__subcmd__help__subcmd__offsets)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        goprobe__subcmd__help__subcmd__offsets__subcmd__table)
+            opts="entry merge check"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        goprobe__subcmd__help__subcmd__offsets__subcmd__table__subcmd__check)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        goprobe__subcmd__help__subcmd__offsets__subcmd__table__subcmd__entry)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        goprobe__subcmd__help__subcmd__offsets__subcmd__table__subcmd__merge)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         goprobe__subcmd__inspect)
-            opts="-h --pid --json --functions --match --help"
+            opts="-h --pid --json --functions --match --require --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -164,6 +279,186 @@ _goprobe() {
                     return 0
                     ;;
                 --match)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --require)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        goprobe__subcmd__offsets)
+            opts="-h --pid --field --go-version --table --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --pid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --field)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --go-version)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --table)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        goprobe__subcmd__offsets__subcmd__table)
+            opts="-h --help entry merge check help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        goprobe__subcmd__offsets__subcmd__table__subcmd__check)
+            opts="-h --table --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --table)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        goprobe__subcmd__offsets__subcmd__table__subcmd__entry)
+            opts="-h --go --goarch --field --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --go)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --goarch)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --field)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        goprobe__subcmd__offsets__subcmd__table__subcmd__help)
+            opts="entry merge check help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        goprobe__subcmd__offsets__subcmd__table__subcmd__help__subcmd__check)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        goprobe__subcmd__offsets__subcmd__table__subcmd__help__subcmd__entry)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        goprobe__subcmd__offsets__subcmd__table__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        goprobe__subcmd__offsets__subcmd__table__subcmd__help__subcmd__merge)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        goprobe__subcmd__offsets__subcmd__table__subcmd__merge)
+            opts="-h --table --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --table)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

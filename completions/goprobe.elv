@@ -24,11 +24,14 @@ set edit:completion:arg-completer[goprobe] = {|@words|
             cand --version 'Print version'
             cand inspect 'Show a Go binary''s build info, ELF facts and function table'
             cand convert 'Convert span NDJSON into OTLP, pprof, folded stacks, flame graphs, Chrome traces or text'
+            cand offsets 'Struct-field offsets a probe needs (from DWARF, else the offsets table), or any field given'
+            cand offsets-table 'Maintainer tool behind scripts/gen-offsets-table.sh'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'goprobe;inspect'= {
             cand --pid 'Inspect the executable of a running process (/proc/N/exe); the report carries the pid'
             cand --match 'With --functions: only names containing this substring'
+            cand --require 'Exit 1 unless every listed probe (comma-separated, e.g. http.server,http.client; see the `probes` section of the report) is instrumentable in every input; why not is printed on stderr'
             cand --json 'One JSON object per binary (NDJSON); with --functions one object per function (name, address, offset, size; plus path when several binaries are given)'
             cand --functions 'List functions from pclntab instead of the summary: address, file offset, size, name'
             cand -h 'Print help (see more with ''--help'')'
@@ -46,14 +49,77 @@ set edit:completion:arg-completer[goprobe] = {|@words|
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
+        &'goprobe;offsets'= {
+            cand --pid 'Read the executable of a running process'
+            cand --field 'A field to resolve, as PKG.Type.field (e.g. net/http.Request.Method, runtime.g.goid, net/http.Cookie.Expires.ext); repeatable. Default: every field the probe catalog needs for this binary'
+            cand --go-version 'Look the offsets table up under this Go version instead of the one in the binary''s build info (e.g. 1.22.10)'
+            cand --table 'Use this offsets table (as written by scripts/gen-offsets-table.sh) instead of the one built into goprobe'
+            cand --json 'NDJSON: one object per field (field, offset, size, type_size, source, reason)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'goprobe;offsets-table'= {
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand entry 'Print one table entry (JSON) read from a binary''s DWARF: every catalog field it has'
+            cand merge 'Write ENTRY files into TABLE (replacing their slots, keeping the others)'
+            cand check 'Exit 1 unless TABLE holds exactly these ENTRY files'' layouts'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'goprobe;offsets-table;entry'= {
+            cand --go 'The exact Go version that built BIN (`go env GOVERSION`)'
+            cand --goarch 'GOARCH of BIN'
+            cand --field 'Extra fields to include besides the catalog''s'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'goprobe;offsets-table;merge'= {
+            cand --table 'table'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'goprobe;offsets-table;check'= {
+            cand --table 'table'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'goprobe;offsets-table;help'= {
+            cand entry 'Print one table entry (JSON) read from a binary''s DWARF: every catalog field it has'
+            cand merge 'Write ENTRY files into TABLE (replacing their slots, keeping the others)'
+            cand check 'Exit 1 unless TABLE holds exactly these ENTRY files'' layouts'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'goprobe;offsets-table;help;entry'= {
+        }
+        &'goprobe;offsets-table;help;merge'= {
+        }
+        &'goprobe;offsets-table;help;check'= {
+        }
+        &'goprobe;offsets-table;help;help'= {
+        }
         &'goprobe;help'= {
             cand inspect 'Show a Go binary''s build info, ELF facts and function table'
             cand convert 'Convert span NDJSON into OTLP, pprof, folded stacks, flame graphs, Chrome traces or text'
+            cand offsets 'Struct-field offsets a probe needs (from DWARF, else the offsets table), or any field given'
+            cand offsets-table 'Maintainer tool behind scripts/gen-offsets-table.sh'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'goprobe;help;inspect'= {
         }
         &'goprobe;help;convert'= {
+        }
+        &'goprobe;help;offsets'= {
+        }
+        &'goprobe;help;offsets-table'= {
+            cand entry 'Print one table entry (JSON) read from a binary''s DWARF: every catalog field it has'
+            cand merge 'Write ENTRY files into TABLE (replacing their slots, keeping the others)'
+            cand check 'Exit 1 unless TABLE holds exactly these ENTRY files'' layouts'
+        }
+        &'goprobe;help;offsets-table;entry'= {
+        }
+        &'goprobe;help;offsets-table;merge'= {
+        }
+        &'goprobe;help;offsets-table;check'= {
         }
         &'goprobe;help;help'= {
         }

@@ -28,9 +28,12 @@ complete -c goprobe -n "__fish_goprobe_needs_command" -s h -l help -d 'Print hel
 complete -c goprobe -n "__fish_goprobe_needs_command" -s V -l version -d 'Print version'
 complete -c goprobe -n "__fish_goprobe_needs_command" -f -a "inspect" -d 'Show a Go binary\'s build info, ELF facts and function table'
 complete -c goprobe -n "__fish_goprobe_needs_command" -f -a "convert" -d 'Convert span NDJSON into OTLP, pprof, folded stacks, flame graphs, Chrome traces or text'
+complete -c goprobe -n "__fish_goprobe_needs_command" -f -a "offsets" -d 'Struct-field offsets a probe needs (from DWARF, else the offsets table), or any field given'
+complete -c goprobe -n "__fish_goprobe_needs_command" -f -a "offsets-table" -d 'Maintainer tool behind scripts/gen-offsets-table.sh'
 complete -c goprobe -n "__fish_goprobe_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c goprobe -n "__fish_goprobe_using_subcommand inspect" -l pid -d 'Inspect the executable of a running process (/proc/N/exe); the report carries the pid' -r
 complete -c goprobe -n "__fish_goprobe_using_subcommand inspect" -l match -d 'With --functions: only names containing this substring' -r
+complete -c goprobe -n "__fish_goprobe_using_subcommand inspect" -l require -d 'Exit 1 unless every listed probe (comma-separated, e.g. http.server,http.client; see the `probes` section of the report) is instrumentable in every input; why not is printed on stderr' -r
 complete -c goprobe -n "__fish_goprobe_using_subcommand inspect" -l json -d 'One JSON object per binary (NDJSON); with --functions one object per function (name, address, offset, size; plus path when several binaries are given)'
 complete -c goprobe -n "__fish_goprobe_using_subcommand inspect" -l functions -d 'List functions from pclntab instead of the summary: address, file offset, size, name'
 complete -c goprobe -n "__fish_goprobe_using_subcommand inspect" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -48,6 +51,34 @@ complete -c goprobe -n "__fish_goprobe_using_subcommand convert" -l group-window
 complete -c goprobe -n "__fish_goprobe_using_subcommand convert" -l max-tries -d 'otlp: attempts per batch, including the first' -r
 complete -c goprobe -n "__fish_goprobe_using_subcommand convert" -l skip-invalid -d 'Skip malformed lines (counted on stderr) instead of stopping at the first'
 complete -c goprobe -n "__fish_goprobe_using_subcommand convert" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c goprobe -n "__fish_goprobe_using_subcommand help; and not __fish_seen_subcommand_from inspect convert help" -f -a "inspect" -d 'Show a Go binary\'s build info, ELF facts and function table'
-complete -c goprobe -n "__fish_goprobe_using_subcommand help; and not __fish_seen_subcommand_from inspect convert help" -f -a "convert" -d 'Convert span NDJSON into OTLP, pprof, folded stacks, flame graphs, Chrome traces or text'
-complete -c goprobe -n "__fish_goprobe_using_subcommand help; and not __fish_seen_subcommand_from inspect convert help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c goprobe -n "__fish_goprobe_using_subcommand offsets" -l pid -d 'Read the executable of a running process' -r
+complete -c goprobe -n "__fish_goprobe_using_subcommand offsets" -l field -d 'A field to resolve, as PKG.Type.field (e.g. net/http.Request.Method, runtime.g.goid, net/http.Cookie.Expires.ext); repeatable. Default: every field the probe catalog needs for this binary' -r
+complete -c goprobe -n "__fish_goprobe_using_subcommand offsets" -l go-version -d 'Look the offsets table up under this Go version instead of the one in the binary\'s build info (e.g. 1.22.10)' -r
+complete -c goprobe -n "__fish_goprobe_using_subcommand offsets" -l table -d 'Use this offsets table (as written by scripts/gen-offsets-table.sh) instead of the one built into goprobe' -r -F
+complete -c goprobe -n "__fish_goprobe_using_subcommand offsets" -l json -d 'NDJSON: one object per field (field, offset, size, type_size, source, reason)'
+complete -c goprobe -n "__fish_goprobe_using_subcommand offsets" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c goprobe -n "__fish_goprobe_using_subcommand offsets-table; and not __fish_seen_subcommand_from entry merge check help" -s h -l help -d 'Print help'
+complete -c goprobe -n "__fish_goprobe_using_subcommand offsets-table; and not __fish_seen_subcommand_from entry merge check help" -f -a "entry" -d 'Print one table entry (JSON) read from a binary\'s DWARF: every catalog field it has'
+complete -c goprobe -n "__fish_goprobe_using_subcommand offsets-table; and not __fish_seen_subcommand_from entry merge check help" -f -a "merge" -d 'Write ENTRY files into TABLE (replacing their slots, keeping the others)'
+complete -c goprobe -n "__fish_goprobe_using_subcommand offsets-table; and not __fish_seen_subcommand_from entry merge check help" -f -a "check" -d 'Exit 1 unless TABLE holds exactly these ENTRY files\' layouts'
+complete -c goprobe -n "__fish_goprobe_using_subcommand offsets-table; and not __fish_seen_subcommand_from entry merge check help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c goprobe -n "__fish_goprobe_using_subcommand offsets-table; and __fish_seen_subcommand_from entry" -l go -d 'The exact Go version that built BIN (`go env GOVERSION`)' -r
+complete -c goprobe -n "__fish_goprobe_using_subcommand offsets-table; and __fish_seen_subcommand_from entry" -l goarch -d 'GOARCH of BIN' -r
+complete -c goprobe -n "__fish_goprobe_using_subcommand offsets-table; and __fish_seen_subcommand_from entry" -l field -d 'Extra fields to include besides the catalog\'s' -r
+complete -c goprobe -n "__fish_goprobe_using_subcommand offsets-table; and __fish_seen_subcommand_from entry" -s h -l help -d 'Print help'
+complete -c goprobe -n "__fish_goprobe_using_subcommand offsets-table; and __fish_seen_subcommand_from merge" -l table -r -F
+complete -c goprobe -n "__fish_goprobe_using_subcommand offsets-table; and __fish_seen_subcommand_from merge" -s h -l help -d 'Print help'
+complete -c goprobe -n "__fish_goprobe_using_subcommand offsets-table; and __fish_seen_subcommand_from check" -l table -r -F
+complete -c goprobe -n "__fish_goprobe_using_subcommand offsets-table; and __fish_seen_subcommand_from check" -s h -l help -d 'Print help'
+complete -c goprobe -n "__fish_goprobe_using_subcommand offsets-table; and __fish_seen_subcommand_from help" -f -a "entry" -d 'Print one table entry (JSON) read from a binary\'s DWARF: every catalog field it has'
+complete -c goprobe -n "__fish_goprobe_using_subcommand offsets-table; and __fish_seen_subcommand_from help" -f -a "merge" -d 'Write ENTRY files into TABLE (replacing their slots, keeping the others)'
+complete -c goprobe -n "__fish_goprobe_using_subcommand offsets-table; and __fish_seen_subcommand_from help" -f -a "check" -d 'Exit 1 unless TABLE holds exactly these ENTRY files\' layouts'
+complete -c goprobe -n "__fish_goprobe_using_subcommand offsets-table; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c goprobe -n "__fish_goprobe_using_subcommand help; and not __fish_seen_subcommand_from inspect convert offsets offsets-table help" -f -a "inspect" -d 'Show a Go binary\'s build info, ELF facts and function table'
+complete -c goprobe -n "__fish_goprobe_using_subcommand help; and not __fish_seen_subcommand_from inspect convert offsets offsets-table help" -f -a "convert" -d 'Convert span NDJSON into OTLP, pprof, folded stacks, flame graphs, Chrome traces or text'
+complete -c goprobe -n "__fish_goprobe_using_subcommand help; and not __fish_seen_subcommand_from inspect convert offsets offsets-table help" -f -a "offsets" -d 'Struct-field offsets a probe needs (from DWARF, else the offsets table), or any field given'
+complete -c goprobe -n "__fish_goprobe_using_subcommand help; and not __fish_seen_subcommand_from inspect convert offsets offsets-table help" -f -a "offsets-table" -d 'Maintainer tool behind scripts/gen-offsets-table.sh'
+complete -c goprobe -n "__fish_goprobe_using_subcommand help; and not __fish_seen_subcommand_from inspect convert offsets offsets-table help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c goprobe -n "__fish_goprobe_using_subcommand help; and __fish_seen_subcommand_from offsets-table" -f -a "entry" -d 'Print one table entry (JSON) read from a binary\'s DWARF: every catalog field it has'
+complete -c goprobe -n "__fish_goprobe_using_subcommand help; and __fish_seen_subcommand_from offsets-table" -f -a "merge" -d 'Write ENTRY files into TABLE (replacing their slots, keeping the others)'
+complete -c goprobe -n "__fish_goprobe_using_subcommand help; and __fish_seen_subcommand_from offsets-table" -f -a "check" -d 'Exit 1 unless TABLE holds exactly these ENTRY files\' layouts'

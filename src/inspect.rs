@@ -29,6 +29,8 @@ pub struct Report<'a> {
     /// Why the function table could not be read (only when it could not).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pclntab_error: Option<&'a str>,
+    /// Each catalog probe's instrumentability verdict ([`crate::verdict`]).
+    pub probes: Vec<crate::verdict::Verdict>,
 }
 
 /// Build settings, serialized as a JSON object in file order.
@@ -64,6 +66,7 @@ impl<'a> Report<'a> {
             dwarf_compressed: elf.dwarf_compressed,
             pclntab_version: elf.pclntab_version.map(|v| v.as_str()),
             pclntab_error: bin.pclntab_error(),
+            probes: crate::verdict::assess_binary(bin),
         }
     }
 }
@@ -135,6 +138,17 @@ pub fn write_text(out: &mut impl Write, bin: &GoBinary) -> std::io::Result<Optio
         writeln!(out, "  build settings")?;
         for (k, v) in r.settings.0 {
             writeln!(out, "    {k}={v}")?;
+        }
+    }
+    writeln!(out, "  probes")?;
+    for v in &r.probes {
+        if v.instrumentable {
+            writeln!(out, "    {:<14}instrumentable", v.probe)?;
+        } else {
+            writeln!(out, "    {:<14}not instrumentable", v.probe)?;
+            for reason in &v.reasons {
+                writeln!(out, "      - {reason}")?;
+            }
         }
     }
     Ok(failure)

@@ -5,8 +5,12 @@
 //! below.
 
 pub mod cmd;
+pub mod catalog;
+pub mod dwarf;
 pub mod exit;
 pub mod export;
 pub mod gobin;
 pub mod inspect;
+pub mod offsets;
 pub mod span;
+pub mod verdict;

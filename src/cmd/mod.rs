@@ -8,6 +8,8 @@ use crate::exit::{EXIT_STATUS_HELP, Status};
 
 pub mod convert;
 pub mod inspect;
+pub mod offsets;
+pub mod offsets_table;
 
 /// Look inside Go programs from the outside: build info, functions, offsets, spans.
 #[derive(Debug, Parser)]
@@ -25,6 +27,12 @@ pub enum Command {
     /// Convert span NDJSON into OTLP, pprof, folded stacks, flame graphs, Chrome traces or text.
     #[command(after_long_help = EXIT_STATUS_HELP)]
     Convert(convert::Args),
+    /// Struct-field offsets a probe needs (from DWARF, else the offsets table), or any field given.
+    #[command(after_long_help = EXIT_STATUS_HELP)]
+    Offsets(offsets::Args),
+    /// Maintainer tool behind scripts/gen-offsets-table.sh.
+    #[command(hide = true, name = "offsets-table")]
+    OffsetsTable(offsets_table::Args),
 }
 
 /// Run the parsed command line.
@@ -32,6 +40,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
     match cli.command {
         Command::Inspect(args) => inspect::run(args),
         Command::Convert(args) => convert::run(args),
+        Command::Offsets(args) => offsets::run(args),
+        Command::OffsetsTable(args) => offsets_table::run(args),
     }
 }
 
