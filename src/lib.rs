@@ -9,3 +9,6 @@ pub mod exit;
 pub mod gobin;
 pub mod inspect;
 pub mod span;
+pub mod bpf;
+pub mod attach;
+pub mod clock;
