@@ -5,6 +5,7 @@
 //! below.
 
 pub mod cmd;
+pub mod dwarf;
 pub mod exit;
 pub mod gobin;
 pub mod inspect;
