@@ -471,3 +471,228 @@ mod tests {
         assert_eq!(service_name(None, Path::new("/x/y")), "y");
     }
 }
+
+/// Every field the probes read (required and optional).
+pub fn wanted_fields() -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = Vec::new();
+    for p in Probe::ALL {
+        for f in p.required_fields() {
+            if !out.contains(f) {
+                out.push(f);
+            }
+        }
+    }
+    out.extend_from_slice(OPTIONAL_FIELDS);
+    out
+}
+
+/// Offsets read from the binary's own DWARF; empty when it has none.
+pub fn offsets_from_dwarf(bin: &crate::gobin::GoBinary) -> Offsets {
+    let mut fields = BTreeMap::new();
+    if let Ok(types) = crate::dwarf::DwarfTypes::from_elf(bin.data()) {
+        for f in wanted_fields() {
+            if let Ok(layout) = types.field(f) {
+                fields.insert(f.to_owned(), layout.offset);
+            }
+        }
+    }
+    Offsets { fields }
+}
+
+/// Parse a duration written `500ms`, `30s`, `5m`, `1h` (or plain seconds).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num.parse().map_err(|_| format!("invalid duration {s:?} (use e.g. 500ms, 30s, 5m)"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "" | "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("invalid duration unit in {s:?} (ms, s, m, h)")),
+    };
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(format!("invalid duration {s:?}"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// When a stream stops.
+pub struct StopWhen<'a> {
+    /// Set by the Ctrl-C/SIGTERM handler.
+    pub signal: &'a std::sync::atomic::AtomicBool,
+    pub duration: Option<Duration>,
+    /// Stop when this process exits (attach by pid).
+    pub pid: Option<u32>,
+}
+
+/// Why the stream ended, and the totals for the summary.
+#[derive(Debug, Default, Clone)]
+pub struct StreamSummary {
+    pub events: u64,
+    pub lost: Vec<(&'static str, u64)>,
+    pub reason: &'static str,
+}
+
+/// Stream the session's lines into `sink` until a stop condition holds;
+/// then drain the ring buffer so no completed call is lost. A sink error
+/// (e.g. a closed pipe) ends the stream and is returned.
+pub fn stream(
+    session: &mut Session,
+    target: &TargetInfo,
+    stop: &StopWhen<'_>,
+    mut sink: impl FnMut(&Line) -> std::io::Result<()>,
+) -> Result<StreamSummary, StreamError> {
+    use std::sync::atomic::Ordering;
+    let started = std::time::Instant::now();
+    sink(&Line::Target(target.clone()))?;
+    sink(&clock_line())?;
+    let mut seen_pids = std::collections::BTreeSet::new();
+    if let Some(p) = target.pid {
+        seen_pids.insert(p);
+    }
+    let mut summary = StreamSummary::default();
+    let mut pending: Vec<RawEvent> = Vec::new();
+    let reason = loop {
+        let reason = if stop.signal.load(Ordering::Relaxed) {
+            Some("interrupted")
+        } else if stop.duration.is_some_and(|d| started.elapsed() >= d) {
+            Some("duration elapsed")
+        } else if stop.pid.is_some_and(|p| !process_alive(p)) {
+            Some("target exited")
+        } else {
+            None
+        };
+        if reason.is_some() {
+            session.drain(|e| pending.push(e));
+        } else {
+            session.poll(Duration::from_millis(100), |e| pending.push(e))?;
+        }
+        for ev in pending.drain(..) {
+            if seen_pids.insert(ev.pid) {
+                sink(&Line::Target(TargetInfo { pid: Some(ev.pid), ..target.clone() }))?;
+            }
+            summary.events += 1;
+            sink(&Line::Event(ev))?;
+        }
+        for l in session.new_lost()? {
+            sink(&l)?;
+        }
+        if let Some(r) = reason {
+            break r;
+        }
+    };
+    summary.reason = reason;
+    summary.lost = session.lost_totals();
+    Ok(summary)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    #[error(transparent)]
+    Attach(#[from] AttachError),
+    #[error("writing output: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl From<BpfError> for StreamError {
+    fn from(e: BpfError) -> Self {
+        StreamError::Attach(AttachError::Bpf(e))
+    }
+}
+
+/// Everything needed to start a session on a binary or a process: open
+/// it, resolve offsets (given, or from its DWARF) and functions.
+pub struct Plan {
+    pub target: Target,
+    pub info: TargetInfo,
+    pub offsets: Offsets,
+    pub hooks: Vec<Hook>,
+    /// Probes that cannot be instrumented, with why.
+    pub skipped: Vec<String>,
+}
+
+impl Plan {
+    pub fn new(bin: &crate::gobin::GoBinary, pid: Option<u32>, probes: &[Probe], offsets: Option<Offsets>) -> Result<Plan, AttachError> {
+        let offsets = match offsets {
+            Some(o) => o,
+            None => offsets_from_dwarf(bin),
+        };
+        let (hooks, skipped) = hooks_from_binary(bin, probes, &offsets);
+        if hooks.is_empty() {
+            return Err(AttachError::NothingToAttach(skipped.join("; ")));
+        }
+        let binary = match pid {
+            // The kernel resolves the link to the process's own inode, even
+            // when the file was replaced on disk.
+            Some(p) => PathBuf::from(format!("/proc/{p}/exe")),
+            None => bin.path().to_owned(),
+        };
+        let bi = bin.build_info();
+        let info = TargetInfo {
+            path: bin.path().display().to_string(),
+            pid,
+            go_version: bi.go_version.clone(),
+            service_name: service_name(bi.path.as_deref(), bin.path()),
+        };
+        Ok(Plan { target: Target { binary, pid }, info, offsets, hooks, skipped })
+    }
+}
+
+/// What `goprobe attach` (and `goprobe record` when it attaches itself) was asked.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub binary: Option<PathBuf>,
+    pub pid: Option<u32>,
+    pub probes: Vec<Probe>,
+    pub offsets: Option<Offsets>,
+    pub duration: Option<Duration>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    GoBin(#[from] crate::gobin::GoBinError),
+    #[error(transparent)]
+    Attach(#[from] AttachError),
+    #[error(transparent)]
+    Stream(#[from] StreamError),
+    #[error("installing the signal handler: {0}")]
+    Signal(#[source] std::io::Error),
+}
+
+/// Open the target, attach, stream lines into `sink` until Ctrl-C, SIGTERM,
+/// the duration, or the target's exit. `warn` gets human-readable notes
+/// (skipped probes, system warnings) and `on_attached` the number of uprobes once they are live.
+pub fn run(
+    req: &Request,
+    warn: &mut dyn FnMut(&str),
+    on_attached: &mut dyn FnMut(usize),
+    sink: impl FnMut(&Line) -> std::io::Result<()>,
+) -> Result<StreamSummary, RunError> {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+    let bin = match (&req.binary, req.pid) {
+        (_, Some(pid)) => crate::gobin::GoBinary::open_pid(pid)?,
+        (Some(path), None) => crate::gobin::GoBinary::open(path)?,
+        (None, None) => return Err(AttachError::NothingToAttach("give a binary path or --pid".into()).into()),
+    };
+    let plan = Plan::new(&bin, req.pid, &req.probes, req.offsets.clone())?;
+    for s in &plan.skipped {
+        warn(&format!("not attaching {s}"));
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop)).map_err(RunError::Signal)?;
+    }
+    let mut warnings = Vec::new();
+    let session = Session::start(&plan.target, &plan.offsets, &plan.hooks, &mut warnings);
+    for w in &warnings {
+        warn(w);
+    }
+    let mut session = session?;
+    on_attached(session.links);
+    let when = StopWhen { signal: &stop, duration: req.duration, pid: req.pid };
+    Ok(stream(&mut session, &plan.info, &when, sink)?)
+}

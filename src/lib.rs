@@ -13,3 +13,4 @@ pub mod span;
 pub mod bpf;
 pub mod attach;
 pub mod clock;
+pub mod record;

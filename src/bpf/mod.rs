@@ -67,21 +67,41 @@ pub fn prepare_system() -> Result<Vec<String>, BpfError> {
     if !Path::new("/sys/kernel/btf/vmlinux").exists() {
         warnings.push("kernel BTF (/sys/kernel/btf/vmlinux) is missing; continuing (goprobe's programs need no CO-RE)".into());
     }
-    if let Ok(s) = std::fs::read_to_string("/proc/sys/kernel/unprivileged_bpf_disabled") {
-        let _ = s; // only affects unprivileged users, who were refused above
-    }
-    let limit = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
-    // SAFETY: setrlimit reads a valid, initialized rlimit struct.
-    if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &limit) } != 0 {
-        warnings.push(format!(
-            "could not raise RLIMIT_MEMLOCK ({}); loading may fail on kernels before 5.11",
-            std::io::Error::last_os_error()
-        ));
-    }
+    raise_memlock(&mut warnings);
     if !Path::new("/sys/bus/event_source/devices/uprobe/type").exists() && !tracefs_mounted() {
         mount_tracefs(&mut warnings);
     }
     Ok(warnings)
+}
+
+/// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK; later ones to
+/// the memory cgroup. Raise the soft limit to the hard one (or to infinity
+/// where allowed); warn only when the limit stays low on an old kernel.
+fn raise_memlock(warnings: &mut Vec<String>) {
+    let mut cur = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes into a valid rlimit struct.
+    if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut cur) } != 0 {
+        return;
+    }
+    let want = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
+    // SAFETY: setrlimit reads a valid, initialized rlimit struct.
+    if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &want) } == 0 {
+        return;
+    }
+    let soft = libc::rlimit { rlim_cur: cur.rlim_max, rlim_max: cur.rlim_max };
+    // SAFETY: as above.
+    let raised = unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &soft) } == 0;
+    let limit = if raised { cur.rlim_max } else { cur.rlim_cur };
+    if limit != libc::RLIM_INFINITY && limit < (64 << 20) && kernel_before_5_11() {
+        warnings.push(format!("RLIMIT_MEMLOCK is {limit} bytes and cannot be raised; loading may fail on this kernel (before 5.11)"));
+    }
+}
+
+fn kernel_before_5_11() -> bool {
+    let Ok(release) = std::fs::read_to_string("/proc/sys/kernel/osrelease") else { return false };
+    let mut parts = release.trim().split(['.', '-']).map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (major, minor) < (5, 11)
 }
 
 fn has_bpf_caps() -> bool {

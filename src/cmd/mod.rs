@@ -6,7 +6,9 @@ use clap::{Parser, Subcommand};
 
 use crate::exit::{EXIT_STATUS_HELP, Status};
 
+pub mod attach;
 pub mod inspect;
+pub mod record;
 
 /// Look inside Go programs from the outside: build info, functions, offsets, spans.
 #[derive(Debug, Parser)]
@@ -21,12 +23,20 @@ pub enum Command {
     /// Show a Go binary's build info, ELF facts and function table.
     #[command(after_long_help = EXIT_STATUS_HELP)]
     Inspect(inspect::Args),
+    /// Attach eBPF probes to a Go binary or process and stream completed calls as NDJSON.
+    #[command(after_long_help = EXIT_STATUS_HELP)]
+    Attach(attach::Args),
+    /// Record spans (NDJSON, goprobe's span schema) from a Go binary, a process, or attach's output on stdin.
+    #[command(after_long_help = EXIT_STATUS_HELP)]
+    Record(record::Args),
 }
 
 /// Run the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<Status> {
     match cli.command {
         Command::Inspect(args) => inspect::run(args),
+        Command::Attach(args) => attach::run(args),
+        Command::Record(args) => record::run(args),
     }
 }
 
