@@ -302,3 +302,12 @@ int http_client_return(void *ctx)
 	finish(ev, &key);
 	return 0;
 }
+
+/* Does nothing: attached at the same points as the real programs by
+ * `goprobe attach --baseline-empty`, so benches/attach.sh can measure what
+ * the uprobe traps alone cost. */
+SEC("uprobe")
+int empty_probe(void *ctx)
+{
+	return 0;
+}

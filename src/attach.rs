@@ -312,6 +312,12 @@ impl Session {
     /// hook. Hooks whose code cannot be decoded are skipped with a warning;
     /// it is an error when none is left.
     pub fn start(target: &Target, offsets: &Offsets, hooks: &[Hook], warnings: &mut Vec<String>) -> Result<Session, AttachError> {
+        Session::start_with(target, offsets, hooks, false, warnings)
+    }
+
+    /// Like [`Session::start`]; with `empty`, attach programs that do
+    /// nothing at the same points (the benchmark baseline: traps alone).
+    pub fn start_with(target: &Target, offsets: &Offsets, hooks: &[Hook], empty: bool, warnings: &mut Vec<String>) -> Result<Session, AttachError> {
         warnings.extend(bpf::prepare_system()?);
         let mut loaded = bpf::load(&offsets.config())?;
         let mut probes = Vec::new();
@@ -324,7 +330,8 @@ impl Session {
                     continue;
                 }
             };
-            let f = FunctionProbe { programs: hook.probe.programs(), file_offset: hook.file_offset, points };
+            let programs = if empty { bpf::EMPTY } else { hook.probe.programs() };
+            let f = FunctionProbe { programs, file_offset: hook.file_offset, points };
             loaded.attach(&target.binary, target.pid, &f)?;
             if !probes.contains(&hook.probe) {
                 probes.push(hook.probe);
@@ -648,6 +655,8 @@ pub struct Request {
     pub probes: Vec<Probe>,
     pub offsets: Option<Offsets>,
     pub duration: Option<Duration>,
+    /// Attach do-nothing programs instead (benchmark baseline).
+    pub baseline_empty: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -687,7 +696,7 @@ pub fn run(
         signal_hook::flag::register(sig, Arc::clone(&stop)).map_err(RunError::Signal)?;
     }
     let mut warnings = Vec::new();
-    let session = Session::start(&plan.target, &plan.offsets, &plan.hooks, &mut warnings);
+    let session = Session::start_with(&plan.target, &plan.offsets, &plan.hooks, req.baseline_empty, &mut warnings);
     for w in &warnings {
         warn(w);
     }

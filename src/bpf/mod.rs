@@ -51,6 +51,8 @@ pub struct ProgramPair {
 
 pub const HTTP_SERVER: ProgramPair = ProgramPair { entry: "http_server_entry", ret: "http_server_return" };
 pub const HTTP_CLIENT: ProgramPair = ProgramPair { entry: "http_client_entry", ret: "http_client_return" };
+/// Programs that do nothing, for measuring the cost of the traps alone.
+pub const EMPTY: ProgramPair = ProgramPair { entry: "empty_probe", ret: "empty_probe" };
 
 /// Checks what loading eBPF needs and says plainly what is missing, then
 /// raises RLIMIT_MEMLOCK (needed by kernels before 5.11, harmless after)
@@ -148,7 +150,7 @@ pub fn load(config: &GpConfig) -> Result<Loaded, BpfError> {
             Array::try_from(map).map_err(|source| BpfError::Map { name: "config", source })?;
         array.set(0, config, 0).map_err(|source| BpfError::Map { name: "config", source })?;
     }
-    for name in [HTTP_SERVER.entry, HTTP_SERVER.ret, HTTP_CLIENT.entry, HTTP_CLIENT.ret] {
+    for name in [HTTP_SERVER.entry, HTTP_SERVER.ret, HTTP_CLIENT.entry, HTTP_CLIENT.ret, EMPTY.entry] {
         let prog: &mut UProbe = ebpf
             .program_mut(name)
             .ok_or(BpfError::MissingProgram(name))?

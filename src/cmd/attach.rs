@@ -27,6 +27,10 @@ pub struct Args {
     /// SIGTERM, or the traced process exits.
     #[arg(long, value_name = "DURATION", value_parser = attach::parse_duration)]
     pub duration: Option<std::time::Duration>,
+    /// Benchmark baseline: attach programs that do nothing at the same
+    /// points (measures the cost of the uprobe traps alone; no events).
+    #[arg(long, hide = true)]
+    pub baseline_empty: bool,
 }
 
 impl Args {
@@ -50,6 +54,7 @@ impl Args {
             probes: attach::parse_probes(&self.probes)?,
             offsets,
             duration: self.duration,
+            baseline_empty: self.baseline_empty,
         })
     }
 }

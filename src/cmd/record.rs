@@ -97,6 +97,7 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
             probes: args.probes.clone(),
             offsets: args.offsets.clone(),
             duration: args.duration,
+            baseline_empty: false,
         };
         let req = cmd_args.request()?;
         let progress = w.progress.clone();
