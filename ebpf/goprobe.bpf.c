@@ -303,6 +303,62 @@ int http_client_return(void *ctx)
 	return 0;
 }
 
+/* In-flight runtime.newproc1 calls: the creating g, keyed like inflight.
+ * newproc1 runs on the system stack (R14 is the M's g0) and cannot be
+ * preempted, so (tgid, g0) identifies the call. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct gp_inflight_key);
+	__type(value, __u64);
+} spawning SEC(".maps");
+
+/* runtime.newproc1(fn *funcval, callergp *g, callerpc uintptr, ...) *g
+ * (Go 1.23 added two trailing arguments; the first two never moved):
+ * callergp in RBX; the new g returned in RAX. */
+SEC("uprobe")
+int spawn_entry(void *ctx)
+{
+	struct gp_regs_x86_64 *regs = (struct gp_regs_x86_64 *)ctx;
+	struct gp_inflight_key key = {
+		.tgid = bpf_get_current_pid_tgid() >> 32, .kind = GP_KIND_SPAWN, .g = regs->r14};
+	__u64 caller = regs->rbx;
+	if (bpf_map_update_elem(&spawning, &key, &caller, BPF_ANY))
+		count_lost(GP_LOST_INFLIGHT);
+	return 0;
+}
+
+SEC("uprobe")
+int spawn_return(void *ctx)
+{
+	struct gp_regs_x86_64 *regs = (struct gp_regs_x86_64 *)ctx;
+	struct gp_config *cfg = get_config();
+	if (!cfg)
+		return 0;
+	__u64 id = bpf_get_current_pid_tgid();
+	struct gp_inflight_key key = {.tgid = id >> 32, .kind = GP_KIND_SPAWN, .g = regs->r14};
+	__u64 *caller = bpf_map_lookup_elem(&spawning, &key);
+	if (!caller) {
+		count_lost(GP_LOST_UNPAIRED);
+		return 0;
+	}
+	__u64 callergp = *caller;
+	bpf_map_delete_elem(&spawning, &key);
+	struct gp_spawn sp = {.kind = GP_KIND_SPAWN, .pid = id >> 32, .tid = (__u32)id};
+	sp.ts_ns = bpf_ktime_get_ns();
+	if (read_u64(&sp.parent_goid, callergp + cfg->g_goid) ||
+	    read_u64(&sp.child_goid, regs->rax + cfg->g_goid)) {
+		count_lost(GP_LOST_READ);
+		return 0;
+	}
+	__u64 flags = BPF_RB_NO_WAKEUP;
+	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= GP_WAKEUP_BYTES)
+		flags = BPF_RB_FORCE_WAKEUP;
+	if (bpf_ringbuf_output(&events, &sp, sizeof(sp), flags))
+		count_lost(GP_LOST_RINGBUF);
+	return 0;
+}
+
 /* Does nothing: attached at the same points as the real programs by
  * `goprobe attach --baseline-empty`, so benches/attach.sh can measure what
  * the uprobe traps alone cost. */

@@ -107,6 +107,18 @@ struct gp_event {
 	char query[GP_LONG_MAX];
 };
 
+/* A goroutine was created (runtime.newproc1 returned): sent through the
+ * ring buffer like gp_event; user space tells them apart by `kind`. */
+struct gp_spawn {
+	__u32 kind;                   /* GP_KIND_SPAWN */
+	__u32 pid;
+	__u32 tid;
+	__u32 flags;
+	__u64 parent_goid;            /* the goroutine that ran the go statement */
+	__u64 child_goid;             /* the new goroutine */
+	__u64 ts_ns;                  /* CLOCK_MONOTONIC */
+};
+
 /* amd64 struct pt_regs (the uprobe context): fixed by the kernel's
  * user-space ABI (asm/ptrace.h), spelled out here because the headers only
  * define it when compiling *for* x86_64, not for the bpf target. */

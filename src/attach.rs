@@ -25,15 +25,19 @@ use crate::clock::WallOffset;
 pub enum Probe {
     HttpServer,
     HttpClient,
+    /// Goroutine creation (`runtime.newproc1`): lets `record` parent calls
+    /// made on goroutines a handler started.
+    GoSpawn,
 }
 
 impl Probe {
-    pub const ALL: [Probe; 2] = [Probe::HttpServer, Probe::HttpClient];
+    pub const ALL: [Probe; 3] = [Probe::HttpServer, Probe::HttpClient, Probe::GoSpawn];
 
     pub fn name(self) -> &'static str {
         match self {
             Probe::HttpServer => "http.server",
             Probe::HttpClient => "http.client",
+            Probe::GoSpawn => "go.spawn",
         }
     }
 
@@ -46,6 +50,7 @@ impl Probe {
         match self {
             Probe::HttpServer => "net/http.serverHandler.ServeHTTP",
             Probe::HttpClient => "net/http.(*Transport).roundTrip",
+            Probe::GoSpawn => "runtime.newproc1",
         }
     }
 
@@ -53,6 +58,7 @@ impl Probe {
         match self {
             Probe::HttpServer => bpf::HTTP_SERVER,
             Probe::HttpClient => bpf::HTTP_CLIENT,
+            Probe::GoSpawn => bpf::SPAWN,
         }
     }
 
@@ -80,6 +86,7 @@ impl Probe {
                 "net/url.URL.RawQuery",
                 "net/http.Response.StatusCode",
             ],
+            Probe::GoSpawn => &["runtime.g.goid"],
         }
     }
 
@@ -87,6 +94,7 @@ impl Probe {
         match self {
             Probe::HttpServer => abi::KIND_HTTP_SERVER,
             Probe::HttpClient => abi::KIND_HTTP_CLIENT,
+            Probe::GoSpawn => abi::KIND_SPAWN,
         }
     }
 
@@ -102,7 +110,7 @@ pub const OPTIONAL_FIELDS: &[&str] = &["net/http.Request.Pattern", "net/http.Req
 pub enum AttachError {
     #[error("offsets line {line}: {msg}")]
     OffsetsSyntax { line: usize, msg: String },
-    #[error("unknown probe {0:?} (known: http.server, http.client)")]
+    #[error("unknown probe {0:?} (known: http.server, http.client, go.spawn)")]
     UnknownProbe(String),
     #[error("no probe can be attached: {0}")]
     NothingToAttach(String),
@@ -248,6 +256,26 @@ pub struct RawEvent {
 }
 
 impl RawEvent {
+    /// Any ring-buffer record as a stream event.
+    pub fn from_record(rec: &abi::Record) -> Option<RawEvent> {
+        match rec {
+            abi::Record::Call(ev) => RawEvent::from_gp(ev),
+            abi::Record::Spawn(sp) => {
+                let mut fields = BTreeMap::new();
+                fields.insert("parent_goroutine".to_owned(), serde_json::Value::from(sp.parent_goid));
+                Some(RawEvent {
+                    probe: Probe::GoSpawn.name().to_owned(),
+                    pid: sp.pid,
+                    tid: sp.tid,
+                    goroutine: sp.child_goid,
+                    start_ns: sp.ts_ns,
+                    end_ns: sp.ts_ns,
+                    fields,
+                })
+            }
+        }
+    }
+
     /// The event's probe name and fields, or `None` for an unknown kind.
     pub fn from_gp(ev: &GpEvent) -> Option<RawEvent> {
         let probe = Probe::from_kind(ev.kind)?;
@@ -274,6 +302,7 @@ impl RawEvent {
                 put("query", &ev.query, ev.query_len);
                 put("request_host", &ev.peer, ev.peer_len);
             }
+            Probe::GoSpawn => return None,
         }
         if ev.status != 0 {
             fields.insert("status".into(), serde_json::Value::from(ev.status));
@@ -349,7 +378,7 @@ impl Session {
     /// Wait up to `timeout`, then pass every completed call to `f`.
     pub fn poll(&mut self, timeout: Duration, mut f: impl FnMut(RawEvent)) -> Result<usize, AttachError> {
         Ok(self.reader.poll(timeout, |ev| {
-            if let Some(raw) = RawEvent::from_gp(&ev) {
+            if let Some(raw) = RawEvent::from_record(&ev) {
                 f(raw)
             }
         })?)
@@ -358,7 +387,7 @@ impl Session {
     /// Read everything still in the ring buffer.
     pub fn drain(&mut self, mut f: impl FnMut(RawEvent)) -> usize {
         self.reader.drain(&mut |ev| {
-            if let Some(raw) = RawEvent::from_gp(&ev) {
+            if let Some(raw) = RawEvent::from_record(&ev) {
                 f(raw)
             }
         })

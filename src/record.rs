@@ -30,14 +30,29 @@ pub struct RecordStats {
     pub lost: u64,
 }
 
+/// How far up the goroutine family tree a client call looks for its server span.
+const MAX_ANCESTORS: usize = 16;
+
+/// A client call waiting for the server span that encloses it.
+struct PendingClient {
+    ev: RawEvent,
+}
+
 /// Stateful converter from stream lines to spans.
 pub struct Recorder {
     offset: Option<i128>,
     targets: HashMap<u32, TargetInfo>,
     default_target: Option<TargetInfo>,
-    pending: HashMap<(u32, u64), Vec<RawEvent>>,
-    pending_count: usize,
+    /// (pid, child goroutine) -> (parent goroutine, creation time), from go.spawn events.
+    parents: HashMap<(u32, u64), (u64, u64)>,
+    pending: HashMap<u64, PendingClient>,
+    /// (pid, goroutine) -> pending clients that a server span on that
+    /// goroutine could enclose, with the time the client's goroutine line
+    /// branched off it (None: the client ran on that goroutine itself).
+    index: HashMap<(u32, u64), Vec<(u64, Option<u64>)>>,
+    next_id: u64,
     newest_ns: u64,
+    events_since_expire: u32,
     pub stats: RecordStats,
 }
 
@@ -53,9 +68,12 @@ impl Recorder {
             offset: None,
             targets: HashMap::new(),
             default_target: None,
+            parents: HashMap::new(),
             pending: HashMap::new(),
-            pending_count: 0,
+            index: HashMap::new(),
+            next_id: 0,
             newest_ns: 0,
+            events_since_expire: 0,
             stats: RecordStats::default(),
         }
     }
@@ -64,11 +82,8 @@ impl Recorder {
     pub fn line(&mut self, line: Line, out: &mut Vec<Span>) {
         match line {
             Line::Target(t) => {
-                match t.pid {
-                    Some(p) => {
-                        self.targets.insert(p, t.clone());
-                    }
-                    None => {}
+                if let Some(p) = t.pid {
+                    self.targets.insert(p, t.clone());
                 }
                 if self.default_target.is_none() || t.pid.is_none() {
                     self.default_target = Some(TargetInfo { pid: None, ..t });
@@ -83,27 +98,54 @@ impl Recorder {
     fn event(&mut self, ev: RawEvent, out: &mut Vec<Span>) {
         self.newest_ns = self.newest_ns.max(ev.end_ns);
         match ev.probe.as_str() {
+            "go.spawn" => {
+                if let Some(parent) = ev.fields.get("parent_goroutine").and_then(Value::as_u64) {
+                    self.parents.insert((ev.pid, ev.goroutine), (parent, ev.start_ns));
+                }
+            }
             "http.client" => {
-                self.pending.entry((ev.pid, ev.goroutine)).or_default().push(ev);
-                self.pending_count += 1;
-                self.expire(out);
+                let id = self.next_id;
+                self.next_id += 1;
+                // Index the call under its goroutine and every ancestor.
+                let mut g = ev.goroutine;
+                let mut branched = None;
+                for _ in 0..MAX_ANCESTORS {
+                    self.index.entry((ev.pid, g)).or_default().push((id, branched));
+                    match self.parents.get(&(ev.pid, g)) {
+                        Some(&(parent, ts)) if parent != g => {
+                            branched = Some(ts);
+                            g = parent;
+                        }
+                        _ => break,
+                    }
+                }
+                self.pending.insert(id, PendingClient { ev });
             }
             "http.server" => {
                 let trace = TraceId(random_bytes());
                 let server_id = SpanId(random_bytes());
-                let children: Vec<RawEvent> = match self.pending.get_mut(&(ev.pid, ev.goroutine)) {
-                    Some(list) => {
-                        let (inside, rest): (Vec<_>, Vec<_>) =
-                            list.drain(..).partition(|c| c.start_ns >= ev.start_ns && c.end_ns <= ev.end_ns);
-                        *list = rest;
-                        inside
+                let mut children = Vec::new();
+                if let Some(cands) = self.index.remove(&(ev.pid, ev.goroutine)) {
+                    let mut keep = Vec::new();
+                    for (id, branched) in cands {
+                        let Some(p) = self.pending.get(&id) else { continue };
+                        let inside = match branched {
+                            None => p.ev.start_ns >= ev.start_ns && p.ev.end_ns <= ev.end_ns,
+                            Some(ts) => ts >= ev.start_ns && ts <= ev.end_ns,
+                        };
+                        if inside {
+                            if let Some(p) = self.pending.remove(&id) {
+                                children.push(p.ev);
+                            }
+                        } else {
+                            keep.push((id, branched));
+                        }
                     }
-                    None => Vec::new(),
-                };
-                if self.pending.get(&(ev.pid, ev.goroutine)).is_some_and(Vec::is_empty) {
-                    self.pending.remove(&(ev.pid, ev.goroutine));
+                    if !keep.is_empty() {
+                        self.index.insert((ev.pid, ev.goroutine), keep);
+                    }
                 }
-                self.pending_count -= children.len();
+                children.sort_by_key(|c| c.start_ns);
                 let span = self.server_span(&ev, trace, server_id);
                 self.push(span, out);
                 for c in children {
@@ -113,25 +155,33 @@ impl Recorder {
             }
             _ => {}
         }
+        self.events_since_expire += 1;
+        if self.events_since_expire >= 1024 || self.pending.len() > PENDING_MAX {
+            self.events_since_expire = 0;
+            self.expire(out);
+        }
     }
 
-    /// Write client spans that can no longer get a parent as roots.
+    /// Write client spans that can no longer get a parent as roots, and
+    /// forget old goroutine creations.
     fn expire(&mut self, out: &mut Vec<Span>) {
-        if self.pending_count <= PENDING_MAX
-            && !self.pending.values().flatten().any(|c| c.end_ns + PENDING_HORIZON_NS < self.newest_ns)
-        {
-            return;
-        }
         let horizon = self.newest_ns.saturating_sub(PENDING_HORIZON_NS);
-        let force = self.pending_count > PENDING_MAX;
-        let mut old = Vec::new();
-        for list in self.pending.values_mut() {
-            let (o, keep): (Vec<_>, Vec<_>) = list.drain(..).partition(|c| force || c.end_ns < horizon);
-            *list = keep;
-            old.extend(o);
-        }
-        self.pending.retain(|_, l| !l.is_empty());
-        self.pending_count -= old.len();
+        let force = self.pending.len() > PENDING_MAX;
+        let mut old: Vec<RawEvent> = Vec::new();
+        self.pending.retain(|_, p| {
+            let keep = !force && p.ev.end_ns >= horizon;
+            if !keep {
+                old.push(p.ev.clone());
+            }
+            keep
+        });
+        let pending = &self.pending;
+        self.index.retain(|_, v| {
+            v.retain(|(id, _)| pending.contains_key(id));
+            !v.is_empty()
+        });
+        self.parents.retain(|_, (_, ts)| *ts >= horizon);
+        old.sort_by_key(|e| e.start_ns);
         for c in old {
             let span = self.client_span(&c, TraceId(random_bytes()), None);
             self.push(span, out);
@@ -140,9 +190,9 @@ impl Recorder {
 
     /// End of stream: every waiting client span becomes a root.
     pub fn finish(&mut self, out: &mut Vec<Span>) {
-        let mut rest: Vec<RawEvent> = self.pending.drain().flat_map(|(_, v)| v).collect();
+        let mut rest: Vec<RawEvent> = self.pending.drain().map(|(_, p)| p.ev).collect();
+        self.index.clear();
         rest.sort_by_key(|e| e.start_ns);
-        self.pending_count = 0;
         for c in rest {
             let span = self.client_span(&c, TraceId(random_bytes()), None);
             self.push(span, out);
@@ -357,6 +407,7 @@ mod tests {
         assert_eq!(client.attributes["url.full"], AttrValue::from("http://127.0.0.1:8080/hello"));
         r.finish(&mut out);
         assert_eq!(out.len(), 3);
+        assert!(out[..2].iter().all(|s| s.trace_id == out[0].trace_id));
         let orphan = &out[2];
         assert!(orphan.parent_span_id.is_none());
         assert_eq!(orphan.status.code, StatusCode::Error);
@@ -367,6 +418,30 @@ mod tests {
             let line = serde_json::to_string(s).expect("ser");
             Span::from_json_line(&line).expect("valid span");
         }
+    }
+
+    /// A call made on a goroutine the handler started (directly or two
+    /// levels down) is a child of the handler's span, even when it outlives it.
+    #[test]
+    fn client_on_spawned_goroutine_is_child() {
+        let mut r = Recorder::new();
+        let mut out = Vec::new();
+        let spawn = |child: u64, parent: u64, ts: u64| {
+            Line::Event(RawEvent { probe: "go.spawn".into(), pid: 7, tid: 1, goroutine: child, start_ns: ts, end_ns: ts,
+                fields: [("parent_goroutine".to_owned(), serde_json::json!(parent))].into_iter().collect() })
+        };
+        r.line(spawn(10, 1, 50), &mut out); // conn goroutine 10, from the accept loop
+        r.line(spawn(11, 10, 120), &mut out); // handler starts 11
+        r.line(spawn(12, 11, 130), &mut out); // which starts 12
+        r.line(ev("http.client", 12, 140, 400, serde_json::json!({"method":"GET","host":"x:1","path":"/a"})), &mut out);
+        r.line(ev("http.client", 10, 20, 30, serde_json::json!({"method":"GET","host":"x:1","path":"/before"})), &mut out);
+        r.line(ev("http.server", 10, 100, 300, serde_json::json!({"method":"GET","path":"/h"})), &mut out);
+        assert_eq!(out.len(), 2, "{out:?}");
+        assert_eq!(out[1].parent_span_id, Some(out[0].span_id));
+        assert_eq!(out[1].attributes["url.full"], AttrValue::from("http://x:1/a"));
+        r.finish(&mut out);
+        assert_eq!(out.len(), 3);
+        assert!(out[2].parent_span_id.is_none(), "a call before the handler started is not its child");
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::mem::size_of;
 
 pub const KIND_HTTP_SERVER: u32 = 1;
 pub const KIND_HTTP_CLIENT: u32 = 2;
+pub const KIND_SPAWN: u32 = 3;
 
 pub const FLAG_ERROR: u32 = 1;
 pub const FLAG_READ_FAILED: u32 = 2;
@@ -128,6 +129,43 @@ impl GpEvent {
     }
 }
 
+/// `struct gp_spawn`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GpSpawn {
+    pub kind: u32,
+    pub pid: u32,
+    pub tid: u32,
+    pub flags: u32,
+    pub parent_goid: u64,
+    pub child_goid: u64,
+    pub ts_ns: u64,
+}
+const _: () = assert!(size_of::<GpSpawn>() == 40);
+
+/// One ring-buffer record, told apart by its leading `kind`.
+#[derive(Clone)]
+pub enum Record {
+    Call(Box<GpEvent>),
+    Spawn(GpSpawn),
+}
+
+impl Record {
+    /// Decode a record; `None` for an unknown kind or a short record.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Record> {
+        let kind = u32::from_ne_bytes(bytes.get(..4)?.try_into().ok()?);
+        if kind == KIND_SPAWN {
+            if bytes.len() < size_of::<GpSpawn>() {
+                return None;
+            }
+            // SAFETY: length checked; GpSpawn is repr(C) plain integers, any
+            // bit pattern is valid; read_unaligned needs no alignment.
+            return Some(Record::Spawn(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<GpSpawn>()) }));
+        }
+        GpEvent::from_bytes(bytes).map(|e| Record::Call(Box::new(e)))
+    }
+}
+
 /// The first `min(len, buf.len())` bytes of a string field, lossily as UTF-8.
 pub fn field_str(buf: &[u8], len: u32) -> String {
     let n = (len as usize).min(buf.len());
@@ -147,6 +185,15 @@ mod tests {
         assert_eq!(ev.kind, KIND_HTTP_SERVER);
         assert_eq!(ev.pid, 42);
         assert!(GpEvent::from_bytes(&bytes[..100]).is_none());
+        assert!(matches!(Record::from_bytes(&bytes), Some(Record::Call(_))));
+        let mut spawn = vec![0u8; size_of::<GpSpawn>()];
+        spawn[0] = KIND_SPAWN as u8;
+        spawn[16] = 7;
+        match Record::from_bytes(&spawn) {
+            Some(Record::Spawn(s)) => assert_eq!(s.parent_goid, 7),
+            _ => panic!("spawn record"),
+        }
+        assert!(Record::from_bytes(&spawn[..20]).is_none());
         assert_eq!(field_str(b"GETxxxx", 3), "GET");
         assert_eq!(field_str(b"GET", 1000), "GET");
     }

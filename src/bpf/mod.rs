@@ -17,7 +17,7 @@ use aya::programs::UProbe;
 use aya::programs::uprobe::UProbeScope;
 use aya::{Ebpf, EbpfLoader};
 
-use abi::{GpConfig, GpEvent, LOST_MAX};
+use abi::{GpConfig, LOST_MAX, Record};
 
 /// The compiled programs. aya needs the object 8-byte aligned.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/goprobe.bpf.o"));
@@ -51,6 +51,7 @@ pub struct ProgramPair {
 
 pub const HTTP_SERVER: ProgramPair = ProgramPair { entry: "http_server_entry", ret: "http_server_return" };
 pub const HTTP_CLIENT: ProgramPair = ProgramPair { entry: "http_client_entry", ret: "http_client_return" };
+pub const SPAWN: ProgramPair = ProgramPair { entry: "spawn_entry", ret: "spawn_return" };
 /// Programs that do nothing, for measuring the cost of the traps alone.
 pub const EMPTY: ProgramPair = ProgramPair { entry: "empty_probe", ret: "empty_probe" };
 
@@ -150,7 +151,7 @@ pub fn load(config: &GpConfig) -> Result<Loaded, BpfError> {
             Array::try_from(map).map_err(|source| BpfError::Map { name: "config", source })?;
         array.set(0, config, 0).map_err(|source| BpfError::Map { name: "config", source })?;
     }
-    for name in [HTTP_SERVER.entry, HTTP_SERVER.ret, HTTP_CLIENT.entry, HTTP_CLIENT.ret, EMPTY.entry] {
+    for name in [HTTP_SERVER.entry, HTTP_SERVER.ret, HTTP_CLIENT.entry, HTTP_CLIENT.ret, SPAWN.entry, SPAWN.ret, EMPTY.entry] {
         let prog: &mut UProbe = ebpf
             .program_mut(name)
             .ok_or(BpfError::MissingProgram(name))?
@@ -226,7 +227,7 @@ impl Reader {
     /// waiting event to `f`. Wake-ups are batched in the kernel, so the
     /// timeout bounds how stale a quiet stream can be. Returns how many
     /// events were read.
-    pub fn poll(&mut self, timeout: Duration, mut f: impl FnMut(GpEvent)) -> Result<usize, BpfError> {
+    pub fn poll(&mut self, timeout: Duration, mut f: impl FnMut(Record)) -> Result<usize, BpfError> {
         let mut pfd = libc::pollfd { fd: self.ring.as_fd().as_raw_fd(), events: libc::POLLIN, revents: 0 };
         let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
         // SAFETY: pfd is one valid pollfd and nfds is 1.
@@ -241,10 +242,10 @@ impl Reader {
     }
 
     /// Hand every event waiting in the ring buffer to `f`, without waiting.
-    pub fn drain(&mut self, f: &mut impl FnMut(GpEvent)) -> usize {
+    pub fn drain(&mut self, f: &mut impl FnMut(Record)) -> usize {
         let mut n = 0;
         while let Some(item) = self.ring.next() {
-            if let Some(ev) = GpEvent::from_bytes(&item) {
+            if let Some(ev) = Record::from_bytes(&item) {
                 f(ev);
                 n += 1;
             }

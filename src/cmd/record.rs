@@ -19,8 +19,10 @@ pub struct Args {
     /// Trace only this process.
     #[arg(long, value_name = "N")]
     pub pid: Option<u32>,
-    /// Comma-separated probes to attach (http.server, http.client).
-    #[arg(long, value_name = "LIST", default_value = "http.server,http.client")]
+    /// Comma-separated probes to attach: http.server, http.client, and
+    /// go.spawn (goroutine creation, so calls made on goroutines a handler
+    /// starts are parented to its span).
+    #[arg(long, value_name = "LIST", default_value = "http.server,http.client,go.spawn")]
     pub probes: String,
     /// Field offsets NDJSON from `goprobe offsets --json` (`-` for stdin).
     #[arg(long, value_name = "FILE")]
