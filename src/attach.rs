@@ -522,16 +522,17 @@ pub fn wanted_fields() -> Vec<&'static str> {
     out
 }
 
-/// Offsets read from the binary's own DWARF; empty when it has none.
-pub fn offsets_from_dwarf(bin: &crate::gobin::GoBinary) -> Offsets {
-    let mut fields = BTreeMap::new();
-    if let Ok(types) = crate::dwarf::DwarfTypes::from_elf(bin.data()) {
-        for f in wanted_fields() {
-            if let Ok(layout) = types.field(f) {
-                fields.insert(f.to_owned(), layout.offset);
-            }
-        }
-    }
+/// Offsets the way `goprobe offsets` resolves them: the binary's DWARF
+/// when it describes the type, else the embedded offsets table for its
+/// exact Go version; unknown fields are left out.
+pub fn offsets_resolved(bin: &crate::gobin::GoBinary) -> Offsets {
+    let table = crate::offsets::table::Table::builtin()
+        .unwrap_or_else(|e| crate::offsets::table::Table::default_with_warning(&e));
+    let resolver = crate::offsets::Resolver::for_binary(bin, &table, None);
+    let fields = wanted_fields()
+        .into_iter()
+        .filter_map(|f| resolver.resolve(f).offset.map(|o| (f.to_owned(), o)))
+        .collect();
     Offsets { fields }
 }
 
@@ -651,12 +652,27 @@ pub struct Plan {
 
 impl Plan {
     pub fn new(bin: &crate::gobin::GoBinary, pid: Option<u32>, probes: &[Probe], offsets: Option<Offsets>) -> Result<Plan, AttachError> {
+        let mut skipped = Vec::new();
+        let mut probes = probes.to_vec();
         let offsets = match offsets {
             Some(o) => o,
-            None => offsets_from_dwarf(bin),
+            None => {
+                // Same verdicts (and reasons) as `goprobe inspect`, from the
+                // probe catalog, with offsets from DWARF or the offsets table.
+                let verdicts = crate::verdict::assess_binary(bin);
+                probes.retain(|p| match verdicts.iter().find(|v| v.probe == p.name()) {
+                    Some(v) if !v.instrumentable => {
+                        skipped.push(format!("{}: {}", p.name(), v.reasons.join("; ")));
+                        false
+                    }
+                    _ => true,
+                });
+                offsets_resolved(bin)
+            }
         };
-        let (hooks, skipped) = hooks_from_binary(bin, probes, &offsets);
-        if hooks.is_empty() {
+        let (hooks, reasons) = hooks_from_binary(bin, &probes, &offsets);
+        skipped.extend(reasons);
+        if !hooks.iter().any(|h| h.probe != Probe::GoSpawn) {
             return Err(AttachError::NothingToAttach(skipped.join("; ")));
         }
         let binary = match pid {

@@ -26,6 +26,8 @@ pub struct Report<'a> {
     pub dwarf: bool,
     pub dwarf_compressed: bool,
     pub pclntab_version: Option<&'static str>,
+    /// Each catalog probe's instrumentability verdict ([`crate::verdict`]).
+    pub probes: Vec<crate::verdict::Verdict>,
 }
 
 /// Build settings, serialized as a JSON object in file order.
@@ -60,6 +62,7 @@ impl<'a> Report<'a> {
             dwarf: elf.dwarf,
             dwarf_compressed: elf.dwarf_compressed,
             pclntab_version: elf.pclntab_version.map(|v| v.as_str()),
+            probes: crate::verdict::assess_binary(bin),
         }
     }
 }
@@ -131,6 +134,17 @@ pub fn write_text(out: &mut impl Write, bin: &GoBinary) -> std::io::Result<Optio
         writeln!(out, "  build settings")?;
         for (k, v) in r.settings.0 {
             writeln!(out, "    {k}={v}")?;
+        }
+    }
+    writeln!(out, "  probes")?;
+    for v in &r.probes {
+        if v.instrumentable {
+            writeln!(out, "    {:<14}instrumentable", v.probe)?;
+        } else {
+            writeln!(out, "    {:<14}not instrumentable", v.probe)?;
+            for reason in &v.reasons {
+                writeln!(out, "      - {reason}")?;
+            }
         }
     }
     Ok(failure)

@@ -5,12 +5,15 @@
 //! below.
 
 pub mod cmd;
+pub mod catalog;
 pub mod dwarf;
 pub mod exit;
 pub mod gobin;
 pub mod inspect;
+pub mod offsets;
 pub mod span;
 pub mod bpf;
 pub mod attach;
 pub mod clock;
 pub mod record;
+pub mod verdict;

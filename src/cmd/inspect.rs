@@ -33,6 +33,10 @@ pub struct Args {
     /// With --functions: only names containing this substring.
     #[arg(long = "match", value_name = "SUBSTRING", requires = "functions")]
     pub matching: Option<String>,
+    /// Exit 1 unless every listed probe (comma-separated, e.g. http.server,http.client;
+    /// see the `probes` section of the report) is instrumentable in every input; why not is printed on stderr.
+    #[arg(long, value_name = "PROBE[,PROBE]", value_delimiter = ',')]
+    pub require: Vec<String>,
 }
 
 enum Input {
@@ -41,6 +45,7 @@ enum Input {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Status> {
+    crate::verdict::check_probe_names(&args.require)?;
     let mut inputs: Vec<Input> = args.pid.map(Input::Pid).into_iter().collect();
     inputs.extend(args.bins.iter().cloned().map(Input::Path));
     let several = inputs.len() > 1;
@@ -77,6 +82,10 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
         } else {
             inspect::write_text(&mut out, &bin).context("writing output")?
         };
+        if !args.require.is_empty() {
+            out.flush().context("writing output")?;
+            status = status.worst(crate::verdict::report_required(&bin, &args.require));
+        }
         if let Some(err) = failure {
             out.flush().context("writing output")?;
             eprintln!("goprobe: {err}");

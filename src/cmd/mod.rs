@@ -9,6 +9,8 @@ use crate::exit::{EXIT_STATUS_HELP, Status};
 pub mod attach;
 pub mod inspect;
 pub mod record;
+pub mod offsets;
+pub mod offsets_table;
 
 /// Look inside Go programs from the outside: build info, functions, offsets, spans.
 #[derive(Debug, Parser)]
@@ -29,6 +31,12 @@ pub enum Command {
     /// Record spans (NDJSON, goprobe's span schema) from a Go binary, a process, or attach's output on stdin.
     #[command(after_long_help = EXIT_STATUS_HELP)]
     Record(record::Args),
+    /// Struct-field offsets a probe needs (from DWARF, else the offsets table), or any field given.
+    #[command(after_long_help = EXIT_STATUS_HELP)]
+    Offsets(offsets::Args),
+    /// Maintainer tool behind scripts/gen-offsets-table.sh.
+    #[command(hide = true, name = "offsets-table")]
+    OffsetsTable(offsets_table::Args),
 }
 
 /// Run the parsed command line.
@@ -37,6 +45,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Inspect(args) => inspect::run(args),
         Command::Attach(args) => attach::run(args),
         Command::Record(args) => record::run(args),
+        Command::Offsets(args) => offsets::run(args),
+        Command::OffsetsTable(args) => offsets_table::run(args),
     }
 }
 

@@ -105,6 +105,16 @@ pub(crate) fn section(file: &object::File<'_>, name: &str) -> Option<SectionRang
     Some(SectionRange { vaddr: s.address(), offset, size })
 }
 
+/// The name of a section whose file contents do not fit in a file of
+/// `len` bytes (a truncated file), if there is one.
+pub(crate) fn section_past_end(file: &object::File<'_>, len: usize) -> Option<String> {
+    file.sections().find_map(|s| {
+        let (offset, size) = s.file_range()?;
+        let fits = offset.checked_add(size).is_some_and(|end| end <= len as u64);
+        (!fits).then(|| s.name().unwrap_or("?").to_string())
+    })
+}
+
 /// Addresses of the named symbols in `.symtab` (one pass over the table).
 pub(crate) fn symbol_addresses<const N: usize>(file: &object::File<'_>, names: [&str; N]) -> [Option<u64>; N] {
     let mut found = [None; N];

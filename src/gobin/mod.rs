@@ -238,6 +238,9 @@ impl GoBinary {
                 seg.vaddr
             )));
         }
+        if let Some(name) = elf::section_past_end(&file, data.len()) {
+            return Err(malformed(format!("ELF: section {name} extends past the end of the file (truncated?)")));
+        }
         let facts = elf::facts(&file);
 
         let pclntab = {

@@ -113,3 +113,90 @@ fn scan_moduledata(data: &[u8], layout: &Layout, loc: &Located, first: u64, end:
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gobin::PclntabVersion;
+    use crate::gobin::elf::Segment;
+    use crate::gobin::pclntab::{self, tests::build};
+
+    const TEXT: u64 = 0x401000;
+    const PCLN: u64 = 0x500000;
+    const DATA: u64 = 0x600000;
+
+    /// A file with text at 0x401000 (file offset 0), a Go 1.26-style table
+    /// (text start 0) at 0x500000 and writable data at 0x600000 holding a
+    /// moduledata at `md_at` (bytes into the data) whose minpc is `minpc_delta`
+    /// past the truth.
+    fn image(md_at: usize, minpc_delta: u64) -> (Vec<u8>, Layout, Located) {
+        let funcs = [("main.main", 0u64), ("main.f", 0x40)];
+        let tab = build(PclntabVersion::Go120, 8, false, &funcs, 0x80, 0);
+        let h = pclntab::parse_header(&tab, false, 8).unwrap();
+        let mut data = vec![0xccu8; 0x1000];
+        let pcln_off = data.len();
+        data.extend_from_slice(&tab);
+        data.resize(0x3000, 0);
+        let data_off = data.len();
+        data.resize(0x4000, 0);
+        let mut md = vec![0u64; MD_WORDS];
+        md[MD_PCHEADER] = PCLN;
+        md[MD_FUNCNAMETAB] = PCLN + h.funcname_off as u64;
+        md[MD_FTAB] = PCLN + h.functab_off as u64;
+        md[MD_FTAB_LEN] = 3;
+        md[MD_MINPC] = TEXT + minpc_delta;
+        md[MD_MAXPC] = TEXT + 0x80;
+        md[MD_TEXT] = TEXT;
+        for (i, w) in md.iter().enumerate() {
+            let at = data_off + md_at + 8 * i;
+            data[at..at + 8].copy_from_slice(&w.to_le_bytes());
+        }
+        let layout = Layout {
+            words: Words::new(false, 8),
+            segments: vec![
+                Segment { vaddr: TEXT, memsz: 0x1000, offset: 0, filesz: 0x1000, flags: 5 },
+                Segment { vaddr: PCLN, memsz: 0x2000, offset: pcln_off as u64, filesz: 0x2000, flags: 4 },
+                Segment { vaddr: DATA, memsz: 0x1000, offset: data_off as u64, filesz: 0x1000, flags: 6 },
+            ],
+        };
+        let loc = Located { offset: pcln_off, len: tab.len(), vaddr: PCLN, header: h };
+        (data, layout, loc)
+    }
+
+    fn no_hints() -> Hints {
+        Hints { runtime_text: None, firstmoduledata: None, go_module_section: None, text_section: None }
+    }
+
+    #[test]
+    fn finds_text_through_moduledata() {
+        let (data, layout, loc) = image(0x120, 0);
+        // By symbol, by section, by scanning.
+        let sym = Hints { firstmoduledata: Some(DATA + 0x120), ..no_hints() };
+        assert_eq!(text_start(&data, &layout, &loc, &sym), Ok(TEXT));
+        let sec = Hints { go_module_section: Some(SectionRange { vaddr: DATA + 0x120, offset: 0, size: 0 }), ..no_hints() };
+        assert_eq!(text_start(&data, &layout, &loc, &sec), Ok(TEXT));
+        assert_eq!(text_start(&data, &layout, &loc, &no_hints()), Ok(TEXT));
+        // runtime.text wins when present, and is validated.
+        let text = Hints { runtime_text: Some(TEXT), ..no_hints() };
+        assert_eq!(text_start(&data, &layout, &loc, &text), Ok(TEXT));
+        let outside = Hints { runtime_text: Some(DATA), ..no_hints() };
+        assert!(text_start(&data, &layout, &loc, &outside).is_err());
+    }
+
+    #[test]
+    fn rejects_a_moduledata_that_disagrees() {
+        let (data, layout, loc) = image(0x120, 0x10);
+        let sym = Hints { firstmoduledata: Some(DATA + 0x120), ..no_hints() };
+        assert!(text_start(&data, &layout, &loc, &sym).is_err());
+        // Scanning skips it; with no .text section there is no answer.
+        assert!(text_start(&data, &layout, &loc, &no_hints()).is_err());
+        // The .text section is used only when the functions fit in it.
+        let fits = Hints { text_section: Some(SectionRange { vaddr: TEXT, offset: 0, size: 0x100 }), ..no_hints() };
+        assert_eq!(text_start(&data, &layout, &loc, &fits), Ok(TEXT));
+        let small = Hints { text_section: Some(SectionRange { vaddr: TEXT, offset: 0, size: 0x40 }), ..no_hints() };
+        assert!(text_start(&data, &layout, &loc, &small).is_err());
+        // A moduledata symbol pointing outside the file.
+        let wild = Hints { firstmoduledata: Some(0xdead_0000), ..no_hints() };
+        assert!(text_start(&data, &layout, &loc, &wild).is_err());
+    }
+}

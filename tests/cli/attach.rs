@@ -14,12 +14,22 @@ fn events<'a>(lines: &'a [serde_json::Value], probe: &str) -> Vec<&'a serde_json
 /// status, for several Go versions and build variants. Stripped binaries
 /// get their offsets through --offsets (from the unstripped twin's DWARF).
 fn exact_server_events(go: &str, variant: &str) {
+    exact_server_events_with(go, variant, true)
+}
+
+/// Without --offsets goprobe resolves offsets itself (DWARF, else the
+/// embedded offsets table for stripped builds).
+fn exact_server_events_with(go: &str, variant: &str, offsets_file: bool) {
     let entry = common::corpus_binary(go, "httpserver", variant);
     let server = common::Server::start(&entry.binary);
     let offsets = std::env::temp_dir().join(format!("goprobe-offsets-{go}-{variant}.ndjson"));
     std::fs::write(&offsets, common::dwarf_offsets(&entry.unstripped, common::HTTP_FIELDS)).expect("write offsets");
     let pid = server.pid().to_string();
-    let run = start(&["attach", "--pid", &pid, "--offsets", offsets.to_str().expect("utf8")]);
+    let mut args = vec!["attach", "--pid", &pid];
+    if offsets_file {
+        args.extend(["--offsets", offsets.to_str().expect("utf8")]);
+    }
+    let run = start(&args);
     let mut want = BTreeMap::new();
     for i in 0..30 {
         let (path, code) = match i % 4 {
@@ -73,6 +83,16 @@ fn exact_events_go126_stripped() {
 #[test]
 fn exact_events_go126_pie_stripped() {
     exact_server_events("1.26", "pie-stripped");
+}
+
+#[test]
+fn exact_events_go122_stripped_own_offsets() {
+    exact_server_events_with("1.22", "stripped", false);
+}
+
+#[test]
+fn exact_events_go119_default_own_offsets() {
+    exact_server_events_with("1.19", "default", false);
 }
 
 /// Attaching by path catches a process started afterwards.

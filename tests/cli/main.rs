@@ -6,6 +6,8 @@
 mod common;
 
 mod attach;
+mod inspect;
+mod offsets;
 mod record;
 
 use std::io::{BufRead, BufReader, Read};

@@ -1,0 +1,403 @@
+//! The probe catalog: every probe goprobe knows, as data (`src/catalog.toml`,
+//! embedded at build time): the functions each hooks, the arguments it reads
+//! under the Go register ABI, and the struct fields it needs, each with the Go
+//! or module version range where it applies.
+//!
+//! Adding a probe (database/sql, gRPC, panics) means adding a `[[probe]]` to
+//! the TOML file; `offsets`, `inspect` verdicts and the offsets table pick it
+//! up from here.
+
+use serde::{Deserialize, Serialize};
+
+/// The catalog as shipped with goprobe.
+pub const CATALOG_TOML: &str = include_str!("catalog.toml");
+
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("catalog: {0}")]
+    Parse(#[from] toml::de::Error),
+    #[error("catalog: probe {probe}: {what}")]
+    Invalid { probe: String, what: String },
+}
+
+/// Where a hook fires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HookPoint {
+    /// After the stack-growth prologue of the function.
+    Entry,
+    /// Every RET instruction of the function body.
+    Return,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Arg {
+    pub name: String,
+    /// Arguments are read at entry, results at return.
+    pub at: HookPoint,
+    /// Register-ABI word indexes holding the value, in order.
+    pub words: Vec<usize>,
+    /// `pointer`, `string`, `int`, `interface`.
+    pub kind: String,
+    /// The Go type pointed to (for pointers) or expected behind an interface.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub ty: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hook {
+    /// Function name as pclntab spells it.
+    pub function: String,
+    pub at: Vec<HookPoint>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub go: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub module: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// A missing optional hook does not make the probe uninstrumentable.
+    #[serde(default)]
+    pub optional: bool,
+    #[serde(default, rename = "arg")]
+    pub args: Vec<Arg>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldNeed {
+    /// `PKG.Type.field`.
+    pub field: String,
+    /// The argument (or `g`, or another field) the struct is reached through.
+    pub from: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub go: Option<String>,
+    /// For third-party types: the module that defines them, and its version range.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub module: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(default)]
+    pub optional: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Probe {
+    pub name: String,
+    pub summary: String,
+    /// Go versions the probe supports at all.
+    pub go: String,
+    pub archs: Vec<String>,
+    #[serde(rename = "hook")]
+    pub hooks: Vec<Hook>,
+    #[serde(default, rename = "field")]
+    pub fields: Vec<FieldNeed>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Catalog {
+    #[serde(rename = "probe")]
+    pub probes: Vec<Probe>,
+}
+
+/// The facts about a binary that decide which catalog entries apply.
+#[derive(Clone, Copy)]
+pub struct Target<'a> {
+    /// e.g. `go1.22.10` or `1.22.10`.
+    pub go_version: &'a str,
+    /// Version of a module compiled into the binary (after `replace`), if any.
+    pub module_version: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl Catalog {
+    /// The catalog embedded in goprobe.
+    pub fn builtin() -> Result<Catalog, CatalogError> {
+        Catalog::parse(CATALOG_TOML)
+    }
+
+    pub fn parse(text: &str) -> Result<Catalog, CatalogError> {
+        let catalog: Catalog = toml::from_str(text)?;
+        catalog.validate()?;
+        Ok(catalog)
+    }
+
+    fn validate(&self) -> Result<(), CatalogError> {
+        for p in &self.probes {
+            let bad = |what: String| CatalogError::Invalid { probe: p.name.clone(), what };
+            VersionReq::parse(&p.go).ok_or_else(|| bad(format!("bad go range {:?}", p.go)))?;
+            for h in &p.hooks {
+                for r in [&h.go, &h.version].into_iter().flatten() {
+                    VersionReq::parse(r).ok_or_else(|| bad(format!("bad range {r:?}")))?;
+                }
+                for a in &h.args {
+                    if a.words.is_empty() || a.words.iter().any(|w| *w >= AMD64_INT_REGS.len()) {
+                        return Err(bad(format!("argument {} has no or out-of-range words", a.name)));
+                    }
+                }
+            }
+            for f in &p.fields {
+                crate::dwarf::split_field_name(&f.field).ok_or_else(|| bad(format!("bad field name {}", f.field)))?;
+                for r in [&f.go, &f.version].into_iter().flatten() {
+                    VersionReq::parse(r).ok_or_else(|| bad(format!("bad range {r:?}")))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn probe(&self, name: &str) -> Option<&Probe> {
+        self.probes.iter().find(|p| p.name == name)
+    }
+
+    /// Every distinct field any probe needs for this target, in catalog order.
+    pub fn fields_for(&self, target: &Target<'_>) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for p in &self.probes {
+            for f in p.fields_for(target) {
+                if !out.iter().any(|x| x == &f.field) {
+                    out.push(f.field.clone());
+                }
+            }
+        }
+        out
+    }
+
+    /// Every distinct field named anywhere in the catalog, regardless of version.
+    pub fn all_fields(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for f in self.probes.iter().flat_map(|p| &p.fields) {
+            if !out.contains(&f.field) {
+                out.push(f.field.clone());
+            }
+        }
+        out
+    }
+}
+
+fn applies(go: &Option<String>, module: &Option<String>, version: &Option<String>, target: &Target<'_>) -> bool {
+    if let Some(range) = go
+        && !VersionReq::parse(range).is_some_and(|r| r.matches_str(target.go_version))
+    {
+        return false;
+    }
+    if let Some(module) = module {
+        let Some(v) = (target.module_version)(module) else { return false };
+        if let Some(range) = version
+            && !VersionReq::parse(range).is_some_and(|r| r.matches_str(&v))
+        {
+            return false;
+        }
+    }
+    true
+}
+
+impl Probe {
+    /// The hooks that apply to this target.
+    pub fn hooks_for<'p>(&'p self, target: &Target<'_>) -> impl Iterator<Item = &'p Hook> {
+        let target = *target;
+        self.hooks.iter().filter(move |h| applies(&h.go, &h.module, &h.version, &target))
+    }
+
+    /// The fields needed for this target.
+    pub fn fields_for<'p>(&'p self, target: &Target<'_>) -> impl Iterator<Item = &'p FieldNeed> {
+        let target = *target;
+        self.fields.iter().filter(move |f| applies(&f.go, &f.module, &f.version, &target))
+    }
+
+    /// True when the probe supports this Go version at all.
+    pub fn supports_go(&self, go_version: &str) -> bool {
+        VersionReq::parse(&self.go).is_some_and(|r| r.matches_str(go_version))
+    }
+}
+
+/// Integer argument/result registers of the Go register ABI (Go >= 1.17), by word index.
+pub const AMD64_INT_REGS: [&str; 9] = ["rax", "rbx", "rcx", "rdi", "rsi", "r8", "r9", "r10", "r11"];
+pub const ARM64_INT_REGS: [&str; 16] =
+    ["x0", "x1", "x2", "x3", "x4", "x5", "x6", "x7", "x8", "x9", "x10", "x11", "x12", "x13", "x14", "x15"];
+
+/// The register holding register-ABI word `word` on `goarch`.
+pub fn register(goarch: &str, word: usize) -> Option<&'static str> {
+    match goarch {
+        "amd64" => AMD64_INT_REGS.get(word).copied(),
+        "arm64" => ARM64_INT_REGS.get(word).copied(),
+        _ => None,
+    }
+}
+
+/// The register holding the current goroutine's `g` pointer.
+pub fn g_register(goarch: &str) -> Option<&'static str> {
+    match goarch {
+        "amd64" => Some("r14"),
+        "arm64" => Some("x28"),
+        _ => None,
+    }
+}
+
+/// A Go or module version, compared numerically; a pre-release (`rc1`,
+/// `-pre`, a pseudo-version's `-2024...`) sorts before its release.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Version {
+    nums: [u64; 3],
+    /// `true` for a release; pre-releases compare lower.
+    release: bool,
+    pre: String,
+}
+
+impl Version {
+    /// Parse `go1.22.10`, `1.22`, `v1.60.0`, `v0.0.0-20240102030405-abcdef123456`, `go1.23rc1`.
+    pub fn parse(s: &str) -> Option<Version> {
+        let s = s.trim();
+        let s = s.strip_prefix("go").or_else(|| s.strip_prefix('v')).unwrap_or(s);
+        let num_end = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+        let (nums_str, rest) = s.split_at(num_end);
+        let mut nums = [0u64; 3];
+        let parts: Vec<&str> = nums_str.split('.').collect();
+        if parts.is_empty() || parts.len() > 3 || parts.iter().any(|p| p.is_empty()) {
+            return None;
+        }
+        for (slot, part) in nums.iter_mut().zip(&parts) {
+            *slot = part.parse().ok()?;
+        }
+        let pre = rest.trim_start_matches(['-', '+']).to_string();
+        Some(Version { nums, release: rest.is_empty() || rest.starts_with('+'), pre })
+    }
+}
+
+/// A comma-separated list of comparisons (`>=1.22, <1.23`), all of which must hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionReq(Vec<(Op, Version)>);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Ge,
+    Gt,
+    Le,
+    Lt,
+    Eq,
+}
+
+impl VersionReq {
+    pub fn parse(s: &str) -> Option<VersionReq> {
+        let mut out = Vec::new();
+        for part in s.split(',') {
+            let part = part.trim();
+            let (op, rest) = if let Some(r) = part.strip_prefix(">=") {
+                (Op::Ge, r)
+            } else if let Some(r) = part.strip_prefix("<=") {
+                (Op::Le, r)
+            } else if let Some(r) = part.strip_prefix('>') {
+                (Op::Gt, r)
+            } else if let Some(r) = part.strip_prefix('<') {
+                (Op::Lt, r)
+            } else if let Some(r) = part.strip_prefix('=') {
+                (Op::Eq, r)
+            } else {
+                return None;
+            };
+            out.push((op, Version::parse(rest)?));
+        }
+        Some(VersionReq(out))
+    }
+
+    pub fn matches(&self, v: &Version) -> bool {
+        self.0.iter().all(|(op, bound)| match op {
+            Op::Ge => v >= bound,
+            Op::Gt => v > bound,
+            Op::Le => v <= bound,
+            Op::Lt => v < bound,
+            Op::Eq => v == bound,
+        })
+    }
+
+    /// False for an unparsable version.
+    pub fn matches_str(&self, v: &str) -> bool {
+        Version::parse(v).is_some_and(|v| self.matches(&v))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_modules(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn builtin_catalog_parses_and_has_http_probes() {
+        let c = Catalog::builtin().unwrap();
+        let server = c.probe("http.server").unwrap();
+        assert_eq!(server.hooks[0].function, "net/http.serverHandler.ServeHTTP");
+        let client = c.probe("http.client").unwrap();
+        assert_eq!(client.hooks[0].function, "net/http.(*Transport).roundTrip");
+        assert!(c.all_fields().contains(&"runtime.g.goid".to_string()));
+    }
+
+    #[test]
+    fn fields_follow_go_version_ranges() {
+        let c = Catalog::builtin().unwrap();
+        let f = |v: &str| c.fields_for(&Target { go_version: v, module_version: &no_modules });
+        let f121 = f("go1.21.13");
+        assert!(!f121.iter().any(|x| x.contains("Pattern") || x.contains("pattern")));
+        let f122 = f("go1.22.10");
+        assert!(f122.contains(&"net/http.pattern.str".to_string()));
+        assert!(!f122.contains(&"net/http.Request.Pattern".to_string()));
+        let f126 = f("go1.26.6");
+        assert!(f126.contains(&"net/http.Request.Pattern".to_string()));
+        assert!(!f126.contains(&"net/http.Request.pat".to_string()));
+    }
+
+    #[test]
+    fn versions_compare_numerically_and_prereleases_first() {
+        let v = |s: &str| Version::parse(s).unwrap();
+        assert!(v("go1.22.10") > v("go1.22.9"));
+        assert!(v("go1.23rc1") < v("go1.23"));
+        assert!(v("1.23") == v("go1.23.0"));
+        assert!(v("v0.0.0-20240102030405-abcdef123456") < v("v0.0.0"));
+        assert!(Version::parse("go").is_none());
+        assert!(Version::parse("1..2").is_none());
+        let r = VersionReq::parse(">=1.22, <1.23").unwrap();
+        assert!(r.matches_str("go1.22.10"));
+        assert!(!r.matches_str("go1.23.0"));
+        assert!(!r.matches_str("go1.21.13"));
+        assert!(!r.matches_str("garbage"));
+        assert!(VersionReq::parse("~1.2").is_none());
+    }
+
+    #[test]
+    fn registers_by_word() {
+        assert_eq!(register("amd64", 3), Some("rdi"));
+        assert_eq!(register("arm64", 3), Some("x3"));
+        assert_eq!(register("amd64", 9), None);
+        assert_eq!(register("386", 0), None);
+        assert_eq!(g_register("amd64"), Some("r14"));
+    }
+
+    #[test]
+    fn module_ranges_use_the_compiled_version() {
+        let text = r#"
+[[probe]]
+name = "grpc.server"
+summary = "s"
+go = ">=1.17"
+archs = ["amd64"]
+  [[probe.hook]]
+  function = "google.golang.org/grpc.(*Server).handleStream"
+  at = ["entry"]
+  [[probe.field]]
+  field = "google.golang.org/grpc/internal/transport.Stream.method"
+  from = "stream"
+  module = "google.golang.org/grpc"
+  version = ">=1.40.0"
+"#;
+        let c = Catalog::parse(text).unwrap();
+        let new = |m: &str| (m == "google.golang.org/grpc").then(|| "v1.60.1".to_string());
+        let old = |m: &str| (m == "google.golang.org/grpc").then(|| "v1.30.0".to_string());
+        assert_eq!(c.fields_for(&Target { go_version: "go1.22.1", module_version: &new }).len(), 1);
+        assert_eq!(c.fields_for(&Target { go_version: "go1.22.1", module_version: &old }).len(), 0);
+        assert!(Catalog::parse("[[probe]]\nname='x'\nsummary=''\ngo='~1'\narchs=[]\nhook=[]").is_err());
+    }
+}

@@ -1,0 +1,190 @@
+//! Instrumentability verdicts: for each catalog probe, can goprobe attach it
+//! to this binary, and if not, why (unsupported architecture, Go before the
+//! register ABI, a hooked function missing, a needed offset unknown).
+//!
+//! `goprobe inspect` shows these and `inspect --require` gates on them;
+//! `goprobe attach` uses the same reasons to skip a probe.
+
+use serde::Serialize;
+
+use crate::catalog::{Catalog, Probe, Target};
+use crate::gobin::GoBinary;
+use crate::offsets::Resolver;
+
+/// One probe's verdict for one binary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Verdict {
+    pub probe: String,
+    pub instrumentable: bool,
+    /// Why not, one reason per problem; empty when instrumentable.
+    pub reasons: Vec<String>,
+}
+
+/// What a verdict is decided from, so it can be computed without a binary in tests.
+pub struct Facts<'a> {
+    pub goarch: &'a str,
+    /// Whether the binary has a function of this exact name; `Err` when the
+    /// function table cannot be read.
+    pub has_function: &'a dyn Fn(&str) -> Result<bool, String>,
+    pub resolver: &'a Resolver<'a>,
+}
+
+/// The verdict for one probe.
+pub fn assess_probe(probe: &Probe, facts: &Facts<'_>) -> Verdict {
+    let key = facts.resolver.key();
+    let mut reasons = Vec::new();
+    if !probe.archs.iter().any(|a| a == facts.goarch) {
+        reasons.push(format!("unsupported architecture {} (supported: {})", facts.goarch, probe.archs.join(", ")));
+    }
+    if !probe.supports_go(&key.go_version) {
+        if crate::catalog::Version::parse(&key.go_version).is_none() {
+            reasons.push(format!("unrecognised Go version {:?}", key.go_version));
+        } else {
+            // The only range the catalog's probes carry today is the register
+            // ABI's (Go 1.17); say what the range is either way.
+            reasons.push(format!(
+                "Go version {} not supported: the probe needs Go {} (register ABI: before Go 1.17 arguments are passed on the stack)",
+                key.go_version, probe.go
+            ));
+        }
+    }
+    let lookup = |m: &str| key.module_version(m);
+    let target = Target { go_version: &key.go_version, module_version: &lookup };
+    for hook in probe.hooks_for(&target).filter(|h| !h.optional) {
+        match (facts.has_function)(&hook.function) {
+            Ok(true) => {}
+            Ok(false) => reasons.push(format!("function {} not in the binary", hook.function)),
+            Err(e) => reasons.push(format!("function table unreadable: {e}")),
+        }
+    }
+    for need in probe.fields_for(&target).filter(|f| !f.optional) {
+        let r = facts.resolver.resolve(&need.field);
+        if !r.is_known() {
+            reasons.push(format!(
+                "offset of {} unknown for {}/{}: {}",
+                need.field,
+                key.go_version,
+                key.goarch,
+                r.reason.as_deref().unwrap_or("not found")
+            ));
+        }
+    }
+    Verdict { probe: probe.name.clone(), instrumentable: reasons.is_empty(), reasons }
+}
+
+/// Verdicts for every probe in `catalog`.
+pub fn assess(catalog: &Catalog, facts: &Facts<'_>) -> Vec<Verdict> {
+    catalog.probes.iter().map(|p| assess_probe(p, facts)).collect()
+}
+
+/// Verdicts for every built-in probe on an opened binary, with the built-in
+/// offsets table. Never fails: a problem becomes a reason.
+pub fn assess_binary(bin: &GoBinary) -> Vec<Verdict> {
+    let catalog = match Catalog::builtin() {
+        Ok(c) => c,
+        Err(e) => return vec![Verdict { probe: "*".into(), instrumentable: false, reasons: vec![e.to_string()] }],
+    };
+    let table = match crate::offsets::table::Table::builtin() {
+        Ok(t) => t,
+        Err(e) => crate::offsets::table::Table::default_with_warning(&e),
+    };
+    let resolver = Resolver::for_binary(bin, &table, None);
+    let goarch = String::from(bin.elf().arch.clone());
+    let has_function = |name: &str| -> Result<bool, String> {
+        bin.function_table().map(|fns| fns.iter().any(|f| f.name == name)).map_err(|e| e.to_string())
+    };
+    assess(&catalog, &Facts { goarch: &goarch, has_function: &has_function, resolver: &resolver })
+}
+
+/// A `--require`/`--probes` list that cannot be checked.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeNameError {
+    #[error("unknown probe {name} (known probes: {known})")]
+    Unknown { name: String, known: String },
+    #[error(transparent)]
+    Catalog(#[from] crate::catalog::CatalogError),
+}
+
+/// Check that every name is a catalog probe.
+pub fn check_probe_names(names: &[String]) -> Result<(), ProbeNameError> {
+    let catalog = Catalog::builtin()?;
+    for name in names {
+        if catalog.probe(name).is_none() {
+            let known = catalog.probes.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ");
+            return Err(ProbeNameError::Unknown { name: name.clone(), known });
+        }
+    }
+    Ok(())
+}
+
+/// `inspect --require`: print on stderr why each required probe is not
+/// instrumentable in `bin`; [`Status::CheckFailed`] if any is not.
+pub fn report_required(bin: &GoBinary, required: &[String]) -> crate::exit::Status {
+    let verdicts = assess_binary(bin);
+    let mut status = crate::exit::Status::Success;
+    for name in required {
+        match verdicts.iter().find(|v| &v.probe == name) {
+            Some(v) if v.instrumentable => {}
+            Some(v) => {
+                eprintln!("goprobe: {}: probe {name} is not instrumentable: {}", bin.path().display(), v.reasons.join("; "));
+                status = crate::exit::Status::CheckFailed;
+            }
+            None => {
+                eprintln!("goprobe: {}: probe {name} has no verdict", bin.path().display());
+                status = crate::exit::Status::CheckFailed;
+            }
+        }
+    }
+    status
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::offsets::Key;
+    use crate::offsets::table::{Entry, FieldEntry, Layouts, Table};
+
+    fn full_table(go: &str, arch: &str) -> Table {
+        let catalog = Catalog::builtin().unwrap();
+        let mut l = Layouts::default();
+        for (i, f) in catalog.all_fields().into_iter().enumerate() {
+            l.fields.insert(f, FieldEntry { offset: 8 * i as u64, size: 8 });
+        }
+        let mut t = Table::default();
+        t.insert(Entry { go: Some(go.into()), module: None, version: None, goarch: arch.into(), layouts: l });
+        t
+    }
+
+    fn verdicts(go: &str, arch: &str, table: &Table, functions: &[&str]) -> Vec<Verdict> {
+        let key = Key { go_version: go.into(), goarch: arch.into(), modules: vec![] };
+        let resolver = Resolver::new(Err("no DWARF".into()), table, key);
+        let has = |n: &str| Ok(functions.contains(&n));
+        assess(&Catalog::builtin().unwrap(), &Facts { goarch: arch, has_function: &has, resolver: &resolver })
+    }
+
+    const HTTP_FUNCS: [&str; 2] = ["net/http.serverHandler.ServeHTTP", "net/http.(*Transport).roundTrip"];
+
+    #[test]
+    fn all_good() {
+        let t = full_table("go1.22.10", "amd64");
+        let v = verdicts("go1.22.10", "amd64", &t, &HTTP_FUNCS);
+        assert!(v.iter().all(|v| v.instrumentable && v.reasons.is_empty()), "{v:?}");
+    }
+
+    #[test]
+    fn each_reason() {
+        let t = full_table("go1.22.10", "amd64");
+        let v = verdicts("go1.22.10", "amd64", &t, &[]);
+        assert!(v.iter().all(|v| !v.instrumentable));
+        assert!(v[0].reasons[0].contains("function net/http.serverHandler.ServeHTTP not in the binary"), "{v:?}");
+        let v = verdicts("go1.22.11", "amd64", &t, &HTTP_FUNCS);
+        assert!(v[0].reasons.iter().any(|r| r.contains("offset of net/http.Request.Method unknown for go1.22.11/amd64")), "{v:?}");
+        let t386 = full_table("go1.22.10", "386");
+        let v = verdicts("go1.22.10", "386", &t386, &HTTP_FUNCS);
+        assert_eq!(v[0].reasons.len(), 1, "{v:?}");
+        assert!(v[0].reasons[0].starts_with("unsupported architecture 386"));
+        let t16 = full_table("go1.16.15", "amd64");
+        let v = verdicts("go1.16.15", "amd64", &t16, &HTTP_FUNCS);
+        assert!(v[0].reasons.iter().any(|r| r.contains("register ABI")), "{v:?}");
+    }
+}

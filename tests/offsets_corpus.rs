@@ -1,0 +1,144 @@
+//! Offsets against ground truth from the Go toolchain itself: for every Go
+//! version in the corpus manifest, the `reflectoffsets` fixture (built by
+//! that toolchain) prints reflect's offsets and sizes; goprobe's answers for
+//! every corpus binary of that version and GOARCH must equal them exactly —
+//! from DWARF on unstripped builds, from the embedded table on stripped ones.
+//! arm64 ground truth comes from running the arm64 build under qemu.
+
+#[path = "common/mod.rs"]
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::Command;
+
+use common::{CorpusBinary, manifest};
+use goprobe::catalog::{Catalog, Target};
+use goprobe::gobin::GoBinary;
+use goprobe::offsets::table::Table;
+use goprobe::offsets::{Resolver, Source};
+
+#[derive(Debug, serde::Deserialize)]
+struct Truth {
+    field: String,
+    offset: u64,
+    size: u64,
+    type_size: Option<u64>,
+}
+
+/// Run a reflectoffsets build (natively or under qemu) and parse its output.
+fn ground_truth(bin: &CorpusBinary) -> BTreeMap<String, Truth> {
+    let mut cmd = if bin.goarch == "arm64" {
+        let mut c = Command::new("qemu-aarch64-static");
+        c.arg(&bin.path);
+        c
+    } else {
+        Command::new(&bin.path)
+    };
+    let out = cmd.output().unwrap_or_else(|e| {
+        panic!("{}: running {cmd:?}: {e} (arm64 ground truth needs qemu-user-static: scripts/setup.sh)", bin.label())
+    });
+    assert!(out.status.success(), "{}: {}", bin.label(), String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut map = BTreeMap::new();
+    for line in text.lines() {
+        let t: Truth = serde_json::from_str(line).unwrap_or_else(|e| panic!("{}: {line:?}: {e}", bin.label()));
+        map.insert(t.field.clone(), t);
+    }
+    assert!(map.contains_key("runtime.g.goid"), "{}: ground truth lacks runtime.g.goid", bin.label());
+    map
+}
+
+/// Versions (toolchain dir names) and their ground truth per GOARCH.
+fn truths(all: &[CorpusBinary]) -> BTreeMap<(String, String), BTreeMap<String, Truth>> {
+    let mut out = BTreeMap::new();
+    let versions: std::collections::BTreeSet<&str> = all.iter().map(|b| b.go_version.as_str()).collect();
+    for v in versions {
+        for (arch, variant) in [("amd64", "default"), ("arm64", "arm64")] {
+            let bin = all
+                .iter()
+                .find(|b| b.go_version == v && b.program == "reflectoffsets" && b.variant == variant)
+                .unwrap_or_else(|| {
+                    panic!(
+                        "corpus has no reflectoffsets {variant} build for Go {v}: run \
+                         `tests/fixtures/build-corpus.sh --versions {v} --programs reflectoffsets`"
+                    )
+                });
+            out.insert((v.to_string(), arch.to_string()), ground_truth(bin));
+        }
+    }
+    out
+}
+
+#[test]
+fn offsets_equal_reflect_ground_truth_for_every_corpus_binary() {
+    let all = manifest();
+    let truths = truths(&all);
+    let table = Table::builtin().unwrap();
+    let catalog = Catalog::builtin().unwrap();
+    let mut checked = 0;
+    let mut covered: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut failures = Vec::new();
+    for bin in &all {
+        let truth = &truths[&(bin.go_version.clone(), bin.goarch.clone())];
+        let go = GoBinary::open(&bin.path).unwrap_or_else(|e| panic!("{}: {e}", bin.label()));
+        let resolver = Resolver::for_binary(&go, &table, None);
+        // Every catalog field this version needs is in the ground truth, so the
+        // catalog is fully checked against the toolchain.
+        if bin.program == "reflectoffsets" && bin.variant == "default" {
+            let none = |_: &str| None;
+            for f in catalog.fields_for(&Target { go_version: &go.build_info().go_version, module_version: &none }) {
+                assert!(truth.contains_key(&f), "go{}: catalog field {f} has no reflect ground truth", bin.go_version);
+            }
+        }
+        for t in truth.values() {
+            let got = resolver.resolve(&t.field);
+            let expect_source = if go.elf().dwarf {
+                // Purpose-built programs use every type, so DWARF must answer;
+                // other programs may lack a type and fall back to the table.
+                if bin.program == "reflectoffsets" { Some(Source::Dwarf) } else { None }
+            } else {
+                Some(Source::Table)
+            };
+            let ok = got.offset == Some(t.offset)
+                && got.size == Some(t.size)
+                && (t.type_size.is_none() || got.type_size == t.type_size)
+                && expect_source.is_none_or(|s| s == got.source);
+            if !ok {
+                failures.push(format!(
+                    "{}: {}: reflect {}+{} (struct {:?}), goprobe {:?}+{:?} (struct {:?}) from {} {}",
+                    bin.label(),
+                    t.field,
+                    t.offset,
+                    t.size,
+                    t.type_size,
+                    got.offset,
+                    got.size,
+                    got.type_size,
+                    got.source,
+                    got.reason.unwrap_or_default()
+                ));
+            }
+            checked += 1;
+        }
+        covered.entry(format!("go{} {}", bin.go_version, bin.program)).or_default().push(bin.variant.clone());
+    }
+    for (k, v) in &covered {
+        eprintln!("checked {k}: {}", v.join(" "));
+    }
+    assert!(failures.is_empty(), "{} of {checked} field checks failed:\n{}", failures.len(), failures.join("\n"));
+}
+
+#[test]
+fn committed_table_covers_every_corpus_version() {
+    let table = Table::builtin().unwrap();
+    for bin in manifest() {
+        let go = GoBinary::open(&bin.path).unwrap_or_else(|e| panic!("{}: {e}", bin.label()));
+        let v = &go.build_info().go_version;
+        assert!(
+            table.stdlib(v, &bin.goarch).is_some(),
+            "{}: the offsets table has no entry for {v}/{}: run scripts/gen-offsets-table.sh and commit",
+            bin.label(),
+            bin.goarch
+        );
+    }
+}
