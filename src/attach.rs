@@ -492,6 +492,32 @@ mod tests {
         assert!(matches!(Offsets::from_ndjson("{"), Err(AttachError::OffsetsSyntax { line: 1, .. })));
     }
 
+    /// The registers the eBPF programs read (ebpf/goprobe.bpf.c) are the ones
+    /// the probe catalog assigns to each argument.
+    #[test]
+    fn programs_read_the_catalog_registers() {
+        let catalog = crate::catalog::Catalog::builtin().expect("catalog");
+        let reg = |probe: &str, arg: &str| -> Vec<&'static str> {
+            let p = catalog.probe(probe).expect("probe");
+            let a = p.hooks.iter().flat_map(|h| h.args.iter()).find(|a| a.name == arg).expect("arg");
+            a.words.iter().map(|&w| crate::catalog::register("amd64", w).expect("register")).collect()
+        };
+        // http_server_entry: rw data in RCX (ptr_b), req in RDI.
+        assert_eq!(reg("http.server", "response_writer"), ["rbx", "rcx"]);
+        assert_eq!(reg("http.server", "request"), ["rdi"]);
+        // http_client_entry: req in RBX; http_client_return: *Response in RAX, error in RBX/RCX.
+        assert_eq!(reg("http.client", "request"), ["rbx"]);
+        assert_eq!(reg("http.client", "response"), ["rax"]);
+        assert_eq!(reg("http.client", "error"), ["rbx", "rcx"]);
+        for p in [Probe::HttpServer, Probe::HttpClient] {
+            let c = catalog.probe(p.name()).expect("in catalog");
+            assert!(c.hooks.iter().any(|h| h.function == p.function()));
+            for f in p.required_fields().iter().filter(|f| **f != "runtime.g.goid") {
+                assert!(catalog.all_fields().iter().any(|c| c == f), "{f} not in the catalog");
+            }
+        }
+    }
+
     #[test]
     fn probes_list() {
         assert_eq!(parse_probes("http.client, http.server,http.client").expect("ok"), vec![Probe::HttpClient, Probe::HttpServer]);

@@ -243,8 +243,13 @@ impl Recorder {
             let path_part = r.split_once(' ').map_or(r, |(_, p)| p);
             a.insert("http.route".into(), path_part.into());
         }
-        let status = f.get("status").and_then(Value::as_i64).unwrap_or(200);
-        a.insert("http.response.status_code".into(), AttrValue::Int(status));
+        // A handler that writes nothing gets an implicit 200 after ServeHTTP
+        // returns (HTTP/1.x). The status of HTTP/2 responses is not read yet.
+        let http1 = str_field(f, "proto").is_some_and(|p| p.starts_with("HTTP/1"));
+        let status = f.get("status").and_then(Value::as_i64).or(http1.then_some(200)).unwrap_or(0);
+        if status != 0 {
+            a.insert("http.response.status_code".into(), AttrValue::Int(status));
+        }
         if let Some(proto) = str_field(f, "proto") {
             let v = match proto {
                 "HTTP/1.0" => "1.0",

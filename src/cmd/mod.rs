@@ -29,7 +29,7 @@ pub enum Command {
     #[command(after_long_help = EXIT_STATUS_HELP)]
     Attach(attach::Args),
     /// Record spans (NDJSON, goprobe's span schema) from a Go binary, a process, or attach's output on stdin.
-    #[command(after_long_help = EXIT_STATUS_HELP)]
+    #[command(after_long_help = EXIT_STATUS_HELP, long_about = RECORD_ABOUT)]
     Record(record::Args),
     /// Struct-field offsets a probe needs (from DWARF, else the offsets table), or any field given.
     #[command(after_long_help = EXIT_STATUS_HELP)]
@@ -38,6 +38,32 @@ pub enum Command {
     #[command(hide = true, name = "offsets-table")]
     OffsetsTable(offsets_table::Args),
 }
+
+/// `goprobe record --help` and its man page: the span schema.
+const RECORD_ABOUT: &str = "Record spans from a Go binary (every process running it, including later ones), \
+one process (--pid), or `goprobe attach` NDJSON on stdin.
+
+Output: one JSON object per line (stdout, or -o FILE):
+  trace_id              32 lowercase hex digits
+  span_id               16 hex digits
+  parent_span_id        16 hex digits; absent for root spans
+  name                  \"GET /users/{id}\" (server, with route), \"GET\" (server without route, client)
+  kind                  server | client | internal
+  start_time_unix_nano  wall clock: kernel CLOCK_MONOTONIC stamps plus a sampled REALTIME-MONOTONIC offset
+  end_time_unix_nano
+  attributes            OpenTelemetry names. Server: http.request.method, url.path, http.route,
+                        http.response.status_code, server.address, server.port, network.peer.address,
+                        network.peer.port, network.protocol.version. Client: http.request.method, url.full,
+                        server.address, server.port, http.response.status_code, error.type
+  status                {\"code\": \"unset\"|\"error\", \"message\": optional}; error on server 5xx, client 4xx/5xx or error
+  events                list of {name, time_unix_nano, attributes} (may be empty)
+  resource              service.name, process.pid, process.executable.path, process.runtime.name,
+                        process.runtime.version
+
+An outgoing call made while serving a request (on the handler's goroutine, or a goroutine it started, \
+seen through the go.spawn probe) is a child of that server span, in the same trace. \
+A progress line goes to stderr when it is a terminal; a summary at the end. Ctrl-C, SIGTERM, --duration, \
+--limit or the traced process's exit end the recording with every span flushed.";
 
 /// Run the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<Status> {
