@@ -56,6 +56,9 @@ url="http://$(head -1 "$work/addr")/hello"
 # Start a goprobe command in the background and wait until it has attached.
 start_goprobe() {
   local out=$1; shift
+  # Remove the previous run's stderr first: the background job truncates it
+  # only once it starts, and a stale "attached" would start the load early.
+  rm -f "$work/goprobe.err"
   "$goprobe" "$@" > "$out" 2> "$work/goprobe.err" &
   gp_pid=$!
   for _ in $(seq 300); do grep -q attached "$work/goprobe.err" 2>/dev/null && return 0; sleep 0.1; done

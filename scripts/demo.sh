@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The main job in one command (as root): build goprobe and the example Go
+# service (tests/fixtures/programs/httpserver: an HTTP server whose /call
+# route calls out over HTTP), run it, drive traffic at it on loopback while
+# `goprobe record` watches it, and show the spans.
+#
+# Usage: sudo scripts/demo.sh [REQUESTS]
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+n=${1:-5}
+[ "$(id -u)" -eq 0 ] || { echo "demo: run as root (eBPF uprobes)" >&2; exit 2; }
+# Newest corpus toolchain when present (ServeMux routes need Go >= 1.22), else Debian's go.
+gotool=go
+for v in 1.26.6 1.25.5 1.24.11 1.23.9 1.22.10; do
+  t=${GOPROBE_CACHE:-$repo/.cache}/go/$v/go/bin/go
+  if [ -x "$t" ]; then gotool=$t; break; fi
+done
+command -v "$gotool" >/dev/null || { echo "demo: go missing: run scripts/setup.sh" >&2; exit 2; }
+work=$(mktemp -d)
+server=
+cleanup() { [ -n "$server" ] && kill "$server" 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+
+(cd "$repo" && cargo build -q)
+goprobe=$repo/target/debug/goprobe
+(cd "$repo/tests/fixtures/programs/httpserver" && GOTOOLCHAIN=local GOFLAGS=-mod=mod GOPROXY=off "$gotool" build -o "$work/httpserver" .)
+
+# httpmuxgo121=0: the ServeMux with patterns, so spans carry http.route.
+GODEBUG=httpmuxgo121=0 "$work/httpserver" > "$work/addr" &
+server=$!
+for _ in $(seq 50); do [ -s "$work/addr" ] && break; sleep 0.1; done
+addr=$(head -1 "$work/addr")
+
+"$goprobe" record --pid "$server" -o "$work/spans.ndjson" 2> "$work/record.err" &
+rec=$!
+for _ in $(seq 300); do grep -q attached "$work/record.err" && break; sleep 0.1; done
+for _ in $(seq "$n"); do
+  curl -s "http://$addr/hello" > /dev/null
+  curl -s "http://$addr/call" > /dev/null
+  curl -s "http://$addr/fail" > /dev/null || true
+done
+sleep 0.5
+kill -INT "$rec"; wait "$rec" || true
+cat "$work/record.err" >&2
+if command -v jq >/dev/null; then
+  jq -c '{trace: .trace_id[0:8], span: .span_id, parent: .parent_span_id, name, kind,
+          ms: ((.end_time_unix_nano - .start_time_unix_nano) / 1e6),
+          status: .attributes["http.response.status_code"], code: .status.code}' "$work/spans.ndjson"
+else
+  cat "$work/spans.ndjson"
+fi
