@@ -16,6 +16,9 @@ _goprobe() {
             ",$1")
                 cmd="goprobe"
                 ;;
+            goprobe,attach)
+                cmd="goprobe__subcmd__attach"
+                ;;
             goprobe,convert)
                 cmd="goprobe__subcmd__convert"
                 ;;
@@ -31,6 +34,12 @@ _goprobe() {
             goprobe,offsets-table)
                 cmd="goprobe__subcmd__offsets__subcmd__table"
                 ;;
+            goprobe,record)
+                cmd="goprobe__subcmd__record"
+                ;;
+            goprobe__subcmd__help,attach)
+                cmd="goprobe__subcmd__help__subcmd__attach"
+                ;;
             goprobe__subcmd__help,convert)
                 cmd="goprobe__subcmd__help__subcmd__convert"
                 ;;
@@ -45,6 +54,9 @@ _goprobe() {
                 ;;
             goprobe__subcmd__help,offsets-table)
                 cmd="goprobe__subcmd__help__subcmd__offsets__subcmd__table"
+                ;;
+            goprobe__subcmd__help,record)
+                cmd="goprobe__subcmd__help__subcmd__record"
                 ;;
             goprobe__subcmd__help__subcmd__offsets__subcmd__table,check)
                 cmd="goprobe__subcmd__help__subcmd__offsets__subcmd__table__subcmd__check"
@@ -86,12 +98,42 @@ _goprobe() {
 
     case "${cmd}" in
         goprobe)
-            opts="-h -V --help --version inspect convert offsets offsets-table help"
+            opts="-h -V --help --version inspect convert attach record offsets offsets-table help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        goprobe__subcmd__attach)
+            opts="-h --pid --probes --offsets --duration --baseline-empty --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --pid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --probes)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --offsets)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --duration)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -142,8 +184,22 @@ _goprobe() {
             return 0
             ;;
         goprobe__subcmd__help)
-            opts="inspect convert offsets offsets-table help"
+            opts="inspect convert attach record offsets offsets-table help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        goprobe__subcmd__help__subcmd__attach)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -256,6 +312,20 @@ _goprobe() {
         goprobe__subcmd__help__subcmd__offsets__subcmd__table__subcmd__merge)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        goprobe__subcmd__help__subcmd__record)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -459,6 +529,48 @@ _goprobe() {
             fi
             case "${prev}" in
                 --table)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        goprobe__subcmd__record)
+            opts="-o -h --pid --probes --offsets --duration --limit --output --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --pid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --probes)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --offsets)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --duration)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -24,6 +24,8 @@ set edit:completion:arg-completer[goprobe] = {|@words|
             cand --version 'Print version'
             cand inspect 'Show a Go binary''s build info, ELF facts and function table'
             cand convert 'Convert span NDJSON into OTLP, pprof, folded stacks, flame graphs, Chrome traces or text'
+            cand attach 'Attach eBPF probes to a Go binary or process and stream completed calls as NDJSON'
+            cand record 'Record spans (NDJSON, goprobe''s span schema) from a Go binary, a process, or attach''s output on stdin'
             cand offsets 'Struct-field offsets a probe needs (from DWARF, else the offsets table), or any field given'
             cand offsets-table 'Maintainer tool behind scripts/gen-offsets-table.sh'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -46,6 +48,26 @@ set edit:completion:arg-completer[goprobe] = {|@words|
             cand --group-window 'pprof/folded/flamegraph: a trace is complete once none of its spans was seen in this many spans (bounds memory; later stragglers become roots)'
             cand --max-tries 'otlp: attempts per batch, including the first'
             cand --skip-invalid 'Skip malformed lines (counted on stderr) instead of stopping at the first'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'goprobe;attach'= {
+            cand --pid 'Trace only this process'
+            cand --probes 'Comma-separated probes to attach: http.server, http.client, and go.spawn (goroutine creation, so calls made on goroutines a handler starts are parented to its span)'
+            cand --offsets 'Field offsets as NDJSON from `goprobe offsets --json` (`-` for stdin); default: read them from the binary''s DWARF'
+            cand --duration 'Stop after this long (e.g. 500ms, 30s, 5m); default: until Ctrl-C, SIGTERM, or the traced process exits'
+            cand --baseline-empty 'Benchmark baseline: attach programs that do nothing at the same points (measures the cost of the uprobe traps alone; no events)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'goprobe;record'= {
+            cand --pid 'Trace only this process'
+            cand --probes 'Comma-separated probes to attach: http.server, http.client, and go.spawn (goroutine creation, so calls made on goroutines a handler starts are parented to its span)'
+            cand --offsets 'Field offsets NDJSON from `goprobe offsets --json` (`-` for stdin)'
+            cand --duration 'Stop after this long (e.g. 500ms, 30s, 5m)'
+            cand --limit 'Stop after writing this many spans'
+            cand -o 'Write spans here instead of stdout (`-` is stdout)'
+            cand --output 'Write spans here instead of stdout (`-` is stdout)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
@@ -100,6 +122,8 @@ set edit:completion:arg-completer[goprobe] = {|@words|
         &'goprobe;help'= {
             cand inspect 'Show a Go binary''s build info, ELF facts and function table'
             cand convert 'Convert span NDJSON into OTLP, pprof, folded stacks, flame graphs, Chrome traces or text'
+            cand attach 'Attach eBPF probes to a Go binary or process and stream completed calls as NDJSON'
+            cand record 'Record spans (NDJSON, goprobe''s span schema) from a Go binary, a process, or attach''s output on stdin'
             cand offsets 'Struct-field offsets a probe needs (from DWARF, else the offsets table), or any field given'
             cand offsets-table 'Maintainer tool behind scripts/gen-offsets-table.sh'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -107,6 +131,10 @@ set edit:completion:arg-completer[goprobe] = {|@words|
         &'goprobe;help;inspect'= {
         }
         &'goprobe;help;convert'= {
+        }
+        &'goprobe;help;attach'= {
+        }
+        &'goprobe;help;record'= {
         }
         &'goprobe;help;offsets'= {
         }

@@ -1,17 +1,60 @@
 #!/usr/bin/env bash
-# The main job end to end on a fresh machine: install what is needed, build
-# goprobe and the bundled example Go service, and look inside it.
+# The main job in one command (as root): build goprobe and the example Go
+# service (tests/fixtures/programs/httpserver: an HTTP server whose /call
+# route calls out over HTTP), run it, drive traffic at it on loopback while
+# `goprobe record` watches it, show the spans, and convert them for other tools.
+# On a fresh machine it first installs everything (scripts/setup.sh).
+#
+# Usage: sudo scripts/demo.sh [REQUESTS]
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
-cd "$repo"
+n=${1:-5}
+[ "$(id -u)" -eq 0 ] || { echo "demo: run as root (eBPF uprobes)" >&2; exit 2; }
+bash "$repo/scripts/setup.sh"
+# Newest corpus toolchain when present (ServeMux routes need Go >= 1.22), else Debian's go.
+gotool=go
+for v in 1.26.6 1.25.5 1.24.11 1.23.9 1.22.10; do
+  t=${GOPROBE_CACHE:-$repo/.cache}/go/$v/go/bin/go
+  if [ -x "$t" ]; then gotool=$t; break; fi
+done
+command -v "$gotool" >/dev/null || { echo "demo: go missing: run scripts/setup.sh" >&2; exit 2; }
+work=$(mktemp -d)
+server=
+cleanup() { [ -n "$server" ] && kill "$server" 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
 
-bash scripts/setup.sh
-export GOPROBE_CACHE=${GOPROBE_CACHE:-$repo/.cache}
-cargo build --release --locked
+(cd "$repo" && cargo build -q --release --locked)
 goprobe=$repo/target/release/goprobe
-server=$GOPROBE_CACHE/corpus/go1.26.6/httpserver/stripped
+(cd "$repo/tests/fixtures/programs/httpserver" && GOTOOLCHAIN=local GOFLAGS=-mod=mod GOPROXY=off "$gotool" build -o "$work/httpserver" .)
 
-echo "== goprobe inspect (stripped Go 1.26 HTTP service)" >&2
-"$goprobe" inspect "$server"
-echo "== its net/http functions, from .gopclntab" >&2
-"$goprobe" inspect --functions --match 'net/http.(*Transport).roundTrip' "$server"
+# httpmuxgo121=0: the ServeMux with patterns, so spans carry http.route.
+GODEBUG=httpmuxgo121=0 "$work/httpserver" > "$work/addr" &
+server=$!
+for _ in $(seq 50); do [ -s "$work/addr" ] && break; sleep 0.1; done
+addr=$(head -1 "$work/addr")
+
+"$goprobe" record --pid "$server" -o "$work/spans.ndjson" 2> "$work/record.err" &
+rec=$!
+for _ in $(seq 300); do grep -q attached "$work/record.err" && break; sleep 0.1; done
+for _ in $(seq "$n"); do
+  curl -s "http://$addr/hello" > /dev/null
+  curl -s "http://$addr/call" > /dev/null
+  curl -s "http://$addr/fail" > /dev/null || true
+done
+sleep 0.5
+kill -INT "$rec"; wait "$rec" || true
+cat "$work/record.err" >&2
+if command -v jq >/dev/null; then
+  jq -c '{trace: .trace_id[0:8], span: .span_id, parent: .parent_span_id, name, kind,
+          ms: ((.end_time_unix_nano - .start_time_unix_nano) / 1e6),
+          status: .attributes["http.response.status_code"], code: .status.code}' "$work/spans.ndjson"
+else
+  cat "$work/spans.ndjson"
+fi
+
+echo "== the same spans converted: a pprof profile, a Chrome/Perfetto trace, OTLP/JSON" >&2
+"$goprobe" convert --to pprof "$work/spans.ndjson" -o "$work/spans.pb.gz"
+"$goprobe" convert --to chrome "$work/spans.ndjson" -o "$work/trace.json"
+"$goprobe" convert --to otlp-json "$work/spans.ndjson" -o "$work/otlp.jsonl"
+"$gotool" tool pprof -top "$work/spans.pb.gz" 2>/dev/null | head -12
+ls -l "$work/spans.pb.gz" "$work/trace.json" "$work/otlp.jsonl" >&2

@@ -14,13 +14,14 @@ fi
 
 packages=(
   golang-go            # Go 1.19 for the corpus
-  clang-14 llvm-14     # eBPF C programs
+  clang-14 llvm-14     # eBPF C programs (build.rs); llvm-dwarfdump-14 is a test oracle
   libbpf-dev bpftool   # BPF headers, inspection
   qemu-user-static     # runs arm64 corpus programs
   dwarves              # pahole, the offsets benchmark baseline
   hyperfine            # benches: goprobe vs go version -m side by side
   binutils jq git python3-pip
   time                 # /usr/bin/time -v: peak RSS in benches/convert.sh
+  curl                 # scripts/demo.sh drives traffic with it
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -13,4 +13,8 @@ pub mod gobin;
 pub mod inspect;
 pub mod offsets;
 pub mod span;
+pub mod bpf;
+pub mod attach;
+pub mod clock;
+pub mod record;
 pub mod verdict;

@@ -7,7 +7,9 @@ use clap::{Parser, Subcommand};
 use crate::exit::{EXIT_STATUS_HELP, Status};
 
 pub mod convert;
+pub mod attach;
 pub mod inspect;
+pub mod record;
 pub mod offsets;
 pub mod offsets_table;
 
@@ -27,6 +29,12 @@ pub enum Command {
     /// Convert span NDJSON into OTLP, pprof, folded stacks, flame graphs, Chrome traces or text.
     #[command(after_long_help = EXIT_STATUS_HELP)]
     Convert(convert::Args),
+    /// Attach eBPF probes to a Go binary or process and stream completed calls as NDJSON.
+    #[command(after_long_help = EXIT_STATUS_HELP)]
+    Attach(attach::Args),
+    /// Record spans (NDJSON, goprobe's span schema) from a Go binary, a process, or attach's output on stdin.
+    #[command(after_long_help = EXIT_STATUS_HELP, long_about = RECORD_ABOUT)]
+    Record(record::Args),
     /// Struct-field offsets a probe needs (from DWARF, else the offsets table), or any field given.
     #[command(after_long_help = EXIT_STATUS_HELP)]
     Offsets(offsets::Args),
@@ -35,11 +43,39 @@ pub enum Command {
     OffsetsTable(offsets_table::Args),
 }
 
+/// `goprobe record --help` and its man page: the span schema.
+const RECORD_ABOUT: &str = "Record spans from a Go binary (every process running it, including later ones), \
+one process (--pid), or `goprobe attach` NDJSON on stdin.
+
+Output: one JSON object per line (stdout, or -o FILE):
+  trace_id              32 lowercase hex digits
+  span_id               16 hex digits
+  parent_span_id        16 hex digits; absent for root spans
+  name                  \"GET /users/{id}\" (server, with route), \"GET\" (server without route, client)
+  kind                  server | client | internal
+  start_time_unix_nano  wall clock: kernel CLOCK_MONOTONIC stamps plus a sampled REALTIME-MONOTONIC offset
+  end_time_unix_nano
+  attributes            OpenTelemetry names. Server: http.request.method, url.path, http.route,
+                        http.response.status_code, server.address, server.port, network.peer.address,
+                        network.peer.port, network.protocol.version. Client: http.request.method, url.full,
+                        server.address, server.port, http.response.status_code, error.type
+  status                {\"code\": \"unset\"|\"error\", \"message\": optional}; error on server 5xx, client 4xx/5xx or error
+  events                list of {name, time_unix_nano, attributes} (may be empty)
+  resource              service.name, process.pid, process.executable.path, process.runtime.name,
+                        process.runtime.version
+
+An outgoing call made while serving a request (on the handler's goroutine, or a goroutine it started, \
+seen through the go.spawn probe) is a child of that server span, in the same trace. \
+A progress line goes to stderr when it is a terminal; a summary at the end. Ctrl-C, SIGTERM, --duration, \
+--limit or the traced process's exit end the recording with every span flushed.";
+
 /// Run the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<Status> {
     match cli.command {
         Command::Inspect(args) => inspect::run(args),
         Command::Convert(args) => convert::run(args),
+        Command::Attach(args) => attach::run(args),
+        Command::Record(args) => record::run(args),
         Command::Offsets(args) => offsets::run(args),
         Command::OffsetsTable(args) => offsets_table::run(args),
     }

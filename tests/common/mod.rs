@@ -88,3 +88,183 @@ pub fn output(mut cmd: Command) -> String {
     assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap_or_else(|e| panic!("{cmd:?}: output not UTF-8: {e}"))
 }
+
+// ---- Running fixture programs and test-only oracles (attach/record tests).
+// Symbols via the `object` crate and offsets via llvm-dwarfdump are
+// oracles independent of goprobe's own readers.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+/// One manifest row.
+#[derive(Debug, Clone)]
+pub struct CorpusEntry {
+    pub go_version: String,
+    pub program: String,
+    pub variant: String,
+    pub binary: PathBuf,
+    pub unstripped: PathBuf,
+    pub goarch: String,
+}
+
+/// Every corpus binary, as attach/record tests name them.
+pub fn corpus() -> Vec<CorpusEntry> {
+    manifest()
+        .into_iter()
+        .map(|b| CorpusEntry { go_version: b.go_version, program: b.program, variant: b.variant, binary: b.path, unstripped: b.twin, goarch: b.goarch })
+        .collect()
+}
+
+/// The corpus binary for (program, variant) of the Go version starting with `go`.
+pub fn corpus_binary(go: &str, program: &str, variant: &str) -> CorpusEntry {
+    let matches = |v: &str| v == go || v.starts_with(&format!("{go}."));
+    if let Some(e) = corpus().into_iter().find(|e| matches(&e.go_version) && e.program == program && e.variant == variant) {
+        return e;
+    }
+    // The manifest is rewritten while the corpus script runs; the binaries
+    // follow a fixed layout, so look there too.
+    let root = cache_dir().join("corpus");
+    let dirs = std::fs::read_dir(&root).into_iter().flatten().flatten();
+    for d in dirs {
+        let name = d.file_name().to_string_lossy().into_owned();
+        let Some(v) = name.strip_prefix("go") else { continue };
+        let bin = d.path().join(program).join(variant);
+        if matches(v) && bin.is_file() {
+            let twin = match variant {
+                "stripped" => "default",
+                "pie-stripped" => "pie",
+                "arm64-stripped" => "arm64",
+                other => other,
+            };
+            return CorpusEntry {
+                go_version: v.to_owned(),
+                program: program.to_owned(),
+                variant: variant.to_owned(),
+                unstripped: d.path().join(program).join(twin),
+                binary: bin,
+                goarch: if variant.starts_with("arm64") { "arm64" } else { "amd64" }.to_owned(),
+            };
+        }
+    }
+    panic!("corpus has no {program}/{variant} for Go {go} under {}: run tests/fixtures/build-corpus.sh --all", root.display())
+}
+
+/// Fail unless running as root (eBPF tests attach real uprobes).
+pub fn require_root() {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(euid, 0, "this test attaches eBPF uprobes and must run as root");
+}
+
+/// A running httpserver fixture.
+pub struct Server {
+    pub child: Child,
+    pub addr: String,
+}
+
+impl Server {
+    pub fn start(bin: &Path) -> Server {
+        Server::start_env(bin, &[])
+    }
+
+    /// Start with extra environment, e.g. `GODEBUG=httpmuxgo121=0`: the
+    /// fixture's go.mod says `go 1.19`, so Go >= 1.22 keeps the old ServeMux
+    /// (no patterns, no Request.Pattern) unless told otherwise.
+    pub fn start_env(bin: &Path, env: &[(&str, &str)]) -> Server {
+        let mut child = Command::new(bin)
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()));
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line).expect("server prints its address");
+        Server { child, addr: line.trim().to_owned() }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// GET `path` over a fresh HTTP/1.1 connection; returns the status code.
+pub fn get(addr: &str, path: &str) -> u16 {
+    let mut s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").expect("send");
+    let mut resp = String::new();
+    let _ = s.read_to_string(&mut resp);
+    resp.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
+}
+
+/// Test-only oracle: a function's (vaddr, file offset, size, bytes) from
+/// the symbol table of an unstripped binary.
+pub fn symbol_function(bin: &Path, name: &str) -> (u64, u64, u64, Vec<u8>) {
+    use object::{Object, ObjectSection, ObjectSymbol};
+    let data = std::fs::read(bin).expect("read binary");
+    let file = object::File::parse(&*data).expect("ELF");
+    let sym = file.symbols().find(|s| s.name() == Ok(name)).unwrap_or_else(|| panic!("no symbol {name}"));
+    let sec = file.section_by_index(sym.section_index().expect("in a section")).expect("section");
+    let (sec_off, _) = sec.file_range().expect("file range");
+    let off = sym.address() - sec.address() + sec_off;
+    let code = data[off as usize..(off + sym.size()) as usize].to_vec();
+    (sym.address(), off, sym.size(), code)
+}
+
+/// Test-only oracle: `goprobe offsets --json`-style NDJSON for `fields`
+/// (`pkg.Type.field`), read from DWARF with llvm-dwarfdump.
+pub fn dwarf_offsets(bin: &Path, fields: &[&str]) -> String {
+    let mut out = String::new();
+    for field in fields {
+        let (ty, member) = field.rsplit_once('.').expect("pkg.Type.field");
+        let dump = Command::new("llvm-dwarfdump-14")
+            .args(["--name", ty, "--show-children"])
+            .arg(bin)
+            .output()
+            .expect("llvm-dwarfdump-14 (apt install llvm-14)");
+        let text = String::from_utf8_lossy(&dump.stdout);
+        let mut offset = None;
+        let mut lines = text.lines();
+        while let Some(l) = lines.next() {
+            if l.contains("DW_AT_name") && l.contains(&format!("(\"{member}\")")) {
+                if let Some(loc) = lines.next().filter(|n| n.contains("DW_AT_data_member_location")) {
+                    offset = loc.rsplit_once('(').and_then(|(_, v)| v.trim_end_matches(')').parse::<u64>().ok());
+                    break;
+                }
+            }
+        }
+        match offset {
+            Some(o) => out.push_str(&format!("{{\"field\":\"{field}\",\"offset\":{o},\"size\":null,\"source\":\"dwarf\"}}\n")),
+            None => out.push_str(&format!("{{\"field\":\"{field}\",\"offset\":null,\"size\":null,\"source\":\"unknown\"}}\n")),
+        }
+    }
+    out
+}
+
+/// Every field the HTTP probes use.
+pub const HTTP_FIELDS: &[&str] = &[
+    "runtime.g.goid",
+    "net/http.Request.Method",
+    "net/http.Request.URL",
+    "net/http.Request.Proto",
+    "net/http.Request.Host",
+    "net/http.Request.RemoteAddr",
+    "net/http.Request.Pattern",
+    "net/http.Request.pat",
+    "net/http.pattern.str",
+    "net/url.URL.Scheme",
+    "net/url.URL.Host",
+    "net/url.URL.Path",
+    "net/url.URL.RawQuery",
+    "net/http.response.status",
+    "net/http.Response.StatusCode",
+];

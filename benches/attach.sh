@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Benchmark (not a test): what goprobe's probes cost a Go HTTP server.
+#
+# Drives GET /hello load at the corpus httpserver with benches/loadgen and
+# measures requests/s and latency in three configurations, interleaved over
+# several rounds so that machine noise hits them alike:
+#   none    no probes;
+#   empty   programs that do nothing, attached at exactly the points goprobe
+#           uses (entry after the stack check, every RET), via the hidden
+#           `goprobe attach --baseline-empty`: the cost of the uprobe traps alone;
+#   record  `goprobe record` writing span NDJSON to a file.
+# Reports added latency per request for empty and record, their ratio
+# (target: record within 1.15x of empty), and lost events / missing spans.
+#
+# bpftrace is not the baseline: Debian 12's bpftrace refuses uprobes at a
+# function offset ("compiled without (k|u)probe offset support"), and every
+# RET probe is at an offset.
+#
+# Usage (as root): benches/attach.sh [GO_VERSION] [SECONDS] [CONCURRENCY] [ROUNDS]
+#   env: GOPROBE_CACHE (default <repo>/.cache), GOPROBE_BIN (default target/release/goprobe, else debug)
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cache=${GOPROBE_CACHE:-$repo/.cache}
+go_version=${1:-1.26.6}
+secs=${2:-10}
+conc=${3:-4}
+rounds=${4:-3}
+
+[ "$(id -u)" -eq 0 ] || { echo "attach.sh: run as root (eBPF)" >&2; exit 2; }
+command -v jq >/dev/null || { echo "attach.sh: jq missing (scripts/setup.sh)" >&2; exit 2; }
+bin=$cache/corpus/go$go_version/httpserver/default
+[ -x "$bin" ] || { echo "attach.sh: $bin missing: run tests/fixtures/build-corpus.sh --all" >&2; exit 2; }
+goprobe=${GOPROBE_BIN:-}
+if [ -z "$goprobe" ]; then
+  if [ -x "$repo/target/release/goprobe" ]; then goprobe=$repo/target/release/goprobe
+  else (cd "$repo" && cargo build -q) && goprobe=$repo/target/debug/goprobe; fi
+fi
+gotool=$cache/go/1.19/go/bin/go
+[ -x "$gotool" ] || gotool=go
+
+work=$(mktemp -d)
+server_pid=
+cleanup() {
+  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+(cd "$repo/benches/loadgen" && GOTOOLCHAIN=local GOFLAGS=-mod=mod GOPROXY=off "$gotool" build -o "$work/loadgen" .)
+
+"$bin" > "$work/addr" 2>/dev/null &
+server_pid=$!
+for _ in $(seq 50); do [ -s "$work/addr" ] && break; sleep 0.1; done
+url="http://$(head -1 "$work/addr")/hello"
+
+# Start a goprobe command in the background and wait until it has attached.
+start_goprobe() {
+  local out=$1; shift
+  # Remove the previous run's stderr first: the background job truncates it
+  # only once it starts, and a stale "attached" would start the load early.
+  rm -f "$work/goprobe.err"
+  "$goprobe" "$@" > "$out" 2> "$work/goprobe.err" &
+  gp_pid=$!
+  for _ in $(seq 300); do grep -q attached "$work/goprobe.err" 2>/dev/null && return 0; sleep 0.1; done
+  echo "attach.sh: goprobe did not attach: $(cat "$work/goprobe.err")" >&2; exit 2
+}
+stop_goprobe() { kill -INT "$gp_pid"; wait "$gp_pid" || true; }
+
+load() { "$work/loadgen" -url "$url" -c "$conc" -d "${secs}s" -warmup 1s; }
+
+echo "config	round	rps	mean_us	p50_us	p99_us	answered	spans	lost" > "$work/results.tsv"
+for round in $(seq "$rounds"); do
+  for config in none empty record; do
+    spans=- lost=-
+    case $config in
+      none) r=$(load) ;;
+      empty)
+        start_goprobe /dev/null attach --pid "$server_pid" --baseline-empty
+        r=$(load); stop_goprobe ;;
+      record)
+        start_goprobe "$work/spans.ndjson" record --pid "$server_pid"
+        r=$(load); sleep 0.5; stop_goprobe
+        spans=$(wc -l < "$work/spans.ndjson")
+        lost=$(sed -n 's/.* \([0-9]*\) events lost.*/\1/p' "$work/goprobe.err" | tail -1) ;;
+    esac
+    echo "$r" | jq -r --arg c "$config" --arg r "$round" --arg s "$spans" --arg l "$lost" \
+      '[$c, $r, (.rps|floor), (.mean_us|floor), (.p50_us|floor), (.p99_us|floor), .total, $s, $l] | @tsv' >> "$work/results.tsv"
+    tail -1 "$work/results.tsv" >&2
+  done
+done
+
+echo
+echo "Go $go_version httpserver GET /hello, $conc connections, ${secs}s x $rounds rounds (medians):"
+# Medians per config, then added latency against `none` and the ratio.
+awk -F'\t' 'NR > 1 { n[$1]++; rps[$1, n[$1]] = $3; mean[$1, n[$1]] = $4; p99[$1, n[$1]] = $6; if ($9 != "-") { lost += $9; if ($8 != $7) missing += ($7 > $8 ? $7 - $8 : 0) } }
+  function median(arr, c,    i, j, t, v, k) {
+    k = n[c]; for (i = 1; i <= k; i++) v[i] = arr[c, i]
+    for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
+    return (k % 2) ? v[(k + 1) / 2] : (v[k / 2] + v[k / 2 + 1]) / 2 }
+  END {
+    for (c in n) printf "  %-7s %8.0f req/s  mean %7.1f us  p99 %7.1f us\n", c, median(rps, c), median(mean, c), median(p99, c)
+    base = median(mean, "none"); e = median(mean, "empty") - base; r = median(mean, "record") - base
+    printf "  added latency per request: empty probes %.1f us, goprobe record %.1f us", e, r
+    if (e > 0) printf ", ratio %.2f (target <= 1.15)", r / e
+    printf "\n  lost events over all record runs: %d; answered requests without a span: %d\n", lost, missing }' "$work/results.tsv"
+echo "  per-round results:"; sed 's/^/    /' "$work/results.tsv"

@@ -1,0 +1,91 @@
+//! `goprobe attach`: arguments and glue into [`crate::attach`].
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use crate::attach::{self, Offsets, Request};
+use crate::exit::Status;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Go binary to trace: every process running it, including ones started later.
+    #[arg(value_name = "BIN", required_unless_present = "pid", conflicts_with = "pid")]
+    pub binary: Option<PathBuf>,
+    /// Trace only this process.
+    #[arg(long, value_name = "N")]
+    pub pid: Option<u32>,
+    /// Comma-separated probes to attach: http.server, http.client, and
+    /// go.spawn (goroutine creation, so calls made on goroutines a handler
+    /// starts are parented to its span).
+    #[arg(long, value_name = "LIST", default_value = "http.server,http.client,go.spawn")]
+    pub probes: String,
+    /// Field offsets as NDJSON from `goprobe offsets --json` (`-` for stdin);
+    /// default: read them from the binary's DWARF.
+    #[arg(long, value_name = "FILE")]
+    pub offsets: Option<PathBuf>,
+    /// Stop after this long (e.g. 500ms, 30s, 5m); default: until Ctrl-C,
+    /// SIGTERM, or the traced process exits.
+    #[arg(long, value_name = "DURATION", value_parser = attach::parse_duration)]
+    pub duration: Option<std::time::Duration>,
+    /// Benchmark baseline: attach programs that do nothing at the same
+    /// points (measures the cost of the uprobe traps alone; no events).
+    #[arg(long, hide = true)]
+    pub baseline_empty: bool,
+}
+
+impl Args {
+    /// The library request these arguments describe.
+    pub fn request(&self) -> anyhow::Result<Request> {
+        let offsets = match &self.offsets {
+            None => None,
+            Some(p) => {
+                let mut text = String::new();
+                if p.as_os_str() == "-" {
+                    std::io::stdin().read_to_string(&mut text).context("reading offsets from stdin")?;
+                } else {
+                    text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+                }
+                Some(Offsets::from_ndjson(&text).with_context(|| format!("parsing {}", p.display()))?)
+            }
+        };
+        Ok(Request {
+            binary: self.binary.clone(),
+            pid: self.pid,
+            probes: attach::parse_probes(&self.probes)?,
+            offsets,
+            duration: self.duration,
+            baseline_empty: self.baseline_empty,
+        })
+    }
+}
+
+pub fn run(args: Args) -> anyhow::Result<Status> {
+    let req = args.request()?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let summary = attach::run(
+        &req,
+        &mut |w| eprintln!("goprobe: {w}"),
+        &mut |n| eprintln!("goprobe: attached {n} uprobes; streaming events (Ctrl-C to stop)"),
+        |line| {
+            serde_json::to_writer(&mut out, line)?;
+            out.write_all(b"\n")?;
+            // Events arrive in batches per poll; flush each so a pipe sees them promptly.
+            if matches!(line, attach::Line::Event(_) | attach::Line::Lost { .. }) {
+                out.flush()?;
+            }
+            Ok(())
+        },
+    )?;
+    out.flush().context("writing output")?;
+    let lost: Vec<String> = summary.lost.iter().filter(|(_, n)| *n > 0).map(|(r, n)| format!("{n} {r}")).collect();
+    eprintln!(
+        "goprobe: {} events ({}); lost: {}",
+        summary.events,
+        summary.reason,
+        if lost.is_empty() { "none".to_owned() } else { lost.join(", ") }
+    );
+    Ok(Status::Success)
+}

@@ -1,0 +1,459 @@
+//! Turning attach's raw event stream into spans (`crate::span` schema).
+//!
+//! A server event becomes a server span in a new trace. A client event on
+//! the same goroutine of the same process, inside the server call's time
+//! span, is the outgoing call the handler made: it becomes a child span in
+//! the server span's trace. Client events arrive before their server event
+//! (the inner call returns first), so they wait in `pending` until the
+//! enclosing server event comes, or until the stream ends, when the rest
+//! become root spans.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde_json::Value;
+
+use crate::attach::{Line, RawEvent, TargetInfo};
+use crate::clock::WallOffset;
+use crate::span::{AttrValue, Attributes, Span, SpanId, SpanKind, Status, StatusCode, TraceId};
+
+/// Client events waiting longer than this (monotonic ns behind the newest
+/// event) are given up on and written as roots, bounding memory.
+const PENDING_HORIZON_NS: u64 = 120_000_000_000;
+const PENDING_MAX: usize = 100_000;
+
+/// Counts for the summary line.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RecordStats {
+    pub spans: u64,
+    pub server: u64,
+    pub client: u64,
+    pub lost: u64,
+}
+
+/// How far up the goroutine family tree a client call looks for its server span.
+const MAX_ANCESTORS: usize = 16;
+
+/// A client call waiting for the server span that encloses it.
+struct PendingClient {
+    ev: RawEvent,
+}
+
+/// Stateful converter from stream lines to spans.
+pub struct Recorder {
+    offset: Option<i128>,
+    targets: HashMap<u32, TargetInfo>,
+    default_target: Option<TargetInfo>,
+    /// (pid, child goroutine) -> (parent goroutine, creation time), from go.spawn events.
+    parents: HashMap<(u32, u64), (u64, u64)>,
+    pending: HashMap<u64, PendingClient>,
+    /// (pid, goroutine) -> pending clients that a server span on that
+    /// goroutine could enclose, with the time the client's goroutine line
+    /// branched off it (None: the client ran on that goroutine itself).
+    index: HashMap<(u32, u64), Vec<(u64, Option<u64>)>>,
+    next_id: u64,
+    newest_ns: u64,
+    events_since_expire: u32,
+    pub stats: RecordStats,
+}
+
+impl Default for Recorder {
+    fn default() -> Self {
+        Recorder::new()
+    }
+}
+
+impl Recorder {
+    pub fn new() -> Recorder {
+        Recorder {
+            offset: None,
+            targets: HashMap::new(),
+            default_target: None,
+            parents: HashMap::new(),
+            pending: HashMap::new(),
+            index: HashMap::new(),
+            next_id: 0,
+            newest_ns: 0,
+            events_since_expire: 0,
+            stats: RecordStats::default(),
+        }
+    }
+
+    /// Feed one line; completed spans go to `out`.
+    pub fn line(&mut self, line: Line, out: &mut Vec<Span>) {
+        match line {
+            Line::Target(t) => {
+                if let Some(p) = t.pid {
+                    self.targets.insert(p, t.clone());
+                }
+                if self.default_target.is_none() || t.pid.is_none() {
+                    self.default_target = Some(TargetInfo { pid: None, ..t });
+                }
+            }
+            Line::Clock { realtime_minus_monotonic_ns, .. } => self.offset = Some(i128::from(realtime_minus_monotonic_ns)),
+            Line::Lost { count, .. } => self.stats.lost += count,
+            Line::Event(ev) => self.event(ev, out),
+        }
+    }
+
+    fn event(&mut self, ev: RawEvent, out: &mut Vec<Span>) {
+        self.newest_ns = self.newest_ns.max(ev.end_ns);
+        match ev.probe.as_str() {
+            "go.spawn" => {
+                if let Some(parent) = ev.fields.get("parent_goroutine").and_then(Value::as_u64) {
+                    self.parents.insert((ev.pid, ev.goroutine), (parent, ev.start_ns));
+                }
+            }
+            "http.client" => {
+                let id = self.next_id;
+                self.next_id += 1;
+                // Index the call under its goroutine and every ancestor.
+                let mut g = ev.goroutine;
+                let mut branched = None;
+                for _ in 0..MAX_ANCESTORS {
+                    self.index.entry((ev.pid, g)).or_default().push((id, branched));
+                    match self.parents.get(&(ev.pid, g)) {
+                        Some(&(parent, ts)) if parent != g => {
+                            branched = Some(ts);
+                            g = parent;
+                        }
+                        _ => break,
+                    }
+                }
+                self.pending.insert(id, PendingClient { ev });
+            }
+            "http.server" => {
+                let trace = TraceId(random_bytes());
+                let server_id = SpanId(random_bytes());
+                let mut children = Vec::new();
+                if let Some(cands) = self.index.remove(&(ev.pid, ev.goroutine)) {
+                    let mut keep = Vec::new();
+                    for (id, branched) in cands {
+                        let Some(p) = self.pending.get(&id) else { continue };
+                        let inside = match branched {
+                            None => p.ev.start_ns >= ev.start_ns && p.ev.end_ns <= ev.end_ns,
+                            Some(ts) => ts >= ev.start_ns && ts <= ev.end_ns,
+                        };
+                        if inside {
+                            if let Some(p) = self.pending.remove(&id) {
+                                children.push(p.ev);
+                            }
+                        } else {
+                            keep.push((id, branched));
+                        }
+                    }
+                    if !keep.is_empty() {
+                        self.index.insert((ev.pid, ev.goroutine), keep);
+                    }
+                }
+                children.sort_by_key(|c| c.start_ns);
+                let span = self.server_span(&ev, trace, server_id);
+                self.push(span, out);
+                for c in children {
+                    let span = self.client_span(&c, trace, Some(server_id));
+                    self.push(span, out);
+                }
+            }
+            _ => {}
+        }
+        self.events_since_expire += 1;
+        if self.events_since_expire >= 1024 || self.pending.len() > PENDING_MAX {
+            self.events_since_expire = 0;
+            self.expire(out);
+        }
+    }
+
+    /// Write client spans that can no longer get a parent as roots, and
+    /// forget old goroutine creations.
+    fn expire(&mut self, out: &mut Vec<Span>) {
+        let horizon = self.newest_ns.saturating_sub(PENDING_HORIZON_NS);
+        let force = self.pending.len() > PENDING_MAX;
+        let mut old: Vec<RawEvent> = Vec::new();
+        self.pending.retain(|_, p| {
+            let keep = !force && p.ev.end_ns >= horizon;
+            if !keep {
+                old.push(p.ev.clone());
+            }
+            keep
+        });
+        let pending = &self.pending;
+        self.index.retain(|_, v| {
+            v.retain(|(id, _)| pending.contains_key(id));
+            !v.is_empty()
+        });
+        self.parents.retain(|_, (_, ts)| *ts >= horizon);
+        old.sort_by_key(|e| e.start_ns);
+        for c in old {
+            let span = self.client_span(&c, TraceId(random_bytes()), None);
+            self.push(span, out);
+        }
+    }
+
+    /// End of stream: every waiting client span becomes a root.
+    pub fn finish(&mut self, out: &mut Vec<Span>) {
+        let mut rest: Vec<RawEvent> = self.pending.drain().map(|(_, p)| p.ev).collect();
+        self.index.clear();
+        rest.sort_by_key(|e| e.start_ns);
+        for c in rest {
+            let span = self.client_span(&c, TraceId(random_bytes()), None);
+            self.push(span, out);
+        }
+    }
+
+    fn push(&mut self, span: Span, out: &mut Vec<Span>) {
+        self.stats.spans += 1;
+        match span.kind {
+            SpanKind::Server => self.stats.server += 1,
+            SpanKind::Client => self.stats.client += 1,
+            _ => {}
+        }
+        out.push(span);
+    }
+
+    fn wall(&mut self, mono: u64) -> u64 {
+        let off = *self.offset.get_or_insert_with(|| WallOffset::sample(16).realtime_minus_monotonic_ns);
+        WallOffset { realtime_minus_monotonic_ns: off, uncertainty_ns: 0 }.to_unix_nanos(mono)
+    }
+
+    fn resource(&self, pid: u32) -> Attributes {
+        let mut r = Attributes::new();
+        let t = self.targets.get(&pid).or(self.default_target.as_ref());
+        r.insert("process.pid".into(), AttrValue::Int(i64::from(pid)));
+        if let Some(t) = t {
+            r.insert("service.name".into(), t.service_name.clone().into());
+            r.insert("process.executable.path".into(), t.path.clone().into());
+            if !t.go_version.is_empty() {
+                r.insert("process.runtime.name".into(), "go".into());
+                r.insert("process.runtime.version".into(), t.go_version.clone().into());
+            }
+        }
+        r
+    }
+
+    fn server_span(&mut self, ev: &RawEvent, trace: TraceId, id: SpanId) -> Span {
+        let f = &ev.fields;
+        let method = str_field(f, "method").unwrap_or("_OTHER").to_owned();
+        let mut a = Attributes::new();
+        a.insert("http.request.method".into(), method.clone().into());
+        if let Some(p) = str_field(f, "path") {
+            a.insert("url.path".into(), p.into());
+        }
+        let route = str_field(f, "route").filter(|r| !r.is_empty());
+        if let Some(r) = route {
+            // Go 1.22 patterns may start with a method ("GET /users/{id}").
+            let path_part = r.split_once(' ').map_or(r, |(_, p)| p);
+            a.insert("http.route".into(), path_part.into());
+        }
+        // A handler that writes nothing gets an implicit 200 after ServeHTTP
+        // returns (HTTP/1.x). The status of HTTP/2 responses is not read yet.
+        let http1 = str_field(f, "proto").is_some_and(|p| p.starts_with("HTTP/1"));
+        let status = f.get("status").and_then(Value::as_i64).or(http1.then_some(200)).unwrap_or(0);
+        if status != 0 {
+            a.insert("http.response.status_code".into(), AttrValue::Int(status));
+        }
+        if let Some(proto) = str_field(f, "proto") {
+            let v = match proto {
+                "HTTP/1.0" => "1.0",
+                "HTTP/1.1" => "1.1",
+                "HTTP/2.0" => "2",
+                other => other.strip_prefix("HTTP/").unwrap_or(other),
+            };
+            a.insert("network.protocol.version".into(), v.into());
+        }
+        if let Some((host, port)) = str_field(f, "host").and_then(split_host_port) {
+            a.insert("server.address".into(), host.into());
+            if let Some(p) = port {
+                a.insert("server.port".into(), AttrValue::Int(p));
+            }
+        }
+        if let Some((host, Some(port))) = str_field(f, "peer").and_then(split_host_port) {
+            a.insert("network.peer.address".into(), host.into());
+            a.insert("network.peer.port".into(), AttrValue::Int(port));
+        }
+        let name = match route {
+            Some(r) if r.contains(' ') => r.to_owned(),
+            Some(r) => format!("{method} {r}"),
+            None => method.clone(),
+        };
+        let status_obj = if status >= 500 {
+            Status { code: StatusCode::Error, message: None }
+        } else {
+            Status::default()
+        };
+        Span {
+            trace_id: trace,
+            span_id: id,
+            parent_span_id: None,
+            name,
+            kind: SpanKind::Server,
+            start_time_unix_nano: self.wall(ev.start_ns),
+            end_time_unix_nano: self.wall(ev.end_ns.max(ev.start_ns)),
+            attributes: a,
+            status: status_obj,
+            events: Vec::new(),
+            resource: self.resource(ev.pid),
+        }
+    }
+
+    fn client_span(&mut self, ev: &RawEvent, trace: TraceId, parent: Option<SpanId>) -> Span {
+        let f = &ev.fields;
+        let method = str_field(f, "method").unwrap_or("GET").to_owned();
+        let scheme = str_field(f, "scheme").unwrap_or("http");
+        let host = str_field(f, "host").unwrap_or("");
+        let mut url = format!("{scheme}://{host}{}", str_field(f, "path").unwrap_or(""));
+        if let Some(q) = str_field(f, "query").filter(|q| !q.is_empty()) {
+            url.push('?');
+            url.push_str(q);
+        }
+        let mut a = Attributes::new();
+        a.insert("http.request.method".into(), method.clone().into());
+        a.insert("url.full".into(), url.into());
+        if let Some((h, port)) = split_host_port(host) {
+            a.insert("server.address".into(), h.into());
+            let port = port.or(match scheme {
+                "http" => Some(80),
+                "https" => Some(443),
+                _ => None,
+            });
+            if let Some(p) = port {
+                a.insert("server.port".into(), AttrValue::Int(p));
+            }
+        }
+        let status = f.get("status").and_then(Value::as_i64);
+        if let Some(s) = status {
+            a.insert("http.response.status_code".into(), AttrValue::Int(s));
+        }
+        let failed = f.get("error").and_then(Value::as_bool).unwrap_or(false);
+        let status_obj = if failed {
+            a.insert("error.type".into(), "error".into());
+            Status { code: StatusCode::Error, message: Some("round trip returned an error".into()) }
+        } else if status.is_some_and(|s| s >= 400) {
+            Status { code: StatusCode::Error, message: None }
+        } else {
+            Status::default()
+        };
+        Span {
+            trace_id: trace,
+            span_id: SpanId(random_bytes()),
+            parent_span_id: parent,
+            name: method,
+            kind: SpanKind::Client,
+            start_time_unix_nano: self.wall(ev.start_ns),
+            end_time_unix_nano: self.wall(ev.end_ns.max(ev.start_ns)),
+            attributes: a,
+            status: status_obj,
+            events: Vec::new(),
+            resource: self.resource(ev.pid),
+        }
+    }
+}
+
+fn str_field<'a>(f: &'a BTreeMap<String, Value>, k: &str) -> Option<&'a str> {
+    f.get(k).and_then(Value::as_str)
+}
+
+/// `host:port`, `[v6]:port` or `host` -> (host, port).
+fn split_host_port(s: &str) -> Option<(&str, Option<i64>)> {
+    if s.is_empty() {
+        return None;
+    }
+    if let Some(rest) = s.strip_prefix('[') {
+        let (h, tail) = rest.split_once(']')?;
+        return Some((h, tail.strip_prefix(':').and_then(|p| p.parse().ok())));
+    }
+    match s.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') => Some((h, p.parse().ok())),
+        _ => Some((s, None)),
+    }
+}
+
+/// Random, never all-zero ids (as W3C trace context requires).
+fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut b = [0u8; N];
+    loop {
+        // SAFETY: b is a valid writable buffer of N bytes.
+        let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), N, 0) };
+        if n == N as isize && b.iter().any(|&x| x != 0) {
+            return b;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(probe: &str, g: u64, start: u64, end: u64, fields: serde_json::Value) -> Line {
+        let fields = fields.as_object().expect("object").clone().into_iter().collect();
+        Line::Event(RawEvent { probe: probe.into(), pid: 7, tid: 8, goroutine: g, start_ns: start, end_ns: end, fields })
+    }
+
+    #[test]
+    fn client_becomes_child_of_enclosing_server_span() {
+        let mut r = Recorder::new();
+        let mut out = Vec::new();
+        r.line(Line::Target(TargetInfo { path: "/bin/svc".into(), pid: Some(7), go_version: "go1.22.10".into(), service_name: "svc".into() }), &mut out);
+        r.line(Line::Clock { realtime_minus_monotonic_ns: 1_000_000_000_000, uncertainty_ns: 10 }, &mut out);
+        r.line(ev("http.client", 5, 150, 250, serde_json::json!({"method":"GET","scheme":"http","host":"127.0.0.1:8080","path":"/hello","status":200})), &mut out);
+        r.line(ev("http.client", 6, 150, 250, serde_json::json!({"method":"POST","scheme":"https","host":"api.example","path":"/x","query":"a=1","error":true})), &mut out);
+        assert!(out.is_empty());
+        r.line(ev("http.server", 5, 100, 300, serde_json::json!({"method":"GET","path":"/users/3","route":"/users/{id}","proto":"HTTP/1.1","host":"127.0.0.1:8080","peer":"127.0.0.1:5000","status":503})), &mut out);
+        assert_eq!(out.len(), 2);
+        let (server, client) = (&out[0], &out[1]);
+        assert_eq!(server.name, "GET /users/{id}");
+        assert_eq!(server.kind, SpanKind::Server);
+        assert_eq!(server.status.code, StatusCode::Error);
+        assert_eq!(server.start_time_unix_nano, 1_000_000_000_100);
+        assert_eq!(server.attributes["http.route"], AttrValue::from("/users/{id}"));
+        assert_eq!(server.attributes["network.peer.port"], AttrValue::Int(5000));
+        assert_eq!(server.attributes["network.protocol.version"], AttrValue::from("1.1"));
+        assert_eq!(server.resource["service.name"], AttrValue::from("svc"));
+        assert_eq!(client.trace_id, server.trace_id);
+        assert_eq!(client.parent_span_id, Some(server.span_id));
+        assert_eq!(client.attributes["url.full"], AttrValue::from("http://127.0.0.1:8080/hello"));
+        r.finish(&mut out);
+        assert_eq!(out.len(), 3);
+        assert!(out[..2].iter().all(|s| s.trace_id == out[0].trace_id));
+        let orphan = &out[2];
+        assert!(orphan.parent_span_id.is_none());
+        assert_eq!(orphan.status.code, StatusCode::Error);
+        assert_eq!(orphan.attributes["server.port"], AttrValue::Int(443));
+        assert_eq!(orphan.attributes["url.full"], AttrValue::from("https://api.example/x?a=1"));
+        assert_eq!(r.stats, RecordStats { spans: 3, server: 1, client: 2, lost: 0 });
+        for s in &out {
+            let line = serde_json::to_string(s).expect("ser");
+            Span::from_json_line(&line).expect("valid span");
+        }
+    }
+
+    /// A call made on a goroutine the handler started (directly or two
+    /// levels down) is a child of the handler's span, even when it outlives it.
+    #[test]
+    fn client_on_spawned_goroutine_is_child() {
+        let mut r = Recorder::new();
+        let mut out = Vec::new();
+        let spawn = |child: u64, parent: u64, ts: u64| {
+            Line::Event(RawEvent { probe: "go.spawn".into(), pid: 7, tid: 1, goroutine: child, start_ns: ts, end_ns: ts,
+                fields: [("parent_goroutine".to_owned(), serde_json::json!(parent))].into_iter().collect() })
+        };
+        r.line(spawn(10, 1, 50), &mut out); // conn goroutine 10, from the accept loop
+        r.line(spawn(11, 10, 120), &mut out); // handler starts 11
+        r.line(spawn(12, 11, 130), &mut out); // which starts 12
+        r.line(ev("http.client", 12, 140, 400, serde_json::json!({"method":"GET","host":"x:1","path":"/a"})), &mut out);
+        r.line(ev("http.client", 10, 20, 30, serde_json::json!({"method":"GET","host":"x:1","path":"/before"})), &mut out);
+        r.line(ev("http.server", 10, 100, 300, serde_json::json!({"method":"GET","path":"/h"})), &mut out);
+        assert_eq!(out.len(), 2, "{out:?}");
+        assert_eq!(out[1].parent_span_id, Some(out[0].span_id));
+        assert_eq!(out[1].attributes["url.full"], AttrValue::from("http://x:1/a"));
+        r.finish(&mut out);
+        assert_eq!(out.len(), 3);
+        assert!(out[2].parent_span_id.is_none(), "a call before the handler started is not its child");
+    }
+
+    #[test]
+    fn host_port_forms() {
+        assert_eq!(split_host_port("a:1"), Some(("a", Some(1))));
+        assert_eq!(split_host_port("[::1]:8"), Some(("::1", Some(8))));
+        assert_eq!(split_host_port("::1"), Some(("::1", None)));
+        assert_eq!(split_host_port(""), None);
+    }
+}
