@@ -298,6 +298,9 @@ build\tvcs.modified=true\n";
             "build\tK=\"\\400\"\n",
             "build\tK=\"\\ud800\"\n",
             "build\t\"K\n",
+            // Ends in a multi-byte character (found by fuzzing: must not panic).
+            "build\tK=\"abc\u{20ac}\n",
+            "build\tK=`abc\u{20ac}\n",
         ] {
             assert!(parse(bad).is_err(), "{bad:?} accepted");
         }
