@@ -29,6 +29,8 @@ while IFS=$'\t' read -r ver prog variant bin _twin _arch; do
     objcopy -O binary --only-section="$sec" "$bin" "fuzz/corpus/parsers/go$ver$sec" 2>/dev/null || true
   done
 done < "$manifest"
+# Inputs that once crashed a parser stay in the seed set.
+cp fuzz/regressions/parsers-* fuzz/corpus/parsers/ 2>/dev/null || true
 smallest=$(cut -f4 "$manifest" | xargs ls -S | tail -1)
 cp "$smallest" fuzz/corpus/binary/smallest
 max_len=$(( $(stat -c %s "$smallest") + 4096 ))

@@ -151,16 +151,18 @@ pub(crate) fn unquote(s: &str) -> Option<String> {
         return None;
     }
     let (first, last) = (b[0], b[b.len() - 1]);
-    let inner = &s[1..s.len() - 1];
+    // Only once both ends are ASCII quotes are 1 and len-1 char boundaries.
+    let inner = || &s[1..s.len() - 1];
     match (first, last) {
         (b'`', b'`') => {
+            let inner = inner();
             if inner.contains('`') {
                 return None;
             }
             // Go drops carriage returns from raw literals.
             Some(inner.replace('\r', ""))
         }
-        (b'"', b'"') => unquote_interpreted(inner),
+        (b'"', b'"') => unquote_interpreted(inner()),
         _ => None,
     }
 }
@@ -296,6 +298,9 @@ build\tvcs.modified=true\n";
             "build\tK=\"\\400\"\n",
             "build\tK=\"\\ud800\"\n",
             "build\t\"K\n",
+            // Ends in a multi-byte character (found by fuzzing: must not panic).
+            "build\tK=\"abc\u{20ac}\n",
+            "build\tK=`abc\u{20ac}\n",
         ] {
             assert!(parse(bad).is_err(), "{bad:?} accepted");
         }
@@ -311,6 +316,9 @@ build\tvcs.modified=true\n";
         assert_eq!(unquote("\"a\"b\"").as_deref(), None);
         assert_eq!(unquote("`a`b`").as_deref(), None);
         assert_eq!(unquote("'a'").as_deref(), None);
+        // Multi-byte characters at either end (found by fuzzing).
+        assert_eq!(unquote("\u{fffd} x").as_deref(), None);
+        assert_eq!(unquote("x \u{fffd}").as_deref(), None);
     }
 
     #[test]
