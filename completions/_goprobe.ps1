@@ -26,10 +26,10 @@ Register-ArgumentCompleter -Native -CommandName 'goprobe' -ScriptBlock {
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('inspect', 'inspect', [CompletionResultType]::ParameterValue, 'Show a Go binary''s build info, ELF facts and function table')
-            [CompletionResult]::new('convert', 'convert', [CompletionResultType]::ParameterValue, 'Convert span NDJSON into OTLP, pprof, folded stacks, flame graphs, Chrome traces or text')
+            [CompletionResult]::new('offsets', 'offsets', [CompletionResultType]::ParameterValue, 'Struct-field offsets a probe needs (from DWARF, else the offsets table), or any field given')
             [CompletionResult]::new('attach', 'attach', [CompletionResultType]::ParameterValue, 'Attach eBPF probes to a Go binary or process and stream completed calls as NDJSON')
             [CompletionResult]::new('record', 'record', [CompletionResultType]::ParameterValue, 'Record spans (NDJSON, goprobe''s span schema) from a Go binary, a process, or attach''s output on stdin')
-            [CompletionResult]::new('offsets', 'offsets', [CompletionResultType]::ParameterValue, 'Struct-field offsets a probe needs (from DWARF, else the offsets table), or any field given')
+            [CompletionResult]::new('convert', 'convert', [CompletionResultType]::ParameterValue, 'Convert span NDJSON into OTLP, pprof, folded stacks, flame graphs, Chrome traces or text')
             [CompletionResult]::new('offsets-table', 'offsets-table', [CompletionResultType]::ParameterValue, 'Maintainer tool behind scripts/gen-offsets-table.sh')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -44,15 +44,12 @@ Register-ArgumentCompleter -Native -CommandName 'goprobe' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
         }
-        'goprobe;convert' {
-            [CompletionResult]::new('--to', '--to', [CompletionResultType]::ParameterName, 'Output format')
-            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Where to write; `-` or absent for stdout')
-            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Where to write; `-` or absent for stdout')
-            [CompletionResult]::new('--endpoint', '--endpoint', [CompletionResultType]::ParameterName, 'OTLP/HTTP collector base URL (spans go to URL/v1/traces); required with --to otlp')
-            [CompletionResult]::new('--batch-size', '--batch-size', [CompletionResultType]::ParameterName, 'Spans per OTLP request / OTLP-JSON line')
-            [CompletionResult]::new('--group-window', '--group-window', [CompletionResultType]::ParameterName, 'pprof/folded/flamegraph: a trace is complete once none of its spans was seen in this many spans (bounds memory; later stragglers become roots)')
-            [CompletionResult]::new('--max-tries', '--max-tries', [CompletionResultType]::ParameterName, 'otlp: attempts per batch, including the first')
-            [CompletionResult]::new('--skip-invalid', '--skip-invalid', [CompletionResultType]::ParameterName, 'Skip malformed lines (counted on stderr) instead of stopping at the first')
+        'goprobe;offsets' {
+            [CompletionResult]::new('--pid', '--pid', [CompletionResultType]::ParameterName, 'Read the executable of a running process')
+            [CompletionResult]::new('--field', '--field', [CompletionResultType]::ParameterName, 'A field to resolve, as PKG.Type.field (e.g. net/http.Request.Method, runtime.g.goid, net/http.Cookie.Expires.ext); repeatable. Default: every field the probe catalog needs for this binary')
+            [CompletionResult]::new('--go-version', '--go-version', [CompletionResultType]::ParameterName, 'Look the offsets table up under this Go version instead of the one in the binary''s build info (e.g. 1.22.10)')
+            [CompletionResult]::new('--table', '--table', [CompletionResultType]::ParameterName, 'Use this offsets table (as written by scripts/gen-offsets-table.sh) instead of the one built into goprobe')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'NDJSON: one object per field (field, offset, size, type_size, source, reason)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
@@ -79,12 +76,15 @@ Register-ArgumentCompleter -Native -CommandName 'goprobe' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
         }
-        'goprobe;offsets' {
-            [CompletionResult]::new('--pid', '--pid', [CompletionResultType]::ParameterName, 'Read the executable of a running process')
-            [CompletionResult]::new('--field', '--field', [CompletionResultType]::ParameterName, 'A field to resolve, as PKG.Type.field (e.g. net/http.Request.Method, runtime.g.goid, net/http.Cookie.Expires.ext); repeatable. Default: every field the probe catalog needs for this binary')
-            [CompletionResult]::new('--go-version', '--go-version', [CompletionResultType]::ParameterName, 'Look the offsets table up under this Go version instead of the one in the binary''s build info (e.g. 1.22.10)')
-            [CompletionResult]::new('--table', '--table', [CompletionResultType]::ParameterName, 'Use this offsets table (as written by scripts/gen-offsets-table.sh) instead of the one built into goprobe')
-            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'NDJSON: one object per field (field, offset, size, type_size, source, reason)')
+        'goprobe;convert' {
+            [CompletionResult]::new('--to', '--to', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Where to write; `-` or absent for stdout')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Where to write; `-` or absent for stdout')
+            [CompletionResult]::new('--endpoint', '--endpoint', [CompletionResultType]::ParameterName, 'OTLP/HTTP collector base URL (spans go to URL/v1/traces); required with --to otlp')
+            [CompletionResult]::new('--batch-size', '--batch-size', [CompletionResultType]::ParameterName, 'Spans per OTLP request / OTLP-JSON line')
+            [CompletionResult]::new('--group-window', '--group-window', [CompletionResultType]::ParameterName, 'pprof/folded/flamegraph: a trace is complete once none of its spans was seen in this many spans (bounds memory; later stragglers become roots)')
+            [CompletionResult]::new('--max-tries', '--max-tries', [CompletionResultType]::ParameterName, 'otlp: attempts per batch, including the first')
+            [CompletionResult]::new('--skip-invalid', '--skip-invalid', [CompletionResultType]::ParameterName, 'Skip malformed lines (counted on stderr) instead of stopping at the first')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
@@ -139,10 +139,10 @@ Register-ArgumentCompleter -Native -CommandName 'goprobe' -ScriptBlock {
         }
         'goprobe;help' {
             [CompletionResult]::new('inspect', 'inspect', [CompletionResultType]::ParameterValue, 'Show a Go binary''s build info, ELF facts and function table')
-            [CompletionResult]::new('convert', 'convert', [CompletionResultType]::ParameterValue, 'Convert span NDJSON into OTLP, pprof, folded stacks, flame graphs, Chrome traces or text')
+            [CompletionResult]::new('offsets', 'offsets', [CompletionResultType]::ParameterValue, 'Struct-field offsets a probe needs (from DWARF, else the offsets table), or any field given')
             [CompletionResult]::new('attach', 'attach', [CompletionResultType]::ParameterValue, 'Attach eBPF probes to a Go binary or process and stream completed calls as NDJSON')
             [CompletionResult]::new('record', 'record', [CompletionResultType]::ParameterValue, 'Record spans (NDJSON, goprobe''s span schema) from a Go binary, a process, or attach''s output on stdin')
-            [CompletionResult]::new('offsets', 'offsets', [CompletionResultType]::ParameterValue, 'Struct-field offsets a probe needs (from DWARF, else the offsets table), or any field given')
+            [CompletionResult]::new('convert', 'convert', [CompletionResultType]::ParameterValue, 'Convert span NDJSON into OTLP, pprof, folded stacks, flame graphs, Chrome traces or text')
             [CompletionResult]::new('offsets-table', 'offsets-table', [CompletionResultType]::ParameterValue, 'Maintainer tool behind scripts/gen-offsets-table.sh')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -150,7 +150,7 @@ Register-ArgumentCompleter -Native -CommandName 'goprobe' -ScriptBlock {
         'goprobe;help;inspect' {
             break
         }
-        'goprobe;help;convert' {
+        'goprobe;help;offsets' {
             break
         }
         'goprobe;help;attach' {
@@ -159,7 +159,7 @@ Register-ArgumentCompleter -Native -CommandName 'goprobe' -ScriptBlock {
         'goprobe;help;record' {
             break
         }
-        'goprobe;help;offsets' {
+        'goprobe;help;convert' {
             break
         }
         'goprobe;help;offsets-table' {

@@ -98,7 +98,7 @@ _goprobe() {
 
     case "${cmd}" in
         goprobe)
-            opts="-h -V --help --version inspect convert attach record offsets offsets-table help"
+            opts="-h -V --help --version inspect offsets attach record convert offsets-table help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -184,7 +184,7 @@ _goprobe() {
             return 0
             ;;
         goprobe__subcmd__help)
-            opts="inspect convert attach record offsets offsets-table help"
+            opts="inspect offsets attach record convert offsets-table help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -23,10 +23,10 @@ set edit:completion:arg-completer[goprobe] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
             cand inspect 'Show a Go binary''s build info, ELF facts and function table'
-            cand convert 'Convert span NDJSON into OTLP, pprof, folded stacks, flame graphs, Chrome traces or text'
+            cand offsets 'Struct-field offsets a probe needs (from DWARF, else the offsets table), or any field given'
             cand attach 'Attach eBPF probes to a Go binary or process and stream completed calls as NDJSON'
             cand record 'Record spans (NDJSON, goprobe''s span schema) from a Go binary, a process, or attach''s output on stdin'
-            cand offsets 'Struct-field offsets a probe needs (from DWARF, else the offsets table), or any field given'
+            cand convert 'Convert span NDJSON into OTLP, pprof, folded stacks, flame graphs, Chrome traces or text'
             cand offsets-table 'Maintainer tool behind scripts/gen-offsets-table.sh'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -39,15 +39,12 @@ set edit:completion:arg-completer[goprobe] = {|@words|
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
-        &'goprobe;convert'= {
-            cand --to 'Output format'
-            cand -o 'Where to write; `-` or absent for stdout'
-            cand --output 'Where to write; `-` or absent for stdout'
-            cand --endpoint 'OTLP/HTTP collector base URL (spans go to URL/v1/traces); required with --to otlp'
-            cand --batch-size 'Spans per OTLP request / OTLP-JSON line'
-            cand --group-window 'pprof/folded/flamegraph: a trace is complete once none of its spans was seen in this many spans (bounds memory; later stragglers become roots)'
-            cand --max-tries 'otlp: attempts per batch, including the first'
-            cand --skip-invalid 'Skip malformed lines (counted on stderr) instead of stopping at the first'
+        &'goprobe;offsets'= {
+            cand --pid 'Read the executable of a running process'
+            cand --field 'A field to resolve, as PKG.Type.field (e.g. net/http.Request.Method, runtime.g.goid, net/http.Cookie.Expires.ext); repeatable. Default: every field the probe catalog needs for this binary'
+            cand --go-version 'Look the offsets table up under this Go version instead of the one in the binary''s build info (e.g. 1.22.10)'
+            cand --table 'Use this offsets table (as written by scripts/gen-offsets-table.sh) instead of the one built into goprobe'
+            cand --json 'NDJSON: one object per field (field, offset, size, type_size, source, reason)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
@@ -71,12 +68,15 @@ set edit:completion:arg-completer[goprobe] = {|@words|
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
-        &'goprobe;offsets'= {
-            cand --pid 'Read the executable of a running process'
-            cand --field 'A field to resolve, as PKG.Type.field (e.g. net/http.Request.Method, runtime.g.goid, net/http.Cookie.Expires.ext); repeatable. Default: every field the probe catalog needs for this binary'
-            cand --go-version 'Look the offsets table up under this Go version instead of the one in the binary''s build info (e.g. 1.22.10)'
-            cand --table 'Use this offsets table (as written by scripts/gen-offsets-table.sh) instead of the one built into goprobe'
-            cand --json 'NDJSON: one object per field (field, offset, size, type_size, source, reason)'
+        &'goprobe;convert'= {
+            cand --to 'Output format'
+            cand -o 'Where to write; `-` or absent for stdout'
+            cand --output 'Where to write; `-` or absent for stdout'
+            cand --endpoint 'OTLP/HTTP collector base URL (spans go to URL/v1/traces); required with --to otlp'
+            cand --batch-size 'Spans per OTLP request / OTLP-JSON line'
+            cand --group-window 'pprof/folded/flamegraph: a trace is complete once none of its spans was seen in this many spans (bounds memory; later stragglers become roots)'
+            cand --max-tries 'otlp: attempts per batch, including the first'
+            cand --skip-invalid 'Skip malformed lines (counted on stderr) instead of stopping at the first'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
@@ -121,22 +121,22 @@ set edit:completion:arg-completer[goprobe] = {|@words|
         }
         &'goprobe;help'= {
             cand inspect 'Show a Go binary''s build info, ELF facts and function table'
-            cand convert 'Convert span NDJSON into OTLP, pprof, folded stacks, flame graphs, Chrome traces or text'
+            cand offsets 'Struct-field offsets a probe needs (from DWARF, else the offsets table), or any field given'
             cand attach 'Attach eBPF probes to a Go binary or process and stream completed calls as NDJSON'
             cand record 'Record spans (NDJSON, goprobe''s span schema) from a Go binary, a process, or attach''s output on stdin'
-            cand offsets 'Struct-field offsets a probe needs (from DWARF, else the offsets table), or any field given'
+            cand convert 'Convert span NDJSON into OTLP, pprof, folded stacks, flame graphs, Chrome traces or text'
             cand offsets-table 'Maintainer tool behind scripts/gen-offsets-table.sh'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'goprobe;help;inspect'= {
         }
-        &'goprobe;help;convert'= {
+        &'goprobe;help;offsets'= {
         }
         &'goprobe;help;attach'= {
         }
         &'goprobe;help;record'= {
         }
-        &'goprobe;help;offsets'= {
+        &'goprobe;help;convert'= {
         }
         &'goprobe;help;offsets-table'= {
             cand entry 'Print one table entry (JSON) read from a binary''s DWARF: every catalog field it has'

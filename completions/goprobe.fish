@@ -27,10 +27,10 @@ end
 complete -c goprobe -n "__fish_goprobe_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c goprobe -n "__fish_goprobe_needs_command" -s V -l version -d 'Print version'
 complete -c goprobe -n "__fish_goprobe_needs_command" -f -a "inspect" -d 'Show a Go binary\'s build info, ELF facts and function table'
-complete -c goprobe -n "__fish_goprobe_needs_command" -f -a "convert" -d 'Convert span NDJSON into OTLP, pprof, folded stacks, flame graphs, Chrome traces or text'
+complete -c goprobe -n "__fish_goprobe_needs_command" -f -a "offsets" -d 'Struct-field offsets a probe needs (from DWARF, else the offsets table), or any field given'
 complete -c goprobe -n "__fish_goprobe_needs_command" -f -a "attach" -d 'Attach eBPF probes to a Go binary or process and stream completed calls as NDJSON'
 complete -c goprobe -n "__fish_goprobe_needs_command" -f -a "record" -d 'Record spans (NDJSON, goprobe\'s span schema) from a Go binary, a process, or attach\'s output on stdin'
-complete -c goprobe -n "__fish_goprobe_needs_command" -f -a "offsets" -d 'Struct-field offsets a probe needs (from DWARF, else the offsets table), or any field given'
+complete -c goprobe -n "__fish_goprobe_needs_command" -f -a "convert" -d 'Convert span NDJSON into OTLP, pprof, folded stacks, flame graphs, Chrome traces or text'
 complete -c goprobe -n "__fish_goprobe_needs_command" -f -a "offsets-table" -d 'Maintainer tool behind scripts/gen-offsets-table.sh'
 complete -c goprobe -n "__fish_goprobe_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c goprobe -n "__fish_goprobe_using_subcommand inspect" -l pid -d 'Inspect the executable of a running process (/proc/N/exe); the report carries the pid' -r
@@ -39,6 +39,25 @@ complete -c goprobe -n "__fish_goprobe_using_subcommand inspect" -l require -d '
 complete -c goprobe -n "__fish_goprobe_using_subcommand inspect" -l json -d 'One JSON object per binary (NDJSON); with --functions one object per function (name, address, offset, size; plus path when several binaries are given)'
 complete -c goprobe -n "__fish_goprobe_using_subcommand inspect" -l functions -d 'List functions from pclntab instead of the summary: address, file offset, size, name'
 complete -c goprobe -n "__fish_goprobe_using_subcommand inspect" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c goprobe -n "__fish_goprobe_using_subcommand offsets" -l pid -d 'Read the executable of a running process' -r
+complete -c goprobe -n "__fish_goprobe_using_subcommand offsets" -l field -d 'A field to resolve, as PKG.Type.field (e.g. net/http.Request.Method, runtime.g.goid, net/http.Cookie.Expires.ext); repeatable. Default: every field the probe catalog needs for this binary' -r
+complete -c goprobe -n "__fish_goprobe_using_subcommand offsets" -l go-version -d 'Look the offsets table up under this Go version instead of the one in the binary\'s build info (e.g. 1.22.10)' -r
+complete -c goprobe -n "__fish_goprobe_using_subcommand offsets" -l table -d 'Use this offsets table (as written by scripts/gen-offsets-table.sh) instead of the one built into goprobe' -r -F
+complete -c goprobe -n "__fish_goprobe_using_subcommand offsets" -l json -d 'NDJSON: one object per field (field, offset, size, type_size, source, reason)'
+complete -c goprobe -n "__fish_goprobe_using_subcommand offsets" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c goprobe -n "__fish_goprobe_using_subcommand attach" -l pid -d 'Trace only this process' -r
+complete -c goprobe -n "__fish_goprobe_using_subcommand attach" -l probes -d 'Comma-separated probes to attach: http.server, http.client, and go.spawn (goroutine creation, so calls made on goroutines a handler starts are parented to its span)' -r
+complete -c goprobe -n "__fish_goprobe_using_subcommand attach" -l offsets -d 'Field offsets as NDJSON from `goprobe offsets --json` (`-` for stdin); default: read them from the binary\'s DWARF' -r -F
+complete -c goprobe -n "__fish_goprobe_using_subcommand attach" -l duration -d 'Stop after this long (e.g. 500ms, 30s, 5m); default: until Ctrl-C, SIGTERM, or the traced process exits' -r
+complete -c goprobe -n "__fish_goprobe_using_subcommand attach" -l baseline-empty -d 'Benchmark baseline: attach programs that do nothing at the same points (measures the cost of the uprobe traps alone; no events)'
+complete -c goprobe -n "__fish_goprobe_using_subcommand attach" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c goprobe -n "__fish_goprobe_using_subcommand record" -l pid -d 'Trace only this process' -r
+complete -c goprobe -n "__fish_goprobe_using_subcommand record" -l probes -d 'Comma-separated probes to attach: http.server, http.client, and go.spawn (goroutine creation, so calls made on goroutines a handler starts are parented to its span)' -r
+complete -c goprobe -n "__fish_goprobe_using_subcommand record" -l offsets -d 'Field offsets NDJSON from `goprobe offsets --json` (`-` for stdin)' -r -F
+complete -c goprobe -n "__fish_goprobe_using_subcommand record" -l duration -d 'Stop after this long (e.g. 500ms, 30s, 5m)' -r
+complete -c goprobe -n "__fish_goprobe_using_subcommand record" -l limit -d 'Stop after writing this many spans' -r
+complete -c goprobe -n "__fish_goprobe_using_subcommand record" -s o -l output -d 'Write spans here instead of stdout (`-` is stdout)' -r -F
+complete -c goprobe -n "__fish_goprobe_using_subcommand record" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c goprobe -n "__fish_goprobe_using_subcommand convert" -l to -d 'Output format' -r -f -a "otlp-json\t'OTLP/JSON, one ExportTraceServiceRequest per line (Collector file exporter format)'
 otlp\t'OTLP/HTTP protobuf pushed to --endpoint'
 pprof\t'Gzipped pprof profile.proto for `go tool pprof`'
@@ -53,25 +72,6 @@ complete -c goprobe -n "__fish_goprobe_using_subcommand convert" -l group-window
 complete -c goprobe -n "__fish_goprobe_using_subcommand convert" -l max-tries -d 'otlp: attempts per batch, including the first' -r
 complete -c goprobe -n "__fish_goprobe_using_subcommand convert" -l skip-invalid -d 'Skip malformed lines (counted on stderr) instead of stopping at the first'
 complete -c goprobe -n "__fish_goprobe_using_subcommand convert" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c goprobe -n "__fish_goprobe_using_subcommand attach" -l pid -d 'Trace only this process' -r
-complete -c goprobe -n "__fish_goprobe_using_subcommand attach" -l probes -d 'Comma-separated probes to attach: http.server, http.client, and go.spawn (goroutine creation, so calls made on goroutines a handler starts are parented to its span)' -r
-complete -c goprobe -n "__fish_goprobe_using_subcommand attach" -l offsets -d 'Field offsets as NDJSON from `goprobe offsets --json` (`-` for stdin); default: read them from the binary\'s DWARF' -r -F
-complete -c goprobe -n "__fish_goprobe_using_subcommand attach" -l duration -d 'Stop after this long (e.g. 500ms, 30s, 5m); default: until Ctrl-C, SIGTERM, or the traced process exits' -r
-complete -c goprobe -n "__fish_goprobe_using_subcommand attach" -l baseline-empty -d 'Benchmark baseline: attach programs that do nothing at the same points (measures the cost of the uprobe traps alone; no events)'
-complete -c goprobe -n "__fish_goprobe_using_subcommand attach" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c goprobe -n "__fish_goprobe_using_subcommand record" -l pid -d 'Trace only this process' -r
-complete -c goprobe -n "__fish_goprobe_using_subcommand record" -l probes -d 'Comma-separated probes to attach: http.server, http.client, and go.spawn (goroutine creation, so calls made on goroutines a handler starts are parented to its span)' -r
-complete -c goprobe -n "__fish_goprobe_using_subcommand record" -l offsets -d 'Field offsets NDJSON from `goprobe offsets --json` (`-` for stdin)' -r -F
-complete -c goprobe -n "__fish_goprobe_using_subcommand record" -l duration -d 'Stop after this long (e.g. 500ms, 30s, 5m)' -r
-complete -c goprobe -n "__fish_goprobe_using_subcommand record" -l limit -d 'Stop after writing this many spans' -r
-complete -c goprobe -n "__fish_goprobe_using_subcommand record" -s o -l output -d 'Write spans here instead of stdout (`-` is stdout)' -r -F
-complete -c goprobe -n "__fish_goprobe_using_subcommand record" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c goprobe -n "__fish_goprobe_using_subcommand offsets" -l pid -d 'Read the executable of a running process' -r
-complete -c goprobe -n "__fish_goprobe_using_subcommand offsets" -l field -d 'A field to resolve, as PKG.Type.field (e.g. net/http.Request.Method, runtime.g.goid, net/http.Cookie.Expires.ext); repeatable. Default: every field the probe catalog needs for this binary' -r
-complete -c goprobe -n "__fish_goprobe_using_subcommand offsets" -l go-version -d 'Look the offsets table up under this Go version instead of the one in the binary\'s build info (e.g. 1.22.10)' -r
-complete -c goprobe -n "__fish_goprobe_using_subcommand offsets" -l table -d 'Use this offsets table (as written by scripts/gen-offsets-table.sh) instead of the one built into goprobe' -r -F
-complete -c goprobe -n "__fish_goprobe_using_subcommand offsets" -l json -d 'NDJSON: one object per field (field, offset, size, type_size, source, reason)'
-complete -c goprobe -n "__fish_goprobe_using_subcommand offsets" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c goprobe -n "__fish_goprobe_using_subcommand offsets-table; and not __fish_seen_subcommand_from entry merge check help" -s h -l help -d 'Print help'
 complete -c goprobe -n "__fish_goprobe_using_subcommand offsets-table; and not __fish_seen_subcommand_from entry merge check help" -f -a "entry" -d 'Print one table entry (JSON) read from a binary\'s DWARF: every catalog field it has'
 complete -c goprobe -n "__fish_goprobe_using_subcommand offsets-table; and not __fish_seen_subcommand_from entry merge check help" -f -a "merge" -d 'Write ENTRY files into TABLE (replacing their slots, keeping the others)'
@@ -89,13 +89,13 @@ complete -c goprobe -n "__fish_goprobe_using_subcommand offsets-table; and __fis
 complete -c goprobe -n "__fish_goprobe_using_subcommand offsets-table; and __fish_seen_subcommand_from help" -f -a "merge" -d 'Write ENTRY files into TABLE (replacing their slots, keeping the others)'
 complete -c goprobe -n "__fish_goprobe_using_subcommand offsets-table; and __fish_seen_subcommand_from help" -f -a "check" -d 'Exit 1 unless TABLE holds exactly these ENTRY files\' layouts'
 complete -c goprobe -n "__fish_goprobe_using_subcommand offsets-table; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c goprobe -n "__fish_goprobe_using_subcommand help; and not __fish_seen_subcommand_from inspect convert attach record offsets offsets-table help" -f -a "inspect" -d 'Show a Go binary\'s build info, ELF facts and function table'
-complete -c goprobe -n "__fish_goprobe_using_subcommand help; and not __fish_seen_subcommand_from inspect convert attach record offsets offsets-table help" -f -a "convert" -d 'Convert span NDJSON into OTLP, pprof, folded stacks, flame graphs, Chrome traces or text'
-complete -c goprobe -n "__fish_goprobe_using_subcommand help; and not __fish_seen_subcommand_from inspect convert attach record offsets offsets-table help" -f -a "attach" -d 'Attach eBPF probes to a Go binary or process and stream completed calls as NDJSON'
-complete -c goprobe -n "__fish_goprobe_using_subcommand help; and not __fish_seen_subcommand_from inspect convert attach record offsets offsets-table help" -f -a "record" -d 'Record spans (NDJSON, goprobe\'s span schema) from a Go binary, a process, or attach\'s output on stdin'
-complete -c goprobe -n "__fish_goprobe_using_subcommand help; and not __fish_seen_subcommand_from inspect convert attach record offsets offsets-table help" -f -a "offsets" -d 'Struct-field offsets a probe needs (from DWARF, else the offsets table), or any field given'
-complete -c goprobe -n "__fish_goprobe_using_subcommand help; and not __fish_seen_subcommand_from inspect convert attach record offsets offsets-table help" -f -a "offsets-table" -d 'Maintainer tool behind scripts/gen-offsets-table.sh'
-complete -c goprobe -n "__fish_goprobe_using_subcommand help; and not __fish_seen_subcommand_from inspect convert attach record offsets offsets-table help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c goprobe -n "__fish_goprobe_using_subcommand help; and not __fish_seen_subcommand_from inspect offsets attach record convert offsets-table help" -f -a "inspect" -d 'Show a Go binary\'s build info, ELF facts and function table'
+complete -c goprobe -n "__fish_goprobe_using_subcommand help; and not __fish_seen_subcommand_from inspect offsets attach record convert offsets-table help" -f -a "offsets" -d 'Struct-field offsets a probe needs (from DWARF, else the offsets table), or any field given'
+complete -c goprobe -n "__fish_goprobe_using_subcommand help; and not __fish_seen_subcommand_from inspect offsets attach record convert offsets-table help" -f -a "attach" -d 'Attach eBPF probes to a Go binary or process and stream completed calls as NDJSON'
+complete -c goprobe -n "__fish_goprobe_using_subcommand help; and not __fish_seen_subcommand_from inspect offsets attach record convert offsets-table help" -f -a "record" -d 'Record spans (NDJSON, goprobe\'s span schema) from a Go binary, a process, or attach\'s output on stdin'
+complete -c goprobe -n "__fish_goprobe_using_subcommand help; and not __fish_seen_subcommand_from inspect offsets attach record convert offsets-table help" -f -a "convert" -d 'Convert span NDJSON into OTLP, pprof, folded stacks, flame graphs, Chrome traces or text'
+complete -c goprobe -n "__fish_goprobe_using_subcommand help; and not __fish_seen_subcommand_from inspect offsets attach record convert offsets-table help" -f -a "offsets-table" -d 'Maintainer tool behind scripts/gen-offsets-table.sh'
+complete -c goprobe -n "__fish_goprobe_using_subcommand help; and not __fish_seen_subcommand_from inspect offsets attach record convert offsets-table help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c goprobe -n "__fish_goprobe_using_subcommand help; and __fish_seen_subcommand_from offsets-table" -f -a "entry" -d 'Print one table entry (JSON) read from a binary\'s DWARF: every catalog field it has'
 complete -c goprobe -n "__fish_goprobe_using_subcommand help; and __fish_seen_subcommand_from offsets-table" -f -a "merge" -d 'Write ENTRY files into TABLE (replacing their slots, keeping the others)'
 complete -c goprobe -n "__fish_goprobe_using_subcommand help; and __fish_seen_subcommand_from offsets-table" -f -a "check" -d 'Exit 1 unless TABLE holds exactly these ENTRY files\' layouts'

@@ -6,12 +6,12 @@ use clap::{Parser, Subcommand};
 
 use crate::exit::{EXIT_STATUS_HELP, Status};
 
-pub mod convert;
 pub mod attach;
+pub mod convert;
 pub mod inspect;
-pub mod record;
 pub mod offsets;
 pub mod offsets_table;
+pub mod record;
 
 /// Look inside Go programs from the outside: build info, functions, offsets, spans.
 #[derive(Debug, Parser)]
@@ -26,18 +26,18 @@ pub enum Command {
     /// Show a Go binary's build info, ELF facts and function table.
     #[command(after_long_help = EXIT_STATUS_HELP)]
     Inspect(inspect::Args),
-    /// Convert span NDJSON into OTLP, pprof, folded stacks, flame graphs, Chrome traces or text.
+    /// Struct-field offsets a probe needs (from DWARF, else the offsets table), or any field given.
     #[command(after_long_help = EXIT_STATUS_HELP)]
-    Convert(convert::Args),
+    Offsets(offsets::Args),
     /// Attach eBPF probes to a Go binary or process and stream completed calls as NDJSON.
     #[command(after_long_help = EXIT_STATUS_HELP)]
     Attach(attach::Args),
     /// Record spans (NDJSON, goprobe's span schema) from a Go binary, a process, or attach's output on stdin.
     #[command(after_long_help = EXIT_STATUS_HELP, long_about = RECORD_ABOUT)]
     Record(record::Args),
-    /// Struct-field offsets a probe needs (from DWARF, else the offsets table), or any field given.
+    /// Convert span NDJSON into OTLP, pprof, folded stacks, flame graphs, Chrome traces or text.
     #[command(after_long_help = EXIT_STATUS_HELP)]
-    Offsets(offsets::Args),
+    Convert(convert::Args),
     /// Maintainer tool behind scripts/gen-offsets-table.sh.
     #[command(hide = true, name = "offsets-table")]
     OffsetsTable(offsets_table::Args),
@@ -73,10 +73,10 @@ A progress line goes to stderr when it is a terminal; a summary at the end. Ctrl
 pub fn run(cli: Cli) -> anyhow::Result<Status> {
     match cli.command {
         Command::Inspect(args) => inspect::run(args),
-        Command::Convert(args) => convert::run(args),
+        Command::Offsets(args) => offsets::run(args),
         Command::Attach(args) => attach::run(args),
         Command::Record(args) => record::run(args),
-        Command::Offsets(args) => offsets::run(args),
+        Command::Convert(args) => convert::run(args),
         Command::OffsetsTable(args) => offsets_table::run(args),
     }
 }
