@@ -9,4 +9,5 @@ bash scripts/setup.sh
 export GOPROBE_CACHE=${GOPROBE_CACHE:-$repo/.cache}
 # Corpus and end-to-end tests must fail, not skip, when their tools are missing.
 export GOPROBE_REQUIRE_ALL=1
-cargo test --locked --all-targets 2>&1
+# --no-fail-fast: one failing target must not hide the results of the others.
+cargo test --locked --all-targets --no-fail-fast 2>&1
