@@ -57,7 +57,7 @@ Register-ArgumentCompleter -Native -CommandName 'goprobe' -ScriptBlock {
         'goprobe;attach' {
             [CompletionResult]::new('--pid', '--pid', [CompletionResultType]::ParameterName, 'Trace only this process')
             [CompletionResult]::new('--probes', '--probes', [CompletionResultType]::ParameterName, 'Comma-separated probes to attach: http.server, http.client, and go.spawn (goroutine creation, so calls made on goroutines a handler starts are parented to its span)')
-            [CompletionResult]::new('--offsets', '--offsets', [CompletionResultType]::ParameterName, 'Field offsets as NDJSON from `goprobe offsets --json` (`-` for stdin); default: read them from the binary''s DWARF')
+            [CompletionResult]::new('--offsets', '--offsets', [CompletionResultType]::ParameterName, 'Field offsets as NDJSON from `goprobe offsets --json` (`-` for stdin); default: read them from the binary''s DWARF, else the offsets table')
             [CompletionResult]::new('--duration', '--duration', [CompletionResultType]::ParameterName, 'Stop after this long (e.g. 500ms, 30s, 5m); default: until Ctrl-C, SIGTERM, or the traced process exits')
             [CompletionResult]::new('--baseline-empty', '--baseline-empty', [CompletionResultType]::ParameterName, 'Benchmark baseline: attach programs that do nothing at the same points (measures the cost of the uprobe traps alone; no events)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -67,8 +67,8 @@ Register-ArgumentCompleter -Native -CommandName 'goprobe' -ScriptBlock {
         'goprobe;record' {
             [CompletionResult]::new('--pid', '--pid', [CompletionResultType]::ParameterName, 'Trace only this process')
             [CompletionResult]::new('--probes', '--probes', [CompletionResultType]::ParameterName, 'Comma-separated probes to attach: http.server, http.client, and go.spawn (goroutine creation, so calls made on goroutines a handler starts are parented to its span)')
-            [CompletionResult]::new('--offsets', '--offsets', [CompletionResultType]::ParameterName, 'Field offsets NDJSON from `goprobe offsets --json` (`-` for stdin)')
-            [CompletionResult]::new('--duration', '--duration', [CompletionResultType]::ParameterName, 'Stop after this long (e.g. 500ms, 30s, 5m)')
+            [CompletionResult]::new('--offsets', '--offsets', [CompletionResultType]::ParameterName, 'Field offsets as NDJSON from `goprobe offsets --json` (`-` for stdin); default: read them from the binary''s DWARF, else the offsets table')
+            [CompletionResult]::new('--duration', '--duration', [CompletionResultType]::ParameterName, 'Stop after this long (e.g. 500ms, 30s, 5m); default: until Ctrl-C, SIGTERM, or the traced process exits')
             [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'Stop after writing this many spans')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Write spans here instead of stdout (`-` is stdout)')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Write spans here instead of stdout (`-` is stdout)')

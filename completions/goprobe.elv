@@ -51,7 +51,7 @@ set edit:completion:arg-completer[goprobe] = {|@words|
         &'goprobe;attach'= {
             cand --pid 'Trace only this process'
             cand --probes 'Comma-separated probes to attach: http.server, http.client, and go.spawn (goroutine creation, so calls made on goroutines a handler starts are parented to its span)'
-            cand --offsets 'Field offsets as NDJSON from `goprobe offsets --json` (`-` for stdin); default: read them from the binary''s DWARF'
+            cand --offsets 'Field offsets as NDJSON from `goprobe offsets --json` (`-` for stdin); default: read them from the binary''s DWARF, else the offsets table'
             cand --duration 'Stop after this long (e.g. 500ms, 30s, 5m); default: until Ctrl-C, SIGTERM, or the traced process exits'
             cand --baseline-empty 'Benchmark baseline: attach programs that do nothing at the same points (measures the cost of the uprobe traps alone; no events)'
             cand -h 'Print help (see more with ''--help'')'
@@ -60,8 +60,8 @@ set edit:completion:arg-completer[goprobe] = {|@words|
         &'goprobe;record'= {
             cand --pid 'Trace only this process'
             cand --probes 'Comma-separated probes to attach: http.server, http.client, and go.spawn (goroutine creation, so calls made on goroutines a handler starts are parented to its span)'
-            cand --offsets 'Field offsets NDJSON from `goprobe offsets --json` (`-` for stdin)'
-            cand --duration 'Stop after this long (e.g. 500ms, 30s, 5m)'
+            cand --offsets 'Field offsets as NDJSON from `goprobe offsets --json` (`-` for stdin); default: read them from the binary''s DWARF, else the offsets table'
+            cand --duration 'Stop after this long (e.g. 500ms, 30s, 5m); default: until Ctrl-C, SIGTERM, or the traced process exits'
             cand --limit 'Stop after writing this many spans'
             cand -o 'Write spans here instead of stdout (`-` is stdout)'
             cand --output 'Write spans here instead of stdout (`-` is stdout)'

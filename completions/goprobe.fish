@@ -47,14 +47,14 @@ complete -c goprobe -n "__fish_goprobe_using_subcommand offsets" -l json -d 'NDJ
 complete -c goprobe -n "__fish_goprobe_using_subcommand offsets" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c goprobe -n "__fish_goprobe_using_subcommand attach" -l pid -d 'Trace only this process' -r
 complete -c goprobe -n "__fish_goprobe_using_subcommand attach" -l probes -d 'Comma-separated probes to attach: http.server, http.client, and go.spawn (goroutine creation, so calls made on goroutines a handler starts are parented to its span)' -r
-complete -c goprobe -n "__fish_goprobe_using_subcommand attach" -l offsets -d 'Field offsets as NDJSON from `goprobe offsets --json` (`-` for stdin); default: read them from the binary\'s DWARF' -r -F
+complete -c goprobe -n "__fish_goprobe_using_subcommand attach" -l offsets -d 'Field offsets as NDJSON from `goprobe offsets --json` (`-` for stdin); default: read them from the binary\'s DWARF, else the offsets table' -r -F
 complete -c goprobe -n "__fish_goprobe_using_subcommand attach" -l duration -d 'Stop after this long (e.g. 500ms, 30s, 5m); default: until Ctrl-C, SIGTERM, or the traced process exits' -r
 complete -c goprobe -n "__fish_goprobe_using_subcommand attach" -l baseline-empty -d 'Benchmark baseline: attach programs that do nothing at the same points (measures the cost of the uprobe traps alone; no events)'
 complete -c goprobe -n "__fish_goprobe_using_subcommand attach" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c goprobe -n "__fish_goprobe_using_subcommand record" -l pid -d 'Trace only this process' -r
 complete -c goprobe -n "__fish_goprobe_using_subcommand record" -l probes -d 'Comma-separated probes to attach: http.server, http.client, and go.spawn (goroutine creation, so calls made on goroutines a handler starts are parented to its span)' -r
-complete -c goprobe -n "__fish_goprobe_using_subcommand record" -l offsets -d 'Field offsets NDJSON from `goprobe offsets --json` (`-` for stdin)' -r -F
-complete -c goprobe -n "__fish_goprobe_using_subcommand record" -l duration -d 'Stop after this long (e.g. 500ms, 30s, 5m)' -r
+complete -c goprobe -n "__fish_goprobe_using_subcommand record" -l offsets -d 'Field offsets as NDJSON from `goprobe offsets --json` (`-` for stdin); default: read them from the binary\'s DWARF, else the offsets table' -r -F
+complete -c goprobe -n "__fish_goprobe_using_subcommand record" -l duration -d 'Stop after this long (e.g. 500ms, 30s, 5m); default: until Ctrl-C, SIGTERM, or the traced process exits' -r
 complete -c goprobe -n "__fish_goprobe_using_subcommand record" -l limit -d 'Stop after writing this many spans' -r
 complete -c goprobe -n "__fish_goprobe_using_subcommand record" -s o -l output -d 'Write spans here instead of stdout (`-` is stdout)' -r -F
 complete -c goprobe -n "__fish_goprobe_using_subcommand record" -s h -l help -d 'Print help (see more with \'--help\')'

@@ -378,6 +378,177 @@ fn random_bytes<const N: usize>() -> [u8; N] {
     }
 }
 
+/// Where recorded spans go: the output stream, the `--limit`, and the live
+/// progress line (spans, rate, lost) shown on stderr when it is a terminal.
+pub struct SpanSink {
+    out: Box<dyn std::io::Write>,
+    limit: Option<u64>,
+    written: u64,
+    progress: Option<indicatif::ProgressBar>,
+    started: std::time::Instant,
+}
+
+impl SpanSink {
+    pub fn new(out: Box<dyn std::io::Write>, limit: Option<u64>, progress: bool) -> SpanSink {
+        let progress = progress.then(|| {
+            let p = indicatif::ProgressBar::new_spinner();
+            p.enable_steady_tick(std::time::Duration::from_millis(200));
+            p
+        });
+        SpanSink { out, limit, written: 0, progress, started: std::time::Instant::now() }
+    }
+
+    /// Spans written so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    pub fn limit_reached(&self) -> bool {
+        self.limit.is_some_and(|l| self.written >= l)
+    }
+
+    /// A note for the person at the terminal, printed above the progress line.
+    pub fn note(&self, msg: &str) {
+        match &self.progress {
+            Some(p) => p.println(format!("goprobe: {msg}")),
+            None => eprintln!("goprobe: {msg}"),
+        }
+    }
+
+    /// Write (and drain) `spans`, up to the limit, then flush so a pipe sees
+    /// them promptly. Past the limit it writes nothing and returns
+    /// [`LimitReached`] wrapped in an `io::Error`, which stops the stream.
+    pub fn write(&mut self, spans: &mut Vec<Span>, lost: u64) -> std::io::Result<()> {
+        use std::io::Write;
+        for s in spans.drain(..) {
+            if self.limit_reached() {
+                return Err(std::io::Error::other(LimitReached));
+            }
+            serde_json::to_writer(&mut self.out, &s)?;
+            self.out.write_all(b"\n")?;
+            self.written += 1;
+        }
+        self.out.flush()?;
+        if let Some(p) = &self.progress {
+            let secs = self.started.elapsed().as_secs_f64().max(0.001);
+            p.set_message(format!("{} spans, {:.0}/s, lost {}", self.written, self.written as f64 / secs, lost));
+        }
+        if self.limit_reached() {
+            return Err(std::io::Error::other(LimitReached));
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) {
+        if let Some(p) = &self.progress {
+            p.finish_and_clear();
+        }
+    }
+}
+
+/// The `--limit` was reached: a normal end of the recording, not a failure.
+#[derive(Debug, thiserror::Error)]
+#[error("span limit reached")]
+pub struct LimitReached;
+
+/// Where the events come from.
+pub enum Source<'a> {
+    /// Attach to a target and record it.
+    Attach(&'a crate::attach::Request),
+    /// `goprobe attach` NDJSON, e.g. stdin.
+    Stream(Box<dyn std::io::BufRead + 'a>),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error(transparent)]
+    Attach(#[from] crate::attach::RunError),
+    #[error("writing spans: {0}")]
+    Write(#[source] std::io::Error),
+    #[error("reading input: {0}")]
+    Read(#[source] std::io::Error),
+    #[error("input line {line}: not goprobe attach output: {source}")]
+    BadLine { line: usize, #[source] source: serde_json::Error },
+    #[error("installing the signal handler: {0}")]
+    Signal(#[source] std::io::Error),
+}
+
+/// How a recording ended.
+#[derive(Debug, Clone)]
+pub struct RecordSummary {
+    pub written: u64,
+    pub stats: RecordStats,
+    /// Why it stopped: a signal, the duration, the target's exit, end of input, the limit.
+    pub reason: String,
+}
+
+/// Record spans from `source` into `sink` until the source ends (Ctrl-C,
+/// SIGTERM, the duration, the target's exit, end of input) or the limit is
+/// reached; every completed span is flushed before returning.
+pub fn record(source: Source<'_>, sink: &mut SpanSink) -> Result<RecordSummary, RecordError> {
+    let mut rec = Recorder::new();
+    let mut spans = Vec::new();
+    let result: Result<String, RecordError> = match source {
+        Source::Attach(req) => {
+            let progress = sink.progress.clone();
+            let mut note = |msg: &str| match &progress {
+                Some(p) => p.println(format!("goprobe: {msg}")),
+                None => eprintln!("goprobe: {msg}"),
+            };
+            let mut attached = |n: usize| eprintln!("goprobe: attached {n} uprobes; recording (Ctrl-C to stop)");
+            crate::attach::run(req, &mut note, &mut attached, |line| {
+                rec.line(line.clone(), &mut spans);
+                let lost = rec.stats.lost;
+                sink.write(&mut spans, lost)
+            })
+            .map(|s| s.reason.to_owned())
+            .map_err(RecordError::from)
+        }
+        Source::Stream(input) => {
+            // Reading a pipe: ignore Ctrl-C here so the producer (`goprobe
+            // attach`) gets it, drains, and closes the pipe; we then flush everything.
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+                signal_hook::flag::register(sig, std::sync::Arc::clone(&stop)).map_err(RecordError::Signal)?;
+            }
+            let mut res = Ok("end of input".to_owned());
+            for (i, line) in std::io::BufRead::lines(input).enumerate() {
+                let line = line.map_err(RecordError::Read)?;
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let parsed: Line =
+                    serde_json::from_str(&line).map_err(|source| RecordError::BadLine { line: i + 1, source })?;
+                rec.line(parsed, &mut spans);
+                let lost = rec.stats.lost;
+                if let Err(e) = sink.write(&mut spans, lost) {
+                    res = Err(RecordError::Write(e));
+                    break;
+                }
+            }
+            res
+        }
+    };
+    let reason = match result {
+        Ok(r) => r,
+        Err(_) if sink.limit_reached() => "limit reached".to_owned(),
+        Err(e) => {
+            sink.finish();
+            return Err(e);
+        }
+    };
+    if !sink.limit_reached() {
+        rec.finish(&mut spans);
+        let lost = rec.stats.lost;
+        match sink.write(&mut spans, lost) {
+            Err(_) if sink.limit_reached() => {}
+            other => other.map_err(RecordError::Write)?,
+        }
+    }
+    sink.finish();
+    Ok(RecordSummary { written: sink.written, stats: rec.stats.clone(), reason })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,10 +8,11 @@ use anyhow::Context;
 use crate::attach::{self, Offsets, Request};
 use crate::exit::Status;
 
-#[derive(Debug, clap::Args)]
-pub struct Args {
+/// What to trace and how: shared by `attach` and `record`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TargetArgs {
     /// Go binary to trace: every process running it, including ones started later.
-    #[arg(value_name = "BIN", required_unless_present = "pid", conflicts_with = "pid")]
+    #[arg(value_name = "BIN", conflicts_with = "pid")]
     pub binary: Option<PathBuf>,
     /// Trace only this process.
     #[arg(long, value_name = "N")]
@@ -22,22 +23,33 @@ pub struct Args {
     #[arg(long, value_name = "LIST", default_value = "http.server,http.client,go.spawn")]
     pub probes: String,
     /// Field offsets as NDJSON from `goprobe offsets --json` (`-` for stdin);
-    /// default: read them from the binary's DWARF.
+    /// default: read them from the binary's DWARF, else the offsets table.
     #[arg(long, value_name = "FILE")]
     pub offsets: Option<PathBuf>,
     /// Stop after this long (e.g. 500ms, 30s, 5m); default: until Ctrl-C,
     /// SIGTERM, or the traced process exits.
     #[arg(long, value_name = "DURATION", value_parser = attach::parse_duration)]
     pub duration: Option<std::time::Duration>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub target: TargetArgs,
     /// Benchmark baseline: attach programs that do nothing at the same
     /// points (measures the cost of the uprobe traps alone; no events).
     #[arg(long, hide = true)]
     pub baseline_empty: bool,
 }
 
-impl Args {
+impl TargetArgs {
+    /// True when a binary or a pid was given.
+    pub fn has_target(&self) -> bool {
+        self.binary.is_some() || self.pid.is_some()
+    }
+
     /// The library request these arguments describe.
-    pub fn request(&self) -> anyhow::Result<Request> {
+    pub fn request(&self, baseline_empty: bool) -> anyhow::Result<Request> {
         let offsets = match &self.offsets {
             None => None,
             Some(p) => {
@@ -56,13 +68,16 @@ impl Args {
             probes: attach::parse_probes(&self.probes)?,
             offsets,
             duration: self.duration,
-            baseline_empty: self.baseline_empty,
+            baseline_empty,
         })
     }
 }
 
 pub fn run(args: Args) -> anyhow::Result<Status> {
-    let req = args.request()?;
+    if !args.target.has_target() {
+        anyhow::bail!("give a Go binary (BIN) or --pid N to attach to");
+    }
+    let req = args.target.request(args.baseline_empty)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let summary = attach::run(
