@@ -58,7 +58,7 @@ pub fn assess_probe(probe: &Probe, facts: &Facts<'_>) -> Verdict {
         }
     }
     for need in probe.fields_for(&target).filter(|f| !f.optional) {
-        let r = facts.resolver.resolve(&need.field);
+        let r = facts.resolver.resolvable(&need.field);
         if !r.is_known() {
             reasons.push(format!(
                 "offset of {} unknown for {}/{}: {}",
@@ -90,8 +90,16 @@ pub fn assess_binary(bin: &GoBinary) -> Vec<Verdict> {
     };
     let resolver = Resolver::for_binary(bin, &table, None);
     let goarch = String::from(bin.elf().arch.clone());
+    // Every hooked function of every probe, looked up in one pass over pclntab.
+    let mut names: Vec<&str> = catalog.probes.iter().flat_map(|p| p.hooks.iter().map(|h| h.function.as_str())).collect();
+    names.sort_unstable();
+    names.dedup();
+    let present = bin.has_functions(&names).map_err(|e| e.to_string());
     let has_function = |name: &str| -> Result<bool, String> {
-        bin.function_table().map(|fns| fns.iter().any(|f| f.name == name)).map_err(|e| e.to_string())
+        match &present {
+            Ok(found) => Ok(names.iter().zip(found).any(|(n, &f)| f && *n == name)),
+            Err(e) => Err(e.clone()),
+        }
     };
     assess(&catalog, &Facts { goarch: &goarch, has_function: &has_function, resolver: &resolver })
 }

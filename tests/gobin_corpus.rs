@@ -394,3 +394,28 @@ fn truncated_corpus_binaries_are_errors() {
         },
     );
 }
+
+/// The one-pass name lookup behind verdicts agrees with the full function
+/// table on every corpus binary: first, middle and last functions are found,
+/// a name that is a prefix of a real one and an absent name are not.
+#[test]
+fn has_functions_agrees_with_the_function_table() {
+    for b in manifest() {
+        let label = format!("go{} {} {}", b.go_version, b.program, b.variant);
+        let fns = goprobe::gobin::GoBinary::open(&b.path)
+            .and_then(|bin| bin.functions())
+            .unwrap_or_else(|e| panic!("{label}: {e}"));
+        assert!(fns.len() > 2, "{label}: too few functions");
+        let first = fns[0].name.clone();
+        let middle = fns[fns.len() / 2].name.clone();
+        let last = fns[fns.len() - 1].name.clone();
+        let prefix = "runtime.mallocgc"[..15].to_string(); // "runtime.mallocg": a prefix, not a function
+        let names = [first.as_str(), middle.as_str(), last.as_str(), prefix.as_str(), "main.noSuchFunction"];
+        // A fresh GoBinary, so the lookup walks pclntab instead of the cached table.
+        let fresh = goprobe::gobin::GoBinary::open(&b.path).unwrap_or_else(|e| panic!("{label}: {e}"));
+        let found = fresh.has_functions(&names).unwrap_or_else(|e| panic!("{label}: {e}"));
+        let want: Vec<bool> = names.iter().map(|n| fns.iter().any(|f| f.name == *n)).collect();
+        assert_eq!(found, want, "{label}: has_functions({names:?})");
+        assert_eq!(&found[..3], &[true, true, true], "{label}");
+    }
+}

@@ -308,6 +308,19 @@ impl GoBinary {
         Ok(self.functions.get_or_init(|| table))
     }
 
+    /// Which of `names` pclntab has functions for (exact names), in one
+    /// pass; cheaper than [`GoBinary::function`] when the table has not been
+    /// read yet.
+    pub fn has_functions(&self, names: &[&str]) -> Result<Vec<bool>, GoBinError> {
+        if let Some(fns) = self.functions.get() {
+            return Ok(names.iter().map(|n| fns.iter().any(|f| f.name == *n)).collect());
+        }
+        let malformed = |what: String| GoBinError::Malformed { path: self.path.clone(), what };
+        let loc = self.pclntab.as_ref().map_err(|e| malformed(e.clone()))?;
+        let tab = loc.bytes(self.data()).ok_or_else(|| malformed("pclntab".into()))?;
+        pclntab::has_functions(tab, &loc.header, names).map_err(malformed)
+    }
+
     /// One function by exact name.
     pub fn function(&self, name: &str) -> Result<Option<Function>, GoBinError> {
         Ok(self.function_table()?.iter().find(|f| f.name == name).cloned())

@@ -133,8 +133,46 @@ pub(crate) fn functions(tab: &[u8], h: &Header, text_start: u64) -> Result<Vec<R
     let addr = |raw: u64| -> Result<u64, String> {
         if rel { text_start.checked_add(raw).ok_or_else(|| "function address overflows".to_string()) } else { Ok(raw) }
     };
-    let ps = usize::from(h.words.ptr_size);
     let mut out = Vec::with_capacity(h.nfunc);
+    walk(tab, h, |i, name_at, entry_raw, next_raw| {
+        let name = cstr_at(tab, name_at).ok_or_else(|| format!("pclntab function {i} name"))?;
+        out.push(RawFunc { name: String::from_utf8_lossy(name).into_owned(), entry: addr(entry_raw)?, end: addr(next_raw)? });
+        Ok(true)
+    })?;
+    Ok(out)
+}
+
+/// Which of `names` the table has functions for (exactly named), in one
+/// pass. Needs neither the text start nor a string per function, so it is
+/// cheap enough for verdicts on binaries with tens of thousands of functions.
+pub(crate) fn has_functions(tab: &[u8], h: &Header, names: &[&str]) -> Result<Vec<bool>, String> {
+    let mut found = vec![false; names.len()];
+    let mut left = names.len();
+    walk(tab, h, |_, name_at, _, _| {
+        for (name, seen) in names.iter().zip(found.iter_mut()) {
+            // Compare in place (name, then its NUL) instead of measuring
+            // every name first: most names differ in their first bytes.
+            let want = name.as_bytes();
+            let hit = name_at
+                .checked_add(want.len())
+                .and_then(|end| Some((tab.get(name_at..end)?, tab.get(end)?)))
+                .is_some_and(|(bytes, &nul)| bytes == want && nul == 0);
+            if hit && !*seen {
+                *seen = true;
+                left -= 1;
+            }
+        }
+        Ok(left > 0)
+    })?;
+    Ok(found)
+}
+
+/// Visit each function (its index, the offset of its NUL-terminated name in
+/// `tab`, its raw table entry and the next one) in table order, checking the
+/// table's consistency on the way; `visit` returns whether to go on.
+fn walk(tab: &[u8], h: &Header, mut visit: impl FnMut(usize, usize, u64, u64) -> Result<bool, String>) -> Result<(), String> {
+    let rel = h.relative_entries();
+    let ps = usize::from(h.words.ptr_size);
     let mut entry_raw = h.field(tab, 0).ok_or("pclntab function table")?;
     for i in 0..h.nfunc {
         let funcoff = h.field(tab, 2 * i + 1).ok_or("pclntab function table")?;
@@ -158,15 +196,17 @@ pub(crate) fn functions(tab: &[u8], h: &Header, text_start: u64) -> Result<Vec<R
         let name_off = name_field
             .and_then(|o| h.words.u32(tab, o))
             .ok_or_else(|| format!("pclntab function {i} record"))?;
-        let name = usize::try_from(name_off as i32)
+        let name_at = usize::try_from(name_off as i32)
             .ok()
             .and_then(|n| n.checked_add(h.funcname_off))
-            .and_then(|n| cstr_at(tab, n))
+            .filter(|&n| n < tab.len())
             .ok_or_else(|| format!("pclntab function {i} name"))?;
-        out.push(RawFunc { name: String::from_utf8_lossy(name).into_owned(), entry: addr(entry_raw)?, end: addr(next_raw)? });
+        if !visit(i, name_at, entry_raw, next_raw)? {
+            return Ok(());
+        }
         entry_raw = next_raw;
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Where the table is in the file.

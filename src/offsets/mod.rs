@@ -122,9 +122,12 @@ pub fn normalize_go_version(v: &str) -> String {
 
 /// Resolves fields for one binary.
 pub struct Resolver<'a> {
-    dwarf: Option<DwarfTypes>,
-    /// Why there is no DWARF (for the reason of an unknown field).
-    no_dwarf: Option<String>,
+    /// The binary's DWARF types, indexed on first use (or why there are
+    /// none): indexing costs tens of milliseconds on a large binary, and a
+    /// verdict answered by the table never needs it.
+    dwarf: std::cell::OnceCell<Result<DwarfTypes, String>>,
+    /// The ELF file to index DWARF from when `dwarf` is still empty.
+    elf: Option<&'a [u8]>,
     table: &'a Table,
     key: Key,
 }
@@ -132,26 +135,33 @@ pub struct Resolver<'a> {
 impl<'a> Resolver<'a> {
     /// A resolver over already-indexed DWARF (or none) and a table.
     pub fn new(dwarf: Result<DwarfTypes, String>, table: &'a Table, key: Key) -> Resolver<'a> {
-        match dwarf {
-            Ok(d) => Resolver { dwarf: Some(d), no_dwarf: None, table, key },
-            Err(why) => Resolver { dwarf: None, no_dwarf: Some(why), table, key },
-        }
+        Resolver { dwarf: std::cell::OnceCell::from(dwarf), elf: None, table, key }
     }
 
     /// A resolver for an opened Go binary: indexes its DWARF when it has some.
     /// `go_version` overrides the build info's version for table look-ups.
-    pub fn for_binary(bin: &GoBinary, table: &'a Table, go_version: Option<&str>) -> Resolver<'a> {
+    pub fn for_binary(bin: &'a GoBinary, table: &'a Table, go_version: Option<&str>) -> Resolver<'a> {
         let goarch = String::from(bin.elf().arch.clone());
         let mut key = Key::from_build_info(bin.build_info(), &goarch);
         if let Some(v) = go_version {
             key.go_version = normalize_go_version(v);
         }
-        let dwarf = if bin.elf().dwarf {
-            DwarfTypes::from_elf(bin.data()).map_err(|e| format!("DWARF unreadable: {e}"))
+        if bin.elf().dwarf {
+            Resolver { dwarf: std::cell::OnceCell::new(), elf: Some(bin.data()), table, key }
         } else {
-            Err("no DWARF".to_string())
-        };
-        Resolver::new(dwarf, table, key)
+            Resolver::new(Err("no DWARF".to_string()), table, key)
+        }
+    }
+
+    /// The DWARF types, indexed now if this is the first use.
+    fn dwarf(&self) -> Result<&DwarfTypes, &str> {
+        self.dwarf
+            .get_or_init(|| match self.elf {
+                Some(data) => DwarfTypes::from_elf(data).map_err(|e| format!("DWARF unreadable: {e}")),
+                None => Err("no DWARF".to_string()),
+            })
+            .as_ref()
+            .map_err(String::as_str)
     }
 
     pub fn key(&self) -> &Key {
@@ -159,7 +169,7 @@ impl<'a> Resolver<'a> {
     }
 
     pub fn has_dwarf(&self) -> bool {
-        self.dwarf.is_some()
+        self.dwarf().is_ok()
     }
 
     /// The catalog fields this binary needs (per its Go and module versions).
@@ -181,9 +191,9 @@ impl<'a> Resolver<'a> {
         let Some(pkg) = package_of(field) else {
             return unknown(format!("`{field}` is not of the form PKG.Type.field"));
         };
-        let mut dwarf_reason = self.no_dwarf.clone();
-        if let Some(types) = &self.dwarf {
-            match types.field(field) {
+        let dwarf_reason = match self.dwarf() {
+            Err(why) => why.to_string(),
+            Ok(types) => match types.field(field) {
                 Ok(l) => {
                     return Resolved {
                         field: field.to_string(),
@@ -197,9 +207,36 @@ impl<'a> Resolver<'a> {
                 // DWARF has the type but not the field: the field does not
                 // exist in this version; the table cannot know better.
                 Err(e @ crate::dwarf::FieldError::NoField { .. }) => return unknown(e.to_string()),
-                Err(e) => dwarf_reason = Some(e.to_string()),
+                Err(e) => e.to_string(),
+            },
+        };
+        self.from_table(field, pkg, Some(dwarf_reason))
+    }
+
+    /// Whether `field` can be resolved, asking the cheapest source first: the
+    /// table (exact for the Go or module version it was generated from, so
+    /// it never disagrees with that version's DWARF), then DWARF. For
+    /// verdicts, which need a yes or no and not the value's source.
+    pub fn resolvable(&self, field: &str) -> Resolved {
+        if let Some(pkg) = package_of(field) {
+            let from_table = self.from_table(field, pkg, None);
+            if from_table.is_known() {
+                return from_table;
             }
         }
+        self.resolve(field)
+    }
+
+    /// `field` from the offsets table; `dwarf_reason` says why DWARF did not answer.
+    fn from_table(&self, field: &str, pkg: &str, dwarf_reason: Option<String>) -> Resolved {
+        let unknown = |reason: String| Resolved {
+            field: field.to_string(),
+            offset: None,
+            size: None,
+            type_size: None,
+            source: Source::Unknown,
+            reason: Some(reason),
+        };
         let (layouts, slot): (Option<&Layouts>, String) = if is_stdlib_package(pkg) {
             (
                 self.table.stdlib(&self.key.go_version, &self.key.goarch),
