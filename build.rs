@@ -21,7 +21,15 @@ fn main() {
     let clang = env::var("GOPROBE_CLANG").unwrap_or_else(|_| "clang-14".to_owned());
     let obj = out.join("goprobe.bpf.o");
     let status = Command::new(&clang)
-        .args(["-target", "bpf", "-O2", "-g", "-Wall", "-Werror", "-D__TARGET_ARCH_x86"])
+        .args([
+            "-target",
+            "bpf",
+            "-O2",
+            "-g",
+            "-Wall",
+            "-Werror",
+            "-D__TARGET_ARCH_x86",
+        ])
         // asm/types.h, pulled in by linux/bpf.h, lives in the multiarch directory.
         .args(["-I", "/usr/include/x86_64-linux-gnu", "-I", "ebpf"])
         .arg("-c")
@@ -32,6 +40,8 @@ fn main() {
     match status {
         Ok(s) if s.success() => {}
         Ok(s) => panic!("{clang} failed to compile {src} ({s}); run scripts/setup.sh"),
-        Err(e) => panic!("cannot run {clang} ({e}): install clang-14 (scripts/setup.sh) or set GOPROBE_CLANG"),
+        Err(e) => panic!(
+            "cannot run {clang} ({e}): install clang-14 (scripts/setup.sh) or set GOPROBE_CLANG"
+        ),
     }
 }

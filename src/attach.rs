@@ -104,7 +104,11 @@ impl Probe {
 }
 
 /// Fields that improve a probe but are optional (the route is absent before Go 1.22).
-pub const OPTIONAL_FIELDS: &[&str] = &["net/http.Request.Pattern", "net/http.Request.pat", "net/http.pattern.str"];
+pub const OPTIONAL_FIELDS: &[&str] = &[
+    "net/http.Request.Pattern",
+    "net/http.Request.pat",
+    "net/http.pattern.str",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum AttachError {
@@ -138,8 +142,11 @@ impl Offsets {
             if line.trim().is_empty() {
                 continue;
             }
-            let parsed: OffsetLine = serde_json::from_str(line)
-                .map_err(|e| AttachError::OffsetsSyntax { line: i + 1, msg: e.to_string() })?;
+            let parsed: OffsetLine =
+                serde_json::from_str(line).map_err(|e| AttachError::OffsetsSyntax {
+                    line: i + 1,
+                    msg: e.to_string(),
+                })?;
             if let Some(off) = parsed.offset {
                 fields.insert(parsed.field, off);
             }
@@ -153,7 +160,12 @@ impl Offsets {
 
     /// The fields `probe` needs that are unknown here.
     pub fn missing(&self, probe: Probe) -> Vec<&'static str> {
-        probe.required_fields().iter().copied().filter(|f| !self.fields.contains_key(*f)).collect()
+        probe
+            .required_fields()
+            .iter()
+            .copied()
+            .filter(|f| !self.fields.contains_key(*f))
+            .collect()
     }
 
     /// The programs' configuration.
@@ -178,9 +190,10 @@ impl Offsets {
         if let Some(&off) = self.fields.get("net/http.Request.Pattern") {
             c.route_mode = abi::ROUTE_PATTERN;
             c.req_route = off;
-        } else if let (Some(&pat), Some(&s)) =
-            (self.fields.get("net/http.Request.pat"), self.fields.get("net/http.pattern.str"))
-        {
+        } else if let (Some(&pat), Some(&s)) = (
+            self.fields.get("net/http.Request.pat"),
+            self.fields.get("net/http.pattern.str"),
+        ) {
             c.route_mode = abi::ROUTE_PAT_PTR;
             c.req_route = pat;
             c.pattern_str = s;
@@ -225,9 +238,15 @@ pub struct Target {
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum Line {
     Target(TargetInfo),
-    Clock { realtime_minus_monotonic_ns: i64, uncertainty_ns: u64 },
+    Clock {
+        realtime_minus_monotonic_ns: i64,
+        uncertainty_ns: u64,
+    },
     Event(RawEvent),
-    Lost { reason: String, count: u64 },
+    Lost {
+        reason: String,
+        count: u64,
+    },
 }
 
 /// Facts about the traced binary that spans' `resource` needs.
@@ -262,7 +281,10 @@ impl RawEvent {
             abi::Record::Call(ev) => RawEvent::from_gp(ev),
             abi::Record::Spawn(sp) => {
                 let mut fields = BTreeMap::new();
-                fields.insert("parent_goroutine".to_owned(), serde_json::Value::from(sp.parent_goid));
+                fields.insert(
+                    "parent_goroutine".to_owned(),
+                    serde_json::Value::from(sp.parent_goid),
+                );
                 Some(RawEvent {
                     probe: Probe::GoSpawn.name().to_owned(),
                     pid: sp.pid,
@@ -282,7 +304,10 @@ impl RawEvent {
         let mut fields = BTreeMap::new();
         let mut put = |k: &str, buf: &[u8], len: u32| {
             if len > 0 {
-                fields.insert(k.to_owned(), serde_json::Value::String(abi::field_str(buf, len)));
+                fields.insert(
+                    k.to_owned(),
+                    serde_json::Value::String(abi::field_str(buf, len)),
+                );
                 if len as usize > buf.len() {
                     fields.insert(format!("{k}_len"), serde_json::Value::from(len));
                 }
@@ -340,13 +365,24 @@ impl Session {
     /// Load the programs with `offsets`' configuration and attach every
     /// hook. Hooks whose code cannot be decoded are skipped with a warning;
     /// it is an error when none is left.
-    pub fn start(target: &Target, offsets: &Offsets, hooks: &[Hook], warnings: &mut Vec<String>) -> Result<Session, AttachError> {
+    pub fn start(
+        target: &Target,
+        offsets: &Offsets,
+        hooks: &[Hook],
+        warnings: &mut Vec<String>,
+    ) -> Result<Session, AttachError> {
         Session::start_with(target, offsets, hooks, false, warnings)
     }
 
     /// Like [`Session::start`]; with `empty`, attach programs that do
     /// nothing at the same points (the benchmark baseline: traps alone).
-    pub fn start_with(target: &Target, offsets: &Offsets, hooks: &[Hook], empty: bool, warnings: &mut Vec<String>) -> Result<Session, AttachError> {
+    pub fn start_with(
+        target: &Target,
+        offsets: &Offsets,
+        hooks: &[Hook],
+        empty: bool,
+        warnings: &mut Vec<String>,
+    ) -> Result<Session, AttachError> {
         warnings.extend(bpf::prepare_system()?);
         let mut loaded = bpf::load(&offsets.config())?;
         let mut probes = Vec::new();
@@ -355,12 +391,24 @@ impl Session {
             let points = match rets::probe_points(&hook.code, hook.address) {
                 Ok(p) => p,
                 Err(e) => {
-                    reasons.push(format!("{}: {}: {e}", hook.probe.name(), hook.probe.function()));
+                    reasons.push(format!(
+                        "{}: {}: {e}",
+                        hook.probe.name(),
+                        hook.probe.function()
+                    ));
                     continue;
                 }
             };
-            let programs = if empty { bpf::EMPTY } else { hook.probe.programs() };
-            let f = FunctionProbe { programs, file_offset: hook.file_offset, points };
+            let programs = if empty {
+                bpf::EMPTY
+            } else {
+                hook.probe.programs()
+            };
+            let f = FunctionProbe {
+                programs,
+                file_offset: hook.file_offset,
+                points,
+            };
             loaded.attach(&target.binary, target.pid, &f)?;
             if !probes.contains(&hook.probe) {
                 probes.push(hook.probe);
@@ -368,15 +416,29 @@ impl Session {
         }
         warnings.extend(reasons.iter().cloned());
         if probes.is_empty() {
-            return Err(AttachError::NothingToAttach(if reasons.is_empty() { "no hooks".into() } else { reasons.join("; ") }));
+            return Err(AttachError::NothingToAttach(if reasons.is_empty() {
+                "no hooks".into()
+            } else {
+                reasons.join("; ")
+            }));
         }
         let reader = loaded.reader()?;
         let links = loaded.links();
-        Ok(Session { _loaded: loaded, reader, reported_lost: [0; abi::LOST_MAX as usize], links, probes })
+        Ok(Session {
+            _loaded: loaded,
+            reader,
+            reported_lost: [0; abi::LOST_MAX as usize],
+            links,
+            probes,
+        })
     }
 
     /// Wait up to `timeout`, then pass every completed call to `f`.
-    pub fn poll(&mut self, timeout: Duration, mut f: impl FnMut(RawEvent)) -> Result<usize, AttachError> {
+    pub fn poll(
+        &mut self,
+        timeout: Duration,
+        mut f: impl FnMut(RawEvent),
+    ) -> Result<usize, AttachError> {
         Ok(self.reader.poll(timeout, |ev| {
             if let Some(raw) = RawEvent::from_record(&ev) {
                 f(raw)
@@ -399,7 +461,10 @@ impl Session {
         let mut out = Vec::new();
         for (i, (&n, old)) in now.iter().zip(self.reported_lost.iter_mut()).enumerate() {
             if n > *old {
-                out.push(Line::Lost { reason: abi::LOST_NAMES[i].to_owned(), count: n - *old });
+                out.push(Line::Lost {
+                    reason: abi::LOST_NAMES[i].to_owned(),
+                    count: n - *old,
+                });
                 *old = n;
             }
         }
@@ -408,7 +473,11 @@ impl Session {
 
     /// Lost totals so far, by reason.
     pub fn lost_totals(&self) -> Vec<(&'static str, u64)> {
-        abi::LOST_NAMES.iter().copied().zip(self.reported_lost.iter().copied()).collect()
+        abi::LOST_NAMES
+            .iter()
+            .copied()
+            .zip(self.reported_lost.iter().copied())
+            .collect()
     }
 }
 
@@ -424,24 +493,37 @@ pub fn clock_line() -> Line {
 /// True while the process exists (and is not a zombie).
 pub fn process_alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Ok(stat) => !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
         Err(_) => false,
     }
 }
 
 /// Resolve each probe's function in the binary. Returns the hooks and,
 /// for probes that cannot be instrumented, the reason.
-pub fn hooks_from_binary(bin: &crate::gobin::GoBinary, probes: &[Probe], offsets: &Offsets) -> (Vec<Hook>, Vec<String>) {
+pub fn hooks_from_binary(
+    bin: &crate::gobin::GoBinary,
+    probes: &[Probe],
+    offsets: &Offsets,
+) -> (Vec<Hook>, Vec<String>) {
     let mut hooks = Vec::new();
     let mut reasons = Vec::new();
     if bin.elf().arch != crate::gobin::Arch::Amd64 {
-        reasons.push(format!("{}: unsupported architecture (goprobe's uprobes support amd64)", bin.path().display()));
+        reasons.push(format!(
+            "{}: unsupported architecture (goprobe's uprobes support amd64)",
+            bin.path().display()
+        ));
         return (hooks, reasons);
     }
     for &probe in probes {
         let missing = offsets.missing(probe);
         if !missing.is_empty() {
-            reasons.push(format!("{}: offsets unknown for {}", probe.name(), missing.join(", ")));
+            reasons.push(format!(
+                "{}: offsets unknown for {}",
+                probe.name(),
+                missing.join(", ")
+            ));
             continue;
         }
         match bin.function(probe.function()) {
@@ -451,11 +533,24 @@ pub fn hooks_from_binary(bin: &crate::gobin::GoBinary, probes: &[Probe], offsets
                     .zip(usize::try_from(f.offset.saturating_add(f.size)).ok())
                     .and_then(|(a, b)| bin.data().get(a..b));
                 match code {
-                    Some(code) => hooks.push(Hook { probe, address: f.address, file_offset: f.offset, code: code.to_vec() }),
-                    None => reasons.push(format!("{}: {} lies outside the file", probe.name(), probe.function())),
+                    Some(code) => hooks.push(Hook {
+                        probe,
+                        address: f.address,
+                        file_offset: f.offset,
+                        code: code.to_vec(),
+                    }),
+                    None => reasons.push(format!(
+                        "{}: {} lies outside the file",
+                        probe.name(),
+                        probe.function()
+                    )),
                 }
             }
-            Ok(None) => reasons.push(format!("{}: function {} missing", probe.name(), probe.function())),
+            Ok(None) => reasons.push(format!(
+                "{}: function {} missing",
+                probe.name(),
+                probe.function()
+            )),
             Err(e) => reasons.push(format!("{}: {e}", probe.name())),
         }
     }
@@ -486,10 +581,19 @@ mod tests {
         assert_eq!(o.fields["runtime.g.goid"], 152);
         assert!(!o.fields.contains_key("net/http.Request.Method"));
         let c = o.config();
-        assert_eq!((c.g_goid, c.route_mode, c.req_route), (152, abi::ROUTE_PATTERN, 256));
+        assert_eq!(
+            (c.g_goid, c.route_mode, c.req_route),
+            (152, abi::ROUTE_PATTERN, 256)
+        );
         assert_eq!(c.req_method, abi::NO_OFFSET);
-        assert!(o.missing(Probe::HttpServer).contains(&"net/http.Request.Method"));
-        assert!(matches!(Offsets::from_ndjson("{"), Err(AttachError::OffsetsSyntax { line: 1, .. })));
+        assert!(
+            o.missing(Probe::HttpServer)
+                .contains(&"net/http.Request.Method")
+        );
+        assert!(matches!(
+            Offsets::from_ndjson("{"),
+            Err(AttachError::OffsetsSyntax { line: 1, .. })
+        ));
     }
 
     /// The registers the eBPF programs read (ebpf/goprobe.bpf.c) are the ones
@@ -499,8 +603,16 @@ mod tests {
         let catalog = crate::catalog::Catalog::builtin().expect("catalog");
         let reg = |probe: &str, arg: &str| -> Vec<&'static str> {
             let p = catalog.probe(probe).expect("probe");
-            let a = p.hooks.iter().flat_map(|h| h.args.iter()).find(|a| a.name == arg).expect("arg");
-            a.words.iter().map(|&w| crate::catalog::register("amd64", w).expect("register")).collect()
+            let a = p
+                .hooks
+                .iter()
+                .flat_map(|h| h.args.iter())
+                .find(|a| a.name == arg)
+                .expect("arg");
+            a.words
+                .iter()
+                .map(|&w| crate::catalog::register("amd64", w).expect("register"))
+                .collect()
         };
         // http_server_entry: rw data in RCX (ptr_b), req in RDI.
         assert_eq!(reg("http.server", "response_writer"), ["rbx", "rcx"]);
@@ -512,15 +624,25 @@ mod tests {
         for p in [Probe::HttpServer, Probe::HttpClient] {
             let c = catalog.probe(p.name()).expect("in catalog");
             assert!(c.hooks.iter().any(|h| h.function == p.function()));
-            for f in p.required_fields().iter().filter(|f| **f != "runtime.g.goid") {
-                assert!(catalog.all_fields().iter().any(|c| c == f), "{f} not in the catalog");
+            for f in p
+                .required_fields()
+                .iter()
+                .filter(|f| **f != "runtime.g.goid")
+            {
+                assert!(
+                    catalog.all_fields().iter().any(|c| c == f),
+                    "{f} not in the catalog"
+                );
             }
         }
     }
 
     #[test]
     fn probes_list() {
-        assert_eq!(parse_probes("http.client, http.server,http.client").expect("ok"), vec![Probe::HttpClient, Probe::HttpServer]);
+        assert_eq!(
+            parse_probes("http.client, http.server,http.client").expect("ok"),
+            vec![Probe::HttpClient, Probe::HttpServer]
+        );
         assert!(parse_probes("grpc").is_err());
     }
 
@@ -529,7 +651,10 @@ mod tests {
         let line = r#"{"type":"event","probe":"http.server","pid":1,"tid":2,"goroutine":3,"start_ns":4,"end_ns":5,"fields":{"method":"GET","status":200}}"#;
         let parsed: Line = serde_json::from_str(line).expect("parses");
         assert_eq!(serde_json::to_string(&parsed).expect("ser"), line);
-        assert_eq!(service_name(Some("example.com/httpserver"), Path::new("/x/y")), "httpserver");
+        assert_eq!(
+            service_name(Some("example.com/httpserver"), Path::new("/x/y")),
+            "httpserver"
+        );
         assert_eq!(service_name(None, Path::new("/x/y")), "y");
     }
 }
@@ -565,9 +690,13 @@ pub fn offsets_resolved(bin: &crate::gobin::GoBinary) -> Offsets {
 /// Parse a duration written `500ms`, `30s`, `5m`, `1h` (or plain seconds).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let n: f64 = num.parse().map_err(|_| format!("invalid duration {s:?} (use e.g. 500ms, 30s, 5m)"))?;
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?} (use e.g. 500ms, 30s, 5m)"))?;
     let secs = match unit {
         "ms" => n / 1000.0,
         "" | "s" => n,
@@ -634,7 +763,10 @@ pub fn stream(
         }
         for ev in pending.drain(..) {
             if seen_pids.insert(ev.pid) {
-                sink(&Line::Target(TargetInfo { pid: Some(ev.pid), ..target.clone() }))?;
+                sink(&Line::Target(TargetInfo {
+                    pid: Some(ev.pid),
+                    ..target.clone()
+                }))?;
             }
             summary.events += 1;
             sink(&Line::Event(ev))?;
@@ -677,7 +809,12 @@ pub struct Plan {
 }
 
 impl Plan {
-    pub fn new(bin: &crate::gobin::GoBinary, pid: Option<u32>, probes: &[Probe], offsets: Option<Offsets>) -> Result<Plan, AttachError> {
+    pub fn new(
+        bin: &crate::gobin::GoBinary,
+        pid: Option<u32>,
+        probes: &[Probe],
+        offsets: Option<Offsets>,
+    ) -> Result<Plan, AttachError> {
         let mut skipped = Vec::new();
         let mut probes = probes.to_vec();
         let offsets = match offsets {
@@ -714,7 +851,13 @@ impl Plan {
             go_version: bi.go_version.clone(),
             service_name: service_name(bi.path.as_deref(), bin.path()),
         };
-        Ok(Plan { target: Target { binary, pid }, info, offsets, hooks, skipped })
+        Ok(Plan {
+            target: Target { binary, pid },
+            info,
+            offsets,
+            hooks,
+            skipped,
+        })
     }
 }
 
@@ -756,7 +899,9 @@ pub fn run(
     let bin = match (&req.binary, req.pid) {
         (_, Some(pid)) => crate::gobin::GoBinary::open_pid(pid)?,
         (Some(path), None) => crate::gobin::GoBinary::open(path)?,
-        (None, None) => return Err(AttachError::NothingToAttach("give a binary path or --pid".into()).into()),
+        (None, None) => {
+            return Err(AttachError::NothingToAttach("give a binary path or --pid".into()).into());
+        }
     };
     let plan = Plan::new(&bin, req.pid, &req.probes, req.offsets.clone())?;
     for s in &plan.skipped {
@@ -767,12 +912,22 @@ pub fn run(
         signal_hook::flag::register(sig, Arc::clone(&stop)).map_err(RunError::Signal)?;
     }
     let mut warnings = Vec::new();
-    let session = Session::start_with(&plan.target, &plan.offsets, &plan.hooks, req.baseline_empty, &mut warnings);
+    let session = Session::start_with(
+        &plan.target,
+        &plan.offsets,
+        &plan.hooks,
+        req.baseline_empty,
+        &mut warnings,
+    );
     for w in &warnings {
         warn(w);
     }
     let mut session = session?;
     on_attached(session.links);
-    let when = StopWhen { signal: &stop, duration: req.duration, pid: req.pid };
+    let when = StopWhen {
+        signal: &stop,
+        duration: req.duration,
+        pid: req.pid,
+    };
     Ok(stream(&mut session, &plan.info, &when, sink)?)
 }

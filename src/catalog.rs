@@ -126,7 +126,10 @@ impl Catalog {
 
     fn validate(&self) -> Result<(), CatalogError> {
         for p in &self.probes {
-            let bad = |what: String| CatalogError::Invalid { probe: p.name.clone(), what };
+            let bad = |what: String| CatalogError::Invalid {
+                probe: p.name.clone(),
+                what,
+            };
             VersionReq::parse(&p.go).ok_or_else(|| bad(format!("bad go range {:?}", p.go)))?;
             for h in &p.hooks {
                 for r in [&h.go, &h.version].into_iter().flatten() {
@@ -134,12 +137,16 @@ impl Catalog {
                 }
                 for a in &h.args {
                     if a.words.is_empty() || a.words.iter().any(|w| *w >= AMD64_INT_REGS.len()) {
-                        return Err(bad(format!("argument {} has no or out-of-range words", a.name)));
+                        return Err(bad(format!(
+                            "argument {} has no or out-of-range words",
+                            a.name
+                        )));
                     }
                 }
             }
             for f in &p.fields {
-                crate::dwarf::split_field_name(&f.field).ok_or_else(|| bad(format!("bad field name {}", f.field)))?;
+                crate::dwarf::split_field_name(&f.field)
+                    .ok_or_else(|| bad(format!("bad field name {}", f.field)))?;
                 for r in [&f.go, &f.version].into_iter().flatten() {
                     VersionReq::parse(r).ok_or_else(|| bad(format!("bad range {r:?}")))?;
                 }
@@ -177,14 +184,21 @@ impl Catalog {
     }
 }
 
-fn applies(go: &Option<String>, module: &Option<String>, version: &Option<String>, target: &Target<'_>) -> bool {
+fn applies(
+    go: &Option<String>,
+    module: &Option<String>,
+    version: &Option<String>,
+    target: &Target<'_>,
+) -> bool {
     if let Some(range) = go
         && !VersionReq::parse(range).is_some_and(|r| r.matches_str(target.go_version))
     {
         return false;
     }
     if let Some(module) = module {
-        let Some(v) = (target.module_version)(module) else { return false };
+        let Some(v) = (target.module_version)(module) else {
+            return false;
+        };
         if let Some(range) = version
             && !VersionReq::parse(range).is_some_and(|r| r.matches_str(&v))
         {
@@ -198,13 +212,17 @@ impl Probe {
     /// The hooks that apply to this target.
     pub fn hooks_for<'p>(&'p self, target: &Target<'_>) -> impl Iterator<Item = &'p Hook> {
         let target = *target;
-        self.hooks.iter().filter(move |h| applies(&h.go, &h.module, &h.version, &target))
+        self.hooks
+            .iter()
+            .filter(move |h| applies(&h.go, &h.module, &h.version, &target))
     }
 
     /// The fields needed for this target.
     pub fn fields_for<'p>(&'p self, target: &Target<'_>) -> impl Iterator<Item = &'p FieldNeed> {
         let target = *target;
-        self.fields.iter().filter(move |f| applies(&f.go, &f.module, &f.version, &target))
+        self.fields
+            .iter()
+            .filter(move |f| applies(&f.go, &f.module, &f.version, &target))
     }
 
     /// True when the probe supports this Go version at all.
@@ -215,8 +233,10 @@ impl Probe {
 
 /// Integer argument/result registers of the Go register ABI (Go >= 1.17), by word index.
 pub const AMD64_INT_REGS: [&str; 9] = ["rax", "rbx", "rcx", "rdi", "rsi", "r8", "r9", "r10", "r11"];
-pub const ARM64_INT_REGS: [&str; 16] =
-    ["x0", "x1", "x2", "x3", "x4", "x5", "x6", "x7", "x8", "x9", "x10", "x11", "x12", "x13", "x14", "x15"];
+pub const ARM64_INT_REGS: [&str; 16] = [
+    "x0", "x1", "x2", "x3", "x4", "x5", "x6", "x7", "x8", "x9", "x10", "x11", "x12", "x13", "x14",
+    "x15",
+];
 
 /// The register holding register-ABI word `word` on `goarch`.
 pub fn register(goarch: &str, word: usize) -> Option<&'static str> {
@@ -250,8 +270,13 @@ impl Version {
     /// Parse `go1.22.10`, `1.22`, `v1.60.0`, `v0.0.0-20240102030405-abcdef123456`, `go1.23rc1`.
     pub fn parse(s: &str) -> Option<Version> {
         let s = s.trim();
-        let s = s.strip_prefix("go").or_else(|| s.strip_prefix('v')).unwrap_or(s);
-        let num_end = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+        let s = s
+            .strip_prefix("go")
+            .or_else(|| s.strip_prefix('v'))
+            .unwrap_or(s);
+        let num_end = s
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(s.len());
         let (nums_str, rest) = s.split_at(num_end);
         let mut nums = [0u64; 3];
         let parts: Vec<&str> = nums_str.split('.').collect();
@@ -262,7 +287,11 @@ impl Version {
             *slot = part.parse().ok()?;
         }
         let pre = rest.trim_start_matches(['-', '+']).to_string();
-        Some(Version { nums, release: rest.is_empty() || rest.starts_with('+'), pre })
+        Some(Version {
+            nums,
+            release: rest.is_empty() || rest.starts_with('+'),
+            pre,
+        })
     }
 }
 
@@ -339,9 +368,18 @@ mod tests {
     #[test]
     fn fields_follow_go_version_ranges() {
         let c = Catalog::builtin().unwrap();
-        let f = |v: &str| c.fields_for(&Target { go_version: v, module_version: &no_modules });
+        let f = |v: &str| {
+            c.fields_for(&Target {
+                go_version: v,
+                module_version: &no_modules,
+            })
+        };
         let f121 = f("go1.21.13");
-        assert!(!f121.iter().any(|x| x.contains("Pattern") || x.contains("pattern")));
+        assert!(
+            !f121
+                .iter()
+                .any(|x| x.contains("Pattern") || x.contains("pattern"))
+        );
         let f122 = f("go1.22.10");
         assert!(f122.contains(&"net/http.pattern.str".to_string()));
         assert!(!f122.contains(&"net/http.Request.Pattern".to_string()));
@@ -396,8 +434,24 @@ archs = ["amd64"]
         let c = Catalog::parse(text).unwrap();
         let new = |m: &str| (m == "google.golang.org/grpc").then(|| "v1.60.1".to_string());
         let old = |m: &str| (m == "google.golang.org/grpc").then(|| "v1.30.0".to_string());
-        assert_eq!(c.fields_for(&Target { go_version: "go1.22.1", module_version: &new }).len(), 1);
-        assert_eq!(c.fields_for(&Target { go_version: "go1.22.1", module_version: &old }).len(), 0);
-        assert!(Catalog::parse("[[probe]]\nname='x'\nsummary=''\ngo='~1'\narchs=[]\nhook=[]").is_err());
+        assert_eq!(
+            c.fields_for(&Target {
+                go_version: "go1.22.1",
+                module_version: &new
+            })
+            .len(),
+            1
+        );
+        assert_eq!(
+            c.fields_for(&Target {
+                go_version: "go1.22.1",
+                module_version: &old
+            })
+            .len(),
+            0
+        );
+        assert!(
+            Catalog::parse("[[probe]]\nname='x'\nsummary=''\ngo='~1'\narchs=[]\nhook=[]").is_err()
+        );
     }
 }

@@ -15,7 +15,10 @@ pub struct WallOffset {
 }
 
 fn now_ns(clock: libc::clockid_t) -> i128 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: ts is a valid timespec; both clocks always exist on Linux.
     unsafe { libc::clock_gettime(clock, &mut ts) };
     i128::from(ts.tv_sec) * 1_000_000_000 + i128::from(ts.tv_nsec)
@@ -24,14 +27,20 @@ fn now_ns(clock: libc::clockid_t) -> i128 {
 impl WallOffset {
     /// Sample the offset `samples` times and keep the tightest.
     pub fn sample(samples: usize) -> WallOffset {
-        let mut best = WallOffset { realtime_minus_monotonic_ns: 0, uncertainty_ns: u64::MAX };
+        let mut best = WallOffset {
+            realtime_minus_monotonic_ns: 0,
+            uncertainty_ns: u64::MAX,
+        };
         for _ in 0..samples.max(1) {
             let m1 = now_ns(libc::CLOCK_MONOTONIC);
             let r = now_ns(libc::CLOCK_REALTIME);
             let m2 = now_ns(libc::CLOCK_MONOTONIC);
             let width = u64::try_from(m2 - m1).unwrap_or(u64::MAX);
             if width < best.uncertainty_ns {
-                best = WallOffset { realtime_minus_monotonic_ns: r - (m1 + (m2 - m1) / 2), uncertainty_ns: width };
+                best = WallOffset {
+                    realtime_minus_monotonic_ns: r - (m1 + (m2 - m1) / 2),
+                    uncertainty_ns: width,
+                };
             }
         }
         best
@@ -55,9 +64,16 @@ mod tests {
     #[test]
     fn offset_maps_monotonic_now_to_realtime_now() {
         let off = WallOffset::sample(16);
-        assert!(off.uncertainty_ns < 10_000_000, "sampling window {} ns", off.uncertainty_ns);
+        assert!(
+            off.uncertainty_ns < 10_000_000,
+            "sampling window {} ns",
+            off.uncertainty_ns
+        );
         let wall = off.to_unix_nanos(WallOffset::monotonic_now_ns()) as i128;
         let real = now_ns(libc::CLOCK_REALTIME);
-        assert!((wall - real).abs() < 50_000_000, "wall {wall} vs realtime {real}");
+        assert!(
+            (wall - real).abs() < 50_000_000,
+            "wall {wall} vs realtime {real}"
+        );
     }
 }

@@ -38,7 +38,11 @@ pub enum FieldError {
     #[error("type {ty} has no field {field}")]
     NoField { ty: String, field: String },
     #[error("field {field} of {ty} is not a struct held by value, so {rest} cannot be reached")]
-    NotStruct { ty: String, field: String, rest: String },
+    NotStruct {
+        ty: String,
+        field: String,
+        rest: String,
+    },
 }
 
 /// A field's place in its outermost struct.
@@ -123,7 +127,11 @@ impl DwarfTypes {
         if file.section_by_name(".debug_info").is_none() {
             return Err(DwarfError::Missing);
         }
-        let endian = if file.is_little_endian() { RunTimeEndian::Little } else { RunTimeEndian::Big };
+        let endian = if file.is_little_endian() {
+            RunTimeEndian::Little
+        } else {
+            RunTimeEndian::Big
+        };
         let load = |id: gimli::SectionId| -> Result<Cow<'_, [u8]>, object::Error> {
             match file.section_by_name(id.name()) {
                 Some(section) => section.uncompressed_data(),
@@ -146,7 +154,11 @@ impl DwarfTypes {
         dwarf: &gimli::Dwarf<EndianSlice<'_, RunTimeEndian>>,
         unit: &gimli::Unit<EndianSlice<'_, RunTimeEndian>>,
     ) -> Result<(), DwarfError> {
-        let unit_base = unit.header.offset().to_debug_info_offset(&unit.header).map_or(0, |o| o.0);
+        let unit_base = unit
+            .header
+            .offset()
+            .to_debug_info_offset(&unit.header)
+            .map_or(0, |o| o.0);
         let address_size = unit.header.address_size();
         let mut raw = unit.entries_raw(None)?;
         // Index (into `entries`) of the struct whose members are being read,
@@ -155,14 +167,17 @@ impl DwarfTypes {
         while !raw.is_empty() {
             let offset = unit_base + raw.next_offset().0;
             let depth = raw.next_depth();
-            let Some(abbrev) = raw.read_abbreviation()? else { continue };
+            let Some(abbrev) = raw.read_abbreviation()? else {
+                continue;
+            };
             let tag = abbrev.tag();
             if let Some((_, d)) = open_struct
                 && depth < d
             {
                 open_struct = None;
             }
-            let wanted_member = tag == dw::DW_TAG_member && open_struct.is_some_and(|(_, d)| d == depth);
+            let wanted_member =
+                tag == dw::DW_TAG_member && open_struct.is_some_and(|(_, d)| d == depth);
             if !is_type_tag(tag) && !wanted_member {
                 raw.skip_attributes(abbrev.attributes())?;
                 continue;
@@ -195,12 +210,22 @@ impl DwarfTypes {
                 if let (Some((idx, _)), Some(name)) = (open_struct, name)
                     && let Some(entry) = self.entries.get_mut(idx as usize)
                 {
-                    entry.members.push(Member { name, offset: member_offset, ty: target });
+                    entry.members.push(Member {
+                        name,
+                        offset: member_offset,
+                        ty: target,
+                    });
                 }
                 continue;
             }
             let idx = self.entries.len() as u32;
-            self.entries.push(TypeEntry { tag, byte_size, target, address_size, members: Vec::new() });
+            self.entries.push(TypeEntry {
+                tag,
+                byte_size,
+                target,
+                address_size,
+                members: Vec::new(),
+            });
             self.by_offset.insert(offset, idx);
             if tag == dw::DW_TAG_structure_type {
                 if abbrev.has_children() {
@@ -232,20 +257,30 @@ impl DwarfTypes {
 
     /// Offset and size of `PKG.Type.field[.sub...]`.
     pub fn field(&self, full: &str) -> Result<FieldLayout, FieldError> {
-        let (type_name, path) = split_field_name(full).ok_or_else(|| FieldError::BadName(full.to_string()))?;
-        let root = *self.structs.get(type_name).ok_or_else(|| FieldError::NoType(type_name.to_string()))?;
+        let (type_name, path) =
+            split_field_name(full).ok_or_else(|| FieldError::BadName(full.to_string()))?;
+        let root = *self
+            .structs
+            .get(type_name)
+            .ok_or_else(|| FieldError::NoType(type_name.to_string()))?;
         let type_size = self.entries.get(root as usize).and_then(|e| e.byte_size);
         let mut current = root as usize;
         let mut current_name = type_name.to_string();
         let mut offset = 0u64;
         let mut size = None;
         for (i, field) in path.iter().enumerate() {
-            let entry = self.entries.get(current).ok_or_else(|| FieldError::NoType(current_name.clone()))?;
+            let entry = self
+                .entries
+                .get(current)
+                .ok_or_else(|| FieldError::NoType(current_name.clone()))?;
             let member = entry
                 .members
                 .iter()
                 .find(|m| m.name == *field)
-                .ok_or_else(|| FieldError::NoField { ty: current_name.clone(), field: field.to_string() })?;
+                .ok_or_else(|| FieldError::NoField {
+                    ty: current_name.clone(),
+                    field: field.to_string(),
+                })?;
             offset += member.offset.unwrap_or(0);
             size = member.ty.and_then(|t| self.size_of(t, 0));
             if i + 1 < path.len() {
@@ -261,7 +296,11 @@ impl DwarfTypes {
                 current_name = format!("{current_name}.{field}");
             }
         }
-        Ok(FieldLayout { offset, size, type_size })
+        Ok(FieldLayout {
+            offset,
+            size,
+            type_size,
+        })
     }
 
     fn entry_at(&self, debug_info_offset: usize) -> Option<&TypeEntry> {
@@ -311,14 +350,29 @@ mod tests {
 
     #[test]
     fn splits_field_names() {
-        assert_eq!(split_field_name("net/http.Request.Method"), Some(("net/http.Request", vec!["Method"])));
-        assert_eq!(split_field_name("runtime.g.goid"), Some(("runtime.g", vec!["goid"])));
-        assert_eq!(split_field_name("runtime.g.stack.lo"), Some(("runtime.g", vec!["stack", "lo"])));
+        assert_eq!(
+            split_field_name("net/http.Request.Method"),
+            Some(("net/http.Request", vec!["Method"]))
+        );
+        assert_eq!(
+            split_field_name("runtime.g.goid"),
+            Some(("runtime.g", vec!["goid"]))
+        );
+        assert_eq!(
+            split_field_name("runtime.g.stack.lo"),
+            Some(("runtime.g", vec!["stack", "lo"]))
+        );
         assert_eq!(
             split_field_name("google.golang.org/grpc/internal/transport.Stream.method"),
-            Some(("google.golang.org/grpc/internal/transport.Stream", vec!["method"]))
+            Some((
+                "google.golang.org/grpc/internal/transport.Stream",
+                vec!["method"]
+            ))
         );
-        assert_eq!(split_field_name("google.golang.org/grpc.Server.opts"), Some(("google.golang.org/grpc.Server", vec!["opts"])));
+        assert_eq!(
+            split_field_name("google.golang.org/grpc.Server.opts"),
+            Some(("google.golang.org/grpc.Server", vec!["opts"]))
+        );
         assert_eq!(split_field_name("net/http.Request"), None);
         assert_eq!(split_field_name("runtime"), None);
         assert_eq!(split_field_name("runtime.g."), None);

@@ -40,7 +40,11 @@ impl Status {
 
     /// The worse of two statuses (error beats a failed check beats success).
     pub fn worst(self, other: Status) -> Status {
-        if self.code() >= other.code() { self } else { other }
+        if self.code() >= other.code() {
+            self
+        } else {
+            other
+        }
     }
 }
 
@@ -60,8 +64,14 @@ mod tests {
 
     #[test]
     fn worst_prefers_errors() {
-        assert_eq!(Status::Success.worst(Status::CheckFailed), Status::CheckFailed);
-        assert_eq!(Status::PartialError.worst(Status::CheckFailed), Status::PartialError);
+        assert_eq!(
+            Status::Success.worst(Status::CheckFailed),
+            Status::CheckFailed
+        );
+        assert_eq!(
+            Status::PartialError.worst(Status::CheckFailed),
+            Status::PartialError
+        );
         assert_eq!(Status::Success.worst(Status::Success), Status::Success);
     }
 

@@ -114,7 +114,11 @@ pub fn write_text(out: &mut impl Write, bin: &GoBinary) -> std::io::Result<Optio
     }
     writeln!(out, "  arch          {}", r.arch)?;
     writeln!(out, "  pie           {}", yes_no(r.pie))?;
-    writeln!(out, "  stripped      {}", if r.stripped { "yes (no .symtab)" } else { "no" })?;
+    writeln!(
+        out,
+        "  stripped      {}",
+        if r.stripped { "yes (no .symtab)" } else { "no" }
+    )?;
     let dwarf = match (r.dwarf, r.dwarf_compressed) {
         (false, _) => "no",
         (true, true) => "yes (compressed)",
@@ -123,7 +127,11 @@ pub fn write_text(out: &mut impl Write, bin: &GoBinary) -> std::io::Result<Optio
     writeln!(out, "  dwarf         {dwarf}")?;
     let mut failure = None;
     match (r.pclntab_version, bin.function_table()) {
-        (Some(v), Ok(fns)) => writeln!(out, "  pclntab       Go {v} format, {} functions", fns.len())?,
+        (Some(v), Ok(fns)) => writeln!(
+            out,
+            "  pclntab       Go {v} format, {} functions",
+            fns.len()
+        )?,
         (_, Err(e)) => {
             writeln!(out, "  pclntab       unreadable")?;
             failure = Some(e);
@@ -167,8 +175,12 @@ pub struct FunctionLine<'a> {
 }
 
 /// Functions whose name contains `matching` (all when `None`), in address order.
-pub fn matching_functions<'f>(fns: &'f [Function], matching: Option<&'f str>) -> impl Iterator<Item = &'f Function> {
-    fns.iter().filter(move |f| matching.is_none_or(|m| f.name.contains(m)))
+pub fn matching_functions<'f>(
+    fns: &'f [Function],
+    matching: Option<&'f str>,
+) -> impl Iterator<Item = &'f Function> {
+    fns.iter()
+        .filter(move |f| matching.is_none_or(|m| f.name.contains(m)))
 }
 
 /// Write the function list: `address offset size name` per line, or NDJSON.
@@ -182,13 +194,27 @@ pub fn write_functions(
 ) -> std::io::Result<()> {
     for f in matching_functions(fns, matching) {
         if json {
-            let line = FunctionLine { path: label, name: &f.name, address: f.address, offset: f.offset, size: f.size };
+            let line = FunctionLine {
+                path: label,
+                name: &f.name,
+                address: f.address,
+                offset: f.offset,
+                size: f.size,
+            };
             serde_json::to_writer(&mut *out, &line)?;
             out.write_all(b"\n")?;
         } else if let Some(label) = label {
-            writeln!(out, "{label}\t{:#x}\t{:#x}\t{}\t{}", f.address, f.offset, f.size, f.name)?;
+            writeln!(
+                out,
+                "{label}\t{:#x}\t{:#x}\t{}\t{}",
+                f.address, f.offset, f.size, f.name
+            )?;
         } else {
-            writeln!(out, "{:#x}\t{:#x}\t{}\t{}", f.address, f.offset, f.size, f.name)?;
+            writeln!(
+                out,
+                "{:#x}\t{:#x}\t{}\t{}",
+                f.address, f.offset, f.size, f.name
+            )?;
         }
     }
     Ok(())

@@ -4,17 +4,17 @@
 //! and `cmd` only turns command-line arguments into calls into the modules
 //! below.
 
-pub mod cmd;
+pub mod attach;
+pub mod bpf;
 pub mod catalog;
+pub mod clock;
+pub mod cmd;
 pub mod dwarf;
 pub mod exit;
 pub mod export;
 pub mod gobin;
 pub mod inspect;
 pub mod offsets;
-pub mod span;
-pub mod bpf;
-pub mod attach;
-pub mod clock;
 pub mod record;
+pub mod span;
 pub mod verdict;

@@ -89,7 +89,10 @@ impl Recorder {
                     self.default_target = Some(TargetInfo { pid: None, ..t });
                 }
             }
-            Line::Clock { realtime_minus_monotonic_ns, .. } => self.offset = Some(i128::from(realtime_minus_monotonic_ns)),
+            Line::Clock {
+                realtime_minus_monotonic_ns,
+                ..
+            } => self.offset = Some(i128::from(realtime_minus_monotonic_ns)),
             Line::Lost { count, .. } => self.stats.lost += count,
             Line::Event(ev) => self.event(ev, out),
         }
@@ -100,7 +103,8 @@ impl Recorder {
         match ev.probe.as_str() {
             "go.spawn" => {
                 if let Some(parent) = ev.fields.get("parent_goroutine").and_then(Value::as_u64) {
-                    self.parents.insert((ev.pid, ev.goroutine), (parent, ev.start_ns));
+                    self.parents
+                        .insert((ev.pid, ev.goroutine), (parent, ev.start_ns));
                 }
             }
             "http.client" => {
@@ -110,7 +114,10 @@ impl Recorder {
                 let mut g = ev.goroutine;
                 let mut branched = None;
                 for _ in 0..MAX_ANCESTORS {
-                    self.index.entry((ev.pid, g)).or_default().push((id, branched));
+                    self.index
+                        .entry((ev.pid, g))
+                        .or_default()
+                        .push((id, branched));
                     match self.parents.get(&(ev.pid, g)) {
                         Some(&(parent, ts)) if parent != g => {
                             branched = Some(ts);
@@ -128,7 +135,9 @@ impl Recorder {
                 if let Some(cands) = self.index.remove(&(ev.pid, ev.goroutine)) {
                     let mut keep = Vec::new();
                     for (id, branched) in cands {
-                        let Some(p) = self.pending.get(&id) else { continue };
+                        let Some(p) = self.pending.get(&id) else {
+                            continue;
+                        };
                         let inside = match branched {
                             None => p.ev.start_ns >= ev.start_ns && p.ev.end_ns <= ev.end_ns,
                             Some(ts) => ts >= ev.start_ns && ts <= ev.end_ns,
@@ -210,8 +219,14 @@ impl Recorder {
     }
 
     fn wall(&mut self, mono: u64) -> u64 {
-        let off = *self.offset.get_or_insert_with(|| WallOffset::sample(16).realtime_minus_monotonic_ns);
-        WallOffset { realtime_minus_monotonic_ns: off, uncertainty_ns: 0 }.to_unix_nanos(mono)
+        let off = *self
+            .offset
+            .get_or_insert_with(|| WallOffset::sample(16).realtime_minus_monotonic_ns);
+        WallOffset {
+            realtime_minus_monotonic_ns: off,
+            uncertainty_ns: 0,
+        }
+        .to_unix_nanos(mono)
     }
 
     fn resource(&self, pid: u32) -> Attributes {
@@ -223,7 +238,10 @@ impl Recorder {
             r.insert("process.executable.path".into(), t.path.clone().into());
             if !t.go_version.is_empty() {
                 r.insert("process.runtime.name".into(), "go".into());
-                r.insert("process.runtime.version".into(), t.go_version.clone().into());
+                r.insert(
+                    "process.runtime.version".into(),
+                    t.go_version.clone().into(),
+                );
             }
         }
         r
@@ -246,7 +264,11 @@ impl Recorder {
         // A handler that writes nothing gets an implicit 200 after ServeHTTP
         // returns (HTTP/1.x). The status of HTTP/2 responses is not read yet.
         let http1 = str_field(f, "proto").is_some_and(|p| p.starts_with("HTTP/1"));
-        let status = f.get("status").and_then(Value::as_i64).or(http1.then_some(200)).unwrap_or(0);
+        let status = f
+            .get("status")
+            .and_then(Value::as_i64)
+            .or(http1.then_some(200))
+            .unwrap_or(0);
         if status != 0 {
             a.insert("http.response.status_code".into(), AttrValue::Int(status));
         }
@@ -275,7 +297,10 @@ impl Recorder {
             None => method.clone(),
         };
         let status_obj = if status >= 500 {
-            Status { code: StatusCode::Error, message: None }
+            Status {
+                code: StatusCode::Error,
+                message: None,
+            }
         } else {
             Status::default()
         };
@@ -325,9 +350,15 @@ impl Recorder {
         let failed = f.get("error").and_then(Value::as_bool).unwrap_or(false);
         let status_obj = if failed {
             a.insert("error.type".into(), "error".into());
-            Status { code: StatusCode::Error, message: Some("round trip returned an error".into()) }
+            Status {
+                code: StatusCode::Error,
+                message: Some("round trip returned an error".into()),
+            }
         } else if status.is_some_and(|s| s >= 400) {
-            Status { code: StatusCode::Error, message: None }
+            Status {
+                code: StatusCode::Error,
+                message: None,
+            }
         } else {
             Status::default()
         };
@@ -395,7 +426,13 @@ impl SpanSink {
             p.enable_steady_tick(std::time::Duration::from_millis(200));
             p
         });
-        SpanSink { out, limit, written: 0, progress, started: std::time::Instant::now() }
+        SpanSink {
+            out,
+            limit,
+            written: 0,
+            progress,
+            started: std::time::Instant::now(),
+        }
     }
 
     /// Spans written so far.
@@ -431,7 +468,12 @@ impl SpanSink {
         self.out.flush()?;
         if let Some(p) = &self.progress {
             let secs = self.started.elapsed().as_secs_f64().max(0.001);
-            p.set_message(format!("{} spans, {:.0}/s, lost {}", self.written, self.written as f64 / secs, lost));
+            p.set_message(format!(
+                "{} spans, {:.0}/s, lost {}",
+                self.written,
+                self.written as f64 / secs,
+                lost
+            ));
         }
         if self.limit_reached() {
             return Err(std::io::Error::other(LimitReached));
@@ -468,7 +510,11 @@ pub enum RecordError {
     #[error("reading input: {0}")]
     Read(#[source] std::io::Error),
     #[error("input line {line}: not goprobe attach output: {source}")]
-    BadLine { line: usize, #[source] source: serde_json::Error },
+    BadLine {
+        line: usize,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error("installing the signal handler: {0}")]
     Signal(#[source] std::io::Error),
 }
@@ -495,7 +541,8 @@ pub fn record(source: Source<'_>, sink: &mut SpanSink) -> Result<RecordSummary, 
                 Some(p) => p.println(format!("goprobe: {msg}")),
                 None => eprintln!("goprobe: {msg}"),
             };
-            let mut attached = |n: usize| eprintln!("goprobe: attached {n} uprobes; recording (Ctrl-C to stop)");
+            let mut attached =
+                |n: usize| eprintln!("goprobe: attached {n} uprobes; recording (Ctrl-C to stop)");
             crate::attach::run(req, &mut note, &mut attached, |line| {
                 rec.line(line.clone(), &mut spans);
                 let lost = rec.stats.lost;
@@ -509,7 +556,8 @@ pub fn record(source: Source<'_>, sink: &mut SpanSink) -> Result<RecordSummary, 
             // attach`) gets it, drains, and closes the pipe; we then flush everything.
             let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
             for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-                signal_hook::flag::register(sig, std::sync::Arc::clone(&stop)).map_err(RecordError::Signal)?;
+                signal_hook::flag::register(sig, std::sync::Arc::clone(&stop))
+                    .map_err(RecordError::Signal)?;
             }
             let mut res = Ok("end of input".to_owned());
             for (i, line) in std::io::BufRead::lines(input).enumerate() {
@@ -518,7 +566,10 @@ pub fn record(source: Source<'_>, sink: &mut SpanSink) -> Result<RecordSummary, 
                     continue;
                 }
                 let parsed: Line =
-                    serde_json::from_str(&line).map_err(|source| RecordError::BadLine { line: i + 1, source })?;
+                    serde_json::from_str(&line).map_err(|source| RecordError::BadLine {
+                        line: i + 1,
+                        source,
+                    })?;
                 rec.line(parsed, &mut spans);
                 let lost = rec.stats.lost;
                 if let Err(e) = sink.write(&mut spans, lost) {
@@ -546,7 +597,11 @@ pub fn record(source: Source<'_>, sink: &mut SpanSink) -> Result<RecordSummary, 
         }
     }
     sink.finish();
-    Ok(RecordSummary { written: sink.written, stats: rec.stats.clone(), reason })
+    Ok(RecordSummary {
+        written: sink.written,
+        stats: rec.stats.clone(),
+        reason,
+    })
 }
 
 #[cfg(test)]
@@ -554,16 +609,43 @@ mod tests {
     use super::*;
 
     fn ev(probe: &str, g: u64, start: u64, end: u64, fields: serde_json::Value) -> Line {
-        let fields = fields.as_object().expect("object").clone().into_iter().collect();
-        Line::Event(RawEvent { probe: probe.into(), pid: 7, tid: 8, goroutine: g, start_ns: start, end_ns: end, fields })
+        let fields = fields
+            .as_object()
+            .expect("object")
+            .clone()
+            .into_iter()
+            .collect();
+        Line::Event(RawEvent {
+            probe: probe.into(),
+            pid: 7,
+            tid: 8,
+            goroutine: g,
+            start_ns: start,
+            end_ns: end,
+            fields,
+        })
     }
 
     #[test]
     fn client_becomes_child_of_enclosing_server_span() {
         let mut r = Recorder::new();
         let mut out = Vec::new();
-        r.line(Line::Target(TargetInfo { path: "/bin/svc".into(), pid: Some(7), go_version: "go1.22.10".into(), service_name: "svc".into() }), &mut out);
-        r.line(Line::Clock { realtime_minus_monotonic_ns: 1_000_000_000_000, uncertainty_ns: 10 }, &mut out);
+        r.line(
+            Line::Target(TargetInfo {
+                path: "/bin/svc".into(),
+                pid: Some(7),
+                go_version: "go1.22.10".into(),
+                service_name: "svc".into(),
+            }),
+            &mut out,
+        );
+        r.line(
+            Line::Clock {
+                realtime_minus_monotonic_ns: 1_000_000_000_000,
+                uncertainty_ns: 10,
+            },
+            &mut out,
+        );
         r.line(ev("http.client", 5, 150, 250, serde_json::json!({"method":"GET","scheme":"http","host":"127.0.0.1:8080","path":"/hello","status":200})), &mut out);
         r.line(ev("http.client", 6, 150, 250, serde_json::json!({"method":"POST","scheme":"https","host":"api.example","path":"/x","query":"a=1","error":true})), &mut out);
         assert!(out.is_empty());
@@ -574,13 +656,22 @@ mod tests {
         assert_eq!(server.kind, SpanKind::Server);
         assert_eq!(server.status.code, StatusCode::Error);
         assert_eq!(server.start_time_unix_nano, 1_000_000_000_100);
-        assert_eq!(server.attributes["http.route"], AttrValue::from("/users/{id}"));
+        assert_eq!(
+            server.attributes["http.route"],
+            AttrValue::from("/users/{id}")
+        );
         assert_eq!(server.attributes["network.peer.port"], AttrValue::Int(5000));
-        assert_eq!(server.attributes["network.protocol.version"], AttrValue::from("1.1"));
+        assert_eq!(
+            server.attributes["network.protocol.version"],
+            AttrValue::from("1.1")
+        );
         assert_eq!(server.resource["service.name"], AttrValue::from("svc"));
         assert_eq!(client.trace_id, server.trace_id);
         assert_eq!(client.parent_span_id, Some(server.span_id));
-        assert_eq!(client.attributes["url.full"], AttrValue::from("http://127.0.0.1:8080/hello"));
+        assert_eq!(
+            client.attributes["url.full"],
+            AttrValue::from("http://127.0.0.1:8080/hello")
+        );
         r.finish(&mut out);
         assert_eq!(out.len(), 3);
         assert!(out[..2].iter().all(|s| s.trace_id == out[0].trace_id));
@@ -588,8 +679,19 @@ mod tests {
         assert!(orphan.parent_span_id.is_none());
         assert_eq!(orphan.status.code, StatusCode::Error);
         assert_eq!(orphan.attributes["server.port"], AttrValue::Int(443));
-        assert_eq!(orphan.attributes["url.full"], AttrValue::from("https://api.example/x?a=1"));
-        assert_eq!(r.stats, RecordStats { spans: 3, server: 1, client: 2, lost: 0 });
+        assert_eq!(
+            orphan.attributes["url.full"],
+            AttrValue::from("https://api.example/x?a=1")
+        );
+        assert_eq!(
+            r.stats,
+            RecordStats {
+                spans: 3,
+                server: 1,
+                client: 2,
+                lost: 0
+            }
+        );
         for s in &out {
             let line = serde_json::to_string(s).expect("ser");
             Span::from_json_line(&line).expect("valid span");
@@ -603,21 +705,63 @@ mod tests {
         let mut r = Recorder::new();
         let mut out = Vec::new();
         let spawn = |child: u64, parent: u64, ts: u64| {
-            Line::Event(RawEvent { probe: "go.spawn".into(), pid: 7, tid: 1, goroutine: child, start_ns: ts, end_ns: ts,
-                fields: [("parent_goroutine".to_owned(), serde_json::json!(parent))].into_iter().collect() })
+            Line::Event(RawEvent {
+                probe: "go.spawn".into(),
+                pid: 7,
+                tid: 1,
+                goroutine: child,
+                start_ns: ts,
+                end_ns: ts,
+                fields: [("parent_goroutine".to_owned(), serde_json::json!(parent))]
+                    .into_iter()
+                    .collect(),
+            })
         };
         r.line(spawn(10, 1, 50), &mut out); // conn goroutine 10, from the accept loop
         r.line(spawn(11, 10, 120), &mut out); // handler starts 11
         r.line(spawn(12, 11, 130), &mut out); // which starts 12
-        r.line(ev("http.client", 12, 140, 400, serde_json::json!({"method":"GET","host":"x:1","path":"/a"})), &mut out);
-        r.line(ev("http.client", 10, 20, 30, serde_json::json!({"method":"GET","host":"x:1","path":"/before"})), &mut out);
-        r.line(ev("http.server", 10, 100, 300, serde_json::json!({"method":"GET","path":"/h"})), &mut out);
+        r.line(
+            ev(
+                "http.client",
+                12,
+                140,
+                400,
+                serde_json::json!({"method":"GET","host":"x:1","path":"/a"}),
+            ),
+            &mut out,
+        );
+        r.line(
+            ev(
+                "http.client",
+                10,
+                20,
+                30,
+                serde_json::json!({"method":"GET","host":"x:1","path":"/before"}),
+            ),
+            &mut out,
+        );
+        r.line(
+            ev(
+                "http.server",
+                10,
+                100,
+                300,
+                serde_json::json!({"method":"GET","path":"/h"}),
+            ),
+            &mut out,
+        );
         assert_eq!(out.len(), 2, "{out:?}");
         assert_eq!(out[1].parent_span_id, Some(out[0].span_id));
-        assert_eq!(out[1].attributes["url.full"], AttrValue::from("http://x:1/a"));
+        assert_eq!(
+            out[1].attributes["url.full"],
+            AttrValue::from("http://x:1/a")
+        );
         r.finish(&mut out);
         assert_eq!(out.len(), 3);
-        assert!(out[2].parent_span_id.is_none(), "a call before the handler started is not its child");
+        assert!(
+            out[2].parent_span_id.is_none(),
+            "a call before the handler started is not its child"
+        );
     }
 
     #[test]

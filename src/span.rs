@@ -58,25 +58,44 @@ pub enum AttrValue {
 }
 
 impl From<&str> for AttrValue {
-    fn from(s: &str) -> Self { AttrValue::String(s.to_owned()) }
+    fn from(s: &str) -> Self {
+        AttrValue::String(s.to_owned())
+    }
 }
 impl From<String> for AttrValue {
-    fn from(s: String) -> Self { AttrValue::String(s) }
+    fn from(s: String) -> Self {
+        AttrValue::String(s)
+    }
 }
 impl From<i64> for AttrValue {
-    fn from(n: i64) -> Self { AttrValue::Int(n) }
+    fn from(n: i64) -> Self {
+        AttrValue::Int(n)
+    }
 }
 impl From<bool> for AttrValue {
-    fn from(b: bool) -> Self { AttrValue::Bool(b) }
+    fn from(b: bool) -> Self {
+        AttrValue::Bool(b)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum SpanKind { Internal, Server, Client, Producer, Consumer }
+pub enum SpanKind {
+    Internal,
+    Server,
+    Client,
+    Producer,
+    Consumer,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum StatusCode { #[default] Unset, Ok, Error }
+pub enum StatusCode {
+    #[default]
+    Unset,
+    Ok,
+    Error,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -104,7 +123,12 @@ macro_rules! hex_id {
         impl $name {
             pub fn from_hex(s: &str) -> Result<Self, String> {
                 if s.len() != 2 * $len {
-                    return Err(format!("{} must be {} hex digits, got {:?}", $what, 2 * $len, s));
+                    return Err(format!(
+                        "{} must be {} hex digits, got {:?}",
+                        $what,
+                        2 * $len,
+                        s
+                    ));
                 }
                 let mut out = [0u8; $len];
                 for (i, byte) in out.iter_mut().enumerate() {
@@ -120,12 +144,16 @@ macro_rules! hex_id {
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                for b in self.0 { write!(f, "{b:02x}")?; }
+                for b in self.0 {
+                    write!(f, "{b:02x}")?;
+                }
                 Ok(())
             }
         }
         impl fmt::Debug for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { fmt::Display::fmt(self, f) }
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Display::fmt(self, f)
+            }
         }
         impl Serialize for $name {
             fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -158,7 +186,10 @@ impl Span {
     pub fn from_json_line(line: &str) -> Result<Span, SpanError> {
         let span: Span = serde_json::from_str(line)?;
         if span.end_time_unix_nano < span.start_time_unix_nano {
-            return Err(SpanError::EndBeforeStart { start: span.start_time_unix_nano, end: span.end_time_unix_nano });
+            return Err(SpanError::EndBeforeStart {
+                start: span.start_time_unix_nano,
+                end: span.end_time_unix_nano,
+            });
         }
         Ok(span)
     }
@@ -178,7 +209,10 @@ mod tests {
     fn round_trips() {
         let span = Span::from_json_line(LINE).expect("valid");
         assert_eq!(span.kind, SpanKind::Server);
-        assert_eq!(span.attributes["http.response.status_code"], AttrValue::Int(200));
+        assert_eq!(
+            span.attributes["http.response.status_code"],
+            AttrValue::Int(200)
+        );
         assert_eq!(span.attributes["ratio"], AttrValue::Double(0.5));
         assert_eq!(span.duration_nanos(), 5_000_000);
         let again = serde_json::to_string(&span).expect("serialize");
@@ -188,11 +222,24 @@ mod tests {
     #[test]
     fn rejects_bad_ids_and_times() {
         let short = LINE.replace("0af7651916cd43dd8448eb211c80319c", "0af7");
-        assert!(Span::from_json_line(&short).unwrap_err().to_string().contains("trace_id must be 32 hex digits"));
+        assert!(
+            Span::from_json_line(&short)
+                .unwrap_err()
+                .to_string()
+                .contains("trace_id must be 32 hex digits")
+        );
         let zero = LINE.replace("b7ad6b7169203331", "0000000000000000");
-        assert!(Span::from_json_line(&zero).unwrap_err().to_string().contains("all zeros"));
+        assert!(
+            Span::from_json_line(&zero)
+                .unwrap_err()
+                .to_string()
+                .contains("all zeros")
+        );
         let backwards = LINE.replace("1700000000005000000", "1");
-        assert!(matches!(Span::from_json_line(&backwards), Err(SpanError::EndBeforeStart { .. })));
+        assert!(matches!(
+            Span::from_json_line(&backwards),
+            Err(SpanError::EndBeforeStart { .. })
+        ));
         let unknown = LINE.replace("\"events\"", "\"evnts\"");
         assert!(Span::from_json_line(&unknown).is_err());
     }
@@ -202,6 +249,10 @@ mod tests {
         let root = LINE.replace(r#""parent_span_id":"00f067aa0ba902b7","#, "");
         let span = Span::from_json_line(&root).expect("valid");
         assert!(span.parent_span_id.is_none());
-        assert!(!serde_json::to_string(&span).expect("ser").contains("parent_span_id"));
+        assert!(
+            !serde_json::to_string(&span)
+                .expect("ser")
+                .contains("parent_span_id")
+        );
     }
 }

@@ -34,7 +34,11 @@ pub fn assess_probe(probe: &Probe, facts: &Facts<'_>) -> Verdict {
     let key = facts.resolver.key();
     let mut reasons = Vec::new();
     if !probe.archs.iter().any(|a| a == facts.goarch) {
-        reasons.push(format!("unsupported architecture {} (supported: {})", facts.goarch, probe.archs.join(", ")));
+        reasons.push(format!(
+            "unsupported architecture {} (supported: {})",
+            facts.goarch,
+            probe.archs.join(", ")
+        ));
     }
     if !probe.supports_go(&key.go_version) {
         if crate::catalog::Version::parse(&key.go_version).is_none() {
@@ -49,7 +53,10 @@ pub fn assess_probe(probe: &Probe, facts: &Facts<'_>) -> Verdict {
         }
     }
     let lookup = |m: &str| key.module_version(m);
-    let target = Target { go_version: &key.go_version, module_version: &lookup };
+    let target = Target {
+        go_version: &key.go_version,
+        module_version: &lookup,
+    };
     for hook in probe.hooks_for(&target).filter(|h| !h.optional) {
         match (facts.has_function)(&hook.function) {
             Ok(true) => {}
@@ -69,12 +76,20 @@ pub fn assess_probe(probe: &Probe, facts: &Facts<'_>) -> Verdict {
             ));
         }
     }
-    Verdict { probe: probe.name.clone(), instrumentable: reasons.is_empty(), reasons }
+    Verdict {
+        probe: probe.name.clone(),
+        instrumentable: reasons.is_empty(),
+        reasons,
+    }
 }
 
 /// Verdicts for every probe in `catalog`.
 pub fn assess(catalog: &Catalog, facts: &Facts<'_>) -> Vec<Verdict> {
-    catalog.probes.iter().map(|p| assess_probe(p, facts)).collect()
+    catalog
+        .probes
+        .iter()
+        .map(|p| assess_probe(p, facts))
+        .collect()
 }
 
 /// Verdicts for every built-in probe on an opened binary, with the built-in
@@ -82,7 +97,13 @@ pub fn assess(catalog: &Catalog, facts: &Facts<'_>) -> Vec<Verdict> {
 pub fn assess_binary(bin: &GoBinary) -> Vec<Verdict> {
     let catalog = match Catalog::builtin() {
         Ok(c) => c,
-        Err(e) => return vec![Verdict { probe: "*".into(), instrumentable: false, reasons: vec![e.to_string()] }],
+        Err(e) => {
+            return vec![Verdict {
+                probe: "*".into(),
+                instrumentable: false,
+                reasons: vec![e.to_string()],
+            }];
+        }
     };
     let table = match crate::offsets::table::Table::builtin() {
         Ok(t) => t,
@@ -91,7 +112,11 @@ pub fn assess_binary(bin: &GoBinary) -> Vec<Verdict> {
     let resolver = Resolver::for_binary(bin, &table, None);
     let goarch = String::from(bin.elf().arch.clone());
     // Every hooked function of every probe, looked up in one pass over pclntab.
-    let mut names: Vec<&str> = catalog.probes.iter().flat_map(|p| p.hooks.iter().map(|h| h.function.as_str())).collect();
+    let mut names: Vec<&str> = catalog
+        .probes
+        .iter()
+        .flat_map(|p| p.hooks.iter().map(|h| h.function.as_str()))
+        .collect();
     names.sort_unstable();
     names.dedup();
     let present = bin.has_functions(&names).map_err(|e| e.to_string());
@@ -101,7 +126,14 @@ pub fn assess_binary(bin: &GoBinary) -> Vec<Verdict> {
             Err(e) => Err(e.clone()),
         }
     };
-    assess(&catalog, &Facts { goarch: &goarch, has_function: &has_function, resolver: &resolver })
+    assess(
+        &catalog,
+        &Facts {
+            goarch: &goarch,
+            has_function: &has_function,
+            resolver: &resolver,
+        },
+    )
 }
 
 /// A `--require`/`--probes` list that cannot be checked.
@@ -118,8 +150,16 @@ pub fn check_probe_names(names: &[String]) -> Result<(), ProbeNameError> {
     let catalog = Catalog::builtin()?;
     for name in names {
         if catalog.probe(name).is_none() {
-            let known = catalog.probes.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ");
-            return Err(ProbeNameError::Unknown { name: name.clone(), known });
+            let known = catalog
+                .probes
+                .iter()
+                .map(|p| p.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Err(ProbeNameError::Unknown {
+                name: name.clone(),
+                known,
+            });
         }
     }
     Ok(())
@@ -134,11 +174,18 @@ pub fn report_required(bin: &GoBinary, required: &[String]) -> crate::exit::Stat
         match verdicts.iter().find(|v| &v.probe == name) {
             Some(v) if v.instrumentable => {}
             Some(v) => {
-                eprintln!("goprobe: {}: probe {name} is not instrumentable: {}", bin.path().display(), v.reasons.join("; "));
+                eprintln!(
+                    "goprobe: {}: probe {name} is not instrumentable: {}",
+                    bin.path().display(),
+                    v.reasons.join("; ")
+                );
                 status = crate::exit::Status::CheckFailed;
             }
             None => {
-                eprintln!("goprobe: {}: probe {name} has no verdict", bin.path().display());
+                eprintln!(
+                    "goprobe: {}: probe {name} has no verdict",
+                    bin.path().display()
+                );
                 status = crate::exit::Status::CheckFailed;
             }
         }
@@ -156,27 +203,56 @@ mod tests {
         let catalog = Catalog::builtin().unwrap();
         let mut l = Layouts::default();
         for (i, f) in catalog.all_fields().into_iter().enumerate() {
-            l.fields.insert(f, FieldEntry { offset: 8 * i as u64, size: 8 });
+            l.fields.insert(
+                f,
+                FieldEntry {
+                    offset: 8 * i as u64,
+                    size: 8,
+                },
+            );
         }
         let mut t = Table::default();
-        t.insert(Entry { go: Some(go.into()), module: None, version: None, goarch: arch.into(), layouts: l });
+        t.insert(Entry {
+            go: Some(go.into()),
+            module: None,
+            version: None,
+            goarch: arch.into(),
+            layouts: l,
+        });
         t
     }
 
     fn verdicts(go: &str, arch: &str, table: &Table, functions: &[&str]) -> Vec<Verdict> {
-        let key = Key { go_version: go.into(), goarch: arch.into(), modules: vec![] };
+        let key = Key {
+            go_version: go.into(),
+            goarch: arch.into(),
+            modules: vec![],
+        };
         let resolver = Resolver::new(Err("no DWARF".into()), table, key);
         let has = |n: &str| Ok(functions.contains(&n));
-        assess(&Catalog::builtin().unwrap(), &Facts { goarch: arch, has_function: &has, resolver: &resolver })
+        assess(
+            &Catalog::builtin().unwrap(),
+            &Facts {
+                goarch: arch,
+                has_function: &has,
+                resolver: &resolver,
+            },
+        )
     }
 
-    const HTTP_FUNCS: [&str; 2] = ["net/http.serverHandler.ServeHTTP", "net/http.(*Transport).roundTrip"];
+    const HTTP_FUNCS: [&str; 2] = [
+        "net/http.serverHandler.ServeHTTP",
+        "net/http.(*Transport).roundTrip",
+    ];
 
     #[test]
     fn all_good() {
         let t = full_table("go1.22.10", "amd64");
         let v = verdicts("go1.22.10", "amd64", &t, &HTTP_FUNCS);
-        assert!(v.iter().all(|v| v.instrumentable && v.reasons.is_empty()), "{v:?}");
+        assert!(
+            v.iter().all(|v| v.instrumentable && v.reasons.is_empty()),
+            "{v:?}"
+        );
     }
 
     #[test]
@@ -184,15 +260,26 @@ mod tests {
         let t = full_table("go1.22.10", "amd64");
         let v = verdicts("go1.22.10", "amd64", &t, &[]);
         assert!(v.iter().all(|v| !v.instrumentable));
-        assert!(v[0].reasons[0].contains("function net/http.serverHandler.ServeHTTP not in the binary"), "{v:?}");
+        assert!(
+            v[0].reasons[0].contains("function net/http.serverHandler.ServeHTTP not in the binary"),
+            "{v:?}"
+        );
         let v = verdicts("go1.22.11", "amd64", &t, &HTTP_FUNCS);
-        assert!(v[0].reasons.iter().any(|r| r.contains("offset of net/http.Request.Method unknown for go1.22.11/amd64")), "{v:?}");
+        assert!(
+            v[0].reasons.iter().any(
+                |r| r.contains("offset of net/http.Request.Method unknown for go1.22.11/amd64")
+            ),
+            "{v:?}"
+        );
         let t386 = full_table("go1.22.10", "386");
         let v = verdicts("go1.22.10", "386", &t386, &HTTP_FUNCS);
         assert_eq!(v[0].reasons.len(), 1, "{v:?}");
         assert!(v[0].reasons[0].starts_with("unsupported architecture 386"));
         let t16 = full_table("go1.16.15", "amd64");
         let v = verdicts("go1.16.15", "amd64", &t16, &HTTP_FUNCS);
-        assert!(v[0].reasons.iter().any(|r| r.contains("register ABI")), "{v:?}");
+        assert!(
+            v[0].reasons.iter().any(|r| r.contains("register ABI")),
+            "{v:?}"
+        );
     }
 }

@@ -48,10 +48,12 @@ fn man_page(cmd: clap::Command) -> Vec<u8> {
     man.render_title(&mut page).expect("title");
     man.render_name_section(&mut page).expect("name");
     man.render_synopsis_section(&mut page).expect("synopsis");
-    man.render_description_section(&mut page).expect("description");
+    man.render_description_section(&mut page)
+        .expect("description");
     man.render_options_section(&mut page).expect("options");
     if cmd.has_subcommands() {
-        man.render_subcommands_section(&mut page).expect("subcommands");
+        man.render_subcommands_section(&mut page)
+            .expect("subcommands");
     }
     if let Some(extra) = cmd.get_after_long_help() {
         let text = extra.to_string();
@@ -75,7 +77,11 @@ fn man_page(cmd: clap::Command) -> Vec<u8> {
 
 fn listed(dir: &Path) -> Vec<PathBuf> {
     let mut names: Vec<PathBuf> = fs::read_dir(repo().join(dir))
-        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| dir.join(e.file_name())).collect())
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| dir.join(e.file_name()))
+                .collect()
+        })
         .unwrap_or_default();
     names.sort();
     names

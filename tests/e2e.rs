@@ -13,15 +13,28 @@ use goprobe::attach::{Hook, Offsets, Probe, RawEvent, Session, Target};
 /// symbols, offsets from its DWARF).
 fn session(entry: &common::CorpusEntry, pid: Option<u32>) -> Session {
     common::require_root();
-    let offsets = Offsets::from_ndjson(&common::dwarf_offsets(&entry.unstripped, common::HTTP_FIELDS)).expect("offsets");
+    let offsets = Offsets::from_ndjson(&common::dwarf_offsets(
+        &entry.unstripped,
+        common::HTTP_FIELDS,
+    ))
+    .expect("offsets");
     let hooks: Vec<Hook> = Probe::ALL
         .iter()
         .map(|&probe| {
-            let (address, file_offset, _, code) = common::symbol_function(&entry.unstripped, probe.function());
-            Hook { probe, address, file_offset, code }
+            let (address, file_offset, _, code) =
+                common::symbol_function(&entry.unstripped, probe.function());
+            Hook {
+                probe,
+                address,
+                file_offset,
+                code,
+            }
         })
         .collect();
-    let target = Target { binary: entry.binary.clone(), pid };
+    let target = Target {
+        binary: entry.binary.clone(),
+        pid,
+    };
     let mut warnings = Vec::new();
     Session::start(&target, &offsets, &hooks, &mut warnings).expect("attach")
 }
@@ -30,8 +43,11 @@ fn session(entry: &common::CorpusEntry, pid: Option<u32>) -> Session {
 fn collect(s: &mut Session, probe: &str, n: usize, timeout: Duration) -> Vec<RawEvent> {
     let deadline = Instant::now() + timeout;
     let mut out = Vec::new();
-    while out.iter().filter(|e: &&RawEvent| e.probe == probe).count() < n && Instant::now() < deadline {
-        s.poll(Duration::from_millis(50), |e| out.push(e)).expect("poll");
+    while out.iter().filter(|e: &&RawEvent| e.probe == probe).count() < n
+        && Instant::now() < deadline
+    {
+        s.poll(Duration::from_millis(50), |e| out.push(e))
+            .expect("poll");
     }
     // Anything else that is already there (extra events would be a bug).
     std::thread::sleep(Duration::from_millis(100));
@@ -43,13 +59,22 @@ fn server_calls_are_seen_once_with_fields(go: &str, variant: &str) {
     let entry = common::corpus_binary(go, "httpserver", variant);
     let server = common::Server::start(&entry.binary);
     let mut s = session(&entry, Some(server.pid()));
-    let cases = [("/hello", 200), ("/fail", 500), ("/missing", 404), ("/sleep?ms=50", 200)];
+    let cases = [
+        ("/hello", 200),
+        ("/fail", 500),
+        ("/missing", 404),
+        ("/sleep?ms=50", 200),
+    ];
     for (path, want) in cases {
         assert_eq!(common::get(&server.addr, path), want, "{path}");
     }
     let events = collect(&mut s, "http.server", cases.len(), Duration::from_secs(10));
     let servers: Vec<&RawEvent> = events.iter().filter(|e| e.probe == "http.server").collect();
-    assert_eq!(servers.len(), cases.len(), "one server event per request: {events:#?}");
+    assert_eq!(
+        servers.len(),
+        cases.len(),
+        "one server event per request: {events:#?}"
+    );
     for ((path, want), ev) in cases.iter().zip(&servers) {
         let p = path.split('?').next().unwrap_or(path);
         assert_eq!(ev.pid, server.pid());
@@ -57,8 +82,17 @@ fn server_calls_are_seen_once_with_fields(go: &str, variant: &str) {
         assert_eq!(ev.fields["path"], p, "{ev:?}");
         assert_eq!(ev.fields["proto"], "HTTP/1.1");
         assert_eq!(ev.fields["host"], server.addr.as_str());
-        assert!(ev.fields["peer"].as_str().is_some_and(|s| s.starts_with("127.0.0.1:")), "{ev:?}");
-        let status = ev.fields.get("status").and_then(|v| v.as_i64()).unwrap_or(200);
+        assert!(
+            ev.fields["peer"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("127.0.0.1:")),
+            "{ev:?}"
+        );
+        let status = ev
+            .fields
+            .get("status")
+            .and_then(|v| v.as_i64())
+            .unwrap_or(200);
         assert_eq!(status, *want as i64, "{ev:?}");
         assert!(ev.goroutine > 0 && ev.end_ns > ev.start_ns);
         assert!(ev.fields.get("read_failed").is_none(), "{ev:?}");
@@ -108,5 +142,9 @@ fn client_call_inside_server_call() {
         .expect("server event for /call");
     assert_eq!(outer.goroutine, c.goroutine);
     assert!(outer.start_ns <= c.start_ns && c.end_ns <= outer.end_ns);
-    assert_eq!(outer.fields.get("route").and_then(|r| r.as_str()), Some("/call"), "{outer:?}");
+    assert_eq!(
+        outer.fields.get("route").and_then(|r| r.as_str()),
+        Some("/call"),
+        "{outer:?}"
+    );
 }

@@ -11,7 +11,11 @@ fn fuzz_regressions_do_not_panic() {
     let mut replayed = 0;
     for entry in fs::read_dir(&dir).expect("fuzz/regressions exists") {
         let path = entry.expect("dir entry").path();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_owned();
         let data = fs::read(&path).expect("read regression input");
         match name.split('-').next() {
             Some("parsers") => goprobe::gobin::fuzz::parsers(&data),
@@ -20,5 +24,9 @@ fn fuzz_regressions_do_not_panic() {
         }
         replayed += 1;
     }
-    assert!(replayed > 0, "no regression inputs found in {}", dir.display());
+    assert!(
+        replayed > 0,
+        "no regression inputs found in {}",
+        dir.display()
+    );
 }

@@ -37,26 +37,39 @@ fn ground_truth(bin: &CorpusBinary) -> BTreeMap<String, Truth> {
     let out = cmd.output().unwrap_or_else(|e| {
         panic!("{}: running {cmd:?}: {e} (arm64 ground truth needs qemu-user-static: scripts/setup.sh)", bin.label())
     });
-    assert!(out.status.success(), "{}: {}", bin.label(), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        bin.label(),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     let mut map = BTreeMap::new();
     for line in text.lines() {
-        let t: Truth = serde_json::from_str(line).unwrap_or_else(|e| panic!("{}: {line:?}: {e}", bin.label()));
+        let t: Truth =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{}: {line:?}: {e}", bin.label()));
         map.insert(t.field.clone(), t);
     }
-    assert!(map.contains_key("runtime.g.goid"), "{}: ground truth lacks runtime.g.goid", bin.label());
+    assert!(
+        map.contains_key("runtime.g.goid"),
+        "{}: ground truth lacks runtime.g.goid",
+        bin.label()
+    );
     map
 }
 
 /// Versions (toolchain dir names) and their ground truth per GOARCH.
 fn truths(all: &[CorpusBinary]) -> BTreeMap<(String, String), BTreeMap<String, Truth>> {
     let mut out = BTreeMap::new();
-    let versions: std::collections::BTreeSet<&str> = all.iter().map(|b| b.go_version.as_str()).collect();
+    let versions: std::collections::BTreeSet<&str> =
+        all.iter().map(|b| b.go_version.as_str()).collect();
     for v in versions {
         for (arch, variant) in [("amd64", "default"), ("arm64", "arm64")] {
             let bin = all
                 .iter()
-                .find(|b| b.go_version == v && b.program == "reflectoffsets" && b.variant == variant)
+                .find(|b| {
+                    b.go_version == v && b.program == "reflectoffsets" && b.variant == variant
+                })
                 .unwrap_or_else(|| {
                     panic!(
                         "corpus has no reflectoffsets {variant} build for Go {v}: run \
@@ -86,8 +99,15 @@ fn offsets_equal_reflect_ground_truth_for_every_corpus_binary() {
         // catalog is fully checked against the toolchain.
         if bin.program == "reflectoffsets" && bin.variant == "default" {
             let none = |_: &str| None;
-            for f in catalog.fields_for(&Target { go_version: &go.build_info().go_version, module_version: &none }) {
-                assert!(truth.contains_key(&f), "go{}: catalog field {f} has no reflect ground truth", bin.go_version);
+            for f in catalog.fields_for(&Target {
+                go_version: &go.build_info().go_version,
+                module_version: &none,
+            }) {
+                assert!(
+                    truth.contains_key(&f),
+                    "go{}: catalog field {f} has no reflect ground truth",
+                    bin.go_version
+                );
             }
         }
         for t in truth.values() {
@@ -95,7 +115,11 @@ fn offsets_equal_reflect_ground_truth_for_every_corpus_binary() {
             let expect_source = if go.elf().dwarf {
                 // Purpose-built programs use every type, so DWARF must answer;
                 // other programs may lack a type and fall back to the table.
-                if bin.program == "reflectoffsets" { Some(Source::Dwarf) } else { None }
+                if bin.program == "reflectoffsets" {
+                    Some(Source::Dwarf)
+                } else {
+                    None
+                }
             } else {
                 Some(Source::Table)
             };
@@ -120,12 +144,20 @@ fn offsets_equal_reflect_ground_truth_for_every_corpus_binary() {
             }
             checked += 1;
         }
-        covered.entry(format!("go{} {}", bin.go_version, bin.program)).or_default().push(bin.variant.clone());
+        covered
+            .entry(format!("go{} {}", bin.go_version, bin.program))
+            .or_default()
+            .push(bin.variant.clone());
     }
     for (k, v) in &covered {
         eprintln!("checked {k}: {}", v.join(" "));
     }
-    assert!(failures.is_empty(), "{} of {checked} field checks failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} field checks failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]

@@ -25,8 +25,14 @@ fn committed_table_matches_generator_for_installed_toolchains() {
         .output()
         .expect("running gen-offsets-table.sh");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "gen-offsets-table.sh --check failed:\n{err}");
-    assert!(err.contains("committed table matches the generator"), "{err}");
+    assert!(
+        out.status.success(),
+        "gen-offsets-table.sh --check failed:\n{err}"
+    );
+    assert!(
+        err.contains("committed table matches the generator"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -34,20 +40,34 @@ fn table_is_serialized_canonically() {
     // Regenerating gives byte-identical output: the committed file is already
     // in the canonical form the generator writes.
     let table = goprobe::offsets::table::Table::builtin().unwrap();
-    assert_eq!(table.to_json_string(), goprobe::offsets::table::BUILTIN_TABLE_JSON);
+    assert_eq!(
+        table.to_json_string(),
+        goprobe::offsets::table::BUILTIN_TABLE_JSON
+    );
 }
 
 #[test]
 fn table_has_every_catalog_field_its_versions_need() {
     let table = goprobe::offsets::table::Table::builtin().unwrap();
     let catalog = goprobe::catalog::Catalog::builtin().unwrap();
-    assert!(!table.stdlib.is_empty(), "empty offsets table: run scripts/gen-offsets-table.sh");
+    assert!(
+        !table.stdlib.is_empty(),
+        "empty offsets table: run scripts/gen-offsets-table.sh"
+    );
     let none = |_: &str| None;
     for (go, arches) in &table.stdlib {
         for arch in ["amd64", "arm64"] {
-            let layouts = arches.get(arch).unwrap_or_else(|| panic!("table: {go} lacks {arch}"));
-            for f in catalog.fields_for(&goprobe::catalog::Target { go_version: go, module_version: &none }) {
-                assert!(layouts.fields.contains_key(&f), "table {go}/{arch} lacks catalog field {f}: add its type to reflectoffsets and regenerate");
+            let layouts = arches
+                .get(arch)
+                .unwrap_or_else(|| panic!("table: {go} lacks {arch}"));
+            for f in catalog.fields_for(&goprobe::catalog::Target {
+                go_version: go,
+                module_version: &none,
+            }) {
+                assert!(
+                    layouts.fields.contains_key(&f),
+                    "table {go}/{arch} lacks catalog field {f}: add its type to reflectoffsets and regenerate"
+                );
             }
         }
     }

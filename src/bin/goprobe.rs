@@ -11,7 +11,11 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(err) => {
             // clap prints help/version on stdout and usage errors on stderr.
-            let code = if err.use_stderr() { exit::ERROR } else { exit::SUCCESS };
+            let code = if err.use_stderr() {
+                exit::ERROR
+            } else {
+                exit::SUCCESS
+            };
             let _ = err.print();
             return ExitCode::from(code);
         }

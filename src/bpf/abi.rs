@@ -19,7 +19,12 @@ pub const LOST_UNPAIRED: u32 = 3;
 pub const LOST_MAX: u32 = 4;
 
 /// Names of the `lost` counters, indexed like `GP_LOST_*`.
-pub const LOST_NAMES: [&str; LOST_MAX as usize] = ["ringbuf_full", "inflight_map_full", "read_failed", "unpaired_return"];
+pub const LOST_NAMES: [&str; LOST_MAX as usize] = [
+    "ringbuf_full",
+    "inflight_map_full",
+    "read_failed",
+    "unpaired_return",
+];
 
 pub const ROUTE_NONE: u32 = 0;
 pub const ROUTE_PATTERN: u32 = 1;
@@ -160,7 +165,9 @@ impl Record {
             }
             // SAFETY: length checked; GpSpawn is repr(C) plain integers, any
             // bit pattern is valid; read_unaligned needs no alignment.
-            return Some(Record::Spawn(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<GpSpawn>()) }));
+            return Some(Record::Spawn(unsafe {
+                std::ptr::read_unaligned(bytes.as_ptr().cast::<GpSpawn>())
+            }));
         }
         GpEvent::from_bytes(bytes).map(|e| Record::Call(Box::new(e)))
     }

@@ -33,11 +33,24 @@ pub enum BpfError {
     #[error("eBPF map {0} missing from the object")]
     MissingMap(&'static str),
     #[error("eBPF program {name}: {source}")]
-    Program { name: &'static str, #[source] source: aya::programs::ProgramError },
+    Program {
+        name: &'static str,
+        #[source]
+        source: aya::programs::ProgramError,
+    },
     #[error("eBPF map {name}: {source}")]
-    Map { name: &'static str, #[source] source: aya::maps::MapError },
+    Map {
+        name: &'static str,
+        #[source]
+        source: aya::maps::MapError,
+    },
     #[error("attaching a uprobe to {path} at file offset {offset:#x}: {source}")]
-    Attach { path: PathBuf, offset: u64, #[source] source: aya::programs::ProgramError },
+    Attach {
+        path: PathBuf,
+        offset: u64,
+        #[source]
+        source: aya::programs::ProgramError,
+    },
     #[error("polling the ring buffer: {0}")]
     Poll(#[source] std::io::Error),
 }
@@ -49,11 +62,23 @@ pub struct ProgramPair {
     pub ret: &'static str,
 }
 
-pub const HTTP_SERVER: ProgramPair = ProgramPair { entry: "http_server_entry", ret: "http_server_return" };
-pub const HTTP_CLIENT: ProgramPair = ProgramPair { entry: "http_client_entry", ret: "http_client_return" };
-pub const SPAWN: ProgramPair = ProgramPair { entry: "spawn_entry", ret: "spawn_return" };
+pub const HTTP_SERVER: ProgramPair = ProgramPair {
+    entry: "http_server_entry",
+    ret: "http_server_return",
+};
+pub const HTTP_CLIENT: ProgramPair = ProgramPair {
+    entry: "http_client_entry",
+    ret: "http_client_return",
+};
+pub const SPAWN: ProgramPair = ProgramPair {
+    entry: "spawn_entry",
+    ret: "spawn_return",
+};
 /// Programs that do nothing, for measuring the cost of the traps alone.
-pub const EMPTY: ProgramPair = ProgramPair { entry: "empty_probe", ret: "empty_probe" };
+pub const EMPTY: ProgramPair = ProgramPair {
+    entry: "empty_probe",
+    ret: "empty_probe",
+};
 
 /// Checks what loading eBPF needs and says plainly what is missing, then
 /// raises RLIMIT_MEMLOCK (needed by kernels before 5.11, harmless after)
@@ -81,17 +106,26 @@ pub fn prepare_system() -> Result<Vec<String>, BpfError> {
 /// the memory cgroup. Raise the soft limit to the hard one (or to infinity
 /// where allowed); warn only when the limit stays low on an old kernel.
 fn raise_memlock(warnings: &mut Vec<String>) {
-    let mut cur = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut cur = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: getrlimit writes into a valid rlimit struct.
     if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut cur) } != 0 {
         return;
     }
-    let want = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
+    let want = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
     // SAFETY: setrlimit reads a valid, initialized rlimit struct.
     if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &want) } == 0 {
         return;
     }
-    let soft = libc::rlimit { rlim_cur: cur.rlim_max, rlim_max: cur.rlim_max };
+    let soft = libc::rlimit {
+        rlim_cur: cur.rlim_max,
+        rlim_max: cur.rlim_max,
+    };
     // SAFETY: as above.
     let raised = unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &soft) } == 0;
     let limit = if raised { cur.rlim_max } else { cur.rlim_cur };
@@ -101,30 +135,53 @@ fn raise_memlock(warnings: &mut Vec<String>) {
 }
 
 fn kernel_before_5_11() -> bool {
-    let Ok(release) = std::fs::read_to_string("/proc/sys/kernel/osrelease") else { return false };
-    let mut parts = release.trim().split(['.', '-']).map(|p| p.parse::<u32>().unwrap_or(0));
+    let Ok(release) = std::fs::read_to_string("/proc/sys/kernel/osrelease") else {
+        return false;
+    };
+    let mut parts = release
+        .trim()
+        .split(['.', '-'])
+        .map(|p| p.parse::<u32>().unwrap_or(0));
     let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
     (major, minor) < (5, 11)
 }
 
 fn has_bpf_caps() -> bool {
     // CAP_PERFMON = 38, CAP_BPF = 39, CAP_SYS_ADMIN = 21, in /proc/self/status CapEff.
-    let Ok(status) = std::fs::read_to_string("/proc/self/status") else { return false };
-    let Some(eff) = status.lines().find_map(|l| l.strip_prefix("CapEff:")) else { return false };
-    let Ok(mask) = u64::from_str_radix(eff.trim(), 16) else { return false };
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return false;
+    };
+    let Some(eff) = status.lines().find_map(|l| l.strip_prefix("CapEff:")) else {
+        return false;
+    };
+    let Ok(mask) = u64::from_str_radix(eff.trim(), 16) else {
+        return false;
+    };
     (mask & (1 << 38) != 0 && mask & (1 << 39) != 0) || mask & (1 << 21) != 0
 }
 
 fn tracefs_mounted() -> bool {
-    std::fs::read_to_string("/proc/mounts").is_ok_and(|m| m.lines().any(|l| l.split(' ').nth(2) == Some("tracefs")))
+    std::fs::read_to_string("/proc/mounts")
+        .is_ok_and(|m| m.lines().any(|l| l.split(' ').nth(2) == Some("tracefs")))
 }
 
 fn mount_tracefs(warnings: &mut Vec<String>) {
     let (src, target, fstype) = (c"tracefs", c"/sys/kernel/tracing", c"tracefs");
     // SAFETY: all pointers are valid NUL-terminated strings; data may be null.
-    let rc = unsafe { libc::mount(src.as_ptr(), target.as_ptr(), fstype.as_ptr(), 0, std::ptr::null()) };
+    let rc = unsafe {
+        libc::mount(
+            src.as_ptr(),
+            target.as_ptr(),
+            fstype.as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
     if rc != 0 {
-        warnings.push(format!("could not mount tracefs on /sys/kernel/tracing: {}", std::io::Error::last_os_error()));
+        warnings.push(format!(
+            "could not mount tracefs on /sys/kernel/tracing: {}",
+            std::io::Error::last_os_error()
+        ));
     }
 }
 
@@ -146,18 +203,35 @@ pub fn load(config: &GpConfig) -> Result<Loaded, BpfError> {
         _ => BpfError::Load(e),
     })?;
     {
-        let map = ebpf.map_mut("config").ok_or(BpfError::MissingMap("config"))?;
+        let map = ebpf
+            .map_mut("config")
+            .ok_or(BpfError::MissingMap("config"))?;
         let mut array: Array<&mut MapData, GpConfig> =
-            Array::try_from(map).map_err(|source| BpfError::Map { name: "config", source })?;
-        array.set(0, config, 0).map_err(|source| BpfError::Map { name: "config", source })?;
+            Array::try_from(map).map_err(|source| BpfError::Map {
+                name: "config",
+                source,
+            })?;
+        array.set(0, config, 0).map_err(|source| BpfError::Map {
+            name: "config",
+            source,
+        })?;
     }
-    for name in [HTTP_SERVER.entry, HTTP_SERVER.ret, HTTP_CLIENT.entry, HTTP_CLIENT.ret, SPAWN.entry, SPAWN.ret, EMPTY.entry] {
+    for name in [
+        HTTP_SERVER.entry,
+        HTTP_SERVER.ret,
+        HTTP_CLIENT.entry,
+        HTTP_CLIENT.ret,
+        SPAWN.entry,
+        SPAWN.ret,
+        EMPTY.entry,
+    ] {
         let prog: &mut UProbe = ebpf
             .program_mut(name)
             .ok_or(BpfError::MissingProgram(name))?
             .try_into()
             .map_err(|source| BpfError::Program { name, source })?;
-        prog.load().map_err(|source| BpfError::Program { name, source })?;
+        prog.load()
+            .map_err(|source| BpfError::Program { name, source })?;
     }
     Ok(Loaded { ebpf, links: 0 })
 }
@@ -176,7 +250,12 @@ impl Loaded {
     /// `pid` limits the probes to one process; `None` catches every process
     /// running `binary`, including ones started later (uprobes live on the
     /// file's inode).
-    pub fn attach(&mut self, binary: &Path, pid: Option<u32>, f: &FunctionProbe) -> Result<(), BpfError> {
+    pub fn attach(
+        &mut self,
+        binary: &Path,
+        pid: Option<u32>,
+        f: &FunctionProbe,
+    ) -> Result<(), BpfError> {
         let scope = match pid.and_then(NonZeroU32::new) {
             Some(p) => UProbeScope::OneProcess(p),
             None => UProbeScope::AllProcesses,
@@ -189,7 +268,11 @@ impl Loaded {
                 .try_into()
                 .map_err(|source| BpfError::Program { name, source })?;
             prog.attach(offset, binary, scope)
-                .map_err(|source| BpfError::Attach { path: binary.to_owned(), offset, source })?;
+                .map_err(|source| BpfError::Attach {
+                    path: binary.to_owned(),
+                    offset,
+                    source,
+                })?;
             Ok(())
         };
         one(f.programs.entry, f.file_offset + f.points.entry)?;
@@ -207,11 +290,23 @@ impl Loaded {
 
     /// The ring buffer and lost counters. Call once.
     pub fn reader(&mut self) -> Result<Reader, BpfError> {
-        let events = self.ebpf.take_map("events").ok_or(BpfError::MissingMap("events"))?;
-        let lost = self.ebpf.take_map("lost").ok_or(BpfError::MissingMap("lost"))?;
+        let events = self
+            .ebpf
+            .take_map("events")
+            .ok_or(BpfError::MissingMap("events"))?;
+        let lost = self
+            .ebpf
+            .take_map("lost")
+            .ok_or(BpfError::MissingMap("lost"))?;
         Ok(Reader {
-            ring: RingBuf::try_from(events).map_err(|source| BpfError::Map { name: "events", source })?,
-            lost: PerCpuArray::try_from(lost).map_err(|source| BpfError::Map { name: "lost", source })?,
+            ring: RingBuf::try_from(events).map_err(|source| BpfError::Map {
+                name: "events",
+                source,
+            })?,
+            lost: PerCpuArray::try_from(lost).map_err(|source| BpfError::Map {
+                name: "lost",
+                source,
+            })?,
         })
     }
 }
@@ -227,8 +322,16 @@ impl Reader {
     /// waiting event to `f`. Wake-ups are batched in the kernel, so the
     /// timeout bounds how stale a quiet stream can be. Returns how many
     /// events were read.
-    pub fn poll(&mut self, timeout: Duration, mut f: impl FnMut(Record)) -> Result<usize, BpfError> {
-        let mut pfd = libc::pollfd { fd: self.ring.as_fd().as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    pub fn poll(
+        &mut self,
+        timeout: Duration,
+        mut f: impl FnMut(Record),
+    ) -> Result<usize, BpfError> {
+        let mut pfd = libc::pollfd {
+            fd: self.ring.as_fd().as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
         let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
         // SAFETY: pfd is one valid pollfd and nfds is 1.
         let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
@@ -257,7 +360,13 @@ impl Reader {
     pub fn lost(&self) -> Result<[u64; LOST_MAX as usize], BpfError> {
         let mut out = [0u64; LOST_MAX as usize];
         for (i, slot) in out.iter_mut().enumerate() {
-            let values = self.lost.get(&(i as u32), 0).map_err(|source| BpfError::Map { name: "lost", source })?;
+            let values = self
+                .lost
+                .get(&(i as u32), 0)
+                .map_err(|source| BpfError::Map {
+                    name: "lost",
+                    source,
+                })?;
             *slot = values.iter().sum();
         }
         Ok(out)

@@ -101,13 +101,21 @@ mod tests {
     #[test]
     fn entry_after_stack_check_and_ret() {
         let p = probe_points(SERVE_HTTP, 0x625f20).expect("points");
-        assert_eq!(p, ProbePoints { entry: 11, rets: vec![25] });
+        assert_eq!(
+            p,
+            ProbePoints {
+                entry: 11,
+                rets: vec![25]
+            }
+        );
     }
 
     #[test]
     fn small_frame_check_and_several_rets() {
         // cmp rsp,[r14+0x10]; jbe +3; ret; nop; ret; int3 padding
-        let code = [0x49, 0x3b, 0x66, 0x10, 0x76, 0x03, 0xc3, 0x90, 0xc3, 0xcc, 0xcc];
+        let code = [
+            0x49, 0x3b, 0x66, 0x10, 0x76, 0x03, 0xc3, 0x90, 0xc3, 0xcc, 0xcc,
+        ];
         let p = probe_points(&code, 0x1000).expect("points");
         assert_eq!(p.entry, 6);
         assert_eq!(p.rets, vec![6, 8]);
@@ -116,7 +124,13 @@ mod tests {
     #[test]
     fn nosplit_function_probes_its_first_instruction() {
         let code = [0x48, 0x89, 0xd8, 0xc3]; // mov rax,rbx; ret
-        assert_eq!(probe_points(&code, 0).expect("points"), ProbePoints { entry: 0, rets: vec![3] });
+        assert_eq!(
+            probe_points(&code, 0).expect("points"),
+            ProbePoints {
+                entry: 0,
+                rets: vec![3]
+            }
+        );
     }
 
     #[test]

@@ -20,7 +20,11 @@ pub struct TargetArgs {
     /// Comma-separated probes to attach: http.server, http.client, and
     /// go.spawn (goroutine creation, so calls made on goroutines a handler
     /// starts are parented to its span).
-    #[arg(long, value_name = "LIST", default_value = "http.server,http.client,go.spawn")]
+    #[arg(
+        long,
+        value_name = "LIST",
+        default_value = "http.server,http.client,go.spawn"
+    )]
     pub probes: String,
     /// Field offsets as NDJSON from `goprobe offsets --json` (`-` for stdin);
     /// default: read them from the binary's DWARF, else the offsets table.
@@ -55,11 +59,17 @@ impl TargetArgs {
             Some(p) => {
                 let mut text = String::new();
                 if p.as_os_str() == "-" {
-                    std::io::stdin().read_to_string(&mut text).context("reading offsets from stdin")?;
+                    std::io::stdin()
+                        .read_to_string(&mut text)
+                        .context("reading offsets from stdin")?;
                 } else {
-                    text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+                    text = std::fs::read_to_string(p)
+                        .with_context(|| format!("reading {}", p.display()))?;
                 }
-                Some(Offsets::from_ndjson(&text).with_context(|| format!("parsing {}", p.display()))?)
+                Some(
+                    Offsets::from_ndjson(&text)
+                        .with_context(|| format!("parsing {}", p.display()))?,
+                )
             }
         };
         Ok(Request {
@@ -95,12 +105,21 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
         },
     )?;
     out.flush().context("writing output")?;
-    let lost: Vec<String> = summary.lost.iter().filter(|(_, n)| *n > 0).map(|(r, n)| format!("{n} {r}")).collect();
+    let lost: Vec<String> = summary
+        .lost
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(r, n)| format!("{n} {r}"))
+        .collect();
     eprintln!(
         "goprobe: {} events ({}); lost: {}",
         summary.events,
         summary.reason,
-        if lost.is_empty() { "none".to_owned() } else { lost.join(", ") }
+        if lost.is_empty() {
+            "none".to_owned()
+        } else {
+            lost.join(", ")
+        }
     );
     Ok(Status::Success)
 }

@@ -7,7 +7,10 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 
 use crate::exit::Status;
-use crate::export::{self, ExportError, Summary, chrome, folded, otlp_http, otlp_json, pprof, reader::SpanReader, text};
+use crate::export::{
+    self, ExportError, Summary, chrome, folded, otlp_http, otlp_json, pprof, reader::SpanReader,
+    text,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -69,12 +72,18 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
         bail!("--endpoint only applies to --to otlp");
     }
     if args.to == Format::Text && !is_dash(&args.output) {
-        bail!("--to text prints to stdout only (opentelemetry-stdout writes there); redirect it instead of -o");
+        bail!(
+            "--to text prints to stdout only (opentelemetry-stdout writes there); redirect it instead of -o"
+        );
     }
     let input: Box<dyn BufRead> = if is_dash(&args.input) {
         Box::new(io::stdin().lock())
     } else {
-        let path = args.input.as_ref().map(PathBuf::as_path).unwrap_or_else(|| "-".as_ref());
+        let path = args
+            .input
+            .as_ref()
+            .map(PathBuf::as_path)
+            .unwrap_or_else(|| "-".as_ref());
         let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
         Box::new(BufReader::with_capacity(1 << 16, file))
     };
@@ -83,8 +92,13 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
         Ok(if is_dash(&args.output) {
             Box::new(BufWriter::with_capacity(1 << 16, io::stdout().lock()))
         } else {
-            let path = args.output.as_ref().map(PathBuf::as_path).unwrap_or_else(|| "-".as_ref());
-            let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
+            let path = args
+                .output
+                .as_ref()
+                .map(PathBuf::as_path)
+                .unwrap_or_else(|| "-".as_ref());
+            let file =
+                File::create(path).with_context(|| format!("creating {}", path.display()))?;
             Box::new(BufWriter::with_capacity(1 << 16, file))
         })
     };
@@ -92,13 +106,18 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
         Format::OtlpJson => otlp_json::convert(&mut reader, &mut output()?, args.batch_size),
         Format::Otlp => {
             let endpoint = args.endpoint.as_deref().unwrap_or_default();
-            let policy = otlp_http::RetryPolicy { max_tries: args.max_tries.max(1), ..Default::default() };
+            let policy = otlp_http::RetryPolicy {
+                max_tries: args.max_tries.max(1),
+                ..Default::default()
+            };
             let pusher = otlp_http::Pusher::new(endpoint, policy);
             otlp_http::convert(&mut reader, &pusher, args.batch_size)
         }
         Format::Pprof => pprof::convert(&mut reader, output()?, args.group_window),
         Format::Folded => folded::convert_folded(&mut reader, &mut output()?, args.group_window),
-        Format::Flamegraph => folded::convert_flamegraph(&mut reader, &mut output()?, args.group_window),
+        Format::Flamegraph => {
+            folded::convert_flamegraph(&mut reader, &mut output()?, args.group_window)
+        }
         Format::Chrome => chrome::convert(&mut reader, output()?),
         Format::Text => {
             text::die_quietly_on_broken_pipe();
@@ -114,7 +133,10 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
         line.push_str(&format!(", {} invalid lines skipped", summary.skipped));
     }
     if summary.peak_buffered_spans > 0 {
-        line.push_str(&format!(", at most {} spans held while grouping by trace", summary.peak_buffered_spans));
+        line.push_str(&format!(
+            ", at most {} spans held while grouping by trace",
+            summary.peak_buffered_spans
+        ));
     }
     eprintln!("{line}");
     if args.to == Format::Otlp {

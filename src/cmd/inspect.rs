@@ -70,8 +70,14 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
             match bin.function_table() {
                 Ok(fns) => {
                     let label = several.then(|| bin.path().display().to_string());
-                    inspect::write_functions(&mut out, fns, args.matching.as_deref(), args.json, label.as_deref())
-                        .context("writing output")?;
+                    inspect::write_functions(
+                        &mut out,
+                        fns,
+                        args.matching.as_deref(),
+                        args.json,
+                        label.as_deref(),
+                    )
+                    .context("writing output")?;
                     None
                 }
                 Err(err) => Some(err),

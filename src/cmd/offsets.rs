@@ -14,7 +14,11 @@ use crate::offsets::{Resolved, Resolver};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Go binary to read.
-    #[arg(value_name = "BIN", required_unless_present = "pid", conflicts_with = "pid")]
+    #[arg(
+        value_name = "BIN",
+        required_unless_present = "pid",
+        conflicts_with = "pid"
+    )]
     pub bin: Option<PathBuf>,
     /// Read the executable of a running process.
     #[arg(long, value_name = "N")]
@@ -40,7 +44,8 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<Status> {
     let table = match &args.table {
         Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
             Table::parse(&text).with_context(|| format!("reading {}", path.display()))?
         }
         None => Table::builtin()?,
@@ -78,7 +83,16 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
 fn text_line(r: &Resolved) -> String {
     let num = |v: Option<u64>| v.map_or("?".to_string(), |v| v.to_string());
     match r.offset {
-        Some(off) => format!("{}\toffset {off}\tsize {}\t{}", r.field, num(r.size), r.source),
-        None => format!("{}\tunknown\t{}", r.field, r.reason.as_deref().unwrap_or("")),
+        Some(off) => format!(
+            "{}\toffset {off}\tsize {}\t{}",
+            r.field,
+            num(r.size),
+            r.source
+        ),
+        None => format!(
+            "{}\tunknown\t{}",
+            r.field,
+            r.reason.as_deref().unwrap_or("")
+        ),
     }
 }

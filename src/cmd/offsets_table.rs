@@ -51,7 +51,8 @@ fn read_entries(paths: &[PathBuf]) -> anyhow::Result<Vec<Entry>> {
     paths
         .iter()
         .map(|p| {
-            let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
             serde_json::from_str(&text).with_context(|| format!("parsing {}", p.display()))
         })
         .collect()
@@ -61,18 +62,31 @@ fn read_table(path: &PathBuf) -> anyhow::Result<Table> {
     if !path.exists() {
         return Ok(Table::default());
     }
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     Table::parse(&text).with_context(|| format!("reading {}", path.display()))
 }
 
 pub fn run(args: Args) -> anyhow::Result<Status> {
     match args.action {
-        Action::Entry { go, goarch, fields, bin } => {
+        Action::Entry {
+            go,
+            goarch,
+            fields,
+            bin,
+        } => {
             let data = std::fs::read(&bin).with_context(|| format!("reading {}", bin.display()))?;
-            let types = DwarfTypes::from_elf(&data).with_context(|| format!("{}", bin.display()))?;
+            let types =
+                DwarfTypes::from_elf(&data).with_context(|| format!("{}", bin.display()))?;
             let mut wanted = Catalog::builtin()?.all_fields();
             wanted.extend(fields);
-            let entry = Entry { go: Some(go), module: None, version: None, goarch, layouts: layouts_from_dwarf(&types, &wanted) };
+            let entry = Entry {
+                go: Some(go),
+                module: None,
+                version: None,
+                goarch,
+                layouts: layouts_from_dwarf(&types, &wanted),
+            };
             println!("{}", serde_json::to_string(&entry)?);
             Ok(Status::Success)
         }
@@ -81,7 +95,8 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
             for e in read_entries(&entries)? {
                 t.insert(e);
             }
-            std::fs::write(&table, t.to_json_string()).with_context(|| format!("writing {}", table.display()))?;
+            std::fs::write(&table, t.to_json_string())
+                .with_context(|| format!("writing {}", table.display()))?;
             Ok(Status::Success)
         }
         Action::Check { table, entries } => {
@@ -90,7 +105,11 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
             for p in &problems {
                 eprintln!("offsets table: {p}");
             }
-            Ok(if problems.is_empty() { Status::Success } else { Status::CheckFailed })
+            Ok(if problems.is_empty() {
+                Status::Success
+            } else {
+                Status::CheckFailed
+            })
         }
     }
 }

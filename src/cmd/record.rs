@@ -7,7 +7,7 @@ use anyhow::Context;
 
 use super::attach::TargetArgs;
 use crate::exit::Status;
-use crate::record::{self, SpanSink, Source};
+use crate::record::{self, Source, SpanSink};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

@@ -17,7 +17,14 @@ use super::{ExportError, Summary};
 use crate::span::{AttrValue, Attributes, Span, SpanKind, StatusCode, TraceId};
 
 /// Argument names goprobe sets itself; attributes with these names are left out.
-const OWN_ARGS: [&str; 6] = ["trace_id", "span_id", "parent_span_id", "span.kind", "status.code", "status.message"];
+const OWN_ARGS: [&str; 6] = [
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "span.kind",
+    "status.code",
+    "status.message",
+];
 
 struct Writer<W> {
     out: W,
@@ -55,9 +62,20 @@ impl<W: Write> Writer<W> {
     }
 
     /// A metadata event naming a process or thread.
-    fn metadata(&mut self, what: &str, pid: u64, tid: u64, ts: u64, name: &str) -> std::io::Result<()> {
+    fn metadata(
+        &mut self,
+        what: &str,
+        pid: u64,
+        tid: u64,
+        ts: u64,
+        name: &str,
+    ) -> std::io::Result<()> {
         self.sep()?;
-        write!(self.out, r#"{{"ph":"M","name":"{what}","ts":{},"dur":0,"pid":{pid},"tid":{tid},"args":{{"name":"#, micros(ts))?;
+        write!(
+            self.out,
+            r#"{{"ph":"M","name":"{what}","ts":{},"dur":0,"pid":{pid},"tid":{tid},"args":{{"name":"#,
+            micros(ts)
+        )?;
         self.json(name)?;
         self.out.write_all(b"}}")
     }
@@ -155,7 +173,11 @@ impl<W: Write> Writer<W> {
             self.sep()?;
             self.out.write_all(br#"{"ph":"i","s":"t","name":"#)?;
             self.json(&event.name)?;
-            write!(self.out, r#","ts":{},"dur":0,"pid":{pid},"tid":{tid},"args":"#, micros(event.time_unix_nano))?;
+            write!(
+                self.out,
+                r#","ts":{},"dur":0,"pid":{pid},"tid":{tid},"args":"#,
+                micros(event.time_unix_nano)
+            )?;
             self.args(&[], &event.attributes)?;
             self.out.write_all(b"}")?;
         }
@@ -164,9 +186,18 @@ impl<W: Write> Writer<W> {
 }
 
 /// Convert all spans, streaming.
-pub fn convert<R: BufRead, W: Write>(reader: &mut SpanReader<R>, out: W) -> Result<Summary, ExportError> {
-    let mut w = Writer { out, first: true, pids: HashMap::new(), tids: HashMap::new() };
-    w.out.write_all(br#"{"displayTimeUnit":"ms","traceEvents":["#)?;
+pub fn convert<R: BufRead, W: Write>(
+    reader: &mut SpanReader<R>,
+    out: W,
+) -> Result<Summary, ExportError> {
+    let mut w = Writer {
+        out,
+        first: true,
+        pids: HashMap::new(),
+        tids: HashMap::new(),
+    };
+    w.out
+        .write_all(br#"{"displayTimeUnit":"ms","traceEvents":["#)?;
     let mut spans = 0u64;
     while let Some(span) = reader.next_span()? {
         spans += 1;
@@ -174,7 +205,11 @@ pub fn convert<R: BufRead, W: Write>(reader: &mut SpanReader<R>, out: W) -> Resu
     }
     w.out.write_all(b"\n]}\n")?;
     w.out.flush()?;
-    Ok(Summary { spans, skipped: reader.skipped(), ..Default::default() })
+    Ok(Summary {
+        spans,
+        skipped: reader.skipped(),
+        ..Default::default()
+    })
 }
 
 #[cfg(test)]
@@ -184,8 +219,12 @@ mod tests {
 
     #[test]
     fn writes_trace_event_format() {
-        let input = [line(1, 2, Some(1), "child", 1_500, 2_001), line(1, 1, None, "root", 1_000, 3_000), line(2, 1, None, "other", 0, 1)]
-            .join("\n");
+        let input = [
+            line(1, 2, Some(1), "child", 1_500, 2_001),
+            line(1, 1, None, "root", 1_000, 3_000),
+            line(2, 1, None, "other", 0, 1),
+        ]
+        .join("\n");
         let mut out = Vec::new();
         convert(&mut SpanReader::new(input.as_bytes(), false), &mut out).expect("convert");
         let v: serde_json::Value = serde_json::from_slice(&out).expect("json");
@@ -202,8 +241,17 @@ mod tests {
         assert_eq!(complete[0]["args"]["http.route"], "/r");
         assert_eq!(complete[0]["tid"], complete[1]["tid"]);
         assert_ne!(complete[0]["tid"], complete[2]["tid"]);
-        assert_eq!(events.iter().filter(|e| e["name"] == "thread_name").count(), 2);
-        assert_eq!(events.iter().filter(|e| e["name"] == "process_name").count(), 1);
+        assert_eq!(
+            events.iter().filter(|e| e["name"] == "thread_name").count(),
+            2
+        );
+        assert_eq!(
+            events
+                .iter()
+                .filter(|e| e["name"] == "process_name")
+                .count(),
+            1
+        );
     }
 
     #[test]

@@ -21,7 +21,17 @@ pub struct FoldedStacks {
 /// A span name as one frame: `;` separates frames and a line break would end
 /// the record, so both are replaced.
 fn frame(name: &str) -> String {
-    name.chars().map(|c| if c == ';' { ':' } else if c == '\n' || c == '\r' { ' ' } else { c }).collect()
+    name.chars()
+        .map(|c| {
+            if c == ';' {
+                ':'
+            } else if c == '\n' || c == '\r' {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect()
 }
 
 impl FoldedStacks {
@@ -44,14 +54,21 @@ impl FoldedStacks {
 
     /// `stack N` lines, sorted by stack.
     pub fn lines(&self) -> Vec<String> {
-        let mut lines: Vec<String> = self.totals.iter().map(|(stack, n)| format!("{stack} {n}")).collect();
+        let mut lines: Vec<String> = self
+            .totals
+            .iter()
+            .map(|(stack, n)| format!("{stack} {n}"))
+            .collect();
         lines.sort();
         lines
     }
 }
 
 /// Read every span and fold the stacks.
-pub fn fold<R: BufRead>(reader: &mut SpanReader<R>, window: u64) -> Result<(FoldedStacks, Summary), ExportError> {
+pub fn fold<R: BufRead>(
+    reader: &mut SpanReader<R>,
+    window: u64,
+) -> Result<(FoldedStacks, Summary), ExportError> {
     let mut folded = FoldedStacks::default();
     let mut grouper = TraceGrouper::new(window);
     let mut spans = 0u64;
@@ -65,7 +82,15 @@ pub fn fold<R: BufRead>(reader: &mut SpanReader<R>, window: u64) -> Result<(Fold
     }
     let peak = grouper.peak_buffered();
     grouper.finish(&mut emit)?;
-    Ok((folded, Summary { spans, skipped: reader.skipped(), peak_buffered_spans: peak, ..Default::default() }))
+    Ok((
+        folded,
+        Summary {
+            spans,
+            skipped: reader.skipped(),
+            peak_buffered_spans: peak,
+            ..Default::default()
+        },
+    ))
 }
 
 /// `--to folded`.
@@ -131,15 +156,25 @@ mod tests {
     #[test]
     fn folds_self_time_per_stack() {
         let mut out = Vec::new();
-        let summary =
-            convert_folded(&mut SpanReader::new(input().as_bytes(), false), &mut out, 10).expect("convert");
+        let summary = convert_folded(
+            &mut SpanReader::new(input().as_bytes(), false),
+            &mut out,
+            10,
+        )
+        .expect("convert");
         assert_eq!(summary.spans, 4);
-        assert_eq!(String::from_utf8(out).expect("utf8"), "GET /a 120\nGET /a;db:query 30\norphan 7\n");
+        assert_eq!(
+            String::from_utf8(out).expect("utf8"),
+            "GET /a 120\nGET /a;db:query 30\norphan 7\n"
+        );
     }
 
     /// inferno's SVG carries a DOCTYPE, so DTDs must be allowed.
     fn parse_svg(svg: &str) {
-        let options = roxmltree::ParsingOptions { allow_dtd: true, ..Default::default() };
+        let options = roxmltree::ParsingOptions {
+            allow_dtd: true,
+            ..Default::default()
+        };
         let doc = roxmltree::Document::parse_with_options(svg, options).expect("well-formed");
         assert_eq!(doc.root_element().tag_name().name(), "svg");
     }
@@ -147,7 +182,12 @@ mod tests {
     #[test]
     fn flamegraph_is_svg_even_when_empty() {
         let mut out = Vec::new();
-        convert_flamegraph(&mut SpanReader::new(input().as_bytes(), false), &mut out, 10).expect("convert");
+        convert_flamegraph(
+            &mut SpanReader::new(input().as_bytes(), false),
+            &mut out,
+            10,
+        )
+        .expect("convert");
         let svg = String::from_utf8(out).expect("utf8");
         parse_svg(&svg);
         assert!(svg.contains("db:query"));

@@ -21,13 +21,29 @@ use super::{ExportError, Summary};
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
     #[error("OTLP endpoint {url} unreachable after {tries} tries: {reason}")]
-    Unreachable { url: String, tries: u32, reason: String },
+    Unreachable {
+        url: String,
+        tries: u32,
+        reason: String,
+    },
     #[error("OTLP endpoint {url} refused the batch: HTTP {status}{detail}")]
-    Refused { url: String, status: u16, detail: String },
+    Refused {
+        url: String,
+        status: u16,
+        detail: String,
+    },
     #[error("OTLP endpoint {url} still answering HTTP {status} after {tries} tries")]
-    GaveUp { url: String, status: u16, tries: u32 },
+    GaveUp {
+        url: String,
+        status: u16,
+        tries: u32,
+    },
     #[error("OTLP endpoint {url} sent an undecodable response: {source}")]
-    BadResponse { url: String, #[source] source: prost::DecodeError },
+    BadResponse {
+        url: String,
+        #[source]
+        source: prost::DecodeError,
+    },
 }
 
 /// How hard to try.
@@ -58,7 +74,11 @@ impl Default for RetryPolicy {
 /// OTLP exporter convention), kept as is when it already names `/v1/traces`.
 pub fn traces_url(endpoint: &str) -> String {
     let base = endpoint.trim_end_matches('/');
-    if base.ends_with("/v1/traces") { base.to_owned() } else { format!("{base}/v1/traces") }
+    if base.ends_with("/v1/traces") {
+        base.to_owned()
+    } else {
+        format!("{base}/v1/traces")
+    }
 }
 
 fn retryable(status: u16) -> bool {
@@ -85,7 +105,11 @@ impl Pusher {
             .http_status_as_error(false)
             .timeout_global(Some(policy.timeout))
             .build();
-        Pusher { agent: config.into(), url: traces_url(endpoint), policy }
+        Pusher {
+            agent: config.into(),
+            url: traces_url(endpoint),
+            policy,
+        }
     }
 
     pub fn url(&self) -> &str {
@@ -106,7 +130,11 @@ impl Pusher {
             let wait = match result {
                 Err(err) => {
                     if tries >= self.policy.max_tries {
-                        return Err(SendError::Unreachable { url: self.url.clone(), tries, reason: err.to_string() });
+                        return Err(SendError::Unreachable {
+                            url: self.url.clone(),
+                            tries,
+                            reason: err.to_string(),
+                        });
                     }
                     backoff
                 }
@@ -115,7 +143,10 @@ impl Pusher {
                     if (200..300).contains(&status) {
                         let bytes = response.body_mut().read_to_vec().unwrap_or_default();
                         let decoded = ExportTraceServiceResponse::decode(bytes.as_slice())
-                            .map_err(|source| SendError::BadResponse { url: self.url.clone(), source })?;
+                            .map_err(|source| SendError::BadResponse {
+                                url: self.url.clone(),
+                                source,
+                            })?;
                         return Ok(decoded
                             .partial_success
                             .map(|p| BatchOutcome {
@@ -127,10 +158,18 @@ impl Pusher {
                     if !retryable(status) {
                         let text = response.body_mut().read_to_string().unwrap_or_default();
                         let detail = summarize_body(&text);
-                        return Err(SendError::Refused { url: self.url.clone(), status, detail });
+                        return Err(SendError::Refused {
+                            url: self.url.clone(),
+                            status,
+                            detail,
+                        });
                     }
                     if tries >= self.policy.max_tries {
-                        return Err(SendError::GaveUp { url: self.url.clone(), status, tries });
+                        return Err(SendError::GaveUp {
+                            url: self.url.clone(),
+                            status,
+                            tries,
+                        });
                     }
                     retry_after(response.headers()).unwrap_or(backoff)
                 }
@@ -150,8 +189,11 @@ fn retry_after(headers: &ureq::http::HeaderMap) -> Option<Duration> {
 /// A short, one-line version of an error body (receivers may send a
 /// protobuf `google.rpc.Status`, JSON or text; only printable text is kept).
 fn summarize_body(text: &str) -> String {
-    let clean: String =
-        text.chars().map(|c| if c.is_control() { ' ' } else { c }).filter(|c| *c != '\u{fffd}').collect();
+    let clean: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .filter(|c| *c != '\u{fffd}')
+        .collect();
     let clean = clean.split_whitespace().collect::<Vec<_>>().join(" ");
     if clean.is_empty() {
         String::new()
@@ -193,7 +235,10 @@ mod tests {
     fn builds_the_traces_url() {
         assert_eq!(traces_url("http://c:4318"), "http://c:4318/v1/traces");
         assert_eq!(traces_url("http://c:4318/"), "http://c:4318/v1/traces");
-        assert_eq!(traces_url("http://c:4318/v1/traces"), "http://c:4318/v1/traces");
+        assert_eq!(
+            traces_url("http://c:4318/v1/traces"),
+            "http://c:4318/v1/traces"
+        );
     }
 
     #[test]

@@ -12,7 +12,9 @@
 use std::io::{BufRead, Write};
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, ArrayValue, InstrumentationScope, KeyValue, any_value};
+use opentelemetry_proto::tonic::common::v1::{
+    AnyValue, ArrayValue, InstrumentationScope, KeyValue, any_value,
+};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1 as proto;
 
@@ -32,15 +34,22 @@ pub fn any_value(value: AttrValue) -> AnyValue {
         AttrValue::Int(n) => any_value::Value::IntValue(n),
         AttrValue::Double(d) => any_value::Value::DoubleValue(d),
         AttrValue::String(s) => any_value::Value::StringValue(s),
-        AttrValue::Array(items) => {
-            any_value::Value::ArrayValue(ArrayValue { values: items.into_iter().map(any_value).collect() })
-        }
+        AttrValue::Array(items) => any_value::Value::ArrayValue(ArrayValue {
+            values: items.into_iter().map(any_value).collect(),
+        }),
     };
     AnyValue { value: Some(value) }
 }
 
 pub fn key_values(attrs: Attributes) -> Vec<KeyValue> {
-    attrs.into_iter().map(|(key, value)| KeyValue { key, value: Some(any_value(value)), ..Default::default() }).collect()
+    attrs
+        .into_iter()
+        .map(|(key, value)| KeyValue {
+            key,
+            value: Some(any_value(value)),
+            ..Default::default()
+        })
+        .collect()
 }
 
 /// One goprobe span as an OTLP span (the resource is carried separately).
@@ -60,7 +69,10 @@ pub fn proto_span(span: Span) -> proto::Span {
     proto::Span {
         trace_id: span.trace_id.0.to_vec(),
         span_id: span.span_id.0.to_vec(),
-        parent_span_id: span.parent_span_id.map(|p| p.0.to_vec()).unwrap_or_default(),
+        parent_span_id: span
+            .parent_span_id
+            .map(|p| p.0.to_vec())
+            .unwrap_or_default(),
         flags: FLAG_SAMPLED,
         name: span.name,
         kind: kind as i32,
@@ -77,7 +89,10 @@ pub fn proto_span(span: Span) -> proto::Span {
                 ..Default::default()
             })
             .collect(),
-        status: Some(proto::Status { message: span.status.message.unwrap_or_default(), code: code as i32 }),
+        status: Some(proto::Status {
+            message: span.status.message.unwrap_or_default(),
+            code: code as i32,
+        }),
         ..Default::default()
     }
 }
@@ -101,7 +116,10 @@ pub fn export_request(batch: Vec<Span>) -> ExportTraceServiceRequest {
         resource_spans: groups
             .into_iter()
             .map(|(resource, spans)| proto::ResourceSpans {
-                resource: Some(Resource { attributes: key_values(resource), ..Default::default() }),
+                resource: Some(Resource {
+                    attributes: key_values(resource),
+                    ..Default::default()
+                }),
                 scope_spans: vec![proto::ScopeSpans {
                     scope: Some(InstrumentationScope {
                         name: SCOPE_NAME.to_owned(),
@@ -130,7 +148,10 @@ pub fn for_each_batch<R: BufRead>(
         count += 1;
         batch.push(span);
         if batch.len() == batch_size {
-            sink(std::mem::replace(&mut batch, Vec::with_capacity(batch_size)))?;
+            sink(std::mem::replace(
+                &mut batch,
+                Vec::with_capacity(batch_size),
+            ))?;
         }
     }
     if !batch.is_empty() {
@@ -153,7 +174,11 @@ pub fn convert<R: BufRead, W: Write>(
         Ok(())
     })?;
     out.flush()?;
-    Ok(Summary { spans, skipped: reader.skipped(), ..Default::default() })
+    Ok(Summary {
+        spans,
+        skipped: reader.skipped(),
+        ..Default::default()
+    })
 }
 
 #[cfg(test)]
@@ -184,12 +209,24 @@ mod tests {
         assert_eq!(span["status"]["code"], 2);
         assert_eq!(span["status"]["message"], "boom");
         let attr = |k: &str| {
-            span["attributes"].as_array().expect("attrs").iter().find(|kv| kv["key"] == k).expect(k)["value"].clone()
+            span["attributes"]
+                .as_array()
+                .expect("attrs")
+                .iter()
+                .find(|kv| kv["key"] == k)
+                .expect(k)["value"]
+                .clone()
         };
-        assert_eq!(attr("big"), serde_json::json!({"intValue": "9007199254740993"}));
+        assert_eq!(
+            attr("big"),
+            serde_json::json!({"intValue": "9007199254740993"})
+        );
         assert_eq!(attr("ok"), serde_json::json!({"boolValue": true}));
         assert_eq!(attr("ratio"), serde_json::json!({"doubleValue": 0.25}));
-        assert_eq!(attr("http.request.method"), serde_json::json!({"stringValue": "GET"}));
+        assert_eq!(
+            attr("http.request.method"),
+            serde_json::json!({"stringValue": "GET"})
+        );
         assert_eq!(
             attr("list"),
             serde_json::json!({"arrayValue": {"values": [{"stringValue": "a"}, {"intValue": "1"}, {"boolValue": false}]}})
@@ -209,7 +246,10 @@ mod tests {
     }
 
     fn hex(s: &str) -> Vec<u8> {
-        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex")).collect()
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+            .collect()
     }
 
     #[test]
@@ -217,8 +257,10 @@ mod tests {
         let other = FULL.replace(r#""service.name":"hello""#, r#""service.name":"other""#);
         let input = [FULL, &other, FULL, FULL].join("\n");
         let out = convert_str(&input, 3);
-        let lines: Vec<ExportTraceServiceRequest> =
-            out.lines().map(|l| serde_json::from_str(l).expect("decode")).collect();
+        let lines: Vec<ExportTraceServiceRequest> = out
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("decode"))
+            .collect();
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[0].resource_spans.len(), 2);
         assert_eq!(lines[0].resource_spans[0].scope_spans[0].spans.len(), 2);

@@ -222,13 +222,24 @@ impl Builder {
             self.first_start = self.first_start.min(span.start_time_unix_nano);
             self.last_end = self.last_end.max(span.end_time_unix_nano);
             // pprof wants the leaf first.
-            let location_id: Vec<u64> =
-                trace.stack(i).iter().rev().filter_map(|&j| trace.spans.get(j)).map(|s| self.location(&s.name)).collect();
+            let location_id: Vec<u64> = trace
+                .stack(i)
+                .iter()
+                .rev()
+                .filter_map(|&j| trace.spans.get(j))
+                .map(|s| self.location(&s.name))
+                .collect();
             let mut label = Vec::with_capacity(3);
             let trace_hex = span.trace_id.to_string();
-            label.push(string_label(self.string(LABEL_TRACE_ID), self.string(&trace_hex)));
+            label.push(string_label(
+                self.string(LABEL_TRACE_ID),
+                self.string(&trace_hex),
+            ));
             if let Some(AttrValue::String(service)) = span.resource.get(LABEL_SERVICE) {
-                label.push(string_label(self.string(LABEL_SERVICE), self.string(service)));
+                label.push(string_label(
+                    self.string(LABEL_SERVICE),
+                    self.string(service),
+                ));
             }
             if let Some(AttrValue::String(route)) = span.attributes.get(LABEL_ROUTE) {
                 label.push(string_label(self.string(LABEL_ROUTE), self.string(route)));
@@ -251,7 +262,14 @@ impl Builder {
 
     /// Everything but the samples.
     fn tables(self) -> proto::Profile {
-        let Builder { mut strings, mut string_index, names, first_start, last_end, .. } = self;
+        let Builder {
+            mut strings,
+            mut string_index,
+            names,
+            first_start,
+            last_end,
+            ..
+        } = self;
         let mut intern = |s: &str| -> i64 {
             if let Some(&i) = string_index.get(s) {
                 return i;
@@ -262,12 +280,20 @@ impl Builder {
             i
         };
         let vt = |t: i64, u: i64| proto::ValueType { r#type: t, unit: u };
-        let (spans, count, wall, self_, ns) =
-            (intern("spans"), intern("count"), intern("wall"), intern("self"), intern("nanoseconds"));
+        let (spans, count, wall, self_, ns) = (
+            intern("spans"),
+            intern("count"),
+            intern("wall"),
+            intern("self"),
+            intern("nanoseconds"),
+        );
         let mapping_name = intern("goprobe spans");
         let comment = intern("converted from span NDJSON by goprobe");
-        let (time_nanos, duration_nanos) =
-            if first_start <= last_end { (clamp_i64(first_start), clamp_i64(last_end - first_start)) } else { (0, 0) };
+        let (time_nanos, duration_nanos) = if first_start <= last_end {
+            (clamp_i64(first_start), clamp_i64(last_end - first_start))
+        } else {
+            (0, 0)
+        };
         proto::Profile {
             sample_type: vec![vt(spans, count), vt(wall, ns), vt(self_, ns)],
             mapping: vec![proto::Mapping {
@@ -280,14 +306,22 @@ impl Builder {
                 .map(|id| proto::Location {
                     id,
                     mapping_id: MAPPING_ID,
-                    line: vec![proto::Line { function_id: id, ..Default::default() }],
+                    line: vec![proto::Line {
+                        function_id: id,
+                        ..Default::default()
+                    }],
                     ..Default::default()
                 })
                 .collect(),
             function: names
                 .iter()
                 .enumerate()
-                .map(|(i, &name)| proto::Function { id: i as u64 + 1, name, system_name: name, ..Default::default() })
+                .map(|(i, &name)| proto::Function {
+                    id: i as u64 + 1,
+                    name,
+                    system_name: name,
+                    ..Default::default()
+                })
                 .collect(),
             string_table: strings,
             time_nanos,
@@ -304,7 +338,11 @@ impl Builder {
 }
 
 fn string_label(key: i64, str: i64) -> proto::Label {
-    proto::Label { key, str, ..Default::default() }
+    proto::Label {
+        key,
+        str,
+        ..Default::default()
+    }
 }
 
 fn clamp_i64(n: u64) -> i64 {
@@ -334,7 +372,12 @@ pub fn convert<R: BufRead, W: Write>(
     let tables = builder.tables();
     gz.write_all(&tables.encode_to_vec())?;
     gz.finish()?.flush()?;
-    Ok(Summary { spans, skipped: reader.skipped(), peak_buffered_spans: peak, ..Default::default() })
+    Ok(Summary {
+        spans,
+        skipped: reader.skipped(),
+        peak_buffered_spans: peak,
+        ..Default::default()
+    })
 }
 
 #[cfg(test)]
@@ -346,37 +389,78 @@ mod tests {
 
     fn decode(bytes: &[u8]) -> proto::Profile {
         let mut raw = Vec::new();
-        flate2::read::GzDecoder::new(bytes).read_to_end(&mut raw).expect("gzip");
+        flate2::read::GzDecoder::new(bytes)
+            .read_to_end(&mut raw)
+            .expect("gzip");
         proto::Profile::decode(raw.as_slice()).expect("profile.proto")
     }
 
     #[test]
     fn one_sample_per_span_with_ancestry_stacks() {
-        let input = [line(1, 2, Some(1), "child", 10, 40), line(1, 1, None, "root", 0, 100), line(2, 1, None, "root", 0, 5)]
-            .join("\n");
+        let input = [
+            line(1, 2, Some(1), "child", 10, 40),
+            line(1, 1, None, "root", 0, 100),
+            line(2, 1, None, "root", 0, 5),
+        ]
+        .join("\n");
         let mut out = Vec::new();
-        let summary = convert(&mut SpanReader::new(input.as_bytes(), false), &mut out, 10).expect("convert");
+        let summary =
+            convert(&mut SpanReader::new(input.as_bytes(), false), &mut out, 10).expect("convert");
         assert_eq!(summary.spans, 3);
         let p = decode(&out);
         let s = |i: i64| p.string_table[i as usize].as_str();
         assert_eq!(s(0), "");
         assert_eq!(p.sample.len(), 3);
-        let types: Vec<_> = p.sample_type.iter().map(|t| (s(t.r#type), s(t.unit))).collect();
-        assert_eq!(types, [("spans", "count"), ("wall", "nanoseconds"), ("self", "nanoseconds")]);
+        let types: Vec<_> = p
+            .sample_type
+            .iter()
+            .map(|t| (s(t.r#type), s(t.unit)))
+            .collect();
+        assert_eq!(
+            types,
+            [
+                ("spans", "count"),
+                ("wall", "nanoseconds"),
+                ("self", "nanoseconds")
+            ]
+        );
         let name_of = |loc: u64| {
             let location = p.location.iter().find(|l| l.id == loc).expect("location");
-            let f = p.function.iter().find(|f| f.id == location.line[0].function_id).expect("function");
+            let f = p
+                .function
+                .iter()
+                .find(|f| f.id == location.line[0].function_id)
+                .expect("function");
             s(f.name).to_owned()
         };
-        let child = p.sample.iter().find(|x| x.location_id.len() == 2).expect("child sample");
-        assert_eq!(child.location_id.iter().map(|&l| name_of(l)).collect::<Vec<_>>(), ["child", "root"]);
+        let child = p
+            .sample
+            .iter()
+            .find(|x| x.location_id.len() == 2)
+            .expect("child sample");
+        assert_eq!(
+            child
+                .location_id
+                .iter()
+                .map(|&l| name_of(l))
+                .collect::<Vec<_>>(),
+            ["child", "root"]
+        );
         assert_eq!(child.value, [1, 30, 30]);
-        let root = p.sample.iter().find(|x| x.value[1] == 100).expect("root sample");
+        let root = p
+            .sample
+            .iter()
+            .find(|x| x.value[1] == 100)
+            .expect("root sample");
         assert_eq!(root.value, [1, 100, 70]);
         let labels: Vec<_> = root.label.iter().map(|l| (s(l.key), s(l.str))).collect();
         assert_eq!(
             labels,
-            [("trace_id", "00000000000000000000000000000001"), ("service.name", "svc"), ("http.route", "/r")]
+            [
+                ("trace_id", "00000000000000000000000000000001"),
+                ("service.name", "svc"),
+                ("http.route", "/r")
+            ]
         );
         assert_eq!(p.duration_nanos, 100);
     }

@@ -33,7 +33,14 @@ const MAX_WARNINGS: u64 = 10;
 
 impl<R: BufRead> SpanReader<R> {
     pub fn new(input: R, skip_invalid: bool) -> Self {
-        SpanReader { input, buf: Vec::with_capacity(1024), line: 0, skip_invalid, skipped: 0, warnings: Vec::new() }
+        SpanReader {
+            input,
+            buf: Vec::with_capacity(1024),
+            line: 0,
+            skip_invalid,
+            skipped: 0,
+            warnings: Vec::new(),
+        }
     }
 
     /// Lines skipped as invalid so far.
@@ -58,7 +65,9 @@ impl<R: BufRead> SpanReader<R> {
             let parsed = match std::str::from_utf8(&self.buf) {
                 Err(_) => Err(ReadError::NotUtf8 { line }),
                 Ok(text) if text.trim().is_empty() => continue,
-                Ok(text) => Span::from_json_line(text).map_err(|source| ReadError::Invalid { line, source }),
+                Ok(text) => {
+                    Span::from_json_line(text).map_err(|source| ReadError::Invalid { line, source })
+                }
             };
             match parsed {
                 Ok(span) => return Ok(Some(span)),
@@ -85,8 +94,17 @@ impl<R: BufRead> Iterator for SpanReader<R> {
 pub(crate) mod tests {
     use super::*;
 
-    pub(crate) fn line(trace: u8, span: u8, parent: Option<u8>, name: &str, start: u64, end: u64) -> String {
-        let parent = parent.map(|p| format!(r#""parent_span_id":"{:016x}","#, p)).unwrap_or_default();
+    pub(crate) fn line(
+        trace: u8,
+        span: u8,
+        parent: Option<u8>,
+        name: &str,
+        start: u64,
+        end: u64,
+    ) -> String {
+        let parent = parent
+            .map(|p| format!(r#""parent_span_id":"{:016x}","#, p))
+            .unwrap_or_default();
         format!(
             r#"{{"trace_id":"{:032x}","span_id":"{:016x}",{parent}"name":"{name}","kind":"server","start_time_unix_nano":{start},"end_time_unix_nano":{end},"attributes":{{"http.route":"/r"}},"resource":{{"service.name":"svc"}}}}"#,
             trace, span

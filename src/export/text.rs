@@ -32,11 +32,41 @@ fn value(v: AttrValue) -> Value {
         AttrValue::String(s) => Value::String(s.into()),
         AttrValue::Array(items) => {
             // OpenTelemetry arrays are homogeneous; mixed ones are shown as strings.
-            if let Some(bools) = items.iter().map(|i| if let AttrValue::Bool(b) = i { Some(*b) } else { None }).collect() {
+            if let Some(bools) = items
+                .iter()
+                .map(|i| {
+                    if let AttrValue::Bool(b) = i {
+                        Some(*b)
+                    } else {
+                        None
+                    }
+                })
+                .collect()
+            {
                 Value::Array(Array::Bool(bools))
-            } else if let Some(ints) = items.iter().map(|i| if let AttrValue::Int(n) = i { Some(*n) } else { None }).collect() {
+            } else if let Some(ints) = items
+                .iter()
+                .map(|i| {
+                    if let AttrValue::Int(n) = i {
+                        Some(*n)
+                    } else {
+                        None
+                    }
+                })
+                .collect()
+            {
                 Value::Array(Array::I64(ints))
-            } else if let Some(fs) = items.iter().map(|i| if let AttrValue::Double(d) = i { Some(*d) } else { None }).collect() {
+            } else if let Some(fs) = items
+                .iter()
+                .map(|i| {
+                    if let AttrValue::Double(d) = i {
+                        Some(*d)
+                    } else {
+                        None
+                    }
+                })
+                .collect()
+            {
                 Value::Array(Array::F64(fs))
             } else {
                 let strings: Vec<StringValue> = items
@@ -53,7 +83,10 @@ fn value(v: AttrValue) -> Value {
 }
 
 fn key_values(attrs: Attributes) -> Vec<KeyValue> {
-    attrs.into_iter().map(|(k, v)| KeyValue::new(k, value(v))).collect()
+    attrs
+        .into_iter()
+        .map(|(k, v)| KeyValue::new(k, value(v)))
+        .collect()
 }
 
 /// One goprobe span as the SDK's `SpanData` (the resource is separate).
@@ -84,7 +117,10 @@ pub fn span_data(span: Span, scope: &InstrumentationScope) -> SpanData {
         .collect();
     SpanData {
         span_context: context,
-        parent_span_id: span.parent_span_id.map(|p| otel::SpanId::from_bytes(p.0)).unwrap_or(otel::SpanId::INVALID),
+        parent_span_id: span
+            .parent_span_id
+            .map(|p| otel::SpanId::from_bytes(p.0))
+            .unwrap_or(otel::SpanId::INVALID),
         parent_span_is_remote: false,
         span_kind,
         name: span.name.into(),
@@ -128,7 +164,10 @@ fn block_on<F: Future>(future: F) -> F::Output {
 
 /// Print all spans to stdout, batch by batch, one exporter per resource so
 /// each group is headed by its resource.
-pub fn convert<R: BufRead>(reader: &mut SpanReader<R>, batch_size: usize) -> Result<Summary, ExportError> {
+pub fn convert<R: BufRead>(
+    reader: &mut SpanReader<R>,
+    batch_size: usize,
+) -> Result<Summary, ExportError> {
     let scope = InstrumentationScope::builder(super::otlp_json::SCOPE_NAME)
         .with_version(env!("CARGO_PKG_VERSION"))
         .build();
@@ -144,12 +183,21 @@ pub fn convert<R: BufRead>(reader: &mut SpanReader<R>, batch_size: usize) -> Res
         }
         for (resource, list) in groups {
             let mut exporter = opentelemetry_stdout::SpanExporter::default();
-            exporter.set_resource(&Resource::builder_empty().with_attributes(key_values(resource)).build());
-            block_on(exporter.export(list)).map_err(|e| ExportError::Other(format!("text exporter: {e}")))?;
+            exporter.set_resource(
+                &Resource::builder_empty()
+                    .with_attributes(key_values(resource))
+                    .build(),
+            );
+            block_on(exporter.export(list))
+                .map_err(|e| ExportError::Other(format!("text exporter: {e}")))?;
         }
         Ok(())
     })?;
-    Ok(Summary { spans, skipped: reader.skipped(), ..Default::default() })
+    Ok(Summary {
+        spans,
+        skipped: reader.skipped(),
+        ..Default::default()
+    })
 }
 
 #[cfg(test)]
@@ -161,14 +209,33 @@ mod tests {
         let line = r#"{"trace_id":"0af7651916cd43dd8448eb211c80319c","span_id":"b7ad6b7169203331","parent_span_id":"00f067aa0ba902b7","name":"GET /x","kind":"client","start_time_unix_nano":1000,"end_time_unix_nano":3000,"attributes":{"n":[1,2],"m":["a",1]},"status":{"code":"error","message":"bad"}}"#;
         let scope = InstrumentationScope::builder("goprobe").build();
         let data = span_data(Span::from_json_line(line).expect("span"), &scope);
-        assert_eq!(data.span_context.trace_id().to_string(), "0af7651916cd43dd8448eb211c80319c");
+        assert_eq!(
+            data.span_context.trace_id().to_string(),
+            "0af7651916cd43dd8448eb211c80319c"
+        );
         assert_eq!(data.parent_span_id.to_string(), "00f067aa0ba902b7");
         assert_eq!(data.span_kind, otel::SpanKind::Client);
-        assert_eq!(data.end_time.duration_since(data.start_time).expect("order"), Duration::from_nanos(2000));
+        assert_eq!(
+            data.end_time
+                .duration_since(data.start_time)
+                .expect("order"),
+            Duration::from_nanos(2000)
+        );
         assert_eq!(data.status, otel::Status::error("bad"));
-        let n = data.attributes.iter().find(|kv| kv.key.as_str() == "n").expect("n");
+        let n = data
+            .attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == "n")
+            .expect("n");
         assert_eq!(n.value, Value::Array(Array::I64(vec![1, 2])));
-        let m = data.attributes.iter().find(|kv| kv.key.as_str() == "m").expect("m");
-        assert_eq!(m.value, Value::Array(Array::String(vec!["a".into(), "1".into()])));
+        let m = data
+            .attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == "m")
+            .expect("m");
+        assert_eq!(
+            m.value,
+            Value::Array(Array::String(vec!["a".into(), "1".into()]))
+        );
     }
 }

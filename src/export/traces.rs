@@ -32,7 +32,14 @@ struct Pending {
 
 impl TraceGrouper {
     pub fn new(window: u64) -> Self {
-        TraceGrouper { window: window.max(1), seq: 0, open: HashMap::new(), touches: VecDeque::new(), buffered: 0, peak: 0 }
+        TraceGrouper {
+            window: window.max(1),
+            seq: 0,
+            open: HashMap::new(),
+            touches: VecDeque::new(),
+            buffered: 0,
+            peak: 0,
+        }
     }
 
     /// The most spans held at once so far.
@@ -41,11 +48,18 @@ impl TraceGrouper {
     }
 
     /// Add a span; traces that went idle are passed to `done`.
-    pub fn push<E>(&mut self, span: Span, done: &mut impl FnMut(Trace) -> Result<(), E>) -> Result<(), E> {
+    pub fn push<E>(
+        &mut self,
+        span: Span,
+        done: &mut impl FnMut(Trace) -> Result<(), E>,
+    ) -> Result<(), E> {
         self.seq += 1;
         let seq = self.seq;
         let id = span.trace_id;
-        let pending = self.open.entry(id).or_insert_with(|| Pending { last: seq, spans: Vec::new() });
+        let pending = self.open.entry(id).or_insert_with(|| Pending {
+            last: seq,
+            spans: Vec::new(),
+        });
         pending.last = seq;
         pending.spans.push(span);
         self.touches.push_back((seq, id));
@@ -88,11 +102,19 @@ pub struct Trace {
 
 impl Trace {
     pub fn new(spans: Vec<Span>) -> Trace {
-        let index: HashMap<_, _> = spans.iter().enumerate().map(|(i, s)| (s.span_id, i)).collect();
+        let index: HashMap<_, _> = spans
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.span_id, i))
+            .collect();
         let mut parents: Vec<Option<usize>> = spans
             .iter()
             .enumerate()
-            .map(|(i, s)| s.parent_span_id.and_then(|p| index.get(&p).copied()).filter(|&p| p != i))
+            .map(|(i, s)| {
+                s.parent_span_id
+                    .and_then(|p| index.get(&p).copied())
+                    .filter(|&p| p != i)
+            })
             .collect();
         // Malformed input can make parents form a cycle; a walk longer than
         // the trace proves one, and the span that closes it becomes a root.
@@ -181,7 +203,10 @@ mod tests {
 
     #[test]
     fn parent_cycles_are_broken() {
-        let t = Trace::new(vec![span(1, 1, Some(2), "a", 0, 10), span(1, 2, Some(1), "b", 0, 10)]);
+        let t = Trace::new(vec![
+            span(1, 1, Some(2), "a", 0, 10),
+            span(1, 2, Some(1), "b", 0, 10),
+        ]);
         assert!(t.parents.iter().any(Option::is_none));
         assert!(t.stack(0).len() <= 2 && t.stack(1).len() <= 2);
     }
@@ -195,7 +220,8 @@ mod tests {
             Ok(())
         };
         for (trace, id) in [(1, 1), (1, 2), (2, 1), (3, 1), (3, 2), (3, 3)] {
-            g.push(span(trace, id, None, "x", 0, 1), &mut done).expect("push");
+            g.push(span(trace, id, None, "x", 0, 1), &mut done)
+                .expect("push");
         }
         assert_eq!(g.peak_buffered(), 4);
         g.finish(&mut done).expect("finish");

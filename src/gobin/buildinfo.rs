@@ -9,10 +9,10 @@
 //! (`runtime.buildVersion`, `runtime.modinfo`), which are followed here
 //! through the segment table.
 
+use super::BuildInfo;
 use super::elf::{Layout, SectionRange};
 use super::modinfo;
 use super::read::{Words, slice_at, to_usize, uvarint};
-use super::BuildInfo;
 
 pub(crate) const MAGIC: &[u8; 14] = b"\xff Go buildinf:";
 const HEADER_LEN: usize = 32;
@@ -37,9 +37,17 @@ pub(crate) fn find(data: &[u8], layout: &Layout, section: Option<SectionRange>) 
             return Some(Found { offset });
         }
     }
-    for seg in layout.segments.iter().filter(|s| s.writable() && !s.executable()) {
-        let (Some(start), Some(len)) = (to_usize(seg.offset), to_usize(seg.filesz)) else { continue };
-        let Some(bytes) = slice_at(data, start, len).or_else(|| data.get(start..)) else { continue };
+    for seg in layout
+        .segments
+        .iter()
+        .filter(|s| s.writable() && !s.executable())
+    {
+        let (Some(start), Some(len)) = (to_usize(seg.offset), to_usize(seg.filesz)) else {
+            continue;
+        };
+        let Some(bytes) = slice_at(data, start, len).or_else(|| data.get(start..)) else {
+            continue;
+        };
         // Alignment is of the virtual address; file offset and address agree modulo the page size.
         let skew = usize::try_from((16 - seg.vaddr % 16) % 16).unwrap_or(0);
         let mut i = skew;
@@ -60,7 +68,8 @@ pub(crate) fn parse(data: &[u8], layout: &Layout, found: Found) -> Result<BuildI
     let flags = header[15];
     let (version, modinfo_raw) = if flags & FLAG_INLINE != 0 {
         // Go 1.18+: two uvarint-prefixed strings right after the header.
-        let (version, next) = inline_string(data, found.offset + HEADER_LEN).ok_or("build info Go version")?;
+        let (version, next) =
+            inline_string(data, found.offset + HEADER_LEN).ok_or("build info Go version")?;
         let (modinfo, _) = inline_string(data, next).ok_or("build info module info")?;
         (version, modinfo)
     } else {
@@ -71,9 +80,13 @@ pub(crate) fn parse(data: &[u8], layout: &Layout, found: Found) -> Result<BuildI
         }
         let words = Words::new(flags & FLAG_BIG_ENDIAN != 0, ptr_size);
         let version_ptr = words.word(header, 16).ok_or("build info header")?;
-        let modinfo_ptr = words.word(header, 16 + usize::from(ptr_size)).ok_or("build info header")?;
-        let version = pointed_string(data, layout, words, version_ptr).ok_or("build info Go version (pointer)")?;
-        let modinfo = pointed_string(data, layout, words, modinfo_ptr).ok_or("build info module info (pointer)")?;
+        let modinfo_ptr = words
+            .word(header, 16 + usize::from(ptr_size))
+            .ok_or("build info header")?;
+        let version = pointed_string(data, layout, words, version_ptr)
+            .ok_or("build info Go version (pointer)")?;
+        let modinfo = pointed_string(data, layout, words, modinfo_ptr)
+            .ok_or("build info module info (pointer)")?;
         (version, modinfo)
     };
     if version.is_empty() {
@@ -82,7 +95,13 @@ pub(crate) fn parse(data: &[u8], layout: &Layout, found: Found) -> Result<BuildI
     let go_version = String::from_utf8_lossy(version).into_owned();
     let text = String::from_utf8_lossy(modinfo::unframe(modinfo_raw)).into_owned();
     let info = modinfo::parse(&text)?;
-    Ok(BuildInfo { go_version, path: info.path, main: info.main, deps: info.deps, settings: info.settings })
+    Ok(BuildInfo {
+        go_version,
+        path: info.path,
+        main: info.main,
+        deps: info.deps,
+        settings: info.settings,
+    })
 }
 
 fn inline_string(data: &[u8], off: usize) -> Option<(&[u8], usize)> {
@@ -149,15 +168,31 @@ pub(crate) mod tests {
     fn one_segment(len: usize, base: u64, words: Words) -> Layout {
         Layout {
             words,
-            segments: vec![Segment { vaddr: base, memsz: len as u64, offset: 0, filesz: len as u64, flags: 6 }],
+            segments: vec![Segment {
+                vaddr: base,
+                memsz: len as u64,
+                offset: 0,
+                filesz: len as u64,
+                flags: 6,
+            }],
         }
     }
 
     /// A pre-1.18 pointer build info blob: header, then two string headers,
     /// then the string bytes, all in one segment at `base`.
-    pub(crate) fn pointer_blob(version: &str, modinfo: &str, ptr_size: u8, big: bool, base: u64) -> Vec<u8> {
+    pub(crate) fn pointer_blob(
+        version: &str,
+        modinfo: &str,
+        ptr_size: u8,
+        big: bool,
+        base: u64,
+    ) -> Vec<u8> {
         let put = |b: &mut Vec<u8>, v: u64| {
-            let bytes = if big { v.to_be_bytes() } else { v.to_le_bytes() };
+            let bytes = if big {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            };
             if ptr_size == 8 {
                 b.extend_from_slice(&bytes);
             } else if big {
@@ -193,7 +228,10 @@ pub(crate) mod tests {
         assert_eq!(info.deps.len(), 2);
         assert_eq!(info.deps[0].replace.as_ref().unwrap().version, "v1.3.0");
         assert_eq!(info.deps[1].replace.as_ref().unwrap().path, "./local");
-        assert_eq!(info.settings[0], ("-ldflags".to_string(), "-s -w".to_string()));
+        assert_eq!(
+            info.settings[0],
+            ("-ldflags".to_string(), "-s -w".to_string())
+        );
     }
 
     #[test]
@@ -221,12 +259,23 @@ pub(crate) mod tests {
         data.extend(inline_blob("go1.26.6", MODINFO));
         let layout = one_segment(data.len(), 0x600000, Words::new(false, 8));
         assert_eq!(find(&data, &layout, None), Some(Found { offset: 48 }));
-        let sec = SectionRange { vaddr: 0x600030, offset: 48, size: 64 };
+        let sec = SectionRange {
+            vaddr: 0x600030,
+            offset: 48,
+            size: 64,
+        };
         assert_eq!(find(&data, &layout, Some(sec)), Some(Found { offset: 48 }));
         // A magic that is not 16-byte aligned is not build info.
         let mut skewed = vec![0u8; 8];
         skewed.extend(inline_blob("go1.26.6", MODINFO));
-        assert_eq!(find(&skewed, &one_segment(skewed.len(), 0x600000, Words::new(false, 8)), None), None);
+        assert_eq!(
+            find(
+                &skewed,
+                &one_segment(skewed.len(), 0x600000, Words::new(false, 8)),
+                None
+            ),
+            None
+        );
         // Without a writable segment nothing is found.
         let mut ro = one_segment(data.len(), 0x600000, Words::new(false, 8));
         ro.segments[0].flags = 4;
@@ -236,7 +285,10 @@ pub(crate) mod tests {
     #[test]
     fn every_truncation_is_an_error() {
         let base = 0x1000;
-        for blob in [inline_blob("go1.22.10", MODINFO), pointer_blob("go1.16.15", MODINFO, 8, false, base)] {
+        for blob in [
+            inline_blob("go1.22.10", MODINFO),
+            pointer_blob("go1.16.15", MODINFO, 8, false, base),
+        ] {
             for cut in 0..blob.len() {
                 let short = &blob[..cut];
                 let layout = one_segment(short.len(), base, Words::new(false, 8));

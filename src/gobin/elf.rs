@@ -56,7 +56,13 @@ impl Layout {
                     SegmentFlags::Elf { p_flags, .. } => p_flags.0,
                     _ => 0,
                 };
-                Segment { vaddr: s.address(), memsz: s.size(), offset, filesz, flags }
+                Segment {
+                    vaddr: s.address(),
+                    memsz: s.size(),
+                    offset,
+                    filesz,
+                    flags,
+                }
             })
             .collect();
         Layout { words, segments }
@@ -79,14 +85,18 @@ impl Layout {
         if len > seg.filesz - (vaddr - seg.vaddr) {
             return None;
         }
-        slice_at(data, to_usize(seg.offset.checked_add(vaddr - seg.vaddr)?)?, to_usize(len)?)
+        slice_at(
+            data,
+            to_usize(seg.offset.checked_add(vaddr - seg.vaddr)?)?,
+            to_usize(len)?,
+        )
     }
 
     /// Whether `[start, end)` is inside one executable segment.
     pub fn is_executable_range(&self, start: u64, end: u64) -> bool {
-        self.segments.iter().any(|s| {
-            s.executable() && start >= s.vaddr && end >= start && end - s.vaddr <= s.memsz
-        })
+        self.segments
+            .iter()
+            .any(|s| s.executable() && start >= s.vaddr && end >= start && end - s.vaddr <= s.memsz)
     }
 }
 
@@ -102,7 +112,11 @@ pub(crate) struct SectionRange {
 pub(crate) fn section(file: &object::File<'_>, name: &str) -> Option<SectionRange> {
     let s = file.section_by_name(name)?;
     let (offset, size) = s.file_range()?;
-    Some(SectionRange { vaddr: s.address(), offset, size })
+    Some(SectionRange {
+        vaddr: s.address(),
+        offset,
+        size,
+    })
 }
 
 /// The name of a section whose file contents do not fit in a file of
@@ -110,13 +124,18 @@ pub(crate) fn section(file: &object::File<'_>, name: &str) -> Option<SectionRang
 pub(crate) fn section_past_end(file: &object::File<'_>, len: usize) -> Option<String> {
     file.sections().find_map(|s| {
         let (offset, size) = s.file_range()?;
-        let fits = offset.checked_add(size).is_some_and(|end| end <= len as u64);
+        let fits = offset
+            .checked_add(size)
+            .is_some_and(|end| end <= len as u64);
         (!fits).then(|| s.name().unwrap_or("?").to_string())
     })
 }
 
 /// Addresses of the named symbols in `.symtab` (one pass over the table).
-pub(crate) fn symbol_addresses<const N: usize>(file: &object::File<'_>, names: [&str; N]) -> [Option<u64>; N] {
+pub(crate) fn symbol_addresses<const N: usize>(
+    file: &object::File<'_>,
+    names: [&str; N],
+) -> [Option<u64>; N] {
     let mut found = [None; N];
     for sym in file.symbols() {
         let Ok(name) = sym.name() else { continue };
@@ -153,13 +172,21 @@ pub(crate) fn facts(file: &object::File<'_>) -> Facts {
     };
     let pie = file.kind() == object::ObjectKind::Dynamic;
     let stripped = file.section_by_name(".symtab").is_none();
-    let debug_info = file.section_by_name(".debug_info").or_else(|| file.section_by_name(".zdebug_info"));
+    let debug_info = file
+        .section_by_name(".debug_info")
+        .or_else(|| file.section_by_name(".zdebug_info"));
     let dwarf = debug_info.is_some();
     let dwarf_compressed = debug_info.is_some_and(|s| {
         s.name().is_ok_and(|n| n.starts_with(".zdebug"))
             || matches!(s.flags(), SectionFlags::Elf { sh_flags, .. } if sh_flags.0 & SHF_COMPRESSED != 0)
     });
-    Facts { arch, pie, stripped, dwarf, dwarf_compressed }
+    Facts {
+        arch,
+        pie,
+        stripped,
+        dwarf,
+        dwarf_compressed,
+    }
 }
 
 #[cfg(test)]
@@ -170,8 +197,20 @@ mod tests {
         Layout {
             words: Words::new(false, 8),
             segments: vec![
-                Segment { vaddr: 0x400000, memsz: 0x2000, offset: 0, filesz: 0x2000, flags: PF_X | 4 },
-                Segment { vaddr: 0x403000, memsz: 0x3000, offset: 0x2000, filesz: 0x1000, flags: PF_W | 4 },
+                Segment {
+                    vaddr: 0x400000,
+                    memsz: 0x2000,
+                    offset: 0,
+                    filesz: 0x2000,
+                    flags: PF_X | 4,
+                },
+                Segment {
+                    vaddr: 0x403000,
+                    memsz: 0x3000,
+                    offset: 0x2000,
+                    filesz: 0x1000,
+                    flags: PF_W | 4,
+                },
             ],
         }
     }
@@ -185,7 +224,10 @@ mod tests {
         assert_eq!(l.vaddr_to_offset(0x404000), None);
         assert_eq!(l.vaddr_to_offset(0x402800), None);
         let data = vec![7u8; 0x3000];
-        assert_eq!(l.read_vaddr(&data, 0x403ff0, 0x10).map(<[u8]>::len), Some(0x10));
+        assert_eq!(
+            l.read_vaddr(&data, 0x403ff0, 0x10).map(<[u8]>::len),
+            Some(0x10)
+        );
         assert_eq!(l.read_vaddr(&data, 0x403ff0, 0x11), None);
         assert_eq!(l.read_vaddr(&data, 0x403ff0, u64::MAX), None);
         assert!(l.is_executable_range(0x400000, 0x402000));

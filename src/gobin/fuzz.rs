@@ -19,8 +19,20 @@ pub fn parsers(data: &[u8]) {
         let layout = Layout {
             words: Words::new(big_endian, ptr_size),
             segments: vec![
-                Segment { vaddr: 0x10000, memsz: len, offset: 0, filesz: len, flags: 6 },
-                Segment { vaddr: 0x40_0000, memsz: 0x10_0000, offset: 0, filesz: len, flags: 5 },
+                Segment {
+                    vaddr: 0x10000,
+                    memsz: len,
+                    offset: 0,
+                    filesz: len,
+                    flags: 6,
+                },
+                Segment {
+                    vaddr: 0x40_0000,
+                    memsz: 0x10_0000,
+                    offset: 0,
+                    filesz: len,
+                    flags: 5,
+                },
             ],
         };
         if let Some(found) = buildinfo::find(data, &layout, None) {
@@ -32,9 +44,17 @@ pub fn parsers(data: &[u8]) {
             let _ = pclntab::functions(data, &h, 0x40_0000);
         }
         if let Ok(Some(loc)) = pclntab::locate(data, &layout, &[], None) {
-            let hints = moduledata::Hints { runtime_text: None, firstmoduledata: Some(0x10000), go_module_section: None, text_section: None };
+            let hints = moduledata::Hints {
+                runtime_text: None,
+                firstmoduledata: Some(0x10000),
+                go_module_section: None,
+                text_section: None,
+            };
             let _ = moduledata::text_start(data, &layout, &loc, &hints);
-            let none = moduledata::Hints { firstmoduledata: None, ..hints };
+            let none = moduledata::Hints {
+                firstmoduledata: None,
+                ..hints
+            };
             let _ = moduledata::text_start(data, &layout, &loc, &none);
         }
     }

@@ -27,7 +27,6 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-
 use self::elf::Layout;
 use self::pclntab::Located;
 
@@ -36,7 +35,11 @@ use self::pclntab::Located;
 #[derive(Debug, thiserror::Error)]
 pub enum GoBinError {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, #[source] source: std::io::Error },
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{0}: not an ELF file")]
     NotElf(PathBuf),
     #[error("{0}: not a Go binary (no Go build info or pclntab)")]
@@ -50,11 +53,19 @@ pub enum GoBinError {
 /// CPU architecture of the binary, named as GOARCH names it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(into = "String")]
-pub enum Arch { Amd64, Arm64, Other(String) }
+pub enum Arch {
+    Amd64,
+    Arm64,
+    Other(String),
+}
 
 impl From<Arch> for String {
     fn from(a: Arch) -> String {
-        match a { Arch::Amd64 => "amd64".into(), Arch::Arm64 => "arm64".into(), Arch::Other(s) => s }
+        match a {
+            Arch::Amd64 => "amd64".into(),
+            Arch::Arm64 => "arm64".into(),
+            Arch::Other(s) => s,
+        }
     }
 }
 
@@ -73,7 +84,12 @@ pub struct Module {
 
 impl Module {
     pub fn new(path: &str, version: &str, sum: &str) -> Module {
-        Module { path: path.into(), version: version.into(), sum: sum.into(), replace: None }
+        Module {
+            path: path.into(),
+            version: version.into(),
+            sum: sum.into(),
+            replace: None,
+        }
     }
 }
 
@@ -92,7 +108,12 @@ pub struct BuildInfo {
 
 /// pclntab format, named by the first Go release that wrote it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PclntabVersion { Go12, Go116, Go118, Go120 }
+pub enum PclntabVersion {
+    Go12,
+    Go116,
+    Go118,
+    Go120,
+}
 
 impl PclntabVersion {
     /// The Go release that introduced the format, e.g. `"1.20"`.
@@ -167,7 +188,10 @@ pub struct GoBinary {
 
 impl std::fmt::Debug for GoBinary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GoBinary").field("path", &self.path).field("pid", &self.pid).finish_non_exhaustive()
+        f.debug_struct("GoBinary")
+            .field("path", &self.path)
+            .field("pid", &self.pid)
+            .finish_non_exhaustive()
     }
 }
 
@@ -196,8 +220,15 @@ impl GoBinary {
         }
     }
 
-    fn open_file(open_path: &Path, path: PathBuf, pid: Option<u32>) -> Result<GoBinary, GoBinError> {
-        let io = |source: std::io::Error| GoBinError::Io { path: path.clone(), source };
+    fn open_file(
+        open_path: &Path,
+        path: PathBuf,
+        pid: Option<u32>,
+    ) -> Result<GoBinary, GoBinError> {
+        let io = |source: std::io::Error| GoBinError::Io {
+            path: path.clone(),
+            source,
+        };
         let file = File::open(open_path).map_err(io)?;
         let meta = file.metadata().map_err(io)?;
         if meta.is_dir() {
@@ -227,21 +258,30 @@ impl GoBinary {
 
     fn from_storage(path: PathBuf, pid: Option<u32>, bytes: Bytes) -> Result<GoBinary, GoBinError> {
         let data = bytes.as_slice();
-        let malformed = |what: String| GoBinError::Malformed { path: path.clone(), what };
+        let malformed = |what: String| GoBinError::Malformed {
+            path: path.clone(),
+            what,
+        };
         match object::FileKind::parse(data) {
             Ok(object::FileKind::Elf32 | object::FileKind::Elf64) => {}
             _ => return Err(GoBinError::NotElf(path)),
         }
         let file = object::File::parse(data).map_err(|e| malformed(format!("ELF ({e})")))?;
         let layout = Layout::from_object(&file);
-        if let Some(seg) = layout.segments.iter().find(|s| s.offset.checked_add(s.filesz).is_none_or(|end| end > data.len() as u64)) {
+        if let Some(seg) = layout.segments.iter().find(|s| {
+            s.offset
+                .checked_add(s.filesz)
+                .is_none_or(|end| end > data.len() as u64)
+        }) {
             return Err(malformed(format!(
                 "ELF: segment at {:#x} extends past the end of the file (truncated?)",
                 seg.vaddr
             )));
         }
         if let Some(name) = elf::section_past_end(&file, data.len()) {
-            return Err(malformed(format!("ELF: section {name} extends past the end of the file (truncated?)")));
+            return Err(malformed(format!(
+                "ELF: section {name} extends past the end of the file (truncated?)"
+            )));
         }
         let facts = elf::facts(&file);
 
@@ -279,14 +319,33 @@ impl GoBinary {
             dwarf_compressed: facts.dwarf_compressed,
             pclntab_version: pclntab.as_ref().ok().map(|l| l.header.version),
         };
-        Ok(GoBinary { path, pid, bytes, build_info, elf, layout, pclntab, functions: OnceLock::new() })
+        Ok(GoBinary {
+            path,
+            pid,
+            bytes,
+            build_info,
+            elf,
+            layout,
+            pclntab,
+            functions: OnceLock::new(),
+        })
     }
 
-    pub fn path(&self) -> &Path { &self.path }
-    pub fn pid(&self) -> Option<u32> { self.pid }
-    pub fn data(&self) -> &[u8] { self.bytes.as_slice() }
-    pub fn build_info(&self) -> &BuildInfo { &self.build_info }
-    pub fn elf(&self) -> &ElfFacts { &self.elf }
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+    pub fn pid(&self) -> Option<u32> {
+        self.pid
+    }
+    pub fn data(&self) -> &[u8] {
+        self.bytes.as_slice()
+    }
+    pub fn build_info(&self) -> &BuildInfo {
+        &self.build_info
+    }
+    pub fn elf(&self) -> &ElfFacts {
+        &self.elf
+    }
 
     /// Why the function table could not be found or its header read, if so
     /// (the binary still opens: its build info is readable).
@@ -304,7 +363,12 @@ impl GoBinary {
         if let Some(f) = self.functions.get() {
             return Ok(f);
         }
-        let table = self.read_functions().map_err(|what| GoBinError::Malformed { path: self.path.clone(), what })?;
+        let table = self
+            .read_functions()
+            .map_err(|what| GoBinError::Malformed {
+                path: self.path.clone(),
+                what,
+            })?;
         Ok(self.functions.get_or_init(|| table))
     }
 
@@ -313,17 +377,29 @@ impl GoBinary {
     /// read yet.
     pub fn has_functions(&self, names: &[&str]) -> Result<Vec<bool>, GoBinError> {
         if let Some(fns) = self.functions.get() {
-            return Ok(names.iter().map(|n| fns.iter().any(|f| f.name == *n)).collect());
+            return Ok(names
+                .iter()
+                .map(|n| fns.iter().any(|f| f.name == *n))
+                .collect());
         }
-        let malformed = |what: String| GoBinError::Malformed { path: self.path.clone(), what };
+        let malformed = |what: String| GoBinError::Malformed {
+            path: self.path.clone(),
+            what,
+        };
         let loc = self.pclntab.as_ref().map_err(|e| malformed(e.clone()))?;
-        let tab = loc.bytes(self.data()).ok_or_else(|| malformed("pclntab".into()))?;
+        let tab = loc
+            .bytes(self.data())
+            .ok_or_else(|| malformed("pclntab".into()))?;
         pclntab::has_functions(tab, &loc.header, names).map_err(malformed)
     }
 
     /// One function by exact name.
     pub fn function(&self, name: &str) -> Result<Option<Function>, GoBinError> {
-        Ok(self.function_table()?.iter().find(|f| f.name == name).cloned())
+        Ok(self
+            .function_table()?
+            .iter()
+            .find(|f| f.name == name)
+            .cloned())
     }
 
     /// File offset of a virtual address, through the `PT_LOAD` segments.
@@ -348,17 +424,29 @@ impl GoBinary {
             };
             moduledata::text_start(data, &self.layout, loc, &hints)?
         } else {
-            let hints = moduledata::Hints { runtime_text: None, firstmoduledata: None, go_module_section: None, text_section: None };
+            let hints = moduledata::Hints {
+                runtime_text: None,
+                firstmoduledata: None,
+                go_module_section: None,
+                text_section: None,
+            };
             moduledata::text_start(data, &self.layout, loc, &hints)?
         };
         let raw = pclntab::functions(tab, &loc.header, text)?;
         let mut out = Vec::with_capacity(raw.len());
         for f in raw {
-            let offset = self
-                .layout
-                .vaddr_to_offset(f.entry)
-                .ok_or_else(|| format!("function {} at {:#x} is not in a file-backed segment", f.name, f.entry))?;
-            out.push(Function { name: f.name, address: f.entry, size: f.end - f.entry, offset });
+            let offset = self.layout.vaddr_to_offset(f.entry).ok_or_else(|| {
+                format!(
+                    "function {} at {:#x} is not in a file-backed segment",
+                    f.name, f.entry
+                )
+            })?;
+            out.push(Function {
+                name: f.name,
+                address: f.entry,
+                size: f.end - f.entry,
+                offset,
+            });
         }
         Ok(out)
     }
@@ -403,8 +491,14 @@ mod tests {
         assert!(err.to_string().starts_with("/nonexistent/goprobe: "));
         let err = GoBinary::open(Path::new("/")).unwrap_err();
         assert!(err.to_string().contains("directory"), "{err}");
-        assert!(matches!(GoBinary::open_pid(0), Err(GoBinError::NoSuchProcess(0))));
-        assert_eq!(GoBinError::NoSuchProcess(7).to_string(), "no process with pid 7");
+        assert!(matches!(
+            GoBinary::open_pid(0),
+            Err(GoBinError::NoSuchProcess(0))
+        ));
+        assert_eq!(
+            GoBinError::NoSuchProcess(7).to_string(),
+            "no process with pid 7"
+        );
     }
 
     #[test]

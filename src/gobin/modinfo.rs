@@ -75,7 +75,10 @@ fn module_line(rest: &str) -> Result<Module, String> {
     match cols.as_slice() {
         [path, version] => Ok(Module::new(path, version, "")),
         [path, version, sum] => Ok(Module::new(path, version, sum)),
-        _ => Err(format!("expected 2 or 3 tab-separated columns, got {}", cols.len())),
+        _ => Err(format!(
+            "expected 2 or 3 tab-separated columns, got {}",
+            cols.len()
+        )),
     }
 }
 
@@ -87,11 +90,15 @@ fn build_line(kv: &str) -> Result<(String, String), String> {
         Some(b'"' | b'`') => {
             let n = quoted_prefix_len(kv).ok_or("invalid quoted key in build line")?;
             let key = unquote(&kv[..n]).ok_or("invalid quoted key in build line")?;
-            let rest = kv[n..].strip_prefix('=').ok_or("build line missing '=' after quoted key")?;
+            let rest = kv[n..]
+                .strip_prefix('=')
+                .ok_or("build line missing '=' after quoted key")?;
             (key, rest)
         }
         Some(_) => {
-            let (key, rest) = kv.split_once('=').ok_or("build line missing '=' after key")?;
+            let (key, rest) = kv
+                .split_once('=')
+                .ok_or("build line missing '=' after key")?;
             if needs_quoting_key(key) {
                 return Err(format!("unquoted key {key:?} must be quoted"));
             }
@@ -247,12 +254,26 @@ build\tvcs.modified=true\n";
         assert_eq!(main.sum, "");
         assert_eq!(info.deps.len(), 3);
         let greet = &info.deps[0];
-        assert_eq!((greet.path.as_str(), greet.version.as_str(), greet.sum.as_str()), ("example.com/greet", "v1.2.0", ""));
+        assert_eq!(
+            (
+                greet.path.as_str(),
+                greet.version.as_str(),
+                greet.sum.as_str()
+            ),
+            ("example.com/greet", "v1.2.0", "")
+        );
         let r = greet.replace.as_deref().unwrap();
         assert_eq!(r.version, "v1.3.0");
         assert_eq!(r.sum, "h1:XmpyaP7G54Yeg9eV98m8g09+gvkQO1QgGZ0+H1j2OBU=");
         let local = info.deps[1].replace.as_deref().unwrap();
-        assert_eq!((local.path.as_str(), local.version.as_str(), local.sum.as_str()), ("./local", "(devel)", ""));
+        assert_eq!(
+            (
+                local.path.as_str(),
+                local.version.as_str(),
+                local.sum.as_str()
+            ),
+            ("./local", "(devel)", "")
+        );
         assert!(info.deps[2].replace.is_none());
         assert_eq!(info.deps[2].version, "v0.0.0-20240102030405-abcdef123456");
         assert_eq!(
@@ -276,8 +297,13 @@ build\tvcs.modified=true\n";
 
     #[test]
     fn quoted_keys_and_values() {
-        let info = parse("build\t\"a key\"=\"tab\\there\\x41\\u00e9\\101\"\nbuild\tK=`raw \"q\"`\n").unwrap();
-        assert_eq!(info.settings[0], ("a key".into(), "tab\there\u{41}\u{e9}A".into()));
+        let info =
+            parse("build\t\"a key\"=\"tab\\there\\x41\\u00e9\\101\"\nbuild\tK=`raw \"q\"`\n")
+                .unwrap();
+        assert_eq!(
+            info.settings[0],
+            ("a key".into(), "tab\there\u{41}\u{e9}A".into())
+        );
         assert_eq!(info.settings[1], ("K".into(), "raw \"q\"".into()));
     }
 
@@ -310,7 +336,10 @@ build\tvcs.modified=true\n";
     fn unquote_forms() {
         assert_eq!(unquote("\"\"").as_deref(), Some(""));
         assert_eq!(unquote("`a\rb`").as_deref(), Some("ab"));
-        assert_eq!(unquote("\"\\a\\b\\f\\n\\r\\t\\v\\\\\\\"\"").as_deref(), Some("\x07\x08\x0c\n\r\t\x0b\\\""));
+        assert_eq!(
+            unquote("\"\\a\\b\\f\\n\\r\\t\\v\\\\\\\"\"").as_deref(),
+            Some("\x07\x08\x0c\n\r\t\x0b\\\"")
+        );
         assert_eq!(unquote("\"\\U0001F600\"").as_deref(), Some("\u{1F600}"));
         assert_eq!(unquote("\"").as_deref(), None);
         assert_eq!(unquote("\"a\"b\"").as_deref(), None);

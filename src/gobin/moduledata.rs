@@ -41,7 +41,12 @@ pub(crate) struct Hints {
 }
 
 /// The validated start of text for a table at `loc`.
-pub(crate) fn text_start(data: &[u8], layout: &Layout, loc: &Located, hints: &Hints) -> Result<u64, String> {
+pub(crate) fn text_start(
+    data: &[u8],
+    layout: &Layout,
+    loc: &Located,
+    hints: &Hints,
+) -> Result<u64, String> {
     let tab = loc.bytes(data).ok_or("pclntab")?;
     let h = &loc.header;
     if !h.relative_entries() {
@@ -56,7 +61,10 @@ pub(crate) fn text_start(data: &[u8], layout: &Layout, loc: &Located, hints: &Hi
     } else if let Some(md) = hints.firstmoduledata {
         moduledata_text(data, layout, loc, md, first, end)
             .ok_or("runtime.firstmoduledata does not match the pclntab")?
-    } else if let Some(md) = hints.go_module_section.and_then(|s| moduledata_text(data, layout, loc, s.vaddr, first, end)) {
+    } else if let Some(md) = hints
+        .go_module_section
+        .and_then(|s| moduledata_text(data, layout, loc, s.vaddr, first, end))
+    {
         md
     } else if let Some(text) = scan_moduledata(data, layout, loc, first, end) {
         text
@@ -71,17 +79,28 @@ pub(crate) fn text_start(data: &[u8], layout: &Layout, loc: &Located, hints: &Hi
         }
         sec.vaddr
     } else {
-        return Err("pclntab text start is zero and no moduledata or .text section gives it".into());
+        return Err(
+            "pclntab text start is zero and no moduledata or .text section gives it".into(),
+        );
     };
     let (lo, hi) = (text.checked_add(first), text.checked_add(end));
     match (lo, hi) {
         (Some(lo), Some(hi)) if layout.is_executable_range(lo, hi) => Ok(text),
-        _ => Err(format!("pclntab functions at text start {text:#x} fall outside the executable segment")),
+        _ => Err(format!(
+            "pclntab functions at text start {text:#x} fall outside the executable segment"
+        )),
     }
 }
 
 /// Read the moduledata at `md` and return its `text` when it describes this table.
-fn moduledata_text(data: &[u8], layout: &Layout, loc: &Located, md: u64, first: u64, end: u64) -> Option<u64> {
+fn moduledata_text(
+    data: &[u8],
+    layout: &Layout,
+    loc: &Located,
+    md: u64,
+    first: u64,
+    end: u64,
+) -> Option<u64> {
     let words = layout.words;
     let len = u64::from(words.ptr_size) * MD_WORDS as u64;
     let bytes = layout.read_vaddr(data, md, len)?;
@@ -102,18 +121,28 @@ fn moduledata_text(data: &[u8], layout: &Layout, loc: &Located, md: u64, first: 
 
 /// Look for a pointer-aligned word equal to the pclntab address in writable
 /// segments, and accept the first moduledata there that validates.
-fn scan_moduledata(data: &[u8], layout: &Layout, loc: &Located, first: u64, end: u64) -> Option<u64> {
+fn scan_moduledata(
+    data: &[u8],
+    layout: &Layout,
+    loc: &Located,
+    first: u64,
+    end: u64,
+) -> Option<u64> {
     let words: Words = layout.words;
     let step = usize::from(words.ptr_size);
     for seg in layout.segments.iter().filter(|s| s.writable()) {
         let start = to_usize(seg.offset)?;
         let stop = to_usize(seg.offset.checked_add(seg.filesz)?)?.min(data.len());
-        let Some(bytes) = data.get(start..stop) else { continue };
+        let Some(bytes) = data.get(start..stop) else {
+            continue;
+        };
         let mut i = 0;
         while i + step <= bytes.len() {
             if words.word(bytes, i) == Some(loc.vaddr) {
                 let md = seg.vaddr.checked_add(i as u64);
-                if let Some(text) = md.and_then(|md| moduledata_text(data, layout, loc, md, first, end)) {
+                if let Some(text) =
+                    md.and_then(|md| moduledata_text(data, layout, loc, md, first, end))
+                {
                     return Some(text);
                 }
             }
@@ -163,52 +192,123 @@ mod tests {
         let layout = Layout {
             words: Words::new(false, 8),
             segments: vec![
-                Segment { vaddr: TEXT, memsz: 0x1000, offset: 0, filesz: 0x1000, flags: 5 },
-                Segment { vaddr: PCLN, memsz: 0x2000, offset: pcln_off as u64, filesz: 0x2000, flags: 4 },
-                Segment { vaddr: DATA, memsz: 0x1000, offset: data_off as u64, filesz: 0x1000, flags: 6 },
+                Segment {
+                    vaddr: TEXT,
+                    memsz: 0x1000,
+                    offset: 0,
+                    filesz: 0x1000,
+                    flags: 5,
+                },
+                Segment {
+                    vaddr: PCLN,
+                    memsz: 0x2000,
+                    offset: pcln_off as u64,
+                    filesz: 0x2000,
+                    flags: 4,
+                },
+                Segment {
+                    vaddr: DATA,
+                    memsz: 0x1000,
+                    offset: data_off as u64,
+                    filesz: 0x1000,
+                    flags: 6,
+                },
             ],
         };
-        let loc = Located { offset: pcln_off, len: tab.len(), vaddr: PCLN, header: h };
+        let loc = Located {
+            offset: pcln_off,
+            len: tab.len(),
+            vaddr: PCLN,
+            header: h,
+        };
         (data, layout, loc)
     }
 
     fn no_hints() -> Hints {
-        Hints { runtime_text: None, firstmoduledata: None, go_module_section: None, text_section: None }
+        Hints {
+            runtime_text: None,
+            firstmoduledata: None,
+            go_module_section: None,
+            text_section: None,
+        }
     }
 
     #[test]
     fn finds_text_through_moduledata() {
         let (data, layout, loc) = image(0x120, 0);
         // By symbol, by section, by scanning.
-        let sym = Hints { firstmoduledata: Some(DATA + 0x120), ..no_hints() };
+        let sym = Hints {
+            firstmoduledata: Some(DATA + 0x120),
+            ..no_hints()
+        };
         assert_eq!(text_start(&data, &layout, &loc, &sym), Ok(TEXT));
-        let sec = Hints { go_module_section: Some(SectionRange { vaddr: DATA + 0x120, offset: 0, size: 0 }), ..no_hints() };
+        let sec = Hints {
+            go_module_section: Some(SectionRange {
+                vaddr: DATA + 0x120,
+                offset: 0,
+                size: 0,
+            }),
+            ..no_hints()
+        };
         assert_eq!(text_start(&data, &layout, &loc, &sec), Ok(TEXT));
         assert_eq!(text_start(&data, &layout, &loc, &no_hints()), Ok(TEXT));
         // runtime.text wins when present, and is validated.
-        let text = Hints { runtime_text: Some(TEXT), ..no_hints() };
+        let text = Hints {
+            runtime_text: Some(TEXT),
+            ..no_hints()
+        };
         assert_eq!(text_start(&data, &layout, &loc, &text), Ok(TEXT));
-        let outside = Hints { runtime_text: Some(DATA), ..no_hints() };
+        let outside = Hints {
+            runtime_text: Some(DATA),
+            ..no_hints()
+        };
         assert!(text_start(&data, &layout, &loc, &outside).is_err());
     }
 
     #[test]
     fn rejects_a_moduledata_that_disagrees() {
         let (data, layout, loc) = image(0x120, 0x10);
-        let sym = Hints { firstmoduledata: Some(DATA + 0x120), ..no_hints() };
+        let sym = Hints {
+            firstmoduledata: Some(DATA + 0x120),
+            ..no_hints()
+        };
         assert!(text_start(&data, &layout, &loc, &sym).is_err());
         // Scanning skips it; with no .text section there is no answer.
         assert!(text_start(&data, &layout, &loc, &no_hints()).is_err());
         // The .text section is used only when the functions fit in it.
-        let fits = Hints { text_section: Some(SectionRange { vaddr: TEXT, offset: 0, size: 0x100 }), ..no_hints() };
+        let fits = Hints {
+            text_section: Some(SectionRange {
+                vaddr: TEXT,
+                offset: 0,
+                size: 0x100,
+            }),
+            ..no_hints()
+        };
         assert_eq!(text_start(&data, &layout, &loc, &fits), Ok(TEXT));
-        let small = Hints { text_section: Some(SectionRange { vaddr: TEXT, offset: 0, size: 0x40 }), ..no_hints() };
+        let small = Hints {
+            text_section: Some(SectionRange {
+                vaddr: TEXT,
+                offset: 0,
+                size: 0x40,
+            }),
+            ..no_hints()
+        };
         assert!(text_start(&data, &layout, &loc, &small).is_err());
         // A .text much larger than Go's functions (C code from external linking): no guess.
-        let shared = Hints { text_section: Some(SectionRange { vaddr: TEXT, offset: 0, size: 0x800 }), ..no_hints() };
+        let shared = Hints {
+            text_section: Some(SectionRange {
+                vaddr: TEXT,
+                offset: 0,
+                size: 0x800,
+            }),
+            ..no_hints()
+        };
         assert!(text_start(&data, &layout, &loc, &shared).is_err());
         // A moduledata symbol pointing outside the file.
-        let wild = Hints { firstmoduledata: Some(0xdead_0000), ..no_hints() };
+        let wild = Hints {
+            firstmoduledata: Some(0xdead_0000),
+            ..no_hints()
+        };
         assert!(text_start(&data, &layout, &loc, &wild).is_err());
     }
 }

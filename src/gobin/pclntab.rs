@@ -17,9 +17,9 @@
 //! Go 1.26 writes `textStart = 0`; the real text start is found by
 //! [`super::moduledata`].
 
+use super::PclntabVersion;
 use super::elf::{Layout, SectionRange};
 use super::read::{Words, cstr_at, slice_at, to_usize};
-use super::PclntabVersion;
 
 pub(crate) const MAGIC_12: u32 = 0xffff_fffb;
 pub(crate) const MAGIC_116: u32 = 0xffff_fffa;
@@ -51,18 +51,31 @@ impl Header {
 
     /// Size of one field of a functab entry.
     fn field_size(&self) -> usize {
-        if self.relative_entries() { 4 } else { usize::from(self.words.ptr_size) }
+        if self.relative_entries() {
+            4
+        } else {
+            usize::from(self.words.ptr_size)
+        }
     }
 
     /// Bytes taken by the functab: `nfunc` pairs and the end entry.
     pub fn functab_len(&self) -> Option<usize> {
-        self.nfunc.checked_mul(2)?.checked_add(1)?.checked_mul(self.field_size())
+        self.nfunc
+            .checked_mul(2)?
+            .checked_add(1)?
+            .checked_mul(self.field_size())
     }
 
     /// The `i`th functab field (`i = 2n` entry, `2n + 1` funcoff, `2 * nfunc` end).
     fn field(&self, tab: &[u8], i: usize) -> Option<u64> {
-        let off = i.checked_mul(self.field_size())?.checked_add(self.functab_off)?;
-        if self.relative_entries() { self.words.u32(tab, off).map(u64::from) } else { self.words.word(tab, off) }
+        let off = i
+            .checked_mul(self.field_size())?
+            .checked_add(self.functab_off)?;
+        if self.relative_entries() {
+            self.words.u32(tab, off).map(u64::from)
+        } else {
+            self.words.word(tab, off)
+        }
     }
 
     /// The first entry and the end of text as stored (offsets from the text
@@ -87,15 +100,22 @@ pub(crate) fn parse_header(tab: &[u8], big_endian: bool, ptr_size: u8) -> Result
     let head = slice_at(tab, 0, 8).ok_or("pclntab header")?;
     let (pad, min_lc, hdr_ptr) = ([head[4], head[5]], head[6], head[7]);
     if pad != [0, 0] || !matches!(min_lc, 1 | 2 | 4) || hdr_ptr != ptr_size {
-        return Err(format!("pclntab header (quantum {min_lc}, pointer size {hdr_ptr})"));
+        return Err(format!(
+            "pclntab header (quantum {min_lc}, pointer size {hdr_ptr})"
+        ));
     }
     let words = Words::new(big_endian, ptr_size);
     let word = |i: usize| -> Result<u64, String> {
-        words.word_off(8, i).and_then(|off| words.word(tab, off)).ok_or_else(|| "pclntab header".to_string())
+        words
+            .word_off(8, i)
+            .and_then(|off| words.word(tab, off))
+            .ok_or_else(|| "pclntab header".to_string())
     };
     let offset = |i: usize| -> Result<usize, String> {
         let v = word(i)?;
-        to_usize(v).filter(|&o| o <= tab.len()).ok_or_else(|| format!("pclntab header offset {v:#x}"))
+        to_usize(v)
+            .filter(|&o| o <= tab.len())
+            .ok_or_else(|| format!("pclntab header offset {v:#x}"))
     };
     let nfunc = to_usize(word(0)?).ok_or("pclntab function count")?;
     let (text_start, funcname_off, functab_off, funcdata_off) = match version {
@@ -104,15 +124,29 @@ pub(crate) fn parse_header(tab: &[u8], big_endian: bool, ptr_size: u8) -> Result
             (0, 0, functab, 0)
         }
         PclntabVersion::Go116 => (0, offset(2)?, offset(6)?, offset(6)?),
-        PclntabVersion::Go118 | PclntabVersion::Go120 => (word(2)?, offset(3)?, offset(7)?, offset(7)?),
+        PclntabVersion::Go118 | PclntabVersion::Go120 => {
+            (word(2)?, offset(3)?, offset(7)?, offset(7)?)
+        }
     };
-    let header = Header { version, words, nfunc, text_start, funcname_off, functab_off, funcdata_off };
+    let header = Header {
+        version,
+        words,
+        nfunc,
+        text_start,
+        funcname_off,
+        functab_off,
+        funcdata_off,
+    };
     if nfunc == 0 {
         return Err("pclntab with no functions".into());
     }
-    let end = header.functab_len().and_then(|l| l.checked_add(functab_off));
+    let end = header
+        .functab_len()
+        .and_then(|l| l.checked_add(functab_off));
     if end.is_none_or(|e| e > tab.len()) {
-        return Err(format!("pclntab function table ({nfunc} functions) beyond the table"));
+        return Err(format!(
+            "pclntab function table ({nfunc} functions) beyond the table"
+        ));
     }
     Ok(header)
 }
@@ -131,12 +165,22 @@ pub(crate) struct RawFunc {
 pub(crate) fn functions(tab: &[u8], h: &Header, text_start: u64) -> Result<Vec<RawFunc>, String> {
     let rel = h.relative_entries();
     let addr = |raw: u64| -> Result<u64, String> {
-        if rel { text_start.checked_add(raw).ok_or_else(|| "function address overflows".to_string()) } else { Ok(raw) }
+        if rel {
+            text_start
+                .checked_add(raw)
+                .ok_or_else(|| "function address overflows".to_string())
+        } else {
+            Ok(raw)
+        }
     };
     let mut out = Vec::with_capacity(h.nfunc);
     walk(tab, h, |i, name_at, entry_raw, next_raw| {
         let name = cstr_at(tab, name_at).ok_or_else(|| format!("pclntab function {i} name"))?;
-        out.push(RawFunc { name: String::from_utf8_lossy(name).into_owned(), entry: addr(entry_raw)?, end: addr(next_raw)? });
+        out.push(RawFunc {
+            name: String::from_utf8_lossy(name).into_owned(),
+            entry: addr(entry_raw)?,
+            end: addr(next_raw)?,
+        });
         Ok(true)
     })?;
     Ok(out)
@@ -170,7 +214,11 @@ pub(crate) fn has_functions(tab: &[u8], h: &Header, names: &[&str]) -> Result<Ve
 /// Visit each function (its index, the offset of its NUL-terminated name in
 /// `tab`, its raw table entry and the next one) in table order, checking the
 /// table's consistency on the way; `visit` returns whether to go on.
-fn walk(tab: &[u8], h: &Header, mut visit: impl FnMut(usize, usize, u64, u64) -> Result<bool, String>) -> Result<(), String> {
+fn walk(
+    tab: &[u8],
+    h: &Header,
+    mut visit: impl FnMut(usize, usize, u64, u64) -> Result<bool, String>,
+) -> Result<(), String> {
     let rel = h.relative_entries();
     let ps = usize::from(h.words.ptr_size);
     let mut entry_raw = h.field(tab, 0).ok_or("pclntab function table")?;
@@ -191,7 +239,9 @@ fn walk(tab: &[u8], h: &Header, mut visit: impl FnMut(usize, usize, u64, u64) ->
             (h.words.word(tab, func), func.checked_add(ps))
         };
         if own_entry != Some(entry_raw) {
-            return Err(format!("pclntab function {i}: record entry does not match the table"));
+            return Err(format!(
+                "pclntab function {i}: record entry does not match the table"
+            ));
         }
         let name_off = name_field
             .and_then(|o| h.words.u32(tab, o))
@@ -241,7 +291,12 @@ pub(crate) fn locate(
     let mut try_at = |offset: usize, len: usize, vaddr: u64| -> Option<Located> {
         let tab = slice_at(data, offset, len)?;
         match parse_header(tab, words.big_endian, words.ptr_size) {
-            Ok(header) => Some(Located { offset, len, vaddr, header }),
+            Ok(header) => Some(Located {
+                offset,
+                len,
+                vaddr,
+                header,
+            }),
             Err(e) => {
                 first_err.get_or_insert(e);
                 None
@@ -278,10 +333,15 @@ fn scan(data: &[u8], layout: &Layout) -> Option<Located> {
     let words = layout.words;
     let magics = [MAGIC_120, MAGIC_118, MAGIC_116, MAGIC_12];
     for seg in layout.segments.iter().filter(|s| !s.executable()) {
-        let (Some(start), Some(end)) = (to_usize(seg.offset), seg.offset.checked_add(seg.filesz).and_then(to_usize)) else {
+        let (Some(start), Some(end)) = (
+            to_usize(seg.offset),
+            seg.offset.checked_add(seg.filesz).and_then(to_usize),
+        ) else {
             continue;
         };
-        let Some(bytes) = data.get(start..end.min(data.len())) else { continue };
+        let Some(bytes) = data.get(start..end.min(data.len())) else {
+            continue;
+        };
         let step = usize::from(words.ptr_size);
         let mut i = 0;
         while i + 8 <= bytes.len() {
@@ -297,8 +357,15 @@ fn scan(data: &[u8], layout: &Layout) -> Option<Located> {
                         }
                     });
                     let vaddr = seg.vaddr.checked_add(i as u64);
-                    if let Some(vaddr) = vaddr.filter(|_| in_text && functions(tab, &header, header.text_start).is_ok()) {
-                        return Some(Located { offset: start + i, len: tab.len(), vaddr, header });
+                    if let Some(vaddr) = vaddr
+                        .filter(|_| in_text && functions(tab, &header, header.text_start).is_ok())
+                    {
+                        return Some(Located {
+                            offset: start + i,
+                            len: tab.len(),
+                            vaddr,
+                            header,
+                        });
                     }
                 }
             }
@@ -325,8 +392,16 @@ pub(crate) mod tests {
     ) -> Vec<u8> {
         let ps = usize::from(ptr_size);
         let put = |b: &mut Vec<u8>, v: u64, size: usize| {
-            let bytes = if big { v.to_be_bytes() } else { v.to_le_bytes() };
-            if big { b.extend_from_slice(&bytes[8 - size..]) } else { b.extend_from_slice(&bytes[..size]) }
+            let bytes = if big {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            };
+            if big {
+                b.extend_from_slice(&bytes[8 - size..])
+            } else {
+                b.extend_from_slice(&bytes[..size])
+            }
         };
         let magic = match version {
             PclntabVersion::Go12 => MAGIC_12,
@@ -395,11 +470,22 @@ pub(crate) mod tests {
         t
     }
 
-    const FUNCS_ABS: [(&str, u64); 3] = [("main.main", 0x401000), ("runtime.morestack", 0x401040), ("net/http.(*Server).Serve", 0x401100)];
-    const FUNCS_REL: [(&str, u64); 3] = [("main.main", 0), ("runtime.morestack", 0x40), ("net/http.(*Server).Serve", 0x100)];
+    const FUNCS_ABS: [(&str, u64); 3] = [
+        ("main.main", 0x401000),
+        ("runtime.morestack", 0x401040),
+        ("net/http.(*Server).Serve", 0x401100),
+    ];
+    const FUNCS_REL: [(&str, u64); 3] = [
+        ("main.main", 0),
+        ("runtime.morestack", 0x40),
+        ("net/http.(*Server).Serve", 0x100),
+    ];
 
     fn expect(fs: &[RawFunc]) {
-        let got: Vec<(&str, u64, u64)> = fs.iter().map(|f| (f.name.as_str(), f.entry, f.end)).collect();
+        let got: Vec<(&str, u64, u64)> = fs
+            .iter()
+            .map(|f| (f.name.as_str(), f.entry, f.end))
+            .collect();
         assert_eq!(
             got,
             vec![
@@ -413,10 +499,28 @@ pub(crate) mod tests {
     fn all_formats() -> Vec<(PclntabVersion, u8, bool, Vec<u8>, u64)> {
         let mut v = Vec::new();
         for (ps, big) in [(8u8, false), (4, false), (8, true), (4, true)] {
-            v.push((PclntabVersion::Go12, ps, big, build(PclntabVersion::Go12, ps, big, &FUNCS_ABS, 0x401180, 0), 0));
-            v.push((PclntabVersion::Go116, ps, big, build(PclntabVersion::Go116, ps, big, &FUNCS_ABS, 0x401180, 0), 0));
+            v.push((
+                PclntabVersion::Go12,
+                ps,
+                big,
+                build(PclntabVersion::Go12, ps, big, &FUNCS_ABS, 0x401180, 0),
+                0,
+            ));
+            v.push((
+                PclntabVersion::Go116,
+                ps,
+                big,
+                build(PclntabVersion::Go116, ps, big, &FUNCS_ABS, 0x401180, 0),
+                0,
+            ));
             for ver in [PclntabVersion::Go118, PclntabVersion::Go120] {
-                v.push((ver, ps, big, build(ver, ps, big, &FUNCS_REL, 0x180, 0x401000), 0x401000));
+                v.push((
+                    ver,
+                    ps,
+                    big,
+                    build(ver, ps, big, &FUNCS_REL, 0x180, 0x401000),
+                    0x401000,
+                ));
             }
         }
         v
@@ -425,7 +529,8 @@ pub(crate) mod tests {
     #[test]
     fn every_format_both_orders_both_sizes() {
         for (ver, ps, big, tab, text) in all_formats() {
-            let h = parse_header(&tab, big, ps).unwrap_or_else(|e| panic!("{ver:?} {ps} {big}: {e}"));
+            let h =
+                parse_header(&tab, big, ps).unwrap_or_else(|e| panic!("{ver:?} {ps} {big}: {e}"));
             assert_eq!(h.version, ver);
             assert_eq!(h.nfunc, 3);
             assert_eq!(h.text_start, text);
@@ -467,7 +572,14 @@ pub(crate) mod tests {
         bad[4] = 1;
         assert!(parse_header(&bad, false, 8).is_err());
         // Unsorted entries.
-        let unsorted = build(PclntabVersion::Go120, 8, false, &[("a", 0x40), ("b", 0)], 0x80, 0x401000);
+        let unsorted = build(
+            PclntabVersion::Go120,
+            8,
+            false,
+            &[("a", 0x40), ("b", 0)],
+            0x80,
+            0x401000,
+        );
         let h = parse_header(&unsorted, false, 8).unwrap();
         assert!(functions(&unsorted, &h, 0x401000).is_err());
         // A record whose entry disagrees with the table.
@@ -498,19 +610,46 @@ pub(crate) mod tests {
         let layout = Layout {
             words: Words::new(false, 8),
             segments: vec![
-                Segment { vaddr: 0x401000, memsz: 0x1000, offset: 0, filesz: 0x1000, flags: 5 },
-                Segment { vaddr: 0x500000, memsz: (data.len() - 0x1000) as u64, offset: 0x1000, filesz: (data.len() - 0x1000) as u64, flags: 4 },
+                Segment {
+                    vaddr: 0x401000,
+                    memsz: 0x1000,
+                    offset: 0,
+                    filesz: 0x1000,
+                    flags: 5,
+                },
+                Segment {
+                    vaddr: 0x500000,
+                    memsz: (data.len() - 0x1000) as u64,
+                    offset: 0x1000,
+                    filesz: (data.len() - 0x1000) as u64,
+                    flags: 4,
+                },
             ],
         };
-        let sec = SectionRange { vaddr: 0x500200, offset: 0x1200, size: tab.len() as u64 };
+        let sec = SectionRange {
+            vaddr: 0x500200,
+            offset: 0x1200,
+            size: tab.len() as u64,
+        };
         let by_section = locate(&data, &layout, &[sec], None).unwrap().unwrap();
         assert_eq!((by_section.offset, by_section.vaddr), (0x1200, 0x500200));
-        let by_symbol = locate(&data, &layout, &[], Some((0x500200, 0x500200 + tab.len() as u64))).unwrap().unwrap();
+        let by_symbol = locate(
+            &data,
+            &layout,
+            &[],
+            Some((0x500200, 0x500200 + tab.len() as u64)),
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(by_symbol.offset, 0x1200);
         let by_scan = locate(&data, &layout, &[], None).unwrap().unwrap();
         assert_eq!((by_scan.offset, by_scan.vaddr), (0x1200, 0x500200));
         // A section that is not a table is an error, not a reason to scan.
-        let wrong = SectionRange { vaddr: 0x500000, offset: 0x1000, size: 0x100 };
+        let wrong = SectionRange {
+            vaddr: 0x500000,
+            offset: 0x1000,
+            size: 0x100,
+        };
         assert!(locate(&data, &layout, &[wrong], None).is_err());
     }
 }

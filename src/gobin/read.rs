@@ -15,17 +15,28 @@ pub(crate) struct Words {
 
 impl Words {
     pub fn new(big_endian: bool, ptr_size: u8) -> Words {
-        Words { big_endian, ptr_size }
+        Words {
+            big_endian,
+            ptr_size,
+        }
     }
 
     pub fn u32(self, data: &[u8], off: usize) -> Option<u32> {
         let b: [u8; 4] = bytes_at(data, off)?;
-        Some(if self.big_endian { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) })
+        Some(if self.big_endian {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        })
     }
 
     pub fn u64(self, data: &[u8], off: usize) -> Option<u64> {
         let b: [u8; 8] = bytes_at(data, off)?;
-        Some(if self.big_endian { u64::from_be_bytes(b) } else { u64::from_le_bytes(b) })
+        Some(if self.big_endian {
+            u64::from_be_bytes(b)
+        } else {
+            u64::from_le_bytes(b)
+        })
     }
 
     /// A pointer-sized unsigned word (Go's `uintptr`, `int` on 64-bit).
@@ -39,7 +50,9 @@ impl Words {
 
     /// Offset of the `index`th pointer-sized word after `base`.
     pub fn word_off(self, base: usize, index: usize) -> Option<usize> {
-        index.checked_mul(usize::from(self.ptr_size))?.checked_add(base)
+        index
+            .checked_mul(usize::from(self.ptr_size))?
+            .checked_add(base)
     }
 }
 
@@ -119,6 +132,12 @@ mod tests {
         assert_eq!(uvarint(&[0xac, 0x02], 0), Some((300, 2)));
         assert_eq!(uvarint(&[0xac], 0), None);
         assert_eq!(uvarint(&[0xff; 11], 0), None);
-        assert_eq!(uvarint(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01], 0), Some((u64::MAX, 10)));
+        assert_eq!(
+            uvarint(
+                &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01],
+                0
+            ),
+            Some((u64::MAX, 10))
+        );
     }
 }

@@ -99,8 +99,14 @@ impl Key {
         };
         if version.is_empty() || version == "(devel)" {
             return Err(match &m.replace {
-                Some(r) => format!("module {} is replaced by local directory {}: no version to look up", m.path, r.path),
-                None => format!("module {} has no version (main module or local build)", m.path),
+                Some(r) => format!(
+                    "module {} is replaced by local directory {}: no version to look up",
+                    m.path, r.path
+                ),
+                None => format!(
+                    "module {} has no version (main module or local build)",
+                    m.path
+                ),
             });
         }
         Ok((path, version))
@@ -117,7 +123,11 @@ impl Key {
 /// Normalize a user-given Go version (`1.22.10` -> `go1.22.10`).
 pub fn normalize_go_version(v: &str) -> String {
     let v = v.trim();
-    if v.starts_with("go") { v.to_string() } else { format!("go{v}") }
+    if v.starts_with("go") {
+        v.to_string()
+    } else {
+        format!("go{v}")
+    }
 }
 
 /// Resolves fields for one binary.
@@ -135,19 +145,33 @@ pub struct Resolver<'a> {
 impl<'a> Resolver<'a> {
     /// A resolver over already-indexed DWARF (or none) and a table.
     pub fn new(dwarf: Result<DwarfTypes, String>, table: &'a Table, key: Key) -> Resolver<'a> {
-        Resolver { dwarf: std::cell::OnceCell::from(dwarf), elf: None, table, key }
+        Resolver {
+            dwarf: std::cell::OnceCell::from(dwarf),
+            elf: None,
+            table,
+            key,
+        }
     }
 
     /// A resolver for an opened Go binary: indexes its DWARF when it has some.
     /// `go_version` overrides the build info's version for table look-ups.
-    pub fn for_binary(bin: &'a GoBinary, table: &'a Table, go_version: Option<&str>) -> Resolver<'a> {
+    pub fn for_binary(
+        bin: &'a GoBinary,
+        table: &'a Table,
+        go_version: Option<&str>,
+    ) -> Resolver<'a> {
         let goarch = String::from(bin.elf().arch.clone());
         let mut key = Key::from_build_info(bin.build_info(), &goarch);
         if let Some(v) = go_version {
             key.go_version = normalize_go_version(v);
         }
         if bin.elf().dwarf {
-            Resolver { dwarf: std::cell::OnceCell::new(), elf: Some(bin.data()), table, key }
+            Resolver {
+                dwarf: std::cell::OnceCell::new(),
+                elf: Some(bin.data()),
+                table,
+                key,
+            }
         } else {
             Resolver::new(Err("no DWARF".to_string()), table, key)
         }
@@ -157,7 +181,9 @@ impl<'a> Resolver<'a> {
     fn dwarf(&self) -> Result<&DwarfTypes, &str> {
         self.dwarf
             .get_or_init(|| match self.elf {
-                Some(data) => DwarfTypes::from_elf(data).map_err(|e| format!("DWARF unreadable: {e}")),
+                Some(data) => {
+                    DwarfTypes::from_elf(data).map_err(|e| format!("DWARF unreadable: {e}"))
+                }
                 None => Err("no DWARF".to_string()),
             })
             .as_ref()
@@ -175,7 +201,10 @@ impl<'a> Resolver<'a> {
     /// The catalog fields this binary needs (per its Go and module versions).
     pub fn catalog_fields(&self, catalog: &Catalog) -> Vec<String> {
         let lookup = |m: &str| self.key.module_version(m);
-        catalog.fields_for(&Target { go_version: &self.key.go_version, module_version: &lookup })
+        catalog.fields_for(&Target {
+            go_version: &self.key.go_version,
+            module_version: &lookup,
+        })
     }
 
     /// Resolve one `PKG.Type.field`: DWARF when it describes the type, else the table.
@@ -252,12 +281,19 @@ impl<'a> Resolver<'a> {
             }
         };
         let Some(layouts) = layouts else {
-            return unknown(join_reasons(dwarf_reason, format!("offsets table has no entry for {slot}")));
+            return unknown(join_reasons(
+                dwarf_reason,
+                format!("offsets table has no entry for {slot}"),
+            ));
         };
         let Some(entry) = layouts.fields.get(field) else {
-            return unknown(join_reasons(dwarf_reason, format!("offsets table entry {slot} lacks this field")));
+            return unknown(join_reasons(
+                dwarf_reason,
+                format!("offsets table entry {slot} lacks this field"),
+            ));
         };
-        let type_size = crate::dwarf::split_field_name(field).and_then(|(ty, _)| layouts.types.get(ty).copied());
+        let type_size = crate::dwarf::split_field_name(field)
+            .and_then(|(ty, _)| layouts.types.get(ty).copied());
         Resolved {
             field: field.to_string(),
             offset: Some(entry.offset),
@@ -284,7 +320,11 @@ fn join_reasons(first: Option<String>, second: String) -> String {
 #[derive(Debug, thiserror::Error)]
 pub enum ParseError {
     #[error("offsets line {line}: {source}")]
-    Json { line: usize, #[source] source: serde_json::Error },
+    Json {
+        line: usize,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error("reading offsets: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -298,7 +338,10 @@ pub fn parse_ndjson(reader: impl BufRead) -> Result<BTreeMap<String, Resolved>, 
         if line.trim().is_empty() {
             continue;
         }
-        let r: Resolved = serde_json::from_str(&line).map_err(|source| ParseError::Json { line: i + 1, source })?;
+        let r: Resolved = serde_json::from_str(&line).map_err(|source| ParseError::Json {
+            line: i + 1,
+            source,
+        })?;
         out.insert(r.field.clone(), r);
     }
     Ok(out)
@@ -310,25 +353,58 @@ mod tests {
     use super::*;
 
     fn module(path: &str, version: &str, replace: Option<Module>) -> Module {
-        Module { path: path.into(), version: version.into(), sum: String::new(), replace: replace.map(Box::new) }
+        Module {
+            path: path.into(),
+            version: version.into(),
+            sum: String::new(),
+            replace: replace.map(Box::new),
+        }
     }
 
     fn table() -> Table {
         let mut t = Table::default();
         let mut l = Layouts::default();
-        l.fields.insert("net/http.Request.Method".into(), FieldEntry { offset: 0, size: 16 });
+        l.fields.insert(
+            "net/http.Request.Method".into(),
+            FieldEntry {
+                offset: 0,
+                size: 16,
+            },
+        );
         l.types.insert("net/http.Request".into(), 248);
-        t.insert(Entry { go: Some("go1.22.10".into()), module: None, version: None, goarch: "amd64".into(), layouts: l });
+        t.insert(Entry {
+            go: Some("go1.22.10".into()),
+            module: None,
+            version: None,
+            goarch: "amd64".into(),
+            layouts: l,
+        });
         let mut m = Layouts::default();
-        m.fields.insert("example.com/greet.Greeter.name".into(), FieldEntry { offset: 8, size: 16 });
+        m.fields.insert(
+            "example.com/greet.Greeter.name".into(),
+            FieldEntry {
+                offset: 8,
+                size: 16,
+            },
+        );
         for v in ["v1.3.0", "v0.0.0-20240102030405-abcdef123456"] {
-            t.insert(Entry { go: None, module: Some("example.com/greet".into()), version: Some(v.into()), goarch: "amd64".into(), layouts: m.clone() });
+            t.insert(Entry {
+                go: None,
+                module: Some("example.com/greet".into()),
+                version: Some(v.into()),
+                goarch: "amd64".into(),
+                layouts: m.clone(),
+            });
         }
         t
     }
 
     fn key(go: &str, modules: Vec<Module>) -> Key {
-        Key { go_version: go.into(), goarch: "amd64".into(), modules }
+        Key {
+            go_version: go.into(),
+            goarch: "amd64".into(),
+            modules,
+        }
     }
 
     #[test]
@@ -336,7 +412,10 @@ mod tests {
         let t = table();
         let r = Resolver::new(Err("no DWARF".into()), &t, key("go1.22.10", vec![]));
         let got = r.resolve("net/http.Request.Method");
-        assert_eq!((got.offset, got.size, got.type_size, got.source), (Some(0), Some(16), Some(248), Source::Table));
+        assert_eq!(
+            (got.offset, got.size, got.type_size, got.source),
+            (Some(0), Some(16), Some(248), Source::Table)
+        );
         let r = Resolver::new(Err("no DWARF".into()), &t, key("go1.22.11", vec![]));
         let got = r.resolve("net/http.Request.Method");
         assert_eq!(got.source, Source::Unknown);
@@ -348,29 +427,78 @@ mod tests {
     fn modules_use_replacement_and_exact_pseudo_versions() {
         let t = table();
         // Required v1.2.0 but replaced by v1.3.0: the replacement's layout is used.
-        let k = key("go1.22.10", vec![module("example.com/greet", "v1.2.0", Some(module("example.com/greet", "v1.3.0", None)))]);
+        let k = key(
+            "go1.22.10",
+            vec![module(
+                "example.com/greet",
+                "v1.2.0",
+                Some(module("example.com/greet", "v1.3.0", None)),
+            )],
+        );
         let r = Resolver::new(Err("no DWARF".into()), &t, k);
         assert_eq!(r.resolve("example.com/greet.Greeter.name").offset, Some(8));
         // Not replaced: v1.2.0 is not in the table.
-        let k = key("go1.22.10", vec![module("example.com/greet", "v1.2.0", None)]);
+        let k = key(
+            "go1.22.10",
+            vec![module("example.com/greet", "v1.2.0", None)],
+        );
         let r = Resolver::new(Err("no DWARF".into()), &t, k);
-        assert_eq!(r.resolve("example.com/greet.Greeter.name").source, Source::Unknown);
+        assert_eq!(
+            r.resolve("example.com/greet.Greeter.name").source,
+            Source::Unknown
+        );
         // Pseudo-versions match exactly, not by their base version.
-        let k = key("go1.22.10", vec![module("example.com/greet", "v0.0.0-20240102030405-abcdef123456", None)]);
+        let k = key(
+            "go1.22.10",
+            vec![module(
+                "example.com/greet",
+                "v0.0.0-20240102030405-abcdef123456",
+                None,
+            )],
+        );
         let r = Resolver::new(Err("no DWARF".into()), &t, k);
         assert_eq!(r.resolve("example.com/greet.Greeter.name").offset, Some(8));
-        let k = key("go1.22.10", vec![module("example.com/greet", "v0.0.0-20240102030405-abcdef000000", None)]);
+        let k = key(
+            "go1.22.10",
+            vec![module(
+                "example.com/greet",
+                "v0.0.0-20240102030405-abcdef000000",
+                None,
+            )],
+        );
         let r = Resolver::new(Err("no DWARF".into()), &t, k);
-        assert_eq!(r.resolve("example.com/greet.Greeter.name").source, Source::Unknown);
+        assert_eq!(
+            r.resolve("example.com/greet.Greeter.name").source,
+            Source::Unknown
+        );
         // A directory replacement has no version.
-        let k = key("go1.22.10", vec![module("example.com/greet", "v1.3.0", Some(module("../greet", "", None)))]);
+        let k = key(
+            "go1.22.10",
+            vec![module(
+                "example.com/greet",
+                "v1.3.0",
+                Some(module("../greet", "", None)),
+            )],
+        );
         let r = Resolver::new(Err("no DWARF".into()), &t, k);
         let got = r.resolve("example.com/greet.Greeter.name");
         assert!(got.reason.unwrap().contains("local directory"));
         // Subpackages belong to the longest matching module path.
-        let k = key("go1.22.10", vec![module("example.com", "v9.0.0", None), module("example.com/greet", "v1.3.0", None)]);
-        assert_eq!(k.module_for("example.com/greet/sub").unwrap(), ("example.com/greet".into(), "v1.3.0".into()));
-        assert_eq!(k.module_version("example.com/greet").as_deref(), Some("v1.3.0"));
+        let k = key(
+            "go1.22.10",
+            vec![
+                module("example.com", "v9.0.0", None),
+                module("example.com/greet", "v1.3.0", None),
+            ],
+        );
+        assert_eq!(
+            k.module_for("example.com/greet/sub").unwrap(),
+            ("example.com/greet".into(), "v1.3.0".into())
+        );
+        assert_eq!(
+            k.module_version("example.com/greet").as_deref(),
+            Some("v1.3.0")
+        );
     }
 
     #[test]
@@ -386,12 +514,18 @@ mod tests {
         let t = table();
         let r = Resolver::new(Err("no DWARF".into()), &t, key("go1.22.10", vec![]));
         let all = r.resolve_all(&["net/http.Request.Method".into(), "runtime.g.goid".into()]);
-        let text: String = all.iter().map(|x| serde_json::to_string(x).unwrap() + "\n").collect();
+        let text: String = all
+            .iter()
+            .map(|x| serde_json::to_string(x).unwrap() + "\n")
+            .collect();
         assert!(text.contains("\"offset\":null"));
         let back = parse_ndjson(text.as_bytes()).unwrap();
         assert_eq!(back["net/http.Request.Method"], all[0]);
         assert_eq!(back["runtime.g.goid"], all[1]);
-        assert!(matches!(parse_ndjson("{\"field\":1}\n".as_bytes()), Err(ParseError::Json { line: 1, .. })));
+        assert!(matches!(
+            parse_ndjson("{\"field\":1}\n".as_bytes()),
+            Err(ParseError::Json { line: 1, .. })
+        ));
         assert!(parse_ndjson("\n".as_bytes()).unwrap().is_empty());
     }
 

@@ -66,7 +66,11 @@ pub struct Table {
 
 impl Default for Table {
     fn default() -> Self {
-        Table { format: FORMAT, stdlib: BTreeMap::new(), modules: BTreeMap::new() }
+        Table {
+            format: FORMAT,
+            stdlib: BTreeMap::new(),
+            modules: BTreeMap::new(),
+        }
     }
 }
 
@@ -163,7 +167,13 @@ impl Table {
             let n = l.fields.len();
             for (i, (k, f)) in l.fields.iter().enumerate() {
                 let comma = if i + 1 < n { "," } else { "" };
-                let _ = writeln!(out, "{indent}    {}: {{\"offset\": {}, \"size\": {}}}{comma}", q(k), f.offset, f.size);
+                let _ = writeln!(
+                    out,
+                    "{indent}    {}: {{\"offset\": {}, \"size\": {}}}{comma}",
+                    q(k),
+                    f.offset,
+                    f.size
+                );
             }
             let _ = writeln!(out, "{indent}  }},");
             let _ = writeln!(out, "{indent}  \"types\": {{");
@@ -219,9 +229,17 @@ impl Table {
 pub fn layouts_from_dwarf(types: &DwarfTypes, fields: &[String]) -> Layouts {
     let mut out = Layouts::default();
     for field in fields {
-        let Ok(layout) = types.field(field) else { continue };
+        let Ok(layout) = types.field(field) else {
+            continue;
+        };
         let Some(size) = layout.size else { continue };
-        out.fields.insert(field.clone(), FieldEntry { offset: layout.offset, size });
+        out.fields.insert(
+            field.clone(),
+            FieldEntry {
+                offset: layout.offset,
+                size,
+            },
+        );
         if let (Some((ty, _)), Some(ts)) = (split_field_name(field), layout.type_size) {
             out.types.insert(ty.to_string(), ts);
         }
@@ -246,11 +264,18 @@ pub fn compare_slots(committed: &Table, generated: &[Entry]) -> Vec<String> {
                 for (k, v) in &e.layouts.fields {
                     match l.fields.get(k) {
                         Some(c) if c == v => {}
-                        Some(c) => diffs.push(format!("{k}: committed {}+{}, generated {}+{}", c.offset, c.size, v.offset, v.size)),
+                        Some(c) => diffs.push(format!(
+                            "{k}: committed {}+{}, generated {}+{}",
+                            c.offset, c.size, v.offset, v.size
+                        )),
                         None => diffs.push(format!("{k}: missing from committed")),
                     }
                 }
-                for k in l.fields.keys().filter(|k| !e.layouts.fields.contains_key(*k)) {
+                for k in l
+                    .fields
+                    .keys()
+                    .filter(|k| !e.layouts.fields.contains_key(*k))
+                {
                     diffs.push(format!("{k}: only in committed"));
                 }
                 if l.types != e.layouts.types {
@@ -270,7 +295,13 @@ mod tests {
 
     fn layouts(off: u64) -> Layouts {
         let mut l = Layouts::default();
-        l.fields.insert("net/http.Request.Method".into(), FieldEntry { offset: off, size: 16 });
+        l.fields.insert(
+            "net/http.Request.Method".into(),
+            FieldEntry {
+                offset: off,
+                size: 16,
+            },
+        );
         l.types.insert("net/http.Request".into(), 248);
         l
     }
@@ -284,8 +315,18 @@ mod tests {
     #[test]
     fn serialization_round_trips_and_is_stable() {
         let mut t = Table::default();
-        for (go, arch) in [("go1.22.10", "arm64"), ("go1.19.8", "amd64"), ("go1.22.10", "amd64")] {
-            t.insert(Entry { go: Some(go.into()), module: None, version: None, goarch: arch.into(), layouts: layouts(0) });
+        for (go, arch) in [
+            ("go1.22.10", "arm64"),
+            ("go1.19.8", "amd64"),
+            ("go1.22.10", "amd64"),
+        ] {
+            t.insert(Entry {
+                go: Some(go.into()),
+                module: None,
+                version: None,
+                goarch: arch.into(),
+                layouts: layouts(0),
+            });
         }
         t.insert(Entry {
             go: None,
@@ -299,8 +340,18 @@ mod tests {
         assert_eq!(back, t);
         assert_eq!(back.to_json_string(), text);
         assert!(back.stdlib("go1.22.10", "arm64").is_some());
-        assert!(back.stdlib("go1.22.1", "arm64").is_none(), "no nearest-version fallback");
-        assert!(back.module("example.com/util", "v0.0.0-20240102030405-abcdef123456", "amd64").is_some());
+        assert!(
+            back.stdlib("go1.22.1", "arm64").is_none(),
+            "no nearest-version fallback"
+        );
+        assert!(
+            back.module(
+                "example.com/util",
+                "v0.0.0-20240102030405-abcdef123456",
+                "amd64"
+            )
+            .is_some()
+        );
         assert!(back.module("example.com/util", "v0.0.0", "amd64").is_none());
         assert!(Table::parse(&text.replace("\"format\": 1", "\"format\": 9")).is_err());
         assert!(Table::parse("{").is_err());
@@ -309,7 +360,13 @@ mod tests {
     #[test]
     fn compare_reports_only_generated_slots() {
         let mut committed = Table::default();
-        let e = |go: &str, off| Entry { go: Some(go.into()), module: None, version: None, goarch: "amd64".into(), layouts: layouts(off) };
+        let e = |go: &str, off| Entry {
+            go: Some(go.into()),
+            module: None,
+            version: None,
+            goarch: "amd64".into(),
+            layouts: layouts(off),
+        };
         committed.insert(e("go1.19.8", 0));
         committed.insert(e("go1.27.3", 0));
         assert!(compare_slots(&committed, &[e("go1.19.8", 0)]).is_empty());
@@ -323,7 +380,10 @@ mod tests {
     fn packages() {
         assert_eq!(package_of("net/http.Request.Method"), Some("net/http"));
         assert_eq!(package_of("runtime.g.goid"), Some("runtime"));
-        assert_eq!(package_of("google.golang.org/grpc/internal/transport.Stream.method"), Some("google.golang.org/grpc/internal/transport"));
+        assert_eq!(
+            package_of("google.golang.org/grpc/internal/transport.Stream.method"),
+            Some("google.golang.org/grpc/internal/transport")
+        );
         assert!(is_stdlib_package("net/http"));
         assert!(is_stdlib_package("runtime"));
         assert!(!is_stdlib_package("google.golang.org/grpc"));

@@ -7,7 +7,10 @@ use crate::common;
 use crate::{ndjson, start};
 
 fn events<'a>(lines: &'a [serde_json::Value], probe: &str) -> Vec<&'a serde_json::Value> {
-    lines.iter().filter(|l| l["type"] == "event" && l["probe"] == probe).collect()
+    lines
+        .iter()
+        .filter(|l| l["type"] == "event" && l["probe"] == probe)
+        .collect()
 }
 
 /// N requests -> exactly N server events with the right method, path and
@@ -23,7 +26,11 @@ fn exact_server_events_with(go: &str, variant: &str, offsets_file: bool) {
     let entry = common::corpus_binary(go, "httpserver", variant);
     let server = common::Server::start(&entry.binary);
     let offsets = std::env::temp_dir().join(format!("goprobe-offsets-{go}-{variant}.ndjson"));
-    std::fs::write(&offsets, common::dwarf_offsets(&entry.unstripped, common::HTTP_FIELDS)).expect("write offsets");
+    std::fs::write(
+        &offsets,
+        common::dwarf_offsets(&entry.unstripped, common::HTTP_FIELDS),
+    )
+    .expect("write offsets");
     let pid = server.pid().to_string();
     let mut args = vec!["attach", "--pid", &pid];
     if offsets_file {
@@ -39,7 +46,12 @@ fn exact_server_events_with(go: &str, variant: &str, offsets_file: bool) {
             _ => ("/sleep?ms=20", 200),
         };
         assert_eq!(common::get(&server.addr, path), code);
-        *want.entry((path.split('?').next().unwrap_or(path).to_owned(), i64::from(code))).or_insert(0) += 1;
+        *want
+            .entry((
+                path.split('?').next().unwrap_or(path).to_owned(),
+                i64::from(code),
+            ))
+            .or_insert(0) += 1;
     }
     std::thread::sleep(Duration::from_millis(300));
     run.interrupt();
@@ -54,9 +66,14 @@ fn exact_server_events_with(go: &str, variant: &str, offsets_file: bool) {
         assert_eq!(e["fields"]["method"], "GET");
         assert_eq!(e["pid"], server.pid());
         let status = e["fields"]["status"].as_i64().unwrap_or(200);
-        *got.entry((e["fields"]["path"].as_str().expect("path").to_owned(), status)).or_insert(0) += 1;
+        *got.entry((
+            e["fields"]["path"].as_str().expect("path").to_owned(),
+            status,
+        ))
+        .or_insert(0) += 1;
         if e["fields"]["path"] == "/sleep" {
-            let ms = (e["end_ns"].as_u64().expect("end") - e["start_ns"].as_u64().expect("start")) / 1_000_000;
+            let ms = (e["end_ns"].as_u64().expect("end") - e["start_ns"].as_u64().expect("start"))
+                / 1_000_000;
             assert!((20..2000).contains(&ms), "/sleep?ms=20 took {ms} ms");
         }
     }
@@ -110,8 +127,17 @@ fn by_path_catches_a_later_process() {
     assert_eq!(code, 0, "{err}");
     let lines = ndjson(&out);
     let evs = events(&lines, "http.server");
-    assert_eq!(evs.iter().filter(|e| e["pid"] == server.pid()).count(), 3, "{out}");
-    assert!(lines.iter().any(|l| l["type"] == "target" && l["pid"] == server.pid()), "target line for the new pid");
+    assert_eq!(
+        evs.iter().filter(|e| e["pid"] == server.pid()).count(),
+        3,
+        "{out}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["type"] == "target" && l["pid"] == server.pid()),
+        "target line for the new pid"
+    );
 }
 
 /// Attaching by pid ignores another process of the same binary.
@@ -164,13 +190,20 @@ fn ctrl_c_mid_load_loses_nothing() {
     run.interrupt();
     std::thread::sleep(Duration::from_millis(200));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let done: Vec<Instant> = loaders.into_iter().flat_map(|t| t.join().expect("loader")).collect();
+    let done: Vec<Instant> = loaders
+        .into_iter()
+        .flat_map(|t| t.join().expect("loader"))
+        .collect();
     let before = done.iter().filter(|t| **t < signalled).count();
     let (code, out, err) = run.finish();
     assert_eq!(code, 0, "{err}");
     let n = events(&ndjson(&out), "http.server").len();
     assert!(before > 50, "load too light: {before}");
-    assert!(n >= before && n <= done.len(), "{n} events for {before} requests answered before Ctrl-C ({} in all); {err}", done.len());
+    assert!(
+        n >= before && n <= done.len(),
+        "{n} events for {before} requests answered before Ctrl-C ({} in all); {err}",
+        done.len()
+    );
 }
 
 /// 1,000+ requests blocked in the handler at once are all paired.
@@ -190,7 +223,10 @@ fn thousand_concurrent_calls_pair() {
                 .expect("thread")
         })
         .collect();
-    let codes: Vec<u16> = threads.into_iter().map(|t| t.join().expect("request")).collect();
+    let codes: Vec<u16> = threads
+        .into_iter()
+        .map(|t| t.join().expect("request"))
+        .collect();
     assert!(codes.iter().all(|&c| c == 200));
     std::thread::sleep(Duration::from_millis(500));
     run.interrupt();
@@ -199,10 +235,14 @@ fn thousand_concurrent_calls_pair() {
     let lines = ndjson(&out);
     let evs = events(&lines, "http.server");
     assert_eq!(evs.len(), N, "{err}");
-    let goroutines: std::collections::HashSet<u64> = evs.iter().map(|e| e["goroutine"].as_u64().expect("g")).collect();
+    let goroutines: std::collections::HashSet<u64> = evs
+        .iter()
+        .map(|e| e["goroutine"].as_u64().expect("g"))
+        .collect();
     assert_eq!(goroutines.len(), N, "each call on its own goroutine");
     for e in &evs {
-        let ms = (e["end_ns"].as_u64().expect("end") - e["start_ns"].as_u64().expect("start")) / 1_000_000;
+        let ms = (e["end_ns"].as_u64().expect("end") - e["start_ns"].as_u64().expect("start"))
+            / 1_000_000;
         assert!((2000..10000).contains(&ms), "{ms} ms");
     }
     assert!(!lines.iter().any(|l| l["type"] == "lost"), "{err}");
@@ -216,13 +256,19 @@ fn errors_are_clear() {
         .output()
         .expect("run");
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not a Go binary"), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not a Go binary"),
+        "{out:?}"
+    );
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_goprobe"))
         .args(["attach", "/bin/sh", "--probes", "grpc.server"])
         .output()
         .expect("run");
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown probe"), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("unknown probe"),
+        "{out:?}"
+    );
 }
 
 /// go.spawn: every connection's goroutine (where net/http runs the
@@ -247,9 +293,16 @@ fn spawn_events_link_handlers_to_their_creator() {
     let mut creators = std::collections::HashSet::new();
     for s in &servers {
         let g = &s["goroutine"];
-        let sp = spawns.iter().find(|sp| &sp["goroutine"] == g).unwrap_or_else(|| panic!("no spawn for goroutine {g}: {out}"));
+        let sp = spawns
+            .iter()
+            .find(|sp| &sp["goroutine"] == g)
+            .unwrap_or_else(|| panic!("no spawn for goroutine {g}: {out}"));
         assert!(sp["start_ns"].as_u64() <= s["start_ns"].as_u64());
         creators.insert(sp["fields"]["parent_goroutine"].as_u64().expect("parent"));
     }
-    assert_eq!(creators.len(), 1, "one accept loop created every connection goroutine");
+    assert_eq!(
+        creators.len(),
+        1,
+        "one accept loop created every connection goroutine"
+    );
 }

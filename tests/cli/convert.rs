@@ -53,7 +53,12 @@ fn stderr(out: &Output) -> String {
 }
 
 fn assert_ok(out: &Output) {
-    assert!(out.status.success(), "goprobe convert failed: {:?}\n{}", out.status, stderr(out));
+    assert!(
+        out.status.success(),
+        "goprobe convert failed: {:?}\n{}",
+        out.status,
+        stderr(out)
+    );
 }
 
 /// A small deterministic generator (xorshift), so the tests need no crate.
@@ -92,7 +97,11 @@ fn spans(traces: usize, seed: u64) -> Vec<serde_json::Value> {
             let id = format!("{:016x}", rng.next() | 1);
             let cdur = 1_000 + rng.below(dur / 5);
             // Every other child overlaps the previous one (parallel calls).
-            let cstart = if c % 2 == 1 { cursor.saturating_sub(cdur / 2).max(start) } else { cursor };
+            let cstart = if c % 2 == 1 {
+                cursor.saturating_sub(cdur / 2).max(start)
+            } else {
+                cursor
+            };
             children.push(json!({"trace_id": trace_id, "span_id": id, "parent_span_id": root, "name": "GET",
                 "kind": "client", "start_time_unix_nano": cstart, "end_time_unix_nano": cstart + cdur,
                 "attributes": {"http.request.method": "GET", "url.full": format!("http://b:8080/x?n={n}"),
@@ -125,7 +134,10 @@ fn ndjson(spans: &[serde_json::Value]) -> String {
 }
 
 fn parsed(spans: &[serde_json::Value]) -> Vec<Span> {
-    spans.iter().map(|s| Span::from_json_line(&s.to_string()).expect("test span is valid")).collect()
+    spans
+        .iter()
+        .map(|s| Span::from_json_line(&s.to_string()).expect("test span is valid"))
+        .collect()
 }
 
 // ---------------------------------------------------------------- otlp-json
@@ -136,7 +148,11 @@ fn otlp_json_decodes_strictly_with_the_official_definitions_and_round_trips() {
     let out = convert(&["--to", "otlp-json", "--batch-size", "7"], &ndjson(&input));
     assert_ok(&out);
     let lines = String::from_utf8(out.stdout).expect("utf8");
-    assert_eq!(lines.lines().count(), input.len().div_ceil(7), "one request per batch of 7");
+    assert_eq!(
+        lines.lines().count(),
+        input.len().div_ceil(7),
+        "one request per batch of 7"
+    );
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cli/otlp_json_check.py");
     let mut child = Command::new("python3")
         .arg(&script)
@@ -145,7 +161,12 @@ fn otlp_json_decodes_strictly_with_the_official_definitions_and_round_trips() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("python3 is required for this test (scripts/setup.sh installs it)");
-    child.stdin.take().expect("stdin").write_all(lines.as_bytes()).expect("feed python");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(lines.as_bytes())
+        .expect("feed python");
     let checked = child.wait_with_output().expect("python3");
     let err = String::from_utf8_lossy(&checked.stderr);
     assert_ne!(
@@ -153,7 +174,10 @@ fn otlp_json_decodes_strictly_with_the_official_definitions_and_round_trips() {
         Some(3),
         "the Python packages opentelemetry-proto and protobuf are missing (scripts/setup.sh installs them): {err}"
     );
-    assert!(checked.status.success(), "strict OTLP/JSON parse failed: {err}");
+    assert!(
+        checked.status.success(),
+        "strict OTLP/JSON parse failed: {err}"
+    );
     let mut decoded: Vec<Span> = String::from_utf8(checked.stdout)
         .expect("utf8")
         .lines()
@@ -177,9 +201,18 @@ fn otlp_json_decodes_with_the_rust_proto_types() {
     let mut count = 0;
     for line in text.lines() {
         let request: ExportTraceServiceRequest = serde_json::from_str(line).expect("decodes");
-        count += request.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len()).sum::<usize>();
+        count += request
+            .resource_spans
+            .iter()
+            .flat_map(|r| &r.scope_spans)
+            .map(|s| s.spans.len())
+            .sum::<usize>();
         // Grouped by resource within the line.
-        let mut services: Vec<_> = request.resource_spans.iter().map(|r| format!("{:?}", r.resource)).collect();
+        let mut services: Vec<_> = request
+            .resource_spans
+            .iter()
+            .map(|r| format!("{:?}", r.resource))
+            .collect();
         let n = services.len();
         services.dedup();
         assert_eq!(services.len(), n);
@@ -230,13 +263,20 @@ fn receiver(script: Vec<(u16, i64)>) -> Receiver {
         let mut script = script.into_iter();
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { continue };
-            let Some((head, body)) = read_request(&mut stream) else { continue };
+            let Some((head, body)) = read_request(&mut stream) else {
+                continue;
+            };
             assert!(head.starts_with("POST /v1/traces "), "{head}");
-            assert!(head.to_ascii_lowercase().contains("content-type: application/x-protobuf"), "{head}");
+            assert!(
+                head.to_ascii_lowercase()
+                    .contains("content-type: application/x-protobuf"),
+                "{head}"
+            );
             *tries.lock().expect("lock") += 1;
             let (status, rejected) = script.next().unwrap_or((200, 0));
             let (reason, payload) = if status == 200 {
-                let request = ExportTraceServiceRequest::decode(body.as_slice()).expect("protobuf request");
+                let request =
+                    ExportTraceServiceRequest::decode(body.as_slice()).expect("protobuf request");
                 reqs.lock().expect("lock").push(request);
                 let response = ExportTraceServiceResponse {
                     partial_success: (rejected > 0).then(|| ExportTracePartialSuccess {
@@ -256,7 +296,11 @@ fn receiver(script: Vec<(u16, i64)>) -> Receiver {
             let _ = stream.write_all(&payload);
         }
     });
-    Receiver { url, requests, attempts }
+    Receiver {
+        url,
+        requests,
+        attempts,
+    }
 }
 
 fn received_span_ids(r: &Receiver) -> Vec<Vec<u8>> {
@@ -284,20 +328,34 @@ fn input_span_ids(input: &[serde_json::Value]) -> Vec<Vec<u8>> {
 fn otlp_push_delivers_every_span() {
     let input = spans(60, 11);
     let r = receiver(vec![]);
-    let out = convert(&["--to", "otlp", "--endpoint", &r.url, "--batch-size", "50"], &ndjson(&input));
+    let out = convert(
+        &["--to", "otlp", "--endpoint", &r.url, "--batch-size", "50"],
+        &ndjson(&input),
+    );
     assert_ok(&out);
     assert_eq!(received_span_ids(&r), input_span_ids(&input));
     assert_eq!(*r.attempts.lock().expect("lock"), input.len().div_ceil(50));
-    assert!(stderr(&out).contains(&format!("{} spans accepted, 0 rejected", input.len())), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("{} spans accepted, 0 rejected", input.len())),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
 fn otlp_push_retries_503_then_succeeds() {
     let input = spans(5, 13);
     let r = receiver(vec![(503, 0), (429, 0)]);
-    let out = convert(&["--to", "otlp", "--endpoint", &format!("{}/", r.url)], &ndjson(&input));
+    let out = convert(
+        &["--to", "otlp", "--endpoint", &format!("{}/", r.url)],
+        &ndjson(&input),
+    );
     assert_ok(&out);
-    assert_eq!(received_span_ids(&r), input_span_ids(&input), "batch delivered exactly once");
+    assert_eq!(
+        received_span_ids(&r),
+        input_span_ids(&input),
+        "batch delivered exactly once"
+    );
     assert_eq!(*r.attempts.lock().expect("lock"), 3);
 }
 
@@ -308,16 +366,28 @@ fn otlp_push_counts_partial_success() {
     let out = convert(&["--to", "otlp", "--endpoint", &r.url], &ndjson(&input));
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = stderr(&out);
-    assert!(err.contains(&format!("{} spans accepted, 2 rejected (too old)", input.len() - 2)), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{} spans accepted, 2 rejected (too old)",
+            input.len() - 2
+        )),
+        "{err}"
+    );
 }
 
 #[test]
 fn otlp_push_stops_on_a_permanent_refusal() {
     let r = receiver(vec![(400, 0)]);
-    let out = convert(&["--to", "otlp", "--endpoint", &r.url], &ndjson(&spans(2, 19)));
+    let out = convert(
+        &["--to", "otlp", "--endpoint", &r.url],
+        &ndjson(&spans(2, 19)),
+    );
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
-    assert!(err.contains("refused the batch: HTTP 400: go away"), "{err}");
+    assert!(
+        err.contains("refused the batch: HTTP 400: go away"),
+        "{err}"
+    );
     assert_eq!(*r.attempts.lock().expect("lock"), 1, "a 400 is not retried");
 }
 
@@ -328,11 +398,22 @@ fn otlp_push_to_a_dead_endpoint_fails_clearly() {
         l.local_addr().expect("addr").port()
     };
     let url = format!("http://127.0.0.1:{port}");
-    let out = convert(&["--to", "otlp", "--endpoint", &url, "--max-tries", "2"], &ndjson(&spans(2, 23)));
+    let out = convert(
+        &["--to", "otlp", "--endpoint", &url, "--max-tries", "2"],
+        &ndjson(&spans(2, 23)),
+    );
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
-    let first = err.lines().find(|l| l.starts_with("goprobe:")).unwrap_or_default();
-    assert!(first.contains(&format!("OTLP endpoint {url}/v1/traces unreachable after 2 tries")), "{err}");
+    let first = err
+        .lines()
+        .find(|l| l.starts_with("goprobe:"))
+        .unwrap_or_default();
+    assert!(
+        first.contains(&format!(
+            "OTLP endpoint {url}/v1/traces unreachable after 2 tries"
+        )),
+        "{err}"
+    );
 }
 
 #[test]
@@ -362,7 +443,10 @@ fn go() -> PathBuf {
         .collect();
     found.sort();
     found.pop().unwrap_or_else(|| {
-        panic!("no Go toolchain under {}/go: run tests/fixtures/build-corpus.sh (scripts/setup.sh)", cache.display())
+        panic!(
+            "no Go toolchain under {}/go: run tests/fixtures/build-corpus.sh (scripts/setup.sh)",
+            cache.display()
+        )
     })
 }
 
@@ -377,21 +461,33 @@ fn pprof(args: &[&str], file: &Path) -> String {
         .env("PPROF_TMPDIR", std::env::temp_dir())
         .output()
         .expect("run go tool pprof");
-    assert!(out.status.success(), "go tool pprof {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "go tool pprof {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).expect("utf8")
 }
 
 /// (sample count, sum of wall) from `pprof -raw`, whose sample lines read
 /// `  spans  wall  self: loc...`.
 fn raw_totals(raw: &str) -> (u64, u64) {
-    let mut samples = raw.lines().skip_while(|l| !l.starts_with("Samples:")).skip(2);
+    let mut samples = raw
+        .lines()
+        .skip_while(|l| !l.starts_with("Samples:"))
+        .skip(2);
     let (mut count, mut wall) = (0, 0);
     for line in samples.by_ref() {
         if line.starts_with("Locations") || line.starts_with("Mappings") {
             break;
         }
-        let Some((values, _)) = line.split_once(':') else { continue };
-        let values: Vec<u64> = values.split_whitespace().filter_map(|v| v.parse().ok()).collect();
+        let Some((values, _)) = line.split_once(':') else {
+            continue;
+        };
+        let values: Vec<u64> = values
+            .split_whitespace()
+            .filter_map(|v| v.parse().ok())
+            .collect();
         if values.len() == 3 {
             count += values[0];
             wall += values[1];
@@ -405,7 +501,10 @@ fn pprof_opens_in_go_tool_pprof_with_matching_totals() {
     let input = spans(30, 29);
     let dir = tmpdir("pprof");
     let file = dir.join("spans.pb.gz");
-    let out = convert(&["--to", "pprof", "-o", file.to_str().expect("path")], &ndjson(&input));
+    let out = convert(
+        &["--to", "pprof", "-o", file.to_str().expect("path")],
+        &ndjson(&input),
+    );
     assert_ok(&out);
     let spans = parsed(&input);
     let raw = pprof(&["-raw"], &file);
@@ -417,10 +516,17 @@ fn pprof_opens_in_go_tool_pprof_with_matching_totals() {
     assert!(top.contains("GET /users/{id} #"), "{top}");
     // -tagfocus on one trace selects just its spans.
     let trace = spans[0].trace_id;
-    let in_trace = spans.iter().filter(|s| s.trace_id == trace).collect::<Vec<_>>();
+    let in_trace = spans
+        .iter()
+        .filter(|s| s.trace_id == trace)
+        .collect::<Vec<_>>();
     let focused = pprof(&["-raw", &format!("-tagfocus=trace_id={trace}")], &file);
     let wall: u64 = in_trace.iter().map(|s| s.duration_nanos()).sum();
-    assert_eq!(raw_totals(&focused), (in_trace.len() as u64, wall), "{focused}");
+    assert_eq!(
+        raw_totals(&focused),
+        (in_trace.len() as u64, wall),
+        "{focused}"
+    );
 }
 
 // ---------------------------------------------------------------- folded, flamegraph
@@ -431,14 +537,22 @@ fn self_times(spans: &[Span]) -> HashMap<(String, String), u64> {
     let ids: HashMap<_, _> = spans.iter().map(|s| ((s.trace_id, s.span_id), s)).collect();
     let mut kids: HashMap<_, Vec<(u64, u64)>> = HashMap::new();
     for s in spans {
-        if let Some(p) = s.parent_span_id.filter(|p| ids.contains_key(&(s.trace_id, *p))) {
-            kids.entry((s.trace_id, p)).or_default().push((s.start_time_unix_nano, s.end_time_unix_nano));
+        if let Some(p) = s
+            .parent_span_id
+            .filter(|p| ids.contains_key(&(s.trace_id, *p)))
+        {
+            kids.entry((s.trace_id, p))
+                .or_default()
+                .push((s.start_time_unix_nano, s.end_time_unix_nano));
         }
     }
     spans
         .iter()
         .map(|s| {
-            let mut points: Vec<(u64, u64)> = kids.get(&(s.trace_id, s.span_id)).cloned().unwrap_or_default();
+            let mut points: Vec<(u64, u64)> = kids
+                .get(&(s.trace_id, s.span_id))
+                .cloned()
+                .unwrap_or_default();
             points.sort();
             let (lo, hi) = (s.start_time_unix_nano, s.end_time_unix_nano);
             let (mut covered, mut at) = (0, lo);
@@ -449,7 +563,10 @@ fn self_times(spans: &[Span]) -> HashMap<(String, String), u64> {
                     at = b;
                 }
             }
-            ((s.trace_id.to_string(), s.span_id.to_string()), (hi - lo) - covered)
+            (
+                (s.trace_id.to_string(), s.span_id.to_string()),
+                (hi - lo) - covered,
+            )
         })
         .collect()
 }
@@ -469,8 +586,15 @@ fn folded_totals_equal_self_times() {
     let expected: u64 = self_times(&spans).values().sum();
     assert_eq!(per_stack.values().sum::<u64>(), expected);
     // Root stacks are the span names of roots (including the orphan).
-    assert!(per_stack.keys().any(|k| k.starts_with("GET /users/{id} #") && k.ends_with(";GET")));
-    assert!(per_stack.keys().all(|k| k.starts_with("GET /users/{id} #")), "client spans always under a server span");
+    assert!(
+        per_stack
+            .keys()
+            .any(|k| k.starts_with("GET /users/{id} #") && k.ends_with(";GET"))
+    );
+    assert!(
+        per_stack.keys().all(|k| k.starts_with("GET /users/{id} #")),
+        "client spans always under a server span"
+    );
 }
 
 #[test]
@@ -478,10 +602,16 @@ fn flamegraph_is_well_formed_svg() {
     let out = convert(&["--to", "flamegraph"], &ndjson(&spans(20, 37)));
     assert_ok(&out);
     let svg = String::from_utf8(out.stdout).expect("utf8");
-    let options = roxmltree::ParsingOptions { allow_dtd: true, ..Default::default() };
+    let options = roxmltree::ParsingOptions {
+        allow_dtd: true,
+        ..Default::default()
+    };
     let doc = roxmltree::Document::parse_with_options(&svg, options).expect("well-formed XML");
     assert_eq!(doc.root_element().tag_name().name(), "svg");
-    assert!(doc.descendants().any(|n| n.text().is_some_and(|t| t.contains("GET /users/{id} #"))));
+    assert!(
+        doc.descendants()
+            .any(|n| n.text().is_some_and(|t| t.contains("GET /users/{id} #")))
+    );
 }
 
 // ---------------------------------------------------------------- chrome, text
@@ -501,9 +631,15 @@ fn chrome_is_trace_event_format() {
     let complete: Vec<_> = events.iter().filter(|e| e["ph"] == "X").collect();
     assert_eq!(complete.len(), input.len());
     let traces: std::collections::HashSet<_> = parsed(&input).iter().map(|s| s.trace_id).collect();
-    let threads = events.iter().filter(|e| e["ph"] == "M" && e["name"] == "thread_name").count();
+    let threads = events
+        .iter()
+        .filter(|e| e["ph"] == "M" && e["name"] == "thread_name")
+        .count();
     assert_eq!(threads, traces.len(), "one named track per trace");
-    let root = complete.iter().find(|e| e["args"]["http.route"].is_string()).expect("a server span");
+    let root = complete
+        .iter()
+        .find(|e| e["args"]["http.route"].is_string())
+        .expect("a server span");
     assert_eq!(root["args"]["http.request.method"], "GET");
 }
 
@@ -528,7 +664,14 @@ fn malformed_line_stops_with_its_number() {
     let mut lines: Vec<String> = spans(3, 47).iter().map(|s| s.to_string()).collect();
     lines.insert(2, r#"{"trace_id":"zz"}"#.to_owned());
     let input = lines.join("\n");
-    for format in ["otlp-json", "pprof", "folded", "flamegraph", "chrome", "text"] {
+    for format in [
+        "otlp-json",
+        "pprof",
+        "folded",
+        "flamegraph",
+        "chrome",
+        "text",
+    ] {
         let out = convert(&["--to", format, "-o", "-"], &input);
         assert_eq!(out.status.code(), Some(2), "{format}");
         let err = stderr(&out);
@@ -556,8 +699,12 @@ fn input_file_and_output_file() {
         .expect("run");
     assert_ok(&out);
     assert!(out.stdout.is_empty());
-    serde_json::from_slice::<serde_json::Value>(&std::fs::read(&output).expect("read")).expect("JSON");
-    let missing = goprobe().args(["convert", "--to", "chrome", "/nonexistent/spans"]).output().expect("run");
+    serde_json::from_slice::<serde_json::Value>(&std::fs::read(&output).expect("read"))
+        .expect("JSON");
+    let missing = goprobe()
+        .args(["convert", "--to", "chrome", "/nonexistent/spans"])
+        .output()
+        .expect("run");
     assert_eq!(missing.status.code(), Some(2));
 }
 
@@ -577,11 +724,21 @@ fn empty_input_gives_valid_empty_output_for_every_format() {
     assert_eq!(v["traceEvents"].as_array().map(Vec::len), Some(0));
     let out = convert(&["--to", "flamegraph"], "\n");
     assert_ok(&out);
-    let options = roxmltree::ParsingOptions { allow_dtd: true, ..Default::default() };
-    roxmltree::Document::parse_with_options(std::str::from_utf8(&out.stdout).expect("utf8"), options).expect("SVG");
+    let options = roxmltree::ParsingOptions {
+        allow_dtd: true,
+        ..Default::default()
+    };
+    roxmltree::Document::parse_with_options(
+        std::str::from_utf8(&out.stdout).expect("utf8"),
+        options,
+    )
+    .expect("SVG");
     let dir = tmpdir("empty");
     let file = dir.join("empty.pb.gz");
-    assert_ok(&convert(&["--to", "pprof", "-o", file.to_str().expect("path")], ""));
+    assert_ok(&convert(
+        &["--to", "pprof", "-o", file.to_str().expect("path")],
+        "",
+    ));
     assert_eq!(raw_totals(&pprof(&["-raw"], &file)), (0, 0));
     let r = receiver(vec![]);
     assert_ok(&convert(&["--to", "otlp", "--endpoint", &r.url], ""));

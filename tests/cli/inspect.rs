@@ -8,11 +8,17 @@ use std::process::{Command, Output, Stdio};
 use crate::common::{CorpusBinary, manifest};
 
 fn goprobe(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_goprobe")).args(args).output().expect("running goprobe")
+    Command::new(env!("CARGO_BIN_EXE_goprobe"))
+        .args(args)
+        .output()
+        .expect("running goprobe")
 }
 
 fn stderr_lines(out: &Output) -> Vec<String> {
-    String::from_utf8_lossy(&out.stderr).lines().map(str::to_string).collect()
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .map(str::to_string)
+        .collect()
 }
 
 /// Exit 2, exactly `n` stderr lines each starting `goprobe: ` and
@@ -55,17 +61,36 @@ fn summary_json_and_functions() {
     let p = path_str(&hello.path);
 
     let out = goprobe(&["inspect", p]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("go version    go1."), "{text}");
-    assert!(text.contains("example.com/greet v1.2.0 => example.com/greet v1.3.0"), "{text}");
+    assert!(
+        text.contains("example.com/greet v1.2.0 => example.com/greet v1.3.0"),
+        "{text}"
+    );
     assert!(text.contains("stripped      yes"), "{text}");
     assert!(out.stderr.is_empty());
 
     let out = goprobe(&["inspect", "--json", p]);
     assert_eq!(out.status.code(), Some(0));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    for key in ["path", "go_version", "main", "deps", "settings", "arch", "pie", "stripped", "dwarf", "pclntab_version"] {
+    for key in [
+        "path",
+        "go_version",
+        "main",
+        "deps",
+        "settings",
+        "arch",
+        "pie",
+        "stripped",
+        "dwarf",
+        "pclntab_version",
+    ] {
         assert!(v.get(key).is_some(), "missing {key} in {v}");
     }
     assert!(v.get("pid").is_none());
@@ -73,19 +98,39 @@ fn summary_json_and_functions() {
 
     let out = goprobe(&["inspect", "--functions", "--match", "main.", "--json", p]);
     assert_eq!(out.status.code(), Some(0));
-    let lines: Vec<serde_json::Value> =
-        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert!(lines.iter().any(|f| f["name"] == "main.main"), "no main.main");
-    assert!(lines.iter().all(|f| f["name"].as_str().unwrap().contains("main.")));
-    assert!(lines.iter().all(|f| f["address"].as_u64().is_some() && f["offset"].is_u64() && f["size"].is_u64()));
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        lines.iter().any(|f| f["name"] == "main.main"),
+        "no main.main"
+    );
+    assert!(
+        lines
+            .iter()
+            .all(|f| f["name"].as_str().unwrap().contains("main."))
+    );
+    assert!(
+        lines
+            .iter()
+            .all(|f| f["address"].as_u64().is_some() && f["offset"].is_u64() && f["size"].is_u64())
+    );
 
     let out = goprobe(&["inspect", "--functions", "--match", "main.main", p]);
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8(out.stdout).unwrap();
-    let line = text.lines().find(|l| l.ends_with("\tmain.main")).expect("main.main line");
+    let line = text
+        .lines()
+        .find(|l| l.ends_with("\tmain.main"))
+        .expect("main.main line");
     let cols: Vec<&str> = line.split('\t').collect();
     assert_eq!(cols.len(), 4, "{line}");
-    assert!(cols[0].starts_with("0x") && cols[1].starts_with("0x"), "{line}");
+    assert!(
+        cols[0].starts_with("0x") && cols[1].starts_with("0x"),
+        "{line}"
+    );
 }
 
 #[test]
@@ -97,12 +142,18 @@ fn match_requires_functions() {
 
 #[test]
 fn missing_file() {
-    assert_failures(&goprobe(&["inspect", "/nonexistent/goprobe-test"]), &["No such file"]);
+    assert_failures(
+        &goprobe(&["inspect", "/nonexistent/goprobe-test"]),
+        &["No such file"],
+    );
 }
 
 #[test]
 fn directory() {
-    assert_failures(&goprobe(&["inspect", env!("CARGO_MANIFEST_DIR")]), &["directory"]);
+    assert_failures(
+        &goprobe(&["inspect", env!("CARGO_MANIFEST_DIR")]),
+        &["directory"],
+    );
 }
 
 #[test]
@@ -116,13 +167,19 @@ fn empty_file() {
 fn text_file() {
     let p = scratch("text");
     std::fs::write(&p, b"#!/bin/sh\necho not a Go binary\n").unwrap();
-    assert_failures(&goprobe(&["inspect", "--json", path_str(&p)]), &["not an ELF file"]);
+    assert_failures(
+        &goprobe(&["inspect", "--json", path_str(&p)]),
+        &["not an ELF file"],
+    );
 }
 
 #[test]
 fn non_go_elf() {
     assert_failures(&goprobe(&["inspect", "/bin/true"]), &["not a Go binary"]);
-    assert_failures(&goprobe(&["inspect", "--functions", "/bin/true"]), &["not a Go binary"]);
+    assert_failures(
+        &goprobe(&["inspect", "--functions", "/bin/true"]),
+        &["not a Go binary"],
+    );
 }
 
 #[test]
@@ -131,16 +188,31 @@ fn truncated_go_binary() {
     let data = std::fs::read(&hello.path).unwrap();
     // Inside the ELF header, the program headers, text, pclntab, data and
     // near the end (the section contents and headers refer to all of it).
-    for cut in [10, 100, 4096, data.len() / 4, data.len() / 2, data.len() * 3 / 4, data.len() - 100] {
+    for cut in [
+        10,
+        100,
+        4096,
+        data.len() / 4,
+        data.len() / 2,
+        data.len() * 3 / 4,
+        data.len() - 100,
+    ] {
         let p = scratch(&format!("truncated-{cut}"));
         std::fs::write(&p, &data[..cut]).unwrap();
-        for args in [&["inspect"][..], &["inspect", "--json"], &["inspect", "--functions"]] {
+        for args in [
+            &["inspect"][..],
+            &["inspect", "--json"],
+            &["inspect", "--functions"],
+        ] {
             let mut a = args.to_vec();
             a.push(path_str(&p));
             let out = goprobe(&a);
             assert_failures(&out, &[path_str(&p)]);
             let line = &stderr_lines(&out)[0];
-            assert!(line.contains("not an ELF file") || line.contains("truncated"), "cut {cut}: {line}");
+            assert!(
+                line.contains("not an ELF file") || line.contains("truncated"),
+                "cut {cut}: {line}"
+            );
         }
     }
 }
@@ -177,12 +249,24 @@ fn live_pid() {
     let pid = running.0.id();
     // /proc/N/exe points at the binary as soon as exec has happened.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while std::fs::read_link(format!("/proc/{pid}/exe")).ok().as_deref() != Some(server.path.as_path()) {
-        assert!(std::time::Instant::now() < deadline, "httpserver did not start");
+    while std::fs::read_link(format!("/proc/{pid}/exe"))
+        .ok()
+        .as_deref()
+        != Some(server.path.as_path())
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "httpserver did not start"
+        );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     let out = goprobe(&["inspect", "--json", "--pid", &pid.to_string()]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["pid"], pid);
     assert_eq!(v["path"], path_str(&server.path));
@@ -198,17 +282,41 @@ fn several_inputs_one_bad() {
     let hello = corpus("hello", "default");
     let server = corpus("httpserver", "stripped");
     let (a, b) = (path_str(&hello.path), path_str(&server.path));
-    let out = goprobe(&["inspect", "--json", a, "/nonexistent/goprobe-test", "/bin/true", b]);
-    assert_failures(&out, &["/nonexistent/goprobe-test", "/bin/true: not a Go binary"]);
+    let out = goprobe(&[
+        "inspect",
+        "--json",
+        a,
+        "/nonexistent/goprobe-test",
+        "/bin/true",
+        b,
+    ]);
+    assert_failures(
+        &out,
+        &["/nonexistent/goprobe-test", "/bin/true: not a Go binary"],
+    );
     let stdout = String::from_utf8(out.stdout).unwrap();
     let paths: Vec<String> = stdout
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["path"].as_str().unwrap().to_string())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["path"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
         .collect();
     assert_eq!(paths, vec![a.to_string(), b.to_string()]);
 
     // Functions of several binaries carry the path on each line.
-    let out = goprobe(&["inspect", "--functions", "--json", "--match", "main.main", a, "/bin/true", b]);
+    let out = goprobe(&[
+        "inspect",
+        "--functions",
+        "--json",
+        "--match",
+        "main.main",
+        a,
+        "/bin/true",
+        b,
+    ]);
     assert_failures(&out, &["/bin/true"]);
     let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
         .unwrap()
@@ -226,6 +334,11 @@ fn all_good_inputs_exit_zero() {
     let hello = corpus("hello", "pie");
     let server = corpus("httpserver", "arm64-stripped");
     let out = goprobe(&["inspect", path_str(&hello.path), path_str(&server.path)]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.stderr.is_empty());
 }

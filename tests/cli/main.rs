@@ -7,8 +7,8 @@
 #[path = "../common/mod.rs"]
 mod common;
 
-mod convert;
 mod attach;
+mod convert;
 mod inspect;
 mod offsets;
 mod record;
@@ -61,7 +61,11 @@ pub fn start(args: &[&str]) -> Running {
         let _ = child.kill();
         panic!("goprobe did not attach: {}", stderr.lock().expect("lock"));
     }
-    Running { child, stdout, stderr }
+    Running {
+        child,
+        stdout,
+        stderr,
+    }
 }
 
 impl Running {
@@ -74,7 +78,10 @@ impl Running {
     /// Wait for exit; returns (exit code, stdout, stderr).
     pub fn finish(mut self) -> (i32, String, String) {
         let status = self.child.wait().expect("wait");
-        let out = self.stdout.recv_timeout(Duration::from_secs(30)).expect("stdout");
+        let out = self
+            .stdout
+            .recv_timeout(Duration::from_secs(30))
+            .expect("stdout");
         std::thread::sleep(Duration::from_millis(50));
         let err = self.stderr.lock().expect("lock").clone();
         (status.code().unwrap_or(-1), out, err)
@@ -83,5 +90,7 @@ impl Running {
 
 /// Parse NDJSON into JSON values, failing on any bad line.
 pub fn ndjson(text: &str) -> Vec<serde_json::Value> {
-    text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad NDJSON line {l:?}: {e}"))).collect()
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad NDJSON line {l:?}: {e}")))
+        .collect()
 }

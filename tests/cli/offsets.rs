@@ -10,7 +10,10 @@ use goprobe::offsets::{Source, parse_ndjson};
 use crate::common::{CorpusBinary, manifest};
 
 fn goprobe(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_goprobe")).args(args).output().expect("running goprobe")
+    Command::new(env!("CARGO_BIN_EXE_goprobe"))
+        .args(args)
+        .output()
+        .expect("running goprobe")
 }
 
 fn stderr(out: &Output) -> String {
@@ -28,7 +31,9 @@ fn corpus(program: &str, variant: &str) -> CorpusBinary {
         .into_iter()
         .rev()
         .find(|b| b.program == program && b.variant == variant)
-        .unwrap_or_else(|| panic!("corpus has no {program} {variant} binary: run tests/fixtures/build-corpus.sh"))
+        .unwrap_or_else(|| {
+            panic!("corpus has no {program} {variant} binary: run tests/fixtures/build-corpus.sh")
+        })
 }
 
 fn s(p: &Path) -> &str {
@@ -42,9 +47,15 @@ fn with_fake_go_version(bin: &CorpusBinary, fake: &str) -> PathBuf {
     let real = format!("go{}", bin.go_version);
     assert_eq!(real.len(), fake.len(), "fake version must keep the length");
     let magic = b"\xff Go buildinf:";
-    let start = data.windows(magic.len()).position(|w| w == magic).expect("build info magic");
+    let start = data
+        .windows(magic.len())
+        .position(|w| w == magic)
+        .expect("build info magic");
     let at = start
-        + data[start..].windows(real.len()).position(|w| w == real.as_bytes()).expect("go version in build info");
+        + data[start..]
+            .windows(real.len())
+            .position(|w| w == real.as_bytes())
+            .expect("go version in build info");
     let mut patched = data.clone();
     patched[at..at + real.len()].copy_from_slice(fake.as_bytes());
     let path = scratch(&format!("{}-{}-{fake}", bin.program, bin.variant));
@@ -54,15 +65,37 @@ fn with_fake_go_version(bin: &CorpusBinary, fake: &str) -> PathBuf {
 
 #[test]
 fn default_fields_from_dwarf_then_table_when_stripped() {
-    for (variant, source) in [("default", Source::Dwarf), ("stripped", Source::Table), ("arm64-stripped", Source::Table)] {
+    for (variant, source) in [
+        ("default", Source::Dwarf),
+        ("stripped", Source::Table),
+        ("arm64-stripped", Source::Table),
+    ] {
         let bin = corpus("httpserver", variant);
         let out = goprobe(&["offsets", "--json", s(&bin.path)]);
-        assert_eq!(out.status.code(), Some(0), "{}: {}", bin.label(), stderr(&out));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}: {}",
+            bin.label(),
+            stderr(&out)
+        );
         let got = parse_ndjson(out.stdout.as_slice()).unwrap();
-        for f in ["net/http.Request.Method", "net/url.URL.Path", "net/http.response.status", "runtime.g.goid", "net/http.Response.StatusCode"] {
-            let r = got.get(f).unwrap_or_else(|| panic!("{}: no {f} in {got:?}", bin.label()));
+        for f in [
+            "net/http.Request.Method",
+            "net/url.URL.Path",
+            "net/http.response.status",
+            "runtime.g.goid",
+            "net/http.Response.StatusCode",
+        ] {
+            let r = got
+                .get(f)
+                .unwrap_or_else(|| panic!("{}: no {f} in {got:?}", bin.label()));
             assert_eq!(r.source, source, "{}: {f}", bin.label());
-            assert!(r.offset.is_some() && r.size.is_some(), "{}: {r:?}", bin.label());
+            assert!(
+                r.offset.is_some() && r.size.is_some(),
+                "{}: {r:?}",
+                bin.label()
+            );
         }
         // Each line is one object with the documented keys.
         for line in out.stdout.lines() {
@@ -77,24 +110,49 @@ fn default_fields_from_dwarf_then_table_when_stripped() {
 #[test]
 fn text_output_and_explicit_fields() {
     let bin = corpus("reflectoffsets", "default");
-    let out = goprobe(&["offsets", s(&bin.path), "--field", "net/http.Cookie.Expires.ext", "--field", "runtime.g.goid"]);
+    let out = goprobe(&[
+        "offsets",
+        s(&bin.path),
+        "--field",
+        "net/http.Cookie.Expires.ext",
+        "--field",
+        "runtime.g.goid",
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 2, "{text}");
-    assert!(lines[0].starts_with("net/http.Cookie.Expires.ext\toffset ") && lines[0].ends_with("size 8\tdwarf"), "{text}");
+    assert!(
+        lines[0].starts_with("net/http.Cookie.Expires.ext\toffset ")
+            && lines[0].ends_with("size 8\tdwarf"),
+        "{text}"
+    );
     assert!(lines[1].starts_with("runtime.g.goid\toffset "), "{text}");
 }
 
 #[test]
 fn unknown_field_exits_1() {
     let bin = corpus("httpserver", "default");
-    let out = goprobe(&["offsets", "--json", s(&bin.path), "--field", "net/http.Request.NoSuchField", "--field", "runtime.g.goid"]);
+    let out = goprobe(&[
+        "offsets",
+        "--json",
+        s(&bin.path),
+        "--field",
+        "net/http.Request.NoSuchField",
+        "--field",
+        "runtime.g.goid",
+    ]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let got = parse_ndjson(out.stdout.as_slice()).unwrap();
     let r = &got["net/http.Request.NoSuchField"];
     assert_eq!((r.offset, r.source), (None, Source::Unknown));
-    assert!(r.reason.as_deref().unwrap().contains("no field NoSuchField"), "{r:?}");
+    assert!(
+        r.reason
+            .as_deref()
+            .unwrap()
+            .contains("no field NoSuchField"),
+        "{r:?}"
+    );
     assert!(got["runtime.g.goid"].offset.is_some());
     assert!(stderr(&out).contains("1 of 2 fields unknown"));
 }
@@ -108,19 +166,41 @@ fn stripped_binary_of_a_version_not_in_the_table_is_unknown() {
     let got = parse_ndjson(out.stdout.as_slice()).unwrap();
     assert!(!got.is_empty());
     for r in got.values() {
-        assert_eq!((r.offset, r.size, r.source), (None, None, Source::Unknown), "{r:?}");
-        assert!(r.reason.as_deref().unwrap().contains("no entry for go1.18.10/amd64"), "{r:?}");
+        assert_eq!(
+            (r.offset, r.size, r.source),
+            (None, None, Source::Unknown),
+            "{r:?}"
+        );
+        assert!(
+            r.reason
+                .as_deref()
+                .unwrap()
+                .contains("no entry for go1.18.10/amd64"),
+            "{r:?}"
+        );
     }
     // 2) The real version, but a table with that version removed.
-    let mut table: serde_json::Value = serde_json::from_str(goprobe::offsets::table::BUILTIN_TABLE_JSON).unwrap();
+    let mut table: serde_json::Value =
+        serde_json::from_str(goprobe::offsets::table::BUILTIN_TABLE_JSON).unwrap();
     let key = format!("go{}", bin.go_version);
-    let real_key = table["stdlib"].as_object().unwrap().keys().find(|k| k.starts_with(&key)).cloned().expect("version in table");
+    let real_key = table["stdlib"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .find(|k| k.starts_with(&key))
+        .cloned()
+        .expect("version in table");
     table["stdlib"].as_object_mut().unwrap().remove(&real_key);
     let path = scratch("table-without-version.json");
     std::fs::write(&path, table.to_string()).unwrap();
     let out = goprobe(&["offsets", "--json", "--table", s(&path), s(&bin.path)]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(parse_ndjson(out.stdout.as_slice()).unwrap().values().all(|r| r.offset.is_none()));
+    assert!(
+        parse_ndjson(out.stdout.as_slice())
+            .unwrap()
+            .values()
+            .all(|r| r.offset.is_none())
+    );
     // The same table still resolves the unstripped twin from DWARF.
     let out = goprobe(&["offsets", "--json", "--table", s(&path), s(&bin.twin)]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -156,10 +236,17 @@ impl Drop for Kill {
 #[test]
 fn by_pid() {
     let bin = corpus("httpserver", "stripped");
-    let mut child = Kill(Command::new(&bin.path).stdout(Stdio::piped()).spawn().unwrap());
+    let mut child = Kill(
+        Command::new(&bin.path)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     // The server prints its address once listening.
     let mut line = String::new();
-    std::io::BufReader::new(child.0.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    std::io::BufReader::new(child.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     let pid = child.0.id().to_string();
     let out = goprobe(&["offsets", "--json", "--pid", &pid]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -170,12 +257,28 @@ fn by_pid() {
 #[test]
 fn inspect_require_passes_on_every_httpserver_binary() {
     for bin in manifest().iter().filter(|b| b.program == "httpserver") {
-        let out = goprobe(&["inspect", "--require", "http.server,http.client", s(&bin.path)]);
-        assert_eq!(out.status.code(), Some(0), "{}: {}", bin.label(), stderr(&out));
+        let out = goprobe(&[
+            "inspect",
+            "--require",
+            "http.server,http.client",
+            s(&bin.path),
+        ]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}: {}",
+            bin.label(),
+            stderr(&out)
+        );
         let json = goprobe(&["inspect", "--json", s(&bin.path)]);
         let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
         let probes = v["probes"].as_array().unwrap();
-        assert!(probes.iter().any(|p| p["probe"] == "http.server" && p["instrumentable"] == true), "{v}");
+        assert!(
+            probes
+                .iter()
+                .any(|p| p["probe"] == "http.server" && p["instrumentable"] == true),
+            "{v}"
+        );
     }
 }
 
@@ -202,12 +305,20 @@ fn inspect_require_fails_with_reasons() {
     // The directory name may be a prefix of the full version (1.19 -> go1.19.8).
     let full = v["go_version"].as_str().unwrap().to_string();
     assert!(full.starts_with(&fake), "{full} vs {fake}");
-    assert!(goprobe::offsets::table::Table::builtin().unwrap().stdlib(&full, "amd64").is_none());
+    assert!(
+        goprobe::offsets::table::Table::builtin()
+            .unwrap()
+            .stdlib(&full, "amd64")
+            .is_none()
+    );
     assert_eq!(v["probes"][0]["instrumentable"], false);
     let out = goprobe(&["inspect", "--require", "http.server", s(&patched)]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let err = stderr(&out);
-    assert!(err.contains(&format!("offsets table has no entry for {full}/amd64")), "{err}");
+    assert!(
+        err.contains(&format!("offsets table has no entry for {full}/amd64")),
+        "{err}"
+    );
     // ...and offsets agrees: unknown, exit 1.
     let out = goprobe(&["offsets", s(&patched)]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
@@ -218,5 +329,9 @@ fn inspect_require_fails_with_reasons() {
     // So is an unknown probe name.
     let out = goprobe(&["inspect", "--require", "no.such.probe", s(&hello.path)]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("unknown probe no.such.probe"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("unknown probe no.such.probe"),
+        "{}",
+        stderr(&out)
+    );
 }

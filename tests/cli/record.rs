@@ -8,7 +8,9 @@ use crate::common;
 use crate::start;
 
 fn spans(out: &str) -> Vec<Span> {
-    out.lines().map(|l| Span::from_json_line(l).unwrap_or_else(|e| panic!("bad span {l}: {e}"))).collect()
+    out.lines()
+        .map(|l| Span::from_json_line(l).unwrap_or_else(|e| panic!("bad span {l}: {e}")))
+        .collect()
 }
 
 /// Server spans with attributes and route; client spans children of their
@@ -34,23 +36,53 @@ fn spans_with_children_and_routes() {
     assert_eq!(servers.len(), 7, "{out}");
     assert_eq!(clients.len(), 3, "{out}");
     for c in &clients {
-        let parent = servers.iter().find(|s| Some(s.span_id) == c.parent_span_id).expect("client has a server parent");
+        let parent = servers
+            .iter()
+            .find(|s| Some(s.span_id) == c.parent_span_id)
+            .expect("client has a server parent");
         assert_eq!(parent.name, "GET /call");
         assert_eq!(parent.trace_id, c.trace_id);
-        assert!(parent.start_time_unix_nano <= c.start_time_unix_nano && c.end_time_unix_nano <= parent.end_time_unix_nano);
+        assert!(
+            parent.start_time_unix_nano <= c.start_time_unix_nano
+                && c.end_time_unix_nano <= parent.end_time_unix_nano
+        );
         assert_eq!(c.name, "GET");
-        assert_eq!(c.attributes["url.full"], AttrValue::String(format!("http://{}/hello", server.addr)));
-        assert_eq!(c.attributes["http.response.status_code"], AttrValue::Int(200));
+        assert_eq!(
+            c.attributes["url.full"],
+            AttrValue::String(format!("http://{}/hello", server.addr))
+        );
+        assert_eq!(
+            c.attributes["http.response.status_code"],
+            AttrValue::Int(200)
+        );
     }
-    let fail = servers.iter().find(|s| s.name == "GET /fail").expect("/fail span");
+    let fail = servers
+        .iter()
+        .find(|s| s.name == "GET /fail")
+        .expect("/fail span");
     assert_eq!(fail.status.code, StatusCode::Error);
-    assert_eq!(fail.attributes["http.response.status_code"], AttrValue::Int(500));
+    assert_eq!(
+        fail.attributes["http.response.status_code"],
+        AttrValue::Int(500)
+    );
     assert_eq!(fail.attributes["http.route"], AttrValue::from("/fail"));
-    assert_eq!(fail.resource["process.pid"], AttrValue::Int(i64::from(server.pid())));
+    assert_eq!(
+        fail.resource["process.pid"],
+        AttrValue::Int(i64::from(server.pid()))
+    );
     assert_eq!(fail.resource["service.name"], AttrValue::from("httpserver"));
-    assert_eq!(fail.resource["process.runtime.version"], AttrValue::from("go1.26.6"));
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("time").as_nanos() as u64;
-    assert!(fail.start_time_unix_nano < now && now - fail.start_time_unix_nano < 60_000_000_000, "wall clock times");
+    assert_eq!(
+        fail.resource["process.runtime.version"],
+        AttrValue::from("go1.26.6")
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_nanos() as u64;
+    assert!(
+        fail.start_time_unix_nano < now && now - fail.start_time_unix_nano < 60_000_000_000,
+        "wall clock times"
+    );
     assert!(err.contains("7 server, 3 client"), "{err}");
 }
 
@@ -77,10 +109,19 @@ fn reads_attach_output_from_stdin() {
     assert_eq!(res.status.code(), Some(0));
     let all = spans(&String::from_utf8_lossy(&res.stdout));
     assert_eq!(all.len(), 3);
-    let client = all.iter().find(|s| s.kind == SpanKind::Client).expect("client");
-    let call = all.iter().find(|s| s.attributes.get("url.path") == Some(&AttrValue::from("/call"))).expect("/call");
+    let client = all
+        .iter()
+        .find(|s| s.kind == SpanKind::Client)
+        .expect("client");
+    let call = all
+        .iter()
+        .find(|s| s.attributes.get("url.path") == Some(&AttrValue::from("/call")))
+        .expect("/call");
     assert_eq!(client.parent_span_id, Some(call.span_id));
-    assert_eq!(call.resource["process.pid"], AttrValue::Int(i64::from(server.pid())));
+    assert_eq!(
+        call.resource["process.pid"],
+        AttrValue::Int(i64::from(server.pid()))
+    );
 }
 
 /// Killing the target ends the recording by itself, everything flushed.
@@ -107,7 +148,11 @@ fn record_into_head_exits_quietly() {
     common::require_root();
     let entry = common::corpus_binary("1.19", "httpserver", "default");
     let server = common::Server::start(&entry.binary);
-    let cmd = format!("{} record --pid {} | head -1", env!("CARGO_BIN_EXE_goprobe"), server.pid());
+    let cmd = format!(
+        "{} record --pid {} | head -1",
+        env!("CARGO_BIN_EXE_goprobe"),
+        server.pid()
+    );
     let mut child = std::process::Command::new("sh")
         .args(["-c", &cmd])
         .stdout(std::process::Stdio::piped())
@@ -125,7 +170,10 @@ fn record_into_head_exits_quietly() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(stdout.lines().count(), 1);
     Span::from_json_line(stdout.trim()).expect("one span");
-    assert!(!String::from_utf8_lossy(&out.stderr).contains("goprobe: writing"), "{out:?}");
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("goprobe: writing"),
+        "{out:?}"
+    );
 }
 
 /// --limit stops after N spans.

@@ -51,10 +51,18 @@ pub fn manifest() -> Vec<CorpusBinary> {
         )
     });
     let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
         let cols: Vec<&str> = line.split('\t').collect();
         let [go_version, program, variant, bin, twin, goarch] = cols.as_slice() else {
-            panic!("{}:{}: expected 6 tab-separated columns: {line:?}", path.display(), i + 1);
+            panic!(
+                "{}:{}: expected 6 tab-separated columns: {line:?}",
+                path.display(),
+                i + 1
+            );
         };
         let entry = CorpusBinary {
             go_version: go_version.to_string(),
@@ -64,11 +72,25 @@ pub fn manifest() -> Vec<CorpusBinary> {
             twin: PathBuf::from(twin),
             goarch: goarch.to_string(),
         };
-        assert!(entry.path.is_file(), "{}: manifest names missing file {}", entry.label(), entry.path.display());
-        assert!(entry.twin.is_file(), "{}: manifest names missing twin {}", entry.label(), entry.twin.display());
+        assert!(
+            entry.path.is_file(),
+            "{}: manifest names missing file {}",
+            entry.label(),
+            entry.path.display()
+        );
+        assert!(
+            entry.twin.is_file(),
+            "{}: manifest names missing twin {}",
+            entry.label(),
+            entry.twin.display()
+        );
         out.push(entry);
     }
-    assert!(!out.is_empty(), "{} lists no binaries: rebuild the corpus", path.display());
+    assert!(
+        !out.is_empty(),
+        "{} lists no binaries: rebuild the corpus",
+        path.display()
+    );
     out
 }
 
@@ -76,16 +98,28 @@ pub fn manifest() -> Vec<CorpusBinary> {
 /// run needs (no toolchain switching, no module proxy).
 pub fn go(version: &str) -> Command {
     let bin = cache_dir().join("go").join(version).join("go/bin/go");
-    assert!(bin.is_file(), "Go toolchain {version} missing at {}: run tests/fixtures/build-corpus.sh", bin.display());
+    assert!(
+        bin.is_file(),
+        "Go toolchain {version} missing at {}: run tests/fixtures/build-corpus.sh",
+        bin.display()
+    );
     let mut cmd = Command::new(bin);
-    cmd.env("GOTOOLCHAIN", "local").env("GOFLAGS", "-mod=mod").env("GOPROXY", "off");
+    cmd.env("GOTOOLCHAIN", "local")
+        .env("GOFLAGS", "-mod=mod")
+        .env("GOPROXY", "off");
     cmd
 }
 
 /// Run a command, panic with its stderr unless it succeeds, return stdout.
 pub fn output(mut cmd: Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
-    assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap_or_else(|e| panic!("{cmd:?}: output not UTF-8: {e}"))
 }
 
@@ -113,14 +147,24 @@ pub struct CorpusEntry {
 pub fn corpus() -> Vec<CorpusEntry> {
     manifest()
         .into_iter()
-        .map(|b| CorpusEntry { go_version: b.go_version, program: b.program, variant: b.variant, binary: b.path, unstripped: b.twin, goarch: b.goarch })
+        .map(|b| CorpusEntry {
+            go_version: b.go_version,
+            program: b.program,
+            variant: b.variant,
+            binary: b.path,
+            unstripped: b.twin,
+            goarch: b.goarch,
+        })
         .collect()
 }
 
 /// The corpus binary for (program, variant) of the Go version starting with `go`.
 pub fn corpus_binary(go: &str, program: &str, variant: &str) -> CorpusEntry {
     let matches = |v: &str| v == go || v.starts_with(&format!("{go}."));
-    if let Some(e) = corpus().into_iter().find(|e| matches(&e.go_version) && e.program == program && e.variant == variant) {
+    if let Some(e) = corpus()
+        .into_iter()
+        .find(|e| matches(&e.go_version) && e.program == program && e.variant == variant)
+    {
         return e;
     }
     // The manifest is rewritten while the corpus script runs; the binaries
@@ -129,7 +173,9 @@ pub fn corpus_binary(go: &str, program: &str, variant: &str) -> CorpusEntry {
     let dirs = std::fs::read_dir(&root).into_iter().flatten().flatten();
     for d in dirs {
         let name = d.file_name().to_string_lossy().into_owned();
-        let Some(v) = name.strip_prefix("go") else { continue };
+        let Some(v) = name.strip_prefix("go") else {
+            continue;
+        };
         let bin = d.path().join(program).join(variant);
         if matches(v) && bin.is_file() {
             let twin = match variant {
@@ -144,18 +190,29 @@ pub fn corpus_binary(go: &str, program: &str, variant: &str) -> CorpusEntry {
                 variant: variant.to_owned(),
                 unstripped: d.path().join(program).join(twin),
                 binary: bin,
-                goarch: if variant.starts_with("arm64") { "arm64" } else { "amd64" }.to_owned(),
+                goarch: if variant.starts_with("arm64") {
+                    "arm64"
+                } else {
+                    "amd64"
+                }
+                .to_owned(),
             };
         }
     }
-    panic!("corpus has no {program}/{variant} for Go {go} under {}: run tests/fixtures/build-corpus.sh --all", root.display())
+    panic!(
+        "corpus has no {program}/{variant} for Go {go} under {}: run tests/fixtures/build-corpus.sh --all",
+        root.display()
+    )
 }
 
 /// Fail unless running as root (eBPF tests attach real uprobes).
 pub fn require_root() {
     // SAFETY: geteuid has no preconditions.
     let euid = unsafe { libc::geteuid() };
-    assert_eq!(euid, 0, "this test attaches eBPF uprobes and must run as root");
+    assert_eq!(
+        euid, 0,
+        "this test attaches eBPF uprobes and must run as root"
+    );
 }
 
 /// A running httpserver fixture.
@@ -180,8 +237,13 @@ impl Server {
             .spawn()
             .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()));
         let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line).expect("server prints its address");
-        Server { child, addr: line.trim().to_owned() }
+        BufReader::new(child.stdout.take().expect("piped"))
+            .read_line(&mut line)
+            .expect("server prints its address");
+        Server {
+            child,
+            addr: line.trim().to_owned(),
+        }
     }
 
     pub fn pid(&self) -> u32 {
@@ -199,11 +261,19 @@ impl Drop for Server {
 /// GET `path` over a fresh HTTP/1.1 connection; returns the status code.
 pub fn get(addr: &str, path: &str) -> u16 {
     let mut s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
-    s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").expect("send");
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
     let mut resp = String::new();
     let _ = s.read_to_string(&mut resp);
-    resp.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
+    resp.split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Test-only oracle: a function's (vaddr, file offset, size, bytes) from
@@ -212,8 +282,13 @@ pub fn symbol_function(bin: &Path, name: &str) -> (u64, u64, u64, Vec<u8>) {
     use object::{Object, ObjectSection, ObjectSymbol};
     let data = std::fs::read(bin).expect("read binary");
     let file = object::File::parse(&*data).expect("ELF");
-    let sym = file.symbols().find(|s| s.name() == Ok(name)).unwrap_or_else(|| panic!("no symbol {name}"));
-    let sec = file.section_by_index(sym.section_index().expect("in a section")).expect("section");
+    let sym = file
+        .symbols()
+        .find(|s| s.name() == Ok(name))
+        .unwrap_or_else(|| panic!("no symbol {name}"));
+    let sec = file
+        .section_by_index(sym.section_index().expect("in a section"))
+        .expect("section");
     let (sec_off, _) = sec.file_range().expect("file range");
     let off = sym.address() - sec.address() + sec_off;
     let code = data[off as usize..(off + sym.size()) as usize].to_vec();
@@ -236,15 +311,24 @@ pub fn dwarf_offsets(bin: &Path, fields: &[&str]) -> String {
         let mut lines = text.lines();
         while let Some(l) = lines.next() {
             if l.contains("DW_AT_name") && l.contains(&format!("(\"{member}\")")) {
-                if let Some(loc) = lines.next().filter(|n| n.contains("DW_AT_data_member_location")) {
-                    offset = loc.rsplit_once('(').and_then(|(_, v)| v.trim_end_matches(')').parse::<u64>().ok());
+                if let Some(loc) = lines
+                    .next()
+                    .filter(|n| n.contains("DW_AT_data_member_location"))
+                {
+                    offset = loc
+                        .rsplit_once('(')
+                        .and_then(|(_, v)| v.trim_end_matches(')').parse::<u64>().ok());
                     break;
                 }
             }
         }
         match offset {
-            Some(o) => out.push_str(&format!("{{\"field\":\"{field}\",\"offset\":{o},\"size\":null,\"source\":\"dwarf\"}}\n")),
-            None => out.push_str(&format!("{{\"field\":\"{field}\",\"offset\":null,\"size\":null,\"source\":\"unknown\"}}\n")),
+            Some(o) => out.push_str(&format!(
+                "{{\"field\":\"{field}\",\"offset\":{o},\"size\":null,\"source\":\"dwarf\"}}\n"
+            )),
+            None => out.push_str(&format!(
+                "{{\"field\":\"{field}\",\"offset\":null,\"size\":null,\"source\":\"unknown\"}}\n"
+            )),
         }
     }
     out
