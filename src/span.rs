@@ -47,7 +47,7 @@ pub struct Span {
 /// output is deterministic.
 pub type Attributes = BTreeMap<String, AttrValue>;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum AttrValue {
     Bool(bool),
@@ -55,6 +55,48 @@ pub enum AttrValue {
     Double(f64),
     String(String),
     Array(Vec<AttrValue>),
+}
+
+/// Deserialized by JSON type directly: serde's `untagged` would try each
+/// variant in turn and build (then drop) an error message for every miss,
+/// which dominated the cost of reading spans.
+impl<'de> Deserialize<'de> for AttrValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = AttrValue;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string, integer, float, boolean or array of those")
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<AttrValue, E> {
+                Ok(AttrValue::Bool(v))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<AttrValue, E> {
+                Ok(AttrValue::Int(v))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<AttrValue, E> {
+                // Beyond i64 an integer cannot be an OTLP intValue: keep it as a double.
+                Ok(i64::try_from(v).map_or(AttrValue::Double(v as f64), AttrValue::Int))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<AttrValue, E> {
+                Ok(AttrValue::Double(v))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<AttrValue, E> {
+                Ok(AttrValue::String(v.to_owned()))
+            }
+            fn visit_string<E>(self, v: String) -> Result<AttrValue, E> {
+                Ok(AttrValue::String(v))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<AttrValue, A::Error> {
+                let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+                while let Some(item) = seq.next_element()? {
+                    items.push(item);
+                }
+                Ok(AttrValue::Array(items))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 impl From<&str> for AttrValue {
@@ -242,6 +284,23 @@ mod tests {
         ));
         let unknown = LINE.replace("\"events\"", "\"evnts\"");
         assert!(Span::from_json_line(&unknown).is_err());
+    }
+
+    #[test]
+    fn attribute_values_by_json_type() {
+        let attrs: Attributes = serde_json::from_str(
+            r#"{"b":true,"i":-3,"u":18446744073709551615,"f":1.5,"s":"x","a":[1,"y",false],"n":[]}"#,
+        )
+        .expect("valid attributes");
+        assert_eq!(attrs["b"], AttrValue::Bool(true));
+        assert_eq!(attrs["i"], AttrValue::Int(-3));
+        assert_eq!(attrs["u"], AttrValue::Double(18446744073709551615.0));
+        assert_eq!(attrs["f"], AttrValue::Double(1.5));
+        assert_eq!(attrs["s"], AttrValue::from("x"));
+        assert_eq!(attrs["a"], AttrValue::Array(vec![AttrValue::Int(1), AttrValue::from("y"), AttrValue::Bool(false)]));
+        assert_eq!(attrs["n"], AttrValue::Array(vec![]));
+        assert!(serde_json::from_str::<Attributes>(r#"{"o":{"k":1}}"#).is_err(), "objects are not attribute values");
+        assert!(serde_json::from_str::<Attributes>(r#"{"z":null}"#).is_err(), "null is not an attribute value");
     }
 
     #[test]
