@@ -291,10 +291,16 @@ impl Recorder {
             a.insert("network.peer.address".into(), host.into());
             a.insert("network.peer.port".into(), AttrValue::Int(port));
         }
+        // Semantic conventions: an unknown method names the span `HTTP`.
+        let shown = if method == "_OTHER" {
+            "HTTP"
+        } else {
+            method.as_str()
+        };
         let name = match route {
             Some(r) if r.contains(' ') => r.to_owned(),
-            Some(r) => format!("{method} {r}"),
-            None => method.clone(),
+            Some(r) => format!("{shown} {r}"),
+            None => shown.to_owned(),
         };
         let status_obj = if status >= 500 {
             Status {
@@ -321,17 +327,27 @@ impl Recorder {
 
     fn client_span(&mut self, ev: &RawEvent, trace: TraceId, parent: Option<SpanId>) -> Span {
         let f = &ev.fields;
-        let method = str_field(f, "method").unwrap_or("GET").to_owned();
-        let scheme = str_field(f, "scheme").unwrap_or("http");
+        // net/http: "For client requests, an empty string means GET." A
+        // method that could not be read is unknown, not GET (semantic
+        // conventions: `_OTHER`, and the span is named `HTTP`).
+        let method = match str_field(f, "method") {
+            Some("") => "GET".to_owned(),
+            Some(m) => m.to_owned(),
+            None => "_OTHER".to_owned(),
+        };
+        let scheme = str_field(f, "scheme").unwrap_or("");
         let host = str_field(f, "host").unwrap_or("");
-        let mut url = format!("{scheme}://{host}{}", str_field(f, "path").unwrap_or(""));
-        if let Some(q) = str_field(f, "query").filter(|q| !q.is_empty()) {
-            url.push('?');
-            url.push_str(q);
-        }
         let mut a = Attributes::new();
         a.insert("http.request.method".into(), method.clone().into());
-        a.insert("url.full".into(), url.into());
+        // url.full only from what was read: no scheme or host is guessed.
+        if !scheme.is_empty() && !host.is_empty() {
+            let mut url = format!("{scheme}://{host}{}", str_field(f, "path").unwrap_or(""));
+            if let Some(q) = str_field(f, "query").filter(|q| !q.is_empty()) {
+                url.push('?');
+                url.push_str(q);
+            }
+            a.insert("url.full".into(), url.into());
+        }
         if let Some((h, port)) = split_host_port(host) {
             a.insert("server.address".into(), h.into());
             let port = port.or(match scheme {
@@ -366,7 +382,11 @@ impl Recorder {
             trace_id: trace,
             span_id: SpanId(random_bytes()),
             parent_span_id: parent,
-            name: method,
+            name: if method == "_OTHER" {
+                "HTTP".to_owned()
+            } else {
+                method
+            },
             kind: SpanKind::Client,
             start_time_unix_nano: self.wall(ev.start_ns),
             end_time_unix_nano: self.wall(ev.end_ns.max(ev.start_ns)),
@@ -700,6 +720,54 @@ mod tests {
 
     /// A call made on a goroutine the handler started (directly or two
     /// levels down) is a child of the handler's span, even when it outlives it.
+    /// A method or scheme the probe could not read is reported as unknown,
+    /// never guessed; an empty client method is GET (net/http's rule).
+    #[test]
+    fn unread_client_fields_are_not_guessed() {
+        let mut r = Recorder::new();
+        let mut out = Vec::new();
+        r.line(
+            ev(
+                "http.client",
+                7,
+                10,
+                20,
+                serde_json::json!({"host":"x:1","path":"/a"}),
+            ),
+            &mut out,
+        );
+        r.line(
+            ev(
+                "http.client",
+                8,
+                30,
+                40,
+                serde_json::json!({"method":"","scheme":"http","host":"x:1","path":"/b"}),
+            ),
+            &mut out,
+        );
+        r.finish(&mut out);
+        assert_eq!(out.len(), 2, "{out:?}");
+        let unknown = out
+            .iter()
+            .find(|s| s.attributes.get("url.full").is_none())
+            .expect("span without url.full");
+        assert_eq!(unknown.name, "HTTP");
+        assert_eq!(
+            unknown.attributes["http.request.method"],
+            AttrValue::from("_OTHER")
+        );
+        let empty = out
+            .iter()
+            .find(|s| s.attributes.get("url.full").is_some())
+            .expect("span with url.full");
+        assert_eq!(empty.name, "GET");
+        assert_eq!(
+            empty.attributes["url.full"],
+            AttrValue::from("http://x:1/b")
+        );
+    }
+
     #[test]
     fn client_on_spawned_goroutine_is_child() {
         let mut r = Recorder::new();
@@ -726,7 +794,7 @@ mod tests {
                 12,
                 140,
                 400,
-                serde_json::json!({"method":"GET","host":"x:1","path":"/a"}),
+                serde_json::json!({"method":"GET","scheme":"http","host":"x:1","path":"/a"}),
             ),
             &mut out,
         );
@@ -736,7 +804,7 @@ mod tests {
                 10,
                 20,
                 30,
-                serde_json::json!({"method":"GET","host":"x:1","path":"/before"}),
+                serde_json::json!({"method":"GET","scheme":"http","host":"x:1","path":"/before"}),
             ),
             &mut out,
         );

@@ -87,7 +87,10 @@ impl<'de> Deserialize<'de> for AttrValue {
             fn visit_string<E>(self, v: String) -> Result<AttrValue, E> {
                 Ok(AttrValue::String(v))
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<AttrValue, A::Error> {
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<AttrValue, A::Error> {
                 let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
                 while let Some(item) = seq.next_element()? {
                     items.push(item);
@@ -297,10 +300,23 @@ mod tests {
         assert_eq!(attrs["u"], AttrValue::Double(18446744073709551615.0));
         assert_eq!(attrs["f"], AttrValue::Double(1.5));
         assert_eq!(attrs["s"], AttrValue::from("x"));
-        assert_eq!(attrs["a"], AttrValue::Array(vec![AttrValue::Int(1), AttrValue::from("y"), AttrValue::Bool(false)]));
+        assert_eq!(
+            attrs["a"],
+            AttrValue::Array(vec![
+                AttrValue::Int(1),
+                AttrValue::from("y"),
+                AttrValue::Bool(false)
+            ])
+        );
         assert_eq!(attrs["n"], AttrValue::Array(vec![]));
-        assert!(serde_json::from_str::<Attributes>(r#"{"o":{"k":1}}"#).is_err(), "objects are not attribute values");
-        assert!(serde_json::from_str::<Attributes>(r#"{"z":null}"#).is_err(), "null is not an attribute value");
+        assert!(
+            serde_json::from_str::<Attributes>(r#"{"o":{"k":1}}"#).is_err(),
+            "objects are not attribute values"
+        );
+        assert!(
+            serde_json::from_str::<Attributes>(r#"{"z":null}"#).is_err(),
+            "null is not an attribute value"
+        );
     }
 
     #[test]
