@@ -464,14 +464,6 @@ impl SpanSink {
         self.limit.is_some_and(|l| self.written >= l)
     }
 
-    /// A note for the person at the terminal, printed above the progress line.
-    pub fn note(&self, msg: &str) {
-        match &self.progress {
-            Some(p) => p.println(format!("goprobe: {msg}")),
-            None => eprintln!("goprobe: {msg}"),
-        }
-    }
-
     /// Write (and drain) `spans`, up to the limit, then flush so a pipe sees
     /// them promptly. Past the limit it writes nothing and returns
     /// [`LimitReached`] wrapped in an `io::Error`, which stops the stream.
@@ -505,6 +497,15 @@ impl SpanSink {
         if let Some(p) = &self.progress {
             p.finish_and_clear();
         }
+    }
+}
+
+/// A note for the person at the terminal: printed above the progress line
+/// when there is one, so the line is not torn.
+fn note(progress: Option<&indicatif::ProgressBar>, msg: &str) {
+    match progress {
+        Some(p) => p.println(format!("goprobe: {msg}")),
+        None => eprintln!("goprobe: {msg}"),
     }
 }
 
@@ -557,13 +558,10 @@ pub fn record(source: Source<'_>, sink: &mut SpanSink) -> Result<RecordSummary, 
     let result: Result<String, RecordError> = match source {
         Source::Attach(req) => {
             let progress = sink.progress.clone();
-            let mut note = |msg: &str| match &progress {
-                Some(p) => p.println(format!("goprobe: {msg}")),
-                None => eprintln!("goprobe: {msg}"),
-            };
+            let mut warn = |msg: &str| note(progress.as_ref(), msg);
             let mut attached =
                 |n: usize| eprintln!("goprobe: attached {n} uprobes; recording (Ctrl-C to stop)");
-            crate::attach::run(req, &mut note, &mut attached, |line| {
+            crate::attach::run(req, &mut warn, &mut attached, |line| {
                 rec.line(line.clone(), &mut spans);
                 let lost = rec.stats.lost;
                 sink.write(&mut spans, lost)
