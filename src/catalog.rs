@@ -43,6 +43,11 @@ pub struct Arg {
     /// The Go type pointed to (for pointers) or expected behind an interface.
     #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
     pub ty: Option<String>,
+    /// Where the eBPF program finds this argument: the hook's register slot
+    /// of its first word (further words take the next slots). Each program
+    /// documents its slots in `ebpf/goprobe.h`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot: Option<u8>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -60,6 +65,17 @@ pub struct Hook {
     /// A missing optional hook does not make the probe uninstrumentable.
     #[serde(default)]
     pub optional: bool,
+    /// The eBPF programs `<program>_entry` / `<program>_return` in
+    /// `ebpf/goprobe.bpf.c` that serve this hook.
+    pub program: String,
+    /// Hook-specific switches the program understands (`ebpf/goprobe.h`,
+    /// `GP_HOOK_*`), e.g. `receiver_is_stmt`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flags: Vec<String>,
+    /// A fixed operation name for calls that carry no query text (database/sql
+    /// `COMMIT`, `ROLLBACK`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation: Option<String>,
     #[serde(default, rename = "arg")]
     pub args: Vec<Arg>,
 }
@@ -94,6 +110,14 @@ pub struct Probe {
     pub hooks: Vec<Hook>,
     #[serde(default, rename = "field")]
     pub fields: Vec<FieldNeed>,
+    /// go.panic: functions whose `recover()` catching a panic means it
+    /// escaped a server handler (net/http's connection-level recovery).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recoverers: Vec<String>,
+    /// Probes goprobe attaches for its own bookkeeping (goroutine creation),
+    /// not chosen by users.
+    #[serde(default)]
+    pub internal: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -425,6 +449,7 @@ archs = ["amd64"]
   [[probe.hook]]
   function = "google.golang.org/grpc.(*Server).handleStream"
   at = ["entry"]
+  program = "grpc_server"
   [[probe.field]]
   field = "google.golang.org/grpc/internal/transport.Stream.method"
   from = "stream"

@@ -240,9 +240,19 @@ mod tests {
         )
     }
 
-    const HTTP_FUNCS: [&str; 2] = [
+    const HTTP_FUNCS: [&str; 12] = [
         "net/http.serverHandler.ServeHTTP",
         "net/http.(*Transport).roundTrip",
+        "database/sql.(*DB).queryDC",
+        "database/sql.(*DB).execDC",
+        "database/sql.(*Stmt).QueryContext",
+        "database/sql.(*Stmt).ExecContext",
+        "database/sql.(*Tx).Commit",
+        "database/sql.(*Tx).Rollback",
+        "runtime.gopanic",
+        "runtime.gorecover",
+        "runtime.newproc1",
+        "runtime.goexit",
     ];
 
     #[test]
