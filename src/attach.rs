@@ -10,114 +10,33 @@
 //! * `lost`: how many events a kernel counter says were dropped since the
 //!   previous `lost` line for that reason.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::bpf::abi::{self, GpConfig, GpEvent};
+use crate::bpf::abi::{self, GpConfig, GpDbEvent, GpEvent, GpHook, GpPanicEvent};
 use crate::bpf::{self, BpfError, FunctionProbe, Loaded, Reader, rets};
+use crate::catalog::{self, Catalog, HookPoint};
 use crate::clock::WallOffset;
 
-/// A probe goprobe can attach.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Probe {
-    HttpServer,
-    HttpClient,
-    /// Goroutine creation (`runtime.newproc1`): lets `record` parent calls
-    /// made on goroutines a handler started.
-    GoSpawn,
-}
-
-impl Probe {
-    pub const ALL: [Probe; 3] = [Probe::HttpServer, Probe::HttpClient, Probe::GoSpawn];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Probe::HttpServer => "http.server",
-            Probe::HttpClient => "http.client",
-            Probe::GoSpawn => "go.spawn",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<Probe> {
-        Probe::ALL.into_iter().find(|p| p.name() == name)
-    }
-
-    /// The Go function the probe hooks (entry and every return).
-    pub fn function(self) -> &'static str {
-        match self {
-            Probe::HttpServer => "net/http.serverHandler.ServeHTTP",
-            Probe::HttpClient => "net/http.(*Transport).roundTrip",
-            Probe::GoSpawn => "runtime.newproc1",
-        }
-    }
-
-    fn programs(self) -> bpf::ProgramPair {
-        match self {
-            Probe::HttpServer => bpf::HTTP_SERVER,
-            Probe::HttpClient => bpf::HTTP_CLIENT,
-            Probe::GoSpawn => bpf::SPAWN,
-        }
-    }
-
-    /// Struct fields the probe cannot work without.
-    pub fn required_fields(self) -> &'static [&'static str] {
-        match self {
-            Probe::HttpServer => &[
-                "runtime.g.goid",
-                "net/http.Request.Method",
-                "net/http.Request.URL",
-                "net/http.Request.Proto",
-                "net/http.Request.Host",
-                "net/http.Request.RemoteAddr",
-                "net/url.URL.Path",
-                "net/http.response.status",
-            ],
-            Probe::HttpClient => &[
-                "runtime.g.goid",
-                "net/http.Request.Method",
-                "net/http.Request.URL",
-                "net/http.Request.Host",
-                "net/url.URL.Scheme",
-                "net/url.URL.Host",
-                "net/url.URL.Path",
-                "net/url.URL.RawQuery",
-                "net/http.Response.StatusCode",
-            ],
-            Probe::GoSpawn => &["runtime.g.goid"],
-        }
-    }
-
-    fn kind(self) -> u32 {
-        match self {
-            Probe::HttpServer => abi::KIND_HTTP_SERVER,
-            Probe::HttpClient => abi::KIND_HTTP_CLIENT,
-            Probe::GoSpawn => abi::KIND_SPAWN,
-        }
-    }
-
-    fn from_kind(kind: u32) -> Option<Probe> {
-        Probe::ALL.into_iter().find(|p| p.kind() == kind)
-    }
-}
-
-/// Fields that improve a probe but are optional (the route is absent before Go 1.22).
-pub const OPTIONAL_FIELDS: &[&str] = &[
-    "net/http.Request.Pattern",
-    "net/http.Request.pat",
-    "net/http.pattern.str",
-];
+/// The probes `goprobe attach` attaches when none are named: every probe in
+/// the catalog; those the binary cannot support are skipped with a note.
+pub const DEFAULT_PROBES: &str = "all";
 
 #[derive(Debug, thiserror::Error)]
 pub enum AttachError {
     #[error("offsets line {line}: {msg}")]
     OffsetsSyntax { line: usize, msg: String },
-    #[error("unknown probe {0:?} (known: http.server, http.client, go.spawn)")]
-    UnknownProbe(String),
+    #[error("unknown probe {name:?} (known: {known})")]
+    UnknownProbe { name: String, known: String },
     #[error("no probe can be attached: {0}")]
     NothingToAttach(String),
+    #[error(transparent)]
+    Catalog(#[from] catalog::CatalogError),
+    #[error("catalog: {0}")]
+    BadCatalog(String),
     #[error(transparent)]
     Bpf(#[from] BpfError),
 }
@@ -154,76 +73,175 @@ impl Offsets {
         Ok(Offsets { fields })
     }
 
-    fn get(&self, field: &str) -> u64 {
-        self.fields.get(field).copied().unwrap_or(abi::NO_OFFSET)
-    }
-
-    /// The fields `probe` needs that are unknown here.
-    pub fn missing(&self, probe: Probe) -> Vec<&'static str> {
+    /// The required (non-optional) fields `probe` needs for this target that are unknown here.
+    pub fn missing(&self, probe: &catalog::Probe, target: &catalog::Target<'_>) -> Vec<String> {
         probe
-            .required_fields()
-            .iter()
-            .copied()
-            .filter(|f| !self.fields.contains_key(*f))
+            .fields_for(target)
+            .filter(|f| !f.optional && !self.fields.contains_key(&f.field))
+            .map(|f| f.field.clone())
             .collect()
     }
 
-    /// The programs' configuration.
-    pub fn config(&self) -> GpConfig {
-        let mut c = GpConfig {
-            g_goid: self.get("runtime.g.goid"),
-            req_method: self.get("net/http.Request.Method"),
-            req_url: self.get("net/http.Request.URL"),
-            req_proto: self.get("net/http.Request.Proto"),
-            req_host: self.get("net/http.Request.Host"),
-            req_remote_addr: self.get("net/http.Request.RemoteAddr"),
-            url_scheme: self.get("net/url.URL.Scheme"),
-            url_host: self.get("net/url.URL.Host"),
-            url_path: self.get("net/url.URL.Path"),
-            url_raw_query: self.get("net/url.URL.RawQuery"),
-            response_status: self.get("net/http.response.status"),
-            resp_status_code: self.get("net/http.Response.StatusCode"),
-            ..GpConfig::default()
-        };
+    /// The programs' configuration. `swiss_maps`: the target's maps are
+    /// Swiss tables (Go 1.24 and later, unless built with GOEXPERIMENT=noswissmap).
+    pub fn config(&self, swiss_maps: bool) -> GpConfig {
+        let mut c = GpConfig::default();
+        for (i, f) in abi::FIELDS.iter().enumerate() {
+            if let (Some(&o), Some(slot)) = (self.fields.get(*f), c.off.get_mut(i)) {
+                *slot = o;
+            }
+        }
         // Go 1.23 exported Request.Pattern; Go 1.22 kept the matched
         // pattern only in the unexported Request.pat.
-        if let Some(&off) = self.fields.get("net/http.Request.Pattern") {
+        let known = |f: &str| self.fields.contains_key(f);
+        if known("net/http.Request.Pattern") {
             c.route_mode = abi::ROUTE_PATTERN;
-            c.req_route = off;
-        } else if let (Some(&pat), Some(&s)) = (
-            self.fields.get("net/http.Request.pat"),
-            self.fields.get("net/http.pattern.str"),
-        ) {
+        } else if known("net/http.Request.pat") && known("net/http.pattern.str") {
             c.route_mode = abi::ROUTE_PAT_PTR;
-            c.req_route = pat;
-            c.pattern_str = s;
         }
+        let all = |fs: &[&str]| fs.iter().all(|f| known(f));
+        c.map_mode = if !known("net/http.Request.Header") {
+            abi::MAP_NONE
+        } else if swiss_maps
+            && all(&[
+                "internal/runtime/maps.Map.dirPtr",
+                "internal/runtime/maps.Map.dirLen",
+                "internal/runtime/maps.table.groups",
+                "internal/runtime/maps.groupsReference.data",
+                "internal/runtime/maps.groupsReference.lengthMask",
+            ])
+        {
+            abi::MAP_SWISS
+        } else if !swiss_maps
+            && all(&[
+                "runtime.hmap.B",
+                "runtime.hmap.buckets",
+                "runtime.hmap.oldbuckets",
+            ])
+        {
+            abi::MAP_BUCKETS
+        } else {
+            abi::MAP_NONE
+        };
         c
     }
 }
 
-/// Parse `--probes http.server,http.client`.
-pub fn parse_probes(list: &str) -> Result<Vec<Probe>, AttachError> {
-    let mut out = Vec::new();
+/// True when the binary's maps are Swiss tables: Go 1.24 made them the
+/// default; GOEXPERIMENT=noswissmap (1.24, 1.25) kept the bucket maps.
+pub fn uses_swiss_maps(bin: &crate::gobin::GoBinary) -> bool {
+    let bi = bin.build_info();
+    let new_enough =
+        catalog::VersionReq::parse(">=1.24").is_some_and(|r| r.matches_str(&bi.go_version));
+    let opted_out = bi
+        .settings
+        .iter()
+        .any(|(k, v)| k == "GOEXPERIMENT" && v.split(',').any(|e| e == "noswissmap"));
+    new_enough && !opted_out
+}
+
+/// Parse `--probes http.server,db.sql` (or `all`) against the catalog.
+pub fn parse_probes(list: &str) -> Result<Vec<String>, AttachError> {
+    let catalog = Catalog::builtin()?;
+    let mut out: Vec<String> = Vec::new();
     for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let p = Probe::from_name(name).ok_or_else(|| AttachError::UnknownProbe(name.to_owned()))?;
-        if !out.contains(&p) {
-            out.push(p);
+        if name == "all" {
+            for p in &catalog.probes {
+                if !out.contains(&p.name) {
+                    out.push(p.name.clone());
+                }
+            }
+            continue;
+        }
+        if catalog.probe(name).is_none() {
+            return Err(AttachError::UnknownProbe {
+                name: name.to_owned(),
+                known: catalog
+                    .probes
+                    .iter()
+                    .map(|p| p.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+        if !out.iter().any(|p| p == name) {
+            out.push(name.to_owned());
         }
     }
     Ok(out)
 }
 
-/// One function of the target to hook: where it is, and its code.
+/// One function of the target to hook: where it is, its code, and what
+/// the eBPF program there reads (from the catalog).
 #[derive(Debug, Clone)]
 pub struct Hook {
-    pub probe: Probe,
+    /// The catalog probe it belongs to.
+    pub probe: String,
+    /// The function, as pclntab names it.
+    pub function: String,
+    /// eBPF program at the entry (`<program>_entry`), if the hook fires there.
+    pub entry_program: Option<String>,
+    /// eBPF program at every RET (`<program>_return`), if it fires there.
+    pub return_program: Option<String>,
+    /// Register slots and flags for the program.
+    pub gp: GpHook,
+    /// Fixed operation name (database/sql COMMIT, ROLLBACK).
+    pub operation: Option<String>,
     /// Virtual address of the entry (for messages and decoding).
     pub address: u64,
     /// File offset of the entry.
     pub file_offset: u64,
     /// The function's bytes.
     pub code: Vec<u8>,
+}
+
+/// Event kind of a catalog probe (what its programs send).
+fn probe_kind(probe: &str) -> u32 {
+    match probe {
+        "http.server" => abi::KIND_HTTP_SERVER,
+        "http.client" => abi::KIND_HTTP_CLIENT,
+        "go.spawn" => abi::KIND_SPAWN,
+        "db.sql" => abi::KIND_DB,
+        "go.panic" => abi::KIND_PANIC,
+        _ => 0,
+    }
+}
+
+/// The register table for one catalog hook on amd64: each argument's words
+/// go to consecutive slots from its `slot`.
+fn gp_hook(probe: &str, hook: &catalog::Hook) -> Result<GpHook, AttachError> {
+    let bad = |what: String| AttachError::BadCatalog(format!("{probe}: {}: {what}", hook.function));
+    let mut gp = GpHook {
+        kind: probe_kind(probe),
+        ..GpHook::default()
+    };
+    for f in &hook.flags {
+        gp.flags |= abi::hook_flag(f).ok_or_else(|| bad(format!("unknown flag {f:?}")))?;
+    }
+    for a in &hook.args {
+        let Some(first) = a.slot else { continue };
+        for (i, &w) in a.words.iter().enumerate() {
+            let s = usize::from(first) + i;
+            let reg = u8::try_from(w)
+                .ok()
+                .filter(|_| w < catalog::AMD64_INT_REGS.len())
+                .ok_or_else(|| {
+                    bad(format!(
+                        "argument {} word {w} has no amd64 register",
+                        a.name
+                    ))
+                })?;
+            let cell = gp
+                .reg
+                .get_mut(s)
+                .ok_or_else(|| bad(format!("argument {} slot {s} out of range", a.name)))?;
+            if *cell != abi::REG_NONE {
+                return Err(bad(format!("slot {s} used twice")));
+            }
+            *cell = reg;
+        }
+    }
+    Ok(gp)
 }
 
 /// Where to attach: the binary, and optionally one process running it.
@@ -261,7 +279,7 @@ pub struct TargetInfo {
     pub service_name: String,
 }
 
-/// One completed call.
+/// One completed call (or, for `go.panic`, one panic: start = end).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RawEvent {
     pub probe: String,
@@ -274,11 +292,74 @@ pub struct RawEvent {
     pub fields: BTreeMap<String, serde_json::Value>,
 }
 
-impl RawEvent {
-    /// Any ring-buffer record as a stream event.
-    pub fn from_record(rec: &abi::Record) -> Option<RawEvent> {
+/// Turns ring-buffer records into stream events: knows the hooks (for
+/// database/sql operation names), the binary (to name Go types the programs
+/// report by address) and each process's load address.
+pub struct Decoder {
+    hooks: Vec<(String, Option<String>)>,
+    binary: Option<crate::gobin::GoBinary>,
+    /// Link-time [start, end) of the catalog's recoverer functions.
+    recoverers: Vec<(u64, u64, String)>,
+    biases: HashMap<u32, Option<u64>>,
+}
+
+impl Decoder {
+    pub fn new(hooks: &[Hook], binary: Option<crate::gobin::GoBinary>) -> Decoder {
+        let mut recoverers = Vec::new();
+        if let (Some(bin), Ok(catalog)) = (&binary, Catalog::builtin()) {
+            for p in &catalog.probes {
+                for name in &p.recoverers {
+                    if let Ok(Some(f)) = bin.function(name) {
+                        recoverers.push((
+                            f.address,
+                            f.address.saturating_add(f.size),
+                            name.clone(),
+                        ));
+                    }
+                }
+            }
+        }
+        Decoder {
+            hooks: hooks
+                .iter()
+                .map(|h| (h.function.clone(), h.operation.clone()))
+                .collect(),
+            binary,
+            recoverers,
+            biases: HashMap::new(),
+        }
+    }
+
+    /// Load bias of `pid` (runtime address − link-time address); 0 for
+    /// position-dependent binaries. `None` when it cannot be told (the
+    /// process is gone).
+    fn bias(&mut self, pid: u32) -> Option<u64> {
+        let bin = self.binary.as_ref()?;
+        if !bin.elf().pie {
+            return Some(0);
+        }
+        *self
+            .biases
+            .entry(pid)
+            .or_insert_with(|| crate::gobin::types::load_bias(pid, bin).ok())
+    }
+
+    /// The Go type at runtime address `addr` in process `pid`, as `%T` prints it.
+    fn type_name(&mut self, pid: u32, addr: u64) -> Option<crate::gobin::types::TypeInfo> {
+        if addr == 0 {
+            return None;
+        }
+        let bias = self.bias(pid)?;
+        let bin = self.binary.as_ref()?;
+        crate::gobin::types::type_at(bin, addr.checked_sub(bias)?).ok()
+    }
+
+    /// Any ring-buffer record as a stream event; `None` for records that
+    /// are not events (a recover() inside a handler: the handler's own
+    /// return ends its span).
+    pub fn event(&mut self, rec: &abi::Record) -> Option<RawEvent> {
         match rec {
-            abi::Record::Call(ev) => RawEvent::from_gp(ev),
+            abi::Record::Call(ev) => self.http(ev),
             abi::Record::Spawn(sp) => {
                 let mut fields = BTreeMap::new();
                 fields.insert(
@@ -286,7 +367,7 @@ impl RawEvent {
                     serde_json::Value::from(sp.parent_goid),
                 );
                 Some(RawEvent {
-                    probe: Probe::GoSpawn.name().to_owned(),
+                    probe: "go.spawn".to_owned(),
                     pid: sp.pid,
                     tid: sp.tid,
                     goroutine: sp.child_goid,
@@ -295,12 +376,12 @@ impl RawEvent {
                     fields,
                 })
             }
+            abi::Record::Db(ev) => Some(self.db(ev)),
+            abi::Record::Panic(ev) => Some(self.panic(ev)),
         }
     }
 
-    /// The event's probe name and fields, or `None` for an unknown kind.
-    pub fn from_gp(ev: &GpEvent) -> Option<RawEvent> {
-        let probe = Probe::from_kind(ev.kind)?;
+    fn http(&mut self, ev: &GpEvent) -> Option<RawEvent> {
         let mut fields = BTreeMap::new();
         let mut put = |k: &str, buf: &[u8], len: u32| {
             if len > 0 {
@@ -316,18 +397,34 @@ impl RawEvent {
         put("method", &ev.method, ev.method_len);
         put("path", &ev.path, ev.path_len);
         put("host", &ev.host, ev.host_len);
-        match probe {
-            Probe::HttpServer => {
+        let probe = match ev.kind {
+            abi::KIND_HTTP_SERVER => {
                 put("proto", &ev.proto, ev.proto_len);
                 put("peer", &ev.peer, ev.peer_len);
                 put("route", &ev.route, ev.route_len);
+                put("traceparent", &ev.traceparent, ev.traceparent_len);
+                "http.server"
             }
-            Probe::HttpClient => {
+            abi::KIND_HTTP_CLIENT => {
                 put("scheme", &ev.scheme, ev.scheme_len);
                 put("query", &ev.query, ev.query_len);
                 put("request_host", &ev.peer, ev.peer_len);
+                "http.client"
             }
-            Probe::GoSpawn => return None,
+            _ => return None,
+        };
+        if ev.flags & abi::FLAG_RECOVERED != 0 {
+            // recover() caught a panic while this request was being served.
+            // Only when net/http itself caught it has the handler ended.
+            let bias = self.bias(ev.pid);
+            let pc = bias.and_then(|b| ev.recover_pc.checked_sub(b));
+            let by = pc.and_then(|pc| {
+                self.recoverers
+                    .iter()
+                    .find(|(lo, hi, _)| pc > *lo && pc <= *hi)
+                    .map(|(_, _, n)| n.clone())
+            })?;
+            fields.insert("panic_recovered_by".into(), serde_json::Value::String(by));
         }
         if ev.status != 0 {
             fields.insert("status".into(), serde_json::Value::from(ev.status));
@@ -338,8 +435,11 @@ impl RawEvent {
         if ev.flags & abi::FLAG_READ_FAILED != 0 {
             fields.insert("read_failed".into(), serde_json::Value::Bool(true));
         }
+        if ev.flags & abi::FLAG_MAP_TOO_BIG != 0 {
+            fields.insert("headers_not_searched".into(), serde_json::Value::Bool(true));
+        }
         Some(RawEvent {
-            probe: probe.name().to_owned(),
+            probe: probe.to_owned(),
             pid: ev.pid,
             tid: ev.tid,
             goroutine: ev.goid,
@@ -348,70 +448,172 @@ impl RawEvent {
             fields,
         })
     }
+
+    fn db(&mut self, ev: &GpDbEvent) -> RawEvent {
+        use serde_json::Value;
+        let mut fields = BTreeMap::new();
+        if let Some((function, operation)) = self.hooks.get(ev.hook as usize).cloned() {
+            fields.insert("function".into(), Value::String(function));
+            if let Some(op) = operation {
+                fields.insert("operation".into(), Value::String(op));
+            }
+        }
+        if ev.query_len > 0 {
+            fields.insert(
+                "query".into(),
+                Value::String(abi::field_str(&ev.query, ev.query_len)),
+            );
+            if ev.query_len as usize > ev.query.len() {
+                fields.insert("query_len".into(), Value::from(ev.query_len));
+            }
+        }
+        let connector = self.type_name(ev.pid, ev.connector_type);
+        // sql.Open's dsnConnector: the driver inside names the system, the
+        // DSN gives the server. Other connectors are the driver's own.
+        let is_dsn = connector
+            .as_ref()
+            .is_some_and(|t| t.name == "*sql.dsnConnector" || t.name == "sql.dsnConnector");
+        let driver = if is_dsn {
+            self.type_name(ev.pid, ev.driver_type)
+        } else {
+            connector
+        };
+        if let Some(d) = &driver {
+            let path = self
+                .binary
+                .as_ref()
+                .and_then(|b| crate::gobin::types::package_path(b, &d.name));
+            fields.insert("driver".into(), Value::String(d.name.clone()));
+            fields.insert(
+                "db_system".into(),
+                Value::String(crate::dbsql::system_name(&d.name, path.as_deref()).to_owned()),
+            );
+        }
+        if is_dsn && ev.dsn_len > 0 && ev.dsn_len as usize <= ev.dsn.len() {
+            let dsn = abi::field_str(&ev.dsn, ev.dsn_len);
+            if let Some((host, port)) = crate::dbsql::server_from_dsn(&dsn) {
+                fields.insert("server_address".into(), Value::String(host));
+                if let Some(p) = port {
+                    fields.insert("server_port".into(), Value::from(p));
+                }
+            }
+        }
+        if ev.flags & abi::FLAG_ERROR != 0 {
+            fields.insert("error".into(), Value::Bool(true));
+            if let Some(t) = self.type_name(ev.pid, ev.error_type) {
+                fields.insert("error_type".into(), Value::String(t.name));
+            }
+        }
+        if ev.flags & abi::FLAG_READ_FAILED != 0 {
+            fields.insert("read_failed".into(), Value::Bool(true));
+        }
+        RawEvent {
+            probe: "db.sql".to_owned(),
+            pid: ev.pid,
+            tid: ev.tid,
+            goroutine: ev.goid,
+            start_ns: ev.start_ns,
+            end_ns: ev.end_ns,
+            fields,
+        }
+    }
+
+    fn panic(&mut self, ev: &GpPanicEvent) -> RawEvent {
+        use serde_json::Value;
+        let mut fields = BTreeMap::new();
+        if let Some(t) = self.type_name(ev.pid, ev.type_ptr) {
+            let text_n = (ev.text_len as usize).min(ev.text.len());
+            let mut words = [0u8; 32];
+            for (i, w) in ev.word.iter().enumerate() {
+                if let Some(dst) = words.get_mut(i * 8..i * 8 + 8) {
+                    dst.copy_from_slice(&w.to_ne_bytes());
+                }
+            }
+            let captured = crate::gobin::values::Captured {
+                words: &words,
+                text: ev.text.get(..text_n).unwrap_or_default(),
+                text_len: u64::from(ev.text_len),
+            };
+            if let Some(m) = crate::gobin::values::panic_message(&t, &captured) {
+                fields.insert("message".into(), Value::String(m.text));
+                if m.truncated {
+                    fields.insert("message_truncated".into(), Value::Bool(true));
+                }
+            }
+            fields.insert("type".into(), Value::String(t.name));
+        }
+        if ev.flags & abi::FLAG_READ_FAILED != 0 {
+            fields.insert("read_failed".into(), Value::Bool(true));
+        }
+        RawEvent {
+            probe: "go.panic".to_owned(),
+            pid: ev.pid,
+            tid: ev.tid,
+            goroutine: ev.goid,
+            start_ns: ev.ts_ns,
+            end_ns: ev.ts_ns,
+            fields,
+        }
+    }
 }
 
 /// Attached probes and their event stream.
 pub struct Session {
     _loaded: Loaded,
     reader: Reader,
+    decoder: Decoder,
     reported_lost: [u64; abi::LOST_MAX as usize],
     /// Uprobes attached (entry + returns over all functions).
     pub links: usize,
     /// Probes attached.
-    pub probes: Vec<Probe>,
+    pub probes: Vec<String>,
 }
 
 impl Session {
     /// Load the programs with `offsets`' configuration and attach every
     /// hook. Hooks whose code cannot be decoded are skipped with a warning;
-    /// it is an error when none is left.
+    /// it is an error when none is left. `binary` (the target, opened)
+    /// names the Go types events carry.
     pub fn start(
         target: &Target,
-        offsets: &Offsets,
+        config: &GpConfig,
         hooks: &[Hook],
-        warnings: &mut Vec<String>,
-    ) -> Result<Session, AttachError> {
-        Session::start_with(target, offsets, hooks, false, warnings)
-    }
-
-    /// Like [`Session::start`]; with `empty`, attach programs that do
-    /// nothing at the same points (the benchmark baseline: traps alone).
-    pub fn start_with(
-        target: &Target,
-        offsets: &Offsets,
-        hooks: &[Hook],
+        binary: Option<crate::gobin::GoBinary>,
         empty: bool,
         warnings: &mut Vec<String>,
     ) -> Result<Session, AttachError> {
         warnings.extend(bpf::prepare_system()?);
-        let mut loaded = bpf::load(&offsets.config())?;
-        let mut probes = Vec::new();
+        let gp: Vec<GpHook> = hooks.iter().map(|h| h.gp).collect();
+        let mut loaded = bpf::load(config, &gp)?;
+        let mut probes: Vec<String> = Vec::new();
         let mut reasons = Vec::new();
-        for hook in hooks {
+        for (i, hook) in hooks.iter().enumerate() {
             let points = match rets::probe_points(&hook.code, hook.address) {
                 Ok(p) => p,
                 Err(e) => {
-                    reasons.push(format!(
-                        "{}: {}: {e}",
-                        hook.probe.name(),
-                        hook.probe.function()
-                    ));
+                    reasons.push(format!("{}: {}: {e}", hook.probe, hook.function));
                     continue;
                 }
             };
-            let programs = if empty {
-                bpf::EMPTY
-            } else {
-                hook.probe.programs()
+            let pick = |p: &Option<String>| {
+                p.as_ref().map(|p| {
+                    if empty {
+                        bpf::EMPTY_PROGRAM.to_owned()
+                    } else {
+                        p.clone()
+                    }
+                })
             };
             let f = FunctionProbe {
-                programs,
+                entry: pick(&hook.entry_program),
+                ret: pick(&hook.return_program),
+                cookie: i as u64,
                 file_offset: hook.file_offset,
                 points,
             };
             loaded.attach(&target.binary, target.pid, &f)?;
             if !probes.contains(&hook.probe) {
-                probes.push(hook.probe);
+                probes.push(hook.probe.clone());
             }
         }
         warnings.extend(reasons.iter().cloned());
@@ -427,6 +629,7 @@ impl Session {
         Ok(Session {
             _loaded: loaded,
             reader,
+            decoder: Decoder::new(hooks, binary),
             reported_lost: [0; abi::LOST_MAX as usize],
             links,
             probes,
@@ -439,8 +642,9 @@ impl Session {
         timeout: Duration,
         mut f: impl FnMut(RawEvent),
     ) -> Result<usize, AttachError> {
+        let decoder = &mut self.decoder;
         Ok(self.reader.poll(timeout, |ev| {
-            if let Some(raw) = RawEvent::from_record(&ev) {
+            if let Some(raw) = decoder.event(&ev) {
                 f(raw)
             }
         })?)
@@ -448,8 +652,9 @@ impl Session {
 
     /// Read everything still in the ring buffer.
     pub fn drain(&mut self, mut f: impl FnMut(RawEvent)) -> usize {
+        let decoder = &mut self.decoder;
         self.reader.drain(&mut |ev| {
-            if let Some(raw) = RawEvent::from_record(&ev) {
+            if let Some(raw) = decoder.event(&ev) {
                 f(raw)
             }
         })
@@ -500,13 +705,14 @@ pub fn process_alive(pid: u32) -> bool {
     }
 }
 
-/// Resolve each probe's function in the binary. Returns the hooks and,
-/// for probes that cannot be instrumented, the reason.
+/// Resolve the catalog hooks of each probe in the binary. Returns the hooks
+/// and, for probes that cannot be instrumented, the reason. A probe is
+/// attached whole or not at all: a missing required hook or field skips it.
 pub fn hooks_from_binary(
     bin: &crate::gobin::GoBinary,
-    probes: &[Probe],
+    probes: &[String],
     offsets: &Offsets,
-) -> (Vec<Hook>, Vec<String>) {
+) -> Result<(Vec<Hook>, Vec<String>), AttachError> {
     let mut hooks = Vec::new();
     let mut reasons = Vec::new();
     if bin.elf().arch != crate::gobin::Arch::Amd64 {
@@ -514,47 +720,72 @@ pub fn hooks_from_binary(
             "{}: unsupported architecture (goprobe's uprobes support amd64)",
             bin.path().display()
         ));
-        return (hooks, reasons);
+        return Ok((hooks, reasons));
     }
-    for &probe in probes {
-        let missing = offsets.missing(probe);
+    let catalog = Catalog::builtin()?;
+    let key = crate::offsets::Key::from_build_info(
+        bin.build_info(),
+        &String::from(bin.elf().arch.clone()),
+    );
+    let lookup = |m: &str| key.module_version(m);
+    let target = catalog::Target {
+        go_version: &key.go_version,
+        module_version: &lookup,
+    };
+    'probes: for name in probes {
+        let Some(probe) = catalog.probe(name) else {
+            reasons.push(format!("{name}: not in the catalog"));
+            continue;
+        };
+        let missing = offsets.missing(probe, &target);
         if !missing.is_empty() {
             reasons.push(format!(
-                "{}: offsets unknown for {}",
-                probe.name(),
+                "{name}: offsets unknown for {}",
                 missing.join(", ")
             ));
             continue;
         }
-        match bin.function(probe.function()) {
-            Ok(Some(f)) => {
-                let code = usize::try_from(f.offset)
-                    .ok()
-                    .zip(usize::try_from(f.offset.saturating_add(f.size)).ok())
-                    .and_then(|(a, b)| bin.data().get(a..b));
-                match code {
-                    Some(code) => hooks.push(Hook {
-                        probe,
-                        address: f.address,
-                        file_offset: f.offset,
-                        code: code.to_vec(),
-                    }),
-                    None => reasons.push(format!(
-                        "{}: {} lies outside the file",
-                        probe.name(),
-                        probe.function()
-                    )),
+        let mut mine = Vec::new();
+        for h in probe.hooks_for(&target) {
+            let f = match bin.function(&h.function) {
+                Ok(Some(f)) => f,
+                Ok(None) if h.optional => continue,
+                Ok(None) => {
+                    reasons.push(format!("{name}: function {} not in the binary", h.function));
+                    continue 'probes;
                 }
-            }
-            Ok(None) => reasons.push(format!(
-                "{}: function {} missing",
-                probe.name(),
-                probe.function()
-            )),
-            Err(e) => reasons.push(format!("{}: {e}", probe.name())),
+                Err(e) => {
+                    reasons.push(format!("{name}: {e}"));
+                    continue 'probes;
+                }
+            };
+            let code = usize::try_from(f.offset)
+                .ok()
+                .zip(usize::try_from(f.offset.saturating_add(f.size)).ok())
+                .and_then(|(a, b)| bin.data().get(a..b));
+            let Some(code) = code else {
+                reasons.push(format!("{name}: {} lies outside the file", h.function));
+                continue 'probes;
+            };
+            let program = |at: HookPoint, suffix: &str| {
+                h.at.contains(&at)
+                    .then(|| format!("{}_{suffix}", h.program))
+            };
+            mine.push(Hook {
+                probe: name.clone(),
+                function: h.function.clone(),
+                entry_program: program(HookPoint::Entry, "entry"),
+                return_program: program(HookPoint::Return, "return"),
+                gp: gp_hook(name, h)?,
+                operation: h.operation.clone(),
+                address: f.address,
+                file_offset: f.offset,
+                code: code.to_vec(),
+            });
         }
+        hooks.extend(mine);
     }
-    (hooks, reasons)
+    Ok((hooks, reasons))
 }
 
 /// The service name spans use: the last element of the main module path,
@@ -573,22 +804,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn offsets_parse_and_route_modes() {
+    fn offsets_parse_route_and_map_modes() {
         let text = "{\"field\":\"runtime.g.goid\",\"offset\":152,\"size\":8,\"source\":\"dwarf\"}\n\
                     {\"field\":\"net/http.Request.Pattern\",\"offset\":256,\"size\":16,\"source\":\"table\"}\n\
+                    {\"field\":\"net/http.Request.Header\",\"offset\":56,\"size\":8,\"source\":\"table\"}\n\
+                    {\"field\":\"runtime.hmap.B\",\"offset\":9,\"size\":1,\"source\":\"table\"}\n\
+                    {\"field\":\"runtime.hmap.buckets\",\"offset\":16,\"size\":8,\"source\":\"table\"}\n\
+                    {\"field\":\"runtime.hmap.oldbuckets\",\"offset\":24,\"size\":8,\"source\":\"table\"}\n\
                     {\"field\":\"net/http.Request.Method\",\"offset\":null,\"size\":null,\"source\":\"unknown\"}\n";
         let o = Offsets::from_ndjson(text).expect("parses");
         assert_eq!(o.fields["runtime.g.goid"], 152);
         assert!(!o.fields.contains_key("net/http.Request.Method"));
-        let c = o.config();
-        assert_eq!(
-            (c.g_goid, c.route_mode, c.req_route),
-            (152, abi::ROUTE_PATTERN, 256)
-        );
-        assert_eq!(c.req_method, abi::NO_OFFSET);
+        let c = o.config(false);
+        assert_eq!(c.get("runtime.g.goid"), Some(152));
+        assert_eq!(c.route_mode, abi::ROUTE_PATTERN);
+        assert_eq!(c.get("net/http.Request.Pattern"), Some(256));
+        assert_eq!(c.get("net/http.Request.Method"), None);
+        assert_eq!(c.map_mode, abi::MAP_BUCKETS);
+        // A Go 1.24+ target needs the Swiss-table fields, not the hmap ones.
+        assert_eq!(o.config(true).map_mode, abi::MAP_NONE);
+        let catalog = Catalog::builtin().expect("catalog");
+        let none = |_: &str| None;
+        let target = catalog::Target {
+            go_version: "go1.22.10",
+            module_version: &none,
+        };
+        let missing = o.missing(catalog.probe("http.server").expect("probe"), &target);
+        assert!(missing.iter().any(|f| f == "net/http.Request.Method"));
         assert!(
-            o.missing(Probe::HttpServer)
-                .contains(&"net/http.Request.Method")
+            !missing.iter().any(|f| f.starts_with("runtime.hmap")),
+            "optional fields are not required"
         );
         assert!(matches!(
             Offsets::from_ndjson("{"),
@@ -596,54 +841,71 @@ mod tests {
         ));
     }
 
-    /// The registers the eBPF programs read (ebpf/goprobe.bpf.c) are the ones
-    /// the probe catalog assigns to each argument.
+    /// Every catalog hook turns into a register table the programs can use,
+    /// and the programs it names exist in the eBPF object's source.
     #[test]
-    fn programs_read_the_catalog_registers() {
-        let catalog = crate::catalog::Catalog::builtin().expect("catalog");
-        let reg = |probe: &str, arg: &str| -> Vec<&'static str> {
-            let p = catalog.probe(probe).expect("probe");
-            let a = p
-                .hooks
-                .iter()
-                .flat_map(|h| h.args.iter())
-                .find(|a| a.name == arg)
-                .expect("arg");
-            a.words
-                .iter()
-                .map(|&w| crate::catalog::register("amd64", w).expect("register"))
-                .collect()
-        };
-        // http_server_entry: rw data in RCX (ptr_b), req in RDI.
-        assert_eq!(reg("http.server", "response_writer"), ["rbx", "rcx"]);
-        assert_eq!(reg("http.server", "request"), ["rdi"]);
-        // http_client_entry: req in RBX; http_client_return: *Response in RAX, error in RBX/RCX.
-        assert_eq!(reg("http.client", "request"), ["rbx"]);
-        assert_eq!(reg("http.client", "response"), ["rax"]);
-        assert_eq!(reg("http.client", "error"), ["rbx", "rcx"]);
-        for p in [Probe::HttpServer, Probe::HttpClient] {
-            let c = catalog.probe(p.name()).expect("in catalog");
-            assert!(c.hooks.iter().any(|h| h.function == p.function()));
-            for f in p
-                .required_fields()
-                .iter()
-                .filter(|f| **f != "runtime.g.goid")
-            {
-                assert!(
-                    catalog.all_fields().iter().any(|c| c == f),
-                    "{f} not in the catalog"
-                );
+    fn catalog_hooks_become_register_tables() {
+        let catalog = Catalog::builtin().expect("catalog");
+        let source = include_str!("../ebpf/goprobe.bpf.c");
+        for p in &catalog.probes {
+            assert_ne!(probe_kind(&p.name), 0, "{} has no event kind", p.name);
+            for h in &p.hooks {
+                gp_hook(&p.name, h).unwrap_or_else(|e| panic!("{e}"));
+                for at in &h.at {
+                    let suffix = match at {
+                        HookPoint::Entry => "entry",
+                        HookPoint::Return => "return",
+                    };
+                    let prog = format!("int {}_{suffix}(void *ctx)", h.program);
+                    assert!(source.contains(&prog), "{prog} missing from goprobe.bpf.c");
+                }
             }
         }
+        // The slots the C programs read (goprobe.h documents them).
+        let server = catalog.probe("http.server").expect("probe");
+        let g = gp_hook("http.server", &server.hooks[0]).expect("hook");
+        assert_eq!(&g.reg[..3], &[1, 2, 3], "rw itab RBX, rw data RCX, req RDI");
+        let db = catalog.probe("db.sql").expect("probe");
+        let q = db
+            .hooks
+            .iter()
+            .find(|h| h.function.ends_with("queryDC"))
+            .expect("queryDC");
+        let g = gp_hook("db.sql", q).expect("hook");
+        assert_eq!(
+            &g.reg[..5],
+            &[0, 7, 8, 1, 2],
+            "db RAX, query R10/R11, error RBX/RCX"
+        );
+        let st = db
+            .hooks
+            .iter()
+            .find(|h| h.function.ends_with("(*Stmt).ExecContext"))
+            .expect("stmt");
+        assert_eq!(
+            gp_hook("db.sql", st).expect("hook").flags,
+            abi::HOOK_RECEIVER_IS_STMT
+        );
     }
 
     #[test]
     fn probes_list() {
         assert_eq!(
             parse_probes("http.client, http.server,http.client").expect("ok"),
-            vec![Probe::HttpClient, Probe::HttpServer]
+            vec!["http.client".to_owned(), "http.server".to_owned()]
         );
-        assert!(parse_probes("grpc").is_err());
+        let all = parse_probes("all").expect("ok");
+        for p in [
+            "http.server",
+            "http.client",
+            "db.sql",
+            "go.panic",
+            "go.spawn",
+        ] {
+            assert!(all.iter().any(|x| x == p), "{p}");
+        }
+        let err = parse_probes("grpc").expect_err("unknown");
+        assert!(err.to_string().contains("db.sql"), "{err}");
     }
 
     #[test]
@@ -659,30 +921,17 @@ mod tests {
     }
 }
 
-/// Every field the probes read (required and optional).
-pub fn wanted_fields() -> Vec<&'static str> {
-    let mut out: Vec<&'static str> = Vec::new();
-    for p in Probe::ALL {
-        for f in p.required_fields() {
-            if !out.contains(f) {
-                out.push(f);
-            }
-        }
-    }
-    out.extend_from_slice(OPTIONAL_FIELDS);
-    out
-}
-
 /// Offsets the way `goprobe offsets` resolves them: the binary's DWARF
 /// when it describes the type, else the embedded offsets table for its
-/// exact Go version; unknown fields are left out.
+/// exact Go version; unknown fields are left out. Every field the eBPF
+/// programs can read is resolved.
 pub fn offsets_resolved(bin: &crate::gobin::GoBinary) -> Offsets {
     let table = crate::offsets::table::Table::builtin()
         .unwrap_or_else(|e| crate::offsets::table::Table::default_with_warning(&e));
     let resolver = crate::offsets::Resolver::for_binary(bin, &table, None);
-    let fields = wanted_fields()
-        .into_iter()
-        .filter_map(|f| resolver.resolve(f).offset.map(|o| (f.to_owned(), o)))
+    let fields = abi::FIELDS
+        .iter()
+        .filter_map(|f| resolver.resolve(f).offset.map(|o| ((*f).to_owned(), o)))
         .collect();
     Offsets { fields }
 }
@@ -798,11 +1047,13 @@ impl From<BpfError> for StreamError {
 }
 
 /// Everything needed to start a session on a binary or a process: open
-/// it, resolve offsets (given, or from its DWARF) and functions.
+/// it, resolve offsets (given, or from its DWARF / the offsets table) and
+/// the catalog's hooks.
 pub struct Plan {
     pub target: Target,
     pub info: TargetInfo,
     pub offsets: Offsets,
+    pub config: GpConfig,
     pub hooks: Vec<Hook>,
     /// Probes that cannot be instrumented, with why.
     pub skipped: Vec<String>,
@@ -812,7 +1063,7 @@ impl Plan {
     pub fn new(
         bin: &crate::gobin::GoBinary,
         pid: Option<u32>,
-        probes: &[Probe],
+        probes: &[String],
         offsets: Option<Offsets>,
     ) -> Result<Plan, AttachError> {
         let mut skipped = Vec::new();
@@ -823,9 +1074,9 @@ impl Plan {
                 // Same verdicts (and reasons) as `goprobe inspect`, from the
                 // probe catalog, with offsets from DWARF or the offsets table.
                 let verdicts = crate::verdict::assess_binary(bin);
-                probes.retain(|p| match verdicts.iter().find(|v| v.probe == p.name()) {
+                probes.retain(|p| match verdicts.iter().find(|v| &v.probe == p) {
                     Some(v) if !v.instrumentable => {
-                        skipped.push(format!("{}: {}", p.name(), v.reasons.join("; ")));
+                        skipped.push(format!("{p}: {}", v.reasons.join("; ")));
                         false
                     }
                     _ => true,
@@ -833,9 +1084,14 @@ impl Plan {
                 offsets_resolved(bin)
             }
         };
-        let (hooks, reasons) = hooks_from_binary(bin, &probes, &offsets);
+        let (hooks, reasons) = hooks_from_binary(bin, &probes, &offsets)?;
         skipped.extend(reasons);
-        if !hooks.iter().any(|h| h.probe != Probe::GoSpawn) {
+        let catalog = Catalog::builtin()?;
+        // Internal probes only support the others.
+        if !hooks
+            .iter()
+            .any(|h| catalog.probe(&h.probe).is_some_and(|p| !p.internal))
+        {
             return Err(AttachError::NothingToAttach(skipped.join("; ")));
         }
         let binary = match pid {
@@ -851,10 +1107,12 @@ impl Plan {
             go_version: bi.go_version.clone(),
             service_name: service_name(bi.path.as_deref(), bin.path()),
         };
+        let config = offsets.config(uses_swiss_maps(bin));
         Ok(Plan {
             target: Target { binary, pid },
             info,
             offsets,
+            config,
             hooks,
             skipped,
         })
@@ -866,7 +1124,8 @@ impl Plan {
 pub struct Request {
     pub binary: Option<PathBuf>,
     pub pid: Option<u32>,
-    pub probes: Vec<Probe>,
+    /// Catalog probe names.
+    pub probes: Vec<String>,
     pub offsets: Option<Offsets>,
     pub duration: Option<Duration>,
     /// Attach do-nothing programs instead (benchmark baseline).
@@ -912,10 +1171,11 @@ pub fn run(
         signal_hook::flag::register(sig, Arc::clone(&stop)).map_err(RunError::Signal)?;
     }
     let mut warnings = Vec::new();
-    let session = Session::start_with(
+    let session = Session::start(
         &plan.target,
-        &plan.offsets,
+        &plan.config,
         &plan.hooks,
+        Some(bin),
         req.baseline_empty,
         &mut warnings,
     );

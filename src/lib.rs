@@ -9,6 +9,7 @@ pub mod bpf;
 pub mod catalog;
 pub mod clock;
 pub mod cmd;
+pub mod dbsql;
 pub mod dwarf;
 pub mod exit;
 pub mod export;

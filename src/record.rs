@@ -1,12 +1,15 @@
 //! Turning attach's raw event stream into spans (`crate::span` schema).
 //!
-//! A server event becomes a server span in a new trace. A client event on
-//! the same goroutine of the same process, inside the server call's time
-//! span, is the outgoing call the handler made: it becomes a child span in
-//! the server span's trace. Client events arrive before their server event
-//! (the inner call returns first), so they wait in `pending` until the
+//! A server event becomes a server span: in the caller's trace when the
+//! request carried a W3C `traceparent` header, else in a new trace. An
+//! HTTP client or database/sql event on the same goroutine of the same
+//! process (or on a goroutine it started), inside the server call's time
+//! span, is a call the handler made: it becomes a child span in the server
+//! span's trace. A panic inside it becomes an `exception` event of the
+//! server span. These inner events arrive before their server event (the
+//! inner call returns first), so they wait in `pending` until the
 //! enclosing server event comes, or until the stream ends, when the rest
-//! become root spans.
+//! become root spans (a panic outside any server span gets a span of its own).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -14,7 +17,9 @@ use serde_json::Value;
 
 use crate::attach::{Line, RawEvent, TargetInfo};
 use crate::clock::WallOffset;
-use crate::span::{AttrValue, Attributes, Span, SpanId, SpanKind, Status, StatusCode, TraceId};
+use crate::span::{
+    AttrValue, Attributes, Event, Span, SpanId, SpanKind, Status, StatusCode, TraceId,
+};
 
 /// Client events waiting longer than this (monotonic ns behind the newest
 /// event) are given up on and written as roots, bounding memory.
@@ -26,7 +31,12 @@ const PENDING_MAX: usize = 100_000;
 pub struct RecordStats {
     pub spans: u64,
     pub server: u64,
+    /// Client spans: HTTP and database calls.
     pub client: u64,
+    /// Of `client`, database calls.
+    pub db: u64,
+    /// Every panic seen (runtime.gopanic), recovered or not.
+    pub panics: u64,
     pub lost: u64,
 }
 
@@ -107,7 +117,10 @@ impl Recorder {
                         .insert((ev.pid, ev.goroutine), (parent, ev.start_ns));
                 }
             }
-            "http.client" => {
+            "http.client" | "db.sql" | "go.panic" => {
+                if ev.probe == "go.panic" {
+                    self.stats.panics += 1;
+                }
                 let id = self.next_id;
                 self.next_id += 1;
                 // Index the call under its goroutine and every ancestor.
@@ -129,7 +142,8 @@ impl Recorder {
                 self.pending.insert(id, PendingClient { ev });
             }
             "http.server" => {
-                let trace = TraceId(random_bytes());
+                let incoming = str_field(&ev.fields, "traceparent").and_then(parse_traceparent);
+                let trace = incoming.map_or_else(|| TraceId(random_bytes()), |t| t.trace_id);
                 let server_id = SpanId(random_bytes());
                 let mut children = Vec::new();
                 if let Some(cands) = self.index.remove(&(ev.pid, ev.goroutine)) {
@@ -155,10 +169,37 @@ impl Recorder {
                     }
                 }
                 children.sort_by_key(|c| c.start_ns);
-                let span = self.server_span(&ev, trace, server_id);
+                let (panics, calls): (Vec<RawEvent>, Vec<RawEvent>) =
+                    children.into_iter().partition(|c| c.probe == "go.panic");
+                let mut span = self.server_span(&ev, trace, server_id);
+                if let Some(t) = incoming {
+                    span.parent_span_id = Some(t.parent_id);
+                    span.trace_flags = Some(t.flags);
+                }
+                for p in &panics {
+                    let e = self.exception_event(p);
+                    span.events.push(e);
+                }
+                if ev.fields.contains_key("panic_recovered_by") {
+                    // The panic escaped the handler and net/http caught it.
+                    let last = panics.last();
+                    let ty = last.and_then(|p| str_field(&p.fields, "type"));
+                    span.attributes
+                        .insert("error.type".into(), ty.unwrap_or("_OTHER").into());
+                    let msg = last.and_then(|p| str_field(&p.fields, "message"));
+                    span.status = Status {
+                        code: StatusCode::Error,
+                        message: Some(match msg {
+                            Some(m) => format!("panic: {m}"),
+                            None => "panic escaped the handler".to_owned(),
+                        }),
+                    };
+                }
+                let flags = span.trace_flags;
                 self.push(span, out);
-                for c in children {
-                    let span = self.client_span(&c, trace, Some(server_id));
+                for c in calls {
+                    let mut span = self.child_span(&c, trace, Some(server_id));
+                    span.trace_flags = flags;
                     self.push(span, out);
                 }
             }
@@ -192,7 +233,7 @@ impl Recorder {
         self.parents.retain(|_, (_, ts)| *ts >= horizon);
         old.sort_by_key(|e| e.start_ns);
         for c in old {
-            let span = self.client_span(&c, TraceId(random_bytes()), None);
+            let span = self.child_span(&c, TraceId(random_bytes()), None);
             self.push(span, out);
         }
     }
@@ -203,8 +244,124 @@ impl Recorder {
         self.index.clear();
         rest.sort_by_key(|e| e.start_ns);
         for c in rest {
-            let span = self.client_span(&c, TraceId(random_bytes()), None);
+            let span = self.child_span(&c, TraceId(random_bytes()), None);
             self.push(span, out);
+        }
+    }
+
+    /// A span for an event that waited for a server span: an HTTP client
+    /// call, a database call, or (with no span around it) a panic.
+    fn child_span(&mut self, ev: &RawEvent, trace: TraceId, parent: Option<SpanId>) -> Span {
+        match ev.probe.as_str() {
+            "db.sql" => self.db_span(ev, trace, parent),
+            "go.panic" => {
+                let e = self.exception_event(ev);
+                Span {
+                    trace_id: trace,
+                    span_id: SpanId(random_bytes()),
+                    parent_span_id: parent,
+                    name: "panic".to_owned(),
+                    kind: SpanKind::Internal,
+                    start_time_unix_nano: e.time_unix_nano,
+                    end_time_unix_nano: e.time_unix_nano,
+                    attributes: Attributes::new(),
+                    status: Status::default(),
+                    events: vec![e],
+                    resource: self.resource(ev.pid),
+                    trace_flags: None,
+                }
+            }
+            _ => self.client_span(ev, trace, parent),
+        }
+    }
+
+    /// A panic as an OpenTelemetry `exception` span event.
+    fn exception_event(&mut self, ev: &RawEvent) -> Event {
+        let mut a = Attributes::new();
+        // Unknown means unknown: a type goprobe could not name is left out.
+        if let Some(t) = str_field(&ev.fields, "type") {
+            a.insert("exception.type".into(), t.into());
+        }
+        if let Some(m) = str_field(&ev.fields, "message") {
+            a.insert("exception.message".into(), m.into());
+        }
+        a.insert(
+            "goroutine.id".into(),
+            AttrValue::Int(i64::try_from(ev.goroutine).unwrap_or(i64::MAX)),
+        );
+        Event {
+            name: "exception".to_owned(),
+            time_unix_nano: self.wall(ev.start_ns),
+            attributes: a,
+        }
+    }
+
+    fn db_span(&mut self, ev: &RawEvent, trace: TraceId, parent: Option<SpanId>) -> Span {
+        let f = &ev.fields;
+        let mut a = Attributes::new();
+        let system = str_field(f, "db_system").unwrap_or("other_sql");
+        a.insert("db.system.name".into(), system.into());
+        let query = str_field(f, "query");
+        let shape = query.map(crate::dbsql::query_shape);
+        let operation = str_field(f, "operation")
+            .map(str::to_owned)
+            .or_else(|| shape.as_ref().and_then(|s| s.operation.clone()));
+        let collection = shape.as_ref().and_then(|s| s.collection.clone());
+        if let Some(q) = query {
+            a.insert("db.query.text".into(), q.into());
+            if let Some(n) = f.get("query_len").and_then(Value::as_i64) {
+                // Cut at the probe's limit; the real length says by how much.
+                a.insert("goprobe.db.query.length".into(), AttrValue::Int(n));
+            }
+        }
+        if let Some(op) = &operation {
+            a.insert("db.operation.name".into(), op.clone().into());
+        }
+        if let Some(c) = &collection {
+            a.insert("db.collection.name".into(), c.clone().into());
+        }
+        if let Some(h) = str_field(f, "server_address") {
+            a.insert("server.address".into(), h.into());
+        }
+        if let Some(p) = f.get("server_port").and_then(Value::as_i64) {
+            a.insert("server.port".into(), AttrValue::Int(p));
+        }
+        if let Some(func) = str_field(f, "function") {
+            a.insert("code.function.name".into(), func.into());
+        }
+        let failed = f.get("error").and_then(Value::as_bool).unwrap_or(false);
+        let status = if failed {
+            a.insert(
+                "error.type".into(),
+                str_field(f, "error_type").unwrap_or("_OTHER").into(),
+            );
+            Status {
+                code: StatusCode::Error,
+                message: Some("database/sql call returned an error".into()),
+            }
+        } else {
+            Status::default()
+        };
+        // Semantic conventions: "{operation} {target}", else the operation,
+        // else the database system.
+        let name = match (&operation, &collection) {
+            (Some(op), Some(c)) => format!("{op} {c}"),
+            (Some(op), None) => op.clone(),
+            _ => system.to_owned(),
+        };
+        Span {
+            trace_id: trace,
+            span_id: SpanId(random_bytes()),
+            parent_span_id: parent,
+            name,
+            kind: SpanKind::Client,
+            start_time_unix_nano: self.wall(ev.start_ns),
+            end_time_unix_nano: self.wall(ev.end_ns.max(ev.start_ns)),
+            attributes: a,
+            status,
+            events: Vec::new(),
+            resource: self.resource(ev.pid),
+            trace_flags: None,
         }
     }
 
@@ -214,6 +371,9 @@ impl Recorder {
             SpanKind::Server => self.stats.server += 1,
             SpanKind::Client => self.stats.client += 1,
             _ => {}
+        }
+        if span.attributes.contains_key("db.system.name") {
+            self.stats.db += 1;
         }
         out.push(span);
     }
@@ -322,6 +482,7 @@ impl Recorder {
             status: status_obj,
             events: Vec::new(),
             resource: self.resource(ev.pid),
+            trace_flags: None,
         }
     }
 
@@ -394,8 +555,57 @@ impl Recorder {
             status: status_obj,
             events: Vec::new(),
             resource: self.resource(ev.pid),
+            trace_flags: None,
         }
     }
+}
+
+/// An incoming W3C trace context.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct TraceParent {
+    trace_id: TraceId,
+    parent_id: SpanId,
+    flags: u8,
+}
+
+/// Parse a `traceparent` header value (W3C Trace Context level 1):
+/// `version-traceid-parentid-flags`, lowercase hex, all-zero ids invalid,
+/// version `ff` invalid; a future version may append fields after the flags.
+fn parse_traceparent(v: &str) -> Option<TraceParent> {
+    let v = v.trim();
+    let mut parts = v.split('-');
+    let version = parts.next()?;
+    let trace = parts.next()?;
+    let parent = parts.next()?;
+    let flags = parts.next()?;
+    let hex = |s: &str, n: usize| {
+        s.len() == n
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    if !hex(version, 2) || version == "ff" || !hex(trace, 32) || !hex(parent, 16) || !hex(flags, 2)
+    {
+        return None;
+    }
+    if version == "00" && parts.next().is_some() {
+        return None;
+    }
+    let mut t = [0u8; 16];
+    let mut p = [0u8; 8];
+    for (i, b) in t.iter_mut().enumerate() {
+        *b = u8::from_str_radix(trace.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    for (i, b) in p.iter_mut().enumerate() {
+        *b = u8::from_str_radix(parent.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    if t.iter().all(|&b| b == 0) || p.iter().all(|&b| b == 0) {
+        return None;
+    }
+    Some(TraceParent {
+        trace_id: TraceId(t),
+        parent_id: SpanId(p),
+        flags: u8::from_str_radix(flags, 16).ok()?,
+    })
 }
 
 fn str_field<'a>(f: &'a BTreeMap<String, Value>, k: &str) -> Option<&'a str> {
@@ -707,7 +917,7 @@ mod tests {
                 spans: 3,
                 server: 1,
                 client: 2,
-                lost: 0
+                ..RecordStats::default()
             }
         );
         for s in &out {

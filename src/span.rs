@@ -41,6 +41,10 @@ pub struct Span {
     pub events: Vec<Event>,
     #[serde(default)]
     pub resource: Attributes,
+    /// W3C trace flags (bit 0: sampled) of a trace joined from an incoming
+    /// `traceparent`, kept as the caller sent them; absent for traces goprobe started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_flags: Option<u8>,
 }
 
 /// Attributes keyed by OpenTelemetry semantic-convention names, sorted so

@@ -7,10 +7,11 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use goprobe::attach::{Hook, Offsets, Probe, RawEvent, Session, Target};
+use goprobe::attach::{Offsets, Plan, RawEvent, Session};
 
-/// Attach both HTTP probes to `bin` (functions from the unstripped twin's
-/// symbols, offsets from its DWARF).
+/// Attach both HTTP probes (and goroutine creation) to the binary, with
+/// offsets from the unstripped twin's DWARF. The hooks come from the
+/// catalog; a test below checks their addresses against the symbol table.
 fn session(entry: &common::CorpusEntry, pid: Option<u32>) -> Session {
     common::require_root();
     let offsets = Offsets::from_ndjson(&common::dwarf_offsets(
@@ -18,25 +19,31 @@ fn session(entry: &common::CorpusEntry, pid: Option<u32>) -> Session {
         common::HTTP_FIELDS,
     ))
     .expect("offsets");
-    let hooks: Vec<Hook> = Probe::ALL
-        .iter()
-        .map(|&probe| {
-            let (address, file_offset, _, code) =
-                common::symbol_function(&entry.unstripped, probe.function());
-            Hook {
-                probe,
-                address,
-                file_offset,
-                code,
-            }
-        })
-        .collect();
-    let target = Target {
-        binary: entry.binary.clone(),
-        pid,
-    };
+    let bin = goprobe::gobin::GoBinary::open(&entry.binary).expect("open");
+    let probes: Vec<String> = ["http.server", "http.client", "go.spawn"]
+        .map(String::from)
+        .to_vec();
+    let plan = Plan::new(&bin, pid, &probes, Some(offsets)).expect("plan");
+    assert!(plan.skipped.is_empty(), "{:?}", plan.skipped);
+    for h in &plan.hooks {
+        let (address, file_offset, _, _) = common::symbol_function(&entry.unstripped, &h.function);
+        assert_eq!(
+            (h.address, h.file_offset),
+            (address, file_offset),
+            "{}",
+            h.function
+        );
+    }
     let mut warnings = Vec::new();
-    Session::start(&target, &offsets, &hooks, &mut warnings).expect("attach")
+    Session::start(
+        &plan.target,
+        &plan.config,
+        &plan.hooks,
+        Some(bin),
+        false,
+        &mut warnings,
+    )
+    .expect("attach")
 }
 
 /// Poll until `n` events of `probe` arrived or `timeout` passed.

@@ -14,10 +14,10 @@ use std::time::Duration;
 
 use aya::maps::{Array, MapData, PerCpuArray, RingBuf};
 use aya::programs::UProbe;
-use aya::programs::uprobe::UProbeScope;
+use aya::programs::uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeScope};
 use aya::{Ebpf, EbpfLoader};
 
-use abi::{GpConfig, LOST_MAX, Record};
+use abi::{GpConfig, GpHook, LOST_MAX, Record};
 
 /// The compiled programs. aya needs the object 8-byte aligned.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/goprobe.bpf.o"));
@@ -29,12 +29,14 @@ pub enum BpfError {
     #[error("loading the eBPF programs failed: {0}")]
     Load(#[source] aya::EbpfError),
     #[error("eBPF program {0} missing from the object")]
-    MissingProgram(&'static str),
+    MissingProgram(String),
+    #[error("{0} hooks exceed the {max} the eBPF hooks map holds", max = abi::HOOKS_MAX)]
+    TooManyHooks(usize),
     #[error("eBPF map {0} missing from the object")]
     MissingMap(&'static str),
     #[error("eBPF program {name}: {source}")]
     Program {
-        name: &'static str,
+        name: String,
         #[source]
         source: aya::programs::ProgramError,
     },
@@ -55,30 +57,8 @@ pub enum BpfError {
     Poll(#[source] std::io::Error),
 }
 
-/// The two programs of one probe.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ProgramPair {
-    pub entry: &'static str,
-    pub ret: &'static str,
-}
-
-pub const HTTP_SERVER: ProgramPair = ProgramPair {
-    entry: "http_server_entry",
-    ret: "http_server_return",
-};
-pub const HTTP_CLIENT: ProgramPair = ProgramPair {
-    entry: "http_client_entry",
-    ret: "http_client_return",
-};
-pub const SPAWN: ProgramPair = ProgramPair {
-    entry: "spawn_entry",
-    ret: "spawn_return",
-};
 /// Programs that do nothing, for measuring the cost of the traps alone.
-pub const EMPTY: ProgramPair = ProgramPair {
-    entry: "empty_probe",
-    ret: "empty_probe",
-};
+pub const EMPTY_PROGRAM: &str = "empty_probe";
 
 /// Checks what loading eBPF needs and says plainly what is missing, then
 /// raises RLIMIT_MEMLOCK (needed by kernels before 5.11, harmless after)
@@ -191,8 +171,10 @@ pub struct Loaded {
     links: usize,
 }
 
-/// Loads the programs and writes the offsets they read into the config map.
-pub fn load(config: &GpConfig) -> Result<Loaded, BpfError> {
+/// Loads the programs and writes the offsets they read into the config
+/// map and each hook's register table into the hooks map (index = the
+/// attach cookie of that hook's uprobes).
+pub fn load(config: &GpConfig, hooks: &[GpHook]) -> Result<Loaded, BpfError> {
     let mut ebpf = EbpfLoader::new().load(OBJECT).map_err(|e| match &e {
         aya::EbpfError::MapError(aya::maps::MapError::CreateError { io_error, .. })
         | aya::EbpfError::BtfError(aya::BtfError::FileError { error: io_error, .. })
@@ -216,30 +198,51 @@ pub fn load(config: &GpConfig) -> Result<Loaded, BpfError> {
             source,
         })?;
     }
-    for name in [
-        HTTP_SERVER.entry,
-        HTTP_SERVER.ret,
-        HTTP_CLIENT.entry,
-        HTTP_CLIENT.ret,
-        SPAWN.entry,
-        SPAWN.ret,
-        EMPTY.entry,
-    ] {
+    if hooks.len() > abi::HOOKS_MAX {
+        return Err(BpfError::TooManyHooks(hooks.len()));
+    }
+    {
+        let map = ebpf.map_mut("hooks").ok_or(BpfError::MissingMap("hooks"))?;
+        let mut array: Array<&mut MapData, GpHook> =
+            Array::try_from(map).map_err(|source| BpfError::Map {
+                name: "hooks",
+                source,
+            })?;
+        for (i, h) in hooks.iter().enumerate() {
+            array.set(i as u32, h, 0).map_err(|source| BpfError::Map {
+                name: "hooks",
+                source,
+            })?;
+        }
+    }
+    let names: Vec<String> = ebpf.programs().map(|(n, _)| n.to_owned()).collect();
+    for name in names {
         let prog: &mut UProbe = ebpf
-            .program_mut(name)
-            .ok_or(BpfError::MissingProgram(name))?
+            .program_mut(&name)
+            .ok_or_else(|| BpfError::MissingProgram(name.clone()))?
             .try_into()
-            .map_err(|source| BpfError::Program { name, source })?;
-        prog.load()
-            .map_err(|source| BpfError::Program { name, source })?;
+            .map_err(|source| BpfError::Program {
+                name: name.clone(),
+                source,
+            })?;
+        prog.load().map_err(|source| BpfError::Program {
+            name: name.clone(),
+            source,
+        })?;
     }
     Ok(Loaded { ebpf, links: 0 })
 }
 
-/// One function to probe: where its entry and RETs are in the file.
+/// One function to probe: where its entry and RETs are in the file, and
+/// which programs run there.
 #[derive(Debug, Clone)]
 pub struct FunctionProbe {
-    pub programs: ProgramPair,
+    /// Program at the entry, if the hook fires there.
+    pub entry: Option<String>,
+    /// Program at every RET, if the hook fires there.
+    pub ret: Option<String>,
+    /// The hook's index in the hooks map, passed as the attach cookie.
+    pub cookie: u64,
     /// File offset of the function's first instruction.
     pub file_offset: u64,
     pub points: rets::ProbePoints,
@@ -260,26 +263,39 @@ impl Loaded {
             Some(p) => UProbeScope::OneProcess(p),
             None => UProbeScope::AllProcesses,
         };
-        let mut one = |name: &'static str, offset: u64| -> Result<(), BpfError> {
+        let mut links = 0;
+        let mut one = |name: &str, offset: u64| -> Result<(), BpfError> {
             let prog: &mut UProbe = self
                 .ebpf
                 .program_mut(name)
-                .ok_or(BpfError::MissingProgram(name))?
+                .ok_or_else(|| BpfError::MissingProgram(name.to_owned()))?
                 .try_into()
-                .map_err(|source| BpfError::Program { name, source })?;
-            prog.attach(offset, binary, scope)
+                .map_err(|source| BpfError::Program {
+                    name: name.to_owned(),
+                    source,
+                })?;
+            let point = UProbeAttachPoint {
+                location: UProbeAttachLocation::AbsoluteOffset(offset),
+                cookie: Some(f.cookie),
+            };
+            prog.attach(point, binary, scope)
                 .map_err(|source| BpfError::Attach {
                     path: binary.to_owned(),
                     offset,
                     source,
                 })?;
+            links += 1;
             Ok(())
         };
-        one(f.programs.entry, f.file_offset + f.points.entry)?;
-        for r in &f.points.rets {
-            one(f.programs.ret, f.file_offset + r)?;
+        if let Some(entry) = &f.entry {
+            one(entry, f.file_offset + f.points.entry)?;
         }
-        self.links += 1 + f.points.rets.len();
+        if let Some(ret) = &f.ret {
+            for r in &f.points.rets {
+                one(ret, f.file_offset + r)?;
+            }
+        }
+        self.links += links;
         Ok(())
     }
 

@@ -17,14 +17,12 @@ pub struct TargetArgs {
     /// Trace only this process.
     #[arg(long, value_name = "N")]
     pub pid: Option<u32>,
-    /// Comma-separated probes to attach: http.server, http.client, and
-    /// go.spawn (goroutine creation, so calls made on goroutines a handler
-    /// starts are parented to its span).
-    #[arg(
-        long,
-        value_name = "LIST",
-        default_value = "http.server,http.client,go.spawn"
-    )]
+    /// Comma-separated probes to attach, from the probe catalog: http.server,
+    /// http.client, db.sql, go.panic, go.spawn (goroutine creation, so calls
+    /// made on goroutines a handler starts join its trace), or `all`. Probes
+    /// the binary cannot support (e.g. db.sql without database/sql) are
+    /// skipped with a note on stderr; `goprobe inspect` says why.
+    #[arg(long, value_name = "LIST", default_value = attach::DEFAULT_PROBES)]
     pub probes: String,
     /// Field offsets as NDJSON from `goprobe offsets --json` (`-` for stdin);
     /// default: read them from the binary's DWARF, else the offsets table.

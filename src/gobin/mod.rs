@@ -22,6 +22,8 @@ mod modinfo;
 mod moduledata;
 mod pclntab;
 mod read;
+pub mod types;
+pub mod values;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};

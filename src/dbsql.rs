@@ -1,0 +1,241 @@
+//! What goprobe knows about database/sql calls beyond the bytes the probe
+//! reads: which database system a driver talks to, where the server is
+//! (from a DSN), and the operation and table a query names, for span names
+//! and the `db.*` semantic-convention attributes.
+
+/// `db.system.name` for a driver, from its Go type (`*pq.Driver`) and,
+/// when known, the full import path of the type's package. Unknown drivers
+/// are `other_sql`, as the semantic conventions say.
+pub fn system_name(type_name: &str, package_path: Option<&str>) -> &'static str {
+    let pkg = type_name
+        .trim_start_matches('*')
+        .rsplit_once('.')
+        .map_or("", |(p, _)| p);
+    let path = package_path.unwrap_or("");
+    let known: &[(&str, &str, &str)] = &[
+        // (import path, package name, system)
+        ("github.com/lib/pq", "pq", "postgresql"),
+        ("github.com/jackc/pgx", "stdlib", "postgresql"),
+        ("github.com/mattn/go-sqlite3", "sqlite3", "sqlite"),
+        ("modernc.org/sqlite", "sqlite", "sqlite"),
+        ("github.com/go-sql-driver/mysql", "mysql", "mysql"),
+        (
+            "github.com/microsoft/go-mssqldb",
+            "mssql",
+            "microsoft.sql_server",
+        ),
+        (
+            "github.com/denisenkom/go-mssqldb",
+            "mssql",
+            "microsoft.sql_server",
+        ),
+        ("github.com/sijms/go-ora", "go_ora", "oracle.db"),
+        (
+            "github.com/ClickHouse/clickhouse-go",
+            "clickhouse",
+            "clickhouse",
+        ),
+    ];
+    for (import, name, system) in known {
+        // The import path decides when it is known; otherwise the package
+        // name must be distinctive on its own (not pgx's generic "stdlib").
+        if !path.is_empty() {
+            if path == *import || path.starts_with(&format!("{import}/")) {
+                return system;
+            }
+        } else if pkg == *name && *name != "stdlib" {
+            return system;
+        }
+    }
+    "other_sql"
+}
+
+/// `server.address` and `server.port` from a data source name, in URL form
+/// (`postgres://user:pass@host:5432/db?x=y`) or key/value form
+/// (`host=h port=5432 user=u`). The DSN itself (it may hold a password) is
+/// never returned.
+pub fn server_from_dsn(dsn: &str) -> Option<(String, Option<u16>)> {
+    let dsn = dsn.trim();
+    if let Some((_, rest)) = dsn.split_once("://") {
+        let authority = rest.split(['/', '?']).next().unwrap_or("");
+        let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        // Several hosts (failover lists): the first one.
+        let hostport = hostport.split(',').next().unwrap_or("");
+        if hostport.is_empty() {
+            return None;
+        }
+        if let Some(v6) = hostport.strip_prefix('[') {
+            let (h, tail) = v6.split_once(']')?;
+            let port = tail.strip_prefix(':').and_then(|p| p.parse().ok());
+            return Some((h.to_owned(), port));
+        }
+        return Some(match hostport.rsplit_once(':') {
+            Some((h, p)) => (h.to_owned(), p.parse().ok()),
+            None => (hostport.to_owned(), None),
+        });
+    }
+    let mut host = None;
+    let mut port = None;
+    for kv in dsn.split_whitespace() {
+        match kv.split_once('=') {
+            Some(("host", v)) => host = Some(v.trim_matches('\'').to_owned()),
+            Some(("port", v)) => port = v.trim_matches('\'').parse().ok(),
+            _ => {}
+        }
+    }
+    host.filter(|h| !h.is_empty()).map(|h| (h, port))
+}
+
+/// The operation and the table a query names, when its text says so plainly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryShape {
+    /// `SELECT`, `INSERT`, `UPDATE`, `DELETE`, … (upper case).
+    pub operation: Option<String>,
+    /// The table (`db.collection.name`), when the statement has one obvious target.
+    pub collection: Option<String>,
+}
+
+/// Reads the leading keyword and the table of simple statements:
+/// `SELECT … FROM t`, `INSERT INTO t`, `UPDATE t`, `DELETE FROM t`. Anything
+/// with a subquery in the FROM position, several tables, or no recognisable
+/// shape gets no collection; the operation is the first keyword.
+pub fn query_shape(query: &str) -> QueryShape {
+    let words: Vec<&str> = tokens(query).collect();
+    let operation = words
+        .first()
+        .filter(|w| w.chars().all(|c| c.is_ascii_alphabetic()))
+        .map(|w| w.to_ascii_uppercase());
+    let upper: Vec<String> = words.iter().map(|w| w.to_ascii_uppercase()).collect();
+    let after = |kw: &str| -> Option<String> {
+        let i = upper.iter().position(|w| w == kw)?;
+        let t = *words.get(i + 1)?;
+        table_name(t, words.get(i + 2).copied())
+    };
+    let collection = match operation.as_deref() {
+        Some("SELECT") => after("FROM"),
+        Some("INSERT") | Some("REPLACE") => after("INTO"),
+        Some("UPDATE") => words
+            .get(1)
+            .and_then(|t| table_name(t, words.get(2).copied())),
+        Some("DELETE") => after("FROM"),
+        _ => None,
+    };
+    QueryShape {
+        operation,
+        collection,
+    }
+}
+
+/// A plain table name (optionally schema-qualified or quoted), not a
+/// subquery and not the first of a comma-separated list.
+fn table_name(t: &str, next: Option<&str>) -> Option<String> {
+    if next == Some(",") {
+        return None;
+    }
+    let t = t.trim_end_matches(';');
+    let ok = !t.is_empty()
+        && t.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '"' | '`' | '$'));
+    ok.then(|| t.replace(['"', '`'], ""))
+}
+
+/// Words, with `(`, `)` and `,` as their own tokens.
+fn tokens(q: &str) -> impl Iterator<Item = &str> {
+    let mut out = Vec::new();
+    for w in q.split_whitespace() {
+        let mut start = 0;
+        for (i, c) in w.char_indices() {
+            if matches!(c, '(' | ')' | ',') {
+                if start < i {
+                    out.push(&w[start..i]);
+                }
+                out.push(&w[i..i + 1]);
+                start = i + 1;
+            }
+        }
+        if start < w.len() {
+            out.push(&w[start..]);
+        }
+    }
+    out.into_iter()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn systems() {
+        assert_eq!(
+            system_name("*pq.Driver", Some("github.com/lib/pq")),
+            "postgresql"
+        );
+        assert_eq!(system_name("*pq.Driver", None), "postgresql");
+        assert_eq!(
+            system_name("*stdlib.Driver", Some("github.com/jackc/pgx/v5/stdlib")),
+            "postgresql"
+        );
+        assert_eq!(system_name("*stdlib.Driver", None), "other_sql");
+        assert_eq!(system_name("*sqlite3.SQLiteDriver", None), "sqlite");
+        assert_eq!(system_name("*main.fakeDriver", Some("main")), "other_sql");
+        assert_eq!(
+            system_name("*pq.Driver", Some("example.com/pq")),
+            "other_sql"
+        );
+    }
+
+    #[test]
+    fn dsns() {
+        assert_eq!(
+            server_from_dsn("postgres://u:secret@127.0.0.1:5433/db?sslmode=disable"),
+            Some(("127.0.0.1".into(), Some(5433)))
+        );
+        assert_eq!(
+            server_from_dsn("postgres://db.example/x"),
+            Some(("db.example".into(), None))
+        );
+        assert_eq!(
+            server_from_dsn("postgresql://[::1]:5432/x"),
+            Some(("::1".into(), Some(5432)))
+        );
+        assert_eq!(
+            server_from_dsn("host=10.0.0.5 port=6432 user=u password=p dbname=d"),
+            Some(("10.0.0.5".into(), Some(6432)))
+        );
+        assert_eq!(server_from_dsn("user=u dbname=d"), None);
+        assert_eq!(server_from_dsn("postgres:///db"), None);
+    }
+
+    #[test]
+    fn shapes() {
+        let s = |q: &str| {
+            let s = query_shape(q);
+            (s.operation, s.collection)
+        };
+        let some = |a: &str, b: Option<&str>| (Some(a.to_owned()), b.map(str::to_owned));
+        assert_eq!(
+            s("SELECT id, name FROM users WHERE id = $1"),
+            some("SELECT", Some("users"))
+        );
+        assert_eq!(
+            s("select count(*) from public.users"),
+            some("SELECT", Some("public.users"))
+        );
+        assert_eq!(
+            s("INSERT INTO users (name) VALUES ($1)"),
+            some("INSERT", Some("users"))
+        );
+        assert_eq!(
+            s("UPDATE \"users\" SET name = $1"),
+            some("UPDATE", Some("users"))
+        );
+        assert_eq!(
+            s("DELETE FROM users WHERE id = $1"),
+            some("DELETE", Some("users"))
+        );
+        assert_eq!(s("SELECT * FROM a, b"), some("SELECT", None));
+        assert_eq!(s("SELECT * FROM (SELECT 1) x"), some("SELECT", None));
+        assert_eq!(s("SELECT 1"), some("SELECT", None));
+        assert_eq!(s("  "), (None, None));
+    }
+}
