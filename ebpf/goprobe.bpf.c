@@ -288,12 +288,12 @@ static __always_inline void finish(struct gp_event *ev, struct gp_inflight_key *
 #define GP_GR_BYTES 328
 /* runtime/map.go: tophash values below minTopHash (5) mark empty or evacuated slots. */
 #define GP_MIN_TOPHASH 5
-/* Limits: 2^3 buckets (about 52 headers) plus the old array while growing;
- * 4 Swiss tables of up to 8 groups. */
-#define GP_MAX_B 3
+/* Limits: 2^4 buckets (about 104 headers) plus the old array while growing;
+ * 4 Swiss tables of up to 16 groups. */
+#define GP_MAX_B 4
 #define GP_MAX_CHAIN 2
 #define GP_MAX_TABLES 4
-#define GP_MAX_GROUPS 8
+#define GP_MAX_GROUPS 16
 
 /* If the key at buf+koff is "Traceparent", copy the first value of the
  * []string at buf+voff into ev and return 1. */

@@ -1057,6 +1057,8 @@ pub struct Plan {
     pub hooks: Vec<Hook>,
     /// Probes that cannot be instrumented, with why.
     pub skipped: Vec<String>,
+    /// What an attached probe will not report, with why (optional fields unknown).
+    pub notes: Vec<String>,
 }
 
 impl Plan {
@@ -1076,7 +1078,7 @@ impl Plan {
                 let verdicts = crate::verdict::assess_binary(bin);
                 probes.retain(|p| match verdicts.iter().find(|v| &v.probe == p) {
                     Some(v) if !v.instrumentable => {
-                        skipped.push(format!("{p}: {}", v.reasons.join("; ")));
+                        skipped.push(format!("{p}: {}", short_reasons(&v.reasons)));
                         false
                     }
                     _ => true,
@@ -1107,7 +1109,37 @@ impl Plan {
             go_version: bi.go_version.clone(),
             service_name: service_name(bi.path.as_deref(), bin.path()),
         };
-        let config = offsets.config(uses_swiss_maps(bin));
+        let swiss = uses_swiss_maps(bin);
+        let config = offsets.config(swiss);
+        let mut notes = Vec::new();
+        if hooks.iter().any(|h| h.probe == "http.server") && config.map_mode == abi::MAP_NONE {
+            let want: &[&str] = if swiss {
+                &[
+                    "net/http.Request.Header",
+                    "internal/runtime/maps.Map.dirPtr",
+                    "internal/runtime/maps.Map.dirLen",
+                    "internal/runtime/maps.table.groups",
+                    "internal/runtime/maps.groupsReference.data",
+                    "internal/runtime/maps.groupsReference.lengthMask",
+                ]
+            } else {
+                &[
+                    "net/http.Request.Header",
+                    "runtime.hmap.B",
+                    "runtime.hmap.buckets",
+                    "runtime.hmap.oldbuckets",
+                ]
+            };
+            let unknown: Vec<&str> = want
+                .iter()
+                .copied()
+                .filter(|f| !offsets.fields.contains_key(*f))
+                .collect();
+            notes.push(format!(
+                "http.server: incoming trace context (traceparent) will not be read: offsets unknown for {}",
+                unknown.join(", ")
+            ));
+        }
         Ok(Plan {
             target: Target { binary, pid },
             info,
@@ -1115,7 +1147,26 @@ impl Plan {
             config,
             hooks,
             skipped,
+            notes,
         })
+    }
+}
+
+/// A probe's reasons for a one-line note: when its functions are not in
+/// the binary at all (an HTTP service without database/sql), that is the
+/// whole story; the offsets those functions would need are left out.
+fn short_reasons(reasons: &[String]) -> String {
+    let missing: Vec<&str> = reasons
+        .iter()
+        .filter_map(|r| {
+            r.strip_prefix("function ")?
+                .strip_suffix(" not in the binary")
+        })
+        .collect();
+    if missing.is_empty() {
+        reasons.join("; ")
+    } else {
+        format!("not in the binary: {}", missing.join(", "))
     }
 }
 
@@ -1165,6 +1216,9 @@ pub fn run(
     let plan = Plan::new(&bin, req.pid, &req.probes, req.offsets.clone())?;
     for s in &plan.skipped {
         warn(&format!("not attaching {s}"));
+    }
+    for n in &plan.notes {
+        warn(n);
     }
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {

@@ -423,7 +423,10 @@ impl Recorder {
         }
         // A handler that writes nothing gets an implicit 200 after ServeHTTP
         // returns (HTTP/1.x). The status of HTTP/2 responses is not read yet.
-        let http1 = str_field(f, "proto").is_some_and(|p| p.starts_with("HTTP/1"));
+        // A panic that escaped the handler: net/http closes the connection
+        // without a response, so there is no status to report.
+        let http1 = str_field(f, "proto").is_some_and(|p| p.starts_with("HTTP/1"))
+            && !f.contains_key("panic_recovered_by");
         let status = f
             .get("status")
             .and_then(Value::as_i64)
@@ -757,6 +760,17 @@ pub struct RecordSummary {
     pub stats: RecordStats,
     /// Why it stopped: a signal, the duration, the target's exit, end of input, the limit.
     pub reason: String,
+}
+
+impl RecordSummary {
+    /// The one-line summary `goprobe record` prints on stderr.
+    pub fn line(&self) -> String {
+        let st = &self.stats;
+        format!(
+            "{} spans ({} server, {} client of which {} database) written, {} panics, {} events lost ({})",
+            self.written, st.server, st.client, st.db, st.panics, st.lost, self.reason
+        )
+    }
 }
 
 /// Record spans from `source` into `sink` until the source ends (Ctrl-C,

@@ -36,10 +36,6 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
     } else {
         record::record(Source::Stream(Box::new(std::io::stdin().lock())), &mut sink)?
     };
-    let st = &summary.stats;
-    eprintln!(
-        "goprobe: {} spans ({} server, {} client) written, {} events lost ({})",
-        summary.written, st.server, st.client, st.lost, summary.reason
-    );
+    eprintln!("goprobe: {}", summary.line());
     Ok(Status::Success)
 }

@@ -8,6 +8,7 @@
 mod common;
 
 mod attach;
+mod context;
 mod convert;
 mod inspect;
 mod offsets;

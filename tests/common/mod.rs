@@ -260,12 +260,22 @@ impl Drop for Server {
 
 /// GET `path` over a fresh HTTP/1.1 connection; returns the status code.
 pub fn get(addr: &str, path: &str) -> u16 {
+    get_with(addr, path, &[])
+}
+
+/// GET `path` with extra request headers; returns the status code (0 when
+/// the server closed the connection without answering).
+pub fn get_with(addr: &str, path: &str, headers: &[(&str, &str)]) -> u16 {
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
     let mut s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
     s.set_read_timeout(Some(Duration::from_secs(30)))
         .expect("timeout");
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}Connection: close\r\n\r\n"
     )
     .expect("send");
     let mut resp = String::new();
