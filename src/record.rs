@@ -195,11 +195,9 @@ impl Recorder {
                         }),
                     };
                 }
-                let flags = span.trace_flags;
                 self.push(span, out);
                 for c in calls {
-                    let mut span = self.child_span(&c, trace, Some(server_id));
-                    span.trace_flags = flags;
+                    let span = self.child_span(&c, trace, Some(server_id));
                     self.push(span, out);
                 }
             }

@@ -41,8 +41,9 @@ pub struct Span {
     pub events: Vec<Event>,
     #[serde(default)]
     pub resource: Attributes,
-    /// W3C trace flags (bit 0: sampled) of a trace joined from an incoming
-    /// `traceparent`, kept as the caller sent them; absent for traces goprobe started.
+    /// W3C trace flags (bit 0: sampled) a server span received in an
+    /// incoming `traceparent`, kept as the caller sent them; its parent is
+    /// then the remote caller. Absent on every other span.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace_flags: Option<u8>,
 }

@@ -27,6 +27,10 @@ pub const SCOPE_NAME: &str = "goprobe";
 
 /// W3C trace flags "sampled": goprobe records every call it sees.
 const FLAG_SAMPLED: u32 = 1;
+/// OTLP span flags: whether the parent is known to be remote (bit 8), and
+/// that it is (bit 9).
+const FLAG_HAS_IS_REMOTE: u32 = 0x100;
+const FLAG_IS_REMOTE: u32 = 0x200;
 
 pub fn any_value(value: AttrValue) -> AnyValue {
     let value = match value {
@@ -73,7 +77,12 @@ pub fn proto_span(span: Span) -> proto::Span {
             .parent_span_id
             .map(|p| p.0.to_vec())
             .unwrap_or_default(),
-        flags: FLAG_SAMPLED,
+        // A span that joined an incoming trace keeps the caller's trace
+        // flags, and its parent is remote; goprobe's own spans are sampled.
+        flags: match span.trace_flags {
+            Some(f) => u32::from(f) | FLAG_HAS_IS_REMOTE | FLAG_IS_REMOTE,
+            None => FLAG_SAMPLED,
+        },
         name: span.name,
         kind: kind as i32,
         start_time_unix_nano: span.start_time_unix_nano,
