@@ -13,7 +13,7 @@ use std::io::BufRead;
 
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::{Catalog, Target};
+use crate::catalog::{Catalog, Probe, Target, WantedField};
 use crate::dwarf::DwarfTypes;
 use crate::gobin::{BuildInfo, GoBinary, Module};
 use table::{Layouts, Table, is_stdlib_package, package_of};
@@ -56,6 +56,10 @@ pub struct Resolved {
     /// Why the field is unknown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The probes asked about can do without this field (catalog
+    /// `optional`): unknown, it does not make `goprobe offsets` fail.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub optional: bool,
 }
 
 impl Resolved {
@@ -207,6 +211,29 @@ impl<'a> Resolver<'a> {
         })
     }
 
+    /// The fields `probes` need for this binary's Go and module versions.
+    pub fn wanted_fields(&self, probes: &[&Probe]) -> Vec<WantedField> {
+        let lookup = |m: &str| self.key.module_version(m);
+        Catalog::wanted_fields(
+            probes,
+            &Target {
+                go_version: &self.key.go_version,
+                module_version: &lookup,
+            },
+        )
+    }
+
+    /// Resolve each wanted field, marking the optional ones.
+    pub fn resolve_wanted(&self, wanted: &[WantedField]) -> Vec<Resolved> {
+        wanted
+            .iter()
+            .map(|w| Resolved {
+                optional: w.optional,
+                ..self.resolve(&w.field)
+            })
+            .collect()
+    }
+
     /// Resolve one `PKG.Type.field`: DWARF when it describes the type, else the table.
     pub fn resolve(&self, field: &str) -> Resolved {
         let unknown = |reason: String| Resolved {
@@ -216,6 +243,7 @@ impl<'a> Resolver<'a> {
             type_size: None,
             source: Source::Unknown,
             reason: Some(reason),
+            optional: false,
         };
         let Some(pkg) = package_of(field) else {
             return unknown(format!("`{field}` is not of the form PKG.Type.field"));
@@ -231,6 +259,7 @@ impl<'a> Resolver<'a> {
                         type_size: l.type_size,
                         source: Source::Dwarf,
                         reason: None,
+                        optional: false,
                     };
                 }
                 // DWARF has the type but not the field: the field does not
@@ -265,6 +294,7 @@ impl<'a> Resolver<'a> {
             type_size: None,
             source: Source::Unknown,
             reason: Some(reason),
+            optional: false,
         };
         let (layouts, slot): (Option<&Layouts>, String) = if is_stdlib_package(pkg) {
             (
@@ -301,6 +331,7 @@ impl<'a> Resolver<'a> {
             type_size,
             source: Source::Table,
             reason: None,
+            optional: false,
         }
     }
 
