@@ -268,7 +268,7 @@ impl<'a> Resolver<'a> {
                 Err(e) => e.to_string(),
             },
         };
-        self.from_table(field, pkg, Some(dwarf_reason))
+        self.lookup_table(field, pkg, Some(dwarf_reason))
     }
 
     /// Whether `field` can be resolved, asking the cheapest source first: the
@@ -277,7 +277,7 @@ impl<'a> Resolver<'a> {
     /// verdicts, which need a yes or no and not the value's source.
     pub fn resolvable(&self, field: &str) -> Resolved {
         if let Some(pkg) = package_of(field) {
-            let from_table = self.from_table(field, pkg, None);
+            let from_table = self.lookup_table(field, pkg, None);
             if from_table.is_known() {
                 return from_table;
             }
@@ -286,7 +286,7 @@ impl<'a> Resolver<'a> {
     }
 
     /// `field` from the offsets table; `dwarf_reason` says why DWARF did not answer.
-    fn from_table(&self, field: &str, pkg: &str, dwarf_reason: Option<String>) -> Resolved {
+    fn lookup_table(&self, field: &str, pkg: &str, dwarf_reason: Option<String>) -> Resolved {
         let unknown = |reason: String| Resolved {
             field: field.to_string(),
             offset: None,
