@@ -66,6 +66,7 @@ pub fn assess_probe(probe: &Probe, facts: &Facts<'_>) -> Verdict {
         go_version: &key.go_version,
         module_version: &lookup,
     };
+    let mut functions_missing = false;
     for hook in probe.hooks_for(&target) {
         let problem = match (facts.has_function)(&hook.function) {
             Ok(true) => continue,
@@ -75,12 +76,12 @@ pub fn assess_probe(probe: &Probe, facts: &Facts<'_>) -> Verdict {
         if hook.optional {
             notes.push(format!("optional {problem}"));
         } else {
+            functions_missing = true;
             reasons.push(problem);
         }
     }
     // With a hooked function missing the offsets do not matter, and the
     // binary would not have the types anyway: one reason is enough.
-    let functions_missing = !reasons.is_empty();
     for need in probe.fields_for(&target) {
         if functions_missing && !need.optional {
             continue;

@@ -131,6 +131,7 @@ fn probes_in_binary<'c>(
     resolver: &Resolver<'_>,
 ) -> Vec<&'c Probe> {
     let lookup = crate::verdict::hooked_functions(catalog, bin);
+    // The lookup answers Err for any name when pclntab is unreadable.
     if let Err(e) = lookup("") {
         eprintln!(
             "goprobe: warning: function table unreadable ({e}): resolving every probe's fields"
