@@ -46,7 +46,8 @@ Register-ArgumentCompleter -Native -CommandName 'goprobe' -ScriptBlock {
         }
         'goprobe;offsets' {
             [CompletionResult]::new('--pid', '--pid', [CompletionResultType]::ParameterName, 'Read the executable of a running process')
-            [CompletionResult]::new('--field', '--field', [CompletionResultType]::ParameterName, 'A field to resolve, as PKG.Type.field (e.g. net/http.Request.Method, runtime.g.goid, net/http.Cookie.Expires.ext); repeatable. Default: every field the probe catalog needs for this binary')
+            [CompletionResult]::new('--field', '--field', [CompletionResultType]::ParameterName, 'A field to resolve, as PKG.Type.field (e.g. net/http.Request.Method, runtime.g.goid, net/http.Cookie.Expires.ext); repeatable. Any of these that is unknown makes the exit status 1')
+            [CompletionResult]::new('--probe', '--probe', [CompletionResultType]::ParameterName, 'Resolve the fields this catalog probe needs for the binary''s Go version (e.g. db.sql), whether or not the binary contains the probe''s functions; repeatable, comma-separated. An unknown field the probe marks optional is reported but does not make the exit status 1')
             [CompletionResult]::new('--go-version', '--go-version', [CompletionResultType]::ParameterName, 'Look the offsets table up under this Go version instead of the one in the binary''s build info (e.g. 1.22.10)')
             [CompletionResult]::new('--table', '--table', [CompletionResultType]::ParameterName, 'Use this offsets table (as written by scripts/gen-offsets-table.sh) instead of the one built into goprobe')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'NDJSON: one object per field (field, offset, size, type_size, source, reason)')

@@ -364,7 +364,7 @@ _goprobe() {
             return 0
             ;;
         goprobe__subcmd__offsets)
-            opts="-h --pid --field --go-version --table --json --help"
+            opts="-h --pid --field --probe --go-version --table --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -375,6 +375,10 @@ _goprobe() {
                     return 0
                     ;;
                 --field)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --probe)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -41,7 +41,8 @@ set edit:completion:arg-completer[goprobe] = {|@words|
         }
         &'goprobe;offsets'= {
             cand --pid 'Read the executable of a running process'
-            cand --field 'A field to resolve, as PKG.Type.field (e.g. net/http.Request.Method, runtime.g.goid, net/http.Cookie.Expires.ext); repeatable. Default: every field the probe catalog needs for this binary'
+            cand --field 'A field to resolve, as PKG.Type.field (e.g. net/http.Request.Method, runtime.g.goid, net/http.Cookie.Expires.ext); repeatable. Any of these that is unknown makes the exit status 1'
+            cand --probe 'Resolve the fields this catalog probe needs for the binary''s Go version (e.g. db.sql), whether or not the binary contains the probe''s functions; repeatable, comma-separated. An unknown field the probe marks optional is reported but does not make the exit status 1'
             cand --go-version 'Look the offsets table up under this Go version instead of the one in the binary''s build info (e.g. 1.22.10)'
             cand --table 'Use this offsets table (as written by scripts/gen-offsets-table.sh) instead of the one built into goprobe'
             cand --json 'NDJSON: one object per field (field, offset, size, type_size, source, reason)'

@@ -40,7 +40,8 @@ complete -c goprobe -n "__fish_goprobe_using_subcommand inspect" -l json -d 'One
 complete -c goprobe -n "__fish_goprobe_using_subcommand inspect" -l functions -d 'List functions from pclntab instead of the summary: address, file offset, size, name'
 complete -c goprobe -n "__fish_goprobe_using_subcommand inspect" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c goprobe -n "__fish_goprobe_using_subcommand offsets" -l pid -d 'Read the executable of a running process' -r
-complete -c goprobe -n "__fish_goprobe_using_subcommand offsets" -l field -d 'A field to resolve, as PKG.Type.field (e.g. net/http.Request.Method, runtime.g.goid, net/http.Cookie.Expires.ext); repeatable. Default: every field the probe catalog needs for this binary' -r
+complete -c goprobe -n "__fish_goprobe_using_subcommand offsets" -l field -d 'A field to resolve, as PKG.Type.field (e.g. net/http.Request.Method, runtime.g.goid, net/http.Cookie.Expires.ext); repeatable. Any of these that is unknown makes the exit status 1' -r
+complete -c goprobe -n "__fish_goprobe_using_subcommand offsets" -l probe -d 'Resolve the fields this catalog probe needs for the binary\'s Go version (e.g. db.sql), whether or not the binary contains the probe\'s functions; repeatable, comma-separated. An unknown field the probe marks optional is reported but does not make the exit status 1' -r
 complete -c goprobe -n "__fish_goprobe_using_subcommand offsets" -l go-version -d 'Look the offsets table up under this Go version instead of the one in the binary\'s build info (e.g. 1.22.10)' -r
 complete -c goprobe -n "__fish_goprobe_using_subcommand offsets" -l table -d 'Use this offsets table (as written by scripts/gen-offsets-table.sh) instead of the one built into goprobe' -r -F
 complete -c goprobe -n "__fish_goprobe_using_subcommand offsets" -l json -d 'NDJSON: one object per field (field, offset, size, type_size, source, reason)'

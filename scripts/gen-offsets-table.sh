@@ -53,7 +53,7 @@ fi
 # Fields the table holds besides the catalog's: the extra ones the
 # reflect ground truth prints, so stripped binaries can be checked on them too.
 extras=(
-  net/http.Request.Header net/http.Request.ContentLength net/http.Request.TLS net/http.Request.Response
+  net/http.Request.ContentLength net/http.Request.TLS net/http.Request.Response
   net/url.URL.RawPath net/url.URL.Fragment net/url.URL.User
   net/http.Response.Status net/http.Response.Proto net/http.Response.Request net/http.Response.ContentLength
   net/http.response.req net/http.response.wroteHeader net/http.response.contentLength

@@ -127,6 +127,18 @@ pub struct Catalog {
     pub probes: Vec<Probe>,
 }
 
+/// One field a selection of probes needs, and whether the probes can do
+/// without it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WantedField {
+    /// `PKG.Type.field`.
+    pub field: String,
+    /// True when every selected probe that names the field marks it
+    /// `optional`: the probes work without it (e.g. the Traceparent map
+    /// internals of `http.server`).
+    pub optional: bool,
+}
+
 /// The facts about a binary that decide which catalog entries apply.
 #[derive(Clone, Copy)]
 pub struct Target<'a> {
@@ -190,6 +202,39 @@ impl Catalog {
             for f in p.fields_for(target) {
                 if !out.iter().any(|x| x == &f.field) {
                     out.push(f.field.clone());
+                }
+            }
+        }
+        out
+    }
+
+    /// The probes the binary contains: those with at least one hooked
+    /// function (among the hooks that apply to this target) that
+    /// `has_function` finds. A plain HTTP service has no `db.sql`.
+    pub fn probes_present<'c>(
+        &'c self,
+        target: &Target<'_>,
+        has_function: &dyn Fn(&str) -> bool,
+    ) -> Vec<&'c Probe> {
+        self.probes
+            .iter()
+            .filter(|p| p.hooks_for(target).any(|h| has_function(&h.function)))
+            .collect()
+    }
+
+    /// Every distinct field `probes` need for this target, in catalog order.
+    /// A field is optional only when every one of these probes that names it
+    /// says so.
+    pub fn wanted_fields(probes: &[&Probe], target: &Target<'_>) -> Vec<WantedField> {
+        let mut out: Vec<WantedField> = Vec::new();
+        for p in probes {
+            for f in p.fields_for(target) {
+                match out.iter_mut().find(|w| w.field == f.field) {
+                    Some(w) => w.optional &= f.optional,
+                    None => out.push(WantedField {
+                        field: f.field.clone(),
+                        optional: f.optional,
+                    }),
                 }
             }
         }
@@ -410,6 +455,50 @@ mod tests {
         let f126 = f("go1.26.6");
         assert!(f126.contains(&"net/http.Request.Pattern".to_string()));
         assert!(!f126.contains(&"net/http.Request.pat".to_string()));
+    }
+
+    #[test]
+    fn present_probes_and_their_wanted_fields() {
+        let c = Catalog::builtin().unwrap();
+        let t = Target {
+            go_version: "go1.23.9",
+            module_version: &no_modules,
+        };
+        // An HTTP server: no database/sql functions.
+        let http_only = |f: &str| f.starts_with("net/http.") || f.starts_with("runtime.");
+        let names: Vec<&str> = c
+            .probes_present(&t, &http_only)
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect();
+        assert!(names.contains(&"http.server") && names.contains(&"go.spawn"));
+        assert!(!names.contains(&"db.sql"), "{names:?}");
+        let with_sql = |f: &str| f == "database/sql.(*DB).queryDC";
+        let present = c.probes_present(&t, &with_sql);
+        assert_eq!(present.len(), 1);
+        let wanted = Catalog::wanted_fields(&present, &t);
+        let opt = |name: &str| wanted.iter().find(|w| w.field == name).map(|w| w.optional);
+        assert_eq!(opt("database/sql.Stmt.query"), Some(false));
+        assert_eq!(opt("database/sql.dsnConnector.dsn"), Some(true));
+        assert_eq!(opt("net/http.Request.Method"), None);
+        // Optional in http.server, and no other selected probe needs it.
+        let server = c.probe("http.server").unwrap();
+        let wanted = Catalog::wanted_fields(&[server], &t);
+        assert!(
+            wanted
+                .iter()
+                .any(|w| w.field == "runtime.hmap.B" && w.optional)
+        );
+        assert!(
+            !wanted
+                .iter()
+                .any(|w| w.field.starts_with("internal/runtime/maps"))
+        );
+        assert!(
+            wanted
+                .iter()
+                .any(|w| w.field == "net/http.Request.Method" && !w.optional)
+        );
     }
 
     #[test]

@@ -150,13 +150,18 @@ pub fn write_text(out: &mut impl Write, bin: &GoBinary) -> std::io::Result<Optio
     }
     writeln!(out, "  probes")?;
     for v in &r.probes {
+        // Internal probes are goprobe's own bookkeeping, attached with the others.
+        let internal = if v.internal { " (internal)" } else { "" };
         if v.instrumentable {
-            writeln!(out, "    {:<14}instrumentable", v.probe)?;
+            writeln!(out, "    {:<14}instrumentable{internal}", v.probe)?;
         } else {
-            writeln!(out, "    {:<14}not instrumentable", v.probe)?;
+            writeln!(out, "    {:<14}not instrumentable{internal}", v.probe)?;
             for reason in &v.reasons {
                 writeln!(out, "      - {reason}")?;
             }
+        }
+        for note in &v.notes {
+            writeln!(out, "      note: {note}")?;
         }
     }
     Ok(failure)

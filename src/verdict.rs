@@ -18,6 +18,14 @@ pub struct Verdict {
     pub instrumentable: bool,
     /// Why not, one reason per problem; empty when instrumentable.
     pub reasons: Vec<String>,
+    /// What the probe will do without: an optional hook or field that is
+    /// missing or unknown (e.g. no Traceparent map offsets). Never a reason.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+    /// A probe goprobe attaches for its own bookkeeping (catalog
+    /// `internal`): shown, but `inspect --require` only checks it when named.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub internal: bool,
 }
 
 /// What a verdict is decided from, so it can be computed without a binary in tests.
@@ -33,6 +41,7 @@ pub struct Facts<'a> {
 pub fn assess_probe(probe: &Probe, facts: &Facts<'_>) -> Verdict {
     let key = facts.resolver.key();
     let mut reasons = Vec::new();
+    let mut notes = Vec::new();
     if !probe.archs.iter().any(|a| a == facts.goarch) {
         reasons.push(format!(
             "unsupported architecture {} (supported: {})",
@@ -57,29 +66,51 @@ pub fn assess_probe(probe: &Probe, facts: &Facts<'_>) -> Verdict {
         go_version: &key.go_version,
         module_version: &lookup,
     };
-    for hook in probe.hooks_for(&target).filter(|h| !h.optional) {
-        match (facts.has_function)(&hook.function) {
-            Ok(true) => {}
-            Ok(false) => reasons.push(format!("function {} not in the binary", hook.function)),
-            Err(e) => reasons.push(format!("function table unreadable: {e}")),
+    let mut functions_missing = false;
+    for hook in probe.hooks_for(&target) {
+        let problem = match (facts.has_function)(&hook.function) {
+            Ok(true) => continue,
+            Ok(false) => format!("function {} not in the binary", hook.function),
+            Err(e) => format!("function table unreadable: {e}"),
+        };
+        if hook.optional {
+            notes.push(format!("optional {problem}"));
+        } else {
+            functions_missing = true;
+            reasons.push(problem);
         }
     }
-    for need in probe.fields_for(&target).filter(|f| !f.optional) {
+    // With a hooked function missing the offsets do not matter, and the
+    // binary would not have the types anyway: one reason is enough.
+    for need in probe.fields_for(&target) {
+        if functions_missing && !need.optional {
+            continue;
+        }
         let r = facts.resolver.resolvable(&need.field);
-        if !r.is_known() {
-            reasons.push(format!(
-                "offset of {} unknown for {}/{}: {}",
-                need.field,
-                key.go_version,
-                key.goarch,
-                r.reason.as_deref().unwrap_or("not found")
-            ));
+        if r.is_known() {
+            continue;
+        }
+        let problem = format!(
+            "offset of {} unknown for {}/{}: {}",
+            need.field,
+            key.go_version,
+            key.goarch,
+            r.reason.as_deref().unwrap_or("not found")
+        );
+        if need.optional {
+            if !functions_missing {
+                notes.push(format!("optional {problem}"));
+            }
+        } else {
+            reasons.push(problem);
         }
     }
     Verdict {
         probe: probe.name.clone(),
         instrumentable: reasons.is_empty(),
         reasons,
+        notes,
+        internal: probe.internal,
     }
 }
 
@@ -102,6 +133,8 @@ pub fn assess_binary(bin: &GoBinary) -> Vec<Verdict> {
                 probe: "*".into(),
                 instrumentable: false,
                 reasons: vec![e.to_string()],
+                notes: Vec::new(),
+                internal: false,
             }];
         }
     };
@@ -111,21 +144,7 @@ pub fn assess_binary(bin: &GoBinary) -> Vec<Verdict> {
     };
     let resolver = Resolver::for_binary(bin, &table, None);
     let goarch = String::from(bin.elf().arch.clone());
-    // Every hooked function of every probe, looked up in one pass over pclntab.
-    let mut names: Vec<&str> = catalog
-        .probes
-        .iter()
-        .flat_map(|p| p.hooks.iter().map(|h| h.function.as_str()))
-        .collect();
-    names.sort_unstable();
-    names.dedup();
-    let present = bin.has_functions(&names).map_err(|e| e.to_string());
-    let has_function = |name: &str| -> Result<bool, String> {
-        match &present {
-            Ok(found) => Ok(names.iter().zip(found).any(|(n, &f)| f && *n == name)),
-            Err(e) => Err(e.clone()),
-        }
-    };
+    let has_function = hooked_functions(&catalog, bin);
     assess(
         &catalog,
         &Facts {
@@ -134,6 +153,27 @@ pub fn assess_binary(bin: &GoBinary) -> Vec<Verdict> {
             resolver: &resolver,
         },
     )
+}
+
+/// Which of the catalog's hooked functions `bin` has, looked up in one pass
+/// over pclntab: a lookup answering `Err` when the function table is unreadable.
+pub fn hooked_functions(
+    catalog: &Catalog,
+    bin: &GoBinary,
+) -> impl Fn(&str) -> Result<bool, String> + use<> {
+    let mut names: Vec<String> = catalog
+        .probes
+        .iter()
+        .flat_map(|p| p.hooks.iter().map(|h| h.function.clone()))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let present = bin.has_functions(&refs).map_err(|e| e.to_string());
+    move |name: &str| match &present {
+        Ok(found) => Ok(names.iter().zip(found).any(|(n, &f)| f && n == name)),
+        Err(e) => Err(e.clone()),
+    }
 }
 
 /// A `--require`/`--probes` list that cannot be checked.
@@ -291,5 +331,43 @@ mod tests {
             v[0].reasons.iter().any(|r| r.contains("register ABI")),
             "{v:?}"
         );
+    }
+
+    #[test]
+    fn optional_fields_are_notes_and_internal_probes_are_marked() {
+        let catalog = Catalog::builtin().unwrap();
+        let mut t = full_table("go1.22.10", "amd64");
+        // The Traceparent map internals (optional in http.server) unknown.
+        let l = t
+            .stdlib
+            .get_mut("go1.22.10")
+            .and_then(|a| a.get_mut("amd64"))
+            .unwrap();
+        l.fields.retain(|f, _| !f.starts_with("runtime.hmap."));
+        let v = verdicts("go1.22.10", "amd64", &t, &HTTP_FUNCS);
+        let server = v.iter().find(|v| v.probe == "http.server").unwrap();
+        assert!(server.instrumentable, "{server:?}");
+        assert_eq!(server.notes.len(), 3, "{server:?}");
+        assert!(
+            server.notes[0].starts_with("optional offset of runtime.hmap.B unknown"),
+            "{server:?}"
+        );
+        let spawn = v.iter().find(|v| v.probe == "go.spawn").unwrap();
+        assert!(spawn.internal && catalog.probe("go.spawn").unwrap().internal);
+        assert!(!server.internal);
+        // Without its functions, db.sql says so once, not per field.
+        let v = verdicts(
+            "go1.22.10",
+            "amd64",
+            &full_table("go1.22.10", "amd64"),
+            &HTTP_FUNCS[..2],
+        );
+        let db = v.iter().find(|v| v.probe == "db.sql").unwrap();
+        assert!(!db.instrumentable);
+        assert!(
+            db.reasons.iter().all(|r| r.ends_with("not in the binary")),
+            "{db:?}"
+        );
+        assert!(db.notes.is_empty(), "{db:?}");
     }
 }

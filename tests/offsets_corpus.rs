@@ -4,6 +4,11 @@
 //! every corpus binary of that version and GOARCH must equal them exactly —
 //! from DWARF on unstripped builds, from the embedded table on stripped ones.
 //! arm64 ground truth comes from running the arm64 build under qemu.
+//!
+//! The runtime map internals (Traceparent lookup in Request.Header) are
+//! unexported runtime types reflect cannot name: for those, reflectoffsets'
+//! `mapcheck` mode walks real maps through goprobe's offsets and must find
+//! every entry and the Traceparent value.
 
 #[path = "common/mod.rs"]
 mod common;
@@ -99,10 +104,14 @@ fn offsets_equal_reflect_ground_truth_for_every_corpus_binary() {
         // catalog is fully checked against the toolchain.
         if bin.program == "reflectoffsets" && bin.variant == "default" {
             let none = |_: &str| None;
-            for f in catalog.fields_for(&Target {
-                go_version: &go.build_info().go_version,
-                module_version: &none,
-            }) {
+            for f in catalog
+                .fields_for(&Target {
+                    go_version: &go.build_info().go_version,
+                    module_version: &none,
+                })
+                .into_iter()
+                .filter(|f| !is_map_internal(f))
+            {
                 assert!(
                     truth.contains_key(&f),
                     "go{}: catalog field {f} has no reflect ground truth",
@@ -158,6 +167,154 @@ fn offsets_equal_reflect_ground_truth_for_every_corpus_binary() {
         failures.len(),
         failures.join("\n")
     );
+}
+
+/// Runtime map internals: checked by walking real maps, not by reflect.
+fn is_map_internal(field: &str) -> bool {
+    field.starts_with("runtime.hmap.") || field.starts_with("internal/runtime/maps.")
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct MapReport {
+    map: String,
+    len: usize,
+    seen: usize,
+    traceparent: Option<String>,
+    buckets_log2: Option<u8>,
+    dir_len: Option<i64>,
+}
+
+#[test]
+fn runtime_map_offsets_find_every_entry_of_real_maps() {
+    const TRACEPARENT: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let all = manifest();
+    let table = Table::builtin().unwrap();
+    let catalog = Catalog::builtin().unwrap();
+    let server = catalog.probe("http.server").unwrap();
+    let mut checked = Vec::new();
+    for bin in all.iter().filter(|b| {
+        b.program == "reflectoffsets" && (b.variant == "default" || b.variant == "arm64")
+    }) {
+        let go = GoBinary::open(&bin.path).unwrap_or_else(|e| panic!("{}: {e}", bin.label()));
+        let none = |_: &str| None;
+        let target = Target {
+            go_version: &go.build_info().go_version,
+            module_version: &none,
+        };
+        let fields: Vec<String> = server
+            .fields_for(&target)
+            .filter(|f| is_map_internal(&f.field) || f.field == "net/http.Request.Header")
+            .map(|f| f.field.clone())
+            .collect();
+        assert!(fields.len() >= 4, "{}: {fields:?}", bin.label());
+        // DWARF on this build; the table on its stripped twin must agree.
+        let twin = if bin.variant == "default" {
+            "stripped"
+        } else {
+            "arm64-stripped"
+        };
+        let stripped = all
+            .iter()
+            .find(|b| {
+                b.go_version == bin.go_version && b.program == bin.program && b.variant == twin
+            })
+            .unwrap_or_else(|| panic!("{}: no stripped twin in the corpus", bin.label()));
+        let stripped_go = GoBinary::open(&stripped.path).unwrap();
+        let from_dwarf = Resolver::for_binary(&go, &table, None);
+        let from_table = Resolver::for_binary(&stripped_go, &table, None);
+        let mut args = vec!["mapcheck".to_string()];
+        for f in &fields {
+            let d = from_dwarf.resolve(f);
+            let t = from_table.resolve(f);
+            assert_eq!(d.source, Source::Dwarf, "{}: {f}: {d:?}", bin.label());
+            assert_eq!(t.source, Source::Table, "{}: {f}: {t:?}", stripped.label());
+            assert_eq!(
+                (d.offset, d.size),
+                (t.offset, t.size),
+                "{}: {f}",
+                bin.label()
+            );
+            args.push(format!("{f}={}", d.offset.unwrap()));
+        }
+        let mut cmd = if bin.goarch == "arm64" {
+            let mut c = Command::new("qemu-aarch64-static");
+            c.arg(&bin.path);
+            c
+        } else {
+            Command::new(&bin.path)
+        };
+        let out = cmd.args(&args).output().unwrap_or_else(|e| {
+            panic!(
+                "{}: running {cmd:?}: {e} (arm64 needs qemu-user-static: scripts/setup.sh)",
+                bin.label()
+            )
+        });
+        assert!(
+            out.status.success(),
+            "{}: mapcheck {args:?}: {}",
+            bin.label(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let reports: Vec<MapReport> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: {l}: {e}", bin.label()))
+            })
+            .collect();
+        let labels: Vec<&str> = reports.iter().map(|r| r.map.as_str()).collect();
+        assert_eq!(
+            labels,
+            [
+                "request",
+                "grown-1",
+                "grown-8",
+                "grown-9",
+                "grown-100",
+                "grown-3000"
+            ],
+            "{}",
+            bin.label()
+        );
+        for r in &reports {
+            assert_eq!(
+                r.seen,
+                r.len,
+                "{}: {r:?}: walked a different number of entries",
+                bin.label()
+            );
+            assert_eq!(
+                r.traceparent.as_deref(),
+                Some(TRACEPARENT),
+                "{}: {r:?}",
+                bin.label()
+            );
+        }
+        // The big map really exercises several buckets / several Swiss tables.
+        let big = reports.last().unwrap();
+        let swiss = fields
+            .iter()
+            .any(|f| f.starts_with("internal/runtime/maps."));
+        if swiss {
+            assert!(
+                big.dir_len.is_some_and(|d| d > 1),
+                "{}: {big:?}",
+                bin.label()
+            );
+        } else {
+            assert!(
+                big.buckets_log2.is_some_and(|b| b > 1),
+                "{}: {big:?}",
+                bin.label()
+            );
+        }
+        checked.push(bin.label());
+    }
+    assert!(
+        checked.len() >= 2,
+        "no reflectoffsets builds checked: {checked:?}"
+    );
+    eprintln!("mapcheck passed on: {}", checked.join(", "));
 }
 
 #[test]

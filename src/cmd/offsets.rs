@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, Probe, Target, WantedField};
 use crate::exit::Status;
 use crate::gobin::GoBinary;
 use crate::offsets::table::Table;
@@ -24,10 +24,21 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     pub pid: Option<u32>,
     /// A field to resolve, as PKG.Type.field (e.g. net/http.Request.Method,
-    /// runtime.g.goid, net/http.Cookie.Expires.ext); repeatable. Default:
-    /// every field the probe catalog needs for this binary.
+    /// runtime.g.goid, net/http.Cookie.Expires.ext); repeatable. Any of these
+    /// that is unknown makes the exit status 1.
     #[arg(long = "field", value_name = "F")]
     pub fields: Vec<String>,
+    /// Resolve the fields this catalog probe needs for the binary's Go
+    /// version (e.g. db.sql), whether or not the binary contains the probe's
+    /// functions; repeatable, comma-separated. An unknown field the probe
+    /// marks optional is reported but does not make the exit status 1.
+    ///
+    /// Without --field or --probe: the fields of every probe the binary
+    /// contains (at least one of its hooked functions is in the binary), so a
+    /// plain HTTP service is not asked for database/sql fields; again only
+    /// unknown non-optional fields make the exit status 1.
+    #[arg(long = "probe", value_name = "PROBE", value_delimiter = ',')]
+    pub probes: Vec<String>,
     /// Look the offsets table up under this Go version instead of the one
     /// in the binary's build info (e.g. 1.22.10).
     #[arg(long, value_name = "V")]
@@ -42,6 +53,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Status> {
+    crate::verdict::check_probe_names(&args.probes)?;
     let table = match &args.table {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -56,12 +68,31 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
         (None, None) => anyhow::bail!("give a binary or --pid"),
     };
     let resolver = Resolver::for_binary(&bin, &table, args.go_version.as_deref());
-    let fields = if args.fields.is_empty() {
-        resolver.catalog_fields(&Catalog::builtin()?)
+    let catalog = Catalog::builtin()?;
+    let probes: Vec<&Probe> = if args.fields.is_empty() && args.probes.is_empty() {
+        probes_in_binary(&catalog, &bin, &resolver)
     } else {
-        args.fields.clone()
+        args.probes
+            .iter()
+            .filter_map(|name| catalog.probe(name))
+            .collect()
     };
-    let results = resolver.resolve_all(&fields);
+    // Explicitly named fields first, always required; then the probes'.
+    let mut wanted: Vec<WantedField> = args
+        .fields
+        .iter()
+        .map(|f| WantedField {
+            field: f.clone(),
+            optional: false,
+        })
+        .collect();
+    for w in resolver.wanted_fields(&probes) {
+        match wanted.iter_mut().find(|x| x.field == w.field) {
+            Some(x) => x.optional &= w.optional,
+            None => wanted.push(w),
+        }
+    }
+    let results = resolver.resolve_wanted(&wanted);
     let mut out = std::io::stdout().lock();
     for r in &results {
         if args.json {
@@ -72,12 +103,48 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
         }
     }
     out.flush()?;
-    let unknown = results.iter().filter(|r| !r.is_known()).count();
+    let unknown = results
+        .iter()
+        .filter(|r| !r.is_known() && !r.optional)
+        .count();
+    let unknown_optional = results
+        .iter()
+        .filter(|r| !r.is_known() && r.optional)
+        .count();
+    if unknown_optional > 0 {
+        eprintln!(
+            "goprobe: {unknown_optional} optional field(s) unknown (the probes work without them)"
+        );
+    }
     if unknown > 0 {
         eprintln!("goprobe: {unknown} of {} fields unknown", results.len());
         return Ok(Status::CheckFailed);
     }
     Ok(Status::Success)
+}
+
+/// The probes whose hooked functions (at least one) are in `bin`; every
+/// probe, with a warning, when its function table cannot be read.
+fn probes_in_binary<'c>(
+    catalog: &'c Catalog,
+    bin: &GoBinary,
+    resolver: &Resolver<'_>,
+) -> Vec<&'c Probe> {
+    let lookup = crate::verdict::hooked_functions(catalog, bin);
+    // The lookup answers Err for any name when pclntab is unreadable.
+    if let Err(e) = lookup("") {
+        eprintln!(
+            "goprobe: warning: function table unreadable ({e}): resolving every probe's fields"
+        );
+        return catalog.probes.iter().collect();
+    }
+    let key = resolver.key();
+    let modules = |m: &str| key.module_version(m);
+    let target = Target {
+        go_version: &key.go_version,
+        module_version: &modules,
+    };
+    catalog.probes_present(&target, &|f| lookup(f).unwrap_or(false))
 }
 
 fn text_line(r: &Resolved) -> String {

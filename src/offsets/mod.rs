@@ -13,7 +13,7 @@ use std::io::BufRead;
 
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::{Catalog, Target};
+use crate::catalog::{Catalog, Probe, Target, WantedField};
 use crate::dwarf::DwarfTypes;
 use crate::gobin::{BuildInfo, GoBinary, Module};
 use table::{Layouts, Table, is_stdlib_package, package_of};
@@ -56,6 +56,10 @@ pub struct Resolved {
     /// Why the field is unknown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The probes asked about can do without this field (catalog
+    /// `optional`): unknown, it does not make `goprobe offsets` fail.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub optional: bool,
 }
 
 impl Resolved {
@@ -207,6 +211,29 @@ impl<'a> Resolver<'a> {
         })
     }
 
+    /// The fields `probes` need for this binary's Go and module versions.
+    pub fn wanted_fields(&self, probes: &[&Probe]) -> Vec<WantedField> {
+        let lookup = |m: &str| self.key.module_version(m);
+        Catalog::wanted_fields(
+            probes,
+            &Target {
+                go_version: &self.key.go_version,
+                module_version: &lookup,
+            },
+        )
+    }
+
+    /// Resolve each wanted field, marking the optional ones.
+    pub fn resolve_wanted(&self, wanted: &[WantedField]) -> Vec<Resolved> {
+        wanted
+            .iter()
+            .map(|w| Resolved {
+                optional: w.optional,
+                ..self.resolve(&w.field)
+            })
+            .collect()
+    }
+
     /// Resolve one `PKG.Type.field`: DWARF when it describes the type, else the table.
     pub fn resolve(&self, field: &str) -> Resolved {
         let unknown = |reason: String| Resolved {
@@ -216,6 +243,7 @@ impl<'a> Resolver<'a> {
             type_size: None,
             source: Source::Unknown,
             reason: Some(reason),
+            optional: false,
         };
         let Some(pkg) = package_of(field) else {
             return unknown(format!("`{field}` is not of the form PKG.Type.field"));
@@ -231,6 +259,7 @@ impl<'a> Resolver<'a> {
                         type_size: l.type_size,
                         source: Source::Dwarf,
                         reason: None,
+                        optional: false,
                     };
                 }
                 // DWARF has the type but not the field: the field does not
@@ -239,7 +268,7 @@ impl<'a> Resolver<'a> {
                 Err(e) => e.to_string(),
             },
         };
-        self.from_table(field, pkg, Some(dwarf_reason))
+        self.lookup_table(field, pkg, Some(dwarf_reason))
     }
 
     /// Whether `field` can be resolved, asking the cheapest source first: the
@@ -248,7 +277,7 @@ impl<'a> Resolver<'a> {
     /// verdicts, which need a yes or no and not the value's source.
     pub fn resolvable(&self, field: &str) -> Resolved {
         if let Some(pkg) = package_of(field) {
-            let from_table = self.from_table(field, pkg, None);
+            let from_table = self.lookup_table(field, pkg, None);
             if from_table.is_known() {
                 return from_table;
             }
@@ -257,7 +286,7 @@ impl<'a> Resolver<'a> {
     }
 
     /// `field` from the offsets table; `dwarf_reason` says why DWARF did not answer.
-    fn from_table(&self, field: &str, pkg: &str, dwarf_reason: Option<String>) -> Resolved {
+    fn lookup_table(&self, field: &str, pkg: &str, dwarf_reason: Option<String>) -> Resolved {
         let unknown = |reason: String| Resolved {
             field: field.to_string(),
             offset: None,
@@ -265,6 +294,7 @@ impl<'a> Resolver<'a> {
             type_size: None,
             source: Source::Unknown,
             reason: Some(reason),
+            optional: false,
         };
         let (layouts, slot): (Option<&Layouts>, String) = if is_stdlib_package(pkg) {
             (
@@ -301,6 +331,7 @@ impl<'a> Resolver<'a> {
             type_size,
             source: Source::Table,
             reason: None,
+            optional: false,
         }
     }
 

@@ -335,3 +335,232 @@ fn inspect_require_fails_with_reasons() {
         stderr(&out)
     );
 }
+
+/// The built-in table, edited by `edit`, written to a scratch file.
+fn edited_table(name: &str, edit: impl Fn(&mut serde_json::Value)) -> PathBuf {
+    let mut table: serde_json::Value =
+        serde_json::from_str(goprobe::offsets::table::BUILTIN_TABLE_JSON).unwrap();
+    edit(&mut table);
+    let path = scratch(name);
+    std::fs::write(&path, table.to_string()).unwrap();
+    path
+}
+
+fn is_map_internal(field: &str) -> bool {
+    field.starts_with("runtime.hmap.") || field.starts_with("internal/runtime/maps.")
+}
+
+#[test]
+fn default_fields_are_those_of_the_probes_in_the_binary() {
+    // A plain HTTP service: no database/sql fields asked for, so a table
+    // without its Go version still leaves nothing unknown (DWARF answers).
+    let http = corpus("httpserver", "default");
+    let no_version = edited_table("table-no-version-default.json", |t| {
+        let key = format!("go{}", http.go_version);
+        t["stdlib"]
+            .as_object_mut()
+            .unwrap()
+            .retain(|k, _| !k.starts_with(&key));
+    });
+    let out = goprobe(&[
+        "offsets",
+        "--json",
+        "--table",
+        s(&no_version),
+        s(&http.path),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let got = parse_ndjson(out.stdout.as_slice()).unwrap();
+    assert!(got.contains_key("net/http.Request.Method"), "{got:?}");
+    assert!(
+        !got.keys().any(|f| f.starts_with("database/sql.")),
+        "{:?}",
+        got.keys()
+    );
+    // Naming the probe asks for its fields: DWARF lacks database/sql and the
+    // table lacks the version, so they are unknown and the exit status is 1.
+    let out = goprobe(&[
+        "offsets",
+        "--json",
+        "--probe",
+        "db.sql",
+        "--table",
+        s(&no_version),
+        s(&http.path),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let got = parse_ndjson(out.stdout.as_slice()).unwrap();
+    let r = &got["database/sql.Stmt.query"];
+    assert_eq!(
+        (r.offset, r.source, r.optional),
+        (None, Source::Unknown, false)
+    );
+    // With the built-in table the standard library's layouts are known anyway.
+    let out = goprobe(&["offsets", "--json", "--probe", "db.sql", s(&http.path)]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let got = parse_ndjson(out.stdout.as_slice()).unwrap();
+    assert_eq!(got["database/sql.Stmt.query"].source, Source::Table);
+    assert!(
+        !got.contains_key("net/http.Request.Method"),
+        "only db.sql's fields"
+    );
+    let out = goprobe(&["offsets", "--probe", "no.such.probe", s(&http.path)]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("unknown probe no.such.probe"),
+        "{}",
+        stderr(&out)
+    );
+
+    // A binary that links database/sql gets its fields by default: from
+    // DWARF, and from the table when stripped.
+    for (variant, source) in [
+        ("default", Source::Dwarf),
+        ("stripped", Source::Table),
+        ("arm64-stripped", Source::Table),
+    ] {
+        let bin = corpus("reflectoffsets", variant);
+        let out = goprobe(&["offsets", "--json", s(&bin.path)]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}: {}",
+            bin.label(),
+            stderr(&out)
+        );
+        let got = parse_ndjson(out.stdout.as_slice()).unwrap();
+        for f in [
+            "database/sql.DB.connector",
+            "database/sql.Stmt.db",
+            "database/sql.Stmt.query",
+            "database/sql.Tx.db",
+            "database/sql.dsnConnector.dsn",
+            "database/sql.dsnConnector.driver",
+        ] {
+            let r = got
+                .get(f)
+                .unwrap_or_else(|| panic!("{}: no {f}", bin.label()));
+            assert_eq!(r.source, source, "{}: {r:?}", bin.label());
+        }
+        assert!(got["database/sql.dsnConnector.dsn"].optional);
+        assert!(!got["database/sql.Stmt.query"].optional);
+    }
+}
+
+#[test]
+fn unknown_optional_fields_are_reported_but_do_not_fail() {
+    let bin = corpus("httpserver", "stripped");
+    let no_maps = edited_table("table-no-map-internals.json", |t| {
+        for arches in t["stdlib"].as_object_mut().unwrap().values_mut() {
+            for l in arches.as_object_mut().unwrap().values_mut() {
+                l["fields"]
+                    .as_object_mut()
+                    .unwrap()
+                    .retain(|f, _| !is_map_internal(f));
+            }
+        }
+    });
+    let out = goprobe(&["offsets", "--json", "--table", s(&no_maps), s(&bin.path)]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let got = parse_ndjson(out.stdout.as_slice()).unwrap();
+    let maps: Vec<_> = got.values().filter(|r| is_map_internal(&r.field)).collect();
+    assert!(maps.len() >= 3, "{got:?}");
+    for r in maps {
+        assert_eq!(
+            (r.offset, r.source, r.optional),
+            (None, Source::Unknown, true),
+            "{r:?}"
+        );
+    }
+    assert!(got["net/http.Request.Method"].offset.is_some());
+    assert!(
+        stderr(&out).contains("optional field(s) unknown"),
+        "{}",
+        stderr(&out)
+    );
+    // Asked for by name, the same field is required.
+    let field = got.keys().find(|f| is_map_internal(f)).unwrap().clone();
+    let out = goprobe(&[
+        "offsets",
+        "--table",
+        s(&no_maps),
+        "--field",
+        &field,
+        s(&bin.path),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+}
+
+#[test]
+fn db_sql_verdicts_follow_the_binary() {
+    // reflectoffsets links database/sql: instrumentable in every variant,
+    // stripped ones through the offsets table.
+    let bins: Vec<CorpusBinary> = manifest()
+        .into_iter()
+        .filter(|b| b.program == "reflectoffsets")
+        .collect();
+    assert!(bins.iter().any(|b| b.variant.ends_with("stripped")));
+    for bin in &bins {
+        let out = goprobe(&["inspect", "--require", "db.sql", s(&bin.path)]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}: {}",
+            bin.label(),
+            stderr(&out)
+        );
+    }
+    let stripped = corpus("reflectoffsets", "stripped");
+    let json = goprobe(&["inspect", "--json", s(&stripped.path)]);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let probe = |name: &str| {
+        v["probes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["probe"] == name)
+            .unwrap_or_else(|| panic!("no {name} verdict: {v}"))
+            .clone()
+    };
+    assert_eq!(probe("db.sql")["instrumentable"], true, "{v}");
+    assert_eq!(probe("go.spawn")["internal"], true, "{v}");
+
+    // A plain HTTP service has no database/sql.
+    for variant in ["default", "stripped"] {
+        let http = corpus("httpserver", variant);
+        let out = goprobe(&["inspect", "--require", "db.sql", s(&http.path)]);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{}: {}",
+            http.label(),
+            stderr(&out)
+        );
+        assert!(
+            stderr(&out).contains(
+                "probe db.sql is not instrumentable: function database/sql.(*DB).queryDC not in the binary"
+            ),
+            "{}",
+            stderr(&out)
+        );
+        // ...which does not stop the probes it has from passing.
+        let out = goprobe(&[
+            "inspect",
+            "--require",
+            "http.server,go.panic",
+            s(&http.path),
+        ]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}: {}",
+            http.label(),
+            stderr(&out)
+        );
+        let text = String::from_utf8(goprobe(&["inspect", s(&http.path)]).stdout).unwrap();
+        assert!(
+            text.contains("go.spawn      instrumentable (internal)"),
+            "{text}"
+        );
+    }
+}
