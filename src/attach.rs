@@ -1110,9 +1110,19 @@ impl Plan {
             service_name: service_name(bi.path.as_deref(), bin.path()),
         };
         let swiss = uses_swiss_maps(bin);
-        let config = offsets.config(swiss);
+        let mut config = offsets.config(swiss);
         let mut notes = Vec::new();
-        if hooks.iter().any(|h| h.probe == "http.server") && config.map_mode == abi::MAP_NONE {
+        // Go 1.27's GOEXPERIMENT=mapsplitgroup stores a group's keys apart
+        // from its values: a slot layout the programs do not walk.
+        let split_groups = bin
+            .build_info()
+            .settings
+            .iter()
+            .any(|(k, v)| k == "GOEXPERIMENT" && v.split(',').any(|e| e == "mapsplitgroup"));
+        if split_groups && config.map_mode != abi::MAP_NONE {
+            config.map_mode = abi::MAP_NONE;
+            notes.push("http.server: incoming trace context (traceparent) will not be read: built with GOEXPERIMENT=mapsplitgroup, a map layout goprobe does not read".into());
+        } else if hooks.iter().any(|h| h.probe == "http.server") && config.map_mode == abi::MAP_NONE {
             let want: &[&str] = if swiss {
                 &[
                     "net/http.Request.Header",
