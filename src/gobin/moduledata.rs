@@ -102,7 +102,11 @@ pub(crate) fn locate(data: &[u8], layout: &Layout, loc: &Located, hints: &Hints)
     if let Some(md) = hints.firstmoduledata.filter(|&md| ok(md)) {
         return Some(md);
     }
-    if let Some(md) = hints.go_module_section.map(|s| s.vaddr).filter(|&md| ok(md)) {
+    if let Some(md) = hints
+        .go_module_section
+        .map(|s| s.vaddr)
+        .filter(|&md| ok(md))
+    {
         return Some(md);
     }
     scan_moduledata_addr(data, layout, loc, first, end)

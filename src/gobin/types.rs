@@ -324,7 +324,7 @@ impl<'b> TypeTable<'b> {
         };
         let ps = self.ptr_size();
         // Descriptors hold pointers (Equal, GCData), so they are pointer-aligned.
-        if addr % ps != 0 {
+        if !addr.is_multiple_of(ps) {
             return Err(bad("not pointer-aligned"));
         }
         let head = self
@@ -413,8 +413,9 @@ impl<'b> TypeTable<'b> {
             let ps = self.ptr_size();
             let raw = self.bytes(addr.checked_add(self.header_size())?, ps)?;
             let elem = self.layout.words.word(raw, 0)?;
-            // In PIE files this word may be left for a dynamic relocation to
-            // fill (zero): then there is no answer here.
+            // Go's linker writes the pointer into PIE files too (checked on
+            // the corpus); a file that leaves it to a dynamic relocation
+            // (zero) gets no answer here.
             let head = self.bytes(elem, self.header_size())?;
             let flags_at = to_usize(2 * ps + 4)?;
             let (etflag, ekind) = (*head.get(flags_at)?, *head.get(flags_at + 3)?);
@@ -484,10 +485,10 @@ fn package_name_matches(path: &str, name: &str) -> bool {
             None => return false,
         }
     }
-    if let Some((stem, v)) = last.rsplit_once('.') {
-        if is_major(v) {
-            last = stem;
-        }
+    if let Some((stem, v)) = last.rsplit_once('.')
+        && is_major(v)
+    {
+        last = stem;
     }
     last == name
 }
@@ -497,7 +498,8 @@ fn package_name_matches(path: &str, name: &str) -> bool {
 pub fn load_bias(pid: u32, bin: &GoBinary) -> Result<u64, TypeError> {
     let perr = |what: String| TypeError::Process { pid, what };
     let maps_path = format!("/proc/{pid}/maps");
-    let maps = std::fs::read_to_string(&maps_path).map_err(|e| perr(format!("{maps_path}: {e}")))?;
+    let maps =
+        std::fs::read_to_string(&maps_path).map_err(|e| perr(format!("{maps_path}: {e}")))?;
     if !bin.elf().pie {
         return Ok(0);
     }
@@ -524,9 +526,13 @@ fn bias_from_maps(
     const PAGE: u64 = 0x1000;
     for line in maps.lines() {
         let mut cols = line.split_whitespace();
-        let (Some(range), Some(_perms), Some(off), Some(_dev), Some(ino)) =
-            (cols.next(), cols.next(), cols.next(), cols.next(), cols.next())
-        else {
+        let (Some(range), Some(_perms), Some(off), Some(_dev), Some(ino)) = (
+            cols.next(),
+            cols.next(),
+            cols.next(),
+            cols.next(),
+            cols.next(),
+        ) else {
             continue;
         };
         let path: Vec<&str> = cols.collect();
@@ -556,9 +562,27 @@ mod tests {
     #[test]
     fn releases() {
         let r = |s| GoRelease::parse(s);
-        assert_eq!(r("go1.22.10"), Some(GoRelease { major: 1, minor: 22 }));
-        assert_eq!(r("go1.21rc2"), Some(GoRelease { major: 1, minor: 21 }));
-        assert_eq!(r("devel go1.23-abc"), Some(GoRelease { major: 1, minor: 23 }));
+        assert_eq!(
+            r("go1.22.10"),
+            Some(GoRelease {
+                major: 1,
+                minor: 22
+            })
+        );
+        assert_eq!(
+            r("go1.21rc2"),
+            Some(GoRelease {
+                major: 1,
+                minor: 21
+            })
+        );
+        assert_eq!(
+            r("devel go1.23-abc"),
+            Some(GoRelease {
+                major: 1,
+                minor: 23
+            })
+        );
         assert_eq!(r("1.22"), None);
         assert_eq!(types_words(r("go1.19.13").unwrap()), Some((35, 36)));
         assert_eq!(types_words(r("go1.20").unwrap()), Some((37, 38)));
@@ -656,11 +680,17 @@ mod tests {
         let b = t.resolve(TYPES + 56).unwrap();
         assert_eq!((b.name.as_str(), b.kind), (long.as_str(), Kind::String));
         let c = t.resolve(TYPES + 104).unwrap();
-        assert_eq!((c.name.as_str(), c.kind), ("*errors.errorString", Kind::Pointer));
+        assert_eq!(
+            (c.name.as_str(), c.kind),
+            ("*errors.errorString", Kind::Pointer)
+        );
 
         // Go 1.26: Kind_ is the kind alone, so a set bit 5 is not a kind.
         let t26 = table(&data, &layout, 26);
-        assert!(matches!(t26.resolve(TYPES + 8), Err(TypeError::Malformed { .. })));
+        assert!(matches!(
+            t26.resolve(TYPES + 8),
+            Err(TypeError::Malformed { .. })
+        ));
         assert_eq!(t26.resolve(TYPES + 56).unwrap().kind, Kind::String);
 
         // Outside [types, etypes), misaligned, too close to the end.

@@ -205,7 +205,12 @@ mod tests {
         // Same name, another package: unknown.
         assert_eq!(
             panic_message(
-                &ty("*errors.errorString", Kind::Pointer, Some("example.com/errors"), 22),
+                &ty(
+                    "*errors.errorString",
+                    Kind::Pointer,
+                    Some("example.com/errors"),
+                    22
+                ),
                 &s
             ),
             None
@@ -215,10 +220,7 @@ mod tests {
             panic_message(&ty("main.strErr", Kind::String, Some("main"), 22), &s),
             None
         );
-        assert_eq!(
-            panic_message(&ty("int", Kind::Int, None, 22), &s),
-            None
-        );
+        assert_eq!(panic_message(&ty("int", Kind::Int, None, 22), &s), None);
         // 32-bit targets are not handled.
         let mut t32 = ty("string", Kind::String, None, 22);
         t32.ptr_size = 4;
@@ -293,7 +295,9 @@ mod tests {
         );
         assert_eq!(
             b(4, 3, 0, 8, 19).as_deref(),
-            Some("runtime error: cannot convert slice with length 3 to pointer to array with length 4")
+            Some(
+                "runtime error: cannot convert slice with length 3 to pointer to array with length 4"
+            )
         );
         assert_eq!(
             b(4, 3, 0, 8, 20).as_deref(),
