@@ -163,6 +163,19 @@ fn check(entry: &common::CorpusBinary) {
         }
     }
 
+    // Every word of the section read as a descriptor: garbage is an error
+    // or a nonsense name, never a panic.
+    if entry.variant == "default" {
+        let resolved = (types..etypes)
+            .step_by(8)
+            .filter(|&a| table.resolve(a).is_ok())
+            .count();
+        assert!(
+            resolved > 0,
+            "{label}: nothing in the type section resolves"
+        );
+    }
+
     let mut rendered = 0;
     let mut cases = 0;
     let mut by_functions = 0;

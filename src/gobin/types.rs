@@ -281,6 +281,23 @@ impl<'b> TypeTable<'b> {
         })
     }
 
+    /// A table over an explicit type section (fuzzing and unit tests).
+    pub(crate) fn from_parts(
+        data: &'b [u8],
+        layout: &'b Layout,
+        types: u64,
+        etypes: u64,
+        release: GoRelease,
+    ) -> TypeTable<'b> {
+        TypeTable {
+            data,
+            layout,
+            types,
+            etypes,
+            release,
+        }
+    }
+
     /// `[types, etypes)`: where every type descriptor of the binary lies.
     pub fn range(&self) -> (u64, u64) {
         (self.types, self.etypes)
@@ -645,13 +662,8 @@ mod tests {
     }
 
     fn table<'a>(data: &'a [u8], layout: &'a Layout, minor: u32) -> TypeTable<'a> {
-        TypeTable {
-            data,
-            layout,
-            types: TYPES,
-            etypes: TYPES + data.len() as u64,
-            release: GoRelease { major: 1, minor },
-        }
+        let end = TYPES + data.len() as u64;
+        TypeTable::from_parts(data, layout, TYPES, end, GoRelease { major: 1, minor })
     }
 
     #[test]
