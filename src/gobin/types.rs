@@ -457,31 +457,40 @@ pub fn resolve_type(bin: &GoBinary, addr: u64) -> Result<GoType, TypeError> {
 /// function table (`github.com/lib/pq.(*Driver).Open`). `None` when no
 /// method names the type or when packages of different paths match.
 pub fn package_path_from_functions(bin: &GoBinary, type_string: &str) -> Option<String> {
+    let fns = bin.function_table().ok()?;
+    package_path_in(fns.iter().map(|f| f.name.as_str()), type_string)
+}
+
+/// [`package_path_from_functions`] over function names.
+fn package_path_in<'n>(names: impl Iterator<Item = &'n str>, type_string: &str) -> Option<String> {
     let base = type_string.trim_start_matches(['*', '[', ']']);
     let (pkg, ty) = base.rsplit_once('.')?;
-    if pkg.is_empty() || ty.is_empty() || pkg.contains(['/', ' ', '(']) {
+    if pkg.is_empty() || ty.is_empty() || pkg.contains(['/', ' ', '(', '[']) {
         return None;
     }
     let ptr_recv = format!(".(*{ty}).");
     let val_recv = format!(".{ty}.");
-    let mut found: Option<String> = None;
-    for f in bin.function_table().ok()? {
-        let name = f.name.strip_prefix("vendor/").unwrap_or(&f.name);
-        let path = name
+    let mut found: Option<&str> = None;
+    for name in names {
+        // Names keep a `vendor/` prefix: it is part of the import path of
+        // the standard library's vendored packages, as reflect reports it.
+        let Some(path) = name
             .find(&ptr_recv)
             .or_else(|| name.find(&val_recv))
-            .map(|i| &name[..i]);
-        let Some(path) = path else { continue };
+            .map(|i| &name[..i])
+        else {
+            continue;
+        };
         if !package_name_matches(path, pkg) {
             continue;
         }
-        match &found {
-            None => found = Some(path.to_string()),
+        match found {
+            None => found = Some(path),
             Some(p) if p == path => {}
             Some(_) => return None,
         }
     }
-    found
+    found.map(str::to_string)
 }
 
 /// Whether a package at import `path` is conventionally named `name`: its
@@ -733,6 +742,30 @@ mod tests {
             let e = t.resolve(TYPES + 8 + 48 * i).unwrap_err();
             assert!(matches!(e, TypeError::Malformed { .. }), "{i}: {e}");
         }
+    }
+
+    #[test]
+    fn package_paths_from_method_names() {
+        let names = [
+            "github.com/lib/pq.(*Driver).Open",
+            "github.com/lib/pq.Error.Error",
+            "github.com/lib/pq.(*conn).query",
+            "example.com/other/pq.(*Thing).Do",
+            "example.com/fork/pq.(*Thing).Do",
+            "gopkg.in/yaml.v3.(*Node).Decode",
+            "main.main",
+        ];
+        let p = |t: &str| package_path_in(names.iter().copied(), t);
+        assert_eq!(p("*pq.Driver").as_deref(), Some("github.com/lib/pq"));
+        assert_eq!(p("pq.Error").as_deref(), Some("github.com/lib/pq"));
+        assert_eq!(p("[]*pq.Error").as_deref(), Some("github.com/lib/pq"));
+        assert_eq!(p("*yaml.Node").as_deref(), Some("gopkg.in/yaml.v3"));
+        // Two packages named pq have a Thing: ambiguous.
+        assert_eq!(p("*pq.Thing"), None);
+        // No method names the type; not a named type.
+        assert_eq!(p("*pq.Listener"), None);
+        assert_eq!(p("string"), None);
+        assert_eq!(p("map[string]pq.Error"), None);
     }
 
     #[test]
