@@ -301,6 +301,9 @@ pub struct Decoder {
     /// Link-time [start, end) of the catalog's recoverer functions.
     recoverers: Vec<(u64, u64, String)>,
     biases: HashMap<u32, Option<u64>>,
+    /// Named types by link-time address (a process reports the same few
+    /// connector and error types over and over).
+    types: HashMap<u64, Option<crate::gobin::types::GoType>>,
 }
 
 impl Decoder {
@@ -327,6 +330,7 @@ impl Decoder {
             binary,
             recoverers,
             biases: HashMap::new(),
+            types: HashMap::new(),
         }
     }
 
@@ -344,14 +348,17 @@ impl Decoder {
             .or_insert_with(|| crate::gobin::types::load_bias(pid, bin).ok())
     }
 
-    /// The Go type at runtime address `addr` in process `pid`, as `%T` prints it.
-    fn type_name(&mut self, pid: u32, addr: u64) -> Option<crate::gobin::types::TypeInfo> {
+    /// The Go type at runtime address `addr` in process `pid`, named as `%T` prints it.
+    fn type_name(&mut self, pid: u32, addr: u64) -> Option<crate::gobin::types::GoType> {
         if addr == 0 {
             return None;
         }
-        let bias = self.bias(pid)?;
+        let link = addr.checked_sub(self.bias(pid)?)?;
         let bin = self.binary.as_ref()?;
-        crate::gobin::types::type_at(bin, addr.checked_sub(bias)?).ok()
+        self.types
+            .entry(link)
+            .or_insert_with(|| crate::gobin::types::resolve_type(bin, link).ok())
+            .clone()
     }
 
     /// Any ring-buffer record as a stream event; `None` for records that
@@ -479,10 +486,11 @@ impl Decoder {
             connector
         };
         if let Some(d) = &driver {
-            let path = self
-                .binary
-                .as_ref()
-                .and_then(|b| crate::gobin::types::package_path(b, &d.name));
+            let path = d.pkg_path.clone().or_else(|| {
+                self.binary
+                    .as_ref()
+                    .and_then(|b| crate::gobin::types::package_path_from_functions(b, &d.name))
+            });
             fields.insert("driver".into(), Value::String(d.name.clone()));
             fields.insert(
                 "db_system".into(),
@@ -523,16 +531,10 @@ impl Decoder {
         let mut fields = BTreeMap::new();
         if let Some(t) = self.type_name(ev.pid, ev.type_ptr) {
             let text_n = (ev.text_len as usize).min(ev.text.len());
-            let mut words = [0u8; 32];
-            for (i, w) in ev.word.iter().enumerate() {
-                if let Some(dst) = words.get_mut(i * 8..i * 8 + 8) {
-                    dst.copy_from_slice(&w.to_ne_bytes());
-                }
-            }
             let captured = crate::gobin::values::Captured {
-                words: &words,
+                data: ev.data_ptr,
+                words: ev.word,
                 text: ev.text.get(..text_n).unwrap_or_default(),
-                text_len: u64::from(ev.text_len),
             };
             if let Some(m) = crate::gobin::values::panic_message(&t, &captured) {
                 fields.insert("message".into(), Value::String(m.text));

@@ -4,6 +4,7 @@
 
 use super::elf::{Layout, Segment};
 use super::read::Words;
+use super::types::{GoRelease, TypeTable};
 use super::{GoBinary, buildinfo, modinfo, moduledata, pclntab};
 
 /// The build info, module info and pclntab parsers on raw bytes, as if the
@@ -43,6 +44,15 @@ pub fn parsers(data: &[u8]) {
             let _ = pclntab::functions(data, &h, h.text_start);
             let _ = pclntab::functions(data, &h, 0x40_0000);
         }
+        // The bytes as a type section, descriptors resolved at every word,
+        // with the Go 1.25 and 1.26 kind encodings.
+        for minor in [25, 26] {
+            let release = GoRelease { major: 1, minor };
+            let table = TypeTable::from_parts(data, &layout, 0x10000, 0x10000 + len, release);
+            for at in (0..len.min(4096)).step_by(usize::from(ptr_size)) {
+                let _ = table.resolve(0x10000 + at);
+            }
+        }
         if let Ok(Some(loc)) = pclntab::locate(data, &layout, &[], None) {
             let hints = moduledata::Hints {
                 runtime_text: None,
@@ -71,6 +81,12 @@ pub fn binary(data: &[u8]) {
             }
         }
         let _ = bin.function("main.main");
+        if let Ok(table) = TypeTable::new(&bin) {
+            let (types, etypes) = table.range();
+            for at in [types, types + 8, etypes - 1, etypes] {
+                let _ = table.resolve(at);
+            }
+        }
         let _ = bin.vaddr_to_file_offset(u64::MAX);
     }
 }

@@ -13,6 +13,8 @@
 //! * [`GoBinary::functions`] -> `Vec<Function>` (name, entry vaddr, size, file offset)
 //! * [`GoBinary::function`] -> one function by exact name
 //! * [`GoBinary::vaddr_to_file_offset`]
+//! * [`types::TypeTable`] (runtime type descriptors -> `%T` names), [`types::load_bias`]
+//! * [`values::panic_message`] (captured panic values -> the message Go prints)
 
 mod buildinfo;
 mod elf;
@@ -407,6 +409,24 @@ impl GoBinary {
     /// File offset of a virtual address, through the `PT_LOAD` segments.
     pub fn vaddr_to_file_offset(&self, vaddr: u64) -> Option<u64> {
         self.layout.vaddr_to_offset(vaddr)
+    }
+
+    /// Link-time address of the binary's `runtime.firstmoduledata`, found
+    /// by symbol, by the `.go.module` section (Go 1.26+) or by scanning
+    /// writable data, and validated against the pclntab.
+    pub(crate) fn moduledata_address(&self) -> Result<u64, String> {
+        let loc = self.pclntab.as_ref().map_err(|e| e.clone())?;
+        let data = self.data();
+        let file = object::File::parse(data).map_err(|e| format!("ELF ({e})"))?;
+        let [firstmoduledata] = elf::symbol_addresses(&file, ["runtime.firstmoduledata"]);
+        let hints = moduledata::Hints {
+            runtime_text: None,
+            firstmoduledata,
+            go_module_section: elf::section(&file, ".go.module"),
+            text_section: None,
+        };
+        moduledata::locate(data, &self.layout, loc, &hints)
+            .ok_or_else(|| "no runtime.firstmoduledata that matches the pclntab".to_string())
     }
 
     fn read_functions(&self) -> Result<Vec<Function>, String> {

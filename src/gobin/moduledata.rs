@@ -92,6 +92,26 @@ pub(crate) fn text_start(
     }
 }
 
+/// The address of the moduledata that describes the table at `loc`, found
+/// as for the text start (symbol, `.go.module` section, scan of writable
+/// data) and accepted only when it validates against the table.
+pub(crate) fn locate(data: &[u8], layout: &Layout, loc: &Located, hints: &Hints) -> Option<u64> {
+    let tab = loc.bytes(data)?;
+    let (first, end) = loc.header.entry_span(tab)?;
+    let ok = |md: u64| moduledata_text(data, layout, loc, md, first, end).is_some();
+    if let Some(md) = hints.firstmoduledata.filter(|&md| ok(md)) {
+        return Some(md);
+    }
+    if let Some(md) = hints
+        .go_module_section
+        .map(|s| s.vaddr)
+        .filter(|&md| ok(md))
+    {
+        return Some(md);
+    }
+    scan_moduledata_addr(data, layout, loc, first, end)
+}
+
 /// Read the moduledata at `md` and return its `text` when it describes this table.
 fn moduledata_text(
     data: &[u8],
@@ -128,6 +148,18 @@ fn scan_moduledata(
     first: u64,
     end: u64,
 ) -> Option<u64> {
+    let md = scan_moduledata_addr(data, layout, loc, first, end)?;
+    moduledata_text(data, layout, loc, md, first, end)
+}
+
+/// The address of the first moduledata in writable data that validates.
+fn scan_moduledata_addr(
+    data: &[u8],
+    layout: &Layout,
+    loc: &Located,
+    first: u64,
+    end: u64,
+) -> Option<u64> {
     let words: Words = layout.words;
     let step = usize::from(words.ptr_size);
     for seg in layout.segments.iter().filter(|s| s.writable()) {
@@ -140,10 +172,10 @@ fn scan_moduledata(
         while i + step <= bytes.len() {
             if words.word(bytes, i) == Some(loc.vaddr) {
                 let md = seg.vaddr.checked_add(i as u64);
-                if let Some(text) =
-                    md.and_then(|md| moduledata_text(data, layout, loc, md, first, end))
+                if let Some(md) =
+                    md.filter(|&md| moduledata_text(data, layout, loc, md, first, end).is_some())
                 {
-                    return Some(text);
+                    return Some(md);
                 }
             }
             i += step;
