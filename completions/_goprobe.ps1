@@ -57,7 +57,7 @@ Register-ArgumentCompleter -Native -CommandName 'goprobe' -ScriptBlock {
         }
         'goprobe;attach' {
             [CompletionResult]::new('--pid', '--pid', [CompletionResultType]::ParameterName, 'Trace only this process')
-            [CompletionResult]::new('--probes', '--probes', [CompletionResultType]::ParameterName, 'Comma-separated probes to attach: http.server, http.client, and go.spawn (goroutine creation, so calls made on goroutines a handler starts are parented to its span)')
+            [CompletionResult]::new('--probes', '--probes', [CompletionResultType]::ParameterName, 'Comma-separated probes to attach, from the probe catalog: http.server, http.client, db.sql, go.panic, go.spawn (goroutine creation, so calls made on goroutines a handler starts join its trace), or `all`. Probes the binary cannot support (e.g. db.sql without database/sql) are skipped with a note on stderr; `goprobe inspect` says why')
             [CompletionResult]::new('--offsets', '--offsets', [CompletionResultType]::ParameterName, 'Field offsets as NDJSON from `goprobe offsets --json` (`-` for stdin); default: read them from the binary''s DWARF, else the offsets table')
             [CompletionResult]::new('--duration', '--duration', [CompletionResultType]::ParameterName, 'Stop after this long (e.g. 500ms, 30s, 5m); default: until Ctrl-C, SIGTERM, or the traced process exits')
             [CompletionResult]::new('--baseline-empty', '--baseline-empty', [CompletionResultType]::ParameterName, 'Benchmark baseline: attach programs that do nothing at the same points (measures the cost of the uprobe traps alone; no events)')
@@ -67,7 +67,7 @@ Register-ArgumentCompleter -Native -CommandName 'goprobe' -ScriptBlock {
         }
         'goprobe;record' {
             [CompletionResult]::new('--pid', '--pid', [CompletionResultType]::ParameterName, 'Trace only this process')
-            [CompletionResult]::new('--probes', '--probes', [CompletionResultType]::ParameterName, 'Comma-separated probes to attach: http.server, http.client, and go.spawn (goroutine creation, so calls made on goroutines a handler starts are parented to its span)')
+            [CompletionResult]::new('--probes', '--probes', [CompletionResultType]::ParameterName, 'Comma-separated probes to attach, from the probe catalog: http.server, http.client, db.sql, go.panic, go.spawn (goroutine creation, so calls made on goroutines a handler starts join its trace), or `all`. Probes the binary cannot support (e.g. db.sql without database/sql) are skipped with a note on stderr; `goprobe inspect` says why')
             [CompletionResult]::new('--offsets', '--offsets', [CompletionResultType]::ParameterName, 'Field offsets as NDJSON from `goprobe offsets --json` (`-` for stdin); default: read them from the binary''s DWARF, else the offsets table')
             [CompletionResult]::new('--duration', '--duration', [CompletionResultType]::ParameterName, 'Stop after this long (e.g. 500ms, 30s, 5m); default: until Ctrl-C, SIGTERM, or the traced process exits')
             [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'Stop after writing this many spans')

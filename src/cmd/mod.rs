@@ -48,26 +48,40 @@ const RECORD_ABOUT: &str = "Record spans from a Go binary (every process running
 one process (--pid), or `goprobe attach` NDJSON on stdin.
 
 Output: one JSON object per line (stdout, or -o FILE):
-  trace_id              32 lowercase hex digits
+  trace_id              32 lowercase hex digits: the caller's when the request carried a W3C traceparent
   span_id               16 hex digits
-  parent_span_id        16 hex digits; absent for root spans
-  name                  \"GET /users/{id}\" (server, with route), \"GET\" (server without route, client)
+  parent_span_id        16 hex digits: the caller's span (traceparent) or the enclosing server span;
+                        absent for root spans
+  trace_flags           the W3C trace flags of an incoming traceparent (server spans that joined a trace)
+  name                  \"GET /users/{id}\" (server, with route), \"GET\" (server without route, HTTP client),
+                        \"SELECT users\" (database: operation and table, else the operation, else the system),
+                        \"panic\" (a panic outside any server span)
   kind                  server | client | internal
   start_time_unix_nano  wall clock: kernel CLOCK_MONOTONIC stamps plus a sampled REALTIME-MONOTONIC offset
   end_time_unix_nano
   attributes            OpenTelemetry names. Server: http.request.method, url.path, http.route,
                         http.response.status_code, server.address, server.port, network.peer.address,
-                        network.peer.port, network.protocol.version. Client: http.request.method, url.full,
-                        server.address, server.port, http.response.status_code, error.type
-  status                {\"code\": \"unset\"|\"error\", \"message\": optional}; error on server 5xx, client 4xx/5xx or error
-  events                list of {name, time_unix_nano, attributes} (may be empty)
+                        network.peer.port, network.protocol.version, error.type (a panic escaped).
+                        HTTP client: http.request.method, url.full, server.address, server.port,
+                        http.response.status_code, error.type. Database (database/sql): db.system.name
+                        (postgresql, mysql, sqlite, ... or other_sql), db.query.text (the first 1024 bytes;
+                        goprobe.db.query.length gives the real length when cut), db.operation.name,
+                        db.collection.name, server.address, server.port (from the DSN, never the DSN itself),
+                        code.function.name, error.type
+  status                {\"code\": \"unset\"|\"error\", \"message\": optional}; error on server 5xx or an escaped
+                        panic, HTTP client 4xx/5xx or error, a database call returning an error
+  events                list of {name, time_unix_nano, attributes}: every panic on the request's goroutines is
+                        an `exception` event (exception.type, exception.message where Go's own text can be
+                        read exactly, goroutine.id), recovered or not
   resource              service.name, process.pid, process.executable.path, process.runtime.name,
                         process.runtime.version
 
-An outgoing call made while serving a request (on the handler's goroutine, or a goroutine it started, \
-seen through the go.spawn probe) is a child of that server span, in the same trace. \
-A progress line goes to stderr when it is a terminal; a summary at the end. Ctrl-C, SIGTERM, --duration, \
---limit or the traced process's exit end the recording with every span flushed.";
+An outgoing call or database call made while serving a request (on the handler's goroutine, or a goroutine \
+it started, seen through the go.spawn probe) is a child of that server span, in the same trace. \
+A panic that net/http recovers ends the server span with status error (no status code: no response was sent). \
+A progress line goes to stderr when it is a terminal; a summary at the end (spans, database calls, panics, \
+lost events). Ctrl-C, SIGTERM, --duration, --limit or the traced process's exit end the recording with \
+every span flushed.";
 
 /// Run the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<Status> {
