@@ -22,6 +22,8 @@ packages=(
   binutils jq git python3-pip
   time                 # /usr/bin/time -v: peak RSS in benches/convert.sh
   curl                 # scripts/demo.sh drives traffic with it
+  postgresql           # server for the database/sql e2e tests (each test starts its own)
+  golang-github-lib-pq-dev  # lib/pq sources for the dbserver fixture (GOPATH mode)
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -31,6 +33,17 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}" >&2
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  # Installing postgresql creates and may start a "main" cluster on port 5432.
+  # Tests start throwaway servers of their own (tests/common/mod.rs,
+  # Postgres::start) and must not come to depend on it, so stop it.
+  if [[ " ${missing[*]} " == *" postgresql "* ]] && command -v pg_lsclusters >/dev/null; then
+    pg_lsclusters --no-header 2>/dev/null | while read -r ver cluster _ status _; do
+      if [ "$status" = online ]; then
+        echo "setup: stopping PostgreSQL cluster $ver/$cluster the package started" >&2
+        pg_ctlcluster "$ver" "$cluster" stop || true
+      fi
+    done
+  fi
 fi
 
 # Official OTLP protobuf definitions for the strict OTLP/JSON check in tests/cli/convert.rs.

@@ -288,7 +288,7 @@ mod tests {
         "database/sql.(*Stmt).QueryContext",
         "database/sql.(*Stmt).ExecContext",
         "database/sql.(*Tx).Commit",
-        "database/sql.(*Tx).Rollback",
+        "database/sql.(*Tx).rollback",
         "runtime.gopanic",
         "runtime.gorecover",
         "runtime.newproc1",

@@ -130,7 +130,11 @@ pub fn output(mut cmd: Command) -> String {
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+/// Distinguishes temporary files and directories of one test process.
+static UNIQUE: AtomicU64 = AtomicU64::new(0);
 
 /// One manifest row.
 #[derive(Debug, Clone)]
@@ -223,23 +227,53 @@ pub struct Server {
 
 impl Server {
     pub fn start(bin: &Path) -> Server {
-        Server::start_env(bin, &[])
+        Server::start_with(bin, &[], &[])
     }
 
     /// Start with extra environment, e.g. `GODEBUG=httpmuxgo121=0`: the
     /// fixture's go.mod says `go 1.19`, so Go >= 1.22 keeps the old ServeMux
     /// (no patterns, no Request.Pattern) unless told otherwise.
     pub fn start_env(bin: &Path, env: &[(&str, &str)]) -> Server {
+        Server::start_with(bin, &[], env)
+    }
+
+    /// Start with command-line arguments, e.g. `["-dsn", &pg.dsn()]`.
+    pub fn start_args(bin: &Path, args: &[&str]) -> Server {
+        Server::start_with(bin, args, &[])
+    }
+
+    /// Start with arguments and extra environment. Panics when the program
+    /// exits before printing its address (e.g. dbserver cannot reach the
+    /// database), with its stderr.
+    pub fn start_with(bin: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
+        let stderr = std::env::temp_dir().join(format!(
+            "goprobe-fixture-{}-{}.stderr",
+            std::process::id(),
+            UNIQUE.fetch_add(1, Ordering::Relaxed)
+        ));
+        let err_file = std::fs::File::create(&stderr)
+            .unwrap_or_else(|e| panic!("create {}: {e}", stderr.display()));
         let mut child = Command::new(bin)
+            .args(args)
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(err_file)
             .spawn()
             .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()));
         let mut line = String::new();
         BufReader::new(child.stdout.take().expect("piped"))
             .read_line(&mut line)
             .expect("server prints its address");
+        let errors = std::fs::read_to_string(&stderr).unwrap_or_default();
+        let _ = std::fs::remove_file(&stderr);
+        if line.trim().is_empty() {
+            let _ = child.kill();
+            let status = child.wait();
+            panic!(
+                "{} {args:?} exited ({status:?}) without printing its address: {errors}",
+                bin.display()
+            );
+        }
         Server {
             child,
             addr: line.trim().to_owned(),
@@ -266,6 +300,17 @@ pub fn get(addr: &str, path: &str) -> u16 {
 /// GET `path` with extra request headers; returns the status code (0 when
 /// the server closed the connection without answering).
 pub fn get_with(addr: &str, path: &str, headers: &[(&str, &str)]) -> u16 {
+    get_response_with(addr, path, headers).0
+}
+
+/// GET `path` over a fresh HTTP/1.1 connection; returns the status code (0
+/// when the server closed the connection without answering, as net/http does
+/// after a handler panics) and the whole response, headers included.
+pub fn get_response(addr: &str, path: &str) -> (u16, String) {
+    get_response_with(addr, path, &[])
+}
+
+fn get_response_with(addr: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
     let extra: String = headers
         .iter()
         .map(|(k, v)| format!("{k}: {v}\r\n"))
@@ -280,10 +325,12 @@ pub fn get_with(addr: &str, path: &str, headers: &[(&str, &str)]) -> u16 {
     .expect("send");
     let mut resp = String::new();
     let _ = s.read_to_string(&mut resp);
-    resp.split(' ')
+    let status = resp
+        .split(' ')
         .nth(1)
         .and_then(|c| c.parse().ok())
-        .unwrap_or(0)
+        .unwrap_or(0);
+    (status, resp)
 }
 
 /// Test-only oracle: a function's (vaddr, file offset, size, bytes) from
@@ -362,3 +409,239 @@ pub const HTTP_FIELDS: &[&str] = &[
     "net/http.response.status",
     "net/http.Response.StatusCode",
 ];
+
+// ---- PostgreSQL for the database/sql fixtures (dbserver).
+
+/// A throwaway PostgreSQL server: its own data directory under the temp dir,
+/// listening on 127.0.0.1 only, on a free port, with its unix socket in that
+/// directory, so tests running in parallel each get their own. Trust auth;
+/// role and database `goprobe` exist. Drop stops it and removes the
+/// directory.
+pub struct Postgres {
+    dir: PathBuf,
+    bin: PathBuf,
+    port: u16,
+    /// Run server commands as the `postgres` OS user (the server refuses
+    /// to run as root); None when not root.
+    run_as: Option<(u32, u32)>,
+}
+
+impl Postgres {
+    /// Start a fresh server. Panics with "PostgreSQL is missing: run
+    /// scripts/setup.sh" when the server binaries are not installed.
+    pub fn start() -> Postgres {
+        let bin = postgres_bindir();
+        // SAFETY: geteuid has no preconditions.
+        let root = unsafe { libc::geteuid() } == 0;
+        let run_as = root.then(|| {
+            os_user("postgres").unwrap_or_else(|| {
+                panic!("PostgreSQL is missing: run scripts/setup.sh (no `postgres` OS user)")
+            })
+        });
+        let dir = std::env::temp_dir().join(format!(
+            "goprobe-pg-{}-{}",
+            std::process::id(),
+            UNIQUE.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+        if let Some((uid, gid)) = run_as {
+            std::os::unix::fs::chown(&dir, Some(uid), Some(gid))
+                .unwrap_or_else(|e| panic!("chown {} to postgres: {e}", dir.display()));
+        }
+        // From here on Drop cleans up, even when a step below panics.
+        let mut pg = Postgres {
+            dir,
+            bin,
+            port: 0,
+            run_as,
+        };
+        let data = pg.dir.join("data");
+        let mut initdb = pg.server_command("initdb");
+        initdb
+            .arg("-D")
+            .arg(&data)
+            .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-locale"])
+            .arg("--no-sync");
+        output(initdb);
+
+        // A port another test grabs between our probe and the server's bind
+        // makes pg_ctl fail: try again with another.
+        let mut last_error = String::new();
+        for _ in 0..5 {
+            pg.port = free_port();
+            let mut start = pg.server_command("pg_ctl");
+            start
+                .arg("-D")
+                .arg(&data)
+                .arg("-l")
+                .arg(pg.dir.join("server.log"))
+                .args(["-w", "-t", "60", "-o"])
+                .arg(format!(
+                    "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off -c full_page_writes=off",
+                    pg.port,
+                    pg.dir.display()
+                ))
+                .arg("start");
+            let out = start
+                .output()
+                .unwrap_or_else(|e| panic!("running pg_ctl: {e}"));
+            if out.status.success() {
+                last_error.clear();
+                break;
+            }
+            last_error = format!(
+                "{}{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr),
+                std::fs::read_to_string(pg.dir.join("server.log")).unwrap_or_default()
+            );
+        }
+        assert!(
+            last_error.is_empty(),
+            "PostgreSQL did not start: {last_error}"
+        );
+        pg.psql_as(
+            "postgres",
+            "postgres",
+            "CREATE ROLE goprobe LOGIN SUPERUSER",
+        );
+        pg.psql_as(
+            "postgres",
+            "postgres",
+            "CREATE DATABASE goprobe OWNER goprobe",
+        );
+        pg
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `postgres://goprobe@127.0.0.1:PORT/goprobe?sslmode=disable`, the form
+    /// dbserver's -dsn takes.
+    pub fn dsn(&self) -> String {
+        format!(
+            "postgres://goprobe@127.0.0.1:{}/goprobe?sslmode=disable",
+            self.port
+        )
+    }
+
+    /// Run `sql` as role goprobe in database goprobe with psql; returns the
+    /// unaligned, tuples-only output (`|` between columns), trimmed.
+    pub fn psql(&self, sql: &str) -> String {
+        self.psql_as("goprobe", "goprobe", sql)
+    }
+
+    fn psql_as(&self, user: &str, db: &str, sql: &str) -> String {
+        let mut cmd = Command::new(self.bin.join("psql"));
+        cmd.args([
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-h",
+            "127.0.0.1",
+        ])
+        .args([
+            "-p",
+            &self.port.to_string(),
+            "-U",
+            user,
+            "-d",
+            db,
+            "-c",
+            sql,
+        ])
+        .env("PGCONNECT_TIMEOUT", "10");
+        output(cmd).trim().to_owned()
+    }
+
+    /// A server program (initdb, pg_ctl) as the postgres user when root.
+    fn server_command(&self, program: &str) -> Command {
+        let mut cmd = match self.run_as {
+            Some((uid, gid)) => {
+                use std::os::unix::process::CommandExt;
+                // std also drops root's supplementary groups when it sets
+                // the uid as root.
+                let mut cmd = Command::new(self.bin.join(program));
+                cmd.uid(uid).gid(gid);
+                cmd
+            }
+            None => Command::new(self.bin.join(program)),
+        };
+        // initdb and pg_ctl chdir back to the cwd, which the postgres user
+        // may not be allowed to read.
+        cmd.current_dir(&self.dir)
+            .env("LC_ALL", "C")
+            .env_remove("PGDATA")
+            .stdin(Stdio::null());
+        cmd
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let data = self.dir.join("data");
+        if data.join("postmaster.pid").exists() {
+            let mut stop = self.server_command("pg_ctl");
+            stop.arg("-D")
+                .arg(&data)
+                .args(["-m", "immediate", "-w", "stop"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            let _ = stop.status();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The newest /usr/lib/postgresql/<major>/bin with initdb, pg_ctl and psql.
+fn postgres_bindir() -> PathBuf {
+    let root = Path::new("/usr/lib/postgresql");
+    let mut best: Option<(u32, PathBuf)> = None;
+    for entry in std::fs::read_dir(root).into_iter().flatten().flatten() {
+        let Ok(major) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let bin = entry.path().join("bin");
+        let complete = ["initdb", "pg_ctl", "postgres", "psql"]
+            .iter()
+            .all(|p| bin.join(p).is_file());
+        if complete && best.as_ref().is_none_or(|(m, _)| major > *m) {
+            best = Some((major, bin));
+        }
+    }
+    match best {
+        Some((_, bin)) => bin,
+        None => panic!(
+            "PostgreSQL is missing: run scripts/setup.sh (no /usr/lib/postgresql/<version>/bin \
+             with initdb, pg_ctl, postgres and psql)"
+        ),
+    }
+}
+
+/// (uid, gid) of an OS user.
+fn os_user(name: &str) -> Option<(u32, u32)> {
+    let cname = std::ffi::CString::new(name).ok()?;
+    // SAFETY: cname is a valid C string; getpwnam returns NULL or a pointer to
+    // static storage, read at once before any other getpw* call in this
+    // thread.
+    let pw = unsafe { libc::getpwnam(cname.as_ptr()) };
+    if pw.is_null() {
+        return None;
+    }
+    // SAFETY: pw is non-null and points to a valid passwd record.
+    let pw = unsafe { &*pw };
+    Some((pw.pw_uid, pw.pw_gid))
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind 127.0.0.1:0")
+}
