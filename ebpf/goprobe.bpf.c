@@ -581,6 +581,11 @@ int db_call_entry(void *ctx)
 	c.w[0] = slot(ctx, h, 0);
 	c.w[1] = slot(ctx, h, 1);
 	c.w[2] = slot(ctx, h, 2);
+	if ((h->flags & GP_HOOK_SKIP_IF_TX_DONE) && off(cfg, GP_F_TX_DONE) != GP_NO_OFFSET) {
+		__u32 done = 0;
+		if (bpf_probe_read_user(&done, sizeof(done), (void *)(c.w[0] + off(cfg, GP_F_TX_DONE))) == 0 && done)
+			c.flags |= GP_CALL_SKIP;
+	}
 	struct gp_inflight_key key = {
 		.tgid = bpf_get_current_pid_tgid() >> 32, .kind = GP_KIND_DB, .g = regs->r14};
 	if (bpf_map_update_elem(&calls, &key, &c, BPF_ANY))
@@ -624,7 +629,11 @@ int db_call_return(void *ctx)
 	ev->driver_type = 0;
 	ev->error_type = 0;
 	__u64 recv = c->w[0], qptr = c->w[1], qlen = c->w[2], db = recv;
+	__u32 skip = c->flags & GP_CALL_SKIP;
 	bpf_map_delete_elem(&calls, &key);
+	if (skip)
+		return 0;
+	ev->flags &= ~GP_CALL_SKIP;
 	int bad = 0;
 	if (h->flags & GP_HOOK_RECEIVER_IS_STMT) {
 		__u64 hdr[2] = {0, 0};

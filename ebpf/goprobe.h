@@ -93,6 +93,7 @@ typedef unsigned char __u8;
 #define GP_F_TX_DB 27             /* database/sql.Tx.db */
 #define GP_F_DSN_DSN 28           /* database/sql.dsnConnector.dsn */
 #define GP_F_DSN_DRIVER 29        /* database/sql.dsnConnector.driver */
+#define GP_F_TX_DONE 30           /* database/sql.Tx.done */
 #define GP_F_MAX 32
 
 /* Struct field offsets for the target binary, written by user space into
@@ -119,6 +120,7 @@ struct gp_config {
 #define GP_REG_NONE 0xff
 #define GP_HOOK_RECEIVER_IS_STMT 1
 #define GP_HOOK_RECEIVER_IS_TX 2
+#define GP_HOOK_SKIP_IF_TX_DONE 4  /* a call on a finished Tx is a no-op: no event */
 #define GP_HOOKS_MAX 64
 
 struct gp_hook {
@@ -177,8 +179,9 @@ struct gp_call {
 	__u64 goid;
 	__u64 w[3];                   /* the hook's slots 0..2 */
 	__u32 hook;                   /* index in `hooks` */
-	__u32 flags;
+	__u32 flags;                  /* GP_FLAG_*, and GP_CALL_SKIP */
 };
+#define GP_CALL_SKIP 0x80000000      /* gp_call.flags: paired but sends nothing */
 
 /* One completed database/sql call. Type descriptors are sent as the
  * target's runtime addresses; user space names them from the ELF file. */

@@ -1124,7 +1124,8 @@ impl Plan {
         if split_groups && config.map_mode != abi::MAP_NONE {
             config.map_mode = abi::MAP_NONE;
             notes.push("http.server: incoming trace context (traceparent) will not be read: built with GOEXPERIMENT=mapsplitgroup, a map layout goprobe does not read".into());
-        } else if hooks.iter().any(|h| h.probe == "http.server") && config.map_mode == abi::MAP_NONE {
+        } else if hooks.iter().any(|h| h.probe == "http.server") && config.map_mode == abi::MAP_NONE
+        {
             let want: &[&str] = if swiss {
                 &[
                     "net/http.Request.Header",

@@ -46,7 +46,7 @@ pub const F_MAX: usize = 32;
 
 /// The field behind each `GP_F_*` index of `gp_config.off`, in the header's
 /// order (a unit test reads `ebpf/goprobe.h` and compares).
-pub const FIELDS: [&str; 30] = [
+pub const FIELDS: [&str; 31] = [
     "runtime.g.goid",
     "net/http.Request.Method",
     "net/http.Request.URL",
@@ -77,6 +77,7 @@ pub const FIELDS: [&str; 30] = [
     "database/sql.Tx.db",
     "database/sql.dsnConnector.dsn",
     "database/sql.dsnConnector.driver",
+    "database/sql.Tx.done",
 ];
 const _: () = assert!(FIELDS.len() <= F_MAX);
 
@@ -122,6 +123,7 @@ pub const SLOTS: usize = 8;
 pub const REG_NONE: u8 = 0xff;
 pub const HOOK_RECEIVER_IS_STMT: u32 = 1;
 pub const HOOK_RECEIVER_IS_TX: u32 = 2;
+pub const HOOK_SKIP_IF_TX_DONE: u32 = 4;
 pub const HOOKS_MAX: usize = 64;
 
 /// `GP_HOOK_*` flags by their catalog spelling.
@@ -129,6 +131,7 @@ pub fn hook_flag(name: &str) -> Option<u32> {
     match name {
         "receiver_is_stmt" => Some(HOOK_RECEIVER_IS_STMT),
         "receiver_is_tx" => Some(HOOK_RECEIVER_IS_TX),
+        "skip_if_tx_done" => Some(HOOK_SKIP_IF_TX_DONE),
         _ => None,
     }
 }
