@@ -16,7 +16,12 @@
 # function offset ("compiled without (k|u)probe offset support"), and every
 # RET probe is at an offset.
 #
-# Usage (as root): benches/attach.sh [GO_VERSION] [SECONDS] [CONCURRENCY] [ROUNDS]
+# Scenario `db` instead drives GET /db/three at the corpus dbserver (lib/pq)
+# against a throwaway PostgreSQL on loopback: each request makes three
+# database/sql calls (query, exec, query row), so record writes 4 spans per
+# request and the empty baseline has traps on the database functions too.
+#
+# Usage (as root): benches/attach.sh [GO_VERSION] [SECONDS] [CONCURRENCY] [ROUNDS] [hello|db]
 #   env: GOPROBE_CACHE (default <repo>/.cache), GOPROBE_BIN (default target/release/goprobe, else debug)
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -25,10 +30,16 @@ go_version=${1:-1.26.6}
 secs=${2:-10}
 conc=${3:-4}
 rounds=${4:-3}
+scenario=${5:-hello}
+case $scenario in
+  hello) program=httpserver; path=/hello; per_request=1 ;;
+  db) program=dbserver; path=/db/three; per_request=4 ;;
+  *) echo "attach.sh: scenario is hello or db" >&2; exit 2 ;;
+esac
 
 [ "$(id -u)" -eq 0 ] || { echo "attach.sh: run as root (eBPF)" >&2; exit 2; }
 command -v jq >/dev/null || { echo "attach.sh: jq missing (scripts/setup.sh)" >&2; exit 2; }
-bin=$cache/corpus/go$go_version/httpserver/default
+bin=$cache/corpus/go$go_version/$program/default
 [ -x "$bin" ] || { echo "attach.sh: $bin missing: run tests/fixtures/build-corpus.sh --all" >&2; exit 2; }
 goprobe=${GOPROBE_BIN:-}
 if [ -z "$goprobe" ]; then
@@ -40,18 +51,35 @@ gotool=$cache/go/1.19/go/bin/go
 
 work=$(mktemp -d)
 server_pid=
+pg_ctl=
 cleanup() {
   [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null || true
+  [ -n "$pg_ctl" ] && runuser -u postgres -- "$pg_ctl" stop -D "$work/pg" -m immediate >/dev/null 2>&1 || true
   rm -rf "$work"
 }
 trap cleanup EXIT
+chmod 755 "$work"
+
+server_args=()
+if [ "$scenario" = db ]; then
+  pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+  [ -x "$pgbin/initdb" ] || { echo "attach.sh: PostgreSQL missing (scripts/setup.sh)" >&2; exit 2; }
+  pg_ctl=$pgbin/pg_ctl
+  mkdir -p "$work/pg" && chown postgres "$work/pg"
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  runuser -u postgres -- "$pgbin/initdb" -D "$work/pg" -A trust -U postgres >/dev/null
+  runuser -u postgres -- "$pg_ctl" start -D "$work/pg" -w -l "$work/pg/log" \
+    -o "-c listen_addresses=127.0.0.1 -p $port -k $work/pg" >/dev/null
+  "$pgbin/psql" -h 127.0.0.1 -p "$port" -U postgres -qc "CREATE ROLE goprobe LOGIN; CREATE DATABASE goprobe OWNER goprobe;" >/dev/null
+  server_args=(-dsn "postgres://goprobe@127.0.0.1:$port/goprobe?sslmode=disable")
+fi
 
 (cd "$repo/benches/loadgen" && GOTOOLCHAIN=local GOFLAGS=-mod=mod GOPROXY=off "$gotool" build -o "$work/loadgen" .)
 
-"$bin" > "$work/addr" 2>/dev/null &
+"$bin" "${server_args[@]}" > "$work/addr" 2>/dev/null &
 server_pid=$!
 for _ in $(seq 50); do [ -s "$work/addr" ] && break; sleep 0.1; done
-url="http://$(head -1 "$work/addr")/hello"
+url="http://$(head -1 "$work/addr")$path"
 
 # Start a goprobe command in the background and wait until it has attached.
 start_goprobe() {
@@ -90,9 +118,9 @@ for round in $(seq "$rounds"); do
 done
 
 echo
-echo "Go $go_version httpserver GET /hello, $conc connections, ${secs}s x $rounds rounds (medians):"
+echo "Go $go_version $program GET $path, $conc connections, ${secs}s x $rounds rounds (medians):"
 # Medians per config, then added latency against `none` and the ratio.
-awk -F'\t' 'NR > 1 { n[$1]++; rps[$1, n[$1]] = $3; mean[$1, n[$1]] = $4; p99[$1, n[$1]] = $6; if ($9 != "-") { lost += $9; if ($8 != $7) missing += ($7 > $8 ? $7 - $8 : 0) } }
+awk -F'\t' -v per="$per_request" 'NR > 1 { n[$1]++; rps[$1, n[$1]] = $3; mean[$1, n[$1]] = $4; p99[$1, n[$1]] = $6; if ($9 != "-") { lost += $9; if ($8 != $7 * per) missing += ($7 * per > $8 ? $7 * per - $8 : 0) } }
   function median(arr, c,    i, j, t, v, k) {
     k = n[c]; for (i = 1; i <= k; i++) v[i] = arr[c, i]
     for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
@@ -102,5 +130,5 @@ awk -F'\t' 'NR > 1 { n[$1]++; rps[$1, n[$1]] = $3; mean[$1, n[$1]] = $4; p99[$1,
     base = median(mean, "none"); e = median(mean, "empty") - base; r = median(mean, "record") - base
     printf "  added latency per request: empty probes %.1f us, goprobe record %.1f us", e, r
     if (e > 0) printf ", ratio %.2f (target <= 1.15)", r / e
-    printf "\n  lost events over all record runs: %d; answered requests without a span: %d\n", lost, missing }' "$work/results.tsv"
+    printf "\n  lost events over all record runs: %d; spans missing (answered x spans per request - written): %d\n", lost, missing }' "$work/results.tsv"
 echo "  per-round results:"; sed 's/^/    /' "$work/results.tsv"
