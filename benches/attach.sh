@@ -70,7 +70,8 @@ if [ "$scenario" = db ]; then
   runuser -u postgres -- "$pgbin/initdb" -D "$work/pg" -A trust -U postgres >/dev/null
   runuser -u postgres -- "$pg_ctl" start -D "$work/pg" -w -l "$work/pg/log" \
     -o "-c listen_addresses=127.0.0.1 -p $port -k $work/pg" >/dev/null
-  "$pgbin/psql" -h 127.0.0.1 -p "$port" -U postgres -qc "CREATE ROLE goprobe LOGIN; CREATE DATABASE goprobe OWNER goprobe;" >/dev/null
+  "$pgbin/psql" -h 127.0.0.1 -p "$port" -U postgres -qc "CREATE ROLE goprobe LOGIN" >/dev/null
+  "$pgbin/psql" -h 127.0.0.1 -p "$port" -U postgres -qc "CREATE DATABASE goprobe OWNER goprobe" >/dev/null
   server_args=(-dsn "postgres://goprobe@127.0.0.1:$port/goprobe?sslmode=disable")
 fi
 
