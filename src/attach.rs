@@ -662,6 +662,26 @@ impl Session {
         })
     }
 
+    /// Server calls still in flight in processes that are gone: the
+    /// requests a crash (say, a panic on a goroutine nobody recovers)
+    /// killed. They end at `now_ns` with `unfinished: true`.
+    pub fn unfinished(&mut self, now_ns: u64) -> Vec<RawEvent> {
+        let mut out = Vec::new();
+        for mut ev in self.reader.in_flight() {
+            if ev.kind != abi::KIND_HTTP_SERVER || process_alive(ev.pid) {
+                continue;
+            }
+            ev.end_ns = now_ns.max(ev.start_ns);
+            if let Some(mut raw) = self.decoder.http(&ev) {
+                raw.fields
+                    .insert("unfinished".into(), serde_json::Value::Bool(true));
+                out.push(raw);
+            }
+        }
+        out.sort_by_key(|e| e.start_ns);
+        out
+    }
+
     /// Lost counts that grew since the last call, as `lost` lines.
     pub fn new_lost(&mut self) -> Result<Vec<Line>, AttachError> {
         let now = self.reader.lost()?;
@@ -1029,6 +1049,11 @@ pub fn stream(
             break r;
         }
     };
+    // Requests a dying process never answered: they are data too.
+    for ev in session.unfinished(crate::clock::monotonic_now_ns()) {
+        summary.events += 1;
+        sink(&Line::Event(ev))?;
+    }
     summary.reason = reason;
     summary.lost = session.lost_totals();
     Ok(summary)

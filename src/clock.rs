@@ -24,6 +24,12 @@ fn now_ns(clock: libc::clockid_t) -> i128 {
     i128::from(ts.tv_sec) * 1_000_000_000 + i128::from(ts.tv_nsec)
 }
 
+/// CLOCK_MONOTONIC now, in nanoseconds: the clock the eBPF programs stamp
+/// events with (`bpf_ktime_get_ns`).
+pub fn monotonic_now_ns() -> u64 {
+    u64::try_from(now_ns(libc::CLOCK_MONOTONIC)).unwrap_or(0)
+}
+
 impl WallOffset {
     /// Sample the offset `samples` times and keep the tightest.
     pub fn sample(samples: usize) -> WallOffset {

@@ -180,7 +180,22 @@ impl Recorder {
                     let e = self.exception_event(p);
                     span.events.push(e);
                 }
-                if ev.fields.contains_key("panic_recovered_by") {
+                if ev.fields.contains_key("unfinished") {
+                    // The process died while serving this request.
+                    let last = panics.last();
+                    if let Some(t) = last.and_then(|p| str_field(&p.fields, "type")) {
+                        span.attributes.insert("error.type".into(), t.into());
+                    }
+                    span.status = Status {
+                        code: StatusCode::Error,
+                        message: Some(match last.and_then(|p| str_field(&p.fields, "message")) {
+                            Some(m) => {
+                                format!("process exited while serving the request (panic: {m})")
+                            }
+                            None => "process exited while serving the request".to_owned(),
+                        }),
+                    };
+                } else if ev.fields.contains_key("panic_recovered_by") {
                     // The panic escaped the handler and net/http caught it.
                     let last = panics.last();
                     let ty = last.and_then(|p| str_field(&p.fields, "type"));
@@ -424,7 +439,8 @@ impl Recorder {
         // A panic that escaped the handler: net/http closes the connection
         // without a response, so there is no status to report.
         let http1 = str_field(f, "proto").is_some_and(|p| p.starts_with("HTTP/1"))
-            && !f.contains_key("panic_recovered_by");
+            && !f.contains_key("panic_recovered_by")
+            && !f.contains_key("unfinished");
         let status = f
             .get("status")
             .and_then(Value::as_i64)

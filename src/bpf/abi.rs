@@ -205,6 +205,24 @@ pub struct GpEvent {
 }
 const _: () = assert!(size_of::<GpEvent>() == 1128);
 
+// SAFETY: GpEvent is repr(C), integers and byte arrays only, no implicit
+// padding (its fields are laid out to multiples of 8; size checked above),
+// so every bit pattern is valid.
+unsafe impl aya::Pod for GpEvent {}
+
+/// `struct gp_inflight_key`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GpInflightKey {
+    pub tgid: u32,
+    pub kind: u32,
+    pub g: u64,
+}
+const _: () = assert!(size_of::<GpInflightKey>() == 16);
+
+// SAFETY: repr(C), integers only, no padding (size checked above).
+unsafe impl aya::Pod for GpInflightKey {}
+
 /// `struct gp_db_event`.
 #[repr(C)]
 #[derive(Clone, Copy)]

@@ -314,7 +314,15 @@ impl Loaded {
             .ebpf
             .take_map("lost")
             .ok_or(BpfError::MissingMap("lost"))?;
+        let inflight = self
+            .ebpf
+            .take_map("inflight")
+            .ok_or(BpfError::MissingMap("inflight"))?;
         Ok(Reader {
+            inflight: aya::maps::HashMap::try_from(inflight).map_err(|source| BpfError::Map {
+                name: "inflight",
+                source,
+            })?,
             ring: RingBuf::try_from(events).map_err(|source| BpfError::Map {
                 name: "events",
                 source,
@@ -331,6 +339,7 @@ impl Loaded {
 pub struct Reader {
     ring: RingBuf<MapData>,
     lost: PerCpuArray<MapData, u64>,
+    inflight: aya::maps::HashMap<MapData, abi::GpInflightKey, abi::GpEvent>,
 }
 
 impl Reader {
@@ -370,6 +379,16 @@ impl Reader {
             }
         }
         n
+    }
+
+    /// HTTP calls entered but not yet returned, as the in-flight map holds
+    /// them (entries that vanish while iterating are skipped).
+    pub fn in_flight(&self) -> Vec<abi::GpEvent> {
+        self.inflight
+            .iter()
+            .filter_map(Result::ok)
+            .map(|(_, v)| v)
+            .collect()
     }
 
     /// Totals of the lost counters over all CPUs, indexed like `abi::LOST_NAMES`.

@@ -184,3 +184,53 @@ fn panics_go126() {
     panics_become_events("1.26", "default");
     panics_become_events("1.26", "pie-stripped");
 }
+
+/// A panic nobody recovers kills the process mid-request: the request
+/// still gets its server span (status error, ended at the exit), with the
+/// panic as its exception event, and the recording ends by itself.
+fn crash_keeps_the_request(go: &str, variant: &str) {
+    common::require_root();
+    let entry = common::corpus_binary(go, "httpserver", variant);
+    let mut server = common::Server::start_env(&entry.binary, &[("GODEBUG", "httpmuxgo121=0")]);
+    let pid = server.pid().to_string();
+    let run = start(&["record", "--pid", &pid]);
+    assert_eq!(common::get(&server.addr, "/hello"), 200);
+    assert_eq!(
+        common::get(&server.addr, "/crash"),
+        0,
+        "the process dies before answering"
+    );
+    let status = server.child.wait().expect("wait");
+    assert_eq!(status.code(), Some(2), "Go exits 2 on an unrecovered panic");
+    let (code, out, err) = run.finish();
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("target exited"), "{err}");
+    assert!(err.contains(" 1 panics,"), "{err}");
+    let all = spans(&out);
+    assert_eq!(all.len(), 2, "{go} {variant}: {out}");
+    let crash = all
+        .iter()
+        .find(|s| s.attributes.get("url.path") == Some(&AttrValue::from("/crash")))
+        .expect("the request that was being served");
+    assert_eq!(crash.status.code, StatusCode::Error);
+    assert_eq!(
+        crash.status.message.as_deref(),
+        Some("process exited while serving the request (panic: crash on purpose)")
+    );
+    assert!(!crash.attributes.contains_key("http.response.status_code"));
+    assert_eq!(crash.events.len(), 1, "{crash:?}");
+    assert_eq!(
+        crash.events[0].attributes["exception.message"],
+        AttrValue::from("crash on purpose")
+    );
+}
+
+#[test]
+fn crash_go119() {
+    crash_keeps_the_request("1.19", "default");
+}
+
+#[test]
+fn crash_go126_stripped() {
+    crash_keeps_the_request("1.26", "stripped");
+}
