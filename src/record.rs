@@ -48,6 +48,10 @@ struct PendingClient {
     ev: RawEvent,
 }
 
+/// A pending event's id, and when its goroutine line branched off the
+/// indexed goroutine (None: it ran on that goroutine itself).
+type PendingRef = (u64, Option<u64>);
+
 /// Stateful converter from stream lines to spans.
 pub struct Recorder {
     offset: Option<i128>,
@@ -59,7 +63,7 @@ pub struct Recorder {
     /// (pid, goroutine) -> pending clients that a server span on that
     /// goroutine could enclose, with the time the client's goroutine line
     /// branched off it (None: the client ran on that goroutine itself).
-    index: HashMap<(u32, u64), Vec<(u64, Option<u64>)>>,
+    index: HashMap<(u32, u64), Vec<PendingRef>>,
     next_id: u64,
     newest_ns: u64,
     events_since_expire: u32,
@@ -986,7 +990,7 @@ mod tests {
         assert_eq!(out.len(), 2, "{out:?}");
         let unknown = out
             .iter()
-            .find(|s| s.attributes.get("url.full").is_none())
+            .find(|s| !s.attributes.contains_key("url.full"))
             .expect("span without url.full");
         assert_eq!(unknown.name, "HTTP");
         assert_eq!(
@@ -995,7 +999,7 @@ mod tests {
         );
         let empty = out
             .iter()
-            .find(|s| s.attributes.get("url.full").is_some())
+            .find(|s| s.attributes.contains_key("url.full"))
             .expect("span with url.full");
         assert_eq!(empty.name, "GET");
         assert_eq!(

@@ -325,8 +325,8 @@ fn normalize(name: &str) -> String {
 /// * everything outside Go's text: in cgo (externally linked) builds the C
 ///   code — crt (`_start`, `_init`, `frame_dummy`, ...), libgcc, and cgo's C
 ///   side (`x_cgo_*`, `_cgo_*`, `crosscall*`) — which has no pclntab entries.
-/// The `.abi0` suffix the linker puts on ABI0 (assembly) symbols is dropped:
-/// pclntab names the function without it.
+///   The `.abi0` suffix the linker puts on ABI0 (assembly) symbols is dropped:
+///   pclntab names the function without it.
 fn nm_functions(b: &CorpusBinary) -> BTreeSet<(u64, String)> {
     let mut cmd = go(&b.go_version);
     cmd.args(["tool", "nm"]).arg(&b.twin);

@@ -79,11 +79,7 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
     let input: Box<dyn BufRead> = if is_dash(&args.input) {
         Box::new(io::stdin().lock())
     } else {
-        let path = args
-            .input
-            .as_ref()
-            .map(PathBuf::as_path)
-            .unwrap_or_else(|| "-".as_ref());
+        let path = args.input.as_deref().unwrap_or_else(|| "-".as_ref());
         let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
         Box::new(BufReader::with_capacity(1 << 16, file))
     };
@@ -92,11 +88,7 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
         Ok(if is_dash(&args.output) {
             Box::new(BufWriter::with_capacity(1 << 16, io::stdout().lock()))
         } else {
-            let path = args
-                .output
-                .as_ref()
-                .map(PathBuf::as_path)
-                .unwrap_or_else(|| "-".as_ref());
+            let path = args.output.as_deref().unwrap_or_else(|| "-".as_ref());
             let file =
                 File::create(path).with_context(|| format!("creating {}", path.display()))?;
             Box::new(BufWriter::with_capacity(1 << 16, file))

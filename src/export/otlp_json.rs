@@ -250,7 +250,7 @@ mod tests {
         let expected = export_request(vec![Span::from_json_line(FULL).expect("span")]);
         assert_eq!(request, expected);
         let span = &request.resource_spans[0].scope_spans[0].spans[0];
-        assert_eq!(span.trace_id, hex(&"0af7651916cd43dd8448eb211c80319c"));
+        assert_eq!(span.trace_id, hex("0af7651916cd43dd8448eb211c80319c"));
         assert_eq!(span.start_time_unix_nano, 1700000000000000001);
     }
 

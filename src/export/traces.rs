@@ -71,11 +71,11 @@ impl TraceGrouper {
             }
             self.touches.pop_front();
             // Only the trace's latest touch decides; older entries are stale.
-            if self.open.get(&id).is_some_and(|p| p.last == touched) {
-                if let Some(p) = self.open.remove(&id) {
-                    self.buffered -= p.spans.len() as u64;
-                    done(Trace::new(p.spans))?;
-                }
+            if self.open.get(&id).is_some_and(|p| p.last == touched)
+                && let Some(p) = self.open.remove(&id)
+            {
+                self.buffered -= p.spans.len() as u64;
+                done(Trace::new(p.spans))?;
             }
         }
         Ok(())
@@ -151,10 +151,10 @@ impl Trace {
     pub fn self_times(&self) -> Vec<u64> {
         let mut children: Vec<Vec<(u64, u64)>> = vec![Vec::new(); self.spans.len()];
         for (i, parent) in self.parents.iter().enumerate() {
-            if let (Some(p), Some(s)) = (parent, self.spans.get(i)) {
-                if let Some(list) = children.get_mut(*p) {
-                    list.push((s.start_time_unix_nano, s.end_time_unix_nano));
-                }
+            if let (Some(p), Some(s)) = (parent, self.spans.get(i))
+                && let Some(list) = children.get_mut(*p)
+            {
+                list.push((s.start_time_unix_nano, s.end_time_unix_nano));
             }
         }
         self.spans

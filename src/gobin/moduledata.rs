@@ -209,7 +209,7 @@ mod tests {
         data.resize(0x3000, 0);
         let data_off = data.len();
         data.resize(0x4000, 0);
-        let mut md = vec![0u64; MD_WORDS];
+        let mut md = [0u64; MD_WORDS];
         md[MD_PCHEADER] = PCLN;
         md[MD_FUNCNAMETAB] = PCLN + h.funcname_off as u64;
         md[MD_FTAB] = PCLN + h.functab_off as u64;

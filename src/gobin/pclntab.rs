@@ -304,20 +304,18 @@ pub(crate) fn locate(
         }
     };
     for sec in sections {
-        if let (Some(off), Some(len)) = (to_usize(sec.offset), to_usize(sec.size)) {
-            if let Some(found) = try_at(off, len, sec.vaddr) {
-                return Ok(Some(found));
-            }
+        if let (Some(off), Some(len)) = (to_usize(sec.offset), to_usize(sec.size))
+            && let Some(found) = try_at(off, len, sec.vaddr)
+        {
+            return Ok(Some(found));
         }
     }
-    if let Some((start, end)) = symbols {
-        if let (Some(off), Some(len)) = (layout.vaddr_to_offset(start), end.checked_sub(start)) {
-            if let (Some(off), Some(len)) = (to_usize(off), to_usize(len)) {
-                if let Some(found) = try_at(off, len, start) {
-                    return Ok(Some(found));
-                }
-            }
-        }
+    if let Some((start, end)) = symbols
+        && let (Some(off), Some(len)) = (layout.vaddr_to_offset(start), end.checked_sub(start))
+        && let (Some(off), Some(len)) = (to_usize(off), to_usize(len))
+        && let Some(found) = try_at(off, len, start)
+    {
+        return Ok(Some(found));
     }
     // A named section or symbol that does not parse is an error, not a
     // reason to go looking elsewhere.

@@ -15,9 +15,16 @@ fn spans(out: &str) -> Vec<Span> {
         .collect()
 }
 
-/// Each route and the database calls it makes (span name, operation,
-/// query text, hooked function), in order.
-const ROUTES: &[(&str, u16, &[(&str, &str, Option<&str>, &str)])] = &[
+/// One database call: span name, operation, query text, hooked function.
+type Call = (
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    &'static str,
+);
+
+/// Each route, its status, and the database calls it makes, in order.
+const ROUTES: &[(&str, u16, &[Call])] = &[
     ("/hello", 200, &[]),
     (
         "/db/query",

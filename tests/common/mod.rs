@@ -367,16 +367,16 @@ pub fn dwarf_offsets(bin: &Path, fields: &[&str]) -> String {
         let mut offset = None;
         let mut lines = text.lines();
         while let Some(l) = lines.next() {
-            if l.contains("DW_AT_name") && l.contains(&format!("(\"{member}\")")) {
-                if let Some(loc) = lines
+            if l.contains("DW_AT_name")
+                && l.contains(&format!("(\"{member}\")"))
+                && let Some(loc) = lines
                     .next()
                     .filter(|n| n.contains("DW_AT_data_member_location"))
-                {
-                    offset = loc
-                        .rsplit_once('(')
-                        .and_then(|(_, v)| v.trim_end_matches(')').parse::<u64>().ok());
-                    break;
-                }
+            {
+                offset = loc
+                    .rsplit_once('(')
+                    .and_then(|(_, v)| v.trim_end_matches(')').parse::<u64>().ok());
+                break;
             }
         }
         match offset {
