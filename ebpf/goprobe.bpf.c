@@ -435,6 +435,22 @@ static __always_inline void read_traceparent(struct gp_event *ev, struct gp_conf
 	}
 }
 
+/* The mux fills the route in during ServeHTTP, so it is read at return
+ * (or when a panic escapes the handler). */
+static __always_inline void read_route(struct gp_event *ev, struct gp_config *cfg, __u64 req)
+{
+	if (cfg->route_mode == GP_ROUTE_PATTERN) {
+		if (READ_GO_STRING(ev, req + off(cfg, GP_F_REQ_PATTERN), route, route_len))
+			ev->flags |= GP_FLAG_READ_FAILED;
+	} else if (cfg->route_mode == GP_ROUTE_PAT_PTR) {
+		__u64 pat = 0;
+		if (read_u64(&pat, req + off(cfg, GP_F_REQ_PAT)) == 0 && pat) {
+			if (READ_GO_STRING(ev, pat + off(cfg, GP_F_PATTERN_STR), route, route_len))
+				ev->flags |= GP_FLAG_READ_FAILED;
+		}
+	}
+}
+
 /* net/http.serverHandler.ServeHTTP(sh serverHandler, rw ResponseWriter, req *Request) */
 SEC("uprobe")
 int http_server_entry(void *ctx)
@@ -488,17 +504,7 @@ int http_server_return(void *ctx)
 		}
 		ev->status = status;
 	}
-	/* The mux fills the route in during ServeHTTP, so read it at return. */
-	if (cfg->route_mode == GP_ROUTE_PATTERN) {
-		if (READ_GO_STRING(ev, req + off(cfg, GP_F_REQ_PATTERN), route, route_len))
-			ev->flags |= GP_FLAG_READ_FAILED;
-	} else if (cfg->route_mode == GP_ROUTE_PAT_PTR) {
-		__u64 pat = 0;
-		if (read_u64(&pat, req + off(cfg, GP_F_REQ_PAT)) == 0 && pat) {
-			if (READ_GO_STRING(ev, pat + off(cfg, GP_F_PATTERN_STR), route, route_len))
-				ev->flags |= GP_FLAG_READ_FAILED;
-		}
-	}
+	read_route(ev, cfg, req);
 	finish(ev, &key);
 	return 0;
 }
@@ -771,6 +777,9 @@ int recover_return(void *ctx)
 	read_u64(&pc, regs->rsp);
 	ev->recover_pc = pc;
 	ev->flags |= GP_FLAG_RECOVERED;
+	struct gp_config *cfg = get_config();
+	if (cfg)
+		read_route(ev, cfg, ev->ptr_a);
 	ev->end_ns = bpf_ktime_get_ns();
 	output(ev, sizeof(*ev));
 	return 0;

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The main job in one command (as root): build goprobe and the example Go
 # service (tests/fixtures/programs/httpserver: an HTTP server whose /call
-# route calls out over HTTP), run it, drive traffic at it on loopback while
-# `goprobe record` watches it, show the spans, and convert them for other tools.
+# route calls out over HTTP, and whose /panic and /recovered routes panic),
+# run it, drive traffic at it on loopback while `goprobe record` watches it
+# (one request arrives with a W3C traceparent and joins that trace), show
+# the spans, and convert them for other tools.
 # On a fresh machine it first installs everything (scripts/setup.sh).
 #
 # Usage: sudo scripts/demo.sh [REQUESTS]
@@ -28,7 +30,7 @@ goprobe=$repo/target/release/goprobe
 (cd "$repo/tests/fixtures/programs/httpserver" && GOTOOLCHAIN=local GOFLAGS=-mod=mod GOPROXY=off "$gotool" build -o "$work/httpserver" .)
 
 # httpmuxgo121=0: the ServeMux with patterns, so spans carry http.route.
-GODEBUG=httpmuxgo121=0 "$work/httpserver" > "$work/addr" &
+GODEBUG=httpmuxgo121=0 "$work/httpserver" > "$work/addr" 2> "$work/server.err" &
 server=$!
 for _ in $(seq 50); do [ -s "$work/addr" ] && break; sleep 0.1; done
 addr=$(head -1 "$work/addr")
@@ -41,13 +43,19 @@ for _ in $(seq "$n"); do
   curl -s "http://$addr/call" > /dev/null
   curl -s "http://$addr/fail" > /dev/null || true
 done
+# A request that is one hop of a distributed trace started elsewhere.
+curl -s -H 'traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' "http://$addr/hello" > /dev/null
+# A panic the handler recovers, and one net/http recovers (no answer).
+curl -s "http://$addr/recovered" > /dev/null
+curl -s "http://$addr/panic" > /dev/null || true
 sleep 0.5
 kill -INT "$rec"; wait "$rec" || true
 cat "$work/record.err" >&2
 if command -v jq >/dev/null; then
   jq -c '{trace: .trace_id[0:8], span: .span_id, parent: .parent_span_id, name, kind,
           ms: ((.end_time_unix_nano - .start_time_unix_nano) / 1e6),
-          status: .attributes["http.response.status_code"], code: .status.code}' "$work/spans.ndjson"
+          status: .attributes["http.response.status_code"], code: .status.code,
+          panics: [.events[] | select(.name == "exception") | .attributes["exception.message"]]}' "$work/spans.ndjson"
 else
   cat "$work/spans.ndjson"
 fi
