@@ -631,7 +631,15 @@ impl Session {
         Ok(Session {
             _loaded: loaded,
             reader,
-            decoder: Decoder::new(hooks, binary),
+            decoder: {
+                let mut d = Decoder::new(hooks, binary);
+                // Learn the load address now: a process that crashes may be
+                // gone by the time its last events are read.
+                if let Some(pid) = target.pid {
+                    d.bias(pid);
+                }
+                d
+            },
             reported_lost: [0; abi::LOST_MAX as usize],
             links,
             probes,
