@@ -215,7 +215,7 @@ static __always_inline struct gp_event *start_event(void *ctx, __u32 kind,
 	ev->status = 0;
 	ev->ptr_a = 0;
 	ev->ptr_b = 0;
-	ev->recover_pc = 0;
+	ev->unwound_by = 0;
 	ev->method_len = 0;
 	ev->path_len = 0;
 	ev->host_len = 0;
@@ -748,40 +748,27 @@ int panic_entry(void *ctx)
 	return 0;
 }
 
-/* runtime.gorecover returning a non-nil value: a deferred function stopped
- * a panic. If a server call is in flight on this goroutine, send a copy of
- * it with the caller's address; user space decides (from the catalog's
- * recoverers) whether net/http itself caught the panic, in which case
- * ServeHTTP never returns and this copy is the end of the server span. The
- * in-flight entry stays: a handler that recovers returns normally later. */
+/* Entry of net/http's recovery (the deferred function of conn.serve, or of
+ * the HTTP/2 runHandler), which runs when the goroutine that served
+ * requests unwinds. A server call still in flight on this goroutine means
+ * ServeHTTP did not return: a panic (or runtime.Goexit) escaped the
+ * handler. Its span ends here, with the route the mux had set. */
 SEC("uprobe")
-int recover_return(void *ctx)
+int unwound_entry(void *ctx)
 {
 	struct gp_regs_x86_64 *regs = (struct gp_regs_x86_64 *)ctx;
-	struct gp_hook *h = get_hook(ctx);
-	if (!h || !slot(ctx, h, 0))
+	struct gp_config *cfg = get_config();
+	if (!cfg)
 		return 0;
 	struct gp_inflight_key key = {
 		.tgid = bpf_get_current_pid_tgid() >> 32, .kind = GP_KIND_HTTP_SERVER, .g = regs->r14};
-	struct gp_event *inflight_ev = bpf_map_lookup_elem(&inflight, &key);
-	if (!inflight_ev)
-		return 0;
-	__u32 zero = 0;
-	struct gp_event *ev = bpf_map_lookup_elem(&scratch, &zero);
+	struct gp_event *ev = bpf_map_lookup_elem(&inflight, &key);
 	if (!ev)
 		return 0;
-	if (bpf_probe_read_kernel(ev, sizeof(*ev), inflight_ev))
-		return 0;
-	/* At a RET the stack pointer points at the return address. */
-	__u64 pc = 0;
-	read_u64(&pc, regs->rsp);
-	ev->recover_pc = pc;
-	ev->flags |= GP_FLAG_RECOVERED;
-	struct gp_config *cfg = get_config();
-	if (cfg)
-		read_route(ev, cfg, ev->ptr_a);
-	ev->end_ns = bpf_ktime_get_ns();
-	output(ev, sizeof(*ev));
+	ev->unwound_by = bpf_get_attach_cookie(ctx);
+	ev->flags |= GP_FLAG_UNWOUND;
+	read_route(ev, cfg, ev->ptr_a);
+	finish(ev, &key);
 	return 0;
 }
 

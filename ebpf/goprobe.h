@@ -27,7 +27,7 @@ typedef unsigned char __u8;
 #define GP_FLAG_ERROR 1          /* the call returned a non-nil error */
 #define GP_FLAG_READ_FAILED 2    /* some field could not be read (partial event) */
 #define GP_FLAG_NO_RESPONSE 4    /* client: no *Response to read a status from */
-#define GP_FLAG_RECOVERED 8      /* server: a copy sent when recover() stopped a panic on this goroutine */
+#define GP_FLAG_UNWOUND 8        /* server: ServeHTTP never returned; net/http's recovery ran instead */
 #define GP_FLAG_MAP_TOO_BIG 16   /* server: Request.Header too big to search for traceparent */
 
 /* Indices of the per-CPU `lost` counters. */
@@ -114,7 +114,7 @@ struct gp_config {
  *   db_call:     0 receiver (*DB, or *Stmt / *Tx per flags)  1,2 query string
  *                (ptr, len; *DB hooks only)  3,4 error (return)
  *   panic:       0,1 the panic value (eface: type, data)
- *   recover:     0,1 recover()'s result (eface: type, data)
+ *   unwound:     none
  *   spawn:       0 callergp *g  1 the new *g (return) */
 #define GP_SLOTS 8
 #define GP_REG_NONE 0xff
@@ -150,7 +150,7 @@ struct gp_event {
 	__s64 status;                 /* HTTP status code, 0 when unknown */
 	__u64 ptr_a;                  /* server: *http.Request; client: *http.Request */
 	__u64 ptr_b;                  /* server: *http.response */
-	__u64 recover_pc;             /* GP_FLAG_RECOVERED: return address into the function that called recover() */
+	__u64 unwound_by;             /* GP_FLAG_UNWOUND: index in `hooks` of the net/http function that ran */
 	__u32 method_len;             /* real lengths (may exceed the buffers) */
 	__u32 path_len;
 	__u32 host_len;

@@ -298,8 +298,6 @@ pub struct RawEvent {
 pub struct Decoder {
     hooks: Vec<(String, Option<String>)>,
     binary: Option<crate::gobin::GoBinary>,
-    /// Link-time [start, end) of the catalog's recoverer functions.
-    recoverers: Vec<(u64, u64, String)>,
     biases: HashMap<u32, Option<u64>>,
     /// Named types by link-time address (a process reports the same few
     /// connector and error types over and over).
@@ -308,27 +306,12 @@ pub struct Decoder {
 
 impl Decoder {
     pub fn new(hooks: &[Hook], binary: Option<crate::gobin::GoBinary>) -> Decoder {
-        let mut recoverers = Vec::new();
-        if let (Some(bin), Ok(catalog)) = (&binary, Catalog::builtin()) {
-            for p in &catalog.probes {
-                for name in &p.recoverers {
-                    if let Ok(Some(f)) = bin.function(name) {
-                        recoverers.push((
-                            f.address,
-                            f.address.saturating_add(f.size),
-                            name.clone(),
-                        ));
-                    }
-                }
-            }
-        }
         Decoder {
             hooks: hooks
                 .iter()
                 .map(|h| (h.function.clone(), h.operation.clone()))
                 .collect(),
             binary,
-            recoverers,
             biases: HashMap::new(),
             types: HashMap::new(),
         }
@@ -361,9 +344,8 @@ impl Decoder {
             .clone()
     }
 
-    /// Any ring-buffer record as a stream event; `None` for records that
-    /// are not events (a recover() inside a handler: the handler's own
-    /// return ends its span).
+    /// Any ring-buffer record as a stream event; `None` for a record of an
+    /// unknown kind.
     pub fn event(&mut self, rec: &abi::Record) -> Option<RawEvent> {
         match rec {
             abi::Record::Call(ev) => self.http(ev),
@@ -420,17 +402,12 @@ impl Decoder {
             }
             _ => return None,
         };
-        if ev.flags & abi::FLAG_RECOVERED != 0 {
-            // recover() caught a panic while this request was being served.
-            // Only when net/http itself caught it has the handler ended.
-            let bias = self.bias(ev.pid);
-            let pc = bias.and_then(|b| ev.recover_pc.checked_sub(b));
-            let by = pc.and_then(|pc| {
-                self.recoverers
-                    .iter()
-                    .find(|(lo, hi, _)| pc > *lo && pc <= *hi)
-                    .map(|(_, _, n)| n.clone())
-            })?;
+        if ev.flags & abi::FLAG_UNWOUND != 0 {
+            // ServeHTTP never returned: net/http's recovery ran instead.
+            let by = usize::try_from(ev.unwound_by)
+                .ok()
+                .and_then(|i| self.hooks.get(i))
+                .map_or_else(|| "net/http".to_owned(), |(f, _)| f.clone());
             fields.insert("panic_recovered_by".into(), serde_json::Value::String(by));
         }
         if ev.status != 0 {

@@ -110,10 +110,6 @@ pub struct Probe {
     pub hooks: Vec<Hook>,
     #[serde(default, rename = "field")]
     pub fields: Vec<FieldNeed>,
-    /// go.panic: functions whose `recover()` catching a panic means it
-    /// escaped a server handler (net/http's connection-level recovery).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub recoverers: Vec<String>,
     /// Probes goprobe attaches for its own bookkeeping (goroutine creation),
     /// not chosen by users.
     #[serde(default)]

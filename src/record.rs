@@ -208,9 +208,11 @@ impl Recorder {
                     let msg = last.and_then(|p| str_field(&p.fields, "message"));
                     span.status = Status {
                         code: StatusCode::Error,
-                        message: Some(match msg {
-                            Some(m) => format!("panic: {m}"),
-                            None => "panic escaped the handler".to_owned(),
+                        message: Some(match (last, msg) {
+                            (_, Some(m)) => format!("panic: {m}"),
+                            (Some(_), None) => "panic escaped the handler".to_owned(),
+                            // No panic seen: runtime.Goexit, or a lost event.
+                            (None, None) => "the handler never returned".to_owned(),
                         }),
                     };
                 }

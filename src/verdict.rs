@@ -290,7 +290,7 @@ mod tests {
         "database/sql.(*Tx).Commit",
         "database/sql.(*Tx).rollback",
         "runtime.gopanic",
-        "runtime.gorecover",
+        "net/http.(*conn).serve.func1",
         "runtime.newproc1",
         "runtime.goexit",
     ];

@@ -13,7 +13,7 @@ pub const KIND_PANIC: u32 = 5;
 pub const FLAG_ERROR: u32 = 1;
 pub const FLAG_READ_FAILED: u32 = 2;
 pub const FLAG_NO_RESPONSE: u32 = 4;
-pub const FLAG_RECOVERED: u32 = 8;
+pub const FLAG_UNWOUND: u32 = 8;
 pub const FLAG_MAP_TOO_BIG: u32 = 16;
 
 pub const LOST_RINGBUF: u32 = 0;
@@ -182,7 +182,7 @@ pub struct GpEvent {
     pub status: i64,
     pub ptr_a: u64,
     pub ptr_b: u64,
-    pub recover_pc: u64,
+    pub unwound_by: u64,
     pub method_len: u32,
     pub path_len: u32,
     pub host_len: u32,
@@ -416,7 +416,7 @@ mod tests {
             ("GP_QUERY_MAX", QUERY_MAX as u64),
             ("GP_KIND_DB", KIND_DB as u64),
             ("GP_KIND_PANIC", KIND_PANIC as u64),
-            ("GP_FLAG_RECOVERED", FLAG_RECOVERED as u64),
+            ("GP_FLAG_UNWOUND", FLAG_UNWOUND as u64),
             ("GP_MAP_SWISS", MAP_SWISS as u64),
             ("GP_HOOK_RECEIVER_IS_TX", HOOK_RECEIVER_IS_TX as u64),
         ] {

@@ -244,3 +244,9 @@ fn crash_go126_pie_stripped() {
     // learned at attach time (the process is gone when its last events are read).
     crash_keeps_the_request("1.26", "pie-stripped");
 }
+
+/// Go 1.27 emits closures as local symbols and moved the HTTP/2 server.
+#[test]
+fn panics_go127() {
+    panics_become_events("1.27", "stripped");
+}
