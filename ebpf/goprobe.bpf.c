@@ -130,6 +130,25 @@ static __always_inline __u64 off(struct gp_config *cfg, int f)
 	return cfg->off[f & (GP_F_MAX - 1)];
 }
 
+/* The in-flight map key of a call of `kind` on the current goroutine. */
+static __always_inline struct gp_inflight_key call_key(void *ctx, __u32 kind)
+{
+	struct gp_regs_x86_64 *regs = (struct gp_regs_x86_64 *)ctx;
+	struct gp_inflight_key key = {
+		.tgid = bpf_get_current_pid_tgid() >> 32, .kind = kind, .g = regs->r14};
+	return key;
+}
+
+/* The current goroutine's id into *dst (left as is when the offset is
+ * unknown); non-zero when the read failed. */
+static __always_inline int read_goid(void *ctx, struct gp_config *cfg, __u64 *dst)
+{
+	struct gp_regs_x86_64 *regs = (struct gp_regs_x86_64 *)ctx;
+	if (off(cfg, GP_F_G_GOID) == GP_NO_OFFSET)
+		return 0;
+	return read_u64(dst, regs->r14 + off(cfg, GP_F_G_GOID));
+}
+
 /* The hook this uprobe was attached for: its index is the attach cookie. */
 static __always_inline struct gp_hook *get_hook(void *ctx)
 {
@@ -231,8 +250,7 @@ static __always_inline struct gp_event *start_event(void *ctx, __u32 kind,
 	ev->tid = (__u32)id;
 	ev->g = regs->r14;
 	ev->start_ns = bpf_ktime_get_ns();
-	if (off(cfg, GP_F_G_GOID) != GP_NO_OFFSET &&
-	    read_u64(&ev->goid, regs->r14 + off(cfg, GP_F_G_GOID)))
+	if (read_goid(ctx, cfg, &ev->goid))
 		ev->flags |= GP_FLAG_READ_FAILED;
 	return ev;
 }
@@ -249,10 +267,7 @@ static __always_inline void store_inflight(struct gp_event *ev)
 static __always_inline struct gp_event *take_inflight(void *ctx, __u32 kind,
 						      struct gp_inflight_key *key)
 {
-	struct gp_regs_x86_64 *regs = (struct gp_regs_x86_64 *)ctx;
-	key->tgid = bpf_get_current_pid_tgid() >> 32;
-	key->kind = kind;
-	key->g = regs->r14;
+	*key = call_key(ctx, kind);
 	struct gp_event *ev = bpf_map_lookup_elem(&inflight, key);
 	if (!ev)
 		count_lost(GP_LOST_UNPAIRED);
@@ -573,7 +588,6 @@ int http_client_return(void *ctx)
 SEC("uprobe")
 int db_call_entry(void *ctx)
 {
-	struct gp_regs_x86_64 *regs = (struct gp_regs_x86_64 *)ctx;
 	struct gp_config *cfg = get_config();
 	struct gp_hook *h = get_hook(ctx);
 	if (!cfg || !h)
@@ -581,8 +595,7 @@ int db_call_entry(void *ctx)
 	struct gp_call c = {};
 	c.start_ns = bpf_ktime_get_ns();
 	c.hook = (__u32)bpf_get_attach_cookie(ctx);
-	if (off(cfg, GP_F_G_GOID) != GP_NO_OFFSET &&
-	    read_u64(&c.goid, regs->r14 + off(cfg, GP_F_G_GOID)))
+	if (read_goid(ctx, cfg, &c.goid))
 		c.flags |= GP_FLAG_READ_FAILED;
 	c.w[0] = slot(ctx, h, 0);
 	c.w[1] = slot(ctx, h, 1);
@@ -592,8 +605,7 @@ int db_call_entry(void *ctx)
 		if (bpf_probe_read_user(&done, sizeof(done), (void *)(c.w[0] + off(cfg, GP_F_TX_DONE))) == 0 && done)
 			c.flags |= GP_CALL_SKIP;
 	}
-	struct gp_inflight_key key = {
-		.tgid = bpf_get_current_pid_tgid() >> 32, .kind = GP_KIND_DB, .g = regs->r14};
+	struct gp_inflight_key key = call_key(ctx, GP_KIND_DB);
 	if (bpf_map_update_elem(&calls, &key, &c, BPF_ANY))
 		count_lost(GP_LOST_INFLIGHT);
 	return 0;
@@ -608,7 +620,7 @@ int db_call_return(void *ctx)
 	if (!cfg || !h)
 		return 0;
 	__u64 id = bpf_get_current_pid_tgid();
-	struct gp_inflight_key key = {.tgid = id >> 32, .kind = GP_KIND_DB, .g = regs->r14};
+	struct gp_inflight_key key = call_key(ctx, GP_KIND_DB);
 	struct gp_call *c = bpf_map_lookup_elem(&calls, &key);
 	if (!c) {
 		count_lost(GP_LOST_UNPAIRED);
@@ -721,8 +733,7 @@ int panic_entry(void *ctx)
 	ev->data_ptr = slot(ctx, h, 1);
 	ev->word[0] = ev->word[1] = ev->word[2] = ev->word[3] = 0;
 	ev->text_len = 0;
-	if (off(cfg, GP_F_G_GOID) != GP_NO_OFFSET &&
-	    read_u64(&ev->goid, regs->r14 + off(cfg, GP_F_G_GOID)))
+	if (read_goid(ctx, cfg, &ev->goid))
 		ev->flags |= GP_FLAG_READ_FAILED;
 	if (ev->data_ptr) {
 		/* The value may be smaller than 32 bytes and end at a page edge:
@@ -756,12 +767,10 @@ int panic_entry(void *ctx)
 SEC("uprobe")
 int unwound_entry(void *ctx)
 {
-	struct gp_regs_x86_64 *regs = (struct gp_regs_x86_64 *)ctx;
 	struct gp_config *cfg = get_config();
 	if (!cfg)
 		return 0;
-	struct gp_inflight_key key = {
-		.tgid = bpf_get_current_pid_tgid() >> 32, .kind = GP_KIND_HTTP_SERVER, .g = regs->r14};
+	struct gp_inflight_key key = call_key(ctx, GP_KIND_HTTP_SERVER);
 	struct gp_event *ev = bpf_map_lookup_elem(&inflight, &key);
 	if (!ev)
 		return 0;
@@ -786,12 +795,10 @@ struct {
 SEC("uprobe")
 int spawn_entry(void *ctx)
 {
-	struct gp_regs_x86_64 *regs = (struct gp_regs_x86_64 *)ctx;
 	struct gp_hook *h = get_hook(ctx);
 	if (!h)
 		return 0;
-	struct gp_inflight_key key = {
-		.tgid = bpf_get_current_pid_tgid() >> 32, .kind = GP_KIND_SPAWN, .g = regs->r14};
+	struct gp_inflight_key key = call_key(ctx, GP_KIND_SPAWN);
 	__u64 caller = slot(ctx, h, 0);
 	if (bpf_map_update_elem(&spawning, &key, &caller, BPF_ANY))
 		count_lost(GP_LOST_INFLIGHT);
@@ -801,13 +808,12 @@ int spawn_entry(void *ctx)
 SEC("uprobe")
 int spawn_return(void *ctx)
 {
-	struct gp_regs_x86_64 *regs = (struct gp_regs_x86_64 *)ctx;
 	struct gp_config *cfg = get_config();
 	struct gp_hook *h = get_hook(ctx);
 	if (!cfg || !h)
 		return 0;
 	__u64 id = bpf_get_current_pid_tgid();
-	struct gp_inflight_key key = {.tgid = id >> 32, .kind = GP_KIND_SPAWN, .g = regs->r14};
+	struct gp_inflight_key key = call_key(ctx, GP_KIND_SPAWN);
 	__u64 *caller = bpf_map_lookup_elem(&spawning, &key);
 	if (!caller) {
 		count_lost(GP_LOST_UNPAIRED);
