@@ -99,45 +99,53 @@ impl Offsets {
         } else if known("net/http.Request.pat") && known("net/http.pattern.str") {
             c.route_mode = abi::ROUTE_PAT_PTR;
         }
-        let all = |fs: &[&str]| fs.iter().all(|f| known(f));
-        c.map_mode = if !known("net/http.Request.Header") {
+        c.map_mode = if !header_map_fields(swiss_maps).iter().all(|f| known(f)) {
             abi::MAP_NONE
-        } else if swiss_maps
-            && all(&[
-                "internal/runtime/maps.Map.dirPtr",
-                "internal/runtime/maps.Map.dirLen",
-                "internal/runtime/maps.table.groups",
-                "internal/runtime/maps.groupsReference.data",
-                "internal/runtime/maps.groupsReference.lengthMask",
-            ])
-        {
+        } else if swiss_maps {
             abi::MAP_SWISS
-        } else if !swiss_maps
-            && all(&[
-                "runtime.hmap.B",
-                "runtime.hmap.buckets",
-                "runtime.hmap.oldbuckets",
-            ])
-        {
-            abi::MAP_BUCKETS
         } else {
-            abi::MAP_NONE
+            abi::MAP_BUCKETS
         };
         c
     }
 }
 
+/// The fields the server program needs to find `Traceparent` in
+/// Request.Header, for Swiss-table maps (Go 1.24+) or bucket maps.
+fn header_map_fields(swiss_maps: bool) -> &'static [&'static str] {
+    if swiss_maps {
+        &[
+            "net/http.Request.Header",
+            "internal/runtime/maps.Map.dirPtr",
+            "internal/runtime/maps.Map.dirLen",
+            "internal/runtime/maps.table.groups",
+            "internal/runtime/maps.groupsReference.data",
+            "internal/runtime/maps.groupsReference.lengthMask",
+        ]
+    } else {
+        &[
+            "net/http.Request.Header",
+            "runtime.hmap.B",
+            "runtime.hmap.buckets",
+            "runtime.hmap.oldbuckets",
+        ]
+    }
+}
+
+/// True when the binary was built with `GOEXPERIMENT` naming `experiment`.
+fn goexperiment(bin: &crate::gobin::GoBinary, experiment: &str) -> bool {
+    bin.build_info()
+        .settings
+        .iter()
+        .any(|(k, v)| k == "GOEXPERIMENT" && v.split(',').any(|e| e == experiment))
+}
+
 /// True when the binary's maps are Swiss tables: Go 1.24 made them the
 /// default; GOEXPERIMENT=noswissmap (1.24, 1.25) kept the bucket maps.
 pub fn uses_swiss_maps(bin: &crate::gobin::GoBinary) -> bool {
-    let bi = bin.build_info();
-    let new_enough =
-        catalog::VersionReq::parse(">=1.24").is_some_and(|r| r.matches_str(&bi.go_version));
-    let opted_out = bi
-        .settings
-        .iter()
-        .any(|(k, v)| k == "GOEXPERIMENT" && v.split(',').any(|e| e == "noswissmap"));
-    new_enough && !opted_out
+    let new_enough = catalog::VersionReq::parse(">=1.24")
+        .is_some_and(|r| r.matches_str(&bin.build_info().go_version));
+    new_enough && !goexperiment(bin, "noswissmap")
 }
 
 /// Parse `--probes http.server,db.sql` (or `all`) against the catalog.
@@ -1126,34 +1134,12 @@ impl Plan {
         let mut notes = Vec::new();
         // Go 1.27's GOEXPERIMENT=mapsplitgroup stores a group's keys apart
         // from its values: a slot layout the programs do not walk.
-        let split_groups = bin
-            .build_info()
-            .settings
-            .iter()
-            .any(|(k, v)| k == "GOEXPERIMENT" && v.split(',').any(|e| e == "mapsplitgroup"));
-        if split_groups && config.map_mode != abi::MAP_NONE {
+        if goexperiment(bin, "mapsplitgroup") && config.map_mode != abi::MAP_NONE {
             config.map_mode = abi::MAP_NONE;
             notes.push("http.server: incoming trace context (traceparent) will not be read: built with GOEXPERIMENT=mapsplitgroup, a map layout goprobe does not read".into());
         } else if hooks.iter().any(|h| h.probe == "http.server") && config.map_mode == abi::MAP_NONE
         {
-            let want: &[&str] = if swiss {
-                &[
-                    "net/http.Request.Header",
-                    "internal/runtime/maps.Map.dirPtr",
-                    "internal/runtime/maps.Map.dirLen",
-                    "internal/runtime/maps.table.groups",
-                    "internal/runtime/maps.groupsReference.data",
-                    "internal/runtime/maps.groupsReference.lengthMask",
-                ]
-            } else {
-                &[
-                    "net/http.Request.Header",
-                    "runtime.hmap.B",
-                    "runtime.hmap.buckets",
-                    "runtime.hmap.oldbuckets",
-                ]
-            };
-            let unknown: Vec<&str> = want
+            let unknown: Vec<&str> = header_map_fields(swiss)
                 .iter()
                 .copied()
                 .filter(|f| !offsets.fields.contains_key(*f))
