@@ -61,18 +61,8 @@ pub fn server_from_dsn(dsn: &str) -> Option<(String, Option<u16>)> {
         let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
         // Several hosts (failover lists): the first one.
         let hostport = hostport.split(',').next().unwrap_or("");
-        if hostport.is_empty() {
-            return None;
-        }
-        if let Some(v6) = hostport.strip_prefix('[') {
-            let (h, tail) = v6.split_once(']')?;
-            let port = tail.strip_prefix(':').and_then(|p| p.parse().ok());
-            return Some((h.to_owned(), port));
-        }
-        return Some(match hostport.rsplit_once(':') {
-            Some((h, p)) => (h.to_owned(), p.parse().ok()),
-            None => (hostport.to_owned(), None),
-        });
+        let (host, port) = crate::record::split_host_port(hostport)?;
+        return Some((host.to_owned(), port.and_then(|p| u16::try_from(p).ok())));
     }
     let mut host = None;
     let mut port = None;

@@ -184,36 +184,36 @@ impl Recorder {
                     let e = self.exception_event(p);
                     span.events.push(e);
                 }
-                if ev.fields.contains_key("unfinished") {
-                    // The process died while serving this request.
-                    let last = panics.last();
-                    if let Some(t) = last.and_then(|p| str_field(&p.fields, "type")) {
+                // ServeHTTP never returned: the process died while serving
+                // the request, or a panic escaped the handler and net/http
+                // caught it. The last panic seen on the request says why.
+                let last = panics.last();
+                let ty = last.and_then(|p| str_field(&p.fields, "type"));
+                let msg = last.and_then(|p| str_field(&p.fields, "message"));
+                let why = if ev.fields.contains_key("unfinished") {
+                    if let Some(t) = ty {
                         span.attributes.insert("error.type".into(), t.into());
                     }
-                    span.status = Status {
-                        code: StatusCode::Error,
-                        message: Some(match last.and_then(|p| str_field(&p.fields, "message")) {
-                            Some(m) => {
-                                format!("process exited while serving the request (panic: {m})")
-                            }
-                            None => "process exited while serving the request".to_owned(),
-                        }),
-                    };
+                    Some(match msg {
+                        Some(m) => format!("process exited while serving the request (panic: {m})"),
+                        None => "process exited while serving the request".to_owned(),
+                    })
                 } else if ev.fields.contains_key("panic_recovered_by") {
-                    // The panic escaped the handler and net/http caught it.
-                    let last = panics.last();
-                    let ty = last.and_then(|p| str_field(&p.fields, "type"));
                     span.attributes
                         .insert("error.type".into(), ty.unwrap_or("_OTHER").into());
-                    let msg = last.and_then(|p| str_field(&p.fields, "message"));
+                    Some(match (last, msg) {
+                        (_, Some(m)) => format!("panic: {m}"),
+                        (Some(_), None) => "panic escaped the handler".to_owned(),
+                        // No panic seen: runtime.Goexit, or a lost event.
+                        (None, None) => "the handler never returned".to_owned(),
+                    })
+                } else {
+                    None
+                };
+                if let Some(message) = why {
                     span.status = Status {
                         code: StatusCode::Error,
-                        message: Some(match (last, msg) {
-                            (_, Some(m)) => format!("panic: {m}"),
-                            (Some(_), None) => "panic escaped the handler".to_owned(),
-                            // No panic seen: runtime.Goexit, or a lost event.
-                            (None, None) => "the handler never returned".to_owned(),
-                        }),
+                        message: Some(message),
                     };
                 }
                 self.push(span, out);
@@ -636,7 +636,7 @@ fn str_field<'a>(f: &'a BTreeMap<String, Value>, k: &str) -> Option<&'a str> {
 }
 
 /// `host:port`, `[v6]:port` or `host` -> (host, port).
-fn split_host_port(s: &str) -> Option<(&str, Option<i64>)> {
+pub(crate) fn split_host_port(s: &str) -> Option<(&str, Option<i64>)> {
     if s.is_empty() {
         return None;
     }
