@@ -7,13 +7,7 @@ use std::time::Duration;
 use goprobe::span::{AttrValue, Span, SpanKind, StatusCode};
 
 use crate::common;
-use crate::start;
-
-fn spans(out: &str) -> Vec<Span> {
-    out.lines()
-        .map(|l| Span::from_json_line(l).unwrap_or_else(|e| panic!("bad span {l}: {e}")))
-        .collect()
-}
+use crate::{spans, start};
 
 /// One database call: span name, operation, query text, hooked function.
 type Call = (

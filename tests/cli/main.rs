@@ -90,6 +90,15 @@ impl Running {
     }
 }
 
+/// Span NDJSON (`goprobe record` output), each line checked against the schema.
+pub fn spans(out: &str) -> Vec<goprobe::span::Span> {
+    out.lines()
+        .map(|l| {
+            goprobe::span::Span::from_json_line(l).unwrap_or_else(|e| panic!("bad span {l}: {e}"))
+        })
+        .collect()
+}
+
 /// Parse NDJSON into JSON values, failing on any bad line.
 pub fn ndjson(text: &str) -> Vec<serde_json::Value> {
     text.lines()

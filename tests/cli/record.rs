@@ -5,13 +5,7 @@ use std::time::Duration;
 use goprobe::span::{AttrValue, Span, SpanKind, StatusCode};
 
 use crate::common;
-use crate::start;
-
-fn spans(out: &str) -> Vec<Span> {
-    out.lines()
-        .map(|l| Span::from_json_line(l).unwrap_or_else(|e| panic!("bad span {l}: {e}")))
-        .collect()
-}
+use crate::{spans, start};
 
 /// Server spans with attributes and route; client spans children of their
 /// server span, in the same trace.
