@@ -1,25 +1,18 @@
 //! An attach session: the probes goprobe attaches to one Go binary (one
-//! process or every process running it), and the raw NDJSON stream of
-//! completed calls that `goprobe attach` writes and `goprobe record` reads.
-//!
-//! Stream lines (one JSON object each, tagged by `type`):
-//! * `target`: the binary, Go version, service name, and pid when attached by pid;
-//! * `clock`: REALTIME − MONOTONIC offset, so a reader can make wall times;
-//! * `event`: one completed call: probe, pid, tid, goroutine, monotonic
-//!   start/end and the fields read;
-//! * `lost`: how many events a kernel counter says were dropped since the
-//!   previous `lost` line for that reason.
+//! process or every process running it), streaming completed calls as
+//! [`crate::stream`] lines.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::bpf::abi::{self, GpConfig, GpDbEvent, GpEvent, GpHook, GpPanicEvent};
 use crate::bpf::{self, BpfError, FunctionProbe, Loaded, Reader, rets};
 use crate::catalog::{self, Catalog, HookPoint};
 use crate::clock::WallOffset;
+use crate::stream::{Line, RawEvent, TargetInfo};
 
 /// The probes `goprobe attach` attaches when none are named: every probe in
 /// the catalog; those the binary cannot support are skipped with a note.
@@ -257,47 +250,6 @@ fn gp_hook(probe: &str, hook: &catalog::Hook) -> Result<GpHook, AttachError> {
 pub struct Target {
     pub binary: PathBuf,
     pub pid: Option<u32>,
-}
-
-/// One line of attach's NDJSON stream.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
-pub enum Line {
-    Target(TargetInfo),
-    Clock {
-        realtime_minus_monotonic_ns: i64,
-        uncertainty_ns: u64,
-    },
-    Event(RawEvent),
-    Lost {
-        reason: String,
-        count: u64,
-    },
-}
-
-/// Facts about the traced binary that spans' `resource` needs.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TargetInfo {
-    pub path: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pid: Option<u32>,
-    #[serde(default)]
-    pub go_version: String,
-    #[serde(default)]
-    pub service_name: String,
-}
-
-/// One completed call (or, for `go.panic`, one panic: start = end).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RawEvent {
-    pub probe: String,
-    pub pid: u32,
-    pub tid: u32,
-    pub goroutine: u64,
-    pub start_ns: u64,
-    pub end_ns: u64,
-    #[serde(default)]
-    pub fields: BTreeMap<String, serde_json::Value>,
 }
 
 /// Turns ring-buffer records into stream events: knows the hooks (for
@@ -924,10 +876,7 @@ mod tests {
     }
 
     #[test]
-    fn lines_round_trip() {
-        let line = r#"{"type":"event","probe":"http.server","pid":1,"tid":2,"goroutine":3,"start_ns":4,"end_ns":5,"fields":{"method":"GET","status":200}}"#;
-        let parsed: Line = serde_json::from_str(line).expect("parses");
-        assert_eq!(serde_json::to_string(&parsed).expect("ser"), line);
+    fn service_names() {
         assert_eq!(
             service_name(Some("example.com/httpserver"), Path::new("/x/y")),
             "httpserver"
@@ -949,29 +898,6 @@ pub fn offsets_resolved(bin: &crate::gobin::GoBinary) -> Offsets {
         .filter_map(|f| resolver.resolve(f).offset.map(|o| ((*f).to_owned(), o)))
         .collect();
     Offsets { fields }
-}
-
-/// Parse a duration written `500ms`, `30s`, `5m`, `1h` (or plain seconds).
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("invalid duration {s:?} (use e.g. 500ms, 30s, 5m)"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "" | "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(format!("invalid duration unit in {s:?} (ms, s, m, h)")),
-    };
-    if !secs.is_finite() || secs < 0.0 {
-        return Err(format!("invalid duration {s:?}"));
-    }
-    Ok(Duration::from_secs_f64(secs))
 }
 
 /// When a stream stops.
@@ -1200,21 +1126,19 @@ pub enum RunError {
     Attach(#[from] AttachError),
     #[error(transparent)]
     Stream(#[from] StreamError),
-    #[error("installing the signal handler: {0}")]
-    Signal(#[source] std::io::Error),
 }
 
-/// Open the target, attach, stream lines into `sink` until Ctrl-C, SIGTERM,
-/// the duration, or the target's exit. `warn` gets human-readable notes
-/// (skipped probes, system warnings) and `on_attached` the number of uprobes once they are live.
+/// Open the target, attach, stream lines into `sink` until `stop` is set
+/// (the command sets it on Ctrl-C or SIGTERM), the duration passes, or the
+/// target exits. `warn` gets human-readable notes (skipped probes, system
+/// warnings) and `on_attached` the number of uprobes once they are live.
 pub fn run(
     req: &Request,
+    stop: &std::sync::atomic::AtomicBool,
     warn: &mut dyn FnMut(&str),
     on_attached: &mut dyn FnMut(usize),
     sink: impl FnMut(&Line) -> std::io::Result<()>,
 ) -> Result<StreamSummary, RunError> {
-    use std::sync::Arc;
-    use std::sync::atomic::AtomicBool;
     let bin = match (&req.binary, req.pid) {
         (_, Some(pid)) => crate::gobin::GoBinary::open_pid(pid)?,
         (Some(path), None) => crate::gobin::GoBinary::open(path)?,
@@ -1228,10 +1152,6 @@ pub fn run(
     }
     for n in &plan.notes {
         warn(n);
-    }
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, Arc::clone(&stop)).map_err(RunError::Signal)?;
     }
     let mut warnings = Vec::new();
     let session = Session::start(
@@ -1248,7 +1168,7 @@ pub fn run(
     let mut session = session?;
     on_attached(session.links);
     let when = StopWhen {
-        signal: &stop,
+        signal: stop,
         duration: req.duration,
         pid: req.pid,
     };

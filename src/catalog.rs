@@ -12,10 +12,10 @@ use serde::{Deserialize, Serialize};
 /// The catalog as shipped with goprobe.
 pub const CATALOG_TOML: &str = include_str!("catalog.toml");
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum CatalogError {
     #[error("catalog: {0}")]
-    Parse(#[from] toml::de::Error),
+    Parse(String),
     #[error("catalog: probe {probe}: {what}")]
     Invalid { probe: String, what: String },
 }
@@ -145,13 +145,19 @@ pub struct Target<'a> {
 }
 
 impl Catalog {
-    /// The catalog embedded in goprobe.
-    pub fn builtin() -> Result<Catalog, CatalogError> {
-        Catalog::parse(CATALOG_TOML)
+    /// The catalog embedded in goprobe, parsed once per run.
+    pub fn builtin() -> Result<&'static Catalog, CatalogError> {
+        static BUILTIN: std::sync::OnceLock<Result<Catalog, CatalogError>> =
+            std::sync::OnceLock::new();
+        BUILTIN
+            .get_or_init(|| Catalog::parse(CATALOG_TOML))
+            .as_ref()
+            .map_err(Clone::clone)
     }
 
     pub fn parse(text: &str) -> Result<Catalog, CatalogError> {
-        let catalog: Catalog = toml::from_str(text)?;
+        let catalog: Catalog =
+            toml::from_str(text).map_err(|e| CatalogError::Parse(e.to_string()))?;
         catalog.validate()?;
         Ok(catalog)
     }

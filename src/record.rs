@@ -15,11 +15,13 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_json::Value;
 
-use crate::attach::{Line, RawEvent, TargetInfo};
 use crate::clock::WallOffset;
+use crate::otel::split_host_port;
 use crate::span::{
     AttrValue, Attributes, Event, Span, SpanId, SpanKind, Status, StatusCode, TraceId,
 };
+use crate::stream::{Line, RawEvent, TargetInfo};
+use crate::tracecontext::{new_span_id, new_trace_id, parse_traceparent};
 
 /// Client events waiting longer than this (monotonic ns behind the newest
 /// event) are given up on and written as roots, bounding memory.
@@ -147,8 +149,8 @@ impl Recorder {
             }
             "http.server" => {
                 let incoming = str_field(&ev.fields, "traceparent").and_then(parse_traceparent);
-                let trace = incoming.map_or_else(|| TraceId(random_bytes()), |t| t.trace_id);
-                let server_id = SpanId(random_bytes());
+                let trace = incoming.map_or_else(|| new_trace_id(), |t| t.trace_id);
+                let server_id = new_span_id();
                 let mut children = Vec::new();
                 if let Some(cands) = self.index.remove(&(ev.pid, ev.goroutine)) {
                     let mut keep = Vec::new();
@@ -252,7 +254,7 @@ impl Recorder {
         self.parents.retain(|_, (_, ts)| *ts >= horizon);
         old.sort_by_key(|e| e.start_ns);
         for c in old {
-            let span = self.child_span(&c, TraceId(random_bytes()), None);
+            let span = self.child_span(&c, new_trace_id(), None);
             self.push(span, out);
         }
     }
@@ -263,7 +265,7 @@ impl Recorder {
         self.index.clear();
         rest.sort_by_key(|e| e.start_ns);
         for c in rest {
-            let span = self.child_span(&c, TraceId(random_bytes()), None);
+            let span = self.child_span(&c, new_trace_id(), None);
             self.push(span, out);
         }
     }
@@ -277,7 +279,7 @@ impl Recorder {
                 let e = self.exception_event(ev);
                 Span {
                     trace_id: trace,
-                    span_id: SpanId(random_bytes()),
+                    span_id: new_span_id(),
                     parent_span_id: parent,
                     name: "panic".to_owned(),
                     kind: SpanKind::Internal,
@@ -370,7 +372,7 @@ impl Recorder {
         };
         Span {
             trace_id: trace,
-            span_id: SpanId(random_bytes()),
+            span_id: new_span_id(),
             parent_span_id: parent,
             name,
             kind: SpanKind::Client,
@@ -564,7 +566,7 @@ impl Recorder {
         };
         Span {
             trace_id: trace,
-            span_id: SpanId(random_bytes()),
+            span_id: new_span_id(),
             parent_span_id: parent,
             name: if method == "_OTHER" {
                 "HTTP".to_owned()
@@ -583,109 +585,33 @@ impl Recorder {
     }
 }
 
-/// An incoming W3C trace context.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct TraceParent {
-    trace_id: TraceId,
-    parent_id: SpanId,
-    flags: u8,
-}
-
-/// Parse a `traceparent` header value (W3C Trace Context level 1):
-/// `version-traceid-parentid-flags`, lowercase hex, all-zero ids invalid,
-/// version `ff` invalid; a future version may append fields after the flags.
-fn parse_traceparent(v: &str) -> Option<TraceParent> {
-    let v = v.trim();
-    let mut parts = v.split('-');
-    let version = parts.next()?;
-    let trace = parts.next()?;
-    let parent = parts.next()?;
-    let flags = parts.next()?;
-    let hex = |s: &str, n: usize| {
-        s.len() == n
-            && s.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    };
-    if !hex(version, 2) || version == "ff" || !hex(trace, 32) || !hex(parent, 16) || !hex(flags, 2)
-    {
-        return None;
-    }
-    if version == "00" && parts.next().is_some() {
-        return None;
-    }
-    let mut t = [0u8; 16];
-    let mut p = [0u8; 8];
-    for (i, b) in t.iter_mut().enumerate() {
-        *b = u8::from_str_radix(trace.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    for (i, b) in p.iter_mut().enumerate() {
-        *b = u8::from_str_radix(parent.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    if t.iter().all(|&b| b == 0) || p.iter().all(|&b| b == 0) {
-        return None;
-    }
-    Some(TraceParent {
-        trace_id: TraceId(t),
-        parent_id: SpanId(p),
-        flags: u8::from_str_radix(flags, 16).ok()?,
-    })
-}
-
 fn str_field<'a>(f: &'a BTreeMap<String, Value>, k: &str) -> Option<&'a str> {
     f.get(k).and_then(Value::as_str)
 }
 
-/// `host:port`, `[v6]:port` or `host` -> (host, port).
-pub(crate) fn split_host_port(s: &str) -> Option<(&str, Option<i64>)> {
-    if s.is_empty() {
-        return None;
-    }
-    if let Some(rest) = s.strip_prefix('[') {
-        let (h, tail) = rest.split_once(']')?;
-        return Some((h, tail.strip_prefix(':').and_then(|p| p.parse().ok())));
-    }
-    match s.rsplit_once(':') {
-        Some((h, p)) if !h.contains(':') => Some((h, p.parse().ok())),
-        _ => Some((s, None)),
-    }
-}
-
-/// Random, never all-zero ids (as W3C trace context requires).
-fn random_bytes<const N: usize>() -> [u8; N] {
-    let mut b = [0u8; N];
-    loop {
-        // SAFETY: b is a valid writable buffer of N bytes.
-        let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), N, 0) };
-        if n == N as isize && b.iter().any(|&x| x != 0) {
-            return b;
-        }
-    }
-}
-
-/// Where recorded spans go: the output stream, the `--limit`, and the live
-/// progress line (spans, rate, lost) shown on stderr when it is a terminal.
-pub struct SpanSink {
+/// Where recorded spans go: the output stream and the `--limit`; `on_write`
+/// hears the counts after each write (the command's progress line).
+pub struct SpanWriter {
     out: Box<dyn std::io::Write>,
     limit: Option<u64>,
     written: u64,
-    progress: Option<indicatif::ProgressBar>,
-    started: std::time::Instant,
+    on_write: Option<Box<dyn FnMut(u64, u64)>>,
 }
 
-impl SpanSink {
-    pub fn new(out: Box<dyn std::io::Write>, limit: Option<u64>, progress: bool) -> SpanSink {
-        let progress = progress.then(|| {
-            let p = indicatif::ProgressBar::new_spinner();
-            p.enable_steady_tick(std::time::Duration::from_millis(200));
-            p
-        });
-        SpanSink {
+impl SpanWriter {
+    pub fn new(out: Box<dyn std::io::Write>, limit: Option<u64>) -> SpanWriter {
+        SpanWriter {
             out,
             limit,
             written: 0,
-            progress,
-            started: std::time::Instant::now(),
+            on_write: None,
         }
+    }
+
+    /// Call `f(spans written, events lost)` after every write.
+    pub fn on_write(mut self, f: impl FnMut(u64, u64) + 'static) -> SpanWriter {
+        self.on_write = Some(Box::new(f));
+        self
     }
 
     /// Spans written so far.
@@ -711,34 +637,13 @@ impl SpanSink {
             self.written += 1;
         }
         self.out.flush()?;
-        if let Some(p) = &self.progress {
-            let secs = self.started.elapsed().as_secs_f64().max(0.001);
-            p.set_message(format!(
-                "{} spans, {:.0}/s, lost {}",
-                self.written,
-                self.written as f64 / secs,
-                lost
-            ));
+        if let Some(f) = &mut self.on_write {
+            f(self.written, lost);
         }
         if self.limit_reached() {
             return Err(std::io::Error::other(LimitReached));
         }
         Ok(())
-    }
-
-    fn finish(&mut self) {
-        if let Some(p) = &self.progress {
-            p.finish_and_clear();
-        }
-    }
-}
-
-/// A note for the person at the terminal: printed above the progress line
-/// when there is one, so the line is not torn.
-fn note(progress: Option<&indicatif::ProgressBar>, msg: &str) {
-    match progress {
-        Some(p) => p.println(format!("goprobe: {msg}")),
-        None => eprintln!("goprobe: {msg}"),
     }
 }
 
@@ -747,18 +652,8 @@ fn note(progress: Option<&indicatif::ProgressBar>, msg: &str) {
 #[error("span limit reached")]
 pub struct LimitReached;
 
-/// Where the events come from.
-pub enum Source<'a> {
-    /// Attach to a target and record it.
-    Attach(&'a crate::attach::Request),
-    /// `goprobe attach` NDJSON, e.g. stdin.
-    Stream(Box<dyn std::io::BufRead + 'a>),
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
-    #[error(transparent)]
-    Attach(#[from] crate::attach::RunError),
     #[error("writing spans: {0}")]
     Write(#[source] std::io::Error),
     #[error("reading input: {0}")]
@@ -769,8 +664,6 @@ pub enum RecordError {
         #[source]
         source: serde_json::Error,
     },
-    #[error("installing the signal handler: {0}")]
-    Signal(#[source] std::io::Error),
 }
 
 /// How a recording ended.
@@ -793,77 +686,83 @@ impl RecordSummary {
     }
 }
 
-/// Record spans from `source` into `sink` until the source ends (Ctrl-C,
-/// SIGTERM, the duration, the target's exit, end of input) or the limit is
-/// reached; every completed span is flushed before returning.
-pub fn record(source: Source<'_>, sink: &mut SpanSink) -> Result<RecordSummary, RecordError> {
-    let mut rec = Recorder::new();
-    let mut spans = Vec::new();
-    let result: Result<String, RecordError> = match source {
-        Source::Attach(req) => {
-            let progress = sink.progress.clone();
-            let mut warn = |msg: &str| note(progress.as_ref(), msg);
-            let mut attached =
-                |n: usize| eprintln!("goprobe: attached {n} uprobes; recording (Ctrl-C to stop)");
-            crate::attach::run(req, &mut warn, &mut attached, |line| {
-                rec.line(line.clone(), &mut spans);
-                let lost = rec.stats.lost;
-                sink.write(&mut spans, lost)
-            })
-            .map(|s| s.reason.to_owned())
-            .map_err(RecordError::from)
-        }
-        Source::Stream(input) => {
-            // Reading a pipe: ignore Ctrl-C here so the producer (`goprobe
-            // attach`) gets it, drains, and closes the pipe; we then flush everything.
-            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-            for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-                signal_hook::flag::register(sig, std::sync::Arc::clone(&stop))
-                    .map_err(RecordError::Signal)?;
-            }
-            let mut res = Ok("end of input".to_owned());
-            for (i, line) in std::io::BufRead::lines(input).enumerate() {
-                let line = line.map_err(RecordError::Read)?;
-                if line.trim().is_empty() {
-                    continue;
-                }
-                let parsed: Line =
-                    serde_json::from_str(&line).map_err(|source| RecordError::BadLine {
-                        line: i + 1,
-                        source,
-                    })?;
-                rec.line(parsed, &mut spans);
-                let lost = rec.stats.lost;
-                if let Err(e) = sink.write(&mut spans, lost) {
-                    res = Err(RecordError::Write(e));
-                    break;
-                }
-            }
-            res
-        }
-    };
-    let reason = match result {
-        Ok(r) => r,
-        Err(_) if sink.limit_reached() => "limit reached".to_owned(),
-        Err(e) => {
-            sink.finish();
-            return Err(e);
-        }
-    };
-    if !sink.limit_reached() {
-        rec.finish(&mut spans);
-        let lost = rec.stats.lost;
-        match sink.write(&mut spans, lost) {
-            Err(_) if sink.limit_reached() => {}
-            other => other.map_err(RecordError::Write)?,
+/// A recording: stream lines in, spans out through a [`SpanWriter`].
+pub struct Recording {
+    rec: Recorder,
+    writer: SpanWriter,
+    spans: Vec<Span>,
+}
+
+impl Recording {
+    pub fn new(writer: SpanWriter) -> Recording {
+        Recording {
+            rec: Recorder::new(),
+            writer,
+            spans: Vec::new(),
         }
     }
-    sink.finish();
-    Ok(RecordSummary {
-        written: sink.written,
-        stats: rec.stats.clone(),
-        reason,
-    })
+
+    /// Feed one line and write the spans it completes. An error (the
+    /// output closed, or [`LimitReached`]) means: stop feeding.
+    pub fn line(&mut self, line: Line) -> std::io::Result<()> {
+        self.rec.line(line, &mut self.spans);
+        self.writer.write(&mut self.spans, self.rec.stats.lost)
+    }
+
+    pub fn limit_reached(&self) -> bool {
+        self.writer.limit_reached()
+    }
+
+    /// Read `goprobe attach` NDJSON until end of input or the limit; the
+    /// reason it stopped.
+    pub fn read(&mut self, input: impl std::io::BufRead) -> Result<String, RecordError> {
+        for (i, line) in input.lines().enumerate() {
+            let line = line.map_err(RecordError::Read)?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let parsed: Line =
+                serde_json::from_str(&line).map_err(|source| RecordError::BadLine {
+                    line: i + 1,
+                    source,
+                })?;
+            if let Err(e) = self.line(parsed) {
+                if self.limit_reached() {
+                    break;
+                }
+                return Err(RecordError::Write(e));
+            }
+        }
+        Ok(if self.limit_reached() {
+            "limit reached"
+        } else {
+            "end of input"
+        }
+        .to_owned())
+    }
+
+    /// The source ended for `reason`: write the spans still waiting for a
+    /// parent (unless the limit was reached) and sum up.
+    pub fn finish(mut self, reason: String) -> Result<RecordSummary, RecordError> {
+        if !self.writer.limit_reached() {
+            self.rec.finish(&mut self.spans);
+            let lost = self.rec.stats.lost;
+            match self.writer.write(&mut self.spans, lost) {
+                Err(_) if self.writer.limit_reached() => {}
+                other => other.map_err(RecordError::Write)?,
+            }
+        }
+        let reason = if self.writer.limit_reached() {
+            "limit reached".to_owned()
+        } else {
+            reason
+        };
+        Ok(RecordSummary {
+            written: self.writer.written(),
+            stats: self.rec.stats.clone(),
+            reason,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -1072,13 +971,5 @@ mod tests {
             out[2].parent_span_id.is_none(),
             "a call before the handler started is not its child"
         );
-    }
-
-    #[test]
-    fn host_port_forms() {
-        assert_eq!(split_host_port("a:1"), Some(("a", Some(1))));
-        assert_eq!(split_host_port("[::1]:8"), Some(("::1", Some(8))));
-        assert_eq!(split_host_port("::1"), Some(("::1", None)));
-        assert_eq!(split_host_port(""), None);
     }
 }

@@ -7,7 +7,8 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use goprobe::attach::{Offsets, Plan, RawEvent, Session};
+use goprobe::attach::{Offsets, Plan, Session};
+use goprobe::stream::RawEvent;
 
 /// Attach both HTTP probes (and goroutine creation) to the binary, with
 /// offsets from the unstripped twin's DWARF. The hooks come from the

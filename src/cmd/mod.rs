@@ -11,7 +11,9 @@ pub mod convert;
 pub mod inspect;
 pub mod offsets;
 pub mod offsets_table;
+pub mod progress;
 pub mod record;
+pub mod target;
 
 /// Look inside Go programs from the outside: build info, functions, offsets, spans.
 #[derive(Debug, Parser)]
