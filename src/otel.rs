@@ -84,7 +84,10 @@ mod tests {
             url_full("https", "api.example", "/x", Some("a=1")).as_deref(),
             Some("https://api.example/x?a=1")
         );
-        assert_eq!(url_full("http", "h", "/", Some("")).as_deref(), Some("http://h/"));
+        assert_eq!(
+            url_full("http", "h", "/", Some("")).as_deref(),
+            Some("http://h/")
+        );
         assert_eq!(url_full("", "h", "/", None), None);
         assert_eq!(http_protocol_version("HTTP/2.0"), "2");
         assert_eq!(http_protocol_version("HTTP/3"), "3");

@@ -123,7 +123,10 @@ mod tests {
                 status: None,
             }),
         };
-        assert_eq!(serde_json::to_string(&ev.fields).unwrap(), r#"{"method":"GET"}"#);
+        assert_eq!(
+            serde_json::to_string(&ev.fields).unwrap(),
+            r#"{"method":"GET"}"#
+        );
         ev.fields.insert("newer".into(), serde_json::json!([1]));
         let f: F = ev.fields_as().unwrap();
         assert_eq!(f.method.as_deref(), Some("GET"));

@@ -144,9 +144,9 @@ pub fn assess_binary(bin: &GoBinary) -> Vec<Verdict> {
     };
     let resolver = Resolver::for_binary(bin, &table, None);
     let goarch = String::from(bin.elf().arch.clone());
-    let has_function = hooked_functions(&catalog, bin);
+    let has_function = hooked_functions(catalog, bin);
     assess(
-        &catalog,
+        catalog,
         &Facts {
             goarch: &goarch,
             has_function: &has_function,
@@ -271,7 +271,7 @@ mod tests {
         let resolver = Resolver::new(Err("no DWARF".into()), table, key);
         let has = |n: &str| Ok(functions.contains(&n));
         assess(
-            &Catalog::builtin().unwrap(),
+            Catalog::builtin().unwrap(),
             &Facts {
                 goarch: arch,
                 has_function: &has,
@@ -280,7 +280,7 @@ mod tests {
         )
     }
 
-    const HTTP_FUNCS: [&str; 12] = [
+    const HTTP_FUNCS: [&str; 13] = [
         "net/http.serverHandler.ServeHTTP",
         "net/http.(*Transport).roundTrip",
         "database/sql.(*DB).queryDC",
@@ -291,6 +291,7 @@ mod tests {
         "database/sql.(*Tx).rollback",
         "runtime.gopanic",
         "net/http.(*conn).serve.func1",
+        "net/http.(*http2serverConn).runHandler.func1",
         "runtime.newproc1",
         "runtime.goexit",
     ];

@@ -34,7 +34,7 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
     let progress = Progress::new(std::io::stderr().is_terminal());
     let shown = progress.clone();
     let writer = SpanWriter::new(out, args.limit).on_write(move |n, lost| shown.update(n, lost));
-    let mut recording = Recording::new(writer);
+    let mut recording = Recording::new(writer)?;
     // Ctrl-C and SIGTERM stop the recording, which then flushes. Reading a
     // pipe, the producer (`goprobe attach`) gets the signal too, drains and
     // closes the pipe: the end of input ends the recording.

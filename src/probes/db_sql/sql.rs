@@ -1,5 +1,5 @@
-//! What goprobe knows about database/sql calls beyond the bytes the probe
-//! reads: which database system a driver talks to, where the server is
+//! What the `db_sql` family knows about database/sql calls beyond the
+//! bytes its programs read: which database system a driver talks to, where the server is
 //! (from a DSN), and the operation and table a query names, for span names
 //! and the `db.*` semantic-convention attributes.
 
