@@ -205,32 +205,26 @@ pub fn check_probe_names(names: &[String]) -> Result<(), ProbeNameError> {
     Ok(())
 }
 
-/// `inspect --require`: print on stderr why each required probe is not
-/// instrumentable in `bin`; [`Status::CheckFailed`] if any is not.
-pub fn report_required(bin: &GoBinary, required: &[String]) -> crate::exit::Status {
+/// `inspect --require`: for each required probe that is not instrumentable
+/// in `bin`, one line saying why (none when all are).
+pub fn required_failures(bin: &GoBinary, required: &[String]) -> Vec<String> {
     let verdicts = assess_binary(bin);
-    let mut status = crate::exit::Status::Success;
+    let mut out = Vec::new();
     for name in required {
         match verdicts.iter().find(|v| &v.probe == name) {
             Some(v) if v.instrumentable => {}
-            Some(v) => {
-                eprintln!(
-                    "goprobe: {}: probe {name} is not instrumentable: {}",
-                    bin.path().display(),
-                    v.reasons.join("; ")
-                );
-                status = crate::exit::Status::CheckFailed;
-            }
-            None => {
-                eprintln!(
-                    "goprobe: {}: probe {name} has no verdict",
-                    bin.path().display()
-                );
-                status = crate::exit::Status::CheckFailed;
-            }
+            Some(v) => out.push(format!(
+                "{}: probe {name} is not instrumentable: {}",
+                bin.path().display(),
+                v.reasons.join("; ")
+            )),
+            None => out.push(format!(
+                "{}: probe {name} has no verdict",
+                bin.path().display()
+            )),
         }
     }
-    status
+    out
 }
 
 #[cfg(test)]
