@@ -63,9 +63,10 @@ impl Session {
         let mut attached = Vec::new();
         let mut probes: Vec<String> = Vec::new();
         let mut failed = Vec::new();
+        let mut loader = bpf::Loader::new();
         for fp in &plan.families {
             let label = format!("{} ({})", fp.family.name(), fp.probes().join(", "));
-            match attach_family(plan, fp, empty, warnings) {
+            match attach_family(&mut loader, plan, fp, empty, warnings) {
                 Ok(Some(object)) => {
                     for p in fp.probes() {
                         probes.push(p.to_owned());
@@ -239,6 +240,7 @@ impl Session {
 /// Load one family's object (or the baseline's) and attach its hooks.
 /// `None` when none of its hooks could be attached.
 fn attach_family(
+    loader: &mut bpf::Loader,
     plan: &Plan,
     fp: &FamilyPlan,
     empty: bool,
@@ -246,9 +248,9 @@ fn attach_family(
 ) -> Result<Option<bpf::Object>, AttachError> {
     let gp: Vec<abi::GpHook> = fp.hooks.iter().map(|h| h.gp).collect();
     let mut object = if empty {
-        bpf::load(bpf::BASELINE_OBJECT, &fp.config, &[])?
+        loader.load(bpf::BASELINE_OBJECT, &fp.config, &[])?
     } else {
-        bpf::load(fp.family.object(), &fp.config, &gp)?
+        loader.load(fp.family.object(), &fp.config, &gp)?
     };
     let mut any = false;
     for (i, hook) in fp.hooks.iter().enumerate() {

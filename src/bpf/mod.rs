@@ -178,13 +178,47 @@ pub struct Object {
     links: usize,
 }
 
-/// Load an object and every program in it. When the object has them,
-/// `config` goes into its one-entry `config` map and each hook's register
-/// table into its `hooks` map (index = the attach cookie of that hook's
-/// uprobes). A program the verifier refuses is [`BpfError::Rejected`], with
-/// the verifier's reason.
-pub fn load(object: &[u8], config: &GpConfig, hooks: &[GpHook]) -> Result<Object, BpfError> {
-    let mut ebpf = EbpfLoader::new().load(object).map_err(|e| match &e {
+/// Loads objects one at a time, with the kernel's BTF read once for all
+/// of them (aya's loader reads it when created).
+pub struct Loader {
+    inner: EbpfLoader<'static>,
+}
+
+impl Default for Loader {
+    fn default() -> Self {
+        Loader::new()
+    }
+}
+
+impl Loader {
+    pub fn new() -> Loader {
+        Loader {
+            inner: EbpfLoader::new(),
+        }
+    }
+
+    /// Load an object and every program in it. When the object has them,
+    /// `config` goes into its one-entry `config` map and each hook's
+    /// register table into its `hooks` map (index = the attach cookie of
+    /// that hook's uprobes). A program the verifier refuses is
+    /// [`BpfError::Rejected`], with the verifier's reason.
+    pub fn load(
+        &mut self,
+        object: &[u8],
+        config: &GpConfig,
+        hooks: &[GpHook],
+    ) -> Result<Object, BpfError> {
+        load(&mut self.inner, object, config, hooks)
+    }
+}
+
+fn load(
+    loader: &mut EbpfLoader<'_>,
+    object: &[u8],
+    config: &GpConfig,
+    hooks: &[GpHook],
+) -> Result<Object, BpfError> {
+    let mut ebpf = loader.load(object).map_err(|e| match &e {
         aya::EbpfError::MapError(aya::maps::MapError::CreateError { io_error, .. })
         | aya::EbpfError::BtfError(aya::BtfError::FileError { error: io_error, .. })
             if io_error.kind() == std::io::ErrorKind::PermissionDenied =>
