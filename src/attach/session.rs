@@ -26,13 +26,12 @@ struct Attached {
     family: &'static dyn Family,
     object: bpf::Object,
     hooks: Vec<HookInfo>,
-    /// Index of its ring in `Session::rings`.
-    ring: Option<usize>,
 }
 
 /// Attached probes and their event stream.
 pub struct Session {
     attached: Vec<Attached>,
+    /// Each ring buffer, with the index in `attached` of its family.
     rings: Vec<(usize, Ring)>,
     waiter: Option<Waiter>,
     symbols: Symbols,
@@ -75,7 +74,6 @@ impl Session {
                         family: fp.family,
                         object,
                         hooks: fp.hook_infos(),
-                        ring: None,
                     });
                 }
                 Ok(None) => failed.push(format!("{label}: no hook could be attached")),
@@ -98,7 +96,6 @@ impl Session {
         if !empty {
             for (i, a) in attached.iter_mut().enumerate() {
                 if let Some(r) = a.object.take_ring()? {
-                    a.ring = Some(rings.len());
                     rings.push((i, r));
                 }
             }
