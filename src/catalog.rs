@@ -16,7 +16,8 @@
 //!    catalog, with the family's field indexes generated from this file), and
 //!    `src/probes/<family>.rs`, which mirrors its event struct, decodes it
 //!    into typed stream fields and builds its span or span event;
-//! 3. one line in the registry, `crate::probes::FAMILIES`.
+//! 3. the registry, `src/probes/mod.rs`: the family's `pub mod` line and its
+//!    entry in `crate::probes::FAMILIES`.
 
 use serde::{Deserialize, Serialize};
 
