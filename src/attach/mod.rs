@@ -21,7 +21,7 @@ pub use streaming::{StopWhen, StreamError, StreamSummary, stream};
 
 use crate::bpf::BpfError;
 use crate::catalog::{self, Catalog};
-use crate::stream::Line;
+use crate::stream::{Line, TargetInfo};
 
 /// The probes `goprobe attach` attaches when none are named: every probe in
 /// the catalog; those the binary cannot support are skipped with a note.
@@ -134,7 +134,11 @@ pub fn run(
         duration: req.duration,
         pid: req.pid,
     };
-    Ok(stream(&mut session, &plan.info, &when, sink)?)
+    let info = TargetInfo {
+        probes: session.probes.clone(),
+        ..plan.info.clone()
+    };
+    Ok(stream(&mut session, &info, &when, sink)?)
 }
 
 #[cfg(test)]

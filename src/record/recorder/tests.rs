@@ -36,6 +36,7 @@ fn client_becomes_child_of_enclosing_server_span() {
             pid: Some(7),
             go_version: "go1.22.10".into(),
             service_name: "svc".into(),
+            probes: Vec::new(),
         }),
         &mut out,
     );
