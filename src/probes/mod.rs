@@ -8,6 +8,7 @@ pub mod family;
 pub mod go_panic;
 pub mod go_spawn;
 pub mod http_client;
+pub mod http_phases;
 pub mod http_server;
 pub mod symbols;
 
@@ -17,6 +18,7 @@ pub use family::Family;
 pub static FAMILIES: &[&dyn Family] = &[
     &http_server::FAMILY,
     &http_client::FAMILY,
+    &http_phases::FAMILY,
     &db_sql::FAMILY,
     &go_panic::FAMILY,
     &go_spawn::FAMILY,

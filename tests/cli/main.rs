@@ -13,6 +13,7 @@ mod convert;
 mod db;
 mod inspect;
 mod offsets;
+mod phases;
 mod record;
 
 use std::io::{BufRead, BufReader, Read};
