@@ -51,7 +51,7 @@ set edit:completion:arg-completer[goprobe] = {|@words|
         }
         &'goprobe;attach'= {
             cand --pid 'Trace only this process'
-            cand --probes 'Comma-separated probes to attach, from the probe catalog: http.server, http.client, db.sql, go.panic, go.spawn (goroutine creation, so calls made on goroutines a handler starts join its trace), or `all`. Probes the binary cannot support (e.g. db.sql without database/sql) are skipped with a note on stderr; `goprobe inspect` says why'
+            cand --probes 'Comma-separated probes to attach, from the probe catalog: http.server, http.client, http.phases (connection phases of HTTP client calls), http.exchange (their request_sent and first_byte: two traps on every HTTP/1 client request), db.sql, go.panic, go.spawn (goroutine creation, so calls made on goroutines a handler starts join its trace), or `all`. Probes the binary cannot support (e.g. db.sql without database/sql) are skipped with a note on stderr; `goprobe inspect` says why'
             cand --offsets 'Field offsets as NDJSON from `goprobe offsets --json` (`-` for stdin); default: read them from the binary''s DWARF, else the offsets table'
             cand --duration 'Stop after this long (e.g. 500ms, 30s, 5m); default: until Ctrl-C, SIGTERM, or the traced process exits'
             cand --baseline-empty 'Benchmark baseline: attach programs that do nothing at the same points (measures the cost of the uprobe traps alone; no events)'
@@ -60,7 +60,7 @@ set edit:completion:arg-completer[goprobe] = {|@words|
         }
         &'goprobe;record'= {
             cand --pid 'Trace only this process'
-            cand --probes 'Comma-separated probes to attach, from the probe catalog: http.server, http.client, db.sql, go.panic, go.spawn (goroutine creation, so calls made on goroutines a handler starts join its trace), or `all`. Probes the binary cannot support (e.g. db.sql without database/sql) are skipped with a note on stderr; `goprobe inspect` says why'
+            cand --probes 'Comma-separated probes to attach, from the probe catalog: http.server, http.client, http.phases (connection phases of HTTP client calls), http.exchange (their request_sent and first_byte: two traps on every HTTP/1 client request), db.sql, go.panic, go.spawn (goroutine creation, so calls made on goroutines a handler starts join its trace), or `all`. Probes the binary cannot support (e.g. db.sql without database/sql) are skipped with a note on stderr; `goprobe inspect` says why'
             cand --offsets 'Field offsets as NDJSON from `goprobe offsets --json` (`-` for stdin); default: read them from the binary''s DWARF, else the offsets table'
             cand --duration 'Stop after this long (e.g. 500ms, 30s, 5m); default: until Ctrl-C, SIGTERM, or the traced process exits'
             cand --limit 'Stop after writing this many spans'

@@ -10,14 +10,25 @@
 //! Adding a probe:
 //! 1. a `[[probe]]` in `src/catalog.toml`: hooks, argument registers and
 //!    slots, fields, `family` and `role`;
-//! 2. when no existing family reads what it needs, a family: its eBPF
+//! 2. for a field no probe read before: its type in the reflectoffsets
+//!    fixture and its offsets in `src/offsets/table.json`
+//!    (`scripts/gen-offsets-table.sh`), for stripped binaries;
+//! 3. when no existing family reads what it needs, a family: its eBPF
 //!    programs in `ebpf/probes/<family>.bpf.c` (shared helpers in
 //!    `ebpf/lib/`; `build.rs` compiles one object per family named in the
 //!    catalog, with the family's field indexes generated from this file), and
 //!    `src/probes/<family>.rs`, which mirrors its event struct, decodes it
-//!    into typed stream fields and builds its span or span event;
-//! 3. the registry, `src/probes/mod.rs`: the family's `pub mod` line and its
+//!    into typed stream fields and builds what its role says (a span, a
+//!    span event and what it says of the span around it, or a goroutine's
+//!    creator);
+//! 4. the registry, `src/probes/mod.rs`: the family's `pub mod` line and its
 //!    entry in `crate::probes::FAMILIES`.
+//!
+//! Worked example: the `http_phases` family (probes `http.phases` and
+//! `http.exchange`), which adds connection phases as events of HTTP client
+//! spans: its two `[[probe]]`s, three new types in reflectoffsets and the
+//! table, `ebpf/probes/http_phases.bpf.c`, `src/probes/http_phases.rs` and
+//! two registry lines (README, "Adding a probe").
 
 use serde::{Deserialize, Serialize};
 

@@ -68,7 +68,8 @@ Output: one JSON object per line (stdout, or -o FILE):
                         http.response.status_code, server.address, server.port, network.peer.address,
                         network.peer.port, network.protocol.version, error.type (a panic escaped).
                         HTTP client: http.request.method, url.full, server.address, server.port,
-                        http.response.status_code, error.type. Database (database/sql): db.system.name
+                        http.response.status_code, error.type, goprobe.http.connection.reused (with
+                        http.phases or http.exchange: false when the call opened a connection). Database (database/sql): db.system.name
                         (postgresql, mysql, sqlite, ... or other_sql), db.query.text (the first 1024 bytes;
                         goprobe.db.query.length gives the real length when cut), db.operation.name,
                         db.collection.name, server.address, server.port (from the DSN, never the DSN itself),
@@ -77,7 +78,11 @@ Output: one JSON object per line (stdout, or -o FILE):
                         panic, HTTP client 4xx/5xx or error, a database call returning an error
   events                list of {name, time_unix_nano, attributes}: every panic on the request's goroutines is
                         an `exception` event (exception.type, exception.message where Go's own text can be
-                        read exactly, goroutine.id), recovered or not
+                        read exactly, goroutine.id), recovered or not. An HTTP client call that opens a
+                        connection has its phases: dns.start/dns.end (dns.question.name,
+                        goprobe.dns.answer_count), connect.start/connect.end (network.peer.address,
+                        network.peer.port, error.type), tls.start/tls.end (tls.protocol.version)
+                        (http.phases), request_sent and first_byte (http.exchange)
   resource              service.name, process.pid, process.executable.path, process.runtime.name,
                         process.runtime.version
 

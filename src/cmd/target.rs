@@ -21,8 +21,11 @@ pub struct TargetArgs {
     #[arg(long, value_name = "N")]
     pub pid: Option<u32>,
     /// Comma-separated probes to attach, from the probe catalog: http.server,
-    /// http.client, db.sql, go.panic, go.spawn (goroutine creation, so calls
-    /// made on goroutines a handler starts join its trace), or `all`. Probes
+    /// http.client, http.phases (connection phases of HTTP client calls),
+    /// http.exchange (their request_sent and first_byte: two traps on every
+    /// HTTP/1 client request), db.sql, go.panic, go.spawn (goroutine
+    /// creation, so calls made on goroutines a handler starts join its
+    /// trace), or `all`. Probes
     /// the binary cannot support (e.g. db.sql without database/sql) are
     /// skipped with a note on stderr; `goprobe inspect` says why.
     #[arg(long, value_name = "LIST", default_value = attach::DEFAULT_PROBES)]
