@@ -3,14 +3,19 @@
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 
 use crate::exit::Status;
+use crate::export::metrics::live::{self, Emitter, Encoding, Sink};
 use crate::export::{
-    self, ExportError, Summary, chrome, folded, otlp_http, otlp_json, pprof, reader::SpanReader,
-    text,
+    self, ExportError, Summary, chrome, folded, html, otlp_http, otlp_json, pprof,
+    reader::SpanReader, summary, text,
 };
+use crate::span::TraceId;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -28,6 +33,30 @@ pub enum Format {
     Chrome,
     /// Human-readable listing (opentelemetry-stdout; stdout only).
     Text,
+    /// RED metrics and a panic counter (--format prometheus or otlp-json).
+    Metrics,
+    /// A table per service and route: count, errors, p50/p90/p99/max, panics.
+    Summary,
+    /// A self-contained HTML page with a waterfall of one trace or the slowest.
+    Html,
+}
+
+/// How `--to metrics` writes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MetricsFormat {
+    /// Prometheus text exposition format 0.0.4.
+    Prometheus,
+    /// OTLP/JSON, one ExportMetricsServiceRequest per line.
+    OtlpJson,
+}
+
+/// What `--to otlp` pushes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SignalArg {
+    /// The spans themselves, to URL/v1/traces.
+    Traces,
+    /// Metrics computed from the spans (as --to metrics), to URL/v1/metrics.
+    Metrics,
 }
 
 /// Convert span NDJSON (as `goprobe record` writes it) into other formats.
@@ -58,6 +87,26 @@ pub struct Args {
     /// otlp: attempts per batch, including the first.
     #[arg(long, value_name = "N", default_value_t = 5)]
     pub max_tries: u32,
+    /// metrics: the exposition format.
+    #[arg(long, value_enum, value_name = "FORMAT", default_value = "prometheus")]
+    pub format: Option<MetricsFormat>,
+    /// otlp: push the spans (traces) or metrics computed from them.
+    #[arg(long, value_enum, value_name = "SIGNAL", default_value = "traces")]
+    pub signal: SignalArg,
+    /// metrics (and otlp --signal metrics): write the cumulative values every
+    /// DURATION while the input is open (for `record | convert`), and once
+    /// more at its end; with -o FILE and Prometheus the file is replaced each time.
+    #[arg(long, value_name = "DURATION", value_parser = crate::attach::parse_duration)]
+    pub interval: Option<Duration>,
+    /// summary: JSON instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// html: draw this trace (32 hex digits).
+    #[arg(long, value_name = "ID", value_parser = TraceId::from_hex)]
+    pub trace_id: Option<TraceId>,
+    /// html: draw the N slowest traces (default 1), slowest first.
+    #[arg(long, value_name = "N", conflicts_with = "trace_id")]
+    pub slowest: Option<usize>,
 }
 
 fn is_dash(path: &Option<PathBuf>) -> bool {
@@ -71,10 +120,14 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
     if args.to != Format::Otlp && args.endpoint.is_some() {
         bail!("--endpoint only applies to --to otlp");
     }
+    check_format_flags(&args)?;
     if args.to == Format::Text && !is_dash(&args.output) {
         bail!(
             "--to text prints to stdout only (opentelemetry-stdout writes there); redirect it instead of -o"
         );
+    }
+    if args.interval.is_some() {
+        return run_live(&args);
     }
     let input: Box<dyn BufRead> = if is_dash(&args.input) {
         Box::new(io::stdin().lock())
@@ -96,6 +149,22 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
     };
     let result: Result<Summary, ExportError> = match args.to {
         Format::OtlpJson => otlp_json::convert(&mut reader, &mut output()?, args.batch_size),
+        Format::Otlp if args.signal == SignalArg::Metrics => live::convert(
+            &mut reader,
+            metrics_emitter(&args, Sink::Push(pusher(&args)))?,
+        ),
+        Format::Metrics => {
+            let sink = Sink::Stream(output()?);
+            live::convert(&mut reader, metrics_emitter(&args, sink)?)
+        }
+        Format::Summary => summary::convert(&mut reader, &mut output()?, args.json),
+        Format::Html => {
+            let selection = match args.trace_id {
+                Some(id) => html::Selection::Trace(id),
+                None => html::Selection::Slowest(args.slowest.unwrap_or(1)),
+            };
+            html::convert(&mut reader, &mut output()?, selection, args.group_window)
+        }
         Format::Otlp => {
             let endpoint = args.endpoint.as_deref().unwrap_or_default();
             let policy = otlp_http::RetryPolicy {
@@ -119,7 +188,11 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
     for warning in reader.take_warnings() {
         eprintln!("goprobe convert: skipped {warning}");
     }
-    let summary = result?;
+    report(&args, &result?)
+}
+
+/// The summary lines on stderr, and the exit status.
+fn report(args: &Args, summary: &Summary) -> anyhow::Result<Status> {
     let mut line = format!("goprobe convert: {} spans", summary.spans);
     if summary.skipped > 0 {
         line.push_str(&format!(", {} invalid lines skipped", summary.skipped));
@@ -132,9 +205,13 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
     }
     eprintln!("{line}");
     if args.to == Format::Otlp {
+        let (signal, what) = match args.signal {
+            SignalArg::Traces => (otlp_http::Signal::Traces, "spans"),
+            SignalArg::Metrics => (otlp_http::Signal::Metrics, "data points"),
+        };
         let mut line = format!(
-            "goprobe convert: OTLP {}: {} spans accepted, {} rejected",
-            otlp_http::traces_url(args.endpoint.as_deref().unwrap_or_default()),
+            "goprobe convert: OTLP {}: {} {what} accepted, {} rejected",
+            otlp_http::signal_url(args.endpoint.as_deref().unwrap_or_default(), signal),
             summary.accepted,
             summary.rejected
         );
@@ -147,4 +224,102 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
         }
     }
     Ok(Status::Success)
+}
+
+/// Flags that only mean something for some formats are refused elsewhere,
+/// so that a typo'd combination never silently does something else.
+fn check_format_flags(args: &Args) -> anyhow::Result<()> {
+    let metrics = args.to == Format::Metrics
+        || (args.to == Format::Otlp && args.signal == SignalArg::Metrics);
+    if args.interval.is_some() && !metrics {
+        bail!("--interval only applies to --to metrics and --to otlp --signal metrics");
+    }
+    if args.interval.is_some_and(|d| d.is_zero()) {
+        bail!("--interval must be longer than zero");
+    }
+    if args.signal == SignalArg::Metrics && args.to != Format::Otlp {
+        bail!("--signal only applies to --to otlp (for metrics in a file, use --to metrics)");
+    }
+    if args.json && args.to != Format::Summary {
+        bail!("--json only applies to --to summary");
+    }
+    if (args.trace_id.is_some() || args.slowest.is_some()) && args.to != Format::Html {
+        bail!("--trace-id and --slowest only apply to --to html");
+    }
+    if args.slowest == Some(0) {
+        bail!("--slowest needs at least 1");
+    }
+    // clap fills in the default, so only a format other than it is a mistake.
+    if args.to != Format::Metrics && args.format == Some(MetricsFormat::OtlpJson) {
+        bail!("--format only applies to --to metrics (for OTLP/JSON traces, use --to otlp-json)");
+    }
+    Ok(())
+}
+
+fn pusher(args: &Args) -> otlp_http::Pusher {
+    let policy = otlp_http::RetryPolicy {
+        max_tries: args.max_tries.max(1),
+        ..Default::default()
+    };
+    otlp_http::Pusher::for_signal(
+        args.endpoint.as_deref().unwrap_or_default(),
+        otlp_http::Signal::Metrics,
+        policy,
+    )
+}
+
+fn metrics_emitter(args: &Args, sink: Sink) -> anyhow::Result<Emitter> {
+    let encoding = match args.format.unwrap_or(MetricsFormat::Prometheus) {
+        MetricsFormat::Prometheus => Encoding::Prometheus,
+        MetricsFormat::OtlpJson => Encoding::OtlpJson,
+    };
+    Ok(Emitter::new(encoding, sink))
+}
+
+/// How long, after Ctrl-C or SIGTERM, the input gets to end by itself: a
+/// `goprobe record` upstream got the same Ctrl-C and is flushing its last spans.
+const STOP_GRACE: Duration = Duration::from_secs(2);
+
+/// `--interval`: metrics while the input is open.
+fn run_live(args: &Args) -> anyhow::Result<Status> {
+    let input: Box<dyn BufRead + Send> = if is_dash(&args.input) {
+        Box::new(BufReader::with_capacity(1 << 16, io::stdin()))
+    } else {
+        let path = args.input.as_deref().unwrap_or_else(|| "-".as_ref());
+        let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        Box::new(BufReader::with_capacity(1 << 16, file))
+    };
+    let reader = SpanReader::new(input, args.skip_invalid);
+    let sink = if args.to == Format::Otlp {
+        Sink::Push(pusher(args))
+    } else if is_dash(&args.output) {
+        Sink::Stream(Box::new(BufWriter::new(io::stdout())))
+    } else {
+        let path = args.output.clone().unwrap_or_default();
+        if args.format == Some(MetricsFormat::OtlpJson) {
+            let file =
+                File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+            Sink::Stream(Box::new(BufWriter::new(file)))
+        } else {
+            Sink::Replace(path)
+        }
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&stop))
+            .context("installing the Ctrl-C handler")?;
+    }
+    let every = args.interval.unwrap_or(Duration::from_secs(10));
+    let result = live::run_intervals(
+        reader,
+        every,
+        &stop,
+        STOP_GRACE,
+        metrics_emitter(args, sink)?,
+    );
+    let end = result?;
+    for warning in end.warnings {
+        eprintln!("goprobe convert: skipped {warning}");
+    }
+    report(args, &end.summary)
 }

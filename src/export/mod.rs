@@ -8,10 +8,13 @@
 
 pub mod chrome;
 pub mod folded;
+pub mod html;
+pub mod metrics;
 pub mod otlp_http;
 pub mod otlp_json;
 pub mod pprof;
 pub mod reader;
+pub mod summary;
 pub mod text;
 pub mod traces;
 

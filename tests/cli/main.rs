@@ -12,8 +12,10 @@ mod context;
 mod convert;
 mod db;
 mod inspect;
+mod metrics;
 mod offsets;
 mod record;
+mod synth;
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
