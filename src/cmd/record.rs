@@ -20,6 +20,9 @@ pub struct Args {
     /// Write spans here instead of stdout (`-` is stdout).
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// At the end, print a table per service and route on stderr (as `convert --to summary`).
+    #[arg(long)]
+    pub summary: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<Status> {
@@ -29,6 +32,12 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
         )),
         _ => Box::new(std::io::BufWriter::new(std::io::stdout())),
     };
+    let (out, table) = if args.summary {
+        let (tap, table) = crate::export::summary::Tap::new(out);
+        (Box::new(tap) as Box<dyn Write>, Some(table))
+    } else {
+        (out, None)
+    };
     let mut sink = SpanSink::new(out, args.limit, std::io::stderr().is_terminal());
     let summary = if args.target.has_target() {
         let req = args.target.request(false)?;
@@ -37,5 +46,10 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
         record::record(Source::Stream(Box::new(std::io::stdin().lock())), &mut sink)?
     };
     eprintln!("goprobe: {}", summary.line());
+    if let Some(table) = table {
+        let rows = table.lock().map(|mut t| t.rows()).unwrap_or_default();
+        crate::export::summary::write_table(&rows, &mut std::io::stderr().lock())
+            .context("writing the summary")?;
+    }
     Ok(Status::Success)
 }

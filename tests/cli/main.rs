@@ -15,6 +15,7 @@ mod inspect;
 mod metrics;
 mod offsets;
 mod record;
+mod summary;
 mod synth;
 
 use std::io::{BufRead, BufReader, Read};
