@@ -11,6 +11,7 @@ mod attach;
 mod context;
 mod convert;
 mod db;
+mod html;
 mod inspect;
 mod metrics;
 mod offsets;
