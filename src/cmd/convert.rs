@@ -59,7 +59,8 @@ pub enum SignalArg {
     Metrics,
 }
 
-/// Convert span NDJSON (as `goprobe record` writes it) into other formats.
+/// Convert span NDJSON (as `goprobe record` writes it) into other formats:
+/// traces, profiles, metrics, a per-route summary, an HTML waterfall.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Output format.
@@ -71,7 +72,8 @@ pub struct Args {
     /// Where to write; `-` or absent for stdout.
     #[arg(short = 'o', long = "output", value_name = "OUTPUT")]
     pub output: Option<PathBuf>,
-    /// OTLP/HTTP collector base URL (spans go to URL/v1/traces); required with --to otlp.
+    /// OTLP/HTTP collector base URL (spans go to URL/v1/traces, metrics to
+    /// URL/v1/metrics); required with --to otlp.
     #[arg(long, value_name = "URL")]
     pub endpoint: Option<String>,
     /// Skip malformed lines (counted on stderr) instead of stopping at the first.
@@ -80,7 +82,7 @@ pub struct Args {
     /// Spans per OTLP request / OTLP-JSON line.
     #[arg(long, value_name = "N", default_value_t = export::DEFAULT_BATCH)]
     pub batch_size: usize,
-    /// pprof/folded/flamegraph: a trace is complete once none of its spans was
+    /// pprof/folded/flamegraph/html: a trace is complete once none of its spans was
     /// seen in this many spans (bounds memory; later stragglers become roots).
     #[arg(long, value_name = "SPANS", default_value_t = export::traces::DEFAULT_WINDOW)]
     pub group_window: u64,

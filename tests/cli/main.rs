@@ -8,6 +8,7 @@
 mod common;
 
 mod attach;
+mod collector;
 mod context;
 mod convert;
 mod db;
