@@ -275,6 +275,19 @@ fn waterfall_opens_offline_with_one_bar_per_span_in_tree_order() {
         );
         assert_eq!(row.marks, s["events"].as_array().map_or(0, Vec::len));
     }
+    // A #span=ID link opens the page on that span with its details panel,
+    // what a click shows: the span's attributes, events and resource.
+    let root = &big[big.len() - 1];
+    assert_eq!(root["name"], "GET /checkout");
+    let linked = format!("{}#span={}", page.display(), root["span_id"].as_str().expect("id"));
+    let (dom, _) = chromium(&["--dump-dom"], Path::new(&linked));
+    let panel = &dom[dom.find("<aside id=\"details\"").expect("panel")..];
+    let panel = &panel[..panel.find("</aside>").expect("panel end")];
+    assert!(!panel.starts_with("<aside id=\"details\" hidden"), "the panel is shown");
+    for text in ["GET /checkout", "http.route", "/checkout", "exception.message", "boom", "service.name", "shop"] {
+        assert!(panel.contains(&format!(">{text}<")), "{text} in the details: {panel}");
+    }
+
     let shot = tmp("waterfall-test.png");
     let _ = std::fs::remove_file(&shot);
     let arg = format!("--screenshot={}", shot.display());
