@@ -21,10 +21,20 @@ use crate::synth::{self, assert_ok, convert, stdout};
 
 /// The Collector binary for the current manifest (see scripts/otelcol.sh).
 fn collector_binary() -> PathBuf {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/otelcol/builder.yaml");
-    let sum = Command::new("sha256sum").arg(&manifest).output().expect("sha256sum");
-    let key: String = String::from_utf8_lossy(&sum.stdout).chars().take(16).collect();
-    let bin = common::cache_dir().join("otelcol").join(key).join("otelcol-goprobe");
+    let manifest =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/otelcol/builder.yaml");
+    let sum = Command::new("sha256sum")
+        .arg(&manifest)
+        .output()
+        .expect("sha256sum");
+    let key: String = String::from_utf8_lossy(&sum.stdout)
+        .chars()
+        .take(16)
+        .collect();
+    let bin = common::cache_dir()
+        .join("otelcol")
+        .join(key)
+        .join("otelcol-goprobe");
     assert!(
         bin.exists(),
         "the OpenTelemetry Collector is not built at {}: run scripts/otelcol.sh (scripts/setup.sh does)",
@@ -102,7 +112,11 @@ service:
         };
         let deadline = Instant::now() + Duration::from_secs(60);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "the Collector did not listen: {}", collector.log());
+            assert!(
+                Instant::now() < deadline,
+                "the Collector did not listen: {}",
+                collector.log()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         collector
@@ -125,7 +139,9 @@ service:
                         .lines()
                         .map_while(Result::ok)
                         .filter(|l| l.ends_with('}'))
-                        .map(|l| serde_json::from_str(&l).unwrap_or_else(|e| panic!("{file}: {e}: {l}")))
+                        .map(|l| {
+                            serde_json::from_str(&l).unwrap_or_else(|e| panic!("{file}: {e}: {l}"))
+                        })
                         .collect()
                 })
                 .unwrap_or_default();
@@ -153,7 +169,13 @@ fn points(requests: &[ExportMetricsServiceRequest]) -> BTreeMap<String, String> 
     let kv = |attrs: &[KeyValue]| {
         let mut v: Vec<String> = attrs
             .iter()
-            .map(|a| format!("{}={:?}", a.key, a.value.as_ref().and_then(|v| v.value.clone())))
+            .map(|a| {
+                format!(
+                    "{}={:?}",
+                    a.key,
+                    a.value.as_ref().and_then(|v| v.value.clone())
+                )
+            })
             .collect();
         v.sort();
         v.join(",")
@@ -161,7 +183,11 @@ fn points(requests: &[ExportMetricsServiceRequest]) -> BTreeMap<String, String> 
     let mut out = BTreeMap::new();
     for r in requests {
         for rm in &r.resource_metrics {
-            let resource = kv(&rm.resource.as_ref().map(|r| r.attributes.clone()).unwrap_or_default());
+            let resource = kv(&rm
+                .resource
+                .as_ref()
+                .map(|r| r.attributes.clone())
+                .unwrap_or_default());
             for m in rm.scope_metrics.iter().flat_map(|s| &s.metrics) {
                 match &m.data {
                     Some(Data::Histogram(h)) => {
@@ -177,7 +203,10 @@ fn points(requests: &[ExportMetricsServiceRequest]) -> BTreeMap<String, String> 
                         for p in &s.data_points {
                             out.insert(
                                 format!("{} [{resource}] {{{}}}", m.name, kv(&p.attributes)),
-                                format!("unit={} monotonic={} value={:?}", m.unit, s.is_monotonic, p.value),
+                                format!(
+                                    "unit={} monotonic={} value={:?}",
+                                    m.unit, s.is_monotonic, p.value
+                                ),
                             );
                         }
                     }
@@ -195,31 +224,80 @@ fn the_collector_accepts_every_span_and_data_point() {
     let s = synth::spans(500, 31);
     let input = s.ndjson();
 
-    let out = convert(&["--to", "otlp", "--endpoint", &collector.endpoint, "--batch-size", "64"], &input);
+    let out = convert(
+        &[
+            "--to",
+            "otlp",
+            "--endpoint",
+            &collector.endpoint,
+            "--batch-size",
+            "64",
+        ],
+        &input,
+    );
     assert_ok(&out);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("500 spans accepted, 0 rejected"), "{err}\n{}", collector.log());
+    assert!(
+        err.contains("500 spans accepted, 0 rejected"),
+        "{err}\n{}",
+        collector.log()
+    );
     let want_ids: BTreeSet<Vec<u8>> = s
         .spans
         .iter()
         .map(|v| {
             let h = v["span_id"].as_str().expect("id");
-            (0..16).step_by(2).map(|i| u8::from_str_radix(&h[i..i + 2], 16).expect("hex")).collect()
+            (0..16)
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&h[i..i + 2], 16).expect("hex"))
+                .collect()
         })
         .collect();
-    let traces = collector.wait_for::<ExportTraceServiceRequest>("traces.jsonl", |r| span_ids(r).len() >= want_ids.len());
-    assert_eq!(span_ids(&traces), want_ids, "the file exporter has every span: {}", collector.log());
+    let traces = collector.wait_for::<ExportTraceServiceRequest>("traces.jsonl", |r| {
+        span_ids(r).len() >= want_ids.len()
+    });
+    assert_eq!(
+        span_ids(&traces),
+        want_ids,
+        "the file exporter has every span: {}",
+        collector.log()
+    );
 
-    let out = convert(&["--to", "otlp", "--signal", "metrics", "--endpoint", &collector.endpoint], &input);
+    let out = convert(
+        &[
+            "--to",
+            "otlp",
+            "--signal",
+            "metrics",
+            "--endpoint",
+            &collector.endpoint,
+        ],
+        &input,
+    );
     assert_ok(&out);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("data points accepted, 0 rejected"), "{err}\n{}", collector.log());
+    assert!(
+        err.contains("data points accepted, 0 rejected"),
+        "{err}\n{}",
+        collector.log()
+    );
     let ours: ExportMetricsServiceRequest = serde_json::from_str(
-        stdout(&convert(&["--to", "metrics", "--format", "otlp-json"], &input)).trim(),
+        stdout(&convert(
+            &["--to", "metrics", "--format", "otlp-json"],
+            &input,
+        ))
+        .trim(),
     )
     .expect("goprobe's OTLP/JSON");
     let want = points(std::slice::from_ref(&ours));
     assert!(want.len() > 20, "{} data points", want.len());
-    let got = collector.wait_for::<ExportMetricsServiceRequest>("metrics.jsonl", |r| points(r).len() >= want.len());
-    assert_eq!(points(&got), want, "the file exporter has every data point: {}", collector.log());
+    let got = collector.wait_for::<ExportMetricsServiceRequest>("metrics.jsonl", |r| {
+        points(r).len() >= want.len()
+    });
+    assert_eq!(
+        points(&got),
+        want,
+        "the file exporter has every data point: {}",
+        collector.log()
+    );
 }

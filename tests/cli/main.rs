@@ -15,6 +15,7 @@ mod db;
 mod html;
 mod inspect;
 mod metrics;
+mod metrics_live;
 mod offsets;
 mod record;
 mod summary;
