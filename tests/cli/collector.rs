@@ -105,13 +105,16 @@ service:
             .stderr(log)
             .spawn()
             .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()));
-        let collector = Collector {
+        let mut collector = Collector {
             child,
             endpoint: format!("http://127.0.0.1:{port}"),
             dir,
         };
         let deadline = Instant::now() + Duration::from_secs(60);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(status)) = collector.child.try_wait() {
+                panic!("the Collector exited ({status}): {}", collector.log());
+            }
             assert!(
                 Instant::now() < deadline,
                 "the Collector did not listen: {}",
