@@ -40,7 +40,7 @@ packages=(
 lean_packages=(
   prometheus           # promtool check metrics, for convert --to metrics
 )
-[ "$mode" = --demo ] && packages=("${demo_packages[@]}")
+if [ "$mode" = --demo ]; then packages=("${demo_packages[@]}"); lean_packages=(); fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -62,7 +62,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 lean_missing=()
-for p in "${lean_packages[@]}"; do
+for p in ${lean_packages[@]+"${lean_packages[@]}"}; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || lean_missing+=("$p")
 done
 if [ ${#lean_missing[@]} -gt 0 ]; then
