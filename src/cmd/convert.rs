@@ -153,7 +153,7 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
         Format::OtlpJson => otlp_json::convert(&mut reader, &mut output()?, args.batch_size),
         Format::Otlp if args.signal == SignalArg::Metrics => live::convert(
             &mut reader,
-            metrics_emitter(&args, Sink::Push(pusher(&args)))?,
+            metrics_emitter(&args, Sink::Push(pusher(&args, otlp_http::Signal::Metrics)))?,
         ),
         Format::Metrics => {
             let sink = Sink::Stream(output()?);
@@ -168,12 +168,7 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
             html::convert(&mut reader, &mut output()?, selection, args.group_window)
         }
         Format::Otlp => {
-            let endpoint = args.endpoint.as_deref().unwrap_or_default();
-            let policy = otlp_http::RetryPolicy {
-                max_tries: args.max_tries.max(1),
-                ..Default::default()
-            };
-            let pusher = otlp_http::Pusher::new(endpoint, policy);
+            let pusher = pusher(&args, otlp_http::Signal::Traces);
             otlp_http::convert(&mut reader, &pusher, args.batch_size)
         }
         Format::Pprof => pprof::convert(&mut reader, output()?, args.group_window),
@@ -258,16 +253,12 @@ fn check_format_flags(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn pusher(args: &Args) -> otlp_http::Pusher {
+fn pusher(args: &Args, signal: otlp_http::Signal) -> otlp_http::Pusher {
     let policy = otlp_http::RetryPolicy {
         max_tries: args.max_tries.max(1),
         ..Default::default()
     };
-    otlp_http::Pusher::for_signal(
-        args.endpoint.as_deref().unwrap_or_default(),
-        otlp_http::Signal::Metrics,
-        policy,
-    )
+    otlp_http::Pusher::for_signal(args.endpoint.as_deref().unwrap_or_default(), signal, policy)
 }
 
 fn metrics_emitter(args: &Args, sink: Sink) -> anyhow::Result<Emitter> {
@@ -293,7 +284,7 @@ fn run_live(args: &Args) -> anyhow::Result<Status> {
     };
     let reader = SpanReader::new(input, args.skip_invalid);
     let sink = if args.to == Format::Otlp {
-        Sink::Push(pusher(args))
+        Sink::Push(pusher(args, otlp_http::Signal::Metrics))
     } else if is_dash(&args.output) {
         Sink::Stream(Box::new(BufWriter::new(io::stdout())))
     } else {
