@@ -43,7 +43,8 @@ export PATH="$goroot/bin:$PATH" GOTOOLCHAIN=local GOFLAGS=-modcacherw \
 start=$(date +%s)
 log "building the Collector builder $builder_version and the Collector with $("$gotool" version) (a few minutes, once)"
 GOBIN="$work/bin" go install "go.opentelemetry.io/collector/cmd/builder@$builder_version" >&2
-(cd "$work" && "$work/bin/builder" --config "$manifest" >"$work/builder.log" 2>&1) \
+# TMPDIR: the builder leaves a temporary directory behind; keep it in $work.
+(cd "$work" && TMPDIR="$work" "$work/bin/builder" --config "$manifest" >"$work/builder.log" 2>&1) \
   || { cat "$work/builder.log" >&2; log "the Collector build failed"; exit 2; }
 mv "$work/out/otelcol-goprobe" "$bin.tmp" && mv "$bin.tmp" "$bin"
 log "built $bin in $(( $(date +%s) - start ))s"
