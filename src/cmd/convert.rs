@@ -2,6 +2,7 @@
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
@@ -26,7 +27,7 @@ pub enum Format {
     Flamegraph,
     /// Trace Event Format JSON for Perfetto and chrome://tracing.
     Chrome,
-    /// Human-readable listing (opentelemetry-stdout; stdout only).
+    /// Human-readable listing.
     Text,
 }
 
@@ -71,11 +72,6 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
     if args.to != Format::Otlp && args.endpoint.is_some() {
         bail!("--endpoint only applies to --to otlp");
     }
-    if args.to == Format::Text && !is_dash(&args.output) {
-        bail!(
-            "--to text prints to stdout only (opentelemetry-stdout writes there); redirect it instead of -o"
-        );
-    }
     let input: Box<dyn BufRead> = if is_dash(&args.input) {
         Box::new(io::stdin().lock())
     } else {
@@ -86,7 +82,11 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
     let mut reader = SpanReader::new(input, args.skip_invalid);
     let output = || -> anyhow::Result<Box<dyn Write>> {
         Ok(if is_dash(&args.output) {
-            Box::new(BufWriter::with_capacity(1 << 16, io::stdout().lock()))
+            // A duplicate of fd 1 rather than `io::stdout()`, which is line
+            // buffered: it would scan every chunk for its last newline and
+            // split the write there.
+            let stdout = io::stdout().as_fd().try_clone_to_owned().context("standard output")?;
+            Box::new(BufWriter::with_capacity(1 << 16, File::from(stdout)))
         } else {
             let path = args.output.as_deref().unwrap_or_else(|| "-".as_ref());
             let file =
@@ -111,10 +111,7 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
             folded::convert_flamegraph(&mut reader, &mut output()?, args.group_window)
         }
         Format::Chrome => chrome::convert(&mut reader, output()?),
-        Format::Text => {
-            text::die_quietly_on_broken_pipe();
-            text::convert(&mut reader, args.batch_size)
-        }
+        Format::Text => text::convert(&mut reader, output()?),
     };
     for warning in reader.take_warnings() {
         eprintln!("goprobe convert: skipped {warning}");
