@@ -21,7 +21,7 @@ pub enum Format {
     Otlp,
     /// Gzipped pprof profile.proto for `go tool pprof`.
     Pprof,
-    /// Folded stacks (`root;child;span NANOS`, self time).
+    /// Folded stacks (`service;root;child;span NANOS`, self time).
     Folded,
     /// Flame graph SVG of self time.
     Flamegraph,

@@ -140,13 +140,22 @@ impl<R: BufRead> SpanReader<R> {
 
 /// One line as a span; `None` for a blank line.
 fn parse_line(buf: &[u8], line: u64) -> Option<Result<SpanView<'_>, ReadError>> {
-    match std::str::from_utf8(buf) {
-        Err(_) => Some(Err(ReadError::NotUtf8 { line })),
-        Ok(text) if text.trim_start().is_empty() => None,
-        Ok(text) => Some(
-            SpanView::parse(text).map_err(|source| ReadError::Invalid { line, source }),
-        ),
+    match buf.iter().find(|b| !b.is_ascii_whitespace()) {
+        None => return None,
+        // Unicode whitespace (a blank line too) or not UTF-8 at all.
+        Some(&b) if b >= 0x80 => match std::str::from_utf8(buf) {
+            Err(_) => return Some(Err(ReadError::NotUtf8 { line })),
+            Ok(text) if text.trim_start().is_empty() => return None,
+            Ok(_) => {}
+        },
+        Some(_) => {}
     }
+    Some(match SpanView::parse_bytes(buf) {
+        Ok(view) => Ok(view),
+        // serde_json reports bad UTF-8 inside a string in its own words.
+        Err(_) if std::str::from_utf8(buf).is_err() => Err(ReadError::NotUtf8 { line }),
+        Err(source) => Err(ReadError::Invalid { line, source }),
+    })
 }
 
 impl<R: BufRead> Iterator for SpanReader<R> {
@@ -222,6 +231,22 @@ pub(crate) mod tests {
             let warnings = r.take_warnings();
             assert!(warnings[0].starts_with("line 40: "), "{warnings:?}");
         }
+    }
+
+    #[test]
+    fn bad_utf8_inside_a_string_and_unicode_blank_lines() {
+        let good = line(1, 1, None, "a", 1, 2);
+        // The span's name becomes one byte that is not UTF-8.
+        let at = good.find("\"a\"").expect("name") + 1;
+        let mut bytes = format!("{good}\n").into_bytes();
+        bytes.extend_from_slice(&good.as_bytes()[..at]);
+        bytes.push(0xff);
+        bytes.extend_from_slice(&good.as_bytes()[at + 1..]);
+        bytes.extend_from_slice("\n\u{a0}\u{2003}\n".as_bytes());
+        let mut r = SpanReader::new(&bytes[..], true);
+        let spans: Vec<_> = (&mut r).collect::<Result<_, _>>().expect("skips");
+        assert_eq!(spans.len(), 1);
+        assert_eq!(r.take_warnings(), ["line 2: not valid UTF-8"]);
     }
 
     #[test]
