@@ -189,7 +189,10 @@ fn decode_hex<const N: usize>(s: &str, what: &str) -> Result<[u8; N], String> {
     }
     let mut out = [0u8; N];
     for (byte, pair) in out.iter_mut().zip(s.as_bytes().chunks_exact(2)) {
-        let (hi, lo) = (HEX_VALUE[usize::from(pair[0])], HEX_VALUE[usize::from(pair[1])]);
+        let (hi, lo) = (
+            HEX_VALUE[usize::from(pair[0])],
+            HEX_VALUE[usize::from(pair[1])],
+        );
         if (hi | lo) & 0xf0 != 0 {
             return Err(format!("{what} is not hex: {s:?}"));
         }

@@ -1,7 +1,7 @@
 //! `goprobe convert`: arguments and glue into [`crate::export`].
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::io::{self, BufRead, BufReader, Write};
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 
@@ -9,8 +9,8 @@ use anyhow::{Context, bail};
 
 use crate::exit::Status;
 use crate::export::{
-    self, ExportError, Summary, chrome, folded, otlp_http, otlp_json, pprof, reader::SpanReader,
-    text,
+    self, ExportError, Summary, background::BackgroundWriter, chrome, folded, otlp_http, otlp_json,
+    pprof, reader::SpanReader, text,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -81,18 +81,20 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
     };
     let mut reader = SpanReader::new(input, args.skip_invalid);
     let output = || -> anyhow::Result<Box<dyn Write>> {
-        Ok(if is_dash(&args.output) {
+        let file = if is_dash(&args.output) {
             // A duplicate of fd 1 rather than `io::stdout()`, which is line
             // buffered: it would scan every chunk for its last newline and
             // split the write there.
-            let stdout = io::stdout().as_fd().try_clone_to_owned().context("standard output")?;
-            Box::new(BufWriter::with_capacity(1 << 16, File::from(stdout)))
+            let stdout = io::stdout()
+                .as_fd()
+                .try_clone_to_owned()
+                .context("standard output")?;
+            File::from(stdout)
         } else {
             let path = args.output.as_deref().unwrap_or_else(|| "-".as_ref());
-            let file =
-                File::create(path).with_context(|| format!("creating {}", path.display()))?;
-            Box::new(BufWriter::with_capacity(1 << 16, file))
-        })
+            File::create(path).with_context(|| format!("creating {}", path.display()))?
+        };
+        Ok(Box::new(BackgroundWriter::new(file)))
     };
     let result: Result<Summary, ExportError> = match args.to {
         Format::OtlpJson => otlp_json::convert(&mut reader, &mut output()?, args.batch_size),

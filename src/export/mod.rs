@@ -6,11 +6,13 @@
 //! ([`crate::span::Span`]) or, for the streaming converters, read in place
 //! ([`view::SpanView`], the same schema and checks without copying).
 
+pub mod background;
 pub mod chrome;
 pub mod folded;
 pub mod otlp_encode;
 pub mod otlp_http;
 pub mod otlp_json;
+pub mod otlp_wire;
 pub mod pprof;
 pub mod reader;
 pub mod stacks;

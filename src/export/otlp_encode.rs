@@ -1,6 +1,6 @@
 //! OTLP written straight from span views: a batch of spans grouped by
-//! resource, each span encoded as it is read, in either OTLP/JSON or the
-//! protobuf wire format.
+//! resource, each span encoded as it is read, in either OTLP/JSON (here) or
+//! the protobuf wire format ([`super::otlp_wire`]).
 //!
 //! The bytes are exactly what encoding the opentelemetry-proto messages
 //! built by [`super::otlp_json::export_request`] gives (serde for JSON,
@@ -11,6 +11,7 @@
 use std::io::{self, Write};
 
 use super::otlp_json::{FLAG_HAS_IS_REMOTE, FLAG_IS_REMOTE, FLAG_SAMPLED, SCOPE_NAME};
+use super::otlp_wire;
 use super::view::{Attrs, SpanView, Value, write_json_string};
 use crate::span::{SpanKind, StatusCode};
 
@@ -43,7 +44,7 @@ struct Group {
     spans: Vec<u8>,
 }
 
-const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub(crate) const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 impl Batch {
     pub fn new(encoding: Encoding) -> Batch {
@@ -95,8 +96,8 @@ impl Batch {
             }
             Encoding::Protobuf => {
                 self.scratch.clear();
-                pb::span(&mut self.scratch, span);
-                pb::bytes_field(&mut group.spans, 2, &self.scratch);
+                otlp_wire::span(&mut self.scratch, span);
+                otlp_wire::bytes_field(&mut group.spans, 2, &self.scratch);
                 Ok(())
             }
         }
@@ -107,8 +108,16 @@ impl Batch {
     /// between framing built per group.
     pub fn finish(&mut self, out: &mut impl Write) -> io::Result<()> {
         match self.encoding {
-            Encoding::Json => json::request(out, &self.groups, &mut self.scratch)?,
-            Encoding::Protobuf => pb::request(out, &self.groups, &mut self.scratch)?,
+            Encoding::Json => json::request(
+                out,
+                self.groups.iter().map(|g| (&g.resource, &g.spans[..])),
+                &mut self.scratch,
+            )?,
+            Encoding::Protobuf => otlp_wire::request(
+                out,
+                self.groups.iter().map(|g| (&g.resource, &g.spans[..])),
+                &mut self.scratch,
+            )?,
         }
         for mut group in self.groups.drain(..) {
             group.spans.clear();
@@ -120,7 +129,7 @@ impl Batch {
     }
 }
 
-fn kind_number(kind: SpanKind) -> i32 {
+pub(crate) fn kind_number(kind: SpanKind) -> i32 {
     use opentelemetry_proto::tonic::trace::v1::span::SpanKind as K;
     (match kind {
         SpanKind::Internal => K::Internal,
@@ -131,7 +140,7 @@ fn kind_number(kind: SpanKind) -> i32 {
     }) as i32
 }
 
-fn code_number(code: StatusCode) -> i32 {
+pub(crate) fn code_number(code: StatusCode) -> i32 {
     use opentelemetry_proto::tonic::trace::v1::status::StatusCode as C;
     (match code {
         StatusCode::Unset => C::Unset,
@@ -141,7 +150,7 @@ fn code_number(code: StatusCode) -> i32 {
 }
 
 /// OTLP span flags, as [`super::otlp_json::proto_span`] sets them.
-fn flags(span: &SpanView<'_>) -> u32 {
+pub(crate) fn flags(span: &SpanView<'_>) -> u32 {
     match span.trace_flags {
         Some(f) => u32::from(f) | FLAG_HAS_IS_REMOTE | FLAG_IS_REMOTE,
         None => FLAG_SAMPLED,
@@ -239,7 +248,10 @@ mod json {
         out.extend_from_slice(br#","spanId":"#);
         id(out, &span.span_id.0);
         out.extend_from_slice(br#","traceState":"","parentSpanId":"#);
-        id(out, span.parent_span_id.as_ref().map_or(&[][..], |p| &p.0[..]));
+        id(
+            out,
+            span.parent_span_id.as_ref().map_or(&[][..], |p| &p.0[..]),
+        );
         out.extend_from_slice(br#","flags":"#);
         number(out, flags(span))?;
         out.extend_from_slice(br#","name":"#);
@@ -278,19 +290,19 @@ mod json {
         Ok(())
     }
 
-    pub(super) fn request(
+    pub(super) fn request<'g>(
         out: &mut impl Write,
-        groups: &[Group],
+        groups: impl Iterator<Item = (&'g Attrs<'static>, &'g [u8])>,
         frame: &mut Vec<u8>,
     ) -> io::Result<()> {
         frame.clear();
         frame.extend_from_slice(br#"{"resourceSpans":["#);
-        for (i, group) in groups.iter().enumerate() {
+        for (i, (resource, spans)) in groups.enumerate() {
             if i > 0 {
                 frame.push(b',');
             }
             frame.extend_from_slice(br#"{"resource":{"attributes":"#);
-            attributes(frame, &group.resource)?;
+            attributes(frame, resource)?;
             frame.extend_from_slice(
                 br#","droppedAttributesCount":0,"entityRefs":[]},"scopeSpans":[{"scope":{"name":"#,
             );
@@ -299,228 +311,12 @@ mod json {
             string(frame, VERSION)?;
             frame.extend_from_slice(br#","attributes":[],"droppedAttributesCount":0},"spans":["#);
             out.write_all(frame)?;
-            out.write_all(&group.spans)?;
+            out.write_all(spans)?;
             frame.clear();
             frame.extend_from_slice(br#"],"schemaUrl":""}],"schemaUrl":""}"#);
         }
         frame.extend_from_slice(b"]}");
         out.write_all(frame)
-    }
-}
-
-/// The protobuf wire format as prost writes these messages: fields in tag
-/// order, proto3 defaults (zero, empty) left out, oneof members and present
-/// sub-messages always written.
-mod pb {
-    use super::*;
-
-    const LEN: u64 = 2;
-    const VARINT: u64 = 0;
-    const FIXED64: u64 = 1;
-    const FIXED32: u64 = 5;
-
-    pub(super) fn varint(out: &mut Vec<u8>, mut v: u64) {
-        while v >= 0x80 {
-            out.push((v as u8) | 0x80);
-            v >>= 7;
-        }
-        out.push(v as u8);
-    }
-
-    fn varint_len(v: u64) -> usize {
-        // One byte per started group of 7 bits (at least one).
-        ((64 - (v | 1).leading_zeros() as usize) + 6) / 7
-    }
-
-    fn key(out: &mut Vec<u8>, tag: u32, wire: u64) {
-        varint(out, (u64::from(tag) << 3) | wire);
-    }
-
-    fn key_len(tag: u32) -> usize {
-        varint_len(u64::from(tag) << 3)
-    }
-
-    /// A length-delimited field (string, bytes or an encoded message).
-    pub(super) fn bytes_field(out: &mut Vec<u8>, tag: u32, bytes: &[u8]) {
-        key(out, tag, LEN);
-        varint(out, bytes.len() as u64);
-        out.extend_from_slice(bytes);
-    }
-
-    /// A string or bytes field, left out when empty.
-    fn nonempty(out: &mut Vec<u8>, tag: u32, bytes: &[u8]) {
-        if !bytes.is_empty() {
-            bytes_field(out, tag, bytes);
-        }
-    }
-
-    fn nonempty_len(tag: u32, len: usize) -> usize {
-        if len == 0 {
-            0
-        } else {
-            field_len(tag, len)
-        }
-    }
-
-    fn field_len(tag: u32, len: usize) -> usize {
-        key_len(tag) + varint_len(len as u64) + len
-    }
-
-    fn fixed64(out: &mut Vec<u8>, tag: u32, v: u64) {
-        if v != 0 {
-            key(out, tag, FIXED64);
-            out.extend_from_slice(&v.to_le_bytes());
-        }
-    }
-
-    fn enum_field(out: &mut Vec<u8>, tag: u32, v: i32) {
-        if v != 0 {
-            key(out, tag, VARINT);
-            // Negative enum values take ten bytes, as int64 would.
-            varint(out, v as i64 as u64);
-        }
-    }
-
-    /// `AnyValue` body length.
-    fn any_value_len(value: &Value<'_>) -> usize {
-        match value {
-            Value::String(s) => field_len(1, s.len()),
-            Value::Bool(_) => key_len(2) + 1,
-            Value::Int(n) => key_len(3) + varint_len(*n as u64),
-            Value::Double(_) => key_len(4) + 8,
-            Value::Array(items) => field_len(5, array_len(items)),
-        }
-    }
-
-    fn array_len(items: &[Value<'_>]) -> usize {
-        items.iter().map(|v| field_len(1, any_value_len(v))).sum()
-    }
-
-    fn any_value(out: &mut Vec<u8>, value: &Value<'_>) {
-        match value {
-            Value::String(s) => bytes_field(out, 1, s.as_bytes()),
-            Value::Bool(b) => {
-                key(out, 2, VARINT);
-                out.push(u8::from(*b));
-            }
-            Value::Int(n) => {
-                key(out, 3, VARINT);
-                varint(out, *n as u64);
-            }
-            Value::Double(d) => {
-                key(out, 4, FIXED64);
-                out.extend_from_slice(&d.to_le_bytes());
-            }
-            Value::Array(items) => {
-                key(out, 5, LEN);
-                varint(out, array_len(items) as u64);
-                for item in items {
-                    key(out, 1, LEN);
-                    varint(out, any_value_len(item) as u64);
-                    any_value(out, item);
-                }
-            }
-        }
-    }
-
-    fn key_value_len(k: &str, v: &Value<'_>) -> usize {
-        nonempty_len(1, k.len()) + field_len(2, any_value_len(v))
-    }
-
-    /// Repeated `KeyValue` fields under `tag`.
-    fn attributes(out: &mut Vec<u8>, tag: u32, attrs: &Attrs<'_>) {
-        for (k, v) in attrs.iter() {
-            key(out, tag, LEN);
-            varint(out, key_value_len(k, v) as u64);
-            nonempty(out, 1, k.as_bytes());
-            key(out, 2, LEN);
-            varint(out, any_value_len(v) as u64);
-            any_value(out, v);
-        }
-    }
-
-    fn attributes_len(tag: u32, attrs: &Attrs<'_>) -> usize {
-        attrs
-            .iter()
-            .map(|(k, v)| field_len(tag, key_value_len(k, v)))
-            .sum()
-    }
-
-    /// One `Span` message body.
-    pub(super) fn span(out: &mut Vec<u8>, span: &SpanView<'_>) {
-        bytes_field(out, 1, &span.trace_id.0);
-        bytes_field(out, 2, &span.span_id.0);
-        if let Some(parent) = &span.parent_span_id {
-            bytes_field(out, 4, &parent.0);
-        }
-        nonempty(out, 5, span.name.as_bytes());
-        enum_field(out, 6, kind_number(span.kind));
-        fixed64(out, 7, span.start_time_unix_nano);
-        fixed64(out, 8, span.end_time_unix_nano);
-        attributes(out, 9, &span.attributes);
-        for event in &span.events {
-            let len = if event.time_unix_nano != 0 { key_len(1) + 8 } else { 0 }
-                + nonempty_len(2, event.name.len())
-                + attributes_len(3, &event.attributes);
-            key(out, 11, LEN);
-            varint(out, len as u64);
-            fixed64(out, 1, event.time_unix_nano);
-            nonempty(out, 2, event.name.as_bytes());
-            attributes(out, 3, &event.attributes);
-        }
-        let message = span.status.message.as_deref().unwrap_or("");
-        let code = code_number(span.status.code);
-        let status_len =
-            nonempty_len(2, message.len()) + if code != 0 { key_len(3) + varint_len(code as u64) } else { 0 };
-        key(out, 15, LEN);
-        varint(out, status_len as u64);
-        nonempty(out, 2, message.as_bytes());
-        enum_field(out, 3, code);
-        let flags = flags(span);
-        if flags != 0 {
-            key(out, 16, FIXED32);
-            out.extend_from_slice(&flags.to_le_bytes());
-        }
-    }
-
-    pub(super) fn request(
-        out: &mut impl Write,
-        groups: &[Group],
-        frame: &mut Vec<u8>,
-    ) -> io::Result<()> {
-        let scope_len = nonempty_len(1, SCOPE_NAME.len()) + nonempty_len(2, VERSION.len());
-        for group in groups {
-            let resource_len = attributes_len(1, &group.resource);
-            let scope_spans_len = field_len(1, scope_len) + group.spans.len();
-            let resource_spans_len = field_len(1, resource_len) + field_len(2, scope_spans_len);
-            frame.clear();
-            key(frame, 1, LEN);
-            varint(frame, resource_spans_len as u64);
-            // ResourceSpans.resource
-            key(frame, 1, LEN);
-            varint(frame, resource_len as u64);
-            attributes(frame, 1, &group.resource);
-            // ResourceSpans.scope_spans, its scope, then its spans.
-            key(frame, 2, LEN);
-            varint(frame, scope_spans_len as u64);
-            key(frame, 1, LEN);
-            varint(frame, scope_len as u64);
-            nonempty(frame, 1, SCOPE_NAME.as_bytes());
-            nonempty(frame, 2, VERSION.as_bytes());
-            out.write_all(frame)?;
-            out.write_all(&group.spans)?;
-        }
-        Ok(())
-    }
-
-    #[cfg(test)]
-    #[test]
-    fn varint_lengths() {
-        for v in [0u64, 1, 127, 128, 16383, 16384, u64::MAX >> 1, u64::MAX] {
-            let mut b = Vec::new();
-            varint(&mut b, v);
-            assert_eq!(b.len(), varint_len(v), "{v}");
-        }
     }
 }
 
@@ -543,14 +339,21 @@ mod tests {
             } else {
                 format!(r#""parent_span_id":"{:016x}","#, i + 1000)
             };
-            let flags = if i % 7 == 3 { format!(r#","trace_flags":{}"#, i % 2) } else { String::new() };
+            let flags = if i % 7 == 3 {
+                format!(r#","trace_flags":{}"#, i % 2)
+            } else {
+                String::new()
+            };
             let status = match i % 3 {
                 0 => r#"{"code":"unset"}"#.to_owned(),
                 1 => r#"{"code":"ok"}"#.to_owned(),
                 _ => format!(r#"{{"code":"error","message":"boom {i}\n\u0001"}}"#),
             };
             let events = if i % 2 == 0 {
-                format!(r#"[{{"name":"exception","time_unix_nano":{},"attributes":{{"exception.message":"x","n":-1}}}},{{"name":"","time_unix_nano":0}}]"#, 5 + i)
+                format!(
+                    r#"[{{"name":"exception","time_unix_nano":{},"attributes":{{"exception.message":"x","n":-1}}}},{{"name":"","time_unix_nano":0}}]"#,
+                    5 + i
+                )
             } else {
                 "[]".to_owned()
             };
@@ -577,12 +380,17 @@ mod tests {
         let (mut ours, mut reference) = (Vec::new(), Vec::new());
         for chunk in lines.chunks(size) {
             for line in chunk {
-                batch.add(&SpanView::parse(line).expect("view")).expect("add");
+                batch
+                    .add(&SpanView::parse(line).expect("view"))
+                    .expect("add");
             }
             let mut out = Vec::new();
             batch.finish(&mut out).expect("finish");
             ours.push(out);
-            let spans: Vec<Span> = chunk.iter().map(|l| Span::from_json_line(l).expect("span")).collect();
+            let spans: Vec<Span> = chunk
+                .iter()
+                .map(|l| Span::from_json_line(l).expect("span"))
+                .collect();
             let request = export_request(spans);
             reference.push(match encoding {
                 Encoding::Json => serde_json::to_vec(&request).expect("json"),
@@ -616,7 +424,9 @@ mod tests {
         Batch::new(Encoding::Json).finish(&mut out).expect("finish");
         assert_eq!(out, br#"{"resourceSpans":[]}"#);
         let mut out = Vec::new();
-        Batch::new(Encoding::Protobuf).finish(&mut out).expect("finish");
+        Batch::new(Encoding::Protobuf)
+            .finish(&mut out)
+            .expect("finish");
         assert!(out.is_empty());
     }
 }

@@ -296,9 +296,10 @@ impl<W: Write> Builder<W> {
             }
             sample.label.clear();
             sample.label.push(string_label(trace_key, trace_hex));
-            sample
-                .label
-                .push(string_label(service_key, self.name_string(names, span.service)?));
+            sample.label.push(string_label(
+                service_key,
+                self.name_string(names, span.service)?,
+            ));
             if let Some(route) = span.route {
                 sample
                     .label

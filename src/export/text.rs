@@ -134,7 +134,11 @@ fn span(out: &mut Vec<u8>, span: &SpanView<'_>) -> io::Result<()> {
         (None, _) => out.extend_from_slice(b"  Parent ID:   none (root span)\n"),
     }
     if let Some(flags) = span.trace_flags {
-        let sampled = if flags & 1 == 1 { "sampled" } else { "not sampled" };
+        let sampled = if flags & 1 == 1 {
+            "sampled"
+        } else {
+            "not sampled"
+        };
         writeln!(out, "  Trace flags: {flags:02x} ({sampled})")?;
     }
     out.extend_from_slice(b"  Start:       ");

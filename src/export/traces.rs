@@ -111,10 +111,7 @@ impl<T: TreeNode> TraceGrouper<T> {
     }
 
     /// Hand out every trace still open, oldest first.
-    pub fn finish<E>(
-        mut self,
-        done: &mut impl FnMut(Trace<T>) -> Result<(), E>,
-    ) -> Result<(), E> {
+    pub fn finish<E>(mut self, done: &mut impl FnMut(Trace<T>) -> Result<(), E>) -> Result<(), E> {
         let mut rest: Vec<Pending<T>> = self.open.drain().map(|(_, p)| p).collect();
         rest.sort_by_key(|p| p.last);
         for p in rest {

@@ -15,8 +15,8 @@ use std::fmt;
 use std::io;
 use std::marker::PhantomData;
 
-use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
 
 use crate::span::{
     AttrValue, Attributes, Event, Span, SpanError, SpanId, SpanKind, Status, StatusCode, TraceId,
@@ -26,6 +26,7 @@ use crate::span::{
 /// the line only when their source text had no escape (and serde_json
 /// refuses raw control characters), so a borrowed string is already what
 /// escaping would give and is copied as it is; only the others are escaped.
+#[allow(clippy::ptr_arg, reason = "whether the string borrows is what decides")]
 pub fn write_json_string(out: &mut Vec<u8>, s: &Cow<'_, str>) -> io::Result<()> {
     match s {
         Cow::Borrowed(raw) => {
@@ -184,7 +185,9 @@ impl Value<'_> {
             Value::Int(n) => AttrValue::Int(*n),
             Value::Double(d) => AttrValue::Double(*d),
             Value::String(s) => AttrValue::String(s.clone().into_owned()),
-            Value::Array(items) => AttrValue::Array(items.iter().map(Value::to_attr_value).collect()),
+            Value::Array(items) => {
+                AttrValue::Array(items.iter().map(Value::to_attr_value).collect())
+            }
         }
     }
 }
@@ -413,8 +416,14 @@ mod tests {
         let line = serde_json::to_string(&full_span()).expect("serialize");
         let view = SpanView::parse(&line).expect("view");
         assert!(matches!(view.name, Cow::Borrowed(_)));
-        assert!(matches!(view.resource.get("service.name"), Some(Value::String(Cow::Borrowed(_)))));
-        assert!(matches!(view.attributes.get("s"), Some(Value::String(Cow::Owned(_)))));
+        assert!(matches!(
+            view.resource.get("service.name"),
+            Some(Value::String(Cow::Borrowed(_)))
+        ));
+        assert!(matches!(
+            view.attributes.get("s"),
+            Some(Value::String(Cow::Owned(_)))
+        ));
     }
 
     #[test]
@@ -469,7 +478,8 @@ mod tests {
             good.replace("\"message\":\"boom\"", "\"message\":\"boom\",\"x\":1"),
             good.replace("\"i\":-3", "\"i\":null"),
             good.replace("\"i\":-3", "\"i\":{\"k\":1}"),
-            good.replace("\"attributes\":{", "\"attributes\":[{").replacen("},\"events\"", "}],\"events\"", 1),
+            good.replace("\"attributes\":{", "\"attributes\":[{")
+                .replacen("},\"events\"", "}],\"events\"", 1),
             good.replace("\"kind\":\"server\"", "\"kind\":\"sideways\""),
             good.replace("\"trace_flags\":1", "\"trace_flags\":300"),
             good.replace("\"name\":\"GET /x\",", ""),

@@ -591,10 +591,7 @@ fn folded_totals_equal_self_times() {
         .keys()
         .map(|k| {
             let (service, rest) = k.split_once(';').expect("service;stack");
-            assert!(
-                ["users", "orders", "ünïcode svc"].contains(&service),
-                "{k}"
-            );
+            assert!(["users", "orders", "ünïcode svc"].contains(&service), "{k}");
             rest
         })
         .collect();
@@ -623,7 +620,11 @@ fn two_services() -> (String, BTreeMap<&'static str, (u64, u64, u64)>) {
         let resource = json!({"service.name": service, "process.pid": 10 + n % 2});
         let start = 1_700_000_000_000_000_000 + n * 1_000_000;
         let (dur, call) = (100_000 + n * 1_000, 30_000 + n * 100);
-        let (trace, root, child) = (format!("{:032x}", n + 1), format!("{:016x}", 2 * n + 1), format!("{:016x}", 2 * n + 2));
+        let (trace, root, child) = (
+            format!("{:032x}", n + 1),
+            format!("{:016x}", 2 * n + 1),
+            format!("{:016x}", 2 * n + 2),
+        );
         let client = json!({"trace_id": trace, "span_id": child, "parent_span_id": root, "name": "GET",
             "kind": "client", "start_time_unix_nano": start + 10, "end_time_unix_nano": start + 10 + call,
             "attributes": {"http.request.method": "GET"}, "resource": resource});
@@ -646,7 +647,9 @@ fn stacks_start_with_the_service_so_services_never_merge() {
     assert_ok(&out);
     let mut expected = String::new();
     for (service, (_, server, client)) in &totals {
-        expected.push_str(&format!("{service};GET {server}\n{service};GET;GET {client}\n"));
+        expected.push_str(&format!(
+            "{service};GET {server}\n{service};GET;GET {client}\n"
+        ));
     }
     assert_eq!(String::from_utf8(out.stdout).expect("utf8"), expected);
 
@@ -665,7 +668,9 @@ fn stacks_start_with_the_service_so_services_never_merge() {
         .collect();
     for service in totals.keys() {
         assert!(
-            titles.iter().any(|t| t.starts_with(&format!("{service} ("))),
+            titles
+                .iter()
+                .any(|t| t.starts_with(&format!("{service} ("))),
             "no {service} frame in {titles:?}"
         );
     }
@@ -806,8 +811,21 @@ fn text_prints_values_as_a_person_reads_them() {
             "line {line:?} missing in\n{text}"
         );
     }
-    for debug in ["String(", "Owned(", "Static(", "I64(", "F64(", "Bool(", "Array(", "TraceFlags(", "Some("] {
-        assert!(!text.contains(debug), "Rust debug form {debug:?} in\n{text}");
+    for debug in [
+        "String(",
+        "Owned(",
+        "Static(",
+        "I64(",
+        "F64(",
+        "Bool(",
+        "Array(",
+        "TraceFlags(",
+        "Some(",
+    ] {
+        assert!(
+            !text.contains(debug),
+            "Rust debug form {debug:?} in\n{text}"
+        );
     }
 }
 
