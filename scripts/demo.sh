@@ -5,29 +5,39 @@
 # run it, drive traffic at it on loopback while `goprobe record` watches it
 # (one request arrives with a W3C traceparent and joins that trace), show
 # the spans, and convert them for other tools.
-# On a fresh machine it first installs everything (scripts/setup.sh).
+# On a fresh machine it first installs only what the demo needs
+# (scripts/setup.sh --demo: clang, curl, jq, one Go toolchain); the test
+# corpus is the test command's business (scripts/test.sh). It builds a
+# debug goprobe (quick to compile; `cargo build --release` for real use).
 #
 # Usage: sudo scripts/demo.sh [REQUESTS]
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 n=${1:-5}
 [ "$(id -u)" -eq 0 ] || { echo "demo: run as root (eBPF uprobes)" >&2; exit 2; }
-bash "$repo/scripts/setup.sh"
-# Newest corpus toolchain when present (ServeMux routes need Go >= 1.22), else Debian's go.
+t0=$(date +%s.%N)
+bash "$repo/scripts/setup.sh" --demo
+t_setup=$(date +%s.%N)
+# The Go on PATH when it is >= 1.22 (ServeMux routes), else setup's.
 gotool=go
-for v in 1.26.6 1.25.5 1.24.11 1.23.9 1.22.10; do
-  t=${GOPROBE_CACHE:-$repo/.cache}/go/$v/go/bin/go
-  if [ -x "$t" ]; then gotool=$t; break; fi
-done
-command -v "$gotool" >/dev/null || { echo "demo: go missing: run scripts/setup.sh" >&2; exit 2; }
+if ! go version 2>/dev/null | grep -Eq 'go1\.(2[2-9]|[3-9][0-9])'; then
+  gotool=${GOPROBE_CACHE:-$repo/.cache}/go/1.26.6/go/bin/go
+fi
+command -v "$gotool" >/dev/null || { echo "demo: no Go >= 1.22: run scripts/setup.sh --demo" >&2; exit 2; }
 work=$(mktemp -d)
 server=
 cleanup() { [ -n "$server" ] && kill "$server" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 
-(cd "$repo" && cargo build -q --release --locked)
-goprobe=$repo/target/release/goprobe
-(cd "$repo/tests/fixtures/programs/httpserver" && GOTOOLCHAIN=local GOFLAGS=-mod=mod GOPROXY=off "$gotool" build -o "$work/httpserver" .)
+# goprobe and the example service build side by side (two cores, two jobs).
+echo "demo: building goprobe and the example service" >&2
+(cd "$repo/tests/fixtures/programs/httpserver" && GOTOOLCHAIN=local GOFLAGS=-mod=mod GOPROXY=off \
+  "$gotool" build -o "$work/httpserver" .) &
+gobuild=$!
+(cd "$repo" && cargo build -q --locked --bin goprobe)
+wait "$gobuild"
+goprobe=$repo/target/debug/goprobe
+t_build=$(date +%s.%N)
 
 # httpmuxgo121=0: the ServeMux with patterns, so spans carry http.route.
 GODEBUG=httpmuxgo121=0 "$work/httpserver" > "$work/addr" 2> "$work/server.err" &
@@ -66,3 +76,6 @@ echo "== the same spans converted: a pprof profile, a Chrome/Perfetto trace, OTL
 "$goprobe" convert --to otlp-json "$work/spans.ndjson" -o "$work/otlp.jsonl"
 "$gotool" tool pprof -top "$work/spans.pb.gz" 2>/dev/null | head -12
 ls -l "$work/spans.pb.gz" "$work/trace.json" "$work/otlp.jsonl" >&2
+t_end=$(date +%s.%N)
+awk -v a="$t0" -v b="$t_setup" -v c="$t_build" -v d="$t_end" 'BEGIN {
+  printf "demo: done in %.0f s (set-up %.0f s, build %.0f s, run %.0f s)\n", d - a, b - a, c - b, d - c }' >&2

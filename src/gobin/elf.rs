@@ -53,7 +53,7 @@ impl Layout {
             .map(|s| {
                 let (offset, filesz) = s.file_range();
                 let flags = match s.flags() {
-                    SegmentFlags::Elf { p_flags, .. } => p_flags.0,
+                    SegmentFlags::Elf { p_flags, .. } => p_flags,
                     _ => 0,
                 };
                 Segment {
@@ -178,7 +178,7 @@ pub(crate) fn facts(file: &object::File<'_>) -> Facts {
     let dwarf = debug_info.is_some();
     let dwarf_compressed = debug_info.is_some_and(|s| {
         s.name().is_ok_and(|n| n.starts_with(".zdebug"))
-            || matches!(s.flags(), SectionFlags::Elf { sh_flags, .. } if sh_flags.0 & SHF_COMPRESSED != 0)
+            || matches!(s.flags(), SectionFlags::Elf { sh_flags, .. } if sh_flags & SHF_COMPRESSED != 0)
     });
     Facts {
         arch,
