@@ -370,7 +370,7 @@ fn segment_offset(file: &object::File<'_>, vaddr: u64) -> Option<u64> {
     file.segments().find_map(|s| {
         let (off, size) = s.file_range();
         let exec =
-            matches!(s.flags(), object::SegmentFlags::Elf { p_flags, .. } if p_flags.0 & 1 != 0);
+            matches!(s.flags(), object::SegmentFlags::Elf { p_flags, .. } if p_flags & 1 != 0);
         (exec && vaddr >= s.address() && vaddr - s.address() < size)
             .then(|| off + (vaddr - s.address()))
     })
