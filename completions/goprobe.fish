@@ -62,10 +62,10 @@ complete -c goprobe -n "__fish_goprobe_using_subcommand record" -s h -l help -d 
 complete -c goprobe -n "__fish_goprobe_using_subcommand convert" -l to -d 'Output format' -r -f -a "otlp-json\t'OTLP/JSON, one ExportTraceServiceRequest per line (Collector file exporter format)'
 otlp\t'OTLP/HTTP protobuf pushed to --endpoint'
 pprof\t'Gzipped pprof profile.proto for `go tool pprof`'
-folded\t'Folded stacks (`root;child;span NANOS`, self time)'
+folded\t'Folded stacks (`service;root;child;span NANOS`, self time)'
 flamegraph\t'Flame graph SVG of self time'
 chrome\t'Trace Event Format JSON for Perfetto and chrome://tracing'
-text\t'Human-readable listing (opentelemetry-stdout; stdout only)'"
+text\t'Human-readable listing'"
 complete -c goprobe -n "__fish_goprobe_using_subcommand convert" -s o -l output -d 'Where to write; `-` or absent for stdout' -r -F
 complete -c goprobe -n "__fish_goprobe_using_subcommand convert" -l endpoint -d 'OTLP/HTTP collector base URL (spans go to URL/v1/traces); required with --to otlp' -r
 complete -c goprobe -n "__fish_goprobe_using_subcommand convert" -l batch-size -d 'Spans per OTLP request / OTLP-JSON line' -r

@@ -1,15 +1,16 @@
 //! `goprobe convert`: arguments and glue into [`crate::export`].
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::io::{self, BufRead, BufReader, Write};
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 
 use crate::exit::Status;
 use crate::export::{
-    self, ExportError, Summary, chrome, folded, otlp_http, otlp_json, pprof, reader::SpanReader,
-    text,
+    self, ExportError, Summary, background::BackgroundWriter, chrome, folded, otlp_http, otlp_json,
+    pprof, reader::SpanReader, text,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -20,13 +21,13 @@ pub enum Format {
     Otlp,
     /// Gzipped pprof profile.proto for `go tool pprof`.
     Pprof,
-    /// Folded stacks (`root;child;span NANOS`, self time).
+    /// Folded stacks (`service;root;child;span NANOS`, self time).
     Folded,
     /// Flame graph SVG of self time.
     Flamegraph,
     /// Trace Event Format JSON for Perfetto and chrome://tracing.
     Chrome,
-    /// Human-readable listing (opentelemetry-stdout; stdout only).
+    /// Human-readable listing.
     Text,
 }
 
@@ -71,11 +72,6 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
     if args.to != Format::Otlp && args.endpoint.is_some() {
         bail!("--endpoint only applies to --to otlp");
     }
-    if args.to == Format::Text && !is_dash(&args.output) {
-        bail!(
-            "--to text prints to stdout only (opentelemetry-stdout writes there); redirect it instead of -o"
-        );
-    }
     let input: Box<dyn BufRead> = if is_dash(&args.input) {
         Box::new(io::stdin().lock())
     } else {
@@ -85,14 +81,20 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
     };
     let mut reader = SpanReader::new(input, args.skip_invalid);
     let output = || -> anyhow::Result<Box<dyn Write>> {
-        Ok(if is_dash(&args.output) {
-            Box::new(BufWriter::with_capacity(1 << 16, io::stdout().lock()))
+        let file = if is_dash(&args.output) {
+            // A duplicate of fd 1 rather than `io::stdout()`, which is line
+            // buffered: it would scan every chunk for its last newline and
+            // split the write there.
+            let stdout = io::stdout()
+                .as_fd()
+                .try_clone_to_owned()
+                .context("standard output")?;
+            File::from(stdout)
         } else {
             let path = args.output.as_deref().unwrap_or_else(|| "-".as_ref());
-            let file =
-                File::create(path).with_context(|| format!("creating {}", path.display()))?;
-            Box::new(BufWriter::with_capacity(1 << 16, file))
-        })
+            File::create(path).with_context(|| format!("creating {}", path.display()))?
+        };
+        Ok(Box::new(BackgroundWriter::new(file)))
     };
     let result: Result<Summary, ExportError> = match args.to {
         Format::OtlpJson => otlp_json::convert(&mut reader, &mut output()?, args.batch_size),
@@ -111,10 +113,7 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
             folded::convert_flamegraph(&mut reader, &mut output()?, args.group_window)
         }
         Format::Chrome => chrome::convert(&mut reader, output()?),
-        Format::Text => {
-            text::die_quietly_on_broken_pipe();
-            text::convert(&mut reader, args.batch_size)
-        }
+        Format::Text => text::convert(&mut reader, output()?),
     };
     for warning in reader.take_warnings() {
         eprintln!("goprobe convert: skipped {warning}");
