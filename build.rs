@@ -1,42 +1,156 @@
-//! Compiles the eBPF programs in `ebpf/` with clang into `$OUT_DIR/goprobe.bpf.o`,
-//! which `src/bpf/` embeds.
+//! Compiles goprobe's eBPF programs with clang: one object per probe family
+//! named in `src/catalog.toml` (`ebpf/probes/<family>.bpf.c` ->
+//! `$OUT_DIR/<family>.bpf.o`, embedded by `src/probes/<family>.rs`), plus
+//! `ebpf/baseline.bpf.c` (the do-nothing program of `attach --baseline-empty`)
+//! and the test-only `ebpf/test/broken.bpf.c` (see there).
+//!
+//! Each family's field offsets are an array indexed in catalog order: for
+//! each family this writes `$OUT_DIR/ebpf/<family>/fields.h` with one
+//! `#define GP_F_<Type>_<field> <index>` per field its probes name, each
+//! once, in the order the catalog lists them. `Catalog::family_fields` gives
+//! the same order at run time (a unit test compares the two).
 //!
 //! No vmlinux.h: the programs only use UAPI types (`linux/bpf.h`) and the
 //! uprobe context, whose amd64 layout (`struct pt_regs`) is user-space ABI and
-//! spelled out in `ebpf/goprobe.h`. They read no kernel structs, so they need
+//! spelled out in `ebpf/lib/abi.h`. They read no kernel structs, so they need
 //! no CO-RE relocations, and the build does not depend on the build
 //! machine's kernel BTF.
 
 use std::env;
-use std::path::PathBuf;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// Slots in a family's offset array (`GP_OFF_MAX` in `ebpf/lib/abi.h`).
+const OFF_MAX: usize = 32;
 
 fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-    let src = "ebpf/goprobe.bpf.c";
-    for f in [src, "ebpf/goprobe.h"] {
-        println!("cargo:rerun-if-changed={f}");
-    }
+    println!("cargo:rerun-if-changed=src/catalog.toml");
+    println!("cargo:rerun-if-changed=ebpf");
     println!("cargo:rerun-if-env-changed=GOPROBE_CLANG");
     let clang = env::var("GOPROBE_CLANG").unwrap_or_else(|_| "clang-14".to_owned());
-    let obj = out.join("goprobe.bpf.o");
-    let status = Command::new(&clang)
-        .args([
-            "-target",
-            "bpf",
-            "-O2",
-            "-g",
-            "-Wall",
-            "-Werror",
-            "-D__TARGET_ARCH_x86",
-        ])
-        // asm/types.h, pulled in by linux/bpf.h, lives in the multiarch directory.
-        .args(["-I", "/usr/include/x86_64-linux-gnu", "-I", "ebpf"])
-        .arg("-c")
-        .arg(src)
-        .arg("-o")
-        .arg(&obj)
-        .status();
+    let catalog = std::fs::read_to_string("src/catalog.toml").expect("reading src/catalog.toml");
+    let families = families(&catalog);
+    for (family, fields) in &families {
+        let dir = out.join("ebpf").join(family);
+        std::fs::create_dir_all(&dir).expect("creating the generated header directory");
+        std::fs::write(dir.join("fields.h"), fields_header(family, fields))
+            .expect("writing fields.h");
+        let src = format!("ebpf/probes/{family}.bpf.c");
+        if !Path::new(&src).exists() {
+            panic!("src/catalog.toml names family {family}, but {src} does not exist");
+        }
+        compile(&clang, &src, &[&dir], &out.join(format!("{family}.bpf.o")));
+    }
+    compile(
+        &clang,
+        "ebpf/baseline.bpf.c",
+        &[],
+        &out.join("baseline.bpf.o"),
+    );
+    compile(
+        &clang,
+        "ebpf/test/broken.bpf.c",
+        &[Path::new("ebpf/test")],
+        &out.join("test_broken.bpf.o"),
+    );
+}
+
+/// Each family the catalog names, in catalog order, with the fields its
+/// probes name (each once, in catalog order).
+fn families(catalog: &str) -> Vec<(String, Vec<String>)> {
+    let table: toml::Table = catalog.parse().expect("src/catalog.toml is not valid TOML");
+    let probes = table
+        .get("probe")
+        .and_then(toml::Value::as_array)
+        .expect("src/catalog.toml has no [[probe]]");
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    for p in probes {
+        let name = p.get("name").and_then(toml::Value::as_str).unwrap_or("?");
+        let family = p
+            .get("family")
+            .and_then(toml::Value::as_str)
+            .unwrap_or_else(|| panic!("catalog probe {name} names no family"))
+            .to_owned();
+        let i = match out.iter().position(|(f, _)| *f == family) {
+            Some(i) => i,
+            None => {
+                out.push((family, Vec::new()));
+                out.len() - 1
+            }
+        };
+        let fields = p.get("field").and_then(toml::Value::as_array);
+        for f in fields.into_iter().flatten() {
+            let field = f
+                .get("field")
+                .and_then(toml::Value::as_str)
+                .unwrap_or_else(|| panic!("catalog probe {name}: a field without a name"));
+            if !out[i].1.iter().any(|x| x == field) {
+                out[i].1.push(field.to_owned());
+            }
+        }
+    }
+    out
+}
+
+/// The C name of `PKG.Type.field`: `GP_F_<Type>_<field>`.
+fn macro_name(field: &str) -> String {
+    let (ty, name) = field
+        .rsplit_once('.')
+        .and_then(|(rest, name)| Some((rest.rsplit_once('.')?.1, name)))
+        .unwrap_or_else(|| panic!("catalog field {field:?} is not PKG.Type.field"));
+    let ident =
+        |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    assert!(
+        ident(ty) && ident(name),
+        "catalog field {field:?}: not a C identifier"
+    );
+    format!("GP_F_{ty}_{name}")
+}
+
+fn fields_header(family: &str, fields: &[String]) -> String {
+    assert!(
+        fields.len() <= OFF_MAX,
+        "family {family} names {} fields; its offset array holds {OFF_MAX} (GP_OFF_MAX)",
+        fields.len()
+    );
+    let mut h = format!(
+        "/* Generated by build.rs from src/catalog.toml: the {family} family's\n \
+         * field offsets, indexes into gp_config.off in catalog order. */\n\
+         #ifndef GP_FIELDS_H\n#define GP_FIELDS_H\n"
+    );
+    let mut names: Vec<String> = Vec::new();
+    for (i, f) in fields.iter().enumerate() {
+        let name = macro_name(f);
+        assert!(
+            !names.contains(&name),
+            "family {family}: two fields map to {name}; rename one in build.rs's macro_name"
+        );
+        let _ = writeln!(h, "#define {name} {i} /* {f} */");
+        names.push(name);
+    }
+    let _ = writeln!(h, "#define GP_F_COUNT {}\n#endif", fields.len());
+    h
+}
+
+fn compile(clang: &str, src: &str, includes: &[&Path], obj: &Path) {
+    let mut cmd = Command::new(clang);
+    cmd.args([
+        "-target",
+        "bpf",
+        "-O2",
+        "-g",
+        "-Wall",
+        "-Werror",
+        "-D__TARGET_ARCH_x86",
+    ])
+    // asm/types.h, pulled in by linux/bpf.h, lives in the multiarch directory.
+    .args(["-I", "/usr/include/x86_64-linux-gnu", "-I", "ebpf/lib"]);
+    for dir in includes {
+        cmd.arg("-I").arg(dir);
+    }
+    let status = cmd.arg("-c").arg(src).arg("-o").arg(obj).status();
     match status {
         Ok(s) if s.success() => {}
         Ok(s) => panic!("{clang} failed to compile {src} ({s}); run scripts/setup.sh"),

@@ -63,10 +63,10 @@ complete -c goprobe -n "__fish_goprobe_using_subcommand record" -s h -l help -d 
 complete -c goprobe -n "__fish_goprobe_using_subcommand convert" -l to -d 'Output format' -r -f -a "otlp-json\t'OTLP/JSON, one ExportTraceServiceRequest per line (Collector file exporter format)'
 otlp\t'OTLP/HTTP protobuf pushed to --endpoint'
 pprof\t'Gzipped pprof profile.proto for `go tool pprof`'
-folded\t'Folded stacks (`root;child;span NANOS`, self time)'
+folded\t'Folded stacks (`service;root;child;span NANOS`, self time)'
 flamegraph\t'Flame graph SVG of self time'
 chrome\t'Trace Event Format JSON for Perfetto and chrome://tracing'
-text\t'Human-readable listing (opentelemetry-stdout; stdout only)'
+text\t'Human-readable listing'
 metrics\t'RED metrics and a panic counter (--format prometheus or otlp-json)'
 summary\t'A table per service and route: count, errors, p50/p90/p99/max, panics'
 html\t'A self-contained HTML page with a waterfall of one trace or the slowest'"

@@ -1,21 +1,37 @@
 //! The probe catalog: every probe goprobe knows, as data (`src/catalog.toml`,
 //! embedded at build time): the functions each hooks, the arguments it reads
-//! under the Go register ABI, and the struct fields it needs, each with the Go
-//! or module version range where it applies.
+//! under the Go register ABI, the struct fields it needs (each with the Go or
+//! module version range where it applies), the probe family that serves it
+//! and the role its events play in a recording.
 //!
-//! Adding a probe (database/sql, gRPC, panics) means adding a `[[probe]]` to
-//! the TOML file; `offsets`, `inspect` verdicts and the offsets table pick it
-//! up from here.
+//! `offsets`, `inspect` verdicts, the offsets table, `attach` and `record`
+//! all read the probes from here; nothing else lists them.
+//!
+//! Adding a probe:
+//! 1. a `[[probe]]` in `src/catalog.toml`: hooks, argument registers and
+//!    slots, fields, `family` and `role`;
+//! 2. when no existing family reads what it needs, a family: its eBPF
+//!    programs in `ebpf/probes/<family>.bpf.c` (shared helpers in
+//!    `ebpf/lib/`; `build.rs` compiles one object per family named in the
+//!    catalog, with the family's field indexes generated from this file), and
+//!    `src/probes/<family>.rs`, which mirrors its event struct, decodes it
+//!    into typed stream fields and builds its span or span event;
+//! 3. the registry, `src/probes/mod.rs`: the family's `pub mod` line and its
+//!    entry in `crate::probes::FAMILIES`.
 
 use serde::{Deserialize, Serialize};
+
+mod version;
+
+pub use version::{Version, VersionReq};
 
 /// The catalog as shipped with goprobe.
 pub const CATALOG_TOML: &str = include_str!("catalog.toml");
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum CatalogError {
     #[error("catalog: {0}")]
-    Parse(#[from] toml::de::Error),
+    Parse(String),
     #[error("catalog: probe {probe}: {what}")]
     Invalid { probe: String, what: String },
 }
@@ -98,6 +114,20 @@ pub struct FieldNeed {
     pub optional: bool,
 }
 
+/// What a probe's events are in a recording (see `src/catalog.toml`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// A span that opens a scope: a new trace, or the caller's.
+    Server,
+    /// A span, child of the span enclosing it; it may enclose others.
+    Client,
+    /// An event on the enclosing span.
+    Event,
+    /// goprobe's own bookkeeping (goroutine creation).
+    Internal,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Probe {
@@ -106,13 +136,16 @@ pub struct Probe {
     /// Go versions the probe supports at all.
     pub go: String,
     pub archs: Vec<String>,
+    /// The family serving it: `src/probes/<family>.rs`, `ebpf/probes/<family>.bpf.c`.
+    pub family: String,
+    pub role: Role,
     #[serde(rename = "hook")]
     pub hooks: Vec<Hook>,
     #[serde(default, rename = "field")]
     pub fields: Vec<FieldNeed>,
-    /// Probes goprobe attaches for its own bookkeeping (goroutine creation),
-    /// not chosen by users.
-    #[serde(default)]
+    /// `role == Internal`: probes goprobe attaches for its own bookkeeping
+    /// (goroutine creation), not chosen by users.
+    #[serde(skip)]
     pub internal: bool,
 }
 
@@ -145,13 +178,22 @@ pub struct Target<'a> {
 }
 
 impl Catalog {
-    /// The catalog embedded in goprobe.
-    pub fn builtin() -> Result<Catalog, CatalogError> {
-        Catalog::parse(CATALOG_TOML)
+    /// The catalog embedded in goprobe, parsed once per run.
+    pub fn builtin() -> Result<&'static Catalog, CatalogError> {
+        static BUILTIN: std::sync::OnceLock<Result<Catalog, CatalogError>> =
+            std::sync::OnceLock::new();
+        BUILTIN
+            .get_or_init(|| Catalog::parse(CATALOG_TOML))
+            .as_ref()
+            .map_err(Clone::clone)
     }
 
     pub fn parse(text: &str) -> Result<Catalog, CatalogError> {
-        let catalog: Catalog = toml::from_str(text)?;
+        let mut catalog: Catalog =
+            toml::from_str(text).map_err(|e| CatalogError::Parse(e.to_string()))?;
+        for p in &mut catalog.probes {
+            p.internal = p.role == Role::Internal;
+        }
         catalog.validate()?;
         Ok(catalog)
     }
@@ -163,6 +205,14 @@ impl Catalog {
                 what,
             };
             VersionReq::parse(&p.go).ok_or_else(|| bad(format!("bad go range {:?}", p.go)))?;
+            if p.family.is_empty()
+                || !p
+                    .family
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            {
+                return Err(bad(format!("bad family name {:?}", p.family)));
+            }
             for h in &p.hooks {
                 for r in [&h.go, &h.version].into_iter().flatten() {
                     VersionReq::parse(r).ok_or_else(|| bad(format!("bad range {r:?}")))?;
@@ -189,6 +239,35 @@ impl Catalog {
 
     pub fn probe(&self, name: &str) -> Option<&Probe> {
         self.probes.iter().find(|p| p.name == name)
+    }
+
+    /// The families the probes name, each once, in catalog order.
+    pub fn families(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for p in &self.probes {
+            if !out.contains(&p.family.as_str()) {
+                out.push(&p.family);
+            }
+        }
+        out
+    }
+
+    /// The fields the probes of `family` name, each once, in catalog order:
+    /// the order of the family's offset array (`gp_config.off`), which
+    /// build.rs writes as the family's `GP_F_*` indexes by the same rule.
+    pub fn family_fields(&self, family: &str) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for f in self
+            .probes
+            .iter()
+            .filter(|p| p.family == family)
+            .flat_map(|p| &p.fields)
+        {
+            if !out.contains(&f.field.as_str()) {
+                out.push(&f.field);
+            }
+        }
+        out
     }
 
     /// Every distinct field any probe needs for this target, in catalog order.
@@ -321,97 +400,6 @@ pub fn g_register(goarch: &str) -> Option<&'static str> {
     }
 }
 
-/// A Go or module version, compared numerically; a pre-release (`rc1`,
-/// `-pre`, a pseudo-version's `-2024...`) sorts before its release.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Version {
-    nums: [u64; 3],
-    /// `true` for a release; pre-releases compare lower.
-    release: bool,
-    pre: String,
-}
-
-impl Version {
-    /// Parse `go1.22.10`, `1.22`, `v1.60.0`, `v0.0.0-20240102030405-abcdef123456`, `go1.23rc1`.
-    pub fn parse(s: &str) -> Option<Version> {
-        let s = s.trim();
-        let s = s
-            .strip_prefix("go")
-            .or_else(|| s.strip_prefix('v'))
-            .unwrap_or(s);
-        let num_end = s
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(s.len());
-        let (nums_str, rest) = s.split_at(num_end);
-        let mut nums = [0u64; 3];
-        let parts: Vec<&str> = nums_str.split('.').collect();
-        if parts.is_empty() || parts.len() > 3 || parts.iter().any(|p| p.is_empty()) {
-            return None;
-        }
-        for (slot, part) in nums.iter_mut().zip(&parts) {
-            *slot = part.parse().ok()?;
-        }
-        let pre = rest.trim_start_matches(['-', '+']).to_string();
-        Some(Version {
-            nums,
-            release: rest.is_empty() || rest.starts_with('+'),
-            pre,
-        })
-    }
-}
-
-/// A comma-separated list of comparisons (`>=1.22, <1.23`), all of which must hold.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VersionReq(Vec<(Op, Version)>);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Op {
-    Ge,
-    Gt,
-    Le,
-    Lt,
-    Eq,
-}
-
-impl VersionReq {
-    pub fn parse(s: &str) -> Option<VersionReq> {
-        let mut out = Vec::new();
-        for part in s.split(',') {
-            let part = part.trim();
-            let (op, rest) = if let Some(r) = part.strip_prefix(">=") {
-                (Op::Ge, r)
-            } else if let Some(r) = part.strip_prefix("<=") {
-                (Op::Le, r)
-            } else if let Some(r) = part.strip_prefix('>') {
-                (Op::Gt, r)
-            } else if let Some(r) = part.strip_prefix('<') {
-                (Op::Lt, r)
-            } else if let Some(r) = part.strip_prefix('=') {
-                (Op::Eq, r)
-            } else {
-                return None;
-            };
-            out.push((op, Version::parse(rest)?));
-        }
-        Some(VersionReq(out))
-    }
-
-    pub fn matches(&self, v: &Version) -> bool {
-        self.0.iter().all(|(op, bound)| match op {
-            Op::Ge => v >= bound,
-            Op::Gt => v > bound,
-            Op::Le => v <= bound,
-            Op::Lt => v < bound,
-            Op::Eq => v == bound,
-        })
-    }
-
-    /// False for an unparsable version.
-    pub fn matches_str(&self, v: &str) -> bool {
-        Version::parse(v).is_some_and(|v| self.matches(&v))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -498,23 +486,6 @@ mod tests {
     }
 
     #[test]
-    fn versions_compare_numerically_and_prereleases_first() {
-        let v = |s: &str| Version::parse(s).unwrap();
-        assert!(v("go1.22.10") > v("go1.22.9"));
-        assert!(v("go1.23rc1") < v("go1.23"));
-        assert!(v("1.23") == v("go1.23.0"));
-        assert!(v("v0.0.0-20240102030405-abcdef123456") < v("v0.0.0"));
-        assert!(Version::parse("go").is_none());
-        assert!(Version::parse("1..2").is_none());
-        let r = VersionReq::parse(">=1.22, <1.23").unwrap();
-        assert!(r.matches_str("go1.22.10"));
-        assert!(!r.matches_str("go1.23.0"));
-        assert!(!r.matches_str("go1.21.13"));
-        assert!(!r.matches_str("garbage"));
-        assert!(VersionReq::parse("~1.2").is_none());
-    }
-
-    #[test]
     fn registers_by_word() {
         assert_eq!(register("amd64", 3), Some("rdi"));
         assert_eq!(register("arm64", 3), Some("x3"));
@@ -531,6 +502,8 @@ name = "grpc.server"
 summary = "s"
 go = ">=1.17"
 archs = ["amd64"]
+family = "grpc_server"
+role = "server"
   [[probe.hook]]
   function = "google.golang.org/grpc.(*Server).handleStream"
   at = ["entry"]
@@ -561,7 +534,10 @@ archs = ["amd64"]
             0
         );
         assert!(
-            Catalog::parse("[[probe]]\nname='x'\nsummary=''\ngo='~1'\narchs=[]\nhook=[]").is_err()
+            Catalog::parse("[[probe]]\nname='x'\nsummary=''\ngo='~1'\narchs=[]\nfamily='x'\nrole='client'\nhook=[]").is_err()
+        );
+        assert!(
+            Catalog::parse("[[probe]]\nname='x'\nsummary=''\ngo='>=1'\narchs=[]\nfamily='X-y'\nrole='client'\nhook=[]").is_err()
         );
     }
 }

@@ -144,9 +144,9 @@ pub fn assess_binary(bin: &GoBinary) -> Vec<Verdict> {
     };
     let resolver = Resolver::for_binary(bin, &table, None);
     let goarch = String::from(bin.elf().arch.clone());
-    let has_function = hooked_functions(&catalog, bin);
+    let has_function = hooked_functions(catalog, bin);
     assess(
-        &catalog,
+        catalog,
         &Facts {
             goarch: &goarch,
             has_function: &has_function,
@@ -205,32 +205,26 @@ pub fn check_probe_names(names: &[String]) -> Result<(), ProbeNameError> {
     Ok(())
 }
 
-/// `inspect --require`: print on stderr why each required probe is not
-/// instrumentable in `bin`; [`Status::CheckFailed`] if any is not.
-pub fn report_required(bin: &GoBinary, required: &[String]) -> crate::exit::Status {
+/// `inspect --require`: for each required probe that is not instrumentable
+/// in `bin`, one line saying why (none when all are).
+pub fn required_failures(bin: &GoBinary, required: &[String]) -> Vec<String> {
     let verdicts = assess_binary(bin);
-    let mut status = crate::exit::Status::Success;
+    let mut out = Vec::new();
     for name in required {
         match verdicts.iter().find(|v| &v.probe == name) {
             Some(v) if v.instrumentable => {}
-            Some(v) => {
-                eprintln!(
-                    "goprobe: {}: probe {name} is not instrumentable: {}",
-                    bin.path().display(),
-                    v.reasons.join("; ")
-                );
-                status = crate::exit::Status::CheckFailed;
-            }
-            None => {
-                eprintln!(
-                    "goprobe: {}: probe {name} has no verdict",
-                    bin.path().display()
-                );
-                status = crate::exit::Status::CheckFailed;
-            }
+            Some(v) => out.push(format!(
+                "{}: probe {name} is not instrumentable: {}",
+                bin.path().display(),
+                v.reasons.join("; ")
+            )),
+            None => out.push(format!(
+                "{}: probe {name} has no verdict",
+                bin.path().display()
+            )),
         }
     }
-    status
+    out
 }
 
 #[cfg(test)]
@@ -271,7 +265,7 @@ mod tests {
         let resolver = Resolver::new(Err("no DWARF".into()), table, key);
         let has = |n: &str| Ok(functions.contains(&n));
         assess(
-            &Catalog::builtin().unwrap(),
+            Catalog::builtin().unwrap(),
             &Facts {
                 goarch: arch,
                 has_function: &has,
@@ -280,7 +274,7 @@ mod tests {
         )
     }
 
-    const HTTP_FUNCS: [&str; 12] = [
+    const HTTP_FUNCS: [&str; 13] = [
         "net/http.serverHandler.ServeHTTP",
         "net/http.(*Transport).roundTrip",
         "database/sql.(*DB).queryDC",
@@ -291,6 +285,7 @@ mod tests {
         "database/sql.(*Tx).rollback",
         "runtime.gopanic",
         "net/http.(*conn).serve.func1",
+        "net/http.(*http2serverConn).runHandler.func1",
         "runtime.newproc1",
         "runtime.goexit",
     ];

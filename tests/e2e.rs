@@ -7,12 +7,22 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use goprobe::attach::{Offsets, Plan, RawEvent, Session};
+use goprobe::attach::{FamilyPlan, Hook, Offsets, Plan, Session};
+use goprobe::bpf::abi::GpConfig;
+use goprobe::probes::Family;
+use goprobe::probes::family::Decode;
+use goprobe::stream::RawEvent;
 
 /// Attach both HTTP probes (and goroutine creation) to the binary, with
 /// offsets from the unstripped twin's DWARF. The hooks come from the
 /// catalog; a test below checks their addresses against the symbol table.
 fn session(entry: &common::CorpusEntry, pid: Option<u32>) -> Session {
+    let (plan, bin) = plan(entry, pid);
+    let mut warnings = Vec::new();
+    Session::start(&plan, Some(bin), false, &mut warnings).expect("attach")
+}
+
+fn plan(entry: &common::CorpusEntry, pid: Option<u32>) -> (Plan, goprobe::gobin::GoBinary) {
     common::require_root();
     let offsets = Offsets::from_ndjson(&common::dwarf_offsets(
         &entry.unstripped,
@@ -25,7 +35,7 @@ fn session(entry: &common::CorpusEntry, pid: Option<u32>) -> Session {
         .to_vec();
     let plan = Plan::new(&bin, pid, &probes, Some(offsets)).expect("plan");
     assert!(plan.skipped.is_empty(), "{:?}", plan.skipped);
-    for h in &plan.hooks {
+    for h in plan.hooks() {
         let (address, file_offset, _, _) = common::symbol_function(&entry.unstripped, &h.function);
         assert_eq!(
             (h.address, h.file_offset),
@@ -34,16 +44,7 @@ fn session(entry: &common::CorpusEntry, pid: Option<u32>) -> Session {
             h.function
         );
     }
-    let mut warnings = Vec::new();
-    Session::start(
-        &plan.target,
-        &plan.config,
-        &plan.hooks,
-        Some(bin),
-        false,
-        &mut warnings,
-    )
-    .expect("attach")
+    (plan, bin)
 }
 
 /// Poll until `n` events of `probe` arrived or `timeout` passed.
@@ -153,5 +154,84 @@ fn client_call_inside_server_call() {
         outer.fields.get("route").and_then(|r| r.as_str()),
         Some("/call"),
         "{outer:?}"
+    );
+}
+
+/// TEST ONLY: a family whose object the kernel's verifier rejects
+/// (`ebpf/test/broken.bpf.c`, compiled by build.rs; goprobe never embeds
+/// it, and only this test can add it to a plan).
+struct Broken;
+
+static BROKEN_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/test_broken.bpf.o"));
+
+impl Family for Broken {
+    fn name(&self) -> &'static str {
+        "test_broken"
+    }
+    fn probes(&self) -> &'static [&'static str] {
+        &["test.broken"]
+    }
+    fn object(&self) -> &'static [u8] {
+        BROKEN_OBJECT
+    }
+    fn decode(&self, _record: &[u8], _ctx: &mut Decode<'_>) -> Option<RawEvent> {
+        None
+    }
+}
+
+static BROKEN: Broken = Broken;
+
+/// A family the verifier rejects is reported once, naming the family and
+/// the verifier's reason; the families after it still attach and record.
+#[test]
+fn a_rejected_family_leaves_the_others_recording() {
+    let entry = common::corpus_binary("1.26", "httpserver", "default");
+    let server = common::Server::start(&entry.binary);
+    let (mut plan, bin) = plan(&entry, Some(server.pid()));
+    let serve: &Hook = plan
+        .hooks()
+        .find(|h| h.probe == "http.server")
+        .expect("ServeHTTP hook");
+    let broken = FamilyPlan {
+        family: &BROKEN,
+        hooks: vec![Hook {
+            probe: "test.broken".into(),
+            entry_program: Some("broken_entry".into()),
+            return_program: None,
+            ..serve.clone()
+        }],
+        config: GpConfig::default(),
+    };
+    // First, so that the others load after the rejection.
+    plan.families.insert(0, broken);
+    let mut warnings = Vec::new();
+    let mut s = Session::start(&plan, Some(bin), false, &mut warnings).expect("attach");
+    let about: Vec<&String> = warnings
+        .iter()
+        .filter(|w| w.contains("test_broken"))
+        .collect();
+    assert_eq!(about.len(), 1, "{warnings:#?}");
+    let w = about[0];
+    assert!(!w.contains('\n'), "one line: {w}");
+    assert!(
+        w.contains("verifier rejected eBPF program broken_entry")
+            && w.contains("invalid bpf_context access"),
+        "names the program and the verifier's reason: {w}"
+    );
+    assert!(
+        s.probes.iter().any(|p| p == "http.server"),
+        "{:?}",
+        s.probes
+    );
+    assert!(!s.probes.iter().any(|p| p == "test.broken"));
+    for _ in 0..3 {
+        assert_eq!(common::get(&server.addr, "/hello"), 200);
+    }
+    let events = collect(&mut s, "http.server", 3, Duration::from_secs(10));
+    assert_eq!(
+        events.iter().filter(|e| e.probe == "http.server").count(),
+        3,
+        "{events:#?}"
     );
 }

@@ -11,6 +11,8 @@
 //! The arm64 variants are not run here: they would need qemu-user, and the
 //! type and value layouts read are the same for both 64-bit targets (the
 //! unit tests cover the decoding on byte slices).
+// Corpus tests report what they measured.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod common;
 

@@ -9,6 +9,8 @@
 //! unexported runtime types reflect cannot name: for those, reflectoffsets'
 //! `mapcheck` mode walks real maps through goprobe's offsets and must find
 //! every entry and the Traceparent value.
+// Corpus tests report what they measured.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
 
 #[path = "common/mod.rs"]
 mod common;

@@ -1,4 +1,5 @@
 //! The `goprobe` executable: parse arguments, run, map the outcome to an exit status.
+#![allow(clippy::print_stderr)]
 
 use std::process::ExitCode;
 

@@ -1,14 +1,17 @@
-//! Loading goprobe's eBPF programs, attaching them to a Go binary's
-//! functions, and reading what they report (ring buffer events and the
-//! per-CPU lost-event counters).
+//! Loading eBPF objects (one per probe family, each loaded on its own so
+//! that a rejection disables that family alone), attaching their programs
+//! to a Go binary's functions, and reading what they report: ring-buffer
+//! records and per-CPU lost-event counters, polled together over every
+//! loaded object.
 //!
-//! The programs themselves are C in `ebpf/`, compiled by `build.rs`.
+//! The programs themselves are C in `ebpf/`, compiled by `build.rs`; this
+//! module knows nothing of what any family reads.
 
 pub mod abi;
 pub mod rets;
 
 use std::num::NonZeroU32;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -17,17 +20,21 @@ use aya::programs::UProbe;
 use aya::programs::uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeScope};
 use aya::{Ebpf, EbpfLoader};
 
-use abi::{GpConfig, GpHook, LOST_MAX, Record};
+use abi::{GpConfig, GpHook, LOST_MAX};
 
-/// The compiled programs. aya needs the object 8-byte aligned.
-static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/goprobe.bpf.o"));
+/// The do-nothing program of `attach --baseline-empty`. aya needs objects
+/// 8-byte aligned.
+pub static BASELINE_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/baseline.bpf.o"));
 
 #[derive(Debug, thiserror::Error)]
 pub enum BpfError {
     #[error("{0}")]
     Privileges(String),
-    #[error("loading the eBPF programs failed: {0}")]
+    #[error("loading the eBPF object failed: {0}")]
     Load(#[source] aya::EbpfError),
+    #[error("the kernel's verifier rejected eBPF program {program}: {reason}")]
+    Rejected { program: String, reason: String },
     #[error("eBPF program {0} missing from the object")]
     MissingProgram(String),
     #[error("{0} hooks exceed the {max} the eBPF hooks map holds", max = abi::HOOKS_MAX)]
@@ -53,11 +60,11 @@ pub enum BpfError {
         #[source]
         source: aya::programs::ProgramError,
     },
-    #[error("polling the ring buffer: {0}")]
+    #[error("polling the ring buffers: {0}")]
     Poll(#[source] std::io::Error),
 }
 
-/// Programs that do nothing, for measuring the cost of the traps alone.
+/// The program in [`BASELINE_OBJECT`].
 pub const EMPTY_PROGRAM: &str = "empty_probe";
 
 /// Checks what loading eBPF needs and says plainly what is missing, then
@@ -165,17 +172,53 @@ fn mount_tracefs(warnings: &mut Vec<String>) {
     }
 }
 
-/// Loaded programs and maps, not yet attached anywhere.
-pub struct Loaded {
+/// One loaded object: its maps and programs, and the uprobes attached.
+pub struct Object {
     ebpf: Ebpf,
     links: usize,
 }
 
-/// Loads the programs and writes the offsets they read into the config
-/// map and each hook's register table into the hooks map (index = the
-/// attach cookie of that hook's uprobes).
-pub fn load(config: &GpConfig, hooks: &[GpHook]) -> Result<Loaded, BpfError> {
-    let mut ebpf = EbpfLoader::new().load(OBJECT).map_err(|e| match &e {
+/// Loads objects one at a time, with the kernel's BTF read once for all
+/// of them (aya's loader reads it when created).
+pub struct Loader {
+    inner: EbpfLoader<'static>,
+}
+
+impl Default for Loader {
+    fn default() -> Self {
+        Loader::new()
+    }
+}
+
+impl Loader {
+    pub fn new() -> Loader {
+        Loader {
+            inner: EbpfLoader::new(),
+        }
+    }
+
+    /// Load an object and every program in it. When the object has them,
+    /// `config` goes into its one-entry `config` map and each hook's
+    /// register table into its `hooks` map (index = the attach cookie of
+    /// that hook's uprobes). A program the verifier refuses is
+    /// [`BpfError::Rejected`], with the verifier's reason.
+    pub fn load(
+        &mut self,
+        object: &[u8],
+        config: &GpConfig,
+        hooks: &[GpHook],
+    ) -> Result<Object, BpfError> {
+        load(&mut self.inner, object, config, hooks)
+    }
+}
+
+fn load(
+    loader: &mut EbpfLoader<'_>,
+    object: &[u8],
+    config: &GpConfig,
+    hooks: &[GpHook],
+) -> Result<Object, BpfError> {
+    let mut ebpf = loader.load(object).map_err(|e| match &e {
         aya::EbpfError::MapError(aya::maps::MapError::CreateError { io_error, .. })
         | aya::EbpfError::BtfError(aya::BtfError::FileError { error: io_error, .. })
             if io_error.kind() == std::io::ErrorKind::PermissionDenied =>
@@ -184,10 +227,7 @@ pub fn load(config: &GpConfig, hooks: &[GpHook]) -> Result<Loaded, BpfError> {
         }
         _ => BpfError::Load(e),
     })?;
-    {
-        let map = ebpf
-            .map_mut("config")
-            .ok_or(BpfError::MissingMap("config"))?;
+    if let Some(map) = ebpf.map_mut("config") {
         let mut array: Array<&mut MapData, GpConfig> =
             Array::try_from(map).map_err(|source| BpfError::Map {
                 name: "config",
@@ -201,8 +241,7 @@ pub fn load(config: &GpConfig, hooks: &[GpHook]) -> Result<Loaded, BpfError> {
     if hooks.len() > abi::HOOKS_MAX {
         return Err(BpfError::TooManyHooks(hooks.len()));
     }
-    {
-        let map = ebpf.map_mut("hooks").ok_or(BpfError::MissingMap("hooks"))?;
+    if let Some(map) = ebpf.map_mut("hooks") {
         let mut array: Array<&mut MapData, GpHook> =
             Array::try_from(map).map_err(|source| BpfError::Map {
                 name: "hooks",
@@ -225,12 +264,42 @@ pub fn load(config: &GpConfig, hooks: &[GpHook]) -> Result<Loaded, BpfError> {
                 name: name.clone(),
                 source,
             })?;
-        prog.load().map_err(|source| BpfError::Program {
-            name: name.clone(),
-            source,
+        prog.load().map_err(|source| match source {
+            aya::programs::ProgramError::LoadError {
+                io_error,
+                verifier_log,
+            } => BpfError::Rejected {
+                program: name.clone(),
+                reason: verifier_reason(&verifier_log.to_string(), &io_error),
+            },
+            source => BpfError::Program {
+                name: name.clone(),
+                source,
+            },
         })?;
     }
-    Ok(Loaded { ebpf, links: 0 })
+    Ok(Object { ebpf, links: 0 })
+}
+
+/// The one line of a verifier log that says why: the last one before the
+/// statistics the kernel appends ("processed N insns ..."), with the errno.
+fn verifier_reason(log: &str, io_error: &std::io::Error) -> String {
+    let stats = |l: &str| {
+        l.starts_with("processed ")
+            || l.starts_with("verification time")
+            || l.starts_with("stack depth")
+            || l.starts_with("-- END PROG LOAD LOG --")
+    };
+    let why = log
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .rev()
+        .find(|l| !stats(l));
+    match why {
+        Some(w) => format!("{w} ({io_error})"),
+        None => io_error.to_string(),
+    }
 }
 
 /// One function to probe: where its entry and RETs are in the file, and
@@ -239,16 +308,16 @@ pub fn load(config: &GpConfig, hooks: &[GpHook]) -> Result<Loaded, BpfError> {
 pub struct FunctionProbe {
     /// Program at the entry, if the hook fires there.
     pub entry: Option<String>,
-    /// Program at every RET, if the hook fires there.
+    /// Program at every RET, if it fires there.
     pub ret: Option<String>,
-    /// The hook's index in the hooks map, passed as the attach cookie.
+    /// The hook's index in the object's hooks map, passed as the attach cookie.
     pub cookie: u64,
     /// File offset of the function's first instruction.
     pub file_offset: u64,
     pub points: rets::ProbePoints,
 }
 
-impl Loaded {
+impl Object {
     /// Attach the entry program and one return program per RET.
     /// `pid` limits the probes to one process; `None` catches every process
     /// running `binary`, including ones started later (uprobes live on the
@@ -304,25 +373,14 @@ impl Loaded {
         self.links
     }
 
-    /// The ring buffer and lost counters. Call once.
-    pub fn reader(&mut self) -> Result<Reader, BpfError> {
-        let events = self
-            .ebpf
-            .take_map("events")
-            .ok_or(BpfError::MissingMap("events"))?;
-        let lost = self
-            .ebpf
-            .take_map("lost")
-            .ok_or(BpfError::MissingMap("lost"))?;
-        let inflight = self
-            .ebpf
-            .take_map("inflight")
-            .ok_or(BpfError::MissingMap("inflight"))?;
-        Ok(Reader {
-            inflight: aya::maps::HashMap::try_from(inflight).map_err(|source| BpfError::Map {
-                name: "inflight",
-                source,
-            })?,
+    /// The object's ring buffer (`events`) and lost counters (`lost`), if it
+    /// has them. Call once.
+    pub fn take_ring(&mut self) -> Result<Option<Ring>, BpfError> {
+        let (Some(events), Some(lost)) = (self.ebpf.take_map("events"), self.ebpf.take_map("lost"))
+        else {
+            return Ok(None);
+        };
+        Ok(Some(Ring {
             ring: RingBuf::try_from(events).map_err(|source| BpfError::Map {
                 name: "events",
                 source,
@@ -331,64 +389,37 @@ impl Loaded {
                 name: "lost",
                 source,
             })?,
-        })
+        }))
+    }
+
+    /// Every value in the hash map `name` (entries that vanish while
+    /// iterating are skipped).
+    pub fn hash_values<K: aya::Pod, V: aya::Pod>(
+        &self,
+        name: &'static str,
+    ) -> Result<Vec<V>, BpfError> {
+        let map = self.ebpf.map(name).ok_or(BpfError::MissingMap(name))?;
+        let hash: aya::maps::HashMap<&MapData, K, V> =
+            aya::maps::HashMap::try_from(map).map_err(|source| BpfError::Map { name, source })?;
+        Ok(hash.iter().filter_map(Result::ok).map(|(_, v)| v).collect())
     }
 }
 
-/// Reads completed calls from the ring buffer and the lost counters.
-pub struct Reader {
+/// One object's ring buffer and lost counters.
+pub struct Ring {
     ring: RingBuf<MapData>,
     lost: PerCpuArray<MapData, u64>,
-    inflight: aya::maps::HashMap<MapData, abi::GpInflightKey, abi::GpEvent>,
 }
 
-impl Reader {
-    /// Wait up to `timeout` for the kernel's wake-up, then hand every
-    /// waiting event to `f`. Wake-ups are batched in the kernel, so the
-    /// timeout bounds how stale a quiet stream can be. Returns how many
-    /// events were read.
-    pub fn poll(
-        &mut self,
-        timeout: Duration,
-        mut f: impl FnMut(Record),
-    ) -> Result<usize, BpfError> {
-        let mut pfd = libc::pollfd {
-            fd: self.ring.as_fd().as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
-        // SAFETY: pfd is one valid pollfd and nfds is 1.
-        let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
-        if rc < 0 {
-            let err = std::io::Error::last_os_error();
-            if err.kind() != std::io::ErrorKind::Interrupted {
-                return Err(BpfError::Poll(err));
-            }
-        }
-        Ok(self.drain(&mut f))
-    }
-
-    /// Hand every event waiting in the ring buffer to `f`, without waiting.
-    pub fn drain(&mut self, f: &mut impl FnMut(Record)) -> usize {
+impl Ring {
+    /// Hand every record waiting in the ring buffer to `f`, without waiting.
+    pub fn drain(&mut self, f: &mut dyn FnMut(&[u8])) -> usize {
         let mut n = 0;
         while let Some(item) = self.ring.next() {
-            if let Some(ev) = Record::from_bytes(&item) {
-                f(ev);
-                n += 1;
-            }
+            f(&item);
+            n += 1;
         }
         n
-    }
-
-    /// HTTP calls entered but not yet returned, as the in-flight map holds
-    /// them (entries that vanish while iterating are skipped).
-    pub fn in_flight(&self) -> Vec<abi::GpEvent> {
-        self.inflight
-            .iter()
-            .filter_map(Result::ok)
-            .map(|(_, v)| v)
-            .collect()
     }
 
     /// Totals of the lost counters over all CPUs, indexed like `abi::LOST_NAMES`.
@@ -405,5 +436,82 @@ impl Reader {
             *slot = values.iter().sum();
         }
         Ok(out)
+    }
+}
+
+/// Waits on several ring buffers at once (epoll over their fds).
+pub struct Waiter {
+    epoll: OwnedFd,
+}
+
+impl Waiter {
+    pub fn new(rings: &[&Ring]) -> Result<Waiter, BpfError> {
+        // SAFETY: epoll_create1 has no memory preconditions.
+        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if fd < 0 {
+            return Err(BpfError::Poll(std::io::Error::last_os_error()));
+        }
+        // SAFETY: fd is a new, valid descriptor that nothing else owns.
+        let epoll = unsafe { OwnedFd::from_raw_fd(fd) };
+        for (i, r) in rings.iter().enumerate() {
+            let mut ev = libc::epoll_event {
+                events: libc::EPOLLIN as u32,
+                u64: i as u64,
+            };
+            // SAFETY: both fds are open and ev is a valid epoll_event.
+            let rc = unsafe {
+                libc::epoll_ctl(
+                    epoll.as_raw_fd(),
+                    libc::EPOLL_CTL_ADD,
+                    r.ring.as_fd().as_raw_fd(),
+                    &mut ev,
+                )
+            };
+            if rc != 0 {
+                return Err(BpfError::Poll(std::io::Error::last_os_error()));
+            }
+        }
+        Ok(Waiter { epoll })
+    }
+
+    /// Wait up to `timeout` for the kernel's wake-up on any ring buffer.
+    /// Wake-ups are batched in the kernel, so the timeout bounds how stale
+    /// a quiet stream can be.
+    pub fn wait(&self, timeout: Duration) -> Result<(), BpfError> {
+        let mut evs = [libc::epoll_event { events: 0, u64: 0 }; 8];
+        let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+        // SAFETY: evs is a valid buffer of evs.len() epoll_events.
+        let rc = unsafe {
+            libc::epoll_wait(
+                self.epoll.as_raw_fd(),
+                evs.as_mut_ptr(),
+                evs.len() as i32,
+                ms,
+            )
+        };
+        if rc < 0 {
+            let err = std::io::Error::last_os_error();
+            if err.kind() != std::io::ErrorKind::Interrupted {
+                return Err(BpfError::Poll(err));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verifier_reason_is_the_line_before_the_statistics() {
+        let log = "0: R1=ctx() R10=fp0\n; *n += 1;\n3: (79) r1 = *(u64 *)(r0 +0)\nR0 invalid mem access 'map_value_or_null'\nprocessed 4 insns (limit 1000000) max_states_per_insn 0 total_states 0 peak_states 0 mark_read 0\n\n";
+        let e = std::io::Error::from_raw_os_error(libc::EACCES);
+        let r = verifier_reason(log, &e);
+        assert!(
+            r.starts_with("R0 invalid mem access 'map_value_or_null' ("),
+            "{r}"
+        );
+        assert_eq!(verifier_reason("", &e), e.to_string());
     }
 }

@@ -1,10 +1,9 @@
 //! `goprobe convert`: arguments and glue into [`crate::export`].
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::io::{self, BufRead, BufReader, Write};
+use std::os::fd::AsFd;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -12,8 +11,8 @@ use anyhow::{Context, bail};
 use crate::exit::Status;
 use crate::export::metrics::live::{self, Emitter, Encoding, Sink};
 use crate::export::{
-    self, ExportError, Summary, chrome, folded, html, otlp_http, otlp_json, pprof,
-    reader::SpanReader, summary, text,
+    self, ExportError, Summary, background::BackgroundWriter, chrome, folded, html, otlp_http,
+    otlp_json, pprof, reader::SpanReader, summary, text,
 };
 use crate::span::TraceId;
 
@@ -25,13 +24,13 @@ pub enum Format {
     Otlp,
     /// Gzipped pprof profile.proto for `go tool pprof`.
     Pprof,
-    /// Folded stacks (`root;child;span NANOS`, self time).
+    /// Folded stacks (`service;root;child;span NANOS`, self time).
     Folded,
     /// Flame graph SVG of self time.
     Flamegraph,
     /// Trace Event Format JSON for Perfetto and chrome://tracing.
     Chrome,
-    /// Human-readable listing (opentelemetry-stdout; stdout only).
+    /// Human-readable listing.
     Text,
     /// RED metrics and a panic counter (--format prometheus or otlp-json).
     Metrics,
@@ -98,7 +97,7 @@ pub struct Args {
     /// metrics (and otlp --signal metrics): write the cumulative values every
     /// DURATION while the input is open (for `record | convert`), and once
     /// more at its end; with -o FILE and Prometheus the file is replaced each time.
-    #[arg(long, value_name = "DURATION", value_parser = crate::attach::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = super::target::parse_duration)]
     pub interval: Option<Duration>,
     /// summary: JSON instead of the table.
     #[arg(long)]
@@ -123,11 +122,6 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
         bail!("--endpoint only applies to --to otlp");
     }
     check_format_flags(&args)?;
-    if args.to == Format::Text && !is_dash(&args.output) {
-        bail!(
-            "--to text prints to stdout only (opentelemetry-stdout writes there); redirect it instead of -o"
-        );
-    }
     if args.interval.is_some() {
         return run_live(&args);
     }
@@ -139,25 +133,19 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
         Box::new(BufReader::with_capacity(1 << 16, file))
     };
     let mut reader = SpanReader::new(input, args.skip_invalid);
-    let output = || -> anyhow::Result<Box<dyn Write>> {
-        Ok(if is_dash(&args.output) {
-            Box::new(BufWriter::with_capacity(1 << 16, io::stdout().lock()))
-        } else {
-            let path = args.output.as_deref().unwrap_or_else(|| "-".as_ref());
-            let file =
-                File::create(path).with_context(|| format!("creating {}", path.display()))?;
-            Box::new(BufWriter::with_capacity(1 << 16, file))
-        })
-    };
+    let output = || open_output(&args);
     let result: Result<Summary, ExportError> = match args.to {
         Format::OtlpJson => otlp_json::convert(&mut reader, &mut output()?, args.batch_size),
         Format::Otlp if args.signal == SignalArg::Metrics => live::convert(
             &mut reader,
-            metrics_emitter(&args, Sink::Push(pusher(&args, otlp_http::Signal::Metrics)))?,
+            metrics_emitter(&args, Sink::Push(pusher(&args, otlp_http::Signal::Metrics))),
         ),
+        Format::Otlp => {
+            let pusher = pusher(&args, otlp_http::Signal::Traces);
+            otlp_http::convert(&mut reader, &pusher, args.batch_size)
+        }
         Format::Metrics => {
-            let sink = Sink::Stream(output()?);
-            live::convert(&mut reader, metrics_emitter(&args, sink)?)
+            live::convert(&mut reader, metrics_emitter(&args, Sink::Stream(output()?)))
         }
         Format::Summary => summary::convert(&mut reader, &mut output()?, args.json),
         Format::Html => {
@@ -167,25 +155,36 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
             };
             html::convert(&mut reader, &mut output()?, selection, args.group_window)
         }
-        Format::Otlp => {
-            let pusher = pusher(&args, otlp_http::Signal::Traces);
-            otlp_http::convert(&mut reader, &pusher, args.batch_size)
-        }
         Format::Pprof => pprof::convert(&mut reader, output()?, args.group_window),
         Format::Folded => folded::convert_folded(&mut reader, &mut output()?, args.group_window),
         Format::Flamegraph => {
             folded::convert_flamegraph(&mut reader, &mut output()?, args.group_window)
         }
         Format::Chrome => chrome::convert(&mut reader, output()?),
-        Format::Text => {
-            text::die_quietly_on_broken_pipe();
-            text::convert(&mut reader, args.batch_size)
-        }
+        Format::Text => text::convert(&mut reader, output()?),
     };
     for warning in reader.take_warnings() {
         eprintln!("goprobe convert: skipped {warning}");
     }
     report(&args, &result?)
+}
+
+/// Standard output or the -o file, written by a background thread.
+fn open_output(args: &Args) -> anyhow::Result<Box<dyn Write>> {
+    let file = if is_dash(&args.output) {
+        // A duplicate of fd 1 rather than `io::stdout()`, which is line
+        // buffered: it would scan every chunk for its last newline and
+        // split the write there.
+        let stdout = io::stdout()
+            .as_fd()
+            .try_clone_to_owned()
+            .context("standard output")?;
+        File::from(stdout)
+    } else {
+        let path = args.output.as_deref().unwrap_or_else(|| "-".as_ref());
+        File::create(path).with_context(|| format!("creating {}", path.display()))?
+    };
+    Ok(Box::new(BackgroundWriter::new(file)))
 }
 
 /// The summary lines on stderr, and the exit status.
@@ -261,12 +260,12 @@ fn pusher(args: &Args, signal: otlp_http::Signal) -> otlp_http::Pusher {
     otlp_http::Pusher::for_signal(args.endpoint.as_deref().unwrap_or_default(), signal, policy)
 }
 
-fn metrics_emitter(args: &Args, sink: Sink) -> anyhow::Result<Emitter> {
+fn metrics_emitter(args: &Args, sink: Sink) -> Emitter {
     let encoding = match args.format.unwrap_or(MetricsFormat::Prometheus) {
         MetricsFormat::Prometheus => Encoding::Prometheus,
         MetricsFormat::OtlpJson => Encoding::OtlpJson,
     };
-    Ok(Emitter::new(encoding, sink))
+    Emitter::new(encoding, sink)
 }
 
 /// How long, after Ctrl-C or SIGTERM, the input gets to end by itself: a
@@ -283,32 +282,23 @@ fn run_live(args: &Args) -> anyhow::Result<Status> {
         Box::new(BufReader::with_capacity(1 << 16, file))
     };
     let reader = SpanReader::new(input, args.skip_invalid);
+    // Prometheus to a file: replaced each time (textfile collectors);
+    // otherwise one exposition after another.
     let sink = if args.to == Format::Otlp {
         Sink::Push(pusher(args, otlp_http::Signal::Metrics))
-    } else if is_dash(&args.output) {
-        Sink::Stream(Box::new(BufWriter::new(io::stdout())))
+    } else if !is_dash(&args.output) && args.format != Some(MetricsFormat::OtlpJson) {
+        Sink::Replace(args.output.clone().unwrap_or_default())
     } else {
-        let path = args.output.clone().unwrap_or_default();
-        if args.format == Some(MetricsFormat::OtlpJson) {
-            let file =
-                File::create(&path).with_context(|| format!("creating {}", path.display()))?;
-            Sink::Stream(Box::new(BufWriter::new(file)))
-        } else {
-            Sink::Replace(path)
-        }
+        Sink::Stream(open_output(args)?)
     };
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, Arc::clone(&stop))
-            .context("installing the Ctrl-C handler")?;
-    }
+    let stop = super::target::stop_on_signals()?;
     let every = args.interval.unwrap_or(Duration::from_secs(10));
     let result = live::run_intervals(
         reader,
         every,
         &stop,
         STOP_GRACE,
-        metrics_emitter(args, sink)?,
+        metrics_emitter(args, sink),
     );
     let end = result?;
     for warning in end.warnings {

@@ -90,7 +90,13 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
         };
         if !args.require.is_empty() {
             out.flush().context("writing output")?;
-            status = status.worst(crate::verdict::report_required(&bin, &args.require));
+            let failures = crate::verdict::required_failures(&bin, &args.require);
+            for f in &failures {
+                eprintln!("goprobe: {f}");
+            }
+            if !failures.is_empty() {
+                status = status.worst(Status::CheckFailed);
+            }
         }
         if let Some(err) = failure {
             out.flush().context("writing output")?;

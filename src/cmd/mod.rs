@@ -1,6 +1,9 @@
 //! Command-line definitions: one file per subcommand, each a `clap::Args`
 //! struct and a `run` function that calls into the library. No real logic
 //! lives here.
+//!
+//! The commands talk to the person at the terminal: printing is theirs.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use clap::{Parser, Subcommand};
 
@@ -11,7 +14,9 @@ pub mod convert;
 pub mod inspect;
 pub mod offsets;
 pub mod offsets_table;
+pub mod progress;
 pub mod record;
+pub mod target;
 
 /// Look inside Go programs from the outside: build info, functions, offsets, spans.
 #[derive(Debug, Parser)]

@@ -70,7 +70,7 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
     let resolver = Resolver::for_binary(&bin, &table, args.go_version.as_deref());
     let catalog = Catalog::builtin()?;
     let probes: Vec<&Probe> = if args.fields.is_empty() && args.probes.is_empty() {
-        probes_in_binary(&catalog, &bin, &resolver)
+        probes_in_binary(catalog, &bin, &resolver)
     } else {
         args.probes
             .iter()

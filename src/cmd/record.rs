@@ -1,13 +1,15 @@
-//! `goprobe record`: arguments and glue into [`crate::attach`] and [`crate::record`].
+//! `goprobe record`: arguments, and the wiring of an attach session (or
+//! `goprobe attach` NDJSON on stdin) into a [`crate::record::Recording`].
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use anyhow::Context;
 
-use super::attach::TargetArgs;
+use super::progress::Progress;
+use super::target::{self, TargetArgs};
 use crate::exit::Status;
-use crate::record::{self, Source, SpanSink};
+use crate::record::{Recording, SpanWriter};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -38,14 +40,41 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
     } else {
         (out, None)
     };
-    let mut sink = SpanSink::new(out, args.limit, std::io::stderr().is_terminal());
-    let summary = if args.target.has_target() {
+    let progress = Progress::new(std::io::stderr().is_terminal());
+    let shown = progress.clone();
+    let writer = SpanWriter::new(out, args.limit).on_write(move |n, lost| shown.update(n, lost));
+    let mut recording = Recording::new(writer)?;
+    // Ctrl-C and SIGTERM stop the recording, which then flushes. Reading a
+    // pipe, the producer (`goprobe attach`) gets the signal too, drains and
+    // closes the pipe: the end of input ends the recording.
+    let stop = target::stop_on_signals()?;
+    let ended = if args.target.has_target() {
         let req = args.target.request(false)?;
-        record::record(Source::Attach(&req), &mut sink)?
+        crate::attach::run(
+            &req,
+            &stop,
+            &mut |msg| progress.note(msg),
+            &mut |n| progress.note(&format!("attached {n} uprobes; recording (Ctrl-C to stop)")),
+            |line| recording.line(line.clone()),
+        )
+        .map(|s| s.reason.to_owned())
+        .map_err(anyhow::Error::from)
     } else {
-        record::record(Source::Stream(Box::new(std::io::stdin().lock())), &mut sink)?
+        recording
+            .read(std::io::stdin().lock())
+            .map_err(anyhow::Error::from)
     };
-    eprintln!("goprobe: {}", summary.line());
+    let reason = match ended {
+        Ok(r) => r,
+        Err(_) if recording.limit_reached() => "limit reached".to_owned(),
+        Err(e) => {
+            progress.finish();
+            return Err(e);
+        }
+    };
+    let summary = recording.finish(reason);
+    progress.finish();
+    eprintln!("goprobe: {}", summary?.line());
     if let Some(table) = table {
         let rows = table.lock().map(|mut t| t.rows()).unwrap_or_default();
         crate::export::summary::write_table(&rows, &mut std::io::stderr().lock())

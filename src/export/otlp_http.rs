@@ -7,6 +7,7 @@
 //! success whose `rejected_spans` are counted.
 
 use std::io::BufRead;
+use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
@@ -14,7 +15,8 @@ use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResp
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use prost::Message;
 
-use super::otlp_json::{export_request, for_each_batch};
+use super::otlp_encode::Encoding;
+use super::otlp_json::for_each_request;
 use super::reader::SpanReader;
 use super::{ExportError, Summary};
 
@@ -245,27 +247,52 @@ fn summarize_body(text: &str) -> String {
 }
 
 /// Read all spans and push them in batches of `batch_size`.
+///
+/// One batch is sent while the next is read and encoded (as the
+/// OpenTelemetry SDK's batch processor exports in the background), so the
+/// receiver's time overlaps with ours; batches still go out one at a time
+/// and in order, and at most two are held.
 pub fn convert<R: BufRead>(
     reader: &mut SpanReader<R>,
     pusher: &Pusher,
     batch_size: usize,
 ) -> Result<Summary, ExportError> {
-    let mut summary = Summary::default();
-    let spans = for_each_batch(reader, batch_size, |batch| {
-        let n = batch.len() as u64;
-        let body = export_request(batch).encode_to_vec();
-        let outcome = pusher.send(&body)?;
-        let rejected = outcome.rejected.min(n);
-        summary.rejected += rejected;
-        summary.accepted += n - rejected;
-        if outcome.message.is_some() {
-            summary.rejected_message = outcome.message;
-        }
-        Ok(())
-    })?;
-    summary.spans = spans;
-    summary.skipped = reader.skipped();
-    Ok(summary)
+    let (batches, incoming) = mpsc::sync_channel::<(Vec<u8>, u64)>(0);
+    thread::scope(|scope| {
+        let sender = scope.spawn(move || -> Result<Summary, SendError> {
+            let mut summary = Summary::default();
+            for (body, n) in incoming {
+                let outcome = pusher.send(&body)?;
+                let rejected = outcome.rejected.min(n);
+                summary.rejected += rejected;
+                summary.accepted += n - rejected;
+                if outcome.message.is_some() {
+                    summary.rejected_message = outcome.message;
+                }
+            }
+            Ok(summary)
+        });
+        let read = for_each_request(reader, Encoding::Protobuf, batch_size, |batch| {
+            let n = batch.len() as u64;
+            let mut body = Vec::new();
+            batch.finish(&mut body)?;
+            // A closed channel means the sender gave up; its error is
+            // reported below.
+            batches
+                .send((body, n))
+                .map_err(|_| ExportError::Other("OTLP push stopped".to_owned()))
+        });
+        drop(batches);
+        // The receiver's refusal comes first: it happened to an earlier batch
+        // than anything reading found.
+        let mut summary = match sender.join() {
+            Ok(sent) => sent?,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        summary.spans = read?;
+        summary.skipped = reader.skipped();
+        Ok(summary)
+    })
 }
 
 #[cfg(test)]

@@ -306,3 +306,25 @@ fn spawn_events_link_handlers_to_their_creator() {
         "one accept loop created every connection goroutine"
     );
 }
+
+/// goprobe attaches to amd64 only: an arm64 binary is refused before any
+/// eBPF is loaded, with the architecture named.
+#[test]
+fn arm64_binaries_are_refused_naming_the_architecture() {
+    let bin = common::manifest()
+        .into_iter()
+        .find(|b| b.program == "httpserver" && b.goarch == "arm64")
+        .expect("an arm64 httpserver in the corpus");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_goprobe"))
+        .arg("attach")
+        .arg(&bin.path)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("http.server: unsupported architecture arm64 (supported: amd64)"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+}

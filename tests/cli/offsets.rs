@@ -254,6 +254,8 @@ fn by_pid() {
     assert_eq!(got["runtime.g.goid"].source, Source::Table);
 }
 
+/// Every amd64 HTTP server passes; arm64 ones (goprobe attaches to amd64
+/// only) fail with a reason naming the architecture.
 #[test]
 fn inspect_require_passes_on_every_httpserver_binary() {
     for bin in manifest().iter().filter(|b| b.program == "httpserver") {
@@ -263,20 +265,32 @@ fn inspect_require_passes_on_every_httpserver_binary() {
             "http.server,http.client",
             s(&bin.path),
         ]);
+        let amd64 = bin.goarch == "amd64";
         assert_eq!(
             out.status.code(),
-            Some(0),
+            Some(if amd64 { 0 } else { 1 }),
             "{}: {}",
             bin.label(),
             stderr(&out)
         );
+        if !amd64 {
+            assert!(
+                stderr(&out).contains(&format!(
+                    "probe http.server is not instrumentable: unsupported architecture {} (supported: amd64)",
+                    bin.goarch
+                )),
+                "{}: {}",
+                bin.label(),
+                stderr(&out)
+            );
+        }
         let json = goprobe(&["inspect", "--json", s(&bin.path)]);
         let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
         let probes = v["probes"].as_array().unwrap();
         assert!(
             probes
                 .iter()
-                .any(|p| p["probe"] == "http.server" && p["instrumentable"] == true),
+                .any(|p| p["probe"] == "http.server" && p["instrumentable"] == amd64),
             "{v}"
         );
     }
@@ -493,8 +507,8 @@ fn unknown_optional_fields_are_reported_but_do_not_fail() {
 
 #[test]
 fn db_sql_verdicts_follow_the_binary() {
-    // reflectoffsets links database/sql: instrumentable in every variant,
-    // stripped ones through the offsets table.
+    // reflectoffsets links database/sql: instrumentable in every amd64
+    // variant, stripped ones through the offsets table.
     let bins: Vec<CorpusBinary> = manifest()
         .into_iter()
         .filter(|b| b.program == "reflectoffsets")
@@ -502,13 +516,23 @@ fn db_sql_verdicts_follow_the_binary() {
     assert!(bins.iter().any(|b| b.variant.ends_with("stripped")));
     for bin in &bins {
         let out = goprobe(&["inspect", "--require", "db.sql", s(&bin.path)]);
+        // goprobe attaches to amd64 only: arm64 builds say so.
+        let amd64 = bin.goarch == "amd64";
         assert_eq!(
             out.status.code(),
-            Some(0),
+            Some(if amd64 { 0 } else { 1 }),
             "{}: {}",
             bin.label(),
             stderr(&out)
         );
+        if !amd64 {
+            assert!(
+                stderr(&out).contains("unsupported architecture arm64 (supported: amd64)"),
+                "{}: {}",
+                bin.label(),
+                stderr(&out)
+            );
+        }
     }
     let stripped = corpus("reflectoffsets", "stripped");
     let json = goprobe(&["inspect", "--json", s(&stripped.path)]);

@@ -1,5 +1,5 @@
-//! What goprobe knows about database/sql calls beyond the bytes the probe
-//! reads: which database system a driver talks to, where the server is
+//! What the `db_sql` family knows about database/sql calls beyond the
+//! bytes its programs read: which database system a driver talks to, where the server is
 //! (from a DSN), and the operation and table a query names, for span names
 //! and the `db.*` semantic-convention attributes.
 
@@ -61,7 +61,7 @@ pub fn server_from_dsn(dsn: &str) -> Option<(String, Option<u16>)> {
         let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
         // Several hosts (failover lists): the first one.
         let hostport = hostport.split(',').next().unwrap_or("");
-        let (host, port) = crate::record::split_host_port(hostport)?;
+        let (host, port) = crate::otel::split_host_port(hostport)?;
         return Some((host.to_owned(), port.and_then(|p| u16::try_from(p).ok())));
     }
     let mut host = None;

@@ -1,0 +1,143 @@
+/* family.h: what every probe family's eBPF object has: its configuration
+ * (field offsets, switches), its hooks' register tables, its lost-event
+ * counters and its ring buffer, and the helpers that use them.
+ *
+ * Include it once per family C file, after the family's generated
+ * "fields.h" (which must define GP_F_g_goid: every family names
+ * runtime.g.goid in the catalog). A family may define GP_RINGBUF_BYTES first
+ * to size its ring buffer.
+ *
+ * Go >= 1.17 register ABI on amd64: integer arguments and results in RAX,
+ * RBX, RCX, RDI, RSI, R8, R9, R10, R11; R14 holds the current g.
+ */
+#ifndef GP_FAMILY_H
+#define GP_FAMILY_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+#include "abi.h"
+#include "goread.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+#ifndef GP_RINGBUF_BYTES
+#define GP_RINGBUF_BYTES (4 << 20)
+#endif
+
+/* Sized for thousands of concurrent calls (blocked handlers, slow
+ * upstreams); LRU so calls that never return (a handler that panics)
+ * cannot fill an in-flight map for good. */
+#define GP_INFLIGHT_ENTRIES 65536
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct gp_config);
+} config SEC(".maps");
+
+/* Per hooked function: which registers hold what. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, GP_HOOKS_MAX);
+	__type(key, __u32);
+	__type(value, struct gp_hook);
+} hooks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, GP_LOST_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} lost SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, GP_RINGBUF_BYTES);
+} events SEC(".maps");
+
+/* Wake the reader only once this much data is waiting; user space also
+ * polls with a short timeout, so a quiet trickle of events is still read
+ * promptly. Batching the wake-ups keeps the per-call cost low under load. */
+#define GP_WAKEUP_BYTES (256 << 10)
+
+static __always_inline void count_lost(__u32 idx)
+{
+	__u64 *n = bpf_map_lookup_elem(&lost, &idx);
+	if (n)
+		*n += 1;
+}
+
+static __always_inline struct gp_config *get_config(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&config, &zero);
+}
+
+/* The family's offset of field `f` (a GP_F_* index); masked so the verifier
+ * sees the index in bounds. */
+static __always_inline __u64 off(struct gp_config *cfg, int f)
+{
+	return cfg->off[f & (GP_OFF_MAX - 1)];
+}
+
+static __always_inline __u32 mode(struct gp_config *cfg, int m)
+{
+	return cfg->mode[m & (GP_MODES - 1)];
+}
+
+/* The in-flight map key of a call on the current goroutine. */
+static __always_inline struct gp_call_key call_key(void *ctx)
+{
+	struct gp_regs_x86_64 *regs = (struct gp_regs_x86_64 *)ctx;
+	struct gp_call_key key = {.tgid = bpf_get_current_pid_tgid() >> 32, .g = regs->r14};
+	return key;
+}
+
+/* The current goroutine's id into *dst (left as is when the offset is
+ * unknown); non-zero when the read failed. */
+static __always_inline int read_goid(void *ctx, struct gp_config *cfg, __u64 *dst)
+{
+	struct gp_regs_x86_64 *regs = (struct gp_regs_x86_64 *)ctx;
+	if (off(cfg, GP_F_g_goid) == GP_NO_OFFSET)
+		return 0;
+	return read_u64(dst, regs->r14 + off(cfg, GP_F_g_goid));
+}
+
+/* The hook this uprobe was attached for: its index is the attach cookie. */
+static __always_inline struct gp_hook *get_hook(void *ctx)
+{
+	__u32 idx = (__u32)bpf_get_attach_cookie(ctx);
+	return bpf_map_lookup_elem(&hooks, &idx);
+}
+
+/* The register holding register-ABI word `w` (amd64 order: RAX, RBX, RCX,
+ * RDI, RSI, R8, R9, R10, R11). The verifier rejects loads through a
+ * variable offset into the uprobe context (and clang turns a switch into
+ * exactly that), so the nine registers are copied to the stack with
+ * constant offsets and indexed there. */
+static __always_inline __u64 word(void *ctx, __u8 w)
+{
+	struct gp_regs_x86_64 *r = (struct gp_regs_x86_64 *)ctx;
+	__u64 abi[9] = {r->rax, r->rbx, r->rcx, r->rdi, r->rsi, r->r8, r->r9, r->r10, r->r11};
+	if (w >= 9)
+		return 0;
+	return abi[w];
+}
+
+static __always_inline __u64 slot(void *ctx, struct gp_hook *h, int s)
+{
+	return word(ctx, h->reg[s & (GP_SLOTS - 1)]);
+}
+
+static __always_inline void output(void *data, __u64 size)
+{
+	__u64 flags = BPF_RB_NO_WAKEUP;
+	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= GP_WAKEUP_BYTES)
+		flags = BPF_RB_FORCE_WAKEUP;
+	if (bpf_ringbuf_output(&events, data, size, flags))
+		count_lost(GP_LOST_RINGBUF);
+}
+
+#endif

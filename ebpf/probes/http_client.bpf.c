@@ -1,0 +1,147 @@
+// SPDX-License-Identifier: GPL-2.0
+/* http_client.bpf.c: the http_client family (catalog probe http.client):
+ * outgoing HTTP calls through net/http.(*Transport).roundTrip, timed from
+ * entry to return (every RET; see http_server.bpf.c for why), with method,
+ * URL, the Host header, status and whether an error came back.
+ *
+ * Hook slots (catalog `slot`):
+ *   http_client: 0 *Request  1 *Response (return)  2,3 error (return)
+ */
+#define GP_RINGBUF_BYTES (4 << 20)
+#include "fields.h"
+#include "family.h"
+
+/* gp_client_event.flags beyond GP_FLAG_* (src/probes/http_client.rs) */
+#define GP_FLAG_NO_RESPONSE (1 << 8) /* no *Response to read a status from */
+
+#define GP_METHOD_MAX 16
+#define GP_SHORT_MAX 64
+#define GP_LONG_MAX 256
+
+/* One completed call; the in-flight map holds the same struct between
+ * entry and return. */
+struct gp_client_event {
+	__u32 pid;
+	__u32 tid;
+	__u32 flags;                  /* GP_FLAG_* */
+	__u32 _pad0;
+	__u64 goid;
+	__u64 g;
+	__u64 start_ns;
+	__u64 end_ns;
+	__s64 status;                 /* Response.StatusCode, 0 when unknown */
+	__u32 method_len;             /* real lengths (may exceed the buffers) */
+	__u32 scheme_len;
+	__u32 host_len;
+	__u32 request_host_len;
+	__u32 path_len;
+	__u32 query_len;
+	char method[GP_METHOD_MAX];
+	char scheme[GP_METHOD_MAX];
+	char host[GP_SHORT_MAX];          /* URL.Host */
+	char request_host[GP_SHORT_MAX];  /* Request.Host (the Host header, when set) */
+	char path[GP_LONG_MAX];
+	char query[GP_LONG_MAX];
+};
+_Static_assert(sizeof(struct gp_client_event) == 752, "gp_client_event layout (src/probes/http_client.rs)");
+
+/* Half the server's: a service rarely has more calls out than requests in. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, GP_INFLIGHT_ENTRIES / 2);
+	__type(key, struct gp_call_key);
+	__type(value, struct gp_client_event);
+} inflight SEC(".maps");
+
+/* Scratch space: the event is too large for the 512-byte BPF stack. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct gp_client_event);
+} scratch SEC(".maps");
+
+/* net/http.(*Transport).roundTrip(t *Transport, req *Request) (*Response, error) */
+SEC("uprobe")
+int http_client_entry(void *ctx)
+{
+	struct gp_regs_x86_64 *regs = (struct gp_regs_x86_64 *)ctx;
+	struct gp_config *cfg = get_config();
+	struct gp_hook *h = get_hook(ctx);
+	if (!cfg || !h)
+		return 0;
+	__u32 zero = 0;
+	struct gp_client_event *ev = bpf_map_lookup_elem(&scratch, &zero);
+	if (!ev)
+		return 0;
+	/* The scratch slot is reused: reset every scalar (string bytes past
+	 * each *_len are never read). */
+	ev->flags = 0;
+	ev->goid = 0;
+	ev->end_ns = 0;
+	ev->status = 0;
+	ev->method_len = 0;
+	ev->scheme_len = 0;
+	ev->host_len = 0;
+	ev->request_host_len = 0;
+	ev->path_len = 0;
+	ev->query_len = 0;
+	__u64 id = bpf_get_current_pid_tgid();
+	ev->pid = id >> 32;
+	ev->tid = (__u32)id;
+	ev->g = regs->r14;
+	ev->start_ns = bpf_ktime_get_ns();
+	int bad = read_goid(ctx, cfg, &ev->goid);
+	__u64 req = slot(ctx, h, 0);
+	bad |= READ_GO_STRING(ev, req + off(cfg, GP_F_Request_Method), method, method_len);
+	bad |= READ_GO_STRING(ev, req + off(cfg, GP_F_Request_Host), request_host, request_host_len);
+	__u64 url = 0;
+	if (read_u64(&url, req + off(cfg, GP_F_Request_URL)) || !url) {
+		bad = 1;
+	} else {
+		bad |= READ_GO_STRING(ev, url + off(cfg, GP_F_URL_Scheme), scheme, scheme_len);
+		bad |= READ_GO_STRING(ev, url + off(cfg, GP_F_URL_Host), host, host_len);
+		bad |= READ_GO_STRING(ev, url + off(cfg, GP_F_URL_Path), path, path_len);
+		bad |= READ_GO_STRING(ev, url + off(cfg, GP_F_URL_RawQuery), query, query_len);
+	}
+	if (bad) {
+		ev->flags |= GP_FLAG_READ_FAILED;
+		count_lost(GP_LOST_READ);
+	}
+	struct gp_call_key key = {.tgid = ev->pid, .g = ev->g};
+	if (bpf_map_update_elem(&inflight, &key, ev, BPF_ANY))
+		count_lost(GP_LOST_INFLIGHT);
+	return 0;
+}
+
+SEC("uprobe")
+int http_client_return(void *ctx)
+{
+	struct gp_config *cfg = get_config();
+	struct gp_hook *h = get_hook(ctx);
+	if (!cfg || !h)
+		return 0;
+	struct gp_call_key key = call_key(ctx);
+	struct gp_client_event *ev = bpf_map_lookup_elem(&inflight, &key);
+	if (!ev) {
+		count_lost(GP_LOST_UNPAIRED);
+		return 0;
+	}
+	__u64 resp = slot(ctx, h, 1);
+	if (slot(ctx, h, 2))
+		ev->flags |= GP_FLAG_ERROR;
+	if (resp) {
+		__s64 code = 0;
+		if (bpf_probe_read_user(&code, sizeof(code), (void *)(resp + off(cfg, GP_F_Response_StatusCode)))) {
+			ev->flags |= GP_FLAG_READ_FAILED;
+			count_lost(GP_LOST_READ);
+		}
+		ev->status = code;
+	} else {
+		ev->flags |= GP_FLAG_NO_RESPONSE;
+	}
+	ev->end_ns = bpf_ktime_get_ns();
+	output(ev, sizeof(*ev));
+	bpf_map_delete_elem(&inflight, &key);
+	return 0;
+}

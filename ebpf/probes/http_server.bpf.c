@@ -1,0 +1,419 @@
+// SPDX-License-Identifier: GPL-2.0
+/* http_server.bpf.c: the http_server family (catalog probe http.server):
+ * HTTP requests served by net/http, timed from the entry of
+ * serverHandler.ServeHTTP to its return, with method, path, host,
+ * protocol, peer, status, route and an incoming W3C traceparent.
+ *
+ * The entry program is attached after the function's stack-growth check, so
+ * a call that grows its stack is seen once; the return program at every RET
+ * instruction (Go must never get uretprobes, which corrupt moving goroutine
+ * stacks). Entry stores a partially filled event in the in-flight LRU map
+ * keyed by (tgid, goroutine pointer); return completes it and sends it.
+ *
+ * A request whose ServeHTTP never returns (a panic escaped the handler, and
+ * net/http's recovery runs) ends at the entry of that recovery function:
+ * http_server_unwound_entry, on the hooks the catalog lists for it.
+ *
+ * Hook slots (catalog `slot`):
+ *   http_server:          0,1 ResponseWriter (itab, data)  2 *Request
+ *   http_server_unwound:  none
+ */
+#define GP_RINGBUF_BYTES (8 << 20)   /* about 10,000 requests of slack */
+#include "fields.h"
+#include "family.h"
+
+/* gp_server_event.flags beyond GP_FLAG_* (src/probes/http_server.rs) */
+#define GP_FLAG_UNWOUND (1 << 8)     /* ServeHTTP never returned; net/http's recovery ran instead */
+#define GP_FLAG_MAP_TOO_BIG (1 << 9) /* Request.Header too big to search for traceparent */
+
+/* gp_config.mode slots and their values. */
+#define GP_MODE_ROUTE 0
+#define GP_ROUTE_NONE 0
+#define GP_ROUTE_PATTERN 1      /* Go >= 1.23: Request.Pattern string */
+#define GP_ROUTE_PAT_PTR 2      /* Go 1.22: Request.pat *pattern, pattern.str string */
+#define GP_MODE_MAP 1           /* how Go maps are laid out, for Request.Header */
+#define GP_MAP_NONE 0           /* offsets unknown: traceparent is not read */
+#define GP_MAP_BUCKETS 1        /* Go < 1.24: runtime.hmap with 8-slot buckets */
+#define GP_MAP_SWISS 2          /* Go >= 1.24: internal/runtime/maps Swiss tables */
+
+/* Field sizes: Go strings are copied up to these many bytes; the event
+ * keeps the real length so user space can tell a string was truncated. */
+#define GP_METHOD_MAX 16
+#define GP_SHORT_MAX 64
+#define GP_LONG_MAX 256
+#define GP_TRACEPARENT_MAX 64   /* a version-00 traceparent is 55 bytes */
+
+/* One request served, as sent through the ring buffer; the in-flight map
+ * holds the same struct between entry and return. */
+struct gp_server_event {
+	__u32 pid;                    /* tgid */
+	__u32 tid;
+	__u32 flags;                  /* GP_FLAG_* */
+	__u32 unwound_by;             /* GP_FLAG_UNWOUND: index in `hooks` of the net/http function that ran */
+	__u64 goid;                   /* runtime.g.goid, 0 if unreadable */
+	__u64 g;                      /* goroutine pointer */
+	__u64 start_ns;               /* CLOCK_MONOTONIC at entry */
+	__u64 end_ns;                 /* CLOCK_MONOTONIC at return */
+	__s64 status;                 /* HTTP status code, 0 when unknown */
+	__u64 req;                    /* *http.Request */
+	__u64 resp;                   /* ResponseWriter's data word (*http.response for HTTP/1.x) */
+	__u32 method_len;             /* real lengths (may exceed the buffers) */
+	__u32 path_len;
+	__u32 host_len;
+	__u32 proto_len;
+	__u32 peer_len;
+	__u32 route_len;
+	__u32 traceparent_len;
+	__u32 _pad;
+	char method[GP_METHOD_MAX];
+	char host[GP_SHORT_MAX];
+	char proto[GP_METHOD_MAX];
+	char peer[GP_SHORT_MAX];
+	char path[GP_LONG_MAX];
+	char route[GP_LONG_MAX];
+	char traceparent[GP_TRACEPARENT_MAX];
+};
+_Static_assert(sizeof(struct gp_server_event) == 840, "gp_server_event layout (src/probes/http_server.rs)");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, GP_INFLIGHT_ENTRIES);
+	__type(key, struct gp_call_key);
+	__type(value, struct gp_server_event);
+} inflight SEC(".maps");
+
+/* Scratch space: the event is too large for the 512-byte BPF stack. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct gp_server_event);
+} scratch SEC(".maps");
+
+/* One map bucket or group of Request.Header while searching it. */
+#define GP_BUCKET_BYTES 336
+struct gp_mapbuf {
+	__u8 b[GP_BUCKET_BYTES];
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct gp_mapbuf);
+} mapbuf SEC(".maps");
+
+static __always_inline struct gp_server_event *start_event(void *ctx, struct gp_config *cfg)
+{
+	struct gp_regs_x86_64 *regs = (struct gp_regs_x86_64 *)ctx;
+	__u32 zero = 0;
+	struct gp_server_event *ev = bpf_map_lookup_elem(&scratch, &zero);
+	if (!ev)
+		return 0;
+	/* The scratch slot is reused: reset every scalar a previous event set.
+	 * String bytes past each *_len are left stale (too big to clear
+	 * cheaply); user space never reads past min(len, buffer size). */
+	ev->flags = 0;
+	ev->unwound_by = 0;
+	ev->goid = 0;
+	ev->end_ns = 0;
+	ev->status = 0;
+	ev->req = 0;
+	ev->resp = 0;
+	ev->method_len = 0;
+	ev->path_len = 0;
+	ev->host_len = 0;
+	ev->proto_len = 0;
+	ev->peer_len = 0;
+	ev->route_len = 0;
+	ev->traceparent_len = 0;
+	__u64 id = bpf_get_current_pid_tgid();
+	ev->pid = id >> 32;
+	ev->tid = (__u32)id;
+	ev->g = regs->r14;
+	ev->start_ns = bpf_ktime_get_ns();
+	if (read_goid(ctx, cfg, &ev->goid))
+		ev->flags |= GP_FLAG_READ_FAILED;
+	return ev;
+}
+
+static __always_inline void store_inflight(struct gp_server_event *ev)
+{
+	struct gp_call_key key = {.tgid = ev->pid, .g = ev->g};
+	if (ev->flags & GP_FLAG_READ_FAILED)
+		count_lost(GP_LOST_READ);
+	if (bpf_map_update_elem(&inflight, &key, ev, BPF_ANY))
+		count_lost(GP_LOST_INFLIGHT);
+}
+
+static __always_inline void finish(struct gp_server_event *ev, struct gp_call_key *key)
+{
+	ev->end_ns = bpf_ktime_get_ns();
+	output(ev, sizeof(*ev));
+	bpf_map_delete_elem(&inflight, key);
+}
+
+/* --- Incoming trace context: the Traceparent entry of Request.Header ---
+ *
+ * Header is a map[string][]string. goprobe cannot hash the key (the seed
+ * is per map and the hash is the runtime's), so it scans every slot and
+ * compares keys; a header map is small. Keys are canonical
+ * ("Traceparent"). Only the first value is used. Bounds keep the verifier
+ * happy and the cost fixed; a bigger map sets GP_FLAG_MAP_TOO_BIG. */
+#define GP_TP_KEY "Traceparent"
+#define GP_TP_KEY_LEN 11
+
+/* Slot layout for map[string][]string on 64-bit: a string key is 16 bytes,
+ * a []string value 24.
+ * Go < 1.24 bucket: tophash[8] @0, keys[8] @8, elems[8] @136, overflow @328.
+ * Go >= 1.24 group: ctrl word @0, then 8 slots of {key @0, elem @16}, 40 bytes each. */
+#define GP_BK_KEYS 8
+#define GP_BK_ELEMS 136
+#define GP_BK_OVERFLOW 328
+#define GP_GR_SLOTS 8
+#define GP_GR_SLOT_SIZE 40
+#define GP_GR_BYTES 328
+/* runtime/map.go: tophash values below minTopHash (5) mark empty or evacuated slots. */
+#define GP_MIN_TOPHASH 5
+/* Limits: 2^4 buckets (about 104 headers) plus the old array while growing;
+ * 4 Swiss tables of up to 16 groups. */
+#define GP_MAX_B 4
+#define GP_MAX_CHAIN 2
+#define GP_MAX_TABLES 4
+#define GP_MAX_GROUPS 16
+
+/* If the key at buf+koff is "Traceparent", copy the first value of the
+ * []string at buf+voff into ev and return 1. */
+static __always_inline int match_slot(struct gp_server_event *ev, __u8 *buf, __u32 koff, __u32 voff)
+{
+	if (koff > GP_BUCKET_BYTES - 16 || voff > GP_BUCKET_BYTES - 24)
+		return 0;
+	__u64 kptr = *(__u64 *)(buf + koff);
+	__u64 klen = *(__u64 *)(buf + koff + 8);
+	if (klen != GP_TP_KEY_LEN || !kptr)
+		return 0;
+	char k[GP_TP_KEY_LEN];
+	if (bpf_probe_read_user(k, sizeof(k), (void *)kptr))
+		return 0;
+	const char want[] = GP_TP_KEY;
+#pragma unroll
+	for (int i = 0; i < GP_TP_KEY_LEN; i++)
+		if (k[i] != want[i])
+			return 0;
+	__u64 vptr = *(__u64 *)(buf + voff);
+	__u64 vlen = *(__u64 *)(buf + voff + 8);
+	if (!vptr || vlen < 1)
+		return 1;
+	if (READ_GO_STRING(ev, vptr, traceparent, traceparent_len))
+		ev->flags |= GP_FLAG_READ_FAILED;
+	return 1;
+}
+
+/* Scan one bucket (and up to GP_MAX_CHAIN-1 overflow buckets). */
+static __always_inline int scan_buckets(struct gp_server_event *ev, __u8 *buf, __u64 addr)
+{
+	for (int c = 0; c < GP_MAX_CHAIN; c++) {
+		if (!addr)
+			return 0;
+		if (bpf_probe_read_user(buf, GP_BUCKET_BYTES, (void *)addr))
+			return 0;
+#pragma unroll
+		for (int s = 0; s < 8; s++) {
+			if (buf[s] < GP_MIN_TOPHASH)
+				continue;
+			if (match_slot(ev, buf, GP_BK_KEYS + 16 * s, GP_BK_ELEMS + 24 * s))
+				return 1;
+		}
+		addr = *(__u64 *)(buf + GP_BK_OVERFLOW);
+	}
+	if (addr)
+		ev->flags |= GP_FLAG_MAP_TOO_BIG;
+	return 0;
+}
+
+static __always_inline int scan_group(struct gp_server_event *ev, __u8 *buf, __u64 addr)
+{
+	if (!addr || bpf_probe_read_user(buf, GP_GR_BYTES, (void *)addr))
+		return 0;
+#pragma unroll
+	for (int s = 0; s < GP_GR_SLOTS; s++) {
+		/* internal/runtime/maps: a control byte with the high bit clear is a full slot. */
+		if (buf[s] & 0x80)
+			continue;
+		if (match_slot(ev, buf, 8 + GP_GR_SLOT_SIZE * s, 8 + GP_GR_SLOT_SIZE * s + 16))
+			return 1;
+	}
+	return 0;
+}
+
+static __always_inline void read_traceparent(struct gp_server_event *ev, struct gp_config *cfg, __u64 req)
+{
+	if (mode(cfg, GP_MODE_MAP) == GP_MAP_NONE || off(cfg, GP_F_Request_Header) == GP_NO_OFFSET)
+		return;
+	__u32 zero = 0;
+	struct gp_mapbuf *mb = bpf_map_lookup_elem(&mapbuf, &zero);
+	if (!mb)
+		return;
+	__u64 m = 0;
+	if (read_u64(&m, req + off(cfg, GP_F_Request_Header)) || !m)
+		return;
+	if (mode(cfg, GP_MODE_MAP) == GP_MAP_BUCKETS) {
+		__u8 b = 0;
+		__u64 buckets = 0, old = 0;
+		if (bpf_probe_read_user(&b, 1, (void *)(m + off(cfg, GP_F_hmap_B))) ||
+		    read_u64(&buckets, m + off(cfg, GP_F_hmap_buckets)) ||
+		    read_u64(&old, m + off(cfg, GP_F_hmap_oldbuckets)))
+			return;
+		if (b > GP_MAX_B) {
+			ev->flags |= GP_FLAG_MAP_TOO_BIG;
+			return;
+		}
+		__u32 n = 1u << b;
+		for (__u32 i = 0; i < (1u << GP_MAX_B); i++) {
+			if (i >= n)
+				break;
+			if (scan_buckets(ev, mb->b, buckets + (__u64)i * GP_BUCKET_BYTES))
+				return;
+		}
+		/* While the map grows, entries not yet moved are in the old
+		 * array (half the size); moved ones are marked evacuated there. */
+		for (__u32 i = 0; old && i < (1u << (GP_MAX_B - 1)); i++) {
+			if (i >= n / 2)
+				break;
+			if (scan_buckets(ev, mb->b, old + (__u64)i * GP_BUCKET_BYTES))
+				return;
+		}
+		return;
+	}
+	/* GP_MAP_SWISS */
+	__u64 dir = 0, dirlen = 0;
+	if (read_u64(&dir, m + off(cfg, GP_F_Map_dirPtr)) ||
+	    read_u64(&dirlen, m + off(cfg, GP_F_Map_dirLen)))
+		return;
+	if (dirlen == 0) {
+		/* A small map (up to 8 entries): dirPtr points at its one group. */
+		scan_group(ev, mb->b, dir);
+		return;
+	}
+	if (dirlen > GP_MAX_TABLES) {
+		ev->flags |= GP_FLAG_MAP_TOO_BIG;
+		return;
+	}
+	__u64 groups_off = off(cfg, GP_F_table_groups);
+	for (__u32 t = 0; t < GP_MAX_TABLES; t++) {
+		if (t >= dirlen)
+			break;
+		__u64 table = 0, data = 0, mask = 0;
+		if (read_u64(&table, dir + 8 * (__u64)t) || !table)
+			return;
+		if (read_u64(&data, table + groups_off + off(cfg, GP_F_groupsReference_data)) ||
+		    read_u64(&mask, table + groups_off + off(cfg, GP_F_groupsReference_lengthMask)))
+			return;
+		if (mask + 1 > GP_MAX_GROUPS) {
+			ev->flags |= GP_FLAG_MAP_TOO_BIG;
+			return;
+		}
+		for (__u32 g = 0; g < GP_MAX_GROUPS; g++) {
+			if (g > mask)
+				break;
+			if (scan_group(ev, mb->b, data + (__u64)g * GP_GR_BYTES))
+				return;
+		}
+	}
+}
+
+/* The mux fills the route in during ServeHTTP, so it is read at return
+ * (or when a panic escapes the handler). */
+static __always_inline void read_route(struct gp_server_event *ev, struct gp_config *cfg, __u64 req)
+{
+	if (mode(cfg, GP_MODE_ROUTE) == GP_ROUTE_PATTERN) {
+		if (READ_GO_STRING(ev, req + off(cfg, GP_F_Request_Pattern), route, route_len))
+			ev->flags |= GP_FLAG_READ_FAILED;
+	} else if (mode(cfg, GP_MODE_ROUTE) == GP_ROUTE_PAT_PTR) {
+		__u64 pat = 0;
+		if (read_u64(&pat, req + off(cfg, GP_F_Request_pat)) == 0 && pat) {
+			if (READ_GO_STRING(ev, pat + off(cfg, GP_F_pattern_str), route, route_len))
+				ev->flags |= GP_FLAG_READ_FAILED;
+		}
+	}
+}
+
+/* net/http.serverHandler.ServeHTTP(sh serverHandler, rw ResponseWriter, req *Request) */
+SEC("uprobe")
+int http_server_entry(void *ctx)
+{
+	struct gp_config *cfg = get_config();
+	struct gp_hook *h = get_hook(ctx);
+	if (!cfg || !h)
+		return 0;
+	struct gp_server_event *ev = start_event(ctx, cfg);
+	if (!ev)
+		return 0;
+	__u64 req = slot(ctx, h, 2);
+	ev->req = req;
+	ev->resp = slot(ctx, h, 1);
+	int bad = 0;
+	bad |= READ_GO_STRING(ev, req + off(cfg, GP_F_Request_Method), method, method_len);
+	bad |= READ_GO_STRING(ev, req + off(cfg, GP_F_Request_Proto), proto, proto_len);
+	bad |= READ_GO_STRING(ev, req + off(cfg, GP_F_Request_Host), host, host_len);
+	bad |= READ_GO_STRING(ev, req + off(cfg, GP_F_Request_RemoteAddr), peer, peer_len);
+	__u64 url = 0;
+	if (read_u64(&url, req + off(cfg, GP_F_Request_URL)) || !url) {
+		bad = 1;
+	} else {
+		bad |= READ_GO_STRING(ev, url + off(cfg, GP_F_URL_Path), path, path_len);
+	}
+	if (bad)
+		ev->flags |= GP_FLAG_READ_FAILED;
+	read_traceparent(ev, cfg, req);
+	store_inflight(ev);
+	return 0;
+}
+
+SEC("uprobe")
+int http_server_return(void *ctx)
+{
+	struct gp_config *cfg = get_config();
+	if (!cfg)
+		return 0;
+	struct gp_call_key key = call_key(ctx);
+	struct gp_server_event *ev = bpf_map_lookup_elem(&inflight, &key);
+	if (!ev) {
+		count_lost(GP_LOST_UNPAIRED);
+		return 0;
+	}
+	/* rw's dynamic type is *http.response for HTTP/1.x; only then is the
+	 * status field where the offset says. */
+	if (ev->proto[5] == '1' && ev->resp && off(cfg, GP_F_response_status) != GP_NO_OFFSET) {
+		__s64 status = 0;
+		if (bpf_probe_read_user(&status, sizeof(status), (void *)(ev->resp + off(cfg, GP_F_response_status)))) {
+			ev->flags |= GP_FLAG_READ_FAILED;
+			count_lost(GP_LOST_READ);
+		}
+		ev->status = status;
+	}
+	read_route(ev, cfg, ev->req);
+	finish(ev, &key);
+	return 0;
+}
+
+/* Entry of net/http's recovery (the deferred function of conn.serve, or of
+ * the HTTP/2 runHandler), which runs when the goroutine that served
+ * requests unwinds. A server call still in flight on this goroutine means
+ * ServeHTTP did not return: a panic (or runtime.Goexit) escaped the
+ * handler. Its span ends here, with the route the mux had set. */
+SEC("uprobe")
+int http_server_unwound_entry(void *ctx)
+{
+	struct gp_config *cfg = get_config();
+	if (!cfg)
+		return 0;
+	struct gp_call_key key = call_key(ctx);
+	struct gp_server_event *ev = bpf_map_lookup_elem(&inflight, &key);
+	if (!ev)
+		return 0;
+	ev->unwound_by = (__u32)bpf_get_attach_cookie(ctx);
+	ev->flags |= GP_FLAG_UNWOUND;
+	read_route(ev, cfg, ev->req);
+	finish(ev, &key);
+	return 0;
+}

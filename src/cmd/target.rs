@@ -1,0 +1,124 @@
+//! What `attach` and `record` share on the command line: the target and
+//! probe arguments, duration parsing, and stopping on Ctrl-C or SIGTERM.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::attach::{self, Offsets, Request};
+
+/// What to trace and how: shared by `attach` and `record`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TargetArgs {
+    /// Go binary to trace: every process running it, including ones started later.
+    #[arg(value_name = "BIN", conflicts_with = "pid")]
+    pub binary: Option<PathBuf>,
+    /// Trace only this process.
+    #[arg(long, value_name = "N")]
+    pub pid: Option<u32>,
+    /// Comma-separated probes to attach, from the probe catalog: http.server,
+    /// http.client, db.sql, go.panic, go.spawn (goroutine creation, so calls
+    /// made on goroutines a handler starts join its trace), or `all`. Probes
+    /// the binary cannot support (e.g. db.sql without database/sql) are
+    /// skipped with a note on stderr; `goprobe inspect` says why.
+    #[arg(long, value_name = "LIST", default_value = attach::DEFAULT_PROBES)]
+    pub probes: String,
+    /// Field offsets as NDJSON from `goprobe offsets --json` (`-` for stdin);
+    /// default: read them from the binary's DWARF, else the offsets table.
+    #[arg(long, value_name = "FILE")]
+    pub offsets: Option<PathBuf>,
+    /// Stop after this long (e.g. 500ms, 30s, 5m); default: until Ctrl-C,
+    /// SIGTERM, or the traced process exits.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub duration: Option<std::time::Duration>,
+}
+
+impl TargetArgs {
+    /// True when a binary or a pid was given.
+    pub fn has_target(&self) -> bool {
+        self.binary.is_some() || self.pid.is_some()
+    }
+
+    /// The library request these arguments describe.
+    pub fn request(&self, baseline_empty: bool) -> anyhow::Result<Request> {
+        let offsets = match &self.offsets {
+            None => None,
+            Some(p) => {
+                let mut text = String::new();
+                if p.as_os_str() == "-" {
+                    std::io::stdin()
+                        .read_to_string(&mut text)
+                        .context("reading offsets from stdin")?;
+                } else {
+                    text = std::fs::read_to_string(p)
+                        .with_context(|| format!("reading {}", p.display()))?;
+                }
+                Some(
+                    Offsets::from_ndjson(&text)
+                        .with_context(|| format!("parsing {}", p.display()))?,
+                )
+            }
+        };
+        Ok(Request {
+            binary: self.binary.clone(),
+            pid: self.pid,
+            probes: attach::parse_probes(&self.probes)?,
+            offsets,
+            duration: self.duration,
+            baseline_empty,
+        })
+    }
+}
+
+/// A flag set by Ctrl-C (SIGINT) or SIGTERM, which then no longer end the
+/// process: the recording stops and flushes instead.
+pub fn stop_on_signals() -> anyhow::Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop))
+            .context("installing the signal handler")?;
+    }
+    Ok(stop)
+}
+
+/// Parse a duration written `500ms`, `30s`, `5m`, `1h` (or plain seconds).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?} (use e.g. 500ms, 30s, 5m)"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "" | "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("invalid duration unit in {s:?} (ms, s, m, h)")),
+    };
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(format!("invalid duration {s:?}"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert!(parse_duration("5d").is_err());
+        assert!(parse_duration("x").is_err());
+    }
+}

@@ -1,0 +1,224 @@
+//! The `http_client` family (catalog probe `http.client`): outgoing HTTP
+//! calls through `net/http.(*Transport).roundTrip`.
+//!
+//! Stream fields: `method`, `scheme`, `host` (URL.Host), `path`, `query`,
+//! `request_host` (Request.Host) (each absent when empty, with `<name>_len`
+//! when the probe cut it short), `status`, `error` (the round trip returned
+//! one), `read_failed`.
+
+use std::mem::size_of;
+
+use serde::{Deserialize, Serialize};
+
+use super::family::{Decode, Family, RecordingError, SpanParts, is_false};
+use crate::bpf::abi::{self, Plain, str_and_len};
+use crate::otel;
+use crate::span::{AttrValue, Attributes, Event, SpanKind, Status, StatusCode};
+use crate::stream::RawEvent;
+
+pub struct HttpClient;
+
+pub static FAMILY: HttpClient = HttpClient;
+
+const PROBE: &str = "http.client";
+
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/http_client.bpf.o"));
+
+/// `GP_FLAG_NO_RESPONSE`: no *Response to read a status from.
+pub const FLAG_NO_RESPONSE: u32 = 1 << 8;
+
+pub const METHOD_MAX: usize = 16;
+pub const SHORT_MAX: usize = 64;
+pub const LONG_MAX: usize = 256;
+
+/// `struct gp_client_event`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct ClientEvent {
+    pub pid: u32,
+    pub tid: u32,
+    pub flags: u32,
+    pub _pad0: u32,
+    pub goid: u64,
+    pub g: u64,
+    pub start_ns: u64,
+    pub end_ns: u64,
+    pub status: i64,
+    pub method_len: u32,
+    pub scheme_len: u32,
+    pub host_len: u32,
+    pub request_host_len: u32,
+    pub path_len: u32,
+    pub query_len: u32,
+    pub method: [u8; METHOD_MAX],
+    pub scheme: [u8; METHOD_MAX],
+    pub host: [u8; SHORT_MAX],
+    pub request_host: [u8; SHORT_MAX],
+    pub path: [u8; LONG_MAX],
+    pub query: [u8; LONG_MAX],
+}
+const _: () = assert!(size_of::<ClientEvent>() == 752);
+
+// SAFETY: repr(C), integers and byte arrays only, no implicit padding (size
+// checked above), so every bit pattern is valid.
+unsafe impl Plain for ClientEvent {}
+
+/// The stream fields of an `http.client` event.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fields {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method_len: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheme: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheme_len: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_len: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_len: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query_len: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_host: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_host_len: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<i64>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub error: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub read_failed: bool,
+}
+
+impl Family for HttpClient {
+    fn name(&self) -> &'static str {
+        "http_client"
+    }
+
+    fn probes(&self) -> &'static [&'static str] {
+        &[PROBE]
+    }
+
+    fn object(&self) -> &'static [u8] {
+        OBJECT
+    }
+
+    fn decode(&self, record: &[u8], _ctx: &mut Decode<'_>) -> Option<RawEvent> {
+        let ev = ClientEvent::read(record)?;
+        let (method, method_len) = str_and_len(&ev.method, ev.method_len);
+        let (scheme, scheme_len) = str_and_len(&ev.scheme, ev.scheme_len);
+        let (host, host_len) = str_and_len(&ev.host, ev.host_len);
+        let (path, path_len) = str_and_len(&ev.path, ev.path_len);
+        let (query, query_len) = str_and_len(&ev.query, ev.query_len);
+        let (request_host, request_host_len) = str_and_len(&ev.request_host, ev.request_host_len);
+        let fields = Fields {
+            method,
+            method_len,
+            scheme,
+            scheme_len,
+            host,
+            host_len,
+            path,
+            path_len,
+            query,
+            query_len,
+            request_host,
+            request_host_len,
+            status: (ev.status != 0).then_some(ev.status),
+            error: ev.flags & abi::FLAG_ERROR != 0,
+            read_failed: ev.flags & abi::FLAG_READ_FAILED != 0,
+        };
+        Some(RawEvent {
+            probe: PROBE.to_owned(),
+            pid: ev.pid,
+            tid: ev.tid,
+            goroutine: ev.goid,
+            start_ns: ev.start_ns,
+            end_ns: ev.end_ns,
+            fields: RawEvent::fields_from(&fields),
+        })
+    }
+
+    fn span(&self, ev: &RawEvent, _nested: &[Event]) -> Result<SpanParts, RecordingError> {
+        let f: Fields = ev.fields_as()?;
+        // net/http: "For client requests, an empty string means GET." A
+        // method that could not be read is unknown, not GET (semantic
+        // conventions: `_OTHER`, and the span is named `HTTP`).
+        let method = match f.method.as_deref() {
+            Some("") => "GET",
+            Some(m) => m,
+            None => "_OTHER",
+        };
+        let scheme = f.scheme.as_deref().unwrap_or("");
+        let host = f.host.as_deref().unwrap_or("");
+        let mut a = Attributes::new();
+        a.insert("http.request.method".into(), method.into());
+        // url.full only from what was read: no scheme or host is guessed.
+        let path = f.path.as_deref().unwrap_or("");
+        if let Some(url) = otel::url_full(scheme, host, path, f.query.as_deref()) {
+            a.insert("url.full".into(), url.into());
+        }
+        if let Some((h, port)) = otel::split_host_port(host) {
+            a.insert("server.address".into(), h.into());
+            if let Some(p) = port.or(otel::default_port(scheme)) {
+                a.insert("server.port".into(), AttrValue::Int(p));
+            }
+        }
+        if let Some(s) = f.status {
+            a.insert("http.response.status_code".into(), AttrValue::Int(s));
+        }
+        let status = if f.error {
+            a.insert("error.type".into(), "error".into());
+            Status {
+                code: StatusCode::Error,
+                message: Some("round trip returned an error".into()),
+            }
+        } else {
+            f.status
+                .map_or_else(Status::default, |s| otel::http_status(s, SpanKind::Client))
+        };
+        Ok(SpanParts {
+            name: if method == "_OTHER" {
+                "HTTP".to_owned()
+            } else {
+                method.to_owned()
+            },
+            kind: SpanKind::Client,
+            start_ns: ev.start_ns,
+            end_ns: ev.end_ns.max(ev.start_ns),
+            attributes: a,
+            status,
+            incoming: None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constants_match_the_c_file() {
+        let source = include_str!("../../ebpf/probes/http_client.bpf.c");
+        for (name, value) in [
+            ("GP_FLAG_NO_RESPONSE", u64::from(FLAG_NO_RESPONSE)),
+            ("GP_METHOD_MAX", METHOD_MAX as u64),
+            ("GP_SHORT_MAX", SHORT_MAX as u64),
+            ("GP_LONG_MAX", LONG_MAX as u64),
+        ] {
+            assert_eq!(abi::c_define(source, name), Some(value), "{name}");
+        }
+        assert!(source.contains(&format!(
+            "sizeof(struct gp_client_event) == {}",
+            size_of::<ClientEvent>()
+        )));
+    }
+}

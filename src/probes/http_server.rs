@@ -1,0 +1,528 @@
+//! The `http_server` family (catalog probe `http.server`): requests served
+//! by net/http (`serverHandler.ServeHTTP`), and requests whose handler a
+//! panic escaped (net/http's recovery ran instead of ServeHTTP's return).
+//!
+//! Stream fields: `method`, `path`, `host`, `proto`, `peer`, `route`,
+//! `traceparent` (each absent when empty, with `<name>_len` when the probe
+//! cut it short), `status`, `panic_recovered_by` (the recovery function that
+//! ran), `read_failed`, `headers_not_searched` (Request.Header too big to
+//! search), `unfinished` (the process died while serving).
+
+use std::collections::BTreeMap;
+use std::mem::size_of;
+
+use serde::{Deserialize, Serialize};
+
+use super::family::{ConfigInput, Configured, Decode, Family, RecordingError, SpanParts, is_false};
+use crate::bpf::abi::{self, GpCallKey, MODES, Plain, str_and_len};
+use crate::bpf::{self, BpfError};
+use crate::otel;
+use crate::span::{AttrValue, Attributes, Event, SpanKind, Status, StatusCode};
+use crate::stream::RawEvent;
+use crate::tracecontext::parse_traceparent;
+
+pub struct HttpServer;
+
+pub static FAMILY: HttpServer = HttpServer;
+
+const PROBE: &str = "http.server";
+
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/http_server.bpf.o"));
+
+/// `GP_FLAG_UNWOUND`: ServeHTTP never returned; net/http's recovery ran instead.
+pub const FLAG_UNWOUND: u32 = 1 << 8;
+/// `GP_FLAG_MAP_TOO_BIG`: Request.Header too big to search for traceparent.
+pub const FLAG_MAP_TOO_BIG: u32 = 1 << 9;
+
+/// `gp_config.mode` slots and values (`ebpf/probes/http_server.bpf.c`).
+pub const MODE_ROUTE: usize = 0;
+pub const ROUTE_NONE: u32 = 0;
+pub const ROUTE_PATTERN: u32 = 1;
+pub const ROUTE_PAT_PTR: u32 = 2;
+pub const MODE_MAP: usize = 1;
+pub const MAP_NONE: u32 = 0;
+pub const MAP_BUCKETS: u32 = 1;
+pub const MAP_SWISS: u32 = 2;
+
+pub const METHOD_MAX: usize = 16;
+pub const SHORT_MAX: usize = 64;
+pub const LONG_MAX: usize = 256;
+pub const TRACEPARENT_MAX: usize = 64;
+
+/// `struct gp_server_event`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct ServerEvent {
+    pub pid: u32,
+    pub tid: u32,
+    pub flags: u32,
+    pub unwound_by: u32,
+    pub goid: u64,
+    pub g: u64,
+    pub start_ns: u64,
+    pub end_ns: u64,
+    pub status: i64,
+    pub req: u64,
+    pub resp: u64,
+    pub method_len: u32,
+    pub path_len: u32,
+    pub host_len: u32,
+    pub proto_len: u32,
+    pub peer_len: u32,
+    pub route_len: u32,
+    pub traceparent_len: u32,
+    pub _pad: u32,
+    pub method: [u8; METHOD_MAX],
+    pub host: [u8; SHORT_MAX],
+    pub proto: [u8; METHOD_MAX],
+    pub peer: [u8; SHORT_MAX],
+    pub path: [u8; LONG_MAX],
+    pub route: [u8; LONG_MAX],
+    pub traceparent: [u8; TRACEPARENT_MAX],
+}
+const _: () = assert!(size_of::<ServerEvent>() == 840);
+
+// SAFETY: repr(C), integers and byte arrays only, no implicit padding (its
+// fields are laid out to multiples of 8; size checked above), so every bit
+// pattern is valid.
+unsafe impl Plain for ServerEvent {}
+// SAFETY: as above.
+unsafe impl aya::Pod for ServerEvent {}
+
+/// The stream fields of an `http.server` event.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fields {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method_len: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_len: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_len: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proto: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proto_len: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_len: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route_len: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent_len: Option<u32>,
+    /// HTTP status code, when the probe read one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<i64>,
+    /// ServeHTTP never returned: the net/http function whose recovery ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub panic_recovered_by: Option<String>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub read_failed: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub headers_not_searched: bool,
+    /// The process exited while the request was being served.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub unfinished: bool,
+}
+
+impl Fields {
+    fn of(ev: &ServerEvent, ctx: &Decode<'_>) -> Fields {
+        let (method, method_len) = str_and_len(&ev.method, ev.method_len);
+        let (path, path_len) = str_and_len(&ev.path, ev.path_len);
+        let (host, host_len) = str_and_len(&ev.host, ev.host_len);
+        let (proto, proto_len) = str_and_len(&ev.proto, ev.proto_len);
+        let (peer, peer_len) = str_and_len(&ev.peer, ev.peer_len);
+        let (route, route_len) = str_and_len(&ev.route, ev.route_len);
+        let (traceparent, traceparent_len) = str_and_len(&ev.traceparent, ev.traceparent_len);
+        Fields {
+            method,
+            method_len,
+            path,
+            path_len,
+            host,
+            host_len,
+            proto,
+            proto_len,
+            peer,
+            peer_len,
+            route,
+            route_len,
+            traceparent,
+            traceparent_len,
+            status: (ev.status != 0).then_some(ev.status),
+            panic_recovered_by: (ev.flags & FLAG_UNWOUND != 0).then(|| {
+                ctx.hook(ev.unwound_by)
+                    .map_or_else(|| "net/http".to_owned(), |h| h.function.clone())
+            }),
+            read_failed: ev.flags & abi::FLAG_READ_FAILED != 0,
+            headers_not_searched: ev.flags & FLAG_MAP_TOO_BIG != 0,
+            unfinished: false,
+        }
+    }
+}
+
+fn raw(ev: &ServerEvent, fields: &Fields) -> RawEvent {
+    RawEvent {
+        probe: PROBE.to_owned(),
+        pid: ev.pid,
+        tid: ev.tid,
+        goroutine: ev.goid,
+        start_ns: ev.start_ns,
+        end_ns: ev.end_ns,
+        fields: RawEvent::fields_from(fields),
+    }
+}
+
+/// The fields the server program needs to find `Traceparent` in
+/// Request.Header, for Swiss-table maps (Go 1.24+) or bucket maps.
+fn header_map_fields(swiss_maps: bool) -> &'static [&'static str] {
+    if swiss_maps {
+        &[
+            "net/http.Request.Header",
+            "internal/runtime/maps.Map.dirPtr",
+            "internal/runtime/maps.Map.dirLen",
+            "internal/runtime/maps.table.groups",
+            "internal/runtime/maps.groupsReference.data",
+            "internal/runtime/maps.groupsReference.lengthMask",
+        ]
+    } else {
+        &[
+            "net/http.Request.Header",
+            "runtime.hmap.B",
+            "runtime.hmap.buckets",
+            "runtime.hmap.oldbuckets",
+        ]
+    }
+}
+
+/// True when the binary was built with `GOEXPERIMENT` naming `experiment`.
+fn goexperiment(bin: &crate::gobin::GoBinary, experiment: &str) -> bool {
+    bin.build_info()
+        .settings
+        .iter()
+        .any(|(k, v)| k == "GOEXPERIMENT" && v.split(',').any(|e| e == experiment))
+}
+
+/// True when the binary's maps are Swiss tables: Go 1.24 made them the
+/// default; GOEXPERIMENT=noswissmap (1.24, 1.25) kept the bucket maps.
+pub fn uses_swiss_maps(bin: &crate::gobin::GoBinary) -> bool {
+    let new_enough = crate::catalog::VersionReq::parse(">=1.24")
+        .is_some_and(|r| r.matches_str(&bin.build_info().go_version));
+    new_enough && !goexperiment(bin, "noswissmap")
+}
+
+/// The route and map switches, from the offsets known.
+pub fn modes(offsets: &BTreeMap<String, u64>, swiss_maps: bool) -> [u32; MODES] {
+    let known = |f: &str| offsets.contains_key(f);
+    let mut m = [0; MODES];
+    // Go 1.23 exported Request.Pattern; Go 1.22 kept the matched pattern
+    // only in the unexported Request.pat.
+    m[MODE_ROUTE] = if known("net/http.Request.Pattern") {
+        ROUTE_PATTERN
+    } else if known("net/http.Request.pat") && known("net/http.pattern.str") {
+        ROUTE_PAT_PTR
+    } else {
+        ROUTE_NONE
+    };
+    m[MODE_MAP] = if !header_map_fields(swiss_maps).iter().all(|f| known(f)) {
+        MAP_NONE
+    } else if swiss_maps {
+        MAP_SWISS
+    } else {
+        MAP_BUCKETS
+    };
+    m
+}
+
+impl Family for HttpServer {
+    fn name(&self) -> &'static str {
+        "http_server"
+    }
+
+    fn probes(&self) -> &'static [&'static str] {
+        &[PROBE]
+    }
+
+    fn object(&self) -> &'static [u8] {
+        OBJECT
+    }
+
+    fn configure(&self, target: &ConfigInput<'_>) -> Configured {
+        let swiss = uses_swiss_maps(target.binary);
+        let mut c = Configured {
+            modes: modes(target.offsets, swiss),
+            notes: Vec::new(),
+        };
+        // Go 1.27's GOEXPERIMENT=mapsplitgroup stores a group's keys apart
+        // from its values: a slot layout the programs do not walk.
+        if goexperiment(target.binary, "mapsplitgroup") && c.modes[MODE_MAP] != MAP_NONE {
+            c.modes[MODE_MAP] = MAP_NONE;
+            c.notes.push(format!("{PROBE}: incoming trace context (traceparent) will not be read: built with GOEXPERIMENT=mapsplitgroup, a map layout goprobe does not read"));
+        } else if c.modes[MODE_MAP] == MAP_NONE {
+            let unknown: Vec<&str> = header_map_fields(swiss)
+                .iter()
+                .copied()
+                .filter(|f| !target.offsets.contains_key(*f))
+                .collect();
+            c.notes.push(format!(
+                "{PROBE}: incoming trace context (traceparent) will not be read: offsets unknown for {}",
+                unknown.join(", ")
+            ));
+        }
+        c
+    }
+
+    fn decode(&self, record: &[u8], ctx: &mut Decode<'_>) -> Option<RawEvent> {
+        let ev = ServerEvent::read(record)?;
+        Some(raw(&ev, &Fields::of(&ev, ctx)))
+    }
+
+    /// Requests a dying process never answered are data too: the server
+    /// calls still in the in-flight map, for processes that are gone.
+    fn unfinished(
+        &self,
+        object: &bpf::Object,
+        ctx: &mut Decode<'_>,
+        now_ns: u64,
+        gone: &dyn Fn(u32) -> bool,
+    ) -> Result<Vec<RawEvent>, BpfError> {
+        let mut out = Vec::new();
+        for mut ev in object.hash_values::<GpCallKey, ServerEvent>("inflight")? {
+            if !gone(ev.pid) {
+                continue;
+            }
+            ev.end_ns = now_ns.max(ev.start_ns);
+            let mut fields = Fields::of(&ev, ctx);
+            fields.unfinished = true;
+            out.push(raw(&ev, &fields));
+        }
+        Ok(out)
+    }
+
+    fn span(&self, ev: &RawEvent, nested: &[Event]) -> Result<SpanParts, RecordingError> {
+        let f: Fields = ev.fields_as()?;
+        Ok(server_span(ev, &f, nested))
+    }
+}
+
+fn server_span(ev: &RawEvent, f: &Fields, nested: &[Event]) -> SpanParts {
+    let method = f.method.as_deref().unwrap_or("_OTHER");
+    let mut a = Attributes::new();
+    a.insert("http.request.method".into(), method.into());
+    if let Some(p) = &f.path {
+        a.insert("url.path".into(), p.as_str().into());
+    }
+    let route = f.route.as_deref().filter(|r| !r.is_empty());
+    if let Some(r) = route {
+        // Go 1.22 patterns may start with a method ("GET /users/{id}").
+        let path_part = r.split_once(' ').map_or(r, |(_, p)| p);
+        a.insert("http.route".into(), path_part.into());
+    }
+    let escaped = f.panic_recovered_by.is_some();
+    // A handler that writes nothing gets an implicit 200 after ServeHTTP
+    // returns (HTTP/1.x). The status of HTTP/2 responses is not read yet.
+    // A panic that escaped the handler: net/http closes the connection
+    // without a response, so there is no status to report.
+    let http1 =
+        f.proto.as_deref().is_some_and(|p| p.starts_with("HTTP/1")) && !escaped && !f.unfinished;
+    let status = f.status.or(http1.then_some(200)).unwrap_or(0);
+    if status != 0 {
+        a.insert("http.response.status_code".into(), AttrValue::Int(status));
+    }
+    if let Some(proto) = &f.proto {
+        a.insert(
+            "network.protocol.version".into(),
+            otel::http_protocol_version(proto).into(),
+        );
+    }
+    if let Some((host, port)) = f.host.as_deref().and_then(otel::split_host_port) {
+        a.insert("server.address".into(), host.into());
+        if let Some(p) = port {
+            a.insert("server.port".into(), AttrValue::Int(p));
+        }
+    }
+    if let Some((host, Some(port))) = f.peer.as_deref().and_then(otel::split_host_port) {
+        a.insert("network.peer.address".into(), host.into());
+        a.insert("network.peer.port".into(), AttrValue::Int(port));
+    }
+    // Semantic conventions: an unknown method names the span `HTTP`.
+    let shown = if method == "_OTHER" { "HTTP" } else { method };
+    let name = match route {
+        Some(r) if r.contains(' ') => r.to_owned(),
+        Some(r) => format!("{shown} {r}"),
+        None => shown.to_owned(),
+    };
+    let mut status = otel::http_status(status, SpanKind::Server);
+    // ServeHTTP never returned: the process died while serving the
+    // request, or a panic escaped the handler and net/http caught it. The
+    // last panic seen on the request says why.
+    let last = nested.iter().rev().find(|e| e.name == "exception");
+    let text = |k: &str| match last.and_then(|e| e.attributes.get(k)) {
+        Some(AttrValue::String(s)) => Some(s.as_str()),
+        _ => None,
+    };
+    let (ty, msg) = (text("exception.type"), text("exception.message"));
+    let why = if f.unfinished {
+        if let Some(t) = ty {
+            a.insert("error.type".into(), t.into());
+        }
+        Some(match msg {
+            Some(m) => format!("process exited while serving the request (panic: {m})"),
+            None => "process exited while serving the request".to_owned(),
+        })
+    } else if escaped {
+        a.insert("error.type".into(), ty.unwrap_or("_OTHER").into());
+        Some(match (last, msg) {
+            (_, Some(m)) => format!("panic: {m}"),
+            (Some(_), None) => "panic escaped the handler".to_owned(),
+            // No panic seen: runtime.Goexit, or a lost event.
+            (None, None) => "the handler never returned".to_owned(),
+        })
+    } else {
+        None
+    };
+    if let Some(message) = why {
+        status = Status {
+            code: StatusCode::Error,
+            message: Some(message),
+        };
+    }
+    SpanParts {
+        name,
+        kind: SpanKind::Server,
+        start_ns: ev.start_ns,
+        end_ns: ev.end_ns.max(ev.start_ns),
+        attributes: a,
+        status,
+        incoming: f.traceparent.as_deref().and_then(parse_traceparent),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probes::family::HookInfo;
+    use crate::probes::symbols::Symbols;
+
+    const SOURCE: &str = include_str!("../../ebpf/probes/http_server.bpf.c");
+
+    #[test]
+    fn constants_match_the_c_file() {
+        for (name, value) in [
+            ("GP_FLAG_UNWOUND", u64::from(FLAG_UNWOUND)),
+            ("GP_FLAG_MAP_TOO_BIG", u64::from(FLAG_MAP_TOO_BIG)),
+            ("GP_MODE_ROUTE", MODE_ROUTE as u64),
+            ("GP_ROUTE_NONE", u64::from(ROUTE_NONE)),
+            ("GP_ROUTE_PATTERN", u64::from(ROUTE_PATTERN)),
+            ("GP_ROUTE_PAT_PTR", u64::from(ROUTE_PAT_PTR)),
+            ("GP_MODE_MAP", MODE_MAP as u64),
+            ("GP_MAP_NONE", u64::from(MAP_NONE)),
+            ("GP_MAP_BUCKETS", u64::from(MAP_BUCKETS)),
+            ("GP_MAP_SWISS", u64::from(MAP_SWISS)),
+            ("GP_METHOD_MAX", METHOD_MAX as u64),
+            ("GP_SHORT_MAX", SHORT_MAX as u64),
+            ("GP_LONG_MAX", LONG_MAX as u64),
+            ("GP_TRACEPARENT_MAX", TRACEPARENT_MAX as u64),
+        ] {
+            assert_eq!(abi::c_define(SOURCE, name), Some(value), "{name}");
+        }
+        assert!(SOURCE.contains(&format!(
+            "sizeof(struct gp_server_event) == {}",
+            size_of::<ServerEvent>()
+        )));
+    }
+
+    #[test]
+    fn route_and_map_modes_follow_the_offsets() {
+        let o: BTreeMap<String, u64> = [
+            ("runtime.g.goid", 152),
+            ("net/http.Request.Pattern", 256),
+            ("net/http.Request.Header", 56),
+            ("runtime.hmap.B", 9),
+            ("runtime.hmap.buckets", 16),
+            ("runtime.hmap.oldbuckets", 24),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        let m = modes(&o, false);
+        assert_eq!(m[MODE_ROUTE], ROUTE_PATTERN);
+        assert_eq!(m[MODE_MAP], MAP_BUCKETS);
+        // A Go 1.24+ target needs the Swiss-table fields, not the hmap ones.
+        assert_eq!(modes(&o, true)[MODE_MAP], MAP_NONE);
+        let mut go122 = o.clone();
+        go122.remove("net/http.Request.Pattern");
+        go122.insert("net/http.Request.pat".into(), 8);
+        assert_eq!(modes(&go122, false)[MODE_ROUTE], ROUTE_NONE);
+        go122.insert("net/http.pattern.str".into(), 0);
+        assert_eq!(modes(&go122, false)[MODE_ROUTE], ROUTE_PAT_PTR);
+    }
+
+    #[test]
+    fn decodes_records_into_stream_fields() {
+        let mut bytes = vec![0u8; size_of::<ServerEvent>()];
+        let mut ev = ServerEvent::read(&bytes).expect("long enough");
+        ev.pid = 42;
+        ev.goid = 7;
+        ev.start_ns = 1;
+        ev.end_ns = 2;
+        ev.method[..3].copy_from_slice(b"GET");
+        ev.method_len = 3;
+        ev.path = [b'a'; LONG_MAX];
+        ev.path_len = 300;
+        ev.status = 503;
+        ev.flags = FLAG_UNWOUND | abi::FLAG_READ_FAILED;
+        ev.unwound_by = 1;
+        // SAFETY: as above, writing one ServerEvent into its own bytes.
+        unsafe { std::ptr::write_unaligned(bytes.as_mut_ptr().cast::<ServerEvent>(), ev) };
+        let hooks = [
+            HookInfo {
+                function: "net/http.serverHandler.ServeHTTP".into(),
+                operation: None,
+            },
+            HookInfo {
+                function: "net/http.(*conn).serve.func1".into(),
+                operation: None,
+            },
+        ];
+        let mut symbols = Symbols::new(None);
+        let mut ctx = Decode {
+            hooks: &hooks,
+            symbols: &mut symbols,
+        };
+        let raw = FAMILY.decode(&bytes, &mut ctx).expect("decodes");
+        assert_eq!((raw.probe.as_str(), raw.pid, raw.goroutine), (PROBE, 42, 7));
+        let keys: Vec<&str> = raw.fields.keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "method",
+                "panic_recovered_by",
+                "path",
+                "path_len",
+                "read_failed",
+                "status"
+            ]
+        );
+        assert_eq!(
+            raw.fields["panic_recovered_by"],
+            "net/http.(*conn).serve.func1"
+        );
+        assert_eq!(raw.fields["path"].as_str().map(str::len), Some(LONG_MAX));
+        assert_eq!(raw.fields["status"], 503);
+        assert!(FAMILY.decode(&bytes[..100], &mut ctx).is_none());
+        let back: Fields = raw.fields_as().unwrap();
+        assert_eq!(back.method.as_deref(), Some("GET"));
+        assert_eq!(back.path_len, Some(300));
+    }
+}
