@@ -12,8 +12,11 @@ pub mod folded;
 pub mod html;
 pub mod metrics;
 pub mod otlp_encode;
+#[cfg(test)]
+mod otlp_equivalence;
 pub mod otlp_http;
 pub mod otlp_json;
+pub mod otlp_schema;
 pub mod otlp_wire;
 pub mod pprof;
 pub mod reader;

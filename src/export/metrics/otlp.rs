@@ -17,7 +17,8 @@ use super::{
     Aggregator, Histogram, Instrument, Label, LabelSet, PANICS, PANICS_DESCRIPTION, SKIPPED,
     SKIPPED_DESCRIPTION,
 };
-use crate::export::otlp_json::{SCOPE_NAME, key_values};
+use crate::export::otlp_json::key_values;
+use crate::export::otlp_schema::SCOPE_NAME;
 use crate::span::{AttrValue, Attributes};
 
 const CUMULATIVE: i32 = proto::AggregationTemporality::Cumulative as i32;
