@@ -142,14 +142,14 @@ _goprobe() {
             return 0
             ;;
         goprobe__subcmd__convert)
-            opts="-o -h --to --output --endpoint --skip-invalid --batch-size --group-window --max-tries --help"
+            opts="-o -h --to --output --endpoint --skip-invalid --batch-size --group-window --max-tries --format --signal --interval --json --trace-id --slowest --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --to)
-                    COMPREPLY=($(compgen -W "otlp-json otlp pprof folded flamegraph chrome text" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "otlp-json otlp pprof folded flamegraph chrome text metrics summary html" -- "${cur}"))
                     return 0
                     ;;
                 --output)
@@ -173,6 +173,26 @@ _goprobe() {
                     return 0
                     ;;
                 --max-tries)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "prometheus otlp-json" -- "${cur}"))
+                    return 0
+                    ;;
+                --signal)
+                    COMPREPLY=($(compgen -W "traces metrics" -- "${cur}"))
+                    return 0
+                    ;;
+                --interval)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --trace-id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --slowest)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -544,7 +564,7 @@ _goprobe() {
             return 0
             ;;
         goprobe__subcmd__record)
-            opts="-o -h --pid --probes --offsets --duration --limit --output --help"
+            opts="-o -h --pid --probes --offsets --duration --limit --output --summary --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

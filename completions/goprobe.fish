@@ -30,7 +30,7 @@ complete -c goprobe -n "__fish_goprobe_needs_command" -f -a "inspect" -d 'Show a
 complete -c goprobe -n "__fish_goprobe_needs_command" -f -a "offsets" -d 'Struct-field offsets a probe needs (from DWARF, else the offsets table), or any field given'
 complete -c goprobe -n "__fish_goprobe_needs_command" -f -a "attach" -d 'Attach eBPF probes to a Go binary or process and stream completed calls as NDJSON'
 complete -c goprobe -n "__fish_goprobe_needs_command" -f -a "record" -d 'Record spans (NDJSON, goprobe\'s span schema) from a Go binary, a process, or attach\'s output on stdin'
-complete -c goprobe -n "__fish_goprobe_needs_command" -f -a "convert" -d 'Convert span NDJSON into OTLP, pprof, folded stacks, flame graphs, Chrome traces or text'
+complete -c goprobe -n "__fish_goprobe_needs_command" -f -a "convert" -d 'Convert span NDJSON into OTLP, pprof, flame graphs, Chrome traces, text, metrics, a summary or an HTML waterfall'
 complete -c goprobe -n "__fish_goprobe_needs_command" -f -a "offsets-table" -d 'Maintainer tool behind scripts/gen-offsets-table.sh'
 complete -c goprobe -n "__fish_goprobe_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c goprobe -n "__fish_goprobe_using_subcommand inspect" -l pid -d 'Inspect the executable of a running process (/proc/N/exe); the report carries the pid' -r
@@ -58,20 +58,32 @@ complete -c goprobe -n "__fish_goprobe_using_subcommand record" -l offsets -d 'F
 complete -c goprobe -n "__fish_goprobe_using_subcommand record" -l duration -d 'Stop after this long (e.g. 500ms, 30s, 5m); default: until Ctrl-C, SIGTERM, or the traced process exits' -r
 complete -c goprobe -n "__fish_goprobe_using_subcommand record" -l limit -d 'Stop after writing this many spans' -r
 complete -c goprobe -n "__fish_goprobe_using_subcommand record" -s o -l output -d 'Write spans here instead of stdout (`-` is stdout)' -r -F
+complete -c goprobe -n "__fish_goprobe_using_subcommand record" -l summary -d 'At the end, print a table per service and route on stderr (as `convert --to summary`)'
 complete -c goprobe -n "__fish_goprobe_using_subcommand record" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c goprobe -n "__fish_goprobe_using_subcommand convert" -l to -d 'Output format' -r -f -a "otlp-json\t'OTLP/JSON, one ExportTraceServiceRequest per line (Collector file exporter format)'
 otlp\t'OTLP/HTTP protobuf pushed to --endpoint'
 pprof\t'Gzipped pprof profile.proto for `go tool pprof`'
-folded\t'Folded stacks (`root;child;span NANOS`, self time)'
+folded\t'Folded stacks (`service;root;child;span NANOS`, self time)'
 flamegraph\t'Flame graph SVG of self time'
 chrome\t'Trace Event Format JSON for Perfetto and chrome://tracing'
-text\t'Human-readable listing (opentelemetry-stdout; stdout only)'"
+text\t'Human-readable listing'
+metrics\t'RED metrics and a panic counter (--format prometheus or otlp-json)'
+summary\t'A table per service and route: count, errors, p50/p90/p99/max, panics'
+html\t'A self-contained HTML page with a waterfall of one trace or the slowest'"
 complete -c goprobe -n "__fish_goprobe_using_subcommand convert" -s o -l output -d 'Where to write; `-` or absent for stdout' -r -F
-complete -c goprobe -n "__fish_goprobe_using_subcommand convert" -l endpoint -d 'OTLP/HTTP collector base URL (spans go to URL/v1/traces); required with --to otlp' -r
+complete -c goprobe -n "__fish_goprobe_using_subcommand convert" -l endpoint -d 'OTLP/HTTP collector base URL (spans go to URL/v1/traces, metrics to URL/v1/metrics); required with --to otlp' -r
 complete -c goprobe -n "__fish_goprobe_using_subcommand convert" -l batch-size -d 'Spans per OTLP request / OTLP-JSON line' -r
-complete -c goprobe -n "__fish_goprobe_using_subcommand convert" -l group-window -d 'pprof/folded/flamegraph: a trace is complete once none of its spans was seen in this many spans (bounds memory; later stragglers become roots)' -r
+complete -c goprobe -n "__fish_goprobe_using_subcommand convert" -l group-window -d 'pprof/folded/flamegraph/html: a trace is complete once none of its spans was seen in this many spans (bounds memory; later stragglers become roots)' -r
 complete -c goprobe -n "__fish_goprobe_using_subcommand convert" -l max-tries -d 'otlp: attempts per batch, including the first' -r
+complete -c goprobe -n "__fish_goprobe_using_subcommand convert" -l format -d 'metrics: the exposition format' -r -f -a "prometheus\t'Prometheus text exposition format 0.0.4'
+otlp-json\t'OTLP/JSON, one ExportMetricsServiceRequest per line'"
+complete -c goprobe -n "__fish_goprobe_using_subcommand convert" -l signal -d 'otlp: push the spans (traces) or metrics computed from them' -r -f -a "traces\t'The spans themselves, to URL/v1/traces'
+metrics\t'Metrics computed from the spans (as --to metrics), to URL/v1/metrics'"
+complete -c goprobe -n "__fish_goprobe_using_subcommand convert" -l interval -d 'metrics (and otlp --signal metrics): write the cumulative values every DURATION while the input is open (for `record | convert`), and once more at its end; with -o FILE and Prometheus the file is replaced each time' -r
+complete -c goprobe -n "__fish_goprobe_using_subcommand convert" -l trace-id -d 'html: draw this trace (32 hex digits)' -r
+complete -c goprobe -n "__fish_goprobe_using_subcommand convert" -l slowest -d 'html: draw the N slowest traces (default 1), slowest first' -r
 complete -c goprobe -n "__fish_goprobe_using_subcommand convert" -l skip-invalid -d 'Skip malformed lines (counted on stderr) instead of stopping at the first'
+complete -c goprobe -n "__fish_goprobe_using_subcommand convert" -l json -d 'summary: JSON instead of the table'
 complete -c goprobe -n "__fish_goprobe_using_subcommand convert" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c goprobe -n "__fish_goprobe_using_subcommand offsets-table; and not __fish_seen_subcommand_from entry merge check help" -s h -l help -d 'Print help'
 complete -c goprobe -n "__fish_goprobe_using_subcommand offsets-table; and not __fish_seen_subcommand_from entry merge check help" -f -a "entry" -d 'Print one table entry (JSON) read from a binary\'s DWARF: every catalog field it has'
@@ -94,7 +106,7 @@ complete -c goprobe -n "__fish_goprobe_using_subcommand help; and not __fish_see
 complete -c goprobe -n "__fish_goprobe_using_subcommand help; and not __fish_seen_subcommand_from inspect offsets attach record convert offsets-table help" -f -a "offsets" -d 'Struct-field offsets a probe needs (from DWARF, else the offsets table), or any field given'
 complete -c goprobe -n "__fish_goprobe_using_subcommand help; and not __fish_seen_subcommand_from inspect offsets attach record convert offsets-table help" -f -a "attach" -d 'Attach eBPF probes to a Go binary or process and stream completed calls as NDJSON'
 complete -c goprobe -n "__fish_goprobe_using_subcommand help; and not __fish_seen_subcommand_from inspect offsets attach record convert offsets-table help" -f -a "record" -d 'Record spans (NDJSON, goprobe\'s span schema) from a Go binary, a process, or attach\'s output on stdin'
-complete -c goprobe -n "__fish_goprobe_using_subcommand help; and not __fish_seen_subcommand_from inspect offsets attach record convert offsets-table help" -f -a "convert" -d 'Convert span NDJSON into OTLP, pprof, folded stacks, flame graphs, Chrome traces or text'
+complete -c goprobe -n "__fish_goprobe_using_subcommand help; and not __fish_seen_subcommand_from inspect offsets attach record convert offsets-table help" -f -a "convert" -d 'Convert span NDJSON into OTLP, pprof, flame graphs, Chrome traces, text, metrics, a summary or an HTML waterfall'
 complete -c goprobe -n "__fish_goprobe_using_subcommand help; and not __fish_seen_subcommand_from inspect offsets attach record convert offsets-table help" -f -a "offsets-table" -d 'Maintainer tool behind scripts/gen-offsets-table.sh'
 complete -c goprobe -n "__fish_goprobe_using_subcommand help; and not __fish_seen_subcommand_from inspect offsets attach record convert offsets-table help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c goprobe -n "__fish_goprobe_using_subcommand help; and __fish_seen_subcommand_from offsets-table" -f -a "entry" -d 'Print one table entry (JSON) read from a binary\'s DWARF: every catalog field it has'

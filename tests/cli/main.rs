@@ -8,13 +8,19 @@
 mod common;
 
 mod attach;
+mod collector;
 mod context;
 mod convert;
 mod db;
+mod html;
 mod inspect;
+mod metrics;
+mod metrics_live;
 mod offsets;
 mod phases;
 mod record;
+mod summary;
+mod synth;
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
