@@ -73,10 +73,16 @@ impl Offsets {
         Ok(Offsets { fields })
     }
 
-    /// The required (non-optional) fields `probe` needs for this target that are unknown here.
-    pub fn missing(&self, probe: &catalog::Probe, target: &catalog::Target<'_>) -> Vec<String> {
-        probe
-            .fields_for(target)
+    /// The required (non-optional) fields `probe` needs for this target, with
+    /// the hooks `present` says the binary has, that are unknown here.
+    pub fn missing(
+        &self,
+        probe: &catalog::Probe,
+        target: &catalog::Target<'_>,
+        present: &dyn Fn(&catalog::Hook) -> bool,
+    ) -> Vec<String> {
+        crate::verdict::needed_fields(probe, target, present)
+            .into_iter()
             .filter(|f| !f.optional && !self.fields.contains_key(&f.field))
             .map(|f| f.field.clone())
             .collect()
@@ -752,7 +758,8 @@ pub fn hooks_from_binary(
             reasons.push(format!("{name}: not in the catalog"));
             continue;
         };
-        let missing = offsets.missing(probe, &target);
+        let present = |h: &catalog::Hook| matches!(bin.function(&h.function), Ok(Some(_)));
+        let missing = offsets.missing(probe, &target, &present);
         if !missing.is_empty() {
             reasons.push(format!(
                 "{name}: offsets unknown for {}",
@@ -797,6 +804,9 @@ pub fn hooks_from_binary(
                 file_offset: f.offset,
                 code: code.to_vec(),
             });
+        }
+        if mine.is_empty() {
+            reasons.push(format!("{name}: no function it hooks is in the binary"));
         }
         hooks.extend(mine);
     }
@@ -844,7 +854,11 @@ mod tests {
             go_version: "go1.22.10",
             module_version: &none,
         };
-        let missing = o.missing(catalog.probe("http.server").expect("probe"), &target);
+        let missing = o.missing(
+            catalog.probe("http.server").expect("probe"),
+            &target,
+            &|_| true,
+        );
         assert!(missing.iter().any(|f| f == "net/http.Request.Method"));
         assert!(
             !missing.iter().any(|f| f.starts_with("runtime.hmap")),

@@ -47,7 +47,15 @@ pub struct Args {
     /// instead of the one built into goprobe.
     #[arg(long, value_name = "FILE")]
     pub table: Option<PathBuf>,
-    /// NDJSON: one object per field (field, offset, size, type_size, source, reason).
+    /// Refuse (as unknown) an offset that only the offsets table knows for a
+    /// Go patch release the table was not generated from, instead of using
+    /// its minor release's layouts.
+    #[arg(long)]
+    pub strict_offsets: bool,
+    /// NDJSON: one object per field: field, offset, size, type_size, source
+    /// (dwarf, rtype = the binary's type descriptors, table, unknown,
+    /// conflict), checked (other sources that agree), table (slot, the
+    /// releases it was verified on, whether this release is one), reason.
     #[arg(long)]
     pub json: bool,
 }
@@ -67,7 +75,8 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
         (Some(path), None) => GoBinary::open(path)?,
         (None, None) => anyhow::bail!("give a binary or --pid"),
     };
-    let resolver = Resolver::for_binary(&bin, &table, args.go_version.as_deref());
+    let resolver =
+        Resolver::for_binary(&bin, &table, args.go_version.as_deref()).strict(args.strict_offsets);
     let catalog = Catalog::builtin()?;
     let probes: Vec<&Probe> = if args.fields.is_empty() && args.probes.is_empty() {
         probes_in_binary(&catalog, &bin, &resolver)
@@ -103,13 +112,35 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
         }
     }
     out.flush()?;
+    // A conflict between sources fails even for an optional field.
+    let conflict = |r: &&Resolved| r.source == crate::offsets::Source::Conflict;
     let unknown = results
         .iter()
-        .filter(|r| !r.is_known() && !r.optional)
+        .filter(|r| !r.is_known() && (!r.optional || conflict(r)))
         .count();
+    for r in results.iter().filter(conflict) {
+        eprintln!(
+            "goprobe: {}: {}",
+            r.field,
+            r.reason.as_deref().unwrap_or("sources disagree")
+        );
+    }
+    if let Some(t) = results
+        .iter()
+        .find(|r| r.is_inexact_table())
+        .and_then(|r| r.table.as_ref())
+    {
+        let n = results.iter().filter(|r| r.is_inexact_table()).count();
+        eprintln!(
+            "goprobe: {n} field(s) from the {} table, verified on {}, not on {} itself (--strict-offsets refuses them)",
+            t.key,
+            t.verified.join(" "),
+            resolver.key().go_version
+        );
+    }
     let unknown_optional = results
         .iter()
-        .filter(|r| !r.is_known() && r.optional)
+        .filter(|r| !r.is_known() && r.optional && !conflict(r))
         .count();
     if unknown_optional > 0 {
         eprintln!(
@@ -150,12 +181,25 @@ fn probes_in_binary<'c>(
 fn text_line(r: &Resolved) -> String {
     let num = |v: Option<u64>| v.map_or("?".to_string(), |v| v.to_string());
     match r.offset {
-        Some(off) => format!(
-            "{}\toffset {off}\tsize {}\t{}",
-            r.field,
-            num(r.size),
-            r.source
-        ),
+        Some(off) => {
+            let mut line = format!(
+                "{}\toffset {off}\tsize {}\t{}",
+                r.field,
+                num(r.size),
+                r.source
+            );
+            for c in &r.checked {
+                line.push_str(&format!(" = {c}"));
+            }
+            if let Some(t) = r.table.as_ref().filter(|t| !t.exact) {
+                line.push_str(&format!(
+                    " ({} layouts, verified on {}, not this release)",
+                    t.key,
+                    t.verified.join(" ")
+                ));
+            }
+            line
+        }
         None => format!(
             "{}\tunknown\t{}",
             r.field,

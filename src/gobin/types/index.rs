@@ -154,12 +154,12 @@ impl<'b> StructIndex<'b> {
                     ty: current_name.clone(),
                     field: part.to_string(),
                 })?;
-            offset = offset
-                .checked_add(f.offset)
-                .ok_or_else(|| desc(TypeError::Malformed {
+            offset = offset.checked_add(f.offset).ok_or_else(|| {
+                desc(TypeError::Malformed {
                     addr: current,
                     what: "offset overflows".into(),
-                }))?;
+                })
+            })?;
             size = f.size;
             if i + 1 < path.len() {
                 if f.kind != Kind::Struct {
@@ -208,7 +208,7 @@ mod tests {
         // Offsets: Outer at 8 (48 + 32 + 16 uncommon = 96), Inner at 104 (96),
         // int at 200 (48), field arrays at 248 (3*24) and 320 (2*24), names at 368.
         let mut names = Vec::new();
-        let mut at = |s: &str, names: &mut Vec<u8>| {
+        let at = |s: &str, names: &mut Vec<u8>| {
             let off = 368 + names.len() as u64;
             names.extend(name(s));
             off

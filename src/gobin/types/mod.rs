@@ -63,7 +63,6 @@ pub enum TypeError {
     Process { pid: u32, what: String },
 }
 
-
 /// One resolved type descriptor.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GoType {
@@ -507,5 +506,4 @@ pub(crate) mod tests {
             assert!(matches!(e, TypeError::Malformed { .. }), "{i}: {e}");
         }
     }
-
 }

@@ -107,5 +107,4 @@ mod tests {
         assert!(!package_name_matches("github.com/lib/pqx", "pq"));
         assert!(!package_name_matches("v2", "v2"));
     }
-
 }

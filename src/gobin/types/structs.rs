@@ -45,7 +45,10 @@ impl TypeTable<'_> {
         let bad = |what: String| TypeError::Malformed { addr, what };
         let h = self.header(addr)?;
         if h.kind != Kind::Struct {
-            return Err(bad(format!("a {} descriptor, not a struct", h.kind.as_str())));
+            return Err(bad(format!(
+                "a {} descriptor, not a struct",
+                h.kind.as_str()
+            )));
         }
         let ps = self.ptr_size();
         let words = self.layout.words;
@@ -69,9 +72,11 @@ impl TypeTable<'_> {
             return Ok(Vec::new());
         }
         let stride = 3 * ps;
-        let array = self
-            .bytes(ptr, len * stride)
-            .ok_or_else(|| bad(format!("field array at {ptr:#x} is outside the type section")))?;
+        let array = self.bytes(ptr, len * stride).ok_or_else(|| {
+            bad(format!(
+                "field array at {ptr:#x} is outside the type section"
+            ))
+        })?;
         // Go 1.19 moved the embedded flag from the offset word to the name.
         let offset_embed = !self.release.at_least(19);
         let mut fields = Vec::with_capacity(len as usize);
@@ -157,7 +162,12 @@ mod tests {
             25,
             type_name_off,
         ));
-        for w in [0, TYPES + array_at, fields.len() as u64, fields.len() as u64] {
+        for w in [
+            0,
+            TYPES + array_at,
+            fields.len() as u64,
+            fields.len() as u64,
+        ] {
             data.extend(w.to_le_bytes());
         }
         data.extend(descriptor_sized(8, 0, 2, int_name_off));
@@ -195,7 +205,9 @@ mod tests {
             let other = if minor < 19 { 19 } else { 18 };
             let wrong = table(&data, &layout, other).struct_fields(TYPES + 8);
             assert_ne!(
-                wrong.ok().map(|f| f.iter().map(|f| f.offset).collect::<Vec<_>>()),
+                wrong
+                    .ok()
+                    .map(|f| f.iter().map(|f| f.offset).collect::<Vec<_>>()),
                 Some(vec![0, 8, 16]),
                 "go1.{minor} read as go1.{other}"
             );
