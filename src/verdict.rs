@@ -132,9 +132,13 @@ pub fn assess_probe(probe: &Probe, facts: &Facts<'_>) -> Verdict {
         reasons.push(e);
     } else if present_hooks.is_empty() && !functions_missing {
         functions_missing = true;
+        let more = match absent_optional.len() {
+            0 | 1 => String::new(),
+            n => format!(" and {} more", n - 1),
+        };
         reasons.push(format!(
-            "no function it hooks is in the binary ({})",
-            absent_optional.join(", ")
+            "no function it hooks is in the binary ({}{more})",
+            absent_optional.first().copied().unwrap_or("none")
         ));
     } else {
         for f in &absent_optional {
