@@ -94,7 +94,11 @@ pub fn binary(data: &[u8]) {
                 let _ = table.struct_fields(at);
             }
             let index = StructIndex::from_table(table);
-            for f in ["net/http.Request.ctx", "runtime.g.goid", "net/http.Cookie.Expires.ext"] {
+            for f in [
+                "net/http.Request.ctx",
+                "runtime.g.goid",
+                "net/http.Cookie.Expires.ext",
+            ] {
                 let _ = index.field(f);
             }
         }

@@ -23,7 +23,9 @@ fn every_call_is_one_span(go: &str, variant: &str) {
     let text = String::from_utf8_lossy(&inspect.stdout);
     assert!(inspect.status.success(), "{label}: {inspect:?}");
     assert!(
-        text.contains("note: optional function database/sql.(*Stmt).QueryContext not in the binary"),
+        text.contains(
+            "note: optional function database/sql.(*Stmt).QueryContext not in the binary"
+        ),
         "{label}: {text}"
     );
     let server = common::Server::start(&entry.binary);
@@ -44,7 +46,11 @@ fn every_call_is_one_span(go: &str, variant: &str) {
     assert_eq!(servers.len(), 2 * N, "{label}: {out}\n{err}");
     assert_eq!(db.len(), 2 * N, "{label}: {out}\n{err}");
     for (text, function, count) in [
-        ("SELECT id FROM users WHERE id = $1", "database/sql.(*DB).queryDC", N),
+        (
+            "SELECT id FROM users WHERE id = $1",
+            "database/sql.(*DB).queryDC",
+            N,
+        ),
         (
             "UPDATE users SET name = $1 WHERE id = $2",
             "database/sql.(*DB).execDC",

@@ -13,6 +13,7 @@ mod convert;
 mod db;
 mod dbonly;
 mod inspect;
+mod nobuildinfo;
 mod offsets;
 mod patches;
 mod record;

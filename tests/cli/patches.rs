@@ -76,7 +76,9 @@ fn offsets_of_patch_releases_equal_reflect() {
     let mut sources: BTreeMap<String, usize> = BTreeMap::new();
     let truths = sample("reflectoffsets", "default");
     for truth_bin in &truths {
-        let out = Command::new(&truth_bin.path).output().expect("reflectoffsets");
+        let out = Command::new(&truth_bin.path)
+            .output()
+            .expect("reflectoffsets");
         assert!(out.status.success(), "{}", truth_bin.label());
         let truth: Vec<Truth> = String::from_utf8(out.stdout)
             .unwrap()
