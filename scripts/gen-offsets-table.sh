@@ -89,13 +89,18 @@ if [ -z "$versions" ]; then
 fi
 [ -n "${versions// /}" ] || { log "no Go releases to build"; exit 2; }
 
-# toolchain V -> prints GOROOT, installing into $gen/tc/V when needed (the
+# Scratch space of this run (sources, fetched toolchains): its own, so runs
+# at the same time (a check while a full run goes on) never delete each other's.
+scratch=$(mktemp -d "$gen/run.XXXXXX")
+trap 'rm -rf "$scratch"' EXIT
+
+# toolchain V -> prints GOROOT, installing into $scratch/tc/V when needed (the
 # caller deletes that afterwards). Corpus toolchains and Debian's are used in place.
 toolchain() {
   local v=$1
   if [ -x "$cache/go/$v/go/bin/go" ]; then echo "$cache/go/$v/go"; return; fi
   if [ "$v" = 1.19.8 ] && [ -x /usr/lib/go-1.19/bin/go ]; then echo /usr/lib/go-1.19; return; fi
-  local mc="$gen/tc/$v" dir
+  local mc="$scratch/tc/$v" dir
   rm -rf "$mc"
   if dir=$(GOTOOLCHAIN=local GOFLAGS= GOMODCACHE="$mc" GOPROXY=${GOPROXY:-https://proxy.golang.org} \
       "$host_go" mod download -json "golang.org/toolchain@v0.0.1-go$v.linux-amd64" 2>/dev/null \
@@ -117,14 +122,13 @@ toolchain() {
   return 1
 }
 
-src="$gen/src"
-rm -rf "$src"
+src="$scratch/src"
 cp -r "$repo/tests/fixtures/programs/reflectoffsets" "$src"
 stamp=$(cd "$src" && find . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-12)
 
 # Check runs (CI) share the corpus build cache; a full run uses its own and
 # empties it after each release, whose cache is of no use to the next.
-if [ "$check" = 1 ]; then gocache="$cache/gocache"; else gocache="$gen/gocache"; fi
+if [ "$check" = 1 ]; then gocache="$cache/gocache"; else gocache="$scratch/gocache"; fi
 built=()
 failed=()
 for v in $versions; do
@@ -146,18 +150,18 @@ for v in $versions; do
     if ! (
       cd "$src"
       env -u GOFLAGS GOROOT="$goroot" PATH="$goroot/bin:$PATH" GOTOOLCHAIN=local GOFLAGS=-mod=mod GOPROXY=off \
-        GOPATH="$gen/gopath" GOCACHE="$gocache" GOOS=linux GOARCH="$arch" CGO_ENABLED=0 \
+        GOPATH="$scratch/gopath" GOCACHE="$gocache" GOOS=linux GOARCH="$arch" CGO_ENABLED=0 \
         nice -n 10 "$goroot/bin/go" build -o "$out/$arch.tmp" . && mv "$out/$arch.tmp" "$out/$arch"
     ); then
       ok=0
     fi
   done
   echo "$goversion" > "$out/goversion"
-  case "$goroot" in "$gen/tc/"*) rm -rf "$gen/tc/$v" ;; esac
+  case "$goroot" in "$scratch/tc/"*) rm -rf "$scratch/tc/$v" ;; esac
   [ "$check" = 1 ] || rm -rf "$gocache"
   if [ "$ok" = 1 ]; then built+=("$v"); else log "building with Go $v failed"; failed+=("$v"); fi
 done
-rm -rf "$gen/tc"
+rm -rf "$scratch/tc"
 
 if [ ${#failed[@]} -gt 0 ]; then
   log "not built: ${failed[*]}"
