@@ -337,6 +337,41 @@ pub fn refusal_line(path: &std::path::Path, probe: &str, reasons: &[String]) -> 
     )
 }
 
+/// What `record`/`attach` say before attaching to `bin` with `probes`: a
+/// note for each probe whose offsets include table answers for a Go patch
+/// release the table was not generated from (never silent), and, when
+/// `strict`, a refusal line for each probe that is instrumentable only
+/// thanks to them (`--strict-offsets`).
+pub fn table_provenance(
+    bin: &GoBinary,
+    probes: &[String],
+    strict: bool,
+) -> (Vec<String>, Vec<String>) {
+    let lax = assess_binary_with(bin, false);
+    let strict_verdicts = strict.then(|| assess_binary_with(bin, true));
+    let (mut notes, mut refusals) = (Vec::new(), Vec::new());
+    for v in lax
+        .iter()
+        .filter(|v| probes.contains(&v.probe) && v.instrumentable)
+    {
+        if let Some(n) = v
+            .notes
+            .iter()
+            .find(|n| n.contains("--strict-offsets refuses this"))
+        {
+            notes.push(format!("{}: {n}", v.probe));
+        }
+        if let Some(sv) = strict_verdicts
+            .as_ref()
+            .and_then(|all| all.iter().find(|s| s.probe == v.probe))
+            .filter(|s| !s.instrumentable)
+        {
+            refusals.push(refusal_line(bin.path(), &v.probe, &sv.reasons));
+        }
+    }
+    (notes, refusals)
+}
+
 /// `inspect --require`: print on stderr, one line per probe, why each
 /// required probe is not instrumentable in `bin`; [`Status::CheckFailed`]
 /// if any is not. `strict`: see [`assess_binary_with`].
