@@ -19,6 +19,8 @@
 #                $GOPROBE_CACHE/go) releases and exit 1 unless the committed
 #                table holds exactly their layouts under their minors, with
 #                each release in its minor's verified list
+#   --fresh      with --versions: write the standard-library part afresh from
+#                exactly these releases instead of merging into it
 #   --keep-going a release that cannot be installed or built is logged and
 #                left out instead of failing the run
 # Environment: GOPROBE_CACHE (default <repo>/.cache); GOPROBE (a goprobe
@@ -37,13 +39,15 @@ cache=$(cd "$cache" && pwd)
 table="$repo/src/offsets/table.json"
 check=0
 keep_going=0
+fresh=0
 versions=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --check) check=1 ;;
     --versions) versions=$2; shift ;;
     --keep-going) keep_going=1 ;;
-    -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
+    --fresh) fresh=1 ;;
+    -h|--help) sed -n '2,34p' "$0"; exit 0 ;;
     *) echo "gen-offsets-table: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -207,7 +211,7 @@ if [ "$check" = 1 ]; then
   fi
 else
   # A full run writes the standard-library part afresh; --versions adds to it.
-  if [ "$explicit" = 1 ]; then action=merge; else action=build; fi
+  if [ "$explicit" = 1 ] && [ "$fresh" = 0 ]; then action=merge; else action=build; fi
   "$goprobe" offsets-table "$action" --table "$table" "${entries[@]}"
   log "wrote $table from ${#built[@]} releases: ${built[*]}"
   log "disk used by kept binaries: $(du -sh "$bins" | cut -f1)"
