@@ -180,15 +180,15 @@ impl<'a> Resolver<'a> {
             );
         };
         let answers = [
-            (Source::Dwarf, self.from_dwarf(field)),
-            (Source::Rtype, self.from_rtype(field)),
-            (Source::Table, self.from_table(field, pkg)),
+            (Source::Dwarf, self.ask_dwarf(field)),
+            (Source::Rtype, self.ask_rtype(field)),
+            (Source::Table, self.ask_table(field, pkg)),
         ];
         let strict = self.strict.then_some(self.key.go_version.as_str());
         combine(field, &answers, strict)
     }
 
-    fn from_dwarf(&self, field: &str) -> Answer {
+    fn ask_dwarf(&self, field: &str) -> Answer {
         match self.dwarf() {
             Err(why) => Answer::Unavailable(why.to_string()),
             Ok(types) => match types.field(field) {
@@ -205,7 +205,7 @@ impl<'a> Resolver<'a> {
         }
     }
 
-    fn from_rtype(&self, field: &str) -> Answer {
+    fn ask_rtype(&self, field: &str) -> Answer {
         match self.rtype() {
             Err(why) => Answer::Unavailable(why.to_string()),
             Ok(index) => match index.field(field) {
@@ -224,7 +224,7 @@ impl<'a> Resolver<'a> {
         }
     }
 
-    fn from_table(&self, field: &str, pkg: &str) -> Answer {
+    fn ask_table(&self, field: &str, pkg: &str) -> Answer {
         let arch = &self.key.goarch;
         let (layouts, prov) = if is_stdlib_package(pkg) {
             let go = &self.key.go_version;

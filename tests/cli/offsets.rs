@@ -633,3 +633,45 @@ fn db_sql_verdicts_follow_the_binary() {
         );
     }
 }
+
+/// The generator's last step: entries of two patch releases of one minor
+/// that disagree make it fail, naming the field and both values, and leave
+/// the table as it was.
+#[test]
+fn table_generator_fails_when_patch_releases_disagree() {
+    let entry = |go: &str, off: u64| {
+        serde_json::json!({
+            "go": go,
+            "goarch": "amd64",
+            "layouts": {
+                "fields": {"net/http.Request.ctx": {"offset": off, "size": 16}},
+                "types": {"net/http.Request": 248}
+            }
+        })
+        .to_string()
+    };
+    let a = scratch("entry-go1.23.1.json");
+    let b = scratch("entry-go1.23.2.json");
+    let c = scratch("entry-go1.23.3.json");
+    std::fs::write(&a, entry("go1.23.1", 232)).unwrap();
+    std::fs::write(&b, entry("go1.23.2", 232)).unwrap();
+    std::fs::write(&c, entry("go1.23.3", 240)).unwrap();
+    let table = scratch("generated-table.json");
+    let _ = std::fs::remove_file(&table);
+    let out = goprobe(&["offsets-table", "build", "--table", s(&table), s(&a), s(&b)]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let written = std::fs::read_to_string(&table).unwrap();
+    assert!(
+        written.contains("\"verified\": [\"go1.23.1\", \"go1.23.2\"]"),
+        "{written}"
+    );
+    let out = goprobe(&["offsets-table", "merge", "--table", s(&table), s(&c)]);
+    assert_ne!(out.status.code(), Some(0));
+    let err = stderr(&out);
+    assert!(
+        err.contains("go1.23/amd64: go1.23.3 disagrees with go1.23.1, go1.23.2")
+            && err.contains("net/http.Request.ctx: others 232+16, go1.23.3 240+16"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&table).unwrap(), written);
+}
