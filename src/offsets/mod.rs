@@ -11,6 +11,7 @@
 //! `goprobe offsets --json` prints and what `goprobe attach --offsets` reads
 //! back with [`parse_ndjson`].
 
+mod combine;
 mod resolver;
 pub mod table;
 
