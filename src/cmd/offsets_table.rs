@@ -39,12 +39,19 @@ pub enum Action {
     Build {
         #[arg(long, value_name = "TABLE")]
         table: PathBuf,
+        /// Record patch releases whose layouts differ from their minor's as
+        /// layout groups of their own instead of failing.
+        #[arg(long)]
+        split: bool,
         entries: Vec<PathBuf>,
     },
     /// Add ENTRY files to TABLE; exit 1 if one disagrees with its minor.
     Merge {
         #[arg(long, value_name = "TABLE")]
         table: PathBuf,
+        /// As for `build`.
+        #[arg(long)]
+        split: bool,
         entries: Vec<PathBuf>,
     },
     /// Exit 1 unless TABLE holds exactly these ENTRY files' layouts.
@@ -77,10 +84,23 @@ fn read_table(path: &PathBuf) -> anyhow::Result<Table> {
 
 /// Add `entries` to `t` and write it to `path`; nothing is written when an
 /// entry disagrees with its minor (the error names both values).
-fn write_merged(mut t: Table, path: &PathBuf, entries: &[PathBuf]) -> anyhow::Result<Status> {
+fn write_merged(
+    mut t: Table,
+    path: &PathBuf,
+    entries: &[PathBuf],
+    split: bool,
+) -> anyhow::Result<Status> {
     for (e, p) in read_entries(entries)?.into_iter().zip(entries) {
-        t.insert(e)
+        t.insert_with(e, split)
             .with_context(|| format!("adding {}", p.display()))?;
+    }
+    for (k, m) in &t.stdlib {
+        if crate::offsets::table::minor_of(k).as_deref() != Some(k.as_str()) {
+            eprintln!(
+                "offsets table: {k} ({}) has layouts of its own, unlike its minor's",
+                m.verified.join(" ")
+            );
+        }
     }
     std::fs::write(path, t.to_json_string())
         .with_context(|| format!("writing {}", path.display()))?;
@@ -110,12 +130,20 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
             println!("{}", serde_json::to_string(&entry)?);
             Ok(Status::Success)
         }
-        Action::Build { table, entries } => {
+        Action::Build {
+            table,
+            split,
+            entries,
+        } => {
             let mut t = read_table(&table)?;
             t.stdlib.clear();
-            write_merged(t, &table, &entries)
+            write_merged(t, &table, &entries, split)
         }
-        Action::Merge { table, entries } => write_merged(read_table(&table)?, &table, &entries),
+        Action::Merge {
+            table,
+            split,
+            entries,
+        } => write_merged(read_table(&table)?, &table, &entries, split),
         Action::Check { table, entries } => {
             let t = read_table(&table)?;
             let problems = check_entries(&t, &read_entries(&entries)?);

@@ -218,6 +218,10 @@ impl<'a> Resolver<'a> {
                 ),
                 None => {
                     return Answer::Unavailable(match super::table::minor_of(go) {
+                        Some(minor) if self.table.split_minor(go).is_some() => format!(
+                            "{minor} layouts changed between patch releases and the offsets table lists {go} in none of its groups: {}",
+                            self.table.split_minor(go).unwrap_or_default()
+                        ),
                         Some(minor) => format!("{minor}/{arch} not in the offsets table"),
                         None => format!(
                             "offsets table covers releases only, not {go:?} (prerelease, devel or GOEXPERIMENT build)"

@@ -228,16 +228,55 @@ impl Table {
         Table::default()
     }
 
-    /// Standard-library layouts for this Go version's minor release and GOARCH.
+    /// The layout groups of a minor: the minor's own key first, then the
+    /// groups of patch releases whose layouts differ from it (keyed by their
+    /// first release, e.g. `go1.26.11`).
+    fn groups(&self, minor: &str) -> impl Iterator<Item = (&String, &Minor)> {
+        let prefix = format!("{minor}.");
+        self.stdlib
+            .range(minor.to_string()..)
+            .take_while(move |(k, _)| *k == minor || k.starts_with(&prefix))
+    }
+
+    /// Standard-library layouts for this Go version and GOARCH: those of the
+    /// layout group that lists the release (exact); else, when the minor
+    /// has a single layout, the minor's (not exact). A minor whose patch
+    /// releases changed layouts answers only the releases it lists
+    /// ([`Table::split_minor`] says why).
     pub fn stdlib(&self, go_version: &str, goarch: &str) -> Option<StdlibMatch<'_>> {
         let minor = minor_of(go_version)?;
-        let (key, m) = self.stdlib.get_key_value(&minor)?;
-        Some(StdlibMatch {
-            layouts: m.archs.get(goarch)?,
-            minor: key,
-            verified: &m.verified,
-            exact: m.verified.iter().any(|v| v == go_version),
-        })
+        let groups: Vec<(&String, &Minor)> = self.groups(&minor).collect();
+        if let Some((key, m)) = groups
+            .iter()
+            .find(|(_, m)| m.verified.iter().any(|v| v == go_version))
+        {
+            return Some(StdlibMatch {
+                layouts: m.archs.get(goarch)?,
+                minor: key,
+                verified: &m.verified,
+                exact: true,
+            });
+        }
+        match groups.as_slice() {
+            [(key, m)] => Some(StdlibMatch {
+                layouts: m.archs.get(goarch)?,
+                minor: key,
+                verified: &m.verified,
+                exact: false,
+            }),
+            _ => None,
+        }
+    }
+
+    /// When `go_version`'s minor has several layout groups and the release
+    /// is in none: the groups, as `KEY (RELEASES)` each.
+    pub fn split_minor(&self, go_version: &str) -> Option<String> {
+        let minor = minor_of(go_version)?;
+        let groups: Vec<String> = self
+            .groups(&minor)
+            .map(|(k, m)| format!("{k} ({})", m.verified.join(" ")))
+            .collect();
+        (groups.len() > 1).then(|| groups.join(", "))
     }
 
     /// Third-party layouts for exactly this module version and GOARCH.
@@ -247,26 +286,67 @@ impl Table {
 
     /// Add one generator entry. A standard-library entry joins its minor: its
     /// release is added to `verified` when its layouts equal the minor's, and
-    /// it is an error ([`TableError::Disagreement`]) when they differ. A
-    /// module entry replaces its slot.
+    /// it is an error ([`TableError::Disagreement`]) when they differ, unless
+    /// `split`: then the release joins (or starts, keyed by itself) a layout
+    /// group of its own within the minor. A module entry replaces its slot.
     pub fn insert(&mut self, entry: Entry) -> Result<(), TableError> {
+        self.insert_with(entry, false)
+    }
+
+    /// [`Table::insert`], recording patch releases that changed layouts as
+    /// groups of their own when `split`.
+    pub fn insert_with(&mut self, entry: Entry, split: bool) -> Result<(), TableError> {
         match (entry.go, entry.module, entry.version) {
             (Some(go), _, _) => {
                 let minor = minor_of(&go).ok_or_else(|| TableError::NotARelease(go.clone()))?;
-                let slot = self.stdlib.entry(minor.clone()).or_default();
-                if let Some(existing) = slot.archs.get(&entry.goarch)
-                    && existing != &entry.layouts
-                {
-                    let others = slot.verified.join(", ");
-                    let diffs = layout_diffs(existing, "others", &entry.layouts, &go);
-                    return Err(TableError::Disagreement {
-                        minor,
-                        goarch: entry.goarch,
-                        version: go,
-                        others,
-                        diffs: diffs.join("; "),
-                    });
-                }
+                // The group that already lists this release (its other arch), else
+                // the first group whose layouts for this arch are the same or absent.
+                let keys: Vec<String> = self.groups(&minor).map(|(k, _)| k.clone()).collect();
+                let listed = keys
+                    .iter()
+                    .find(|k| self.stdlib[*k].verified.contains(&go))
+                    .cloned();
+                let fits = |k: &String| {
+                    self.stdlib[k]
+                        .archs
+                        .get(&entry.goarch)
+                        .is_none_or(|l| l == &entry.layouts)
+                };
+                let target = match listed {
+                    Some(k) if fits(&k) => k,
+                    Some(k) => {
+                        let m = &self.stdlib[&k];
+                        return Err(TableError::Disagreement {
+                            minor: k.clone(),
+                            goarch: entry.goarch.clone(),
+                            version: go.clone(),
+                            others: m.verified.join(", "),
+                            diffs: layout_diffs(&m.archs[&entry.goarch], "others", &entry.layouts, &go)
+                                .join("; "),
+                        });
+                    }
+                    None => match keys.iter().find(|k| fits(k)) {
+                        Some(k) if k == &minor || split => k.clone(),
+                        None if keys.is_empty() => minor.clone(),
+                        None if split => go.clone(),
+                        _ => {
+                            let m = &self.stdlib[&minor];
+                            let diffs = m
+                                .archs
+                                .get(&entry.goarch)
+                                .map(|l| layout_diffs(l, "others", &entry.layouts, &go))
+                                .unwrap_or_default();
+                            return Err(TableError::Disagreement {
+                                minor,
+                                goarch: entry.goarch,
+                                version: go,
+                                others: m.verified.join(", "),
+                                diffs: diffs.join("; "),
+                            });
+                        }
+                    },
+                };
+                let slot = self.stdlib.entry(target).or_default();
                 slot.archs.insert(entry.goarch, entry.layouts);
                 if !slot.verified.contains(&go) {
                     slot.verified.push(go);
@@ -392,22 +472,15 @@ pub fn check_entries(committed: &Table, generated: &[Entry]) -> Vec<String> {
         match (&e.go, &e.module, &e.version) {
             (Some(go), _, _) => {
                 let key = format!("{go}/{}", e.goarch);
-                let Some(minor) = minor_of(go) else {
-                    problems.push(format!("{key}: not a Go release"));
-                    continue;
-                };
-                let Some(m) = committed.stdlib.get(&minor) else {
-                    problems.push(format!("{key}: minor {minor} not in the committed table"));
-                    continue;
-                };
-                match m.archs.get(&e.goarch) {
-                    None => problems.push(format!("{key}: {minor} has no {} layouts", e.goarch)),
-                    Some(l) if l != &e.layouts => problems.push(format!(
+                match committed.stdlib(go, &e.goarch) {
+                    None => problems.push(format!("{key}: not in the committed table")),
+                    Some(m) if m.layouts != &e.layouts => problems.push(format!(
                         "{key}: {}",
-                        layout_diffs(l, "committed", &e.layouts, "generated").join("; ")
+                        layout_diffs(m.layouts, "committed", &e.layouts, "generated").join("; ")
                     )),
-                    Some(_) if !m.verified.contains(go) => problems.push(format!(
-                        "{key}: agrees with {minor} but is not in its verified list"
+                    Some(m) if !m.exact => problems.push(format!(
+                        "{key}: agrees with {} but is not in its verified list",
+                        m.minor
                     )),
                     Some(_) => {}
                 }
@@ -541,6 +614,39 @@ mod tests {
         // Another arch of the same minor is its own slot.
         t.insert(entry("go1.23.2", "arm64", 8)).unwrap();
         assert!(t.insert(entry("go1.23rc1", "amd64", 0)).is_err());
+    }
+
+    #[test]
+    fn a_minor_whose_patch_releases_changed_layouts_is_split() {
+        // Go 1.26.11 moved net/http.response fields: recorded as its own group.
+        let mut t = Table::default();
+        for (go, off) in [("go1.26.1", 0), ("go1.26.10", 0), ("go1.26.11", 8), ("go1.26.12", 8)] {
+            for arch in ["amd64", "arm64"] {
+                t.insert_with(entry(go, arch, off), true).unwrap();
+            }
+        }
+        assert_eq!(t.stdlib["go1.26"].verified, ["go1.26.1", "go1.26.10"]);
+        assert_eq!(t.stdlib["go1.26.11"].verified, ["go1.26.11", "go1.26.12"]);
+        let m = t.stdlib("go1.26.12", "arm64").unwrap();
+        assert!(m.exact && m.minor == "go1.26.11" && m.layouts == &layouts(8));
+        let m = t.stdlib("go1.26.10", "amd64").unwrap();
+        assert!(m.exact && m.layouts == &layouts(0));
+        // A release in no group of a split minor: no answer, and why.
+        assert!(t.stdlib("go1.26.5", "amd64").is_none());
+        assert_eq!(
+            t.split_minor("go1.26.5").as_deref(),
+            Some("go1.26 (go1.26.1 go1.26.10), go1.26.11 (go1.26.11 go1.26.12)")
+        );
+        assert!(t.split_minor("go1.27.0").is_none());
+        // Round trip, and the check finds each release in its group.
+        let back = Table::parse(&t.to_json_string()).unwrap();
+        assert_eq!(back, t);
+        assert!(check_entries(&back, &[entry("go1.26.11", "amd64", 8)]).is_empty());
+        assert_eq!(check_entries(&back, &[entry("go1.26.11", "amd64", 0)]).len(), 1);
+        // Without split, the same entries fail.
+        let mut strict = Table::default();
+        strict.insert(entry("go1.26.10", "amd64", 0)).unwrap();
+        assert!(strict.insert(entry("go1.26.11", "amd64", 8)).is_err());
     }
 
     #[test]
