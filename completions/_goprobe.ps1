@@ -114,12 +114,14 @@ Register-ArgumentCompleter -Native -CommandName 'goprobe' -ScriptBlock {
         }
         'goprobe;offsets-table;build' {
             [CompletionResult]::new('--table', '--table', [CompletionResultType]::ParameterName, 'table')
+            [CompletionResult]::new('--split', '--split', [CompletionResultType]::ParameterName, 'Record patch releases whose layouts differ from their minor''s as layout groups of their own instead of failing')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
         }
         'goprobe;offsets-table;merge' {
             [CompletionResult]::new('--table', '--table', [CompletionResultType]::ParameterName, 'table')
+            [CompletionResult]::new('--split', '--split', [CompletionResultType]::ParameterName, 'As for `build`')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break

@@ -435,7 +435,7 @@ _goprobe() {
             return 0
             ;;
         goprobe__subcmd__offsets__subcmd__table__subcmd__build)
-            opts="-h --table --help"
+            opts="-h --table --split --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -581,7 +581,7 @@ _goprobe() {
             return 0
             ;;
         goprobe__subcmd__offsets__subcmd__table__subcmd__merge)
-            opts="-h --table --help"
+            opts="-h --table --split --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -103,11 +103,13 @@ set edit:completion:arg-completer[goprobe] = {|@words|
         }
         &'goprobe;offsets-table;build'= {
             cand --table 'table'
+            cand --split 'Record patch releases whose layouts differ from their minor''s as layout groups of their own instead of failing'
             cand -h 'Print help'
             cand --help 'Print help'
         }
         &'goprobe;offsets-table;merge'= {
             cand --table 'table'
+            cand --split 'As for `build`'
             cand -h 'Print help'
             cand --help 'Print help'
         }

@@ -88,8 +88,10 @@ complete -c goprobe -n "__fish_goprobe_using_subcommand offsets-table; and __fis
 complete -c goprobe -n "__fish_goprobe_using_subcommand offsets-table; and __fish_seen_subcommand_from entry" -l field -d 'Extra fields to include besides the catalog\'s' -r
 complete -c goprobe -n "__fish_goprobe_using_subcommand offsets-table; and __fish_seen_subcommand_from entry" -s h -l help -d 'Print help'
 complete -c goprobe -n "__fish_goprobe_using_subcommand offsets-table; and __fish_seen_subcommand_from build" -l table -r -F
+complete -c goprobe -n "__fish_goprobe_using_subcommand offsets-table; and __fish_seen_subcommand_from build" -l split -d 'Record patch releases whose layouts differ from their minor\'s as layout groups of their own instead of failing'
 complete -c goprobe -n "__fish_goprobe_using_subcommand offsets-table; and __fish_seen_subcommand_from build" -s h -l help -d 'Print help'
 complete -c goprobe -n "__fish_goprobe_using_subcommand offsets-table; and __fish_seen_subcommand_from merge" -l table -r -F
+complete -c goprobe -n "__fish_goprobe_using_subcommand offsets-table; and __fish_seen_subcommand_from merge" -l split -d 'As for `build`'
 complete -c goprobe -n "__fish_goprobe_using_subcommand offsets-table; and __fish_seen_subcommand_from merge" -s h -l help -d 'Print help'
 complete -c goprobe -n "__fish_goprobe_using_subcommand offsets-table; and __fish_seen_subcommand_from check" -l table -r -F
 complete -c goprobe -n "__fish_goprobe_using_subcommand offsets-table; and __fish_seen_subcommand_from check" -s h -l help -d 'Print help'

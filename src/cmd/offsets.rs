@@ -36,7 +36,9 @@ pub struct Args {
     /// Without --field or --probe: the fields of every probe the binary
     /// contains (at least one of its hooked functions is in the binary), so a
     /// plain HTTP service is not asked for database/sql fields; again only
-    /// unknown non-optional fields make the exit status 1.
+    /// unknown non-optional fields make the exit status 1, and a field only
+    /// hooks the binary lacks would read (prepared statements in a program
+    /// that never prepares one) counts as optional.
     #[arg(long = "probe", value_name = "PROBE", value_delimiter = ',')]
     pub probes: Vec<String>,
     /// Look the offsets table up under this Go version instead of the one
@@ -99,6 +101,29 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
         match wanted.iter_mut().find(|x| x.field == w.field) {
             Some(x) => x.optional &= w.optional,
             None => wanted.push(w),
+        }
+    }
+    if args.fields.is_empty() && args.probes.is_empty() {
+        // Fields reached only from hooks the binary lacks (prepared
+        // statements in a program that never prepares one) are not needed.
+        let lookup = crate::verdict::hooked_functions(&catalog, &bin);
+        let present = |h: &crate::catalog::Hook| lookup(&h.function).unwrap_or(true);
+        let key = resolver.key();
+        let modules = |m: &str| key.module_version(m);
+        let target = Target {
+            go_version: &key.go_version,
+            module_version: &modules,
+        };
+        let needed: Vec<&str> = probes
+            .iter()
+            .flat_map(|p| crate::verdict::needed_fields(p, &target, &present))
+            .map(|f| f.field.as_str())
+            .collect();
+        for w in wanted
+            .iter_mut()
+            .filter(|w| !needed.contains(&w.field.as_str()))
+        {
+            w.optional = true;
         }
     }
     let results = resolver.resolve_wanted(&wanted);

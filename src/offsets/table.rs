@@ -321,8 +321,13 @@ impl Table {
                             goarch: entry.goarch.clone(),
                             version: go.clone(),
                             others: m.verified.join(", "),
-                            diffs: layout_diffs(&m.archs[&entry.goarch], "others", &entry.layouts, &go)
-                                .join("; "),
+                            diffs: layout_diffs(
+                                &m.archs[&entry.goarch],
+                                "others",
+                                &entry.layouts,
+                                &go,
+                            )
+                            .join("; "),
                         });
                     }
                     None => match keys.iter().find(|k| fits(k)) {
@@ -620,7 +625,12 @@ mod tests {
     fn a_minor_whose_patch_releases_changed_layouts_is_split() {
         // Go 1.26.11 moved net/http.response fields: recorded as its own group.
         let mut t = Table::default();
-        for (go, off) in [("go1.26.1", 0), ("go1.26.10", 0), ("go1.26.11", 8), ("go1.26.12", 8)] {
+        for (go, off) in [
+            ("go1.26.1", 0),
+            ("go1.26.10", 0),
+            ("go1.26.11", 8),
+            ("go1.26.12", 8),
+        ] {
             for arch in ["amd64", "arm64"] {
                 t.insert_with(entry(go, arch, off), true).unwrap();
             }
@@ -642,7 +652,10 @@ mod tests {
         let back = Table::parse(&t.to_json_string()).unwrap();
         assert_eq!(back, t);
         assert!(check_entries(&back, &[entry("go1.26.11", "amd64", 8)]).is_empty());
-        assert_eq!(check_entries(&back, &[entry("go1.26.11", "amd64", 0)]).len(), 1);
+        assert_eq!(
+            check_entries(&back, &[entry("go1.26.11", "amd64", 0)]).len(),
+            1
+        );
         // Without split, the same entries fail.
         let mut strict = Table::default();
         strict.insert(entry("go1.26.10", "amd64", 0)).unwrap();
