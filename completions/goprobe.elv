@@ -53,7 +53,7 @@ set edit:completion:arg-completer[goprobe] = {|@words|
         }
         &'goprobe;attach'= {
             cand --pid 'Trace only this process'
-            cand --probes 'Comma-separated probes to attach, from the probe catalog: http.server, http.client, http.phases (connection phases of HTTP client calls), http.exchange (their request_sent and first_byte: two traps on every HTTP/1 client request), db.sql, go.panic, go.spawn (goroutine creation, so calls made on goroutines a handler starts join its trace), or `all`. Probes the binary cannot support (e.g. db.sql without database/sql) are skipped with a note on stderr; `goprobe inspect` says why'
+            cand --probes 'Comma-separated probes to attach, from the probe catalog: http.server, http.client, http.phases (connection phases of HTTP client calls), db.sql, go.panic, go.spawn (goroutine creation, so calls made on goroutines a handler starts join its trace), http.exchange (opt-in: request_sent and first_byte of a new connection''s first request, two traps on every HTTP/1 client request); `default` is every probe but the opt-in ones, `all` every probe (e.g. `default,http.exchange`). Probes the binary cannot support (e.g. db.sql without database/sql) are skipped with a note on stderr; `goprobe inspect` says why'
             cand --offsets 'Field offsets as NDJSON from `goprobe offsets --json` (`-` for stdin); default: read them from the binary''s DWARF, else the offsets table'
             cand --duration 'Stop after this long (e.g. 500ms, 30s, 5m); default: until Ctrl-C, SIGTERM, or the traced process exits'
             cand --strict-offsets 'Refuse a probe whose offsets only the offsets table knows for this binary''s Go patch release, which the table was not generated from (by default the minor release''s layouts are used, with a note)'
@@ -63,7 +63,7 @@ set edit:completion:arg-completer[goprobe] = {|@words|
         }
         &'goprobe;record'= {
             cand --pid 'Trace only this process'
-            cand --probes 'Comma-separated probes to attach, from the probe catalog: http.server, http.client, http.phases (connection phases of HTTP client calls), http.exchange (their request_sent and first_byte: two traps on every HTTP/1 client request), db.sql, go.panic, go.spawn (goroutine creation, so calls made on goroutines a handler starts join its trace), or `all`. Probes the binary cannot support (e.g. db.sql without database/sql) are skipped with a note on stderr; `goprobe inspect` says why'
+            cand --probes 'Comma-separated probes to attach, from the probe catalog: http.server, http.client, http.phases (connection phases of HTTP client calls), db.sql, go.panic, go.spawn (goroutine creation, so calls made on goroutines a handler starts join its trace), http.exchange (opt-in: request_sent and first_byte of a new connection''s first request, two traps on every HTTP/1 client request); `default` is every probe but the opt-in ones, `all` every probe (e.g. `default,http.exchange`). Probes the binary cannot support (e.g. db.sql without database/sql) are skipped with a note on stderr; `goprobe inspect` says why'
             cand --offsets 'Field offsets as NDJSON from `goprobe offsets --json` (`-` for stdin); default: read them from the binary''s DWARF, else the offsets table'
             cand --duration 'Stop after this long (e.g. 500ms, 30s, 5m); default: until Ctrl-C, SIGTERM, or the traced process exits'
             cand --limit 'Stop after writing this many spans'

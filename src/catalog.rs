@@ -9,10 +9,13 @@
 //!
 //! Adding a probe:
 //! 1. a `[[probe]]` in `src/catalog.toml`: hooks, argument registers and
-//!    slots, fields, `family` and `role`;
+//!    slots, fields, `family` and `role` (`opt_in` when its hooks trap on
+//!    calls it does not need, so that only `--probes` naming it attaches it);
 //! 2. for a field no probe read before: its type in the reflectoffsets
 //!    fixture and its offsets in `src/offsets/table.json`
-//!    (`scripts/gen-offsets-table.sh`), for stripped binaries;
+//!    (`scripts/gen-offsets-table.sh --fresh --split-minors --versions ...`
+//!    over the table's releases: a new field changes every layout group),
+//!    for stripped binaries whose type descriptors lack the struct;
 //! 3. when no existing family reads what it needs, a family: its eBPF
 //!    programs in `ebpf/probes/<family>.bpf.c` (shared helpers in
 //!    `ebpf/lib/`; `build.rs` compiles one object per family named in the
@@ -24,9 +27,9 @@
 //! 4. the registry, `src/probes/mod.rs`: the family's `pub mod` line and its
 //!    entry in `crate::probes::FAMILIES`.
 //!
-//! Worked example: the `http_phases` family (probes `http.phases` and
-//! `http.exchange`), which adds connection phases as events of HTTP client
-//! spans: its two `[[probe]]`s, three new types in reflectoffsets and the
+//! Worked example: the `http_phases` family (probes `http.phases` and the
+//! opt-in `http.exchange`), which adds connection phases as events of HTTP
+//! client spans: its two `[[probe]]`s, three new types in reflectoffsets and the
 //! table, `ebpf/probes/http_phases.bpf.c`, `src/probes/http_phases.rs` and
 //! two registry lines (README, "Adding a probe").
 
@@ -154,6 +157,12 @@ pub struct Probe {
     pub hooks: Vec<Hook>,
     #[serde(default, rename = "field")]
     pub fields: Vec<FieldNeed>,
+    /// Attached only when asked for by name (or `--probes all`), not by
+    /// default: a probe whose hooks trap on calls its purpose does not need
+    /// (`http.exchange` traps on every HTTP/1 request to time a
+    /// connection's first one).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub opt_in: bool,
     /// `role == Internal`: probes goprobe attaches for its own bookkeeping
     /// (goroutine creation), not chosen by users.
     #[serde(skip)]

@@ -82,7 +82,7 @@ Output: one JSON object per line (stdout, or -o FILE):
                         connection has its phases: dns.start/dns.end (dns.question.name,
                         goprobe.dns.answer_count), connect.start/connect.end (network.peer.address,
                         network.peer.port, error.type), tls.start/tls.end (tls.protocol.version)
-                        (http.phases), request_sent and first_byte (http.exchange)
+                        (http.phases), request_sent and first_byte (http.exchange, opt-in)
   resource              service.name, process.pid, process.executable.path, process.runtime.name,
                         process.runtime.version
 
