@@ -2,7 +2,8 @@
 # Benchmark (not a test): what the HTTP client phase probes (http.phases,
 # http.exchange) cost per outgoing call, on new and on pooled connections.
 #
-# Runs the corpus httpserver under `goprobe record` (every probe) and, for
+# Runs the corpus httpserver under `goprobe record` (the default probes and
+# the opt-in http.exchange, or $PROBES) and, for
 # each kind of call its /out route makes (plain HTTP or HTTPS, pooled or new
 # connection, by name or by address), sends N requests and reads the
 # kernel's BPF statistics (kernel.bpf_stats_enabled: exact run counts and
@@ -14,12 +15,14 @@
 #
 # Usage (as root): benches/phases.sh [GO_VERSION] [CALLS]
 #   env: GOPROBE_CACHE (default <repo>/.cache), GOPROBE_BIN (default
-#   target/release/goprobe, else debug)
+#   target/release/goprobe, else debug), PROBES (default
+#   default,http.exchange; `default` alone shows what the default set costs)
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cache=${GOPROBE_CACHE:-$repo/.cache}
 go_version=${1:-1.26.6}
 calls=${2:-200}
+probes=${PROBES:-default,http.exchange}
 
 [ "$(id -u)" -eq 0 ] || { echo "phases.sh: run as root (eBPF)" >&2; exit 2; }
 for t in jq bpftool curl; do
@@ -50,7 +53,7 @@ server_pid=$!
 for _ in $(seq 50); do [ -s "$work/addr" ] && break; sleep 0.1; done
 addr=$(head -1 "$work/addr")
 
-"$goprobe" record --pid "$server_pid" -o /dev/null 2> "$work/goprobe.err" &
+"$goprobe" record --pid "$server_pid" --probes "$probes" -o /dev/null 2> "$work/goprobe.err" &
 gp_pid=$!
 for _ in $(seq 600); do grep -q attached "$work/goprobe.err" 2>/dev/null && break; sleep 0.1; done
 grep -q attached "$work/goprobe.err" || { echo "phases.sh: goprobe did not attach: $(cat "$work/goprobe.err")" >&2; exit 2; }
@@ -68,7 +71,7 @@ snapshot() {
 
 call() { curl -sf -o /dev/null "http://$addr/out?$1" || { echo "phases.sh: /out?$1 failed" >&2; exit 2; }; }
 
-printf 'Go %s httpserver, %d calls per kind (hits per call; program time per call in ns)\n' "$go_version" "$calls"
+printf 'Go %s httpserver, probes %s, %d calls per kind (hits per call; program time per call in ns)\n' "$go_version" "$probes" "$calls"
 printf '%-34s %s\n' "kind" "http_phases programs | http_client (baseline)"
 for kind in "to=http&conn=reuse" "to=https&conn=reuse" "to=http&conn=reuse&host=127.0.0.1" \
             "to=http&conn=fresh" "to=https&conn=fresh" "to=http&conn=fresh&host=127.0.0.1"; do

@@ -84,8 +84,9 @@ fn attr<'a>(e: &'a Event, key: &str) -> Option<&'a AttrValue> {
 
 /// The events of a fresh connection's call: dns.start, dns.end (when by
 /// name), one or more connect.start/connect.end (a dual-stack localhost may
-/// try ::1 first), tls.start, tls.end (HTTPS), request_sent, first_byte.
-fn check_fresh(case: &Case, span: &Span, port: i64) {
+/// try ::1 first), tls.start, tls.end (HTTPS), and with the opt-in
+/// `http.exchange` request_sent, first_byte.
+fn check_fresh(case: &Case, span: &Span, port: i64, exchange: bool) {
     let what = format!("/out?{}: {:#?}", case.query, span.events);
     let names: Vec<&str> = span.events.iter().map(|e| e.name.as_str()).collect();
     let mut want: Vec<&str> = Vec::new();
@@ -100,7 +101,9 @@ fn check_fresh(case: &Case, span: &Span, port: i64) {
     if case.tls.is_some() {
         want.extend(["tls.start", "tls.end"]);
     }
-    want.extend(["request_sent", "first_byte"]);
+    if exchange {
+        want.extend(["request_sent", "first_byte"]);
+    }
     assert_eq!(names, want, "{what}");
     // In order, inside the client span's time.
     let mut t = span.start_time_unix_nano;
@@ -159,15 +162,23 @@ fn check_fresh(case: &Case, span: &Span, port: i64) {
         );
         assert!(attr(end, "error.type").is_none(), "{what}");
     }
-    assert!(attr(find("request_sent"), "error.type").is_none(), "{what}");
+    if exchange {
+        assert!(attr(find("request_sent"), "error.type").is_none(), "{what}");
+    }
     assert_eq!(span.attributes[REUSED], AttrValue::Bool(false), "{what}");
 }
 
-fn phases_on_client_spans(go: &str, variant: &str) {
+/// `exchange`: attach the opt-in `http.exchange` too (else the default set,
+/// which must give no request_sent or first_byte).
+fn phases_on_client_spans(go: &str, variant: &str, exchange: bool) {
     let entry = common::corpus_binary(go, "httpserver", variant);
     let server = common::Server::start(&entry.binary);
     let pid = server.pid().to_string();
-    let run = start(&["record", "--pid", &pid]);
+    let mut args = vec!["record", "--pid", &pid];
+    if exchange {
+        args.extend(["--probes", "default,http.exchange"]);
+    }
+    let run = start(&args);
     for case in CASES {
         assert_eq!(
             common::get(&server.addr, &format!("/out?{}", case.query)),
@@ -203,7 +214,7 @@ fn phases_on_client_spans(go: &str, variant: &str) {
             .parse()
             .expect("port");
         if case.fresh {
-            check_fresh(case, span, port);
+            check_fresh(case, span, port, exchange);
         } else {
             assert!(
                 span.events.is_empty(),
@@ -264,20 +275,22 @@ fn hooked_functions_are_in_every_build() {
 
 #[test]
 fn phases_go119_default() {
-    phases_on_client_spans("1.19", "default");
+    phases_on_client_spans("1.19", "default", true);
 }
 
 #[test]
 fn phases_go123_stripped() {
-    phases_on_client_spans("1.23", "stripped");
+    phases_on_client_spans("1.23", "stripped", true);
 }
 
 #[test]
 fn phases_go126_pie() {
-    phases_on_client_spans("1.26", "pie");
+    phases_on_client_spans("1.26", "pie", true);
 }
 
+/// The default probe set: the phases and the reused attribute, no
+/// request_sent or first_byte.
 #[test]
-fn phases_go127_pie_stripped() {
-    phases_on_client_spans("1.27", "pie-stripped");
+fn phases_go127_pie_stripped_default_probes() {
+    phases_on_client_spans("1.27", "pie-stripped", false);
 }

@@ -301,3 +301,16 @@ fn addresses_and_versions() {
     assert_eq!(tls_version_name(0x0303), Some("1.2"));
     assert_eq!(tls_version_name(0x7f1c), None);
 }
+
+/// Only the probe whose hooks trap on pooled connections is opt-in: the
+/// default probe set costs traps only when a connection is opened.
+#[test]
+fn only_the_exchange_probe_is_opt_in() {
+    let catalog = crate::catalog::Catalog::builtin().unwrap();
+    let opt_in = |name: &str| catalog.probe(name).expect(name).opt_in;
+    assert!(opt_in(EXCHANGE));
+    assert!(!opt_in(PHASES));
+    let default = crate::attach::parse_probes(crate::attach::DEFAULT_PROBES).unwrap();
+    assert!(default.iter().any(|p| p == PHASES), "{default:?}");
+    assert!(!default.iter().any(|p| p == EXCHANGE), "{default:?}");
+}
