@@ -358,3 +358,5 @@ fn lone_events_unknown_probes_and_bad_fields() {
         .expect_err("status is a number");
     assert!(err.to_string().starts_with("http.server event: "), "{err}");
 }
+
+mod http_phases;
