@@ -12,10 +12,12 @@
 //!    slots, fields, `family` and `role` (`opt_in` when its hooks trap on
 //!    calls it does not need, so that only `--probes` naming it attaches it);
 //! 2. for a field no probe read before: its type in the reflectoffsets
-//!    fixture and its offsets in `src/offsets/table.json`
+//!    fixture, and `table = false` when its struct always has a type
+//!    descriptor where the hooks are (stripped binaries read it from their
+//!    own metadata), else its offsets in `src/offsets/table.json`
 //!    (`scripts/gen-offsets-table.sh --fresh --split-minors --versions ...`
-//!    over the table's releases: a new field changes every layout group),
-//!    for stripped binaries whose type descriptors lack the struct;
+//!    over the table's releases: a new table field changes every layout
+//!    group), for stripped binaries whose type descriptors lack the struct;
 //! 3. when no existing family reads what it needs, a family: its eBPF
 //!    programs in `ebpf/probes/<family>.bpf.c` (shared helpers in
 //!    `ebpf/lib/`; `build.rs` compiles one object per family named in the
@@ -29,8 +31,8 @@
 //!
 //! Worked example: the `http_phases` family (probes `http.phases` and the
 //! opt-in `http.exchange`), which adds connection phases as events of HTTP
-//! client spans: its two `[[probe]]`s, three new types in reflectoffsets and the
-//! table, `ebpf/probes/http_phases.bpf.c`, `src/probes/http_phases.rs` and
+//! client spans: its two `[[probe]]`s (three new fields, `table = false`),
+//! two new types in reflectoffsets, `ebpf/probes/http_phases.bpf.c`, `src/probes/http_phases.rs` and
 //! two registry lines (README, "Adding a probe").
 
 use serde::{Deserialize, Serialize};
@@ -126,6 +128,23 @@ pub struct FieldNeed {
     pub version: Option<String>,
     #[serde(default)]
     pub optional: bool,
+    /// The embedded offsets table carries it (the default). `false` for a
+    /// field of a struct that always has a type descriptor where the hooks
+    /// are (a type the code converts to an interface, such as `*tls.Conn`
+    /// to `net.Conn`), so that a stripped binary's own metadata answers:
+    /// adding such a field needs no regeneration of the table over every Go
+    /// release it lists. Without DWARF or a descriptor it is unknown, never
+    /// guessed.
+    #[serde(default = "in_table", skip_serializing_if = "is_in_table")]
+    pub table: bool,
+}
+
+fn in_table() -> bool {
+    true
+}
+
+fn is_in_table(table: &bool) -> bool {
+    *table
 }
 
 /// What a probe's events are in a recording (see `src/catalog.toml`).
@@ -346,6 +365,18 @@ impl Catalog {
         }
         out
     }
+
+    /// The fields the embedded offsets table carries: every field some need
+    /// does not mark `table = false`.
+    pub fn table_fields(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for f in self.probes.iter().flat_map(|p| &p.fields) {
+            if f.table && !out.contains(&f.field) {
+                out.push(f.field.clone());
+            }
+        }
+        out
+    }
 }
 
 fn applies(
@@ -436,6 +467,30 @@ mod tests {
         let client = c.probe("http.client").unwrap();
         assert_eq!(client.hooks[0].function, "net/http.(*Transport).roundTrip");
         assert!(c.all_fields().contains(&"runtime.g.goid".to_string()));
+    }
+
+    /// A field is in the offsets table unless every need of it says
+    /// `table = false`.
+    #[test]
+    fn table_fields_leave_out_what_the_catalog_keeps_out() {
+        let probe = |name: &str, field: &str, table: &str| {
+            format!(
+                "[[probe]]\nname = \"{name}\"\nsummary = \"s\"\ngo = \">=1.17\"\narchs = [\"amd64\"]\n\
+                 family = \"f\"\nrole = \"event\"\n[[probe.hook]]\nfunction = \"main.f\"\n\
+                 at = [\"entry\"]\nprogram = \"p\"\n[[probe.field]]\nfield = \"{field}\"\n\
+                 from = \"g\"\n{table}\n"
+            )
+        };
+        let text = [
+            probe("a", "runtime.g.goid", ""),
+            probe("b", "net.TCPAddr.Port", "table = false"),
+            probe("c", "net.TCPAddr.IP", "table = false"),
+            probe("d", "net.TCPAddr.IP", ""),
+        ]
+        .concat();
+        let c = Catalog::parse(&text).unwrap();
+        assert_eq!(c.all_fields().len(), 3);
+        assert_eq!(c.table_fields(), ["runtime.g.goid", "net.TCPAddr.IP"]);
     }
 
     #[test]
