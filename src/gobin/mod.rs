@@ -409,6 +409,13 @@ impl GoBinary {
             .cloned())
     }
 
+    /// Address of a symbol in `.symtab` (none in stripped binaries).
+    pub fn symbol(&self, name: &str) -> Option<u64> {
+        let file = object::File::parse(self.data()).ok()?;
+        let [addr] = elf::symbol_addresses(&file, [name]);
+        addr
+    }
+
     /// File offset of a virtual address, through the `PT_LOAD` segments.
     pub fn vaddr_to_file_offset(&self, vaddr: u64) -> Option<u64> {
         self.layout.vaddr_to_offset(vaddr)

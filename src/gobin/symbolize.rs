@@ -177,7 +177,12 @@ fn gofunc_word(release: GoRelease, go118_table: bool) -> usize {
     if go118_table {
         // Go 1.18 and 1.19.
         38
-    } else if release >= (GoRelease { major: 1, minor: 27 }) {
+    } else if release
+        >= (GoRelease {
+            major: 1,
+            minor: 27,
+        })
+    {
         43
     } else {
         40
@@ -213,8 +218,10 @@ impl<'b> Symbolizer<'b> {
             path: path.clone(),
             why,
         };
-        let release = GoRelease::parse(&bin.build_info().go_version)
-            .unwrap_or(GoRelease { major: 1, minor: 20 });
+        let release = GoRelease::parse(&bin.build_info().go_version).unwrap_or(GoRelease {
+            major: 1,
+            minor: 20,
+        });
         let md = bin.moduledata_address().map_err(gofunc_err)?;
         let words = bin.layout.words;
         let ps = u64::from(words.ptr_size);
@@ -328,7 +335,11 @@ impl<'b> Symbolizer<'b> {
         for _ in 0..MAX_INLINE_DEPTH {
             let (file, line) = f.file_line(at);
             let ix = f.pcdata(PCDATA_INL_TREE_INDEX, at).unwrap_or(-1);
-            let inl = if ix >= 0 { self.inlined_call(&f, ix) } else { None };
+            let inl = if ix >= 0 {
+                self.inlined_call(&f, ix)
+            } else {
+                None
+            };
             let Some((name, func_id, parent_pc, start_line)) = inl else {
                 visit(Frame {
                     function: f.name(),

@@ -1,0 +1,142 @@
+//! The goruntime fixture (tests/fixtures/programs/goruntime) as a running
+//! process: started, waited for until everything is parked, asked to write
+//! its own heap profile and goroutine dump, stopped on drop.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+static UNIQUE: AtomicU64 = AtomicU64::new(0);
+
+/// A running goruntime fixture.
+pub struct GoRuntime {
+    pub child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    dir: PathBuf,
+}
+
+/// What the fixture wrote about itself.
+pub struct OwnSnapshot {
+    pub heap: PathBuf,
+    pub goroutines: String,
+}
+
+impl GoRuntime {
+    /// Start `bin` with `args` and wait for "ready".
+    pub fn start(bin: &Path, args: &[&str]) -> GoRuntime {
+        let dir = std::env::temp_dir().join(format!(
+            "goprobe-goruntime-{}-{}",
+            std::process::id(),
+            UNIQUE.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let mut child = Command::new(bin)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()));
+        let stdin = child.stdin.take().expect("stdin");
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        stdout.read_line(&mut line).expect("read ready");
+        assert!(
+            line.starts_with("ready "),
+            "{}: said {line:?} instead of ready",
+            bin.display()
+        );
+        GoRuntime {
+            child,
+            stdin,
+            stdout,
+            dir,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Have the fixture write its own heap profile and debug=2 dump now.
+    pub fn own_snapshot(&mut self, name: &str) -> OwnSnapshot {
+        let prefix = self.dir.join(name);
+        writeln!(self.stdin, "snapshot {}", prefix.display()).expect("send snapshot");
+        self.stdin.flush().expect("flush");
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).expect("read ok");
+        assert_eq!(line.trim(), "ok", "fixture did not write its snapshot");
+        let goroutines = std::fs::read_to_string(prefix.with_extension("goroutines.txt"))
+            .expect("fixture's goroutine dump");
+        OwnSnapshot {
+            heap: prefix.with_extension("heap.pb.gz"),
+            goroutines,
+        }
+    }
+
+    /// A file path in the fixture's scratch directory.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+}
+
+impl Drop for GoRuntime {
+    fn drop(&mut self) {
+        let _ = writeln!(self.stdin, "exit");
+        let _ = self.stdin.flush();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// One goroutine of a debug=2 dump.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DumpEntry {
+    pub id: u64,
+    /// Inside the brackets: `chan receive, 2 minutes`.
+    pub header: String,
+    /// The state alone: `chan receive`.
+    pub state: String,
+    /// Function names of the frames, innermost first (no "created by").
+    pub functions: Vec<String>,
+    pub created_by: Option<String>,
+}
+
+/// Parse Go's `debug=2` goroutine dump text.
+pub fn parse_dump(text: &str) -> Vec<DumpEntry> {
+    let mut out = Vec::new();
+    for block in text.split("\n\n").filter(|b| !b.trim().is_empty()) {
+        let mut lines = block.lines();
+        let head = lines.next().expect("header");
+        let rest = head
+            .strip_prefix("goroutine ")
+            .unwrap_or_else(|| panic!("not a goroutine header: {head:?}"));
+        let (id, bracket) = rest.split_once(" [").expect("id [state]");
+        let header = bracket.strip_suffix("]:").expect("]:").to_string();
+        let state = header.split(", ").next().expect("state").to_string();
+        let mut functions = Vec::new();
+        let mut created_by = None;
+        for l in lines {
+            if l.starts_with('\t') {
+                continue;
+            }
+            if let Some(c) = l.strip_prefix("created by ") {
+                created_by = Some(c.to_string());
+                continue;
+            }
+            let f = l.rsplit_once('(').map_or(l, |(f, _)| f);
+            functions.push(f.to_string());
+        }
+        out.push(DumpEntry {
+            id: id.parse().expect("goroutine id"),
+            header,
+            state,
+            functions,
+            created_by,
+        });
+    }
+    out
+}
