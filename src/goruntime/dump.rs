@@ -11,9 +11,9 @@
 //!     /src/main.go:20 +0x85
 //! ```
 //!
-//! (position lines start with a tab). A stack goprobe could not walk to its top ends where the walk stopped
-//! (the NDJSON form says why). Runtime-internal frames and goroutines are
-//! left out as the runtime does
+//! Position lines start with a tab. A stack goprobe could not walk to its
+//! top ends where the walk stopped (the NDJSON form says why).
+//! Runtime-internal frames and goroutines are left out as the runtime does
 //! (`all` keeps them, like `GOTRACEBACK=system`); at most 100 frames per
 //! goroutine, the middle ones elided (Go 1.21+: "...N frames elided...";
 //! before: the first 100 and "...additional frames elided...").

@@ -254,12 +254,19 @@ fn exported_runtime(name: &str) -> bool {
     upper(func) && (rcvr.is_empty() || upper(rcvr))
 }
 
-/// A function name as tracebacks print it: generic type arguments as
-/// `[...]`, `runtime.gopanic` as `panic`.
+/// A function name as tracebacks print it (`printFuncName`): as
+/// [`name_for_print`], and `runtime.gopanic` as `panic`.
 pub fn print_name(name: &str) -> String {
     if name == "runtime.gopanic" {
         return "panic".to_string();
     }
+    name_for_print(name)
+}
+
+/// A function name with everything from its first `[` to its last `]` as
+/// `[...]` (`funcNameForPrint`: generic type arguments; `runtime.Frame`
+/// names functions this way from Go 1.21).
+pub fn name_for_print(name: &str) -> String {
     match (name.find('['), name.rfind(']')) {
         (Some(a), Some(b)) if a < b => format!("{}[...]{}", &name[..a], &name[b + 1..]),
         _ => name.to_string(),
