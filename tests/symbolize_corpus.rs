@@ -278,7 +278,10 @@ fn runtime_frames(bin: &Path, pcs: &[u64]) -> Vec<Vec<(String, String)>> {
             continue;
         }
         let (f, pos) = line.split_once('\t').expect("function TAB file:line");
-        blocks.last_mut().expect("block").push((f.to_string(), pos.to_string()));
+        blocks
+            .last_mut()
+            .expect("block")
+            .push((f.to_string(), pos.to_string()));
     }
     blocks.pop();
     blocks
@@ -304,7 +307,11 @@ fn frames_equal_the_runtimes_own() {
             let f = bin.function(name).expect("table").expect(name);
             sym.func(f.address).expect("func").func_id()
         };
-        let panics = [id("runtime.gopanic"), id("runtime.sigpanic"), id("runtime.panicwrap")];
+        let panics = [
+            id("runtime.gopanic"),
+            id("runtime.sigpanic"),
+            id("runtime.panicwrap"),
+        ];
         // pcs with a line, whose pc + 1 (what the fixture hands
         // CallersFrames, which looks up pc + 1 - 1) is still in the same
         // function; not in the first function, which Go 1.19's runtime
@@ -314,12 +321,19 @@ fn frames_equal_the_runtimes_own() {
             .into_iter()
             .filter(|&pc| {
                 sym.frame(pc).is_some_and(|f| f.line != 0)
-                    && sym.func(pc).is_some_and(|f| pc + 1 < f.end() && f.entry() != first)
+                    && sym
+                        .func(pc)
+                        .is_some_and(|f| pc + 1 < f.end() && f.entry() != first)
             })
             .collect();
         let want = runtime_frames(&b.path, &pcs);
         assert_eq!(want.len(), pcs.len(), "{}: one block per pc", b.label());
-        let minor: u32 = b.go_version.split('.').nth(1).and_then(|m| m.parse().ok()).expect("Go minor");
+        let minor: u32 = b
+            .go_version
+            .split('.')
+            .nth(1)
+            .and_then(|m| m.parse().ok())
+            .expect("Go minor");
         let only_innermost = minor < 23;
         let mut bad = Vec::new();
         let mut inlined = 0;
@@ -334,7 +348,11 @@ fn frames_equal_the_runtimes_own() {
                     && !callee.is_some_and(|c| panics.contains(&c));
                 callee = Some(f.func_id);
                 if !elided {
-                    let name = if minor >= 21 { name_for_print(f.function) } else { f.function.to_string() };
+                    let name = if minor >= 21 {
+                        name_for_print(f.function)
+                    } else {
+                        f.function.to_string()
+                    };
                     got.push((name, format!("{}:{}", f.file, f.line)));
                 }
             }
@@ -345,7 +363,11 @@ fn frames_equal_the_runtimes_own() {
                 bad.push(format!("{pc:#x}:\n  goprobe {got:?}\n  runtime {want:?}"));
             }
         }
-        assert!(inlined > 100, "{}: only {inlined} pcs in inlined calls", b.label());
+        assert!(
+            inlined > 100,
+            "{}: only {inlined} pcs in inlined calls",
+            b.label()
+        );
         assert!(
             bad.is_empty(),
             "{}: {} of {} pcs differ from runtime.CallersFrames, e.g.:\n{}",

@@ -18,6 +18,7 @@ mod metrics;
 mod metrics_live;
 mod offsets;
 mod record;
+mod runtime_state;
 mod summary;
 mod synth;
 
