@@ -17,6 +17,8 @@
 
 pub mod dump;
 pub mod freeze;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod globals;
 pub mod goroutines;
 pub mod heap;
