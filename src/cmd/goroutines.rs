@@ -86,7 +86,7 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
                 &rt,
                 args.pid,
                 taken.time_unix_nano,
-                taken.read.as_nanos() as u64,
+                (taken.read.as_nanos() as u64, taken.cpu.as_nanos() as u64),
                 taken.stopped.map(|d| d.as_nanos() as u64),
                 &snap.globals,
                 &snap.layout,
@@ -140,7 +140,7 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
         notes.push(format!("{torn} changed while read"));
     }
     eprintln!(
-        "goprobe: {} goroutines of pid {} ({}; {system} runtime-internal){}; read in {}{stopped}",
+        "goprobe: {} goroutines of pid {} ({}; {system} runtime-internal){}; read in {} ({} CPU){stopped}",
         gs.len(),
         args.pid,
         rt.bin.build_info().go_version,
@@ -150,6 +150,7 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
             format!(", {}", notes.join(", "))
         },
         ms(taken.read),
+        ms(taken.cpu),
     );
     Ok(Status::Success)
 }

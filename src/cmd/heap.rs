@@ -101,7 +101,7 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
             &rt,
             args.pid,
             taken.time_unix_nano,
-            taken.read.as_nanos() as u64,
+            (taken.read.as_nanos() as u64, taken.cpu.as_nanos() as u64),
             taken.stopped.map(|d| d.as_nanos() as u64),
             &snap.globals,
             &snap.layout,
@@ -141,13 +141,14 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
         .stopped
         .map_or(String::new(), |d| format!(", process stopped {}", ms(d)));
     eprintln!(
-        "goprobe: heap profile of pid {} ({}): {} allocation sites, GC cycle {}, MemProfileRate {}; read in {} ({} reads{}){stopped}",
+        "goprobe: heap profile of pid {} ({}): {} allocation sites, GC cycle {}, MemProfileRate {}; read in {} ({} CPU, {} reads{}){stopped}",
         args.pid,
         rt.bin.build_info().go_version,
         snap.profile.records.len(),
         snap.profile.cycle,
         snap.rate,
         ms(taken.read),
+        ms(taken.cpu),
         snap.reads,
         if snap.consistent {
             " agreed"

@@ -128,8 +128,16 @@ fn read_bucket(
     is_code: &dyn Fn(u64) -> bool,
 ) -> Result<(RawBucket, u64), HeapError> {
     let bad = |why: String| HeapError::NotABucket { addr, why };
-    let mut head = vec![0u8; l.header as usize];
-    mem.read(addr, &mut head)?;
+    let record_len = l.future + FUTURE_CYCLES * l.cycle;
+    // One read for a bucket of up to GUESS stack words (most are: profiles
+    // record up to 32 or 128 frames, real stacks are shorter); a bucket near
+    // the end of its mapping, or deeper, takes a second.
+    const GUESS: u64 = 24;
+    let mut head = vec![0u8; (l.header + GUESS * 8 + record_len) as usize];
+    if mem.read(addr, &mut head).is_err() {
+        head.truncate(l.header as usize);
+        mem.read(addr, &mut head)?;
+    }
     let typ = word(&head, l.typ);
     let nstk = word(&head, l.nstk);
     if typ != MEM_PROFILE {
@@ -138,8 +146,11 @@ fn read_bucket(
     if nstk == 0 || nstk > MAX_STACK {
         return Err(bad(format!("{nstk} stack words")));
     }
-    let record_len = l.future + FUTURE_CYCLES * l.cycle;
-    let rest = mem.read_vec(addr + l.header, (nstk * 8 + record_len) as usize)?;
+    let want = (nstk * 8 + record_len) as usize;
+    let rest = match head.get(l.header as usize..l.header as usize + want) {
+        Some(r) => r.to_vec(),
+        None => mem.read_vec(addr + l.header, want)?,
+    };
     let stack: Vec<u64> = (0..nstk).map(|i| word(&rest, i * 8)).collect();
     // Every pc of a real bucket is a return address in the binary's text.
     if let Some(pc) = stack.iter().find(|&&pc| !is_code(pc)) {

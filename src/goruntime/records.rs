@@ -22,8 +22,10 @@ pub struct Header {
     pub go_version: String,
     /// Wall clock at the start of the read.
     pub time_unix_nano: i64,
-    /// How long the read took.
+    /// How long the read took (wall clock).
     pub read_ns: u64,
+    /// CPU time goprobe spent on it.
+    pub read_cpu_ns: u64,
     /// How long the process was stopped (`--freeze`), else absent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stopped_ns: Option<u64>,
@@ -81,7 +83,7 @@ impl Header {
         rt: &Runtime<'_>,
         pid: u32,
         time_unix_nano: i64,
-        read_ns: u64,
+        (read_ns, read_cpu_ns): (u64, u64),
         stopped_ns: Option<u64>,
         globals: &[Located],
         layout: &Sources,
@@ -95,6 +97,7 @@ impl Header {
             go_version: rt.bin.build_info().go_version.clone(),
             time_unix_nano,
             read_ns,
+            read_cpu_ns,
             stopped_ns,
             globals: globals
                 .iter()

@@ -115,8 +115,20 @@ pub struct Timed<T> {
     /// Wall clock when the read started, ns since the epoch.
     pub time_unix_nano: i64,
     pub read: Duration,
+    /// CPU time goprobe spent on the read (user and system): the cost of a
+    /// read, whatever else the machine is doing.
+    pub cpu: Duration,
     /// How long the process was stopped (`freeze`).
     pub stopped: Option<Duration>,
+}
+
+/// CPU time of this process so far.
+fn process_cpu() -> Duration {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes one timespec into the valid, exclusively
+    // borrowed `ts`.
+    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 /// Why a timed read failed.
@@ -141,6 +153,7 @@ pub fn timed<T>(
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
     let start = Instant::now();
+    let cpu_start = process_cpu();
     let frozen = if freeze {
         Some(Frozen::freeze(pid)?)
     } else {
@@ -153,10 +166,12 @@ pub fn timed<T>(
     }
     let stopped = frozen.map(Frozen::thaw);
     let read = start.elapsed();
+    let cpu = process_cpu().saturating_sub(cpu_start);
     Ok(Timed {
         value: value?,
         time_unix_nano,
         read,
+        cpu,
         stopped,
     })
 }
