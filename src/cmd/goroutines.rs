@@ -24,20 +24,24 @@ pub enum To {
     Text,
 }
 
-/// Every goroutine of a running Go program, read from outside: id, state,
-/// wait reason, how long it has waited (where the runtime records it: from
-/// the first GC that found it blocked), the goroutine and the `go`
-/// statement that created it, and its stack, walked from the registers the
-/// scheduler saved, inlined calls included.
-///
-///   goprobe goroutines --pid 1234 --to text | less
-///   goprobe goroutines --pid 1234 --to pprof -o g.pb.gz && go tool pprof -top g.pb.gz
-///
-/// Runtime-internal goroutines and frames are left out of the text and the
-/// profile as the runtime's own dump leaves them out (--all keeps them);
-/// the NDJSON has everything, marked. Goroutines running on a thread at the
-/// moment of the read have no saved stack: with --freeze goprobe takes
-/// their threads' registers instead.
+/// `goprobe goroutines --help` and its man page.
+pub const LONG_ABOUT: &str = "Every goroutine of a running Go program, read from outside: id, state, wait reason, how \
+long it has waited (where the runtime records it: from the first GC that found it blocked), the \
+goroutine and the `go` statement that created it, and its stack, walked from the registers the \
+scheduler saved, inlined calls included.
+
+  goprobe goroutines --pid 1234 --to text | less          # as /debug/pprof/goroutine?debug=2
+  goprobe goroutines --pid 1234 --to pprof -o g.pb.gz     # as /debug/pprof/goroutine
+  goprobe goroutines --pid 1234 | jq -c 'select(.state == \"chan receive\")'
+
+NDJSON (the default): a `snapshot` line, then one `goroutine` line each: id, status, state, \
+wait_reason, waited_ns, wait_minutes, parent_id, created_by, start_function, locked_to_thread, \
+system, stack_state (complete, incomplete, unavailable), frames (function, file, line, inlined, \
+pc, args). Runtime-internal goroutines and frames are left out of the text and the profile as the \
+runtime's own dump leaves them out (--all keeps them); the NDJSON has everything, marked. A \
+goroutine running on a thread at the moment of the read has no saved stack: --freeze stops the \
+process (ptrace) and takes its thread's registers instead, and says how long it was stopped.";
+
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The process to read.

@@ -12,24 +12,29 @@ use crate::goruntime::records::{Detail, Header, HeapSample};
 use crate::goruntime::session::{self, Session};
 use crate::goruntime::snapshot;
 
-/// The allocation profile a running Go program keeps of itself, read from
-/// outside (no net/http/pprof, no restart, nothing written to the process).
-///
-/// The runtime samples allocations (one per runtime.MemProfileRate bytes,
-/// 512 KiB by default) into per-stack buckets; goprobe reads them as
-/// runtime.MemProfile reports them (the counts of the last completed GC
-/// cycle) and writes a gzipped pprof heap profile with runtime/pprof's four
-/// sample types (alloc_objects, alloc_space, inuse_objects, inuse_space),
-/// symbolized from the binary's own tables, inlined calls included:
-///
-///   goprobe heap --pid 1234 -o heap.pb.gz
-///   go tool pprof -sample_index=alloc_space -top heap.pb.gz
-///
-/// A program that never links runtime.MemProfile (no runtime/pprof or
-/// net/http/pprof) has memory profiling turned off by the linker: the
-/// profile is then empty, and goprobe says so. The snapshot's time, how long
-/// the read took and how many reads it took to agree go to stderr (and into
-/// the --json header).
+/// `goprobe heap --help` and its man page.
+pub const LONG_ABOUT: &str = "The allocation profile a running Go program keeps of itself, read from outside: \
+no net/http/pprof, no restart, nothing written to the process.
+
+The Go runtime samples allocations (one per runtime.MemProfileRate bytes, 512 KiB by default) into \
+per-stack buckets. goprobe reads them as runtime.MemProfile reports them (the counts of the last \
+completed GC cycle) and writes a gzipped pprof heap profile with runtime/pprof's four sample types \
+(alloc_objects, alloc_space, inuse_objects, inuse_space; scaled as runtime/pprof scales them), \
+symbolized from the binary's own tables, inlined calls included:
+
+  goprobe heap --pid 1234 -o heap.pb.gz
+  go tool pprof -sample_index=alloc_space -top heap.pb.gz
+
+With --json: a `snapshot` line (pid, executable, Go version, time, how long the read took, \
+MemProfileRate, GC cycle, where each runtime global and struct offset came from), then one \
+`heap_sample` line per allocation site (sampled counts, scaled counts, size, stack).
+
+The process keeps running: a GC that publishes a cycle during the read is detected (two reads must \
+agree) and the read repeated; --freeze stops it for the read instead. A program that never links \
+runtime.MemProfile (neither runtime/pprof nor net/http/pprof) has memory profiling turned off by \
+the linker: its profile is empty, and goprobe says so. Needs the rights to read the process's \
+memory (root, or its user under kernel.yama.ptrace_scope=0). amd64 processes.";
+
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The process to read.

@@ -46,10 +46,10 @@ pub enum Command {
     #[command(after_long_help = EXIT_STATUS_HELP)]
     Convert(convert::Args),
     /// A running Go program's own heap profile, read from outside, as pprof or NDJSON.
-    #[command(after_long_help = EXIT_STATUS_HELP)]
+    #[command(after_long_help = EXIT_STATUS_HELP, long_about = heap::LONG_ABOUT)]
     Heap(heap::Args),
     /// Every goroutine of a running Go program with its state and stack: NDJSON, pprof or Go's dump text.
-    #[command(after_long_help = EXIT_STATUS_HELP)]
+    #[command(after_long_help = EXIT_STATUS_HELP, long_about = goroutines::LONG_ABOUT)]
     Goroutines(goroutines::Args),
     /// Maintainer tool behind scripts/gen-offsets-table.sh.
     #[command(hide = true, name = "offsets-table")]
