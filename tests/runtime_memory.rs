@@ -34,7 +34,12 @@ fn readers_survive_random_memory() {
     let bin = GoBinary::open(&e.binary).expect("open");
     let table = Table::builtin().expect("table");
     let rt = Runtime::new(&bin, &table, 0).expect("runtime");
-    let pcs: Vec<u64> = bin.function_table().expect("functions").iter().map(|f| f.address + f.size / 2).collect();
+    let pcs: Vec<u64> = bin
+        .function_table()
+        .expect("functions")
+        .iter()
+        .map(|f| f.address + f.size / 2)
+        .collect();
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let start = Instant::now();
     let mut runs = 0;
@@ -56,8 +61,14 @@ fn readers_survive_random_memory() {
         // elements pointing into the input, a sane slice header.
         if rng.next() % 2 == 0 {
             let n = 1 + rng.next() % 8;
-            let put = |data: &mut Vec<u8>, at: usize, v: u64| data[at..at + 8].copy_from_slice(&v.to_le_bytes());
-            put(&mut data, 0, BASE + 64 + 8 * (rng.next() % (words as u64 - 8)));
+            let put = |data: &mut Vec<u8>, at: usize, v: u64| {
+                data[at..at + 8].copy_from_slice(&v.to_le_bytes())
+            };
+            put(
+                &mut data,
+                0,
+                BASE + 64 + 8 * (rng.next() % (words as u64 - 8)),
+            );
             put(&mut data, 16, BASE + 64);
             put(&mut data, 24, n);
             put(&mut data, 32, n + rng.next() % 4);
@@ -70,7 +81,11 @@ fn readers_survive_random_memory() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions");
     for entry in std::fs::read_dir(&dir).expect("fuzz/regressions") {
         let path = entry.expect("entry").path();
-        if path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("runtime_memory-")) {
+        if path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("runtime_memory-"))
+        {
             readers(&rt, &std::fs::read(&path).expect("read"));
         }
     }

@@ -25,7 +25,8 @@ pub enum To {
 }
 
 /// `goprobe goroutines --help` and its man page.
-pub const LONG_ABOUT: &str = "Every goroutine of a running Go program, read from outside: id, state, wait reason, how \
+pub const LONG_ABOUT: &str =
+    "Every goroutine of a running Go program, read from outside: id, state, wait reason, how \
 long it has waited (where the runtime records it: from the first GC that found it blocked), the \
 goroutine and the `go` statement that created it, and its stack, walked from the registers the \
 scheduler saved, inlined calls included.

@@ -13,7 +13,8 @@ use crate::goruntime::session::{self, Session};
 use crate::goruntime::snapshot;
 
 /// `goprobe heap --help` and its man page.
-pub const LONG_ABOUT: &str = "The allocation profile a running Go program keeps of itself, read from outside: \
+pub const LONG_ABOUT: &str =
+    "The allocation profile a running Go program keeps of itself, read from outside: \
 no net/http/pprof, no restart, nothing written to the process.
 
 The Go runtime samples allocations (one per runtime.MemProfileRate bytes, 512 KiB by default) into \

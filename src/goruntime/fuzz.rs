@@ -52,7 +52,11 @@ pub fn readers(rt: &Runtime<'_>, data: &[u8]) {
         return;
     };
     // Registers for any "running" goroutine, from the input too.
-    let regs = (mem.u64(BASE + 40).unwrap_or(0), mem.u64(BASE + 48).unwrap_or(0), 0);
+    let regs = (
+        mem.u64(BASE + 40).unwrap_or(0),
+        mem.u64(BASE + 48).unwrap_or(0),
+        0,
+    );
     let reads = goroutines::read_all(
         &mem,
         l,

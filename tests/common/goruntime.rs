@@ -67,7 +67,10 @@ impl GoRuntime {
         self.stdin.flush().expect("flush");
         let mut line = String::new();
         self.stdout.read_line(&mut line).expect("read ok");
-        assert!(line.starts_with("ok "), "fixture did not write its snapshot: {line:?}");
+        assert!(
+            line.starts_with("ok "),
+            "fixture did not write its snapshot: {line:?}"
+        );
         let goroutines = std::fs::read_to_string(prefix.with_extension("goroutines.txt"))
             .expect("fixture's goroutine dump");
         OwnSnapshot {
