@@ -59,7 +59,7 @@ fn readers_survive_random_memory() {
         }
         // Half the time, globals that look right: mbuckets and the allgs
         // elements pointing into the input, a sane slice header.
-        if rng.next() % 2 == 0 {
+        if rng.next().is_multiple_of(2) {
             let n = 1 + rng.next() % 8;
             let put = |data: &mut Vec<u8>, at: usize, v: u64| {
                 data[at..at + 8].copy_from_slice(&v.to_le_bytes())
