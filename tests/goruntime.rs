@@ -1,6 +1,6 @@
 //! `goprobe heap` and `goprobe goroutines` against the runtime's own view of
-//! the same moment, on the goruntime fixture built by Go 1.19, 1.22 and 1.26
-//! (default, stripped, PIE, PIE stripped): the fixture writes its heap
+//! the same moment, on the goruntime fixture built by Go 1.19, 1.22, 1.26 and
+//! 1.27 (default, stripped, PIE, PIE stripped): the fixture writes its heap
 //! profile with runtime/pprof and its goroutine dump (debug=2), then goprobe
 //! reads the process from outside.
 //!
@@ -28,7 +28,7 @@ use std::process::Command;
 use common::goruntime::{GoRuntime, parse_dump};
 use common::{CorpusEntry, corpus_binary, go, require_root};
 
-const VERSIONS: [&str; 3] = ["1.19", "1.22", "1.26"];
+const VERSIONS: [&str; 4] = ["1.19", "1.22", "1.26", "1.27"];
 const VARIANTS: [&str; 4] = ["default", "stripped", "pie", "pie-stripped"];
 
 fn goprobe(args: &[&str]) -> (i32, String, String) {

@@ -102,12 +102,19 @@ fn word(b: &[u8], off: u64) -> u64 {
         .map_or(0, u64::from_le_bytes)
 }
 
-fn counts(b: &[u8], l: &BucketLayout, at: u64) -> Counts {
+/// One cycle's counters at `at`; `size` is the bucket's object size, which
+/// gives the byte counts where the runtime keeps none (Go 1.27).
+fn counts(b: &[u8], l: &BucketLayout, at: u64, size: u64) -> Counts {
+    let (allocs, frees) = (word(b, at + l.allocs), word(b, at + l.frees));
     Counts {
-        allocs: word(b, at + l.allocs),
-        frees: word(b, at + l.frees),
-        alloc_bytes: word(b, at + l.alloc_bytes),
-        free_bytes: word(b, at + l.free_bytes),
+        allocs,
+        frees,
+        alloc_bytes: l
+            .alloc_bytes
+            .map_or(allocs.wrapping_mul(size), |o| word(b, at + o)),
+        free_bytes: l
+            .free_bytes
+            .map_or(frees.wrapping_mul(size), |o| word(b, at + o)),
     }
 }
 
@@ -159,13 +166,14 @@ fn read_bucket(
         )));
     }
     let rec = nstk * 8;
-    let future = std::array::from_fn(|i| counts(&rest, l, rec + l.future_cycle(i as u64)));
+    let size = word(&head, l.size);
+    let future = std::array::from_fn(|i| counts(&rest, l, rec + l.future_cycle(i as u64), size));
     Ok((
         RawBucket {
             addr,
-            size: word(&head, l.size),
+            size,
             stack,
-            active: counts(&rest, l, rec + l.active),
+            active: counts(&rest, l, rec + l.active, size),
             future,
         },
         word(&head, l.allnext),
@@ -302,8 +310,8 @@ pub(crate) mod tests {
             cycle: 32,
             allocs: 0,
             frees: 8,
-            alloc_bytes: 16,
-            free_bytes: 24,
+            alloc_bytes: Some(16),
+            free_bytes: Some(24),
             sources: Vec::new(),
         }
     }
@@ -364,6 +372,44 @@ pub(crate) mod tests {
         assert_eq!(p.records[1].counts, Counts::default());
         let (again, reads, agreed) = read_consistent(&m, &layout(), at, &code, 3).unwrap();
         assert_eq!((again, reads, agreed), (p, 2, true));
+    }
+
+    #[test]
+    fn go127_counts_bytes_as_objects_times_size() {
+        // Go 1.27: a cycle is (allocs, frees), 16 bytes.
+        let l = BucketLayout {
+            future: 16,
+            cycle: 16,
+            alloc_bytes: None,
+            free_bytes: None,
+            ..layout()
+        };
+        let mut b = vec![0u8; 48];
+        b[16..24].copy_from_slice(&MEM_PROFILE.to_le_bytes());
+        b[32..40].copy_from_slice(&64u64.to_le_bytes());
+        b[40..48].copy_from_slice(&1u64.to_le_bytes());
+        b.extend_from_slice(&0x40_1000u64.to_le_bytes());
+        for v in [10u64, 4, 0, 0, 2, 1, 0, 0] {
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+        let mut m = BufferMemory::new();
+        m.map(0x1000, ((4u32 << 1) as u64).to_le_bytes().to_vec()); // cycle 4: future[1] is due
+        m.map(0x2000, 0x10_000u64.to_le_bytes().to_vec());
+        m.map(0x10_000, b);
+        let at = Addrs {
+            mbuckets: 0x2000,
+            mprof_cycle: 0x1000,
+        };
+        let p = read(&m, &l, at, &code).unwrap();
+        assert_eq!(
+            p.records[0].counts,
+            Counts {
+                allocs: 12,
+                frees: 5,
+                alloc_bytes: 768,
+                free_bytes: 320
+            }
+        );
     }
 
     #[test]

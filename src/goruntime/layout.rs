@@ -206,8 +206,11 @@ pub struct BucketLayout {
     pub cycle: u64,
     pub allocs: u64,
     pub frees: u64,
-    pub alloc_bytes: u64,
-    pub free_bytes: u64,
+    /// Byte counters: up to Go 1.26. Go 1.27 dropped them (a cycle is
+    /// `allocs, frees` only, two words) and counts bytes as objects times
+    /// the bucket's size, as the runtime does.
+    pub alloc_bytes: Option<u64>,
+    pub free_bytes: Option<u64>,
     pub sources: Sources,
 }
 
@@ -233,8 +236,8 @@ impl BucketLayout {
             cycle: 0,
             allocs: c.offset("runtime.memRecord.active.allocs", WORD),
             frees: c.offset("runtime.memRecord.active.frees", WORD),
-            alloc_bytes: c.offset("runtime.memRecord.active.alloc_bytes", WORD),
-            free_bytes: c.offset("runtime.memRecord.active.free_bytes", WORD),
+            alloc_bytes: None,
+            free_bytes: None,
             sources: Vec::new(),
         };
         match header.map(|h| h.type_size) {
@@ -249,13 +252,20 @@ impl BucketLayout {
             b.active = active.offset.unwrap_or(0);
             b.cycle = active.size.unwrap_or(0);
         }
-        // The four counters sit inside `active`, which `future` repeats.
-        for (name, off) in [
-            ("allocs", b.allocs),
-            ("frees", b.frees),
+        // A cycle of two words holds the object counts and nothing else
+        // (Go 1.27); four words, the byte counts too, which must then resolve.
+        if c.missing.is_empty() && b.cycle != 16 {
+            b.alloc_bytes = Some(c.offset("runtime.memRecord.active.alloc_bytes", WORD));
+            b.free_bytes = Some(c.offset("runtime.memRecord.active.free_bytes", WORD));
+        }
+        // The counters sit inside `active`, which `future` repeats.
+        let all = [
+            ("allocs", Some(b.allocs)),
+            ("frees", Some(b.frees)),
             ("alloc_bytes", b.alloc_bytes),
             ("free_bytes", b.free_bytes),
-        ] {
+        ];
+        for (name, off) in all.into_iter().filter_map(|(n, o)| Some((n, o?))) {
             if c.missing.is_empty() && (off < b.active || off + 8 > b.active + b.cycle) {
                 c.missing.push(Missing {
                     field: format!("runtime.memRecord.active.{name}"),
@@ -265,12 +275,12 @@ impl BucketLayout {
         }
         if c.missing.is_empty() {
             // Relative to the start of a memRecordCycle from here on.
-            for off in [
-                &mut b.allocs,
-                &mut b.frees,
-                &mut b.alloc_bytes,
-                &mut b.free_bytes,
-            ] {
+            b.allocs -= b.active;
+            b.frees -= b.active;
+            for off in [b.alloc_bytes.as_mut(), b.free_bytes.as_mut()]
+                .into_iter()
+                .flatten()
+            {
                 *off -= b.active;
             }
         }
