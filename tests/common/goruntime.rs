@@ -1,10 +1,15 @@
 //! The goruntime fixture (tests/fixtures/programs/goruntime) as a running
 //! process: started, waited for until everything is parked, asked to write
-//! its own heap profile and goroutine dump, stopped on drop.
+//! its own heap profile and goroutine dump, stopped on drop. And the
+//! oracles the tests compare goprobe with: Go's dump text parsed, `go tool
+//! pprof -raw` and `-top` parsed.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+
+use super::go;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 static UNIQUE: AtomicU64 = AtomicU64::new(0);
@@ -142,4 +147,141 @@ pub fn parse_dump(text: &str) -> Vec<DumpEntry> {
         });
     }
     out
+}
+
+// ---- goprobe and `go tool pprof` as oracles.
+
+pub fn goprobe(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_goprobe"))
+        .args(args)
+        .output()
+        .expect("run goprobe");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+pub fn goprobe_ok(args: &[&str]) -> String {
+    let (code, out, err) = goprobe(args);
+    assert_eq!(code, 0, "goprobe {args:?} failed: {err}");
+    out
+}
+
+/// One sample of `go tool pprof -raw`: values, then frames (function and
+/// file:line, innermost first, inlined frames included).
+pub type RawSample = (Vec<i64>, Vec<String>);
+
+/// `go tool pprof -raw PROFILE`, parsed.
+pub fn pprof_raw(version: &str, profile: &Path) -> Vec<RawSample> {
+    let mut cmd = go(version);
+    cmd.args(["tool", "pprof", "-raw"]).arg(profile);
+    let text = super::output(cmd);
+    let mut samples: Vec<(Vec<i64>, Vec<u64>)> = Vec::new();
+    let mut locations: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+    let mut section = "";
+    let mut current: Option<u64> = None;
+    for line in text.lines() {
+        match line.trim_end() {
+            "Samples:" => {
+                section = "types";
+                continue;
+            }
+            "Locations" => {
+                section = "locations";
+                continue;
+            }
+            "Mappings" => {
+                section = "mappings";
+                continue;
+            }
+            _ => {}
+        }
+        match section {
+            "types" => section = "samples",
+            "samples" => {
+                let Some((vals, locs)) = line.split_once(':') else {
+                    continue;
+                };
+                if line.trim_start().starts_with("bytes:") || vals.trim().is_empty() {
+                    continue;
+                }
+                let values = vals
+                    .split_whitespace()
+                    .map(|v| v.parse().expect("value"))
+                    .collect();
+                let ids = locs
+                    .split_whitespace()
+                    .map(|v| v.parse().expect("location id"))
+                    .collect();
+                samples.push((values, ids));
+            }
+            "locations" => {
+                let t = line.trim_start();
+                let frame = |s: &str| {
+                    // `func file:line:col s=N` -> `func file:line`
+                    let mut it = s.split_whitespace();
+                    let f = it.next().unwrap_or("");
+                    let pos = it.next().unwrap_or("");
+                    let pos = pos.rsplit_once(':').map_or(pos, |(p, _)| p);
+                    format!("{f} {pos}")
+                };
+                if let Some((id, rest)) = t
+                    .split_once(": ")
+                    .filter(|(id, _)| id.chars().all(|c| c.is_ascii_digit()))
+                {
+                    let id: u64 = id.parse().expect("id");
+                    // `0xADDR M=1 func file:line:col s=N`
+                    let rest: Vec<&str> = rest.splitn(3, ' ').collect();
+                    locations.insert(id, vec![frame(rest.get(2).copied().unwrap_or(""))]);
+                    current = Some(id);
+                } else if let Some(id) = current {
+                    locations.get_mut(&id).expect("location").push(frame(t));
+                }
+            }
+            _ => {}
+        }
+    }
+    samples
+        .into_iter()
+        .map(|(v, ids)| {
+            let frames = ids.iter().flat_map(|id| locations[id].clone()).collect();
+            (v, frames)
+        })
+        .collect()
+}
+
+/// The top `n` functions by flat alloc_space, as `go tool pprof -top` lists them.
+pub fn top(version: &str, profile: &Path, n: usize) -> Vec<(String, String)> {
+    let mut cmd = go(version);
+    cmd.args([
+        "tool",
+        "pprof",
+        "-top",
+        "-sample_index=alloc_space",
+        "-nodecount=20",
+    ])
+    .arg(profile);
+    let text = super::output(cmd);
+    text.lines()
+        .skip_while(|l| !l.trim_start().starts_with("flat"))
+        .skip(1)
+        .take(n)
+        .map(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            (cols[5..].join(" "), cols[0].to_string())
+        })
+        .collect()
+}
+
+pub fn nonzero(samples: Vec<RawSample>) -> Vec<RawSample> {
+    // Buckets created after the published GC cycle (the fixture's own
+    // snapshot allocates) have all-zero counts: they exist for goprobe only.
+    let mut s: Vec<RawSample> = samples
+        .into_iter()
+        .filter(|(v, _)| v.iter().any(|&x| x != 0))
+        .collect();
+    s.sort();
+    s
 }
