@@ -72,18 +72,22 @@ fn heap_equals_runtime_pprof() {
                 top(&e.go_version, &ours, 5),
             );
             assert_eq!(got_top, want_top, "{label}: top 5 by alloc_space");
+            // The fixture's known amounts: 128, 64 and 32 MiB in the top three
+            // (hundreds of samples each, far apart); 16 MiB through an inlined
+            // call and 8 MiB retained (a few dozen samples: their order can
+            // flip with the sampling) in the rest of the top five.
             let names: Vec<&str> = got_top.iter().map(|(f, _)| f.as_str()).collect();
             assert_eq!(
-                names,
-                [
-                    "main.allocBig",
-                    "main.allocMedium",
-                    "main.allocSmall",
-                    "main.allocInlined (inline)",
-                    "main.allocRetained"
-                ],
-                "{label}: the fixture's known allocation rates"
+                names[..3],
+                ["main.allocBig", "main.allocMedium", "main.allocSmall"],
+                "{label}: {names:?}"
             );
+            for f in ["main.allocInlined (inline)", "main.allocRetained"] {
+                assert!(
+                    names.contains(&f),
+                    "{label}: {f} not in the top 5: {names:?}"
+                );
+            }
             eprintln!("{label}: top 5 by alloc_space, goprobe = runtime/pprof: {got_top:?}");
         }
     }
@@ -207,6 +211,10 @@ fn goroutines_equal_the_runtime_dump() {
                     "{label}: goroutines in {f}: {counts:?}"
                 );
             }
+            eprintln!(
+                "{label}: {} goroutines, each one's state and frames equal to the runtime's debug=2 dump (but goroutine {writer}, which wrote it)",
+                got.len()
+            );
             check_ndjson(&label, &pid, &want);
             check_pprof(&label, &e, &pid, &fx.path("g.pb.gz"));
         }
