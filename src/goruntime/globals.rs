@@ -173,7 +173,10 @@ fn recognize(global: Global, code: &[Instruction]) -> Result<Vec<u64>, String> {
             unique(
                 seen.iter()
                     .copied()
-                    .filter(|&a| seen.contains(&(a + 8)) && seen.contains(&(a + 16)))
+                    .filter(|&a| {
+                        let has = |k: u64| a.checked_add(k).is_some_and(|b| seen.contains(&b));
+                        has(8) && has(16)
+                    })
                     .collect(),
             )
         }

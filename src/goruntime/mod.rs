@@ -202,7 +202,10 @@ fn string_array(
         goroutines::read_strings(mem, global.symbol(), addr, n).map_err(|e| e.to_string())
     };
     let loc = rt.locate(global, &|addr| check(&read(addr)?))?;
-    Ok(read(loc.addr).expect("validated just now"))
+    read(loc.addr).map_err(|why| RuntimeError::Invalid {
+        global: global.symbol(),
+        why,
+    })
 }
 
 /// The runtime's status and wait-reason names.

@@ -161,7 +161,7 @@ impl<'r, 'b> Builder<'r, 'b> {
         self.p.location.push(proto::Location {
             id,
             mapping_id,
-            address: first - 1,
+            address: first.saturating_sub(1),
             line: lines,
             is_folded: false,
         });

@@ -172,9 +172,8 @@ pub fn read_goroutines(
     let addrs = goroutines::read_allgs(mem, allgs.addr)?;
     let thread_of = |g: &GRecord| -> Option<u32> {
         let procid = l.m_procid?;
-        (g.m != 0)
-            .then(|| mem.u64(g.m + procid).ok().map(|t| t as u32))
-            .flatten()
+        let at = g.m.checked_add(procid).filter(|_| g.m != 0)?;
+        mem.u64(at).ok().map(|t| t as u32)
     };
     let reads = goroutines::read_all(
         mem,
@@ -207,7 +206,7 @@ pub fn read_goroutines(
                     .unwrap_or_else(|| "unknown wait reason".into())
             });
         let waited_ns = ((Some(s) == waiting || Some(s) == syscall) && g.wait_since != 0)
-            .then(|| now - g.wait_since);
+            .then(|| now.saturating_sub(g.wait_since));
         let mut frames = stacks::of_walk(rt, panics, r.walk.as_ref());
         if let Some(st) = &r.stack {
             let read = |addr: u64| st.word(addr).or_else(|| mem.u64(addr).ok());

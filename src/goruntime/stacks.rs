@@ -158,8 +158,9 @@ pub fn args_text(
         if live_idx <= 0 || off < start_offset {
             return true;
         }
-        let at = info + live_idx as u64 + u64::from(slot / 8);
-        file_bytes(rt, at, 1).is_some_and(|b| b[0] & (1 << (slot % 8)) != 0)
+        let at = info.checked_add(live_idx as u64 + u64::from(slot / 8));
+        at.and_then(|a| file_bytes(rt, a, 1))
+            .is_some_and(|b| b[0] & (1 << (slot % 8)) != 0)
     };
     let mut out = String::new();
     let mut start = true;
@@ -193,7 +194,7 @@ pub fn args_text(
                 comma(&mut out, start);
                 let size = *prog.get(i)?;
                 i += 1;
-                let mut x = read(frame.fp + u64::from(off))?;
+                let mut x = read(frame.fp.checked_add(u64::from(off))?)?;
                 if size < 8 {
                     let shift = 64 - u32::from(size) * 8;
                     x = (x << shift) >> shift;
