@@ -55,6 +55,10 @@ run binary -max_len="$max_len"
 GOPROBE_FUZZ_BINARY=$(awk -F'\t' '$2 == "goruntime" && $3 == "stripped" {print $4}' "$manifest" | sort | tail -1)
 [ -n "$GOPROBE_FUZZ_BINARY" ] || { echo "fuzz: no stripped goruntime in the corpus" >&2; exit 2; }
 export GOPROBE_FUZZ_BINARY
+# Seeds shaped like runtime memory (buckets, allgs, goroutines and stacks
+# with the binary's layouts and pcs), and one random.
+cargo build --quiet --bin goprobe
+python3 scripts/fuzz-seeds-runtime.py target/debug/goprobe "$GOPROBE_FUZZ_BINARY" fuzz/corpus/runtime_memory
 head -c 4096 /dev/urandom > fuzz/corpus/runtime_memory/random
 run runtime_memory -max_len=65536 -timeout=10
 if compgen -G "fuzz/artifacts/*/crash-*" >/dev/null; then
