@@ -18,6 +18,7 @@
 //!
 //! Needs root (reading another process's memory), the corpus and Go; fails,
 //! never skips, without them.
+#![allow(clippy::print_stderr)] // the figures of each comparison, for the record
 
 mod common;
 

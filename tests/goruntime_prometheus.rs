@@ -2,6 +2,7 @@
 //! built: Debian's Prometheus (Go 1.19, stripped, -trimpath), which serves
 //! its own profiles at /debug/pprof. Needs root and the package
 //! (scripts/setup.sh installs it); fails, never skips, without them.
+#![allow(clippy::print_stderr)] // the figures of each comparison, for the record
 
 mod common;
 

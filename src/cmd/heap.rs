@@ -64,7 +64,7 @@ pub struct FreezeArgs {
     #[arg(long)]
     pub freeze: bool,
     /// Keep a frozen process stopped this much longer (tests, demos).
-    #[arg(long, hide = true, value_name = "DURATION", value_parser = crate::attach::parse_duration, requires = "freeze")]
+    #[arg(long, hide = true, value_name = "DURATION", value_parser = super::target::parse_duration, requires = "freeze")]
     pub freeze_hold: Option<Duration>,
 }
 
