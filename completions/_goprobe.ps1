@@ -42,6 +42,7 @@ Register-ArgumentCompleter -Native -CommandName 'goprobe' -ScriptBlock {
             [CompletionResult]::new('--require', '--require', [CompletionResultType]::ParameterName, 'Exit 1 unless every listed probe (comma-separated, e.g. http.server,http.client; see the `probes` section of the report) is instrumentable in every input; why not is printed on stderr')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'One JSON object per binary (NDJSON); with --functions one object per function (name, address, offset, size; plus path when several binaries are given)')
             [CompletionResult]::new('--functions', '--functions', [CompletionResultType]::ParameterName, 'List functions from pclntab instead of the summary: address, file offset, size, name')
+            [CompletionResult]::new('--strict-offsets', '--strict-offsets', [CompletionResultType]::ParameterName, 'With --require: count an offset that only the offsets table knows, for a Go patch release the table was not generated from (it uses the minor release''s layouts), as unknown')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
@@ -52,7 +53,8 @@ Register-ArgumentCompleter -Native -CommandName 'goprobe' -ScriptBlock {
             [CompletionResult]::new('--probe', '--probe', [CompletionResultType]::ParameterName, 'Resolve the fields this catalog probe needs for the binary''s Go version (e.g. db.sql), whether or not the binary contains the probe''s functions; repeatable, comma-separated. An unknown field the probe marks optional is reported but does not make the exit status 1')
             [CompletionResult]::new('--go-version', '--go-version', [CompletionResultType]::ParameterName, 'Look the offsets table up under this Go version instead of the one in the binary''s build info (e.g. 1.22.10)')
             [CompletionResult]::new('--table', '--table', [CompletionResultType]::ParameterName, 'Use this offsets table (as written by scripts/gen-offsets-table.sh) instead of the one built into goprobe')
-            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'NDJSON: one object per field (field, offset, size, type_size, source, reason)')
+            [CompletionResult]::new('--strict-offsets', '--strict-offsets', [CompletionResultType]::ParameterName, 'Refuse (as unknown) an offset that only the offsets table knows for a Go patch release the table was not generated from, instead of using its minor release''s layouts')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'NDJSON: one object per field: field, offset, size, type_size, source (dwarf, rtype = the binary''s type descriptors, table, unknown, conflict), checked (other sources that agree), table (slot, the releases it was verified on, whether this release is one), reason')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
@@ -62,6 +64,7 @@ Register-ArgumentCompleter -Native -CommandName 'goprobe' -ScriptBlock {
             [CompletionResult]::new('--probes', '--probes', [CompletionResultType]::ParameterName, 'Comma-separated probes to attach, from the probe catalog: http.server, http.client, db.sql, go.panic, go.spawn (goroutine creation, so calls made on goroutines a handler starts join its trace), or `all`. Probes the binary cannot support (e.g. db.sql without database/sql) are skipped with a note on stderr; `goprobe inspect` says why')
             [CompletionResult]::new('--offsets', '--offsets', [CompletionResultType]::ParameterName, 'Field offsets as NDJSON from `goprobe offsets --json` (`-` for stdin); default: read them from the binary''s DWARF, else the offsets table')
             [CompletionResult]::new('--duration', '--duration', [CompletionResultType]::ParameterName, 'Stop after this long (e.g. 500ms, 30s, 5m); default: until Ctrl-C, SIGTERM, or the traced process exits')
+            [CompletionResult]::new('--strict-offsets', '--strict-offsets', [CompletionResultType]::ParameterName, 'Refuse a probe whose offsets only the offsets table knows for this binary''s Go patch release, which the table was not generated from (by default the minor release''s layouts are used, with a note)')
             [CompletionResult]::new('--baseline-empty', '--baseline-empty', [CompletionResultType]::ParameterName, 'Benchmark baseline: attach programs that do nothing at the same points (measures the cost of the uprobe traps alone; no events)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -75,6 +78,7 @@ Register-ArgumentCompleter -Native -CommandName 'goprobe' -ScriptBlock {
             [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'Stop after writing this many spans')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Write spans here instead of stdout (`-` is stdout)')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Write spans here instead of stdout (`-` is stdout)')
+            [CompletionResult]::new('--strict-offsets', '--strict-offsets', [CompletionResultType]::ParameterName, 'Refuse a probe whose offsets only the offsets table knows for this binary''s Go patch release, which the table was not generated from (by default the minor release''s layouts are used, with a note)')
             [CompletionResult]::new('--summary', '--summary', [CompletionResultType]::ParameterName, 'At the end, print a table per service and route on stderr (as `convert --to summary`)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -126,7 +130,8 @@ Register-ArgumentCompleter -Native -CommandName 'goprobe' -ScriptBlock {
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('entry', 'entry', [CompletionResultType]::ParameterValue, 'Print one table entry (JSON) read from a binary''s DWARF: every catalog field it has')
-            [CompletionResult]::new('merge', 'merge', [CompletionResultType]::ParameterValue, 'Write ENTRY files into TABLE (replacing their slots, keeping the others)')
+            [CompletionResult]::new('build', 'build', [CompletionResultType]::ParameterValue, 'Write TABLE''s standard-library layouts afresh from ENTRY files (its module layouts are kept); exit 1 if patch releases of a minor disagree')
+            [CompletionResult]::new('merge', 'merge', [CompletionResultType]::ParameterValue, 'Add ENTRY files to TABLE; exit 1 if one disagrees with its minor')
             [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Exit 1 unless TABLE holds exactly these ENTRY files'' layouts')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -139,8 +144,16 @@ Register-ArgumentCompleter -Native -CommandName 'goprobe' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
         }
+        'goprobe;offsets-table;build' {
+            [CompletionResult]::new('--table', '--table', [CompletionResultType]::ParameterName, 'table')
+            [CompletionResult]::new('--split', '--split', [CompletionResultType]::ParameterName, 'Record patch releases whose layouts differ from their minor''s as layout groups of their own instead of failing')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
         'goprobe;offsets-table;merge' {
             [CompletionResult]::new('--table', '--table', [CompletionResultType]::ParameterName, 'table')
+            [CompletionResult]::new('--split', '--split', [CompletionResultType]::ParameterName, 'As for `build`')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
@@ -153,12 +166,16 @@ Register-ArgumentCompleter -Native -CommandName 'goprobe' -ScriptBlock {
         }
         'goprobe;offsets-table;help' {
             [CompletionResult]::new('entry', 'entry', [CompletionResultType]::ParameterValue, 'Print one table entry (JSON) read from a binary''s DWARF: every catalog field it has')
-            [CompletionResult]::new('merge', 'merge', [CompletionResultType]::ParameterValue, 'Write ENTRY files into TABLE (replacing their slots, keeping the others)')
+            [CompletionResult]::new('build', 'build', [CompletionResultType]::ParameterValue, 'Write TABLE''s standard-library layouts afresh from ENTRY files (its module layouts are kept); exit 1 if patch releases of a minor disagree')
+            [CompletionResult]::new('merge', 'merge', [CompletionResultType]::ParameterValue, 'Add ENTRY files to TABLE; exit 1 if one disagrees with its minor')
             [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Exit 1 unless TABLE holds exactly these ENTRY files'' layouts')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
         'goprobe;offsets-table;help;entry' {
+            break
+        }
+        'goprobe;offsets-table;help;build' {
             break
         }
         'goprobe;offsets-table;help;merge' {
@@ -205,11 +222,15 @@ Register-ArgumentCompleter -Native -CommandName 'goprobe' -ScriptBlock {
         }
         'goprobe;help;offsets-table' {
             [CompletionResult]::new('entry', 'entry', [CompletionResultType]::ParameterValue, 'Print one table entry (JSON) read from a binary''s DWARF: every catalog field it has')
-            [CompletionResult]::new('merge', 'merge', [CompletionResultType]::ParameterValue, 'Write ENTRY files into TABLE (replacing their slots, keeping the others)')
+            [CompletionResult]::new('build', 'build', [CompletionResultType]::ParameterValue, 'Write TABLE''s standard-library layouts afresh from ENTRY files (its module layouts are kept); exit 1 if patch releases of a minor disagree')
+            [CompletionResult]::new('merge', 'merge', [CompletionResultType]::ParameterValue, 'Add ENTRY files to TABLE; exit 1 if one disagrees with its minor')
             [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Exit 1 unless TABLE holds exactly these ENTRY files'' layouts')
             break
         }
         'goprobe;help;offsets-table;entry' {
+            break
+        }
+        'goprobe;help;offsets-table;build' {
             break
         }
         'goprobe;help;offsets-table;merge' {

@@ -70,6 +70,9 @@ _goprobe() {
             goprobe__subcmd__help,record)
                 cmd="goprobe__subcmd__help__subcmd__record"
                 ;;
+            goprobe__subcmd__help__subcmd__offsets__subcmd__table,build)
+                cmd="goprobe__subcmd__help__subcmd__offsets__subcmd__table__subcmd__build"
+                ;;
             goprobe__subcmd__help__subcmd__offsets__subcmd__table,check)
                 cmd="goprobe__subcmd__help__subcmd__offsets__subcmd__table__subcmd__check"
                 ;;
@@ -78,6 +81,9 @@ _goprobe() {
                 ;;
             goprobe__subcmd__help__subcmd__offsets__subcmd__table,merge)
                 cmd="goprobe__subcmd__help__subcmd__offsets__subcmd__table__subcmd__merge"
+                ;;
+            goprobe__subcmd__offsets__subcmd__table,build)
+                cmd="goprobe__subcmd__offsets__subcmd__table__subcmd__build"
                 ;;
             goprobe__subcmd__offsets__subcmd__table,check)
                 cmd="goprobe__subcmd__offsets__subcmd__table__subcmd__check"
@@ -90,6 +96,9 @@ _goprobe() {
                 ;;
             goprobe__subcmd__offsets__subcmd__table,merge)
                 cmd="goprobe__subcmd__offsets__subcmd__table__subcmd__merge"
+                ;;
+            goprobe__subcmd__offsets__subcmd__table__subcmd__help,build)
+                cmd="goprobe__subcmd__offsets__subcmd__table__subcmd__help__subcmd__build"
                 ;;
             goprobe__subcmd__offsets__subcmd__table__subcmd__help,check)
                 cmd="goprobe__subcmd__offsets__subcmd__table__subcmd__help__subcmd__check"
@@ -124,7 +133,7 @@ _goprobe() {
             return 0
             ;;
         goprobe__subcmd__attach)
-            opts="-h --pid --probes --offsets --duration --baseline-empty --help"
+            opts="-h --pid --probes --offsets --strict-offsets --duration --baseline-empty --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -392,8 +401,22 @@ _goprobe() {
             return 0
             ;;
         goprobe__subcmd__help__subcmd__offsets__subcmd__table)
-            opts="entry merge check"
+            opts="entry build merge check"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        goprobe__subcmd__help__subcmd__offsets__subcmd__table__subcmd__build)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -462,7 +485,7 @@ _goprobe() {
             return 0
             ;;
         goprobe__subcmd__inspect)
-            opts="-h --pid --json --functions --match --require --help"
+            opts="-h --pid --json --functions --match --require --strict-offsets --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -488,7 +511,7 @@ _goprobe() {
             return 0
             ;;
         goprobe__subcmd__offsets)
-            opts="-h --pid --field --probe --go-version --table --json --help"
+            opts="-h --pid --field --probe --go-version --table --strict-offsets --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -522,12 +545,30 @@ _goprobe() {
             return 0
             ;;
         goprobe__subcmd__offsets__subcmd__table)
-            opts="-h --help entry merge check help"
+            opts="-h --help entry build merge check help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        goprobe__subcmd__offsets__subcmd__table__subcmd__build)
+            opts="-h --table --split --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --table)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -580,8 +621,22 @@ _goprobe() {
             return 0
             ;;
         goprobe__subcmd__offsets__subcmd__table__subcmd__help)
-            opts="entry merge check help"
+            opts="entry build merge check help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        goprobe__subcmd__offsets__subcmd__table__subcmd__help__subcmd__build)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -650,7 +705,7 @@ _goprobe() {
             return 0
             ;;
         goprobe__subcmd__offsets__subcmd__table__subcmd__merge)
-            opts="-h --table --help"
+            opts="-h --table --split --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -668,7 +723,7 @@ _goprobe() {
             return 0
             ;;
         goprobe__subcmd__record)
-            opts="-o -h --pid --probes --offsets --duration --limit --output --summary --help"
+            opts="-o -h --pid --probes --offsets --strict-offsets --duration --limit --output --summary --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

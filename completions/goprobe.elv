@@ -38,6 +38,7 @@ set edit:completion:arg-completer[goprobe] = {|@words|
             cand --require 'Exit 1 unless every listed probe (comma-separated, e.g. http.server,http.client; see the `probes` section of the report) is instrumentable in every input; why not is printed on stderr'
             cand --json 'One JSON object per binary (NDJSON); with --functions one object per function (name, address, offset, size; plus path when several binaries are given)'
             cand --functions 'List functions from pclntab instead of the summary: address, file offset, size, name'
+            cand --strict-offsets 'With --require: count an offset that only the offsets table knows, for a Go patch release the table was not generated from (it uses the minor release''s layouts), as unknown'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
@@ -47,7 +48,8 @@ set edit:completion:arg-completer[goprobe] = {|@words|
             cand --probe 'Resolve the fields this catalog probe needs for the binary''s Go version (e.g. db.sql), whether or not the binary contains the probe''s functions; repeatable, comma-separated. An unknown field the probe marks optional is reported but does not make the exit status 1'
             cand --go-version 'Look the offsets table up under this Go version instead of the one in the binary''s build info (e.g. 1.22.10)'
             cand --table 'Use this offsets table (as written by scripts/gen-offsets-table.sh) instead of the one built into goprobe'
-            cand --json 'NDJSON: one object per field (field, offset, size, type_size, source, reason)'
+            cand --strict-offsets 'Refuse (as unknown) an offset that only the offsets table knows for a Go patch release the table was not generated from, instead of using its minor release''s layouts'
+            cand --json 'NDJSON: one object per field: field, offset, size, type_size, source (dwarf, rtype = the binary''s type descriptors, table, unknown, conflict), checked (other sources that agree), table (slot, the releases it was verified on, whether this release is one), reason'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
@@ -56,6 +58,7 @@ set edit:completion:arg-completer[goprobe] = {|@words|
             cand --probes 'Comma-separated probes to attach, from the probe catalog: http.server, http.client, db.sql, go.panic, go.spawn (goroutine creation, so calls made on goroutines a handler starts join its trace), or `all`. Probes the binary cannot support (e.g. db.sql without database/sql) are skipped with a note on stderr; `goprobe inspect` says why'
             cand --offsets 'Field offsets as NDJSON from `goprobe offsets --json` (`-` for stdin); default: read them from the binary''s DWARF, else the offsets table'
             cand --duration 'Stop after this long (e.g. 500ms, 30s, 5m); default: until Ctrl-C, SIGTERM, or the traced process exits'
+            cand --strict-offsets 'Refuse a probe whose offsets only the offsets table knows for this binary''s Go patch release, which the table was not generated from (by default the minor release''s layouts are used, with a note)'
             cand --baseline-empty 'Benchmark baseline: attach programs that do nothing at the same points (measures the cost of the uprobe traps alone; no events)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
@@ -68,6 +71,7 @@ set edit:completion:arg-completer[goprobe] = {|@words|
             cand --limit 'Stop after writing this many spans'
             cand -o 'Write spans here instead of stdout (`-` is stdout)'
             cand --output 'Write spans here instead of stdout (`-` is stdout)'
+            cand --strict-offsets 'Refuse a probe whose offsets only the offsets table knows for this binary''s Go patch release, which the table was not generated from (by default the minor release''s layouts are used, with a note)'
             cand --summary 'At the end, print a table per service and route on stderr (as `convert --to summary`)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
@@ -115,7 +119,8 @@ set edit:completion:arg-completer[goprobe] = {|@words|
             cand -h 'Print help'
             cand --help 'Print help'
             cand entry 'Print one table entry (JSON) read from a binary''s DWARF: every catalog field it has'
-            cand merge 'Write ENTRY files into TABLE (replacing their slots, keeping the others)'
+            cand build 'Write TABLE''s standard-library layouts afresh from ENTRY files (its module layouts are kept); exit 1 if patch releases of a minor disagree'
+            cand merge 'Add ENTRY files to TABLE; exit 1 if one disagrees with its minor'
             cand check 'Exit 1 unless TABLE holds exactly these ENTRY files'' layouts'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -126,8 +131,15 @@ set edit:completion:arg-completer[goprobe] = {|@words|
             cand -h 'Print help'
             cand --help 'Print help'
         }
+        &'goprobe;offsets-table;build'= {
+            cand --table 'table'
+            cand --split 'Record patch releases whose layouts differ from their minor''s as layout groups of their own instead of failing'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
         &'goprobe;offsets-table;merge'= {
             cand --table 'table'
+            cand --split 'As for `build`'
             cand -h 'Print help'
             cand --help 'Print help'
         }
@@ -138,11 +150,14 @@ set edit:completion:arg-completer[goprobe] = {|@words|
         }
         &'goprobe;offsets-table;help'= {
             cand entry 'Print one table entry (JSON) read from a binary''s DWARF: every catalog field it has'
-            cand merge 'Write ENTRY files into TABLE (replacing their slots, keeping the others)'
+            cand build 'Write TABLE''s standard-library layouts afresh from ENTRY files (its module layouts are kept); exit 1 if patch releases of a minor disagree'
+            cand merge 'Add ENTRY files to TABLE; exit 1 if one disagrees with its minor'
             cand check 'Exit 1 unless TABLE holds exactly these ENTRY files'' layouts'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'goprobe;offsets-table;help;entry'= {
+        }
+        &'goprobe;offsets-table;help;build'= {
         }
         &'goprobe;offsets-table;help;merge'= {
         }
@@ -177,10 +192,13 @@ set edit:completion:arg-completer[goprobe] = {|@words|
         }
         &'goprobe;help;offsets-table'= {
             cand entry 'Print one table entry (JSON) read from a binary''s DWARF: every catalog field it has'
-            cand merge 'Write ENTRY files into TABLE (replacing their slots, keeping the others)'
+            cand build 'Write TABLE''s standard-library layouts afresh from ENTRY files (its module layouts are kept); exit 1 if patch releases of a minor disagree'
+            cand merge 'Add ENTRY files to TABLE; exit 1 if one disagrees with its minor'
             cand check 'Exit 1 unless TABLE holds exactly these ENTRY files'' layouts'
         }
         &'goprobe;help;offsets-table;entry'= {
+        }
+        &'goprobe;help;offsets-table;build'= {
         }
         &'goprobe;help;offsets-table;merge'= {
         }

@@ -113,10 +113,31 @@ if ! command -v cargo >/dev/null; then
   exit 2
 fi
 
+# A real Go binary shipped without build info: esbuild's npm package
+# (tests/cli/nobuildinfo.rs).
+cache=${GOPROBE_CACHE:-$repo/.cache}
+esbuild_version=0.28.2
+esb="$cache/thirdparty/esbuild"
+if [ ! -x "$esb/package/bin/esbuild" ]; then
+  if ! command -v npm >/dev/null; then
+    echo "setup: installing npm" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null
+  fi
+  echo "setup: fetching esbuild $esbuild_version from npm" >&2
+  rm -rf "$esb"
+  mkdir -p "$esb"
+  (cd "$esb" && npm pack --silent "@esbuild/linux-x64@$esbuild_version" >/dev/null \
+    && tar xzf "esbuild-linux-x64-$esbuild_version.tgz")
+fi
+
 if [ "${1:-}" = "--all-go" ]; then
   bash "$repo/tests/fixtures/build-corpus.sh" --all
+  bash "$repo/tests/fixtures/build-corpus.sh" --all-patches
 else
   bash "$repo/tests/fixtures/build-corpus.sh"
+  # Binaries of patch releases other than the reference ones (tests/patch_releases.rs).
+  bash "$repo/tests/fixtures/build-corpus.sh" --patches
 fi
 
 bash "$repo/scripts/otelcol.sh" >/dev/null
