@@ -157,5 +157,8 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
         ms(taken.read),
         ms(taken.cpu),
     );
+    if let Some(note) = rt.inexact_table_note(&snap.layout) {
+        eprintln!("goprobe: {note}");
+    }
     Ok(Status::Success)
 }

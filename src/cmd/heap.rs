@@ -162,6 +162,9 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
             ", never agreed: counts may mix two GC cycles; use --freeze"
         },
     );
+    if let Some(note) = rt.inexact_table_note(&snap.layout) {
+        eprintln!("goprobe: {note}");
+    }
     if snap.rate == 0 {
         eprintln!(
             "goprobe: runtime.MemProfileRate is 0: the runtime samples no allocations (the linker turns memory \

@@ -123,6 +123,26 @@ impl<'b> Runtime<'b> {
             .map_err(|e| RuntimeError::Layout(e.clone()))
     }
 
+    /// A note when some of `layout`'s fields came from the offsets table
+    /// for another patch release of the binary's minor (the table's layouts
+    /// were proven for the releases it lists, not for this one): how many,
+    /// the table key and the releases it was verified on.
+    pub fn inexact_table_note(&self, layout: &layout::Sources) -> Option<String> {
+        let inexact: Vec<_> = layout
+            .iter()
+            .map(|(f, _)| self.resolver.resolve(f))
+            .filter(|r| r.is_inexact_table())
+            .collect();
+        let t = inexact.first()?.table.as_ref()?;
+        Some(format!(
+            "{} runtime field(s) from the {} offsets table, verified on {}, not on {} itself",
+            inexact.len(),
+            t.key,
+            t.verified.join(" "),
+            self.resolver.key().go_version
+        ))
+    }
+
     /// Whether a runtime address is inside the binary's Go code.
     pub fn is_code(&self, pc: u64) -> bool {
         pc.checked_sub(self.bias)

@@ -2,8 +2,10 @@
 //! process that is not Go, a process goprobe may not read (as a user other
 //! than root), a binary whose runtime layout cannot be confirmed, a binary
 //! that is not the one the process runs. Each gives exactly one `goprobe:`
-//! line and exit status 2. And a Go program without memory profiling: an
-//! empty profile, exit 0, and a note saying why.
+//! line and exit status 2. A patch release the offsets table was not
+//! generated from: the fields the table answers are named in a note. And a
+//! Go program without memory profiling: an empty profile, exit 0, and a note
+//! saying why.
 
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Output, Stdio};
@@ -93,14 +95,13 @@ fn a_process_goprobe_may_not_read() {
     one_line_error(&out, &["not allowed"]);
 }
 
-/// A stripped fixture whose build info claims a Go release no table knows
-/// (go1.26.6 -> go1.99.6, same length): nothing confirms its runtime layout.
-#[test]
-fn a_runtime_layout_that_cannot_be_confirmed() {
-    require_root();
-    let e = corpus_binary("1.26", "goruntime", "stripped");
+/// A copy of `e`'s binary whose build info claims Go `to` (a release of the
+/// same length as the real one): what goprobe sees of a release it has not
+/// seen. The code is unchanged, so it runs as before.
+fn with_go_version(e: &crate::common::CorpusEntry, to: &str) -> std::path::PathBuf {
     let mut bytes = std::fs::read(&e.binary).expect("read fixture");
     let want = format!("go{}", e.go_version).into_bytes();
+    assert_eq!(want.len(), to.len() + 2, "same length: {to}");
     let magic = b"\xff Go buildinf:";
     let info = bytes
         .windows(magic.len())
@@ -111,13 +112,23 @@ fn a_runtime_layout_that_cannot_be_confirmed() {
             .windows(want.len())
             .position(|w| w == want.as_slice())
             .expect("Go version in build info");
-    bytes[at + 2..at + 6].copy_from_slice(b"1.99");
+    bytes[at + 2..at + want.len()].copy_from_slice(to.as_bytes());
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-runtime-state");
     std::fs::create_dir_all(&dir).expect("dir");
-    let path = dir.join("goruntime-go1.99");
+    let path = dir.join(format!("goruntime-go{to}"));
     std::fs::write(&path, &bytes).expect("write");
     std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
         .expect("chmod");
+    path
+}
+
+/// A stripped fixture whose build info claims a Go release no table knows
+/// (go1.26.6 -> go1.99.6, same length): nothing confirms its runtime layout.
+#[test]
+fn a_runtime_layout_that_cannot_be_confirmed() {
+    require_root();
+    let e = corpus_binary("1.26", "goruntime", "stripped");
+    let path = with_go_version(&e, &format!("1.99{}", &e.go_version[4..]));
     let fx = GoRuntime::start(&path, &[]);
     let p = fx.pid().to_string();
     one_line_error(
@@ -129,6 +140,48 @@ fn a_runtime_layout_that_cannot_be_confirmed() {
             "go1.99/amd64 not in the offsets table",
         ],
     );
+}
+
+/// A stripped fixture claiming a patch release of its minor the table was
+/// not generated from (go1.22.10 -> go1.22.19): `runtime.g` comes from the
+/// binary's own type descriptors, `runtime.bucket` (which has none) from the
+/// table's layouts for the minor, and goprobe says which and why.
+#[test]
+fn runtime_fields_from_another_patch_release_are_named() {
+    require_root();
+    let e = corpus_binary("1.22", "goruntime", "stripped");
+    let minor_patch = |d: &str| format!("{}{d}", &e.go_version[..e.go_version.len() - 1]);
+    let path = with_go_version(&e, &minor_patch("9"));
+    let fx = GoRuntime::start(&path, &[]);
+    let p = fx.pid().to_string();
+    let out = goprobe(&["heap", "--pid", &p, "-o", "/dev/null"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let note = err
+        .lines()
+        .find(|l| l.contains("offsets table, verified on"))
+        .unwrap_or_else(|| panic!("no note on the table's answers: {err}"));
+    assert!(
+        note.contains("runtime field(s) from the go1.22 offsets table")
+            && note.contains(&format!("go{}", e.go_version))
+            && note.ends_with(&format!("not on go{} itself", minor_patch("9"))),
+        "{note}"
+    );
+    let out = goprobe(&["goroutines", "--pid", &p]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(!err.contains("verified on"), "{err}");
+    let header = &crate::ndjson(&String::from_utf8_lossy(&out.stdout))[0];
+    let layout = header["layout"].as_object().expect("layout");
+    assert!(layout.len() >= 15, "{layout:?}");
+    assert!(layout.values().all(|v| v == "rtype"), "{layout:?}");
+    // The real release: every field the table gives was generated from it.
+    let fx = GoRuntime::start(&e.binary, &[]);
+    let p = fx.pid().to_string();
+    let out = goprobe(&["heap", "--pid", &p, "-o", "/dev/null"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(!err.contains("verified on"), "{err}");
 }
 
 #[test]
