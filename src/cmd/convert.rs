@@ -2,7 +2,6 @@
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Write};
-use std::os::fd::AsFd;
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
@@ -80,19 +79,19 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
         Box::new(BufReader::with_capacity(1 << 16, file))
     };
     let mut reader = SpanReader::new(input, args.skip_invalid);
-    let output = || -> anyhow::Result<Box<dyn Write>> {
+    // An existing -o FILE is replaced only by a complete conversion.
+    let mut replace = None;
+    let mut output = || -> anyhow::Result<Box<dyn Write>> {
         let file = if is_dash(&args.output) {
             // A duplicate of fd 1 rather than `io::stdout()`, which is line
             // buffered: it would scan every chunk for its last newline and
             // split the write there.
-            let stdout = io::stdout()
-                .as_fd()
-                .try_clone_to_owned()
-                .context("standard output")?;
-            File::from(stdout)
+            super::output::stdout_file()?
         } else {
             let path = args.output.as_deref().unwrap_or_else(|| "-".as_ref());
-            File::create(path).with_context(|| format!("creating {}", path.display()))?
+            let (file, guard) = super::output::ReplaceFile::create(path)?;
+            replace = Some(guard);
+            file
         };
         Ok(Box::new(BackgroundWriter::new(file)))
     };
@@ -119,6 +118,9 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
         eprintln!("goprobe convert: skipped {warning}");
     }
     let summary = result?;
+    if let Some(guard) = replace {
+        guard.commit()?;
+    }
     let mut line = format!("goprobe convert: {} spans", summary.spans);
     if summary.skipped > 0 {
         line.push_str(&format!(", {} invalid lines skipped", summary.skipped));
@@ -130,6 +132,13 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
         ));
     }
     eprintln!("{line}");
+    let losses = reader.losses();
+    if losses.iter().next().is_some() {
+        eprintln!(
+            "goprobe convert: the recording says: {}",
+            losses.accounting()
+        );
+    }
     if args.to == Format::Otlp {
         let mut line = format!(
             "goprobe convert: OTLP {}: {} spans accepted, {} rejected",

@@ -14,6 +14,7 @@ pub mod convert;
 pub mod inspect;
 pub mod offsets;
 pub mod offsets_table;
+pub mod output;
 pub mod progress;
 pub mod record;
 pub mod target;

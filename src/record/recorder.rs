@@ -45,7 +45,8 @@ pub struct RecordStats {
     pub db: u64,
     /// Every panic seen (`exception` events), recovered or not.
     pub panics: u64,
-    pub lost: u64,
+    /// Losses by reason, as the stream's `lost` lines counted them.
+    pub lost: crate::loss::Losses,
 }
 
 /// A span and the spans nested in it.
@@ -135,7 +136,7 @@ impl Recorder {
                 realtime_minus_monotonic_ns,
                 ..
             } => self.offset = Some(i128::from(realtime_minus_monotonic_ns)),
-            Line::Lost { count, .. } => self.stats.lost += count,
+            Line::Lost { reason, count, .. } => self.stats.lost.add(&reason, count),
             Line::Event(ev) => self.event(ev, out)?,
         }
         Ok(())
@@ -361,6 +362,11 @@ impl Recorder {
             time_unix_nano: self.wall(p.time_ns),
             attributes: p.attributes,
         }
+    }
+
+    /// Wall-clock time of a CLOCK_MONOTONIC stamp, by the stream's clock line.
+    pub fn wall_time(&mut self, mono: u64) -> u64 {
+        self.wall(mono)
     }
 
     fn wall(&mut self, mono: u64) -> u64 {
