@@ -11,6 +11,8 @@ pub mod abi;
 mod multi;
 pub mod rets;
 
+pub use multi::{KernelUprobes, kernel_uprobes};
+
 use std::num::NonZeroU32;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -83,28 +85,21 @@ pub enum BpfError {
 fn prog_info(
     fd: std::os::fd::BorrowedFd<'_>,
 ) -> std::io::Result<aya_obj::generated::bpf_prog_info> {
-    /// The `info` member of `union bpf_attr`.
-    #[repr(C)]
-    struct InfoAttr {
-        bpf_fd: u32,
-        info_len: u32,
-        info: u64,
-    }
-    // SAFETY: bpf_prog_info is plain integers, valid when zeroed.
+    // SAFETY: bpf_prog_info and bpf_attr are plain integers, valid when zeroed.
     let mut info: aya_obj::generated::bpf_prog_info = unsafe { std::mem::zeroed() };
-    let mut attr = InfoAttr {
-        bpf_fd: fd.as_raw_fd() as u32,
-        info_len: std::mem::size_of_val(&info) as u32,
-        info: std::ptr::addr_of_mut!(info) as u64,
-    };
-    // SAFETY: attr is a valid bpf_attr prefix for BPF_OBJ_GET_INFO_BY_FD of
-    // the size given, pointing at a writable info buffer of info_len bytes.
+    // SAFETY: as above.
+    let mut attr: aya_obj::generated::bpf_attr = unsafe { std::mem::zeroed() };
+    attr.info.bpf_fd = fd.as_raw_fd() as u32;
+    attr.info.info_len = std::mem::size_of_val(&info) as u32;
+    attr.info.info = std::ptr::addr_of_mut!(info) as u64;
+    // SAFETY: attr is a valid bpf_attr for BPF_OBJ_GET_INFO_BY_FD, pointing
+    // at a writable info buffer of info_len bytes.
     let rc = unsafe {
         libc::syscall(
             libc::SYS_bpf,
             aya_obj::generated::bpf_cmd::BPF_OBJ_GET_INFO_BY_FD as libc::c_long,
             std::ptr::addr_of_mut!(attr),
-            std::mem::size_of::<InfoAttr>(),
+            std::mem::size_of_val(&attr),
         )
     };
     if rc < 0 {

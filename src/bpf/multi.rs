@@ -222,3 +222,110 @@ fn sys_bpf(cmd: bpf_cmd, attr: &mut bpf_attr) -> std::io::Result<OwnedFd> {
     // SAFETY: the command returned a new fd that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(rc as i32) })
 }
+
+/// Uprobes the kernel holds for BPF links, from its list of every BPF
+/// link on the machine: for tests that check goprobe leaves none behind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelUprobes {
+    /// The binary (uprobe_multi: the path resolved; perf event: as given).
+    pub path: String,
+    /// The process they are limited to, when the kernel says (uprobe_multi).
+    pub pid: Option<u32>,
+    pub count: u32,
+}
+
+/// Every BPF link that holds uprobes (uprobe_multi links, and perf-event
+/// links of uprobes).
+pub fn kernel_uprobes() -> std::io::Result<Vec<KernelUprobes>> {
+    use aya_obj::generated::{bpf_link_info, bpf_link_type, bpf_perf_event_type};
+    let mut out = Vec::new();
+    let mut id = 0u32;
+    loop {
+        // SAFETY: as in prog_load.
+        let mut attr: bpf_attr = unsafe { std::mem::zeroed() };
+        attr.__bindgen_anon_6.__bindgen_anon_1.start_id = id;
+        match sys_bpf_int(bpf_cmd::BPF_LINK_GET_NEXT_ID, &mut attr) {
+            Ok(_) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => break,
+            Err(e) => return Err(e),
+        }
+        // SAFETY: the kernel filled next_id.
+        id = unsafe { attr.__bindgen_anon_6.next_id };
+        // SAFETY: as above.
+        let mut attr: bpf_attr = unsafe { std::mem::zeroed() };
+        attr.__bindgen_anon_6.__bindgen_anon_1.link_id = id;
+        let fd = match sys_bpf(bpf_cmd::BPF_LINK_GET_FD_BY_ID, &mut attr) {
+            Ok(fd) => fd,
+            // Gone since it was listed.
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
+            Err(e) => return Err(e),
+        };
+        let mut path = vec![0u8; 4096];
+        // SAFETY: bpf_link_info is plain integers, valid when zeroed.
+        let mut info: bpf_link_info = unsafe { std::mem::zeroed() };
+        let kind = link_info(fd.as_fd(), &mut info)?;
+        let found = if kind == bpf_link_type::BPF_LINK_TYPE_UPROBE_MULTI as u32 {
+            // SAFETY: the uprobe_multi member of a zeroed union.
+            let m = unsafe { &mut info.__bindgen_anon_1.uprobe_multi };
+            m.path = path.as_mut_ptr() as u64;
+            m.path_size = path.len() as u32;
+            link_info(fd.as_fd(), &mut info)?;
+            // SAFETY: as above, filled by the kernel.
+            let m = unsafe { info.__bindgen_anon_1.uprobe_multi };
+            Some(((m.pid != 0).then_some(m.pid), m.count))
+        } else if kind == bpf_link_type::BPF_LINK_TYPE_PERF_EVENT as u32 {
+            // SAFETY: the perf_event member of a zeroed union.
+            let p = unsafe { &mut info.__bindgen_anon_1.perf_event };
+            // SAFETY: the uprobe member of the perf_event union.
+            let u = unsafe { &mut p.__bindgen_anon_1.uprobe };
+            u.file_name = path.as_mut_ptr() as u64;
+            u.name_len = path.len() as u32;
+            link_info(fd.as_fd(), &mut info)?;
+            // SAFETY: filled by the kernel.
+            let p = unsafe { info.__bindgen_anon_1.perf_event };
+            (p.type_ == bpf_perf_event_type::BPF_PERF_EVENT_UPROBE as u32).then_some((None, 1))
+        } else {
+            None
+        };
+        if let Some((pid, count)) = found {
+            let end = path.iter().position(|b| *b == 0).unwrap_or(0);
+            out.push(KernelUprobes {
+                path: String::from_utf8_lossy(&path[..end]).into_owned(),
+                pid,
+                count,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// BPF_OBJ_GET_INFO_BY_FD of a link into `info`; the link's type.
+fn link_info(
+    fd: BorrowedFd<'_>,
+    info: &mut aya_obj::generated::bpf_link_info,
+) -> std::io::Result<u32> {
+    // SAFETY: as in prog_load.
+    let mut attr: bpf_attr = unsafe { std::mem::zeroed() };
+    attr.info.bpf_fd = fd.as_raw_fd() as u32;
+    attr.info.info_len = std::mem::size_of_val(info) as u32;
+    attr.info.info = std::ptr::from_mut(info) as u64;
+    sys_bpf_int(bpf_cmd::BPF_OBJ_GET_INFO_BY_FD, &mut attr)?;
+    Ok(info.type_)
+}
+
+/// The bpf(2) system call for a command that returns 0 on success.
+fn sys_bpf_int(cmd: bpf_cmd, attr: &mut bpf_attr) -> std::io::Result<i64> {
+    // SAFETY: as in sys_bpf.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd as libc::c_long,
+            std::ptr::from_mut(attr),
+            std::mem::size_of::<bpf_attr>(),
+        )
+    };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(rc)
+}

@@ -373,6 +373,8 @@ fn server_span(ev: &RawEvent, f: &Fields, nested: &[Event]) -> SpanParts {
     };
     let (ty, msg) = (text("exception.type"), text("exception.message"));
     let why = if f.unfinished {
+        // Marked as such: its end is when goprobe saw the process gone.
+        a.insert("goprobe.unfinished".into(), AttrValue::Bool(true));
         if let Some(t) = ty {
             a.insert("error.type".into(), t.into());
         }

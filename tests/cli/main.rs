@@ -11,6 +11,7 @@ mod attach;
 mod context;
 mod convert;
 mod db;
+mod faults;
 mod inspect;
 mod offsets;
 mod record;
@@ -90,9 +91,17 @@ impl Running {
     }
 }
 
-/// Span NDJSON (`goprobe record` output), each line checked against the schema.
+/// Span NDJSON (`goprobe record` output), each line checked against the
+/// schema; `lost` lines (checked too) are left out.
 pub fn spans(out: &str) -> Vec<goprobe::span::Span> {
     out.lines()
+        .filter(|l| match goprobe::loss::LostLine::parse(l.as_bytes()) {
+            None => true,
+            Some(parsed) => {
+                parsed.unwrap_or_else(|e| panic!("bad lost line {l}: {e}"));
+                false
+            }
+        })
         .map(|l| {
             goprobe::span::Span::from_json_line(l).unwrap_or_else(|e| panic!("bad span {l}: {e}"))
         })
