@@ -27,6 +27,11 @@ pub struct Args {
     /// Add to the end of the -o FILE instead of replacing it.
     #[arg(long, requires = "output")]
     pub append: bool,
+    /// Keep `db.query.text` as the program sent it. By default its string
+    /// and number literals become `?` (credentials in `url.full` and
+    /// sensitive query parameters are redacted either way).
+    #[arg(long)]
+    pub raw_queries: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<Status> {
@@ -47,7 +52,9 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
     };
     let shown = progress.clone();
     let writer = SpanWriter::new(out, args.limit).on_write(move |n, lost| shown.update(n, lost));
-    let mut recording = Recording::new(writer)?;
+    let mut recording = Recording::new(writer)?.policy(crate::redact::Policy {
+        raw_queries: args.raw_queries,
+    });
     // Ctrl-C and SIGTERM stop the recording, which then flushes. Reading a
     // pipe, the producer (`goprobe attach`) gets the signal too, drains and
     // closes the pipe: the end of input ends the recording.

@@ -236,6 +236,12 @@ impl Recording {
         }
     }
 
+    /// What spans leave out (default: secrets; see [`crate::redact`]).
+    pub fn policy(mut self, policy: crate::redact::Policy) -> Recording {
+        self.rec.policy = policy;
+        self
+    }
+
     pub fn limit_reached(&self) -> bool {
         self.writer.limit_reached()
     }

@@ -90,6 +90,8 @@ pub struct Recorder {
     next_id: u64,
     newest_ns: u64,
     events_since_expire: u32,
+    /// What spans leave out (secrets).
+    pub policy: crate::redact::Policy,
     pub stats: RecordStats,
 }
 
@@ -116,6 +118,7 @@ impl Recorder {
             next_id: 0,
             newest_ns: 0,
             events_since_expire: 0,
+            policy: crate::redact::Policy::default(),
             stats: RecordStats::default(),
         }
     }
@@ -339,7 +342,8 @@ impl Recorder {
         out.push(span);
     }
 
-    fn span_of(&mut self, p: SpanParts, pid: u32, events: Vec<Event>) -> Span {
+    fn span_of(&mut self, mut p: SpanParts, pid: u32, events: Vec<Event>) -> Span {
+        crate::redact::scrub(&mut p.attributes, self.policy);
         Span {
             trace_id: NO_TRACE,
             span_id: new_span_id(),

@@ -3,6 +3,9 @@
 //! buffer, a long run compared byte for byte with an unrecorded one, two
 //! recordings of one process.
 
+// These tests report what they measured.
+#![allow(clippy::print_stderr)]
+
 use std::time::{Duration, Instant};
 
 use goprobe::loss::LostLine;
