@@ -102,17 +102,37 @@ fn message(missing: &[&str], bpf_caps: bool, pid: Option<u32>, other_user: bool)
     )
 }
 
-/// True when this process may not read process `pid`'s binary (ptrace
-/// access: another user's process, or a non-dumpable one).
-fn unreadable(pid: u32) -> bool {
-    let exe = Path::new("/proc").join(pid.to_string()).join("exe");
-    matches!(std::fs::read_link(&exe), Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied)
+/// True when process `pid` is not this user's to read without
+/// CAP_SYS_PTRACE: its user and group ids (all of them, as the kernel's
+/// ptrace check wants) are not ours, or reading its binary is refused.
+fn other_users(pid: u32) -> bool {
+    let dir = Path::new("/proc").join(pid.to_string());
+    let refused = matches!(std::fs::read_link(dir.join("exe")),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied);
+    let Ok(status) = std::fs::read_to_string(dir.join("status")) else {
+        return refused;
+    };
+    let ids = |key: &str| -> Vec<u32> {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .map(|v| {
+                v.split_whitespace()
+                    .filter_map(|x| x.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    // SAFETY: getuid and getgid have no preconditions and cannot fail.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    let mine = |v: Vec<u32>, me: u32| !v.is_empty() && v.iter().all(|x| *x == me);
+    refused || !mine(ids("Uid:"), uid) || !mine(ids("Gid:"), gid)
 }
 
 /// Check, before anything is attached, that this process may attach to
 /// `pid` (or, without one, to every process running a binary).
 pub fn check_attach(pid: Option<u32>) -> Result<(), PrivilegeError> {
-    let other_user = pid.is_some_and(unreadable);
+    let other_user = pid.is_some_and(other_users);
     let bpf_caps = kernel_has_bpf_caps();
     let m = missing(effective(), bpf_caps, other_user);
     if m.is_empty() {

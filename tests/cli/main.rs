@@ -9,11 +9,14 @@ mod common;
 
 mod attach;
 mod context;
+mod conventions;
 mod convert;
 mod db;
 mod faults;
+mod files;
 mod inspect;
 mod offsets;
+mod privileges;
 mod record;
 
 use std::io::{BufRead, BufReader, Read};
@@ -32,8 +35,15 @@ pub struct Running {
 /// until it reports its uprobes are attached.
 pub fn start(args: &[&str]) -> Running {
     common::require_root();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_goprobe"))
-        .args(args)
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_goprobe"));
+    cmd.args(args);
+    start_command(cmd)
+}
+
+/// Start `cmd` (a goprobe, perhaps run through another program) and wait
+/// until it reports its uprobes are attached.
+pub fn start_command(mut cmd: Command) -> Running {
+    let mut child = cmd
         .env("GOPROBE_CACHE", common::cache_dir())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
