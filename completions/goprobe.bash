@@ -112,7 +112,7 @@ _goprobe() {
             return 0
             ;;
         goprobe__subcmd__attach)
-            opts="-h --pid --probes --offsets --duration --baseline-empty --help"
+            opts="-h --pid --probes --offsets --duration --ring-buffer-size --baseline-empty --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -131,6 +131,10 @@ _goprobe() {
                     return 0
                     ;;
                 --duration)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ring-buffer-size)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -544,7 +548,7 @@ _goprobe() {
             return 0
             ;;
         goprobe__subcmd__record)
-            opts="-o -h --pid --probes --offsets --duration --limit --output --help"
+            opts="-o -h --pid --probes --offsets --duration --ring-buffer-size --limit --output --append --raw-queries --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -563,6 +567,10 @@ _goprobe() {
                     return 0
                     ;;
                 --duration)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ring-buffer-size)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -33,8 +33,9 @@ pub struct TargetArgs {
     /// default: read them from the binary's DWARF, else the offsets table.
     #[arg(long, value_name = "FILE")]
     pub offsets: Option<PathBuf>,
-    /// Stop after this long (e.g. 500ms, 30s, 5m); default: until Ctrl-C,
-    /// SIGTERM, or the traced process exits.
+    /// Stop after this long (e.g. 500ms, 30s, 5m), counted from the moment
+    /// the probes are attached; default: until Ctrl-C, SIGTERM, or the
+    /// traced process exits.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub duration: Option<std::time::Duration>,
     /// Ring buffer of every probe family, in bytes (a power of two, at least

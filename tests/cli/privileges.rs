@@ -192,4 +192,30 @@ fn the_least_set_records() {
     let _ = child.wait();
     assert_eq!(code, 0, "{err}");
     assert_eq!(spans(&out).len(), 1, "{err}");
+
+    // The remedy the messages give: file capabilities on the binary.
+    let dir = std::env::temp_dir().join(format!("goprobe-setcap-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let copy = dir.join("goprobe");
+    std::fs::copy(env!("CARGO_BIN_EXE_goprobe"), &copy).expect("copy goprobe");
+    let out = Command::new("setcap")
+        .args(["cap_bpf,cap_perfmon,cap_sys_ptrace+ep", copy.to_str().expect("utf-8")])
+        .output()
+        .expect("setcap (scripts/setup.sh installs libcap2-bin)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut cmd = Command::new("setpriv");
+    cmd.arg(format!("--reuid={uid}"))
+        .arg(format!("--regid={gid}"))
+        .arg("--clear-groups")
+        .arg("--")
+        .arg(&copy)
+        .args(["record", "--pid", &pid]);
+    let run = start_command(cmd);
+    assert_eq!(common::get(&server.addr, "/hello"), 200);
+    std::thread::sleep(Duration::from_millis(300));
+    run.interrupt();
+    let (code, out, err) = run.finish();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(spans(&out).len(), 1, "{err}");
 }
