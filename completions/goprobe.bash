@@ -58,6 +58,9 @@ _goprobe() {
             goprobe__subcmd__help,record)
                 cmd="goprobe__subcmd__help__subcmd__record"
                 ;;
+            goprobe__subcmd__help__subcmd__offsets__subcmd__table,build)
+                cmd="goprobe__subcmd__help__subcmd__offsets__subcmd__table__subcmd__build"
+                ;;
             goprobe__subcmd__help__subcmd__offsets__subcmd__table,check)
                 cmd="goprobe__subcmd__help__subcmd__offsets__subcmd__table__subcmd__check"
                 ;;
@@ -66,6 +69,9 @@ _goprobe() {
                 ;;
             goprobe__subcmd__help__subcmd__offsets__subcmd__table,merge)
                 cmd="goprobe__subcmd__help__subcmd__offsets__subcmd__table__subcmd__merge"
+                ;;
+            goprobe__subcmd__offsets__subcmd__table,build)
+                cmd="goprobe__subcmd__offsets__subcmd__table__subcmd__build"
                 ;;
             goprobe__subcmd__offsets__subcmd__table,check)
                 cmd="goprobe__subcmd__offsets__subcmd__table__subcmd__check"
@@ -78,6 +84,9 @@ _goprobe() {
                 ;;
             goprobe__subcmd__offsets__subcmd__table,merge)
                 cmd="goprobe__subcmd__offsets__subcmd__table__subcmd__merge"
+                ;;
+            goprobe__subcmd__offsets__subcmd__table__subcmd__help,build)
+                cmd="goprobe__subcmd__offsets__subcmd__table__subcmd__help__subcmd__build"
                 ;;
             goprobe__subcmd__offsets__subcmd__table__subcmd__help,check)
                 cmd="goprobe__subcmd__offsets__subcmd__table__subcmd__help__subcmd__check"
@@ -112,7 +121,7 @@ _goprobe() {
             return 0
             ;;
         goprobe__subcmd__attach)
-            opts="-h --pid --probes --offsets --duration --ring-buffer-size --baseline-empty --help"
+            opts="-h --pid --probes --offsets --strict-offsets --duration --ring-buffer-size --baseline-empty --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -146,14 +155,14 @@ _goprobe() {
             return 0
             ;;
         goprobe__subcmd__convert)
-            opts="-o -h --to --output --endpoint --skip-invalid --batch-size --group-window --max-tries --help"
+            opts="-o -h --to --output --endpoint --skip-invalid --batch-size --group-window --max-tries --format --signal --interval --json --trace-id --slowest --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --to)
-                    COMPREPLY=($(compgen -W "otlp-json otlp pprof folded flamegraph chrome text" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "otlp-json otlp pprof folded flamegraph chrome text metrics summary html" -- "${cur}"))
                     return 0
                     ;;
                 --output)
@@ -177,6 +186,26 @@ _goprobe() {
                     return 0
                     ;;
                 --max-tries)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "prometheus otlp-json" -- "${cur}"))
+                    return 0
+                    ;;
+                --signal)
+                    COMPREPLY=($(compgen -W "traces metrics" -- "${cur}"))
+                    return 0
+                    ;;
+                --interval)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --trace-id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --slowest)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -272,8 +301,22 @@ _goprobe() {
             return 0
             ;;
         goprobe__subcmd__help__subcmd__offsets__subcmd__table)
-            opts="entry merge check"
+            opts="entry build merge check"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        goprobe__subcmd__help__subcmd__offsets__subcmd__table__subcmd__build)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -342,7 +385,7 @@ _goprobe() {
             return 0
             ;;
         goprobe__subcmd__inspect)
-            opts="-h --pid --json --functions --match --require --help"
+            opts="-h --pid --json --functions --match --require --strict-offsets --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -368,7 +411,7 @@ _goprobe() {
             return 0
             ;;
         goprobe__subcmd__offsets)
-            opts="-h --pid --field --probe --go-version --table --json --help"
+            opts="-h --pid --field --probe --go-version --table --strict-offsets --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -402,12 +445,30 @@ _goprobe() {
             return 0
             ;;
         goprobe__subcmd__offsets__subcmd__table)
-            opts="-h --help entry merge check help"
+            opts="-h --help entry build merge check help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        goprobe__subcmd__offsets__subcmd__table__subcmd__build)
+            opts="-h --table --split --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --table)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -460,8 +521,22 @@ _goprobe() {
             return 0
             ;;
         goprobe__subcmd__offsets__subcmd__table__subcmd__help)
-            opts="entry merge check help"
+            opts="entry build merge check help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        goprobe__subcmd__offsets__subcmd__table__subcmd__help__subcmd__build)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -530,7 +605,7 @@ _goprobe() {
             return 0
             ;;
         goprobe__subcmd__offsets__subcmd__table__subcmd__merge)
-            opts="-h --table --help"
+            opts="-h --table --split --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -548,7 +623,7 @@ _goprobe() {
             return 0
             ;;
         goprobe__subcmd__record)
-            opts="-o -h --pid --probes --offsets --duration --ring-buffer-size --limit --output --append --raw-queries --help"
+            opts="-o -h --pid --probes --offsets --strict-offsets --duration --ring-buffer-size --limit --output --append --raw-queries --summary --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -41,7 +41,7 @@ pub enum Command {
     /// Record spans (NDJSON, goprobe's span schema) from a Go binary, a process, or attach's output on stdin.
     #[command(after_long_help = ATTACH_AFTER, long_about = RECORD_ABOUT)]
     Record(record::Args),
-    /// Convert span NDJSON into OTLP, pprof, folded stacks, flame graphs, Chrome traces or text.
+    /// Convert span NDJSON into OTLP, pprof, flame graphs, Chrome traces, text, metrics, a summary or an HTML waterfall.
     #[command(after_long_help = EXIT_STATUS_HELP)]
     Convert(convert::Args),
     /// Maintainer tool behind scripts/gen-offsets-table.sh.
@@ -50,7 +50,8 @@ pub enum Command {
 }
 
 /// Privileges and exit statuses, after `attach --help` and `record --help`.
-const ATTACH_AFTER: &str = "Privileges (Linux 6.18, tested as an unprivileged user with each subset):
+const ATTACH_AFTER: &str =
+    "Privileges (Linux 6.18, tested as an unprivileged user with each subset):
   root, or the capabilities CAP_BPF + CAP_PERFMON (load and attach the eBPF uprobes), and
   CAP_SYS_PTRACE as well for --pid of another user's process (its /proc/PID/exe and memory map).
   Kernels before 5.8 need CAP_SYS_ADMIN instead of CAP_BPF + CAP_PERFMON. Grant them once:

@@ -1,8 +1,10 @@
 //! `goprobe record`: arguments, and the wiring of an attach session (or
 //! `goprobe attach` NDJSON on stdin) into a [`crate::record::Recording`].
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
+
+use anyhow::Context;
 
 use super::output::RecordFile;
 use super::progress::Progress;
@@ -32,6 +34,9 @@ pub struct Args {
     /// sensitive query parameters are redacted either way).
     #[arg(long)]
     pub raw_queries: bool,
+    /// At the end, print a table per service and route on stderr (as `convert --to summary`).
+    #[arg(long)]
+    pub summary: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<Status> {
@@ -49,6 +54,12 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
             Box::new(f)
         }
         None => Box::new(Plain(super::output::stdout_file()?)),
+    };
+    let (out, table) = if args.summary {
+        let (tapped, table) = Tapped::new(out);
+        (Box::new(tapped) as Box<dyn Output>, Some(table))
+    } else {
+        (out, None)
     };
     let shown = progress.clone();
     let writer = SpanWriter::new(out, args.limit).on_write(move |n, lost| shown.update(n, lost));
@@ -94,10 +105,41 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
     let summary = summary?;
     eprintln!("goprobe: {}", summary.line());
     eprintln!("goprobe: {}", summary.accounting());
+    if let Some(table) = table {
+        let rows = table.lock().map(|mut t| t.rows()).unwrap_or_default();
+        crate::export::summary::write_table(&rows, &mut std::io::stderr().lock())
+            .context("writing the summary")?;
+    }
     // The recording is complete: the kernel's detaching (which can take a
     // while) delays only the exit.
     if let Some(e) = attached {
         e.detach();
     }
     Ok(Status::Success)
+}
+
+/// The output, with every line it is given also added to the `--summary`
+/// table.
+struct Tapped {
+    out: Box<dyn Output>,
+    tap: crate::export::summary::Tap<std::io::Sink>,
+}
+
+impl Tapped {
+    fn new(out: Box<dyn Output>) -> (Tapped, SummaryTable) {
+        let (tap, table) = crate::export::summary::Tap::new(std::io::sink());
+        (Tapped { out, tap }, table)
+    }
+}
+
+type SummaryTable = std::sync::Arc<std::sync::Mutex<crate::export::summary::RouteSummary>>;
+
+impl Output for Tapped {
+    fn start(&mut self) -> std::io::Result<()> {
+        self.out.start()
+    }
+    fn write_lines(&mut self, lines: &[u8]) -> std::io::Result<()> {
+        self.out.write_lines(lines)?;
+        self.tap.write_all(lines)
+    }
 }

@@ -33,6 +33,11 @@ pub struct TargetArgs {
     /// default: read them from the binary's DWARF, else the offsets table.
     #[arg(long, value_name = "FILE")]
     pub offsets: Option<PathBuf>,
+    /// Refuse a probe whose offsets only the offsets table knows for this
+    /// binary's Go patch release, which the table was not generated from
+    /// (by default the minor release's layouts are used, with a note).
+    #[arg(long)]
+    pub strict_offsets: bool,
     /// Stop after this long (e.g. 500ms, 30s, 5m), counted from the moment
     /// the probes are attached; default: until Ctrl-C, SIGTERM, or the
     /// traced process exits.
@@ -72,10 +77,28 @@ impl TargetArgs {
                 )
             }
         };
+        let probes = attach::parse_probes(&self.probes)?;
+        if offsets.is_none() {
+            // Offsets from the binary: say where table answers are not exact,
+            // and refuse them under --strict-offsets.
+            let bin = match (&self.binary, self.pid) {
+                (_, Some(pid)) => crate::gobin::GoBinary::open_pid(pid)?,
+                (Some(path), None) => crate::gobin::GoBinary::open(path)?,
+                (None, None) => anyhow::bail!("give a Go binary (BIN) or --pid N"),
+            };
+            let (notes, refusals) =
+                crate::verdict::table_provenance(&bin, &probes, self.strict_offsets);
+            for n in &notes {
+                eprintln!("goprobe: note: {n}");
+            }
+            if !refusals.is_empty() {
+                anyhow::bail!("{}", refusals.join("\ngoprobe: "));
+            }
+        }
         Ok(Request {
             binary: self.binary.clone(),
             pid: self.pid,
-            probes: attach::parse_probes(&self.probes)?,
+            probes,
             offsets,
             duration: self.duration,
             baseline_empty,

@@ -9,13 +9,19 @@
 pub mod background;
 pub mod chrome;
 pub mod folded;
+pub mod html;
+pub mod metrics;
 pub mod otlp_encode;
+#[cfg(test)]
+mod otlp_equivalence;
 pub mod otlp_http;
 pub mod otlp_json;
+pub mod otlp_schema;
 pub mod otlp_wire;
 pub mod pprof;
 pub mod reader;
 pub mod stacks;
+pub mod summary;
 pub mod text;
 pub mod traces;
 pub mod view;

@@ -7,7 +7,7 @@
 //! The JSON is what opentelemetry-proto's serde support writes for the
 //! messages built here, which follows the OTLP/JSON rules (lowerCamelCase
 //! names, hex trace and span ids, enums as integers, 64-bit integers as
-//! decimal strings); [`super::otlp_encode`] writes the same bytes straight
+//! decimal strings); `otlp_encode` writes the same bytes straight
 //! from the input, and the tests check them against the official protobuf
 //! definitions in strict mode.
 
@@ -21,19 +21,10 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1 as proto;
 
 use super::otlp_encode::{Batch, Encoding};
+use super::otlp_schema::{FLAG_HAS_IS_REMOTE, FLAG_IS_REMOTE, FLAG_SAMPLED, SCOPE_NAME};
 use super::reader::SpanReader;
 use super::{ExportError, Summary};
 use crate::span::{AttrValue, Attributes, Span, SpanKind, StatusCode};
-
-/// The instrumentation scope every goprobe span is reported under.
-pub const SCOPE_NAME: &str = "goprobe";
-
-/// W3C trace flags "sampled": goprobe records every call it sees.
-pub(crate) const FLAG_SAMPLED: u32 = 1;
-/// OTLP span flags: whether the parent is known to be remote (bit 8), and
-/// that it is (bit 9).
-pub(crate) const FLAG_HAS_IS_REMOTE: u32 = 0x100;
-pub(crate) const FLAG_IS_REMOTE: u32 = 0x200;
 
 pub fn any_value(value: AttrValue) -> AnyValue {
     let value = match value {

@@ -1,12 +1,11 @@
 //! OTLP trace messages in the protobuf wire format, written straight from
-//! span views (see [`super::otlp_encode`]) as prost writes the
+//! span views (see `otlp_encode`) as prost writes the
 //! opentelemetry-proto messages: fields in tag order, proto3 defaults (zero,
 //! empty) left out, oneof members and present sub-messages always written.
 
 use std::io::{self, Write};
 
-use super::otlp_encode::{VERSION, code_number, flags, kind_number};
-use super::otlp_json::SCOPE_NAME;
+use super::otlp_schema::{SCOPE_NAME, VERSION, code_number, flags, kind_number};
 use super::view::{Attrs, SpanView, Value};
 
 const LEN: u64 = 2;

@@ -8,16 +8,25 @@
 mod common;
 
 mod attach;
+mod collector;
 mod context;
 mod conventions;
 mod convert;
 mod db;
+mod dbonly;
 mod faults;
 mod files;
+mod html;
 mod inspect;
+mod metrics;
+mod metrics_live;
+mod nobuildinfo;
 mod offsets;
+mod patches;
 mod privileges;
 mod record;
+mod summary;
+mod synth;
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};

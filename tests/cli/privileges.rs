@@ -199,10 +199,17 @@ fn the_least_set_records() {
     let copy = dir.join("goprobe");
     std::fs::copy(env!("CARGO_BIN_EXE_goprobe"), &copy).expect("copy goprobe");
     let out = Command::new("setcap")
-        .args(["cap_bpf,cap_perfmon,cap_sys_ptrace+ep", copy.to_str().expect("utf-8")])
+        .args([
+            "cap_bpf,cap_perfmon,cap_sys_ptrace+ep",
+            copy.to_str().expect("utf-8"),
+        ])
         .output()
         .expect("setcap (scripts/setup.sh installs libcap2-bin)");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mut cmd = Command::new("setpriv");
     cmd.arg(format!("--reuid={uid}"))
         .arg(format!("--regid={gid}"))
