@@ -59,6 +59,11 @@ impl TargetArgs {
 
     /// The library request these arguments describe.
     pub fn request(&self, baseline_empty: bool) -> anyhow::Result<Request> {
+        // Before the binary is read (which another user's process refuses
+        // too): a missing privilege is one line naming the whole set.
+        if self.has_target() {
+            crate::privileges::check_attach(self.pid)?;
+        }
         let offsets = match &self.offsets {
             None => None,
             Some(p) => {
