@@ -11,8 +11,12 @@ use crate::stream::{Line, RawEvent, TargetInfo};
 
 /// How long the stream may wait for events before it looks at its stop
 /// conditions again; the ring buffers' own wake-ups are batched, so this
-/// also bounds how stale a quiet stream can be.
-const POLL: Duration = Duration::from_millis(100);
+/// also bounds how stale a quiet stream can be, and how many events are
+/// still to be written when the recording ends (with 100 ms, a busy
+/// recording ended 150 ms after its deadline on a loaded machine: the last
+/// batch and the ordering slack were written after it). A wake-up costs
+/// a few microseconds.
+const POLL: Duration = Duration::from_millis(25);
 
 /// When a stream stops.
 pub struct StopWhen<'a> {

@@ -27,17 +27,22 @@ mod privileges;
 mod record;
 mod summary;
 mod synth;
+mod timing;
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A running `goprobe` with its stdout collected in the background.
 pub struct Running {
     pub child: Child,
     stdout: mpsc::Receiver<String>,
     pub stderr: std::sync::Arc<std::sync::Mutex<String>>,
+    /// When the line saying the uprobes are attached came.
+    pub attached_at: Instant,
+    /// When `record`'s summary line (the recording is complete) came.
+    pub summary_at: std::sync::Arc<std::sync::Mutex<Option<Instant>>>,
 }
 
 /// Start `goprobe ARGS` (or `sh -c` a pipeline when `shell` is set) and wait
@@ -69,24 +74,32 @@ pub fn start_command(mut cmd: Command) -> Running {
     let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
     let (ready_tx, ready) = mpsc::channel();
     let sink = std::sync::Arc::clone(&stderr);
+    let summary_at = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let summary_seen = std::sync::Arc::clone(&summary_at);
     std::thread::spawn(move || {
         for line in BufReader::new(err).lines().map_while(Result::ok) {
+            let now = Instant::now();
             if line.contains("attached") {
-                let _ = ready_tx.send(());
+                let _ = ready_tx.send(now);
+            }
+            if line.contains(" spans (") && line.contains(" written, ") {
+                summary_seen.lock().expect("lock").get_or_insert(now);
             }
             let mut s = sink.lock().expect("lock");
             s.push_str(&line);
             s.push('\n');
         }
     });
-    if ready.recv_timeout(Duration::from_secs(60)).is_err() {
+    let Ok(attached_at) = ready.recv_timeout(Duration::from_secs(60)) else {
         let _ = child.kill();
         panic!("goprobe did not attach: {}", stderr.lock().expect("lock"));
-    }
+    };
     Running {
         child,
         stdout,
         stderr,
+        attached_at,
+        summary_at,
     }
 }
 
