@@ -10,20 +10,23 @@
 pub mod abi;
 mod multi;
 pub mod rets;
+mod ring;
+mod system;
 
 pub use multi::{KernelUprobes, kernel_uprobes};
+pub use ring::{Ring, Waiter};
+pub use system::prepare_system;
 
 use std::num::NonZeroU32;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use aya::maps::{Array, MapData, PerCpuArray, RingBuf};
 use aya::programs::UProbe;
 use aya::programs::uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeLink, UProbeScope};
 use aya::{Ebpf, EbpfLoader};
 
-use abi::{GpConfig, GpHook, LOST_MAX};
+use abi::{GpConfig, GpHook};
 
 /// The do-nothing program of `attach --baseline-empty`. aya needs objects
 /// 8-byte aligned.
@@ -116,91 +119,6 @@ fn page_size() -> u64 {
 
 /// The program in [`BASELINE_OBJECT`].
 pub const EMPTY_PROGRAM: &str = "empty_probe";
-
-/// Checks what loading eBPF needs and says plainly what is missing, then
-/// raises RLIMIT_MEMLOCK (needed by kernels before 5.11, harmless after)
-/// and mounts tracefs when it is not mounted. Returns warnings to print.
-pub fn prepare_system() -> Result<Vec<String>, BpfError> {
-    let mut warnings = Vec::new();
-    crate::privileges::check_attach(None).map_err(|e| BpfError::Privileges(e.0))?;
-    if !Path::new("/sys/kernel/btf/vmlinux").exists() {
-        warnings.push("kernel BTF (/sys/kernel/btf/vmlinux) is missing; continuing (goprobe's programs need no CO-RE)".into());
-    }
-    raise_memlock(&mut warnings);
-    if !Path::new("/sys/bus/event_source/devices/uprobe/type").exists() && !tracefs_mounted() {
-        mount_tracefs(&mut warnings);
-    }
-    Ok(warnings)
-}
-
-/// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK; later ones to
-/// the memory cgroup. Raise the soft limit to the hard one (or to infinity
-/// where allowed); warn only when the limit stays low on an old kernel.
-fn raise_memlock(warnings: &mut Vec<String>) {
-    let mut cur = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes into a valid rlimit struct.
-    if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut cur) } != 0 {
-        return;
-    }
-    let want = libc::rlimit {
-        rlim_cur: libc::RLIM_INFINITY,
-        rlim_max: libc::RLIM_INFINITY,
-    };
-    // SAFETY: setrlimit reads a valid, initialized rlimit struct.
-    if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &want) } == 0 {
-        return;
-    }
-    let soft = libc::rlimit {
-        rlim_cur: cur.rlim_max,
-        rlim_max: cur.rlim_max,
-    };
-    // SAFETY: as above.
-    let raised = unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &soft) } == 0;
-    let limit = if raised { cur.rlim_max } else { cur.rlim_cur };
-    if limit != libc::RLIM_INFINITY && limit < (64 << 20) && kernel_before_5_11() {
-        warnings.push(format!("RLIMIT_MEMLOCK is {limit} bytes and cannot be raised; loading may fail on this kernel (before 5.11)"));
-    }
-}
-
-fn kernel_before_5_11() -> bool {
-    let Ok(release) = std::fs::read_to_string("/proc/sys/kernel/osrelease") else {
-        return false;
-    };
-    let mut parts = release
-        .trim()
-        .split(['.', '-'])
-        .map(|p| p.parse::<u32>().unwrap_or(0));
-    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
-    (major, minor) < (5, 11)
-}
-
-fn tracefs_mounted() -> bool {
-    std::fs::read_to_string("/proc/mounts")
-        .is_ok_and(|m| m.lines().any(|l| l.split(' ').nth(2) == Some("tracefs")))
-}
-
-fn mount_tracefs(warnings: &mut Vec<String>) {
-    let (src, target, fstype) = (c"tracefs", c"/sys/kernel/tracing", c"tracefs");
-    // SAFETY: all pointers are valid NUL-terminated strings; data may be null.
-    let rc = unsafe {
-        libc::mount(
-            src.as_ptr(),
-            target.as_ptr(),
-            fstype.as_ptr(),
-            0,
-            std::ptr::null(),
-        )
-    };
-    if rc != 0 {
-        warnings.push(format!(
-            "could not mount tracefs on /sys/kernel/tracing: {}",
-            std::io::Error::last_os_error()
-        ));
-    }
-}
 
 /// One loaded object: its maps and programs, and the uprobes attached.
 pub struct Object {
@@ -592,108 +510,6 @@ pub fn detach(links: Vec<Link>) {
             s.spawn(move || drop(chunk));
         }
     });
-}
-
-/// One object's ring buffer and lost counters.
-pub struct Ring {
-    ring: RingBuf<MapData>,
-    lost: PerCpuArray<MapData, u64>,
-}
-
-impl Ring {
-    /// Hand every record waiting in the ring buffer to `f`, without waiting.
-    pub fn drain(&mut self, f: &mut dyn FnMut(&[u8])) -> usize {
-        let mut n = 0;
-        while let Some(item) = self.ring.next() {
-            f(&item);
-            n += 1;
-        }
-        n
-    }
-
-    /// Totals of the lost counters over all CPUs, indexed like `abi::LOST_NAMES`.
-    pub fn lost(&self) -> Result<[u64; LOST_MAX as usize], BpfError> {
-        let mut out = [0u64; LOST_MAX as usize];
-        for (i, slot) in out.iter_mut().enumerate() {
-            let values = self
-                .lost
-                .get(&(i as u32), 0)
-                .map_err(|source| BpfError::Map {
-                    name: "lost",
-                    source,
-                })?;
-            *slot = values.iter().sum();
-        }
-        Ok(out)
-    }
-}
-
-/// Waits on several ring buffers at once (epoll over their fds).
-pub struct Waiter {
-    epoll: OwnedFd,
-}
-
-impl Waiter {
-    pub fn new(rings: &[&Ring]) -> Result<Waiter, BpfError> {
-        // SAFETY: epoll_create1 has no memory preconditions.
-        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-        if fd < 0 {
-            return Err(BpfError::Poll(std::io::Error::last_os_error()));
-        }
-        // SAFETY: fd is a new, valid descriptor that nothing else owns.
-        let epoll = unsafe { OwnedFd::from_raw_fd(fd) };
-        let w = Waiter { epoll };
-        for r in rings {
-            w.watch(r.ring.as_fd())?;
-        }
-        Ok(w)
-    }
-
-    /// Also wake up when `fd` is readable. The caller keeps `fd` open
-    /// while waiting (the kernel drops a closed fd from the set by itself).
-    pub fn watch(&self, fd: std::os::fd::BorrowedFd<'_>) -> Result<(), BpfError> {
-        let mut ev = libc::epoll_event {
-            events: libc::EPOLLIN as u32,
-            u64: fd.as_raw_fd() as u64,
-        };
-        // SAFETY: both fds are open and ev is a valid epoll_event.
-        let rc = unsafe {
-            libc::epoll_ctl(
-                self.epoll.as_raw_fd(),
-                libc::EPOLL_CTL_ADD,
-                fd.as_raw_fd(),
-                &mut ev,
-            )
-        };
-        if rc != 0 {
-            return Err(BpfError::Poll(std::io::Error::last_os_error()));
-        }
-        Ok(())
-    }
-
-    /// Wait up to `timeout` for the kernel's wake-up on any ring buffer.
-    /// Wake-ups are batched in the kernel, so the timeout bounds how stale
-    /// a quiet stream can be.
-    pub fn wait(&self, timeout: Duration) -> Result<(), BpfError> {
-        let mut evs = [libc::epoll_event { events: 0, u64: 0 }; 8];
-        let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
-        // SAFETY: evs is a valid buffer of evs.len() epoll_events.
-        let rc = unsafe {
-            libc::epoll_wait(
-                self.epoll.as_raw_fd(),
-                evs.as_mut_ptr(),
-                evs.len() as i32,
-                ms,
-            )
-        };
-        if rc < 0 {
-            let err = std::io::Error::last_os_error();
-            if err.kind() != std::io::ErrorKind::Interrupted {
-                return Err(BpfError::Poll(err));
-            }
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]
