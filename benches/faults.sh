@@ -17,4 +17,4 @@ export GOPROBE_VOLUME=${1:-1000000}
 cd "$repo"
 # The debug build CI tests (its peak RSS is an upper bound of release's).
 cargo test --locked --test cli -- --exact faults::volume_run_is_identical_and_bounded --nocapture 2>&1 |
-  grep -E '^volume:|test result|panicked|FAILED'
+  grep -E -A6 '^volume:|test result|panicked|FAILED'

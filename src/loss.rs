@@ -10,6 +10,10 @@
 //!   (`bpf_prog_info.recursion_misses`): a span may be missing;
 //! * `read_failed`: a read of the target's memory failed: a span was written
 //!   with some of its fields missing;
+//! * `lineage_lost`: a goroutine creation goprobe tracks to nest spans was
+//!   dropped (its ring buffer or map full, or its program skipped): no span
+//!   is missing, but a call made on that goroutine may be written as a root
+//!   instead of under the span that started it;
 //! * `unpaired_return`: a return whose entry was never seen. Right after
 //!   attaching these are calls that were already running: the recording did
 //!   not cover their start, and no call that started while recording is lost.
@@ -26,6 +30,7 @@ pub const RINGBUF_FULL: &str = "ringbuf_full";
 pub const INFLIGHT_MAP_FULL: &str = "inflight_map_full";
 pub const PROG_RUN_MISSED: &str = "prog_run_missed";
 pub const READ_FAILED: &str = "read_failed";
+pub const LINEAGE_LOST: &str = "lineage_lost";
 pub const UNPAIRED_RETURN: &str = "unpaired_return";
 
 /// What a reason means for the spans of a recording.
@@ -45,7 +50,7 @@ pub enum Effect {
 /// one's) counts as lost spans, the safe reading.
 pub fn effect(reason: &str) -> Effect {
     match reason {
-        READ_FAILED => Effect::SpanIncomplete,
+        READ_FAILED | LINEAGE_LOST => Effect::SpanIncomplete,
         UNPAIRED_RETURN => Effect::NotLost,
         _ => Effect::SpanLost,
     }
@@ -124,7 +129,7 @@ impl Losses {
     /// The accounting for a summary: every reason goprobe counts, zeros
     /// included, grouped by what it means:
     /// `lost 0 (ringbuf_full 0, inflight_map_full 0, prog_run_missed 0);
-    /// incomplete 0 (read_failed 0); not lost: 0 unpaired_return (...)`.
+    /// incomplete 0 (read_failed 0, lineage_lost 0); not lost: 0 unpaired_return (...)`.
     pub fn accounting(&self) -> String {
         let mut groups: BTreeMap<Effect, Vec<String>> = BTreeMap::new();
         let known = [
@@ -132,6 +137,7 @@ impl Losses {
             INFLIGHT_MAP_FULL,
             PROG_RUN_MISSED,
             READ_FAILED,
+            LINEAGE_LOST,
             UNPAIRED_RETURN,
         ];
         for r in known.iter().copied().chain(
@@ -166,6 +172,7 @@ mod tests {
         assert_eq!(effect(RINGBUF_FULL), Effect::SpanLost);
         assert_eq!(effect("newer_reason"), Effect::SpanLost);
         assert_eq!(effect(READ_FAILED), Effect::SpanIncomplete);
+        assert_eq!(effect(LINEAGE_LOST), Effect::SpanIncomplete);
         assert_eq!(effect(UNPAIRED_RETURN), Effect::NotLost);
         let mut l = Losses::default();
         l.add(RINGBUF_FULL, 3);
@@ -176,7 +183,7 @@ mod tests {
         assert_eq!(
             l.accounting(),
             "lost 9 (ringbuf_full 5, inflight_map_full 0, prog_run_missed 0, newer_reason 4); \
-             incomplete 0 (read_failed 0); not lost: unpaired_return 1 \
+             incomplete 0 (read_failed 0, lineage_lost 0); not lost: unpaired_return 1 \
              (returns of calls already running when the probes attached)"
         );
     }

@@ -9,6 +9,7 @@ use super::AttachError;
 use super::plan::{FamilyPlan, Plan};
 use crate::bpf::abi::{self, LOST_MAX};
 use crate::bpf::{self, BpfError, FunctionProbe, Ring, Waiter, rets};
+use crate::loss::Effect;
 use crate::probes::Family;
 use crate::probes::family::{Decode, HookInfo};
 use crate::probes::symbols::Symbols;
@@ -39,6 +40,7 @@ pub struct Session {
     held: Vec<RawEvent>,
     reported_lost: [u64; LOST_MAX as usize],
     reported_missed: u64,
+    reported_lineage: u64,
     /// Uprobes attached (entry + returns over all functions).
     pub links: usize,
     /// Probes attached.
@@ -120,6 +122,7 @@ impl Session {
             held: Vec::new(),
             reported_lost: [0; LOST_MAX as usize],
             reported_missed: 0,
+            reported_lineage: 0,
             links,
             probes,
         })
@@ -209,14 +212,28 @@ impl Session {
     /// kernel's count of program runs it skipped.
     pub fn new_lost(&mut self) -> Result<Vec<Line>, AttachError> {
         let mut now = [0u64; LOST_MAX as usize];
-        for (_, r) in &self.rings {
-            for (sum, n) in now.iter_mut().zip(r.lost()?) {
-                *sum += n;
+        // Drops of goprobe's own bookkeeping (goroutine creations) lose no
+        // span: counted apart, so that spans + losses = calls exactly.
+        let mut lineage = 0;
+        for (i, r) in &self.rings {
+            let internal = is_internal(self.attached[*i].family);
+            for (k, (sum, n)) in now.iter_mut().zip(r.lost()?).enumerate() {
+                let lost_span = crate::loss::effect(abi::LOST_NAMES[k]) == Effect::SpanLost;
+                if internal && lost_span {
+                    lineage += n;
+                } else {
+                    *sum += n;
+                }
             }
         }
         let mut missed = 0;
         for a in &self.attached {
-            missed += a.object.program_misses()?;
+            let n = a.object.program_misses()?;
+            if is_internal(a.family) {
+                lineage += n;
+            } else {
+                missed += n;
+            }
         }
         let at = crate::clock::monotonic_now_ns();
         let mut out = Vec::new();
@@ -238,6 +255,11 @@ impl Session {
             missed,
             &mut self.reported_missed,
         );
+        grew(
+            crate::loss::LINEAGE_LOST,
+            lineage,
+            &mut self.reported_lineage,
+        );
         Ok(out)
     }
 
@@ -247,9 +269,24 @@ impl Session {
             .iter()
             .copied()
             .zip(self.reported_lost.iter().copied())
-            .chain([(crate::loss::PROG_RUN_MISSED, self.reported_missed)])
+            .chain([
+                (crate::loss::PROG_RUN_MISSED, self.reported_missed),
+                (crate::loss::LINEAGE_LOST, self.reported_lineage),
+            ])
             .collect()
     }
+}
+
+/// A family of goprobe's own bookkeeping (catalog role `internal`), whose
+/// events are not spans.
+fn is_internal(family: &dyn Family) -> bool {
+    let Ok(catalog) = crate::catalog::Catalog::builtin() else {
+        return false;
+    };
+    family
+        .probes()
+        .iter()
+        .all(|p| catalog.probe(p).is_some_and(|p| p.internal))
 }
 
 impl Session {

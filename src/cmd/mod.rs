@@ -115,7 +115,8 @@ bodies.
 Losses are lines of their own among the spans: {\"type\":\"lost\",\"reason\":R,\"effect\":E,\"count\":N,\
 \"time_unix_nano\":T}, when a count grew. Reasons: ringbuf_full (a finished call dropped: the reader fell \
 behind), inflight_map_full, prog_run_missed (the kernel skipped a program) [effect span_lost]; read_failed \
-(a span with fields missing) [span_incomplete]; unpaired_return (a call already running when the probes \
+(a span with fields missing), lineage_lost (a goroutine creation dropped: a call on it may be a root \
+instead of a child) [span_incomplete]; unpaired_return (a call already running when the probes \
 attached returned: nothing that happened while recording is missing) [not_lost]. The summary on stderr \
 gives every count, zeros included.
 

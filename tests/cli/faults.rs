@@ -257,11 +257,15 @@ fn volume_run_is_identical_and_bounded() {
     let _ = std::fs::remove_dir_all(&dir);
     let written = spans(&text).len() as u64;
     let l = lost(&text);
+    let unfinished = spans(&text)
+        .iter()
+        .filter(|s| s.attributes.contains_key("goprobe.unfinished"))
+        .count();
     eprintln!(
-        "volume: {n} requests, unrecorded {:.1}s, recorded {:.1}s, {written} spans, lost {}, record peak RSS {} MiB",
+        "volume: {n} requests, unrecorded {:.1}s, recorded {:.1}s, {written} spans ({unfinished} unfinished), {}, record peak RSS {} MiB",
         plain.elapsed.as_secs_f64(),
         recorded.elapsed.as_secs_f64(),
-        l.total(goprobe::loss::Effect::SpanLost),
+        l.accounting(),
         rss / 1024
     );
     assert_eq!(

@@ -233,7 +233,7 @@ fn losses_are_in_band_and_summed_up() {
     assert_eq!(lost[1]["effect"], "not_lost");
     assert!(err.contains("2 events lost"), "{err}");
     assert!(
-        err.contains("lost 2 (ringbuf_full 2, inflight_map_full 0, prog_run_missed 0); incomplete 0 (read_failed 0); not lost: unpaired_return 1"),
+        err.contains("lost 2 (ringbuf_full 2, inflight_map_full 0, prog_run_missed 0); incomplete 0 (read_failed 0, lineage_lost 0); not lost: unpaired_return 1"),
         "{err}"
     );
     // convert: a cut-off last line is reported and skipped.
