@@ -71,7 +71,7 @@ fn duration_and_ctrl_c_end_on_time_under_load() {
     // All four start at once and are attached before the first deadline:
     // a recording still loading its programs (the verifier takes a core
     // for a second) would otherwise be part of the load measured.
-    let duration = Duration::from_secs(5);
+    let duration = Duration::from_secs(10);
     let starting: Vec<_> = (0..4)
         .map(|i| {
             let pid = pid.clone();
@@ -79,7 +79,7 @@ fn duration_and_ctrl_c_end_on_time_under_load() {
                 if i == 0 {
                     start(&["record", "--pid", &pid])
                 } else {
-                    start(&["record", "--pid", &pid, "--duration", "5s"])
+                    start(&["record", "--pid", &pid, "--duration", "10s"])
                 }
             })
         })
@@ -128,7 +128,7 @@ fn duration_and_ctrl_c_end_on_time_under_load() {
         assert!(end.err.contains("(duration elapsed)"), "{}", end.err);
         let took = end.summary_at - attached;
         eprintln!(
-            "--duration 5s: recording ended {:+.1} ms after the deadline, exited {:+.1} ms after it",
+            "--duration 10s: recording ended {:+.1} ms after the deadline, exited {:+.1} ms after it",
             ms(took) - ms(duration),
             ms(end.exited - attached) - ms(duration)
         );
