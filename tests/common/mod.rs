@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod goruntime;
+pub mod load;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
