@@ -39,7 +39,8 @@ packages=(
 # Installed without recommends: promtool is all the tests need, not the
 # node exporter and the rest Debian's prometheus package recommends.
 lean_packages=(
-  prometheus           # promtool check metrics, for convert --to metrics
+  prometheus           # promtool check metrics, for convert --to metrics; and /usr/bin/prometheus,
+                       # a Go server nobody here built (tests/goruntime_prometheus.rs)
 )
 if [ "$mode" = --demo ]; then packages=("${demo_packages[@]}"); lean_packages=(); fi
 missing=()

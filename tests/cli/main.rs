@@ -25,6 +25,7 @@ mod offsets;
 mod patches;
 mod privileges;
 mod record;
+mod runtime_state;
 mod summary;
 mod synth;
 mod timing;
