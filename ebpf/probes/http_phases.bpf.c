@@ -36,7 +36,6 @@
 
 /* gp_phase_event.flags beyond GP_FLAG_* */
 #define GP_FLAG_END (1 << 8)     /* the end of a phase (else its start, or an instant) */
-#define GP_FLAG_LITERAL (1 << 9) /* in flight only: a "lookup" of an address literal */
 
 #define GP_HOST_MAX 128
 #define GP_ADDR_MAX 16 /* an IPv6 address; IPv4 ones are 4 or 16 (v4-mapped) bytes */
@@ -187,48 +186,6 @@ static __always_inline void finished(struct gp_phase_event *ev, struct gp_phase_
 	bpf_map_delete_elem(&inflight, key);
 }
 
-/* Whether host[0..n) is an address literal, which lookupIPAddr returns
- * parsed without resolving anything: an IPv6 address (names never have a
- * colon) or an IPv4 dotted quad (digits and three dots; netip.ParseAddr
- * takes no other IPv4 form, so "123" is a name). Literals are short: a
- * longer host is a name. The characters are classified in a bpf_loop
- * callback: as a plain loop, each comparison forks the verifier's walk
- * (64 characters x several branches is past its instruction limit). */
-#define GP_LITERAL_MAX 64
-struct gp_literal_scan {
-	struct gp_phase_event *ev;
-	__u32 n;
-	__u32 dots;
-	__u32 colons;
-	__u32 other;
-};
-
-static long literal_char(__u32 i, void *data)
-{
-	struct gp_literal_scan *s = data;
-	if (i >= s->n)
-		return 1;
-	/* Masked after a barrier: the verifier must see the index bounded. */
-	asm volatile("" : "+r"(i));
-	char c = s->ev->host[i & (GP_LITERAL_MAX - 1)];
-	if (c == '.')
-		s->dots++;
-	else if (c == ':')
-		s->colons++;
-	else if (c < '0' || c > '9')
-		s->other++;
-	return 0;
-}
-
-static __always_inline int address_literal(struct gp_phase_event *ev)
-{
-	if (ev->host_len > GP_LITERAL_MAX)
-		return 0;
-	struct gp_literal_scan s = {.ev = ev, .n = ev->host_len};
-	bpf_loop(GP_LITERAL_MAX, literal_char, &s, 0);
-	return s.colons || (!s.other && s.dots == 3);
-}
-
 /* net.(*Resolver).lookupIPAddr(ctx, network, host string) ([]IPAddr, error) */
 SEC("uprobe")
 int ph_dns_entry(void *ctx)
@@ -254,14 +211,9 @@ int ph_dns_entry(void *ctx)
 		ev->flags |= GP_FLAG_READ_FAILED;
 		count_lost(GP_LOST_READ);
 	}
-	if (address_literal(ev)) {
-		/* Not a DNS phase: remembered only so its return is not unpaired. */
-		ev->flags |= GP_FLAG_LITERAL;
-		struct gp_phase_key key = {.tgid = ev->pid, .phase = ev->phase, .g = ev->g};
-		if (bpf_map_update_elem(&inflight, &key, ev, BPF_ANY))
-			count_lost(GP_LOST_INFLIGHT);
-		return 0;
-	}
+	/* An address literal comes through here too: user space drops it
+	 * (telling one apart here takes a loop per character, and a bpf_loop
+	 * callback needs BTF func_info the multi-uprobe loader does not pass). */
 	started(ev);
 	return 0;
 }
@@ -276,10 +228,6 @@ int ph_dns_return(void *ctx)
 	struct gp_phase_event *ev = ending(ctx, GP_PHASE_DNS, &key);
 	if (!ev)
 		return 0;
-	if (ev->flags & GP_FLAG_LITERAL) {
-		bpf_map_delete_elem(&inflight, &key);
-		return 0;
-	}
 	ev->answers = (__s64)slot(ctx, h, 2);
 	set_error(ctx, h, 3, ev);
 	finished(ev, &key);

@@ -58,8 +58,6 @@ pub const PHASE_FIRST_BYTE: u32 = 5;
 
 /// `GP_FLAG_END`: the record ends its phase.
 pub const FLAG_END: u32 = 1 << 8;
-/// `GP_FLAG_LITERAL`: never in a record (an address "looked up" is no DNS phase).
-pub const FLAG_LITERAL: u32 = 1 << 9;
 
 pub const HOST_MAX: usize = 128;
 pub const ADDR_MAX: usize = 16;
@@ -176,6 +174,13 @@ pub fn ip_text(bytes: &[u8]) -> Option<IpAddr> {
     Some(v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4))
 }
 
+/// An IP address (IPv6 with an optional `%zone`), which net's resolver
+/// returns without a lookup.
+pub fn is_address_literal(host: &str) -> bool {
+    let addr = host.split('%').next().unwrap_or(host);
+    addr.parse::<IpAddr>().is_ok()
+}
+
 /// `tls.protocol.version` of a TLS wire version (`tls.VersionTLS13` = 0x0304).
 pub fn tls_version_name(v: u32) -> Option<&'static str> {
     Some(match v {
@@ -220,6 +225,10 @@ impl Family for HttpPhases {
         match phase {
             Phase::Dns => {
                 (f.host, f.host_len) = str_and_len(&ev.host, ev.host_len);
+                // lookupIPAddr also "resolves" address literals: no DNS phase.
+                if f.host.as_deref().is_some_and(is_address_literal) {
+                    return None;
+                }
                 f.answers = (end && !f.error).then_some(ev.answers);
             }
             Phase::Connect => {

@@ -12,7 +12,6 @@ fn constants_match_the_c_file() {
         ("GP_PHASE_REQUEST_SENT", u64::from(PHASE_REQUEST_SENT)),
         ("GP_PHASE_FIRST_BYTE", u64::from(PHASE_FIRST_BYTE)),
         ("GP_FLAG_END", u64::from(FLAG_END)),
-        ("GP_FLAG_LITERAL", u64::from(FLAG_LITERAL)),
         ("GP_HOST_MAX", HOST_MAX as u64),
         ("GP_ADDR_MAX", ADDR_MAX as u64),
     ] {
@@ -170,4 +169,25 @@ fn only_the_exchange_probe_is_opt_in() {
     let opt_in = |name: &str| catalog.probe(name).expect(name).opt_in;
     assert!(opt_in(EXCHANGE));
     assert!(!opt_in(PHASES));
+}
+
+#[test]
+fn address_literals_are_no_dns_phase() {
+    for h in [
+        "127.0.0.1",
+        "::1",
+        "fe80::1%eth0",
+        "2001:db8::8a2e:370:7334",
+    ] {
+        assert!(is_address_literal(h), "{h}");
+    }
+    for h in ["localhost", "db.internal", "1.2.3", "127.0.0.1.nip.io", ""] {
+        assert!(!is_address_literal(h), "{h}");
+    }
+    let mut ev = record(PHASE_DNS, 0);
+    ev.host[..9].copy_from_slice(b"127.0.0.1");
+    ev.host_len = 9;
+    assert!(try_decode(&bytes(&ev)).is_none());
+    ev.host[..9].copy_from_slice(b"localhost");
+    assert!(try_decode(&bytes(&ev)).is_some());
 }
