@@ -55,7 +55,7 @@ set edit:completion:arg-completer[goprobe] = {|@words|
         }
         &'goprobe;attach'= {
             cand --pid 'Trace only this process'
-            cand --probes 'Comma-separated probes to attach, from the probe catalog: http.server, http.client, db.sql, go.panic, go.spawn (goroutine creation, so calls made on goroutines a handler starts join its trace), or `all`. Probes the binary cannot support (e.g. db.sql without database/sql) are skipped with a note on stderr; `goprobe inspect` says why'
+            cand --probes 'Comma-separated probes to attach, from the probe catalog: http.server, http.client, http.phases (connection phases of HTTP client calls), db.sql, go.panic, go.spawn (goroutine creation, so calls made on goroutines a handler starts join its trace), http.exchange (opt-in: request_sent and first_byte of a new connection''s first request, two traps on every HTTP/1 client request); `default` is every probe but the opt-in ones, `all` every probe (e.g. `default,http.exchange`). Probes the binary cannot support (e.g. db.sql without database/sql) are skipped with a note on stderr; `goprobe inspect` says why'
             cand --offsets 'Field offsets as NDJSON from `goprobe offsets --json` (`-` for stdin); default: read them from the binary''s DWARF, else the offsets table'
             cand --duration 'Stop after this long (e.g. 500ms, 30s, 5m), counted from the moment the probes are attached; default: until Ctrl-C, SIGTERM, or the traced process exits'
             cand --ring-buffer-size 'Ring buffer of every probe family, in bytes (a power of two, at least the page size; `K` and `M` suffixes), instead of the family''s default (1 to 8 MiB). Smaller buffers drop events sooner under bursts (each drop is counted as `ringbuf_full`)'
@@ -66,7 +66,7 @@ set edit:completion:arg-completer[goprobe] = {|@words|
         }
         &'goprobe;record'= {
             cand --pid 'Trace only this process'
-            cand --probes 'Comma-separated probes to attach, from the probe catalog: http.server, http.client, db.sql, go.panic, go.spawn (goroutine creation, so calls made on goroutines a handler starts join its trace), or `all`. Probes the binary cannot support (e.g. db.sql without database/sql) are skipped with a note on stderr; `goprobe inspect` says why'
+            cand --probes 'Comma-separated probes to attach, from the probe catalog: http.server, http.client, http.phases (connection phases of HTTP client calls), db.sql, go.panic, go.spawn (goroutine creation, so calls made on goroutines a handler starts join its trace), http.exchange (opt-in: request_sent and first_byte of a new connection''s first request, two traps on every HTTP/1 client request); `default` is every probe but the opt-in ones, `all` every probe (e.g. `default,http.exchange`). Probes the binary cannot support (e.g. db.sql without database/sql) are skipped with a note on stderr; `goprobe inspect` says why'
             cand --offsets 'Field offsets as NDJSON from `goprobe offsets --json` (`-` for stdin); default: read them from the binary''s DWARF, else the offsets table'
             cand --duration 'Stop after this long (e.g. 500ms, 30s, 5m), counted from the moment the probes are attached; default: until Ctrl-C, SIGTERM, or the traced process exits'
             cand --ring-buffer-size 'Ring buffer of every probe family, in bytes (a power of two, at least the page size; `K` and `M` suffixes), instead of the family''s default (1 to 8 MiB). Smaller buffers drop events sooner under bursts (each drop is counted as `ringbuf_full`)'

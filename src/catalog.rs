@@ -9,15 +9,31 @@
 //!
 //! Adding a probe:
 //! 1. a `[[probe]]` in `src/catalog.toml`: hooks, argument registers and
-//!    slots, fields, `family` and `role`;
-//! 2. when no existing family reads what it needs, a family: its eBPF
+//!    slots, fields, `family` and `role` (`opt_in` when its hooks trap on
+//!    calls it does not need, so that only `--probes` naming it attaches it);
+//! 2. for a field no probe read before: its type in the reflectoffsets
+//!    fixture, and `table = false` when its struct always has a type
+//!    descriptor where the hooks are (stripped binaries read it from their
+//!    own metadata), else its offsets in `src/offsets/table.json`
+//!    (`scripts/gen-offsets-table.sh --fresh --split-minors --versions ...`
+//!    over the table's releases: a new table field changes every layout
+//!    group), for stripped binaries whose type descriptors lack the struct;
+//! 3. when no existing family reads what it needs, a family: its eBPF
 //!    programs in `ebpf/probes/<family>.bpf.c` (shared helpers in
 //!    `ebpf/lib/`; `build.rs` compiles one object per family named in the
 //!    catalog, with the family's field indexes generated from this file), and
 //!    `src/probes/<family>.rs`, which mirrors its event struct, decodes it
-//!    into typed stream fields and builds its span or span event;
-//! 3. the registry, `src/probes/mod.rs`: the family's `pub mod` line and its
+//!    into typed stream fields and builds what its role says (a span, a
+//!    span event and what it says of the span around it, or a goroutine's
+//!    creator);
+//! 4. the registry, `src/probes/mod.rs`: the family's `pub mod` line and its
 //!    entry in `crate::probes::FAMILIES`.
+//!
+//! Worked example: the `http_phases` family (probes `http.phases` and the
+//! opt-in `http.exchange`), which adds connection phases as events of HTTP
+//! client spans: its two `[[probe]]`s (three new fields, `table = false`),
+//! two new types in reflectoffsets, `ebpf/probes/http_phases.bpf.c`, `src/probes/http_phases.rs` and
+//! two registry lines (README, "Adding a probe").
 
 use serde::{Deserialize, Serialize};
 
@@ -112,6 +128,23 @@ pub struct FieldNeed {
     pub version: Option<String>,
     #[serde(default)]
     pub optional: bool,
+    /// The embedded offsets table carries it (the default). `false` for a
+    /// field of a struct that always has a type descriptor where the hooks
+    /// are (a type the code converts to an interface, such as `*tls.Conn`
+    /// to `net.Conn`), so that a stripped binary's own metadata answers:
+    /// adding such a field needs no regeneration of the table over every Go
+    /// release it lists. Without DWARF or a descriptor it is unknown, never
+    /// guessed.
+    #[serde(default = "in_table", skip_serializing_if = "is_in_table")]
+    pub table: bool,
+}
+
+fn in_table() -> bool {
+    true
+}
+
+fn is_in_table(table: &bool) -> bool {
+    *table
 }
 
 /// What a probe's events are in a recording (see `src/catalog.toml`).
@@ -143,6 +176,12 @@ pub struct Probe {
     pub hooks: Vec<Hook>,
     #[serde(default, rename = "field")]
     pub fields: Vec<FieldNeed>,
+    /// Attached only when asked for by name (or `--probes all`), not by
+    /// default: a probe whose hooks trap on calls its purpose does not need
+    /// (`http.exchange` traps on every HTTP/1 request to time a
+    /// connection's first one).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub opt_in: bool,
     /// `role == Internal`: probes goprobe attaches for its own bookkeeping
     /// (goroutine creation), not chosen by users.
     #[serde(skip)]
@@ -326,6 +365,18 @@ impl Catalog {
         }
         out
     }
+
+    /// The fields the embedded offsets table carries: every field some need
+    /// does not mark `table = false`.
+    pub fn table_fields(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for f in self.probes.iter().flat_map(|p| &p.fields) {
+            if f.table && !out.contains(&f.field) {
+                out.push(f.field.clone());
+            }
+        }
+        out
+    }
 }
 
 fn applies(
@@ -416,6 +467,30 @@ mod tests {
         let client = c.probe("http.client").unwrap();
         assert_eq!(client.hooks[0].function, "net/http.(*Transport).roundTrip");
         assert!(c.all_fields().contains(&"runtime.g.goid".to_string()));
+    }
+
+    /// A field is in the offsets table unless every need of it says
+    /// `table = false`.
+    #[test]
+    fn table_fields_leave_out_what_the_catalog_keeps_out() {
+        let probe = |name: &str, field: &str, table: &str| {
+            format!(
+                "[[probe]]\nname = \"{name}\"\nsummary = \"s\"\ngo = \">=1.17\"\narchs = [\"amd64\"]\n\
+                 family = \"f\"\nrole = \"event\"\n[[probe.hook]]\nfunction = \"main.f\"\n\
+                 at = [\"entry\"]\nprogram = \"p\"\n[[probe.field]]\nfield = \"{field}\"\n\
+                 from = \"g\"\n{table}\n"
+            )
+        };
+        let text = [
+            probe("a", "runtime.g.goid", ""),
+            probe("b", "net.TCPAddr.Port", "table = false"),
+            probe("c", "net.TCPAddr.IP", "table = false"),
+            probe("d", "net.TCPAddr.IP", ""),
+        ]
+        .concat();
+        let c = Catalog::parse(&text).unwrap();
+        assert_eq!(c.all_fields().len(), 3);
+        assert_eq!(c.table_fields(), ["runtime.g.goid", "net.TCPAddr.IP"]);
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! each other.
 //!
 //! Lines (one JSON object each, tagged by `type`):
-//! * `target`: the binary, Go version, service name, and pid when attached by pid;
+//! * `target`: the binary, Go version, service name, pid when attached by
+//!   pid, and the probes attached;
 //! * `clock`: REALTIME − MONOTONIC offset, so a reader can make wall times;
 //! * `event`: one completed call: probe, pid, tid, goroutine, monotonic
 //!   start/end and the fields read (each probe family documents its own);
@@ -44,6 +45,11 @@ pub struct TargetInfo {
     pub go_version: String,
     #[serde(default)]
     pub service_name: String,
+    /// The catalog probes attached, so that a reader knows what the absence
+    /// of a probe's events means. Empty when unknown (streams written
+    /// before goprobe said).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub probes: Vec<String>,
 }
 
 /// One completed call (or, for an instant such as a panic, start = end).
@@ -103,6 +109,34 @@ mod tests {
         let line = r#"{"type":"event","probe":"http.server","pid":1,"tid":2,"goroutine":3,"start_ns":4,"end_ns":5,"fields":{"method":"GET","status":200}}"#;
         let parsed: Line = serde_json::from_str(line).expect("parses");
         assert_eq!(serde_json::to_string(&parsed).expect("ser"), line);
+    }
+
+    /// A target line says which probes were attached; older streams did
+    /// not, and read as "unknown" (empty).
+    #[test]
+    fn target_lines_with_and_without_probes() {
+        let old = r#"{"type":"target","path":"/bin/svc","pid":7,"go_version":"go1.22.10","service_name":"svc"}"#;
+        let Line::Target(t) = serde_json::from_str(old).expect("parses") else {
+            panic!("not a target line");
+        };
+        assert!(t.probes.is_empty());
+        assert_eq!(
+            serde_json::to_string(&Line::Target(t.clone())).unwrap(),
+            old
+        );
+        let new = TargetInfo {
+            probes: vec!["http.client".into(), "go.spawn".into()],
+            ..t
+        };
+        let line = serde_json::to_string(&Line::Target(new.clone())).unwrap();
+        assert!(
+            line.ends_with(r#","probes":["http.client","go.spawn"]}"#),
+            "{line}"
+        );
+        assert_eq!(
+            serde_json::from_str::<Line>(&line).unwrap(),
+            Line::Target(new)
+        );
     }
 
     #[test]

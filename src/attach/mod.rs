@@ -21,11 +21,11 @@ pub use streaming::{StopWhen, StreamError, StreamSummary, stream};
 
 use crate::bpf::BpfError;
 use crate::catalog::{self, Catalog};
-use crate::stream::Line;
+use crate::stream::{Line, TargetInfo};
 
 /// The probes `goprobe attach` attaches when none are named: every probe in
 /// the catalog; those the binary cannot support are skipped with a note.
-pub const DEFAULT_PROBES: &str = "all";
+pub const DEFAULT_PROBES: &str = "default";
 
 #[derive(Debug, thiserror::Error)]
 pub enum AttachError {
@@ -43,14 +43,15 @@ pub enum AttachError {
     Bpf(#[from] BpfError),
 }
 
-/// Parse `--probes http.server,db.sql` (or `all`) against the catalog.
+/// Parse `--probes http.server,db.sql` against the catalog; `default` is
+/// every probe not marked `opt_in`, `all` every probe.
 pub fn parse_probes(list: &str) -> Result<Vec<String>, AttachError> {
     let catalog = Catalog::builtin()?;
     let mut out: Vec<String> = Vec::new();
     for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        if name == "all" {
+        if name == "all" || name == "default" {
             for p in &catalog.probes {
-                if !out.contains(&p.name) {
+                if (name == "all" || !p.opt_in) && !out.contains(&p.name) {
                     out.push(p.name.clone());
                 }
             }
@@ -159,7 +160,11 @@ pub fn run(
         duration: req.duration,
         pid: req.pid,
     };
-    let summary = stream(&mut session, &plan.info, &when, sink)?;
+    let info = TargetInfo {
+        probes: session.probes.clone(),
+        ..plan.info.clone()
+    };
+    let summary = stream(&mut session, &info, &when, sink)?;
     Ok(Ended { summary, session })
 }
 
@@ -183,6 +188,20 @@ mod tests {
         ] {
             assert!(all.iter().any(|x| x == p), "{p}");
         }
+        // Opt-in probes are in `all` and by name, not in `default`.
+        let opt_in: Vec<&str> = Catalog::builtin()
+            .unwrap()
+            .probes
+            .iter()
+            .filter(|p| p.opt_in)
+            .map(|p| p.name.as_str())
+            .collect();
+        let default = parse_probes(DEFAULT_PROBES).expect("ok");
+        assert_eq!(default.len() + opt_in.len(), all.len());
+        assert!(opt_in.iter().all(|p| !default.iter().any(|d| d == p)));
+        let mut named = vec![DEFAULT_PROBES.to_owned()];
+        named.extend(opt_in.iter().map(|p| p.to_string()));
+        assert_eq!(parse_probes(&named.join(",")).expect("ok").len(), all.len());
         let err = parse_probes("grpc").expect_err("unknown");
         assert!(err.to_string().contains("db.sql"), "{err}");
     }

@@ -175,6 +175,8 @@ impl Plan {
             pid,
             go_version: bi.go_version.clone(),
             service_name: service_name(bi.path.as_deref(), bin.path()),
+            // Known once the session has attached them.
+            probes: Vec::new(),
         };
         Ok(Plan {
             target: Target { binary, pid },

@@ -96,7 +96,9 @@ Output: one JSON object per line (stdout, or -o FILE):
                         escaped), goprobe.unfinished (the process died while serving). HTTP client:
                         http.request.method, url.full, server.address, server.port,
                         http.response.status_code, error.type (the Go error's type, e.g. *net.OpError, or
-                        the 4xx/5xx status code). Database (database/sql): db.system.name (postgresql,
+                        the 4xx/5xx status code), goprobe.http.connection.reused (with http.phases or
+                        http.exchange: false when the call opened a connection). Database (database/sql):
+                        db.system.name (postgresql,
                         mysql, sqlite, ... or other_sql), db.query.text (the first 1024 bytes, literals
                         replaced by ?; goprobe.db.query.length gives the real length when cut),
                         db.operation.name (SELECT, CREATE TABLE, ...; none for a statement without a
@@ -107,7 +109,11 @@ Output: one JSON object per line (stdout, or -o FILE):
                         exactly), a database call returning an error
   events                list of {name, time_unix_nano, attributes}: every panic on the request's goroutines is
                         an `exception` event (exception.type, exception.message where Go's own text can be
-                        read exactly, goroutine.id), recovered or not
+                        read exactly, goroutine.id), recovered or not. An HTTP client call that opens a
+                        connection has its phases: dns.start/dns.end (dns.question.name,
+                        goprobe.dns.answer_count), connect.start/connect.end (network.peer.address,
+                        network.peer.port, error.type), tls.start/tls.end (tls.protocol.version)
+                        (http.phases), request_sent and first_byte (http.exchange, opt-in)
   resource              service.name, process.pid, process.executable.path, process.runtime.name,
                         process.runtime.version
 

@@ -23,8 +23,12 @@ pub struct TargetArgs {
     #[arg(long, value_name = "N")]
     pub pid: Option<u32>,
     /// Comma-separated probes to attach, from the probe catalog: http.server,
-    /// http.client, db.sql, go.panic, go.spawn (goroutine creation, so calls
-    /// made on goroutines a handler starts join its trace), or `all`. Probes
+    /// http.client, http.phases (connection phases of HTTP client calls),
+    /// db.sql, go.panic, go.spawn (goroutine creation, so calls made on
+    /// goroutines a handler starts join its trace), http.exchange (opt-in:
+    /// request_sent and first_byte of a new connection's first request,
+    /// two traps on every HTTP/1 client request); `default` is every probe
+    /// but the opt-in ones, `all` every probe (e.g. `default,http.exchange`). Probes
     /// the binary cannot support (e.g. db.sql without database/sql) are
     /// skipped with a note on stderr; `goprobe inspect` says why.
     #[arg(long, value_name = "LIST", default_value = attach::DEFAULT_PROBES)]

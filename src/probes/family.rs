@@ -71,9 +71,11 @@ pub trait Family: Sync {
 
     /// Role `event`: the span an event gets when no span encloses it; by
     /// default an internal span named after the event, at its time (the
-    /// recorder adds the event itself).
-    fn lone_event_span(&self, ev: &EventParts) -> SpanParts {
-        SpanParts {
+    /// recorder adds the event itself). `None`: such an event is not
+    /// written (it only means something on the span it belongs to, e.g.
+    /// a phase of a connection no traced call opened).
+    fn lone_event_span(&self, ev: &EventParts) -> Option<SpanParts> {
+        Some(SpanParts {
             name: ev.name.clone(),
             kind: SpanKind::Internal,
             start_ns: ev.time_ns,
@@ -81,7 +83,23 @@ pub trait Family: Sync {
             attributes: Attributes::new(),
             status: Status::default(),
             incoming: None,
-        }
+        })
+    }
+
+    /// Role `event`: attributes this family gives a span its events could
+    /// nest in, from the events of this family the span does enclose
+    /// (`mine`, in time order; often none). The recorder asks for every
+    /// `server` or `client` span (`span_probe` is its probe) of a process
+    /// the stream says this family's probes were attached to, so that the
+    /// absence of events can mean something too: an HTTP call that opened
+    /// no connection reused one. The span's own attributes win a clash.
+    fn enclosing_attributes(
+        &self,
+        _span_probe: &str,
+        _span: &SpanParts,
+        _mine: &[Event],
+    ) -> Attributes {
+        Attributes::new()
     }
 
     /// Role `internal` (goroutine creation): the goroutine that created the

@@ -123,8 +123,8 @@ impl Family for GoPanic {
     }
 
     /// A panic outside any span gets a span of its own, named `panic`.
-    fn lone_event_span(&self, ev: &EventParts) -> SpanParts {
-        SpanParts {
+    fn lone_event_span(&self, ev: &EventParts) -> Option<SpanParts> {
+        Some(SpanParts {
             name: "panic".to_owned(),
             kind: SpanKind::Internal,
             start_ns: ev.time_ns,
@@ -132,7 +132,7 @@ impl Family for GoPanic {
             attributes: Attributes::new(),
             status: Status::default(),
             incoming: None,
-        }
+        })
     }
 }
 

@@ -10,7 +10,10 @@
 //! one (the inner call returns first; attach's stream is in completion
 //! order), so they wait in `pending` until it comes, or until the stream
 //! ends, when the rest become roots (an event outside any span gets a span
-//! of its own, as its family says).
+//! of its own, or none, as its family says). The families of `event`
+//! probes attached to a process (the stream's `target` line lists them)
+//! may add attributes to each span of that process, from the events of
+//! theirs it encloses or their absence.
 
 use std::collections::HashMap;
 
@@ -59,8 +62,13 @@ struct Node {
 enum Item {
     /// A `client` span, with what it encloses.
     Span(Node),
-    /// A span event, and the span it becomes when nothing encloses it.
-    Event { event: Event, alone: Span },
+    /// A span event of `probe`, and the span it becomes when nothing
+    /// encloses it (none: it is then not written).
+    Event {
+        probe: String,
+        event: Event,
+        alone: Option<Span>,
+    },
 }
 
 struct Pending {
@@ -77,6 +85,8 @@ type PendingRef = (u64, Option<u64>);
 pub struct Recorder {
     /// Catalog probe name -> its role and family.
     roles: HashMap<String, (Role, &'static dyn Family)>,
+    /// The families of `event` probes, each with its probes, in catalog order.
+    event_families: Vec<(&'static dyn Family, Vec<String>)>,
     offset: Option<i128>,
     targets: HashMap<u32, TargetInfo>,
     default_target: Option<TargetInfo>,
@@ -107,8 +117,22 @@ impl Recorder {
             .iter()
             .filter_map(|p| Some((p.name.clone(), (p.role, probes::family(&p.family)?))))
             .collect();
+        let mut event_families: Vec<(&'static dyn Family, Vec<String>)> = Vec::new();
+        for p in catalog.probes.iter().filter(|p| p.role == Role::Event) {
+            let Some(f) = probes::family(&p.family) else {
+                continue;
+            };
+            match event_families
+                .iter_mut()
+                .find(|(g, _)| g.name() == f.name())
+            {
+                Some((_, names)) => names.push(p.name.clone()),
+                None => event_families.push((f, vec![p.name.clone()])),
+            }
+        }
         Recorder {
             roles,
+            event_families,
             offset: None,
             targets: HashMap::new(),
             default_target: None,
@@ -163,12 +187,21 @@ impl Recorder {
                 }
                 let lone = family.lone_event_span(&parts);
                 let event = self.event_of(parts);
-                let alone = self.span_of(lone, ev.pid, vec![event.clone()]);
-                self.wait(&ev, Item::Event { event, alone });
+                let alone = lone.map(|l| self.span_of(l, ev.pid, vec![event.clone()]));
+                let probe = ev.probe.clone();
+                self.wait(
+                    &ev,
+                    Item::Event {
+                        probe,
+                        event,
+                        alone,
+                    },
+                );
             }
             Role::Client | Role::Server => {
-                let (events, children) = self.claim(&ev);
-                let parts = family.span(&ev, &events)?;
+                let (probes, events, children) = self.claim(&ev);
+                let mut parts = family.span(&ev, &events)?;
+                self.annotate(&ev, &mut parts, &probes, &events);
                 let incoming = parts.incoming;
                 let mut span = self.span_of(parts, ev.pid, events);
                 if role == Role::Client {
@@ -193,8 +226,8 @@ impl Recorder {
 
     /// Take the pending events `ev` encloses: on its goroutine inside its
     /// time, or on a goroutine that branched off it inside its time. Span
-    /// events and spans, each in start order.
-    fn claim(&mut self, ev: &RawEvent) -> (Vec<Event>, Vec<Node>) {
+    /// events (with the probe of each) and spans, each in start order.
+    fn claim(&mut self, ev: &RawEvent) -> (Vec<String>, Vec<Event>, Vec<Node>) {
         let mut claimed: Vec<Pending> = Vec::new();
         if let Some(cands) = self.index.remove(&(ev.pid, ev.goroutine)) {
             let mut keep = Vec::new();
@@ -219,15 +252,47 @@ impl Recorder {
             }
         }
         claimed.sort_by_key(|p| p.start_ns);
+        let mut probes = Vec::new();
         let mut events = Vec::new();
         let mut spans = Vec::new();
         for p in claimed {
             match p.item {
-                Item::Event { event, .. } => events.push(event),
+                Item::Event { probe, event, .. } => {
+                    probes.push(probe);
+                    events.push(event);
+                }
                 Item::Span(node) => spans.push(node),
             }
         }
-        (events, spans)
+        (probes, events, spans)
+    }
+
+    /// Let the families of the `event` probes attached to `ev`'s process
+    /// add what they know to its span, from their events in it (`events`,
+    /// of `probes`) or their absence.
+    fn annotate(&self, ev: &RawEvent, parts: &mut SpanParts, probes: &[String], events: &[Event]) {
+        let Some(attached) = self
+            .targets
+            .get(&ev.pid)
+            .or(self.default_target.as_ref())
+            .map(|t| &t.probes)
+        else {
+            return;
+        };
+        for (family, names) in &self.event_families {
+            if !names.iter().any(|n| attached.contains(n)) {
+                continue;
+            }
+            let mine: Vec<Event> = probes
+                .iter()
+                .zip(events)
+                .filter(|(p, _)| names.contains(p))
+                .map(|(_, e)| e.clone())
+                .collect();
+            for (k, v) in family.enclosing_attributes(&ev.probe, parts, &mine) {
+                parts.attributes.entry(k).or_insert(v);
+            }
+        }
     }
 
     /// Keep `item` until a span encloses it: indexed under its goroutine
@@ -301,7 +366,9 @@ impl Recorder {
     fn root(&mut self, item: Item, out: &mut Vec<Span>) {
         match item {
             Item::Span(node) => self.emit(node, new_trace_id(), out),
-            Item::Event { alone, .. } => self.emit(
+            Item::Event {
+                alone: Some(alone), ..
+            } => self.emit(
                 Node {
                     span: alone,
                     children: Vec::new(),
@@ -309,6 +376,8 @@ impl Recorder {
                 new_trace_id(),
                 out,
             ),
+            // Its family does not write it outside a span.
+            Item::Event { alone: None, .. } => {}
         }
     }
 

@@ -59,6 +59,21 @@ fn exact_server_events_with(go: &str, variant: &str, offsets_file: bool) {
     assert_eq!(code, 0, "{err}");
     let lines = ndjson(&out);
     assert_eq!(lines[0]["type"], "target");
+    // The probes attached, so a reader knows what missing events mean.
+    let attached: Vec<&str> = lines[0]["probes"]
+        .as_array()
+        .expect("probes attached")
+        .iter()
+        .filter_map(|p| p.as_str())
+        .collect();
+    assert!(
+        attached.contains(&"http.server") && attached.contains(&"go.spawn"),
+        "{attached:?}"
+    );
+    assert!(
+        !attached.contains(&"db.sql"),
+        "no database/sql: {attached:?}"
+    );
     assert!(lines.iter().any(|l| l["type"] == "clock"));
     let server_events = events(&lines, "http.server");
     let mut got = BTreeMap::new();

@@ -23,6 +23,7 @@ mod metrics_live;
 mod nobuildinfo;
 mod offsets;
 mod patches;
+mod phases;
 mod privileges;
 mod record;
 mod runtime_state;

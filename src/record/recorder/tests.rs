@@ -36,6 +36,7 @@ fn client_becomes_child_of_enclosing_server_span() {
             pid: Some(7),
             go_version: "go1.22.10".into(),
             service_name: "svc".into(),
+            probes: Vec::new(),
         }),
         &mut out,
     );
@@ -357,3 +358,5 @@ fn lone_events_unknown_probes_and_bad_fields() {
         .expect_err("status is a number");
     assert!(err.to_string().starts_with("http.server event: "), "{err}");
 }
+
+mod http_phases;
