@@ -294,9 +294,18 @@ mod tests {
     fn all_good() {
         let t = full_table("go1.22.10", "amd64");
         let v = verdicts("go1.22.10", "amd64", &t, &HTTP_FUNCS);
+        // A program without gRPC: every other probe is instrumentable.
+        let (grpc, rest): (Vec<&Verdict>, Vec<&Verdict>) =
+            v.iter().partition(|v| v.probe.starts_with("grpc."));
         assert!(
-            v.iter().all(|v| v.instrumentable && v.reasons.is_empty()),
+            rest.iter()
+                .all(|v| v.instrumentable && v.reasons.is_empty()),
             "{v:?}"
+        );
+        assert!(
+            grpc.iter()
+                .all(|v| !v.instrumentable && v.reasons[0].ends_with("not in the binary")),
+            "{grpc:?}"
         );
     }
 

@@ -18,6 +18,7 @@
 
 mod buildinfo;
 mod elf;
+pub mod evidence;
 #[doc(hidden)]
 pub mod fuzz;
 mod modinfo;

@@ -197,6 +197,7 @@ impl Family for HttpClient {
             attributes: a,
             status,
             incoming: None,
+            connection: None,
         })
     }
 }

@@ -405,6 +405,7 @@ fn server_span(ev: &RawEvent, f: &Fields, nested: &[Event]) -> SpanParts {
         attributes: a,
         status,
         incoming: f.traceparent.as_deref().and_then(parse_traceparent),
+        connection: None,
     }
 }
 
