@@ -7,6 +7,7 @@ pub mod db_sql;
 pub mod family;
 pub mod go_panic;
 pub mod go_spawn;
+pub mod grpc_client;
 pub mod grpc_server;
 pub mod http_client;
 pub mod http_server;
@@ -24,6 +25,7 @@ pub static FAMILIES: &[&dyn Family] = &[
     &go_panic::FAMILY,
     &go_spawn::FAMILY,
     &grpc_server::FAMILY,
+    &grpc_client::FAMILY,
 ];
 
 /// The family named `name` (the catalog's `family`).
