@@ -14,12 +14,14 @@ use crate::attach::{self, Offsets, Request};
 /// What to trace and how: shared by `attach` and `record`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct TargetArgs {
-    /// Go binary to trace: every process running it, including ones started later.
-    #[arg(value_name = "BIN", conflicts_with = "pid")]
-    pub binary: Option<PathBuf>,
-    /// Trace only this process.
-    #[arg(long, value_name = "N")]
-    pub pid: Option<u32>,
+    /// Go binary to trace: every process running it, including ones started
+    /// later. Several binaries (and --pid) are traced in one stream, so a
+    /// call from one traced program to another links client and server.
+    #[arg(value_name = "BIN")]
+    pub binaries: Vec<PathBuf>,
+    /// Trace this process; repeat for several (e.g. a client and its server).
+    #[arg(long = "pid", value_name = "N")]
+    pub pids: Vec<u32>,
     /// Comma-separated probes to attach, from the probe catalog: http.server,
     /// http.client, db.sql, go.panic, go.spawn (goroutine creation, so calls
     /// made on goroutines a handler starts join its trace), or `all`. Probes
@@ -40,7 +42,7 @@ pub struct TargetArgs {
 impl TargetArgs {
     /// True when a binary or a pid was given.
     pub fn has_target(&self) -> bool {
-        self.binary.is_some() || self.pid.is_some()
+        !self.binaries.is_empty() || !self.pids.is_empty()
     }
 
     /// The library request these arguments describe.
@@ -63,9 +65,15 @@ impl TargetArgs {
                 )
             }
         };
+        let targets = self
+            .binaries
+            .iter()
+            .cloned()
+            .map(attach::TargetSpec::Binary)
+            .chain(self.pids.iter().copied().map(attach::TargetSpec::Pid))
+            .collect();
         Ok(Request {
-            binary: self.binary.clone(),
-            pid: self.pid,
+            targets,
             probes: attach::parse_probes(&self.probes)?,
             offsets,
             duration: self.duration,
