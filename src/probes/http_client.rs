@@ -1,16 +1,20 @@
 //! The `http_client` family (catalog probe `http.client`): outgoing HTTP
-//! calls through `net/http.(*Transport).roundTrip`.
+//! calls through `net/http.(*Transport).roundTrip` or
+//! `golang.org/x/net/http2.(*Transport).RoundTripOpt`.
 //!
 //! Stream fields: `method`, `scheme`, `host` (URL.Host), `path`, `query`,
-//! `request_host` (Request.Host) (each absent when empty, with `<name>_len`
-//! when the probe cut it short), `status`, `error` (the round trip returned
-//! one), `read_failed`.
+//! `request_host` (Request.Host), `proto` (Response.Proto) (each absent when
+//! empty, with `<name>_len` when the probe cut it short), `status`, `error`
+//! (the round trip returned one), `local` and `remote` (the connection's two
+//! ends, `ip:port`, when it is a TCP connection, with or without TLS),
+//! `read_failed`.
 
 use std::mem::size_of;
 
 use serde::{Deserialize, Serialize};
 
-use super::family::{Decode, Family, RecordingError, SpanParts, is_false};
+use super::family::{Connection, Decode, Family, RecordingError, SpanParts, is_false};
+use super::netaddr::{self, TcpAddr};
 use crate::bpf::abi::{self, Plain, str_and_len};
 use crate::otel;
 use crate::span::{AttrValue, Attributes, Event, SpanKind, Status, StatusCode};
@@ -26,6 +30,13 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/ht
 
 /// `GP_FLAG_NO_RESPONSE`: no *Response to read a status from.
 pub const FLAG_NO_RESPONSE: u32 = 1 << 8;
+
+/// `GP_HOOK_*` switches of `http_client_conn`, by catalog spelling.
+pub const HOOK_FLAGS: [(&str, u32); 3] = [("conn_persist", 1), ("conn_h2", 2), ("conn_xnet", 4)];
+
+/// The net.Conn types whose ends the programs read, as `%T` names them.
+const TCP_CONN: &str = "*net.TCPConn";
+const TLS_CONN: (&str, &str) = ("*tls.Conn", "crypto/tls");
 
 pub const METHOD_MAX: usize = 16;
 pub const SHORT_MAX: usize = 64;
@@ -44,12 +55,21 @@ pub struct ClientEvent {
     pub start_ns: u64,
     pub end_ns: u64,
     pub status: i64,
+    pub conn_type: u64,
+    pub inner_type: u64,
+    pub tcp_local: TcpAddr,
+    pub tcp_peer: TcpAddr,
+    pub tls_local: TcpAddr,
+    pub tls_peer: TcpAddr,
     pub method_len: u32,
     pub scheme_len: u32,
     pub host_len: u32,
     pub request_host_len: u32,
     pub path_len: u32,
     pub query_len: u32,
+    pub proto_len: u32,
+    pub depth: u32,
+    pub proto: [u8; METHOD_MAX],
     pub method: [u8; METHOD_MAX],
     pub scheme: [u8; METHOD_MAX],
     pub host: [u8; SHORT_MAX],
@@ -57,7 +77,7 @@ pub struct ClientEvent {
     pub path: [u8; LONG_MAX],
     pub query: [u8; LONG_MAX],
 }
-const _: () = assert!(size_of::<ClientEvent>() == 752);
+const _: () = assert!(size_of::<ClientEvent>() == 920);
 
 // SAFETY: repr(C), integers and byte arrays only, no implicit padding (size
 // checked above), so every bit pattern is valid.
@@ -91,7 +111,13 @@ pub struct Fields {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_host_len: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proto: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<String>,
     #[serde(default, skip_serializing_if = "is_false")]
     pub error: bool,
     #[serde(default, skip_serializing_if = "is_false")]
@@ -111,7 +137,11 @@ impl Family for HttpClient {
         OBJECT
     }
 
-    fn decode(&self, record: &[u8], _ctx: &mut Decode<'_>) -> Option<RawEvent> {
+    fn hook_flag(&self, flag: &str) -> Option<u32> {
+        HOOK_FLAGS.iter().find(|(n, _)| *n == flag).map(|(_, b)| *b)
+    }
+
+    fn decode(&self, record: &[u8], ctx: &mut Decode<'_>) -> Option<RawEvent> {
         let ev = ClientEvent::read(record)?;
         let (method, method_len) = str_and_len(&ev.method, ev.method_len);
         let (scheme, scheme_len) = str_and_len(&ev.scheme, ev.scheme_len);
@@ -119,6 +149,7 @@ impl Family for HttpClient {
         let (path, path_len) = str_and_len(&ev.path, ev.path_len);
         let (query, query_len) = str_and_len(&ev.query, ev.query_len);
         let (request_host, request_host_len) = str_and_len(&ev.request_host, ev.request_host_len);
+        let (local, remote) = connection_ends(&ev, ctx);
         let fields = Fields {
             method,
             method_len,
@@ -132,7 +163,10 @@ impl Family for HttpClient {
             query_len,
             request_host,
             request_host_len,
+            proto: str_and_len(&ev.proto, ev.proto_len).0,
             status: (ev.status != 0).then_some(ev.status),
+            local: local.map(|a| netaddr::join(&a)),
+            remote: remote.map(|a| netaddr::join(&a)),
             error: ev.flags & abi::FLAG_ERROR != 0,
             read_failed: ev.flags & abi::FLAG_READ_FAILED != 0,
         };
@@ -175,6 +209,20 @@ impl Family for HttpClient {
         if let Some(s) = f.status {
             a.insert("http.response.status_code".into(), AttrValue::Int(s));
         }
+        if let Some(p) = &f.proto {
+            a.insert(
+                "network.protocol.version".into(),
+                otel::http_protocol_version(p).into(),
+            );
+        }
+        let remote = f.remote.as_deref().and_then(netaddr::parse);
+        if let Some(r) = remote {
+            a.insert("network.peer.address".into(), r.ip().to_string().into());
+            a.insert(
+                "network.peer.port".into(),
+                AttrValue::Int(i64::from(r.port())),
+            );
+        }
         let status = if f.error {
             a.insert("error.type".into(), "error".into());
             Status {
@@ -197,9 +245,46 @@ impl Family for HttpClient {
             attributes: a,
             status,
             incoming: None,
-            connection: None,
+            connection: f
+                .local
+                .as_deref()
+                .and_then(netaddr::parse)
+                .map(|l| Connection {
+                    local: Some(l),
+                    peer: remote,
+                    stream: None,
+                }),
         })
     }
+}
+
+/// The ends of the connection the call went out on: read as a
+/// `*net.TCPConn`'s, or as those of the `*net.TCPConn` under a `*tls.Conn`,
+/// whichever the net.Conn's type says it was.
+fn connection_ends(
+    ev: &ClientEvent,
+    ctx: &mut Decode<'_>,
+) -> (Option<std::net::SocketAddr>, Option<std::net::SocketAddr>) {
+    let Some(outer) = ctx.symbols.type_name(ev.pid, ev.conn_type) else {
+        return (None, None);
+    };
+    let (local, peer) = if outer.name == TCP_CONN {
+        (ev.tcp_local, ev.tcp_peer)
+    } else if outer.name == TLS_CONN.0
+        && ctx.symbols.package_path(&outer).as_deref() == Some(TLS_CONN.1)
+        && ctx
+            .symbols
+            .type_name(ev.pid, ev.inner_type)
+            .is_some_and(|t| t.name == TCP_CONN)
+    {
+        (ev.tls_local, ev.tls_peer)
+    } else {
+        return (None, None);
+    };
+    (
+        local.checked(ev.pid, ctx.symbols),
+        peer.checked(ev.pid, ctx.symbols),
+    )
 }
 
 #[cfg(test)]
@@ -211,6 +296,9 @@ mod tests {
         let source = include_str!("../../ebpf/probes/http_client.bpf.c");
         for (name, value) in [
             ("GP_FLAG_NO_RESPONSE", u64::from(FLAG_NO_RESPONSE)),
+            ("GP_HOOK_CONN_PERSIST", u64::from(HOOK_FLAGS[0].1)),
+            ("GP_HOOK_CONN_H2", u64::from(HOOK_FLAGS[1].1)),
+            ("GP_HOOK_CONN_XNET", u64::from(HOOK_FLAGS[2].1)),
             ("GP_METHOD_MAX", METHOD_MAX as u64),
             ("GP_SHORT_MAX", SHORT_MAX as u64),
             ("GP_LONG_MAX", LONG_MAX as u64),

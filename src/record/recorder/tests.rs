@@ -81,6 +81,15 @@ fn client_becomes_child_of_enclosing_server_span() {
         ),
         &mut out,
     );
+    // The server span waits a moment for a client span that caused it.
+    assert!(out.is_empty());
+    feed(
+        &mut r,
+        Line::Tick {
+            monotonic_ns: 300 + links::LINK_WAIT_NS,
+        },
+        &mut out,
+    );
     assert_eq!(out.len(), 2);
     let (server, client) = (&out[0], &out[1]);
     assert_eq!(server.name, "GET /users/{id}");
