@@ -40,7 +40,7 @@ pub enum Command {
     /// Record spans (NDJSON, goprobe's span schema) from a Go binary, a process, or attach's output on stdin.
     #[command(after_long_help = EXIT_STATUS_HELP, long_about = RECORD_ABOUT)]
     Record(record::Args),
-    /// Convert span NDJSON into OTLP, pprof, folded stacks, flame graphs, Chrome traces or text.
+    /// Convert span NDJSON into OTLP, pprof, flame graphs, Chrome traces, text, metrics, a summary or an HTML waterfall.
     #[command(after_long_help = EXIT_STATUS_HELP)]
     Convert(convert::Args),
     /// Maintainer tool behind scripts/gen-offsets-table.sh.

@@ -33,6 +33,11 @@ pub struct TargetArgs {
     /// default: read them from the binary's DWARF, else the offsets table.
     #[arg(long, value_name = "FILE")]
     pub offsets: Option<PathBuf>,
+    /// Refuse a probe whose offsets only the offsets table knows for this
+    /// binary's Go patch release, which the table was not generated from
+    /// (by default the minor release's layouts are used, with a note).
+    #[arg(long)]
+    pub strict_offsets: bool,
     /// Stop after this long (e.g. 500ms, 30s, 5m); default: until Ctrl-C,
     /// SIGTERM, or the traced process exits.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
@@ -65,6 +70,32 @@ impl TargetArgs {
                 )
             }
         };
+        let probes = attach::parse_probes(&self.probes)?;
+        if offsets.is_none() {
+            // Offsets from each binary: say where table answers are not
+            // exact, and refuse them under --strict-offsets.
+            if !self.has_target() {
+                anyhow::bail!("give a Go binary (BIN) or --pid N");
+            }
+            let bins = self
+                .pids
+                .iter()
+                .map(|&pid| crate::gobin::GoBinary::open_pid(pid))
+                .chain(self.binaries.iter().map(|p| crate::gobin::GoBinary::open(p)));
+            let mut refusals = Vec::new();
+            for bin in bins {
+                let (notes, refused) =
+                    crate::verdict::table_provenance(&bin?, &probes, self.strict_offsets);
+                for n in &notes {
+                    eprintln!("goprobe: note: {n}");
+                }
+                refusals.extend(refused);
+            }
+            if !refusals.is_empty() {
+                anyhow::bail!("{}", refusals.join("
+goprobe: "));
+            }
+        }
         let targets = self
             .binaries
             .iter()
@@ -74,7 +105,7 @@ impl TargetArgs {
             .collect();
         Ok(Request {
             targets,
-            probes: attach::parse_probes(&self.probes)?,
+            probes,
             offsets,
             duration: self.duration,
             baseline_empty,

@@ -2,62 +2,87 @@
 //! the self time in nanoseconds summed over every span with that stack) and
 //! `--to flamegraph` (the same stacks drawn as an SVG by inferno).
 //!
-//! Stacks come from span ancestry, so the spans of a trace are grouped first
-//! (see [`super::traces`]); only the per-stack totals are kept after that.
+//! Stacks come from span ancestry under the span's service (see
+//! [`super::stacks`]), so the spans of a trace are grouped first (see
+//! [`super::traces`]); only the per-stack totals are kept after that.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
 
 use super::reader::SpanReader;
+use super::stacks::{self, Names, StackSpan};
 use super::traces::{Trace, TraceGrouper};
 use super::{ExportError, Summary};
 
 /// Self time per folded stack, in nanoseconds.
 #[derive(Debug, Default)]
 pub struct FoldedStacks {
-    totals: HashMap<String, u64>,
+    names: Names,
+    /// Keyed by the frames (indices into `names`), root first.
+    totals: HashMap<Vec<u32>, u64>,
 }
 
-/// A span name as one frame: `;` separates frames and a line break would end
-/// the record, so both are replaced.
-fn frame(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c == ';' {
-                ':'
-            } else if c == '\n' || c == '\r' {
-                ' '
-            } else {
-                c
-            }
-        })
-        .collect()
+/// A span or service name as one frame: `;` separates frames and a line
+/// break would end the record, so both are replaced.
+fn frame(name: &str) -> Cow<'_, str> {
+    if !name.contains([';', '\n', '\r']) {
+        return Cow::Borrowed(name);
+    }
+    Cow::Owned(
+        name.chars()
+            .map(|c| match c {
+                ';' => ':',
+                '\n' | '\r' => ' ',
+                c => c,
+            })
+            .collect(),
+    )
 }
 
-impl FoldedStacks {
-    pub fn add_trace(&mut self, trace: &Trace) {
+/// Adds each trace's self time per stack to `totals`.
+struct Folder<'t> {
+    totals: &'t mut HashMap<Vec<u32>, u64>,
+    path: Vec<usize>,
+    frames: Vec<u32>,
+}
+
+impl Folder<'_> {
+    fn add_trace(&mut self, trace: &Trace<StackSpan>) {
         let self_times = trace.self_times();
         for (i, &self_ns) in self_times.iter().enumerate() {
             if self_ns == 0 {
                 continue;
             }
-            let stack = trace
-                .stack(i)
-                .iter()
-                .filter_map(|&j| trace.spans.get(j))
-                .map(|s| frame(&s.name))
-                .collect::<Vec<_>>()
-                .join(";");
-            *self.totals.entry(stack).or_insert(0) += self_ns;
+            stacks::frames(trace, i, &mut self.path, &mut self.frames);
+            match self.totals.get_mut(self.frames.as_slice()) {
+                Some(total) => *total += self_ns,
+                None => {
+                    self.totals.insert(self.frames.clone(), self_ns);
+                }
+            }
         }
     }
+}
 
+impl FoldedStacks {
     /// `stack N` lines, sorted by stack.
     pub fn lines(&self) -> Vec<String> {
         let mut lines: Vec<String> = self
             .totals
             .iter()
-            .map(|(stack, n)| format!("{stack} {n}"))
+            .map(|(frames, n)| {
+                let mut line = String::new();
+                for (i, &f) in frames.iter().enumerate() {
+                    if i > 0 {
+                        line.push(';');
+                    }
+                    line.push_str(self.names.name(f));
+                }
+                line.push(' ');
+                line.push_str(&n.to_string());
+                line
+            })
             .collect();
         lines.sort();
         lines
@@ -69,21 +94,27 @@ pub fn fold<R: BufRead>(
     reader: &mut SpanReader<R>,
     window: u64,
 ) -> Result<(FoldedStacks, Summary), ExportError> {
-    let mut folded = FoldedStacks::default();
+    let mut names = Names::default();
+    let mut totals = HashMap::new();
+    let mut folder = Folder {
+        totals: &mut totals,
+        path: Vec::new(),
+        frames: Vec::new(),
+    };
     let mut grouper = TraceGrouper::new(window);
     let mut spans = 0u64;
-    let mut emit = |trace: Trace| -> Result<(), ExportError> {
-        folded.add_trace(&trace);
+    let mut emit = |trace: Trace<StackSpan>| -> Result<(), ExportError> {
+        folder.add_trace(&trace);
         Ok(())
     };
-    while let Some(span) = reader.next_span()? {
+    reader.for_each_view(|span| {
         spans += 1;
-        grouper.push(span, &mut emit)?;
-    }
+        grouper.push(StackSpan::new(&span, &mut names, frame, false), &mut emit)
+    })?;
     let peak = grouper.peak_buffered();
     grouper.finish(&mut emit)?;
     Ok((
-        folded,
+        FoldedStacks { names, totals },
         Summary {
             spans,
             skipped: reader.skipped(),
@@ -165,7 +196,7 @@ mod tests {
         assert_eq!(summary.spans, 4);
         assert_eq!(
             String::from_utf8(out).expect("utf8"),
-            "GET /a 120\nGET /a;db:query 30\norphan 7\n"
+            "svc;GET /a 120\nsvc;GET /a;db:query 30\nsvc;orphan 7\n"
         );
     }
 

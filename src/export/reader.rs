@@ -1,8 +1,10 @@
-//! Reading span NDJSON: one [`Span`] per line, with the line number in every
-//! error, and `--skip-invalid` counting instead of stopping.
+//! Reading span NDJSON: one span per line, owned ([`Span`]) or read in place
+//! ([`SpanView`]), with the line number in every error, and `--skip-invalid`
+//! counting instead of stopping.
 
 use std::io::{self, BufRead};
 
+use super::view::SpanView;
 use crate::span::{Span, SpanError};
 
 /// A line that could not be read as a span, or the input failing.
@@ -53,34 +55,107 @@ impl<R: BufRead> SpanReader<R> {
         std::mem::take(&mut self.warnings)
     }
 
+    /// Read the next line into `buf`; false at the end of the input.
+    fn read_line(&mut self) -> Result<bool, ReadError> {
+        self.buf.clear();
+        if self.input.read_until(b'\n', &mut self.buf)? == 0 {
+            return Ok(false);
+        }
+        self.line += 1;
+        Ok(true)
+    }
+
+    /// Count a bad line under `--skip-invalid`, or stop with it.
+    fn skip(&mut self, err: ReadError) -> Result<(), ReadError> {
+        if !self.skip_invalid {
+            return Err(err);
+        }
+        self.skipped += 1;
+        if self.skipped <= MAX_WARNINGS {
+            self.warnings.push(err.to_string());
+        }
+        Ok(())
+    }
+
     /// The next span, `Ok(None)` at the end of the input.
     pub fn next_span(&mut self) -> Result<Option<Span>, ReadError> {
-        loop {
-            self.buf.clear();
-            if self.input.read_until(b'\n', &mut self.buf)? == 0 {
-                return Ok(None);
+        while self.read_line()? {
+            match parse_line(&self.buf, self.line) {
+                None => {}
+                Some(Ok(view)) => return Ok(Some(view.to_span())),
+                Some(Err(err)) => self.skip(err)?,
             }
-            self.line += 1;
-            let line = self.line;
-            let parsed = match std::str::from_utf8(&self.buf) {
-                Err(_) => Err(ReadError::NotUtf8 { line }),
-                Ok(text) if text.trim().is_empty() => continue,
-                Ok(text) => {
-                    Span::from_json_line(text).map_err(|source| ReadError::Invalid { line, source })
+        }
+        Ok(None)
+    }
+
+    /// Call `f` on every span in turn, read in place (see [`SpanView`]):
+    /// the streaming converters' loop, which copies nothing it does not
+    /// keep. A line that lies whole in the input's buffer is parsed where it
+    /// is; only one that crosses the buffer's end is copied out first.
+    pub fn for_each_view<E: From<ReadError>>(
+        &mut self,
+        mut f: impl FnMut(SpanView<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        loop {
+            let available = match self.input.fill_buf() {
+                Ok(bytes) => bytes,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Err(err) => return Err(ReadError::Io(err).into()),
+            };
+            if available.is_empty() {
+                return Ok(());
+            }
+            let bad = if let Some(end) = memchr::memchr(b'\n', available) {
+                self.line += 1;
+                let bad = match parse_line(&available[..=end], self.line) {
+                    None => None,
+                    Some(Ok(view)) => {
+                        f(view)?;
+                        None
+                    }
+                    Some(Err(err)) => Some(err),
+                };
+                self.input.consume(end + 1);
+                bad
+            } else {
+                if !self.read_line()? {
+                    return Ok(());
+                }
+                match parse_line(&self.buf, self.line) {
+                    None => None,
+                    Some(Ok(view)) => {
+                        f(view)?;
+                        None
+                    }
+                    Some(Err(err)) => Some(err),
                 }
             };
-            match parsed {
-                Ok(span) => return Ok(Some(span)),
-                Err(err) if self.skip_invalid => {
-                    self.skipped += 1;
-                    if self.skipped <= MAX_WARNINGS {
-                        self.warnings.push(err.to_string());
-                    }
-                }
-                Err(err) => return Err(err),
+            if let Some(err) = bad {
+                self.skip(err)?;
             }
         }
     }
+}
+
+/// One line as a span; `None` for a blank line.
+fn parse_line(buf: &[u8], line: u64) -> Option<Result<SpanView<'_>, ReadError>> {
+    match buf.iter().find(|b| !b.is_ascii_whitespace()) {
+        None => return None,
+        // Unicode whitespace (a blank line too) or not UTF-8 at all.
+        Some(&b) if b >= 0x80 => match std::str::from_utf8(buf) {
+            Err(_) => return Some(Err(ReadError::NotUtf8 { line })),
+            Ok(text) if text.trim_start().is_empty() => return None,
+            Ok(_) => {}
+        },
+        Some(_) => {}
+    }
+    Some(match SpanView::parse_bytes(buf) {
+        Ok(view) => Ok(view),
+        // serde_json reports bad UTF-8 inside a string in its own words.
+        Err(_) if std::str::from_utf8(buf).is_err() => Err(ReadError::NotUtf8 { line }),
+        Err(source) => Err(ReadError::Invalid { line, source }),
+    })
 }
 
 impl<R: BufRead> Iterator for SpanReader<R> {
@@ -132,6 +207,46 @@ pub(crate) mod tests {
         let warnings = r.take_warnings();
         assert!(warnings[0].starts_with("line 1:"));
         assert_eq!(warnings[2], "line 4: not valid UTF-8");
+    }
+
+    #[test]
+    fn lines_across_the_buffer_end_read_the_same() {
+        let lines: Vec<String> = (1..=20)
+            .map(|i| line(1, i, None, &format!("n{i}"), 1, 2))
+            .collect();
+        // Blank lines between, and a bad last line without a newline.
+        let input = format!("{}\ngarbage", lines.join("\n\n"));
+        let expected: Vec<String> = (1..=20).map(|i| format!("n{i}")).collect();
+        for capacity in [1, 7, 64, 300, 1 << 16] {
+            let buffered = io::BufReader::with_capacity(capacity, input.as_bytes());
+            let mut r = SpanReader::new(buffered, true);
+            let mut names = Vec::new();
+            r.for_each_view(|span| {
+                names.push(span.name.into_owned());
+                Ok::<(), ReadError>(())
+            })
+            .expect("read");
+            assert_eq!(names, expected, "buffer of {capacity}");
+            assert_eq!(r.skipped(), 1);
+            let warnings = r.take_warnings();
+            assert!(warnings[0].starts_with("line 40: "), "{warnings:?}");
+        }
+    }
+
+    #[test]
+    fn bad_utf8_inside_a_string_and_unicode_blank_lines() {
+        let good = line(1, 1, None, "a", 1, 2);
+        // The span's name becomes one byte that is not UTF-8.
+        let at = good.find("\"a\"").expect("name") + 1;
+        let mut bytes = format!("{good}\n").into_bytes();
+        bytes.extend_from_slice(&good.as_bytes()[..at]);
+        bytes.push(0xff);
+        bytes.extend_from_slice(&good.as_bytes()[at + 1..]);
+        bytes.extend_from_slice("\n\u{a0}\u{2003}\n".as_bytes());
+        let mut r = SpanReader::new(&bytes[..], true);
+        let spans: Vec<_> = (&mut r).collect::<Result<_, _>>().expect("skips");
+        assert_eq!(spans.len(), 1);
+        assert_eq!(r.take_warnings(), ["line 2: not valid UTF-8"]);
     }
 
     #[test]
