@@ -241,9 +241,14 @@ int http_client_conn_entry(void *ctx)
 		return 0;
 	ev->conn_type = itab_type(c[0]);
 	tcp_ends(cfg, c[1], &ev->tcp_local, &ev->tcp_peer);
+	/* The connection under this one: a *tls.Conn's conn, or the net.Conn a
+	 * wrapper (go-conntrack's, in Prometheus) holds as its first field.
+	 * tls.Conn.conn is at offset 0 in every Go release, so one read serves
+	 * both; user space keeps it only when the outer type's descriptor says
+	 * which it was, and the inner one is a *net.TCPConn. */
+	__u64 io = off(cfg, GP_F_Conn_conn) != GP_NO_OFFSET ? off(cfg, GP_F_Conn_conn) : 0;
 	__u64 inner[2] = {0, 0};
-	if (off(cfg, GP_F_Conn_conn) != GP_NO_OFFSET && c[1] &&
-	    bpf_probe_read_user(inner, sizeof(inner), (void *)(c[1] + off(cfg, GP_F_Conn_conn))) == 0 && inner[0]) {
+	if (c[1] && bpf_probe_read_user(inner, sizeof(inner), (void *)(c[1] + io)) == 0 && inner[0]) {
 		ev->inner_type = itab_type(inner[0]);
 		tcp_ends(cfg, inner[1], &ev->tls_local, &ev->tls_peer);
 	}

@@ -37,6 +37,8 @@ pub const HOOK_FLAGS: [(&str, u32); 3] = [("conn_persist", 1), ("conn_h2", 2), (
 /// The net.Conn types whose ends the programs read, as `%T` names them.
 const TCP_CONN: &str = "*net.TCPConn";
 const TLS_CONN: (&str, &str) = ("*tls.Conn", "crypto/tls");
+/// The interface a connection wrapper holds first.
+const NET_CONN: &str = "net.Conn";
 
 pub const METHOD_MAX: usize = 16;
 pub const SHORT_MAX: usize = 64;
@@ -270,8 +272,14 @@ fn connection_ends(
     };
     let (local, peer) = if outer.name == TCP_CONN {
         (ev.tcp_local, ev.tcp_peer)
-    } else if outer.name == TLS_CONN.0
+    } else if (outer.name == TLS_CONN.0
         && ctx.symbols.package_path(&outer).as_deref() == Some(TLS_CONN.1)
+        // The probe read the inner connection at tls.Conn.conn's offset,
+        // 0 in every Go release: a wrapper holding its net.Conn first
+        // (go-conntrack's, in Prometheus) was read the same way.
+        || ctx
+            .symbols
+            .wraps_interface_first(ev.pid, ev.conn_type, NET_CONN))
         && ctx
             .symbols
             .type_name(ev.pid, ev.inner_type)
