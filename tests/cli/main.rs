@@ -13,6 +13,7 @@ mod context;
 mod convert;
 mod db;
 mod dbonly;
+mod grpc;
 mod html;
 mod inspect;
 mod metrics;
@@ -20,6 +21,7 @@ mod metrics_live;
 mod nobuildinfo;
 mod offsets;
 mod patches;
+mod realprograms;
 mod record;
 mod summary;
 mod synth;
@@ -34,6 +36,8 @@ pub struct Running {
     pub child: Child,
     stdout: mpsc::Receiver<String>,
     pub stderr: std::sync::Arc<std::sync::Mutex<String>>,
+    /// The stderr reader, done when goprobe closed stderr (exited).
+    stderr_done: Option<std::thread::JoinHandle<()>>,
 }
 
 /// Start `goprobe ARGS` (or `sh -c` a pipeline when `shell` is set) and wait
@@ -58,7 +62,7 @@ pub fn start(args: &[&str]) -> Running {
     let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
     let (ready_tx, ready) = mpsc::channel();
     let sink = std::sync::Arc::clone(&stderr);
-    std::thread::spawn(move || {
+    let stderr_done = std::thread::spawn(move || {
         for line in BufReader::new(err).lines().map_while(Result::ok) {
             if line.contains("attached") {
                 let _ = ready_tx.send(());
@@ -76,6 +80,7 @@ pub fn start(args: &[&str]) -> Running {
         child,
         stdout,
         stderr,
+        stderr_done: Some(stderr_done),
     }
 }
 
@@ -93,7 +98,10 @@ impl Running {
             .stdout
             .recv_timeout(Duration::from_secs(30))
             .expect("stdout");
-        std::thread::sleep(Duration::from_millis(50));
+        // The last lines (the summary) are read once stderr closes.
+        if let Some(t) = self.stderr_done.take() {
+            let _ = t.join();
+        }
         let err = self.stderr.lock().expect("lock").clone();
         (status.code().unwrap_or(-1), out, err)
     }
