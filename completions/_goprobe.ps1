@@ -58,8 +58,8 @@ Register-ArgumentCompleter -Native -CommandName 'goprobe' -ScriptBlock {
             break
         }
         'goprobe;attach' {
-            [CompletionResult]::new('--pid', '--pid', [CompletionResultType]::ParameterName, 'Trace only this process')
-            [CompletionResult]::new('--probes', '--probes', [CompletionResultType]::ParameterName, 'Comma-separated probes to attach, from the probe catalog: http.server, http.client, db.sql, go.panic, go.spawn (goroutine creation, so calls made on goroutines a handler starts join its trace), or `all`. Probes the binary cannot support (e.g. db.sql without database/sql) are skipped with a note on stderr; `goprobe inspect` says why')
+            [CompletionResult]::new('--pid', '--pid', [CompletionResultType]::ParameterName, 'Trace this process; repeat for several (e.g. a client and its server)')
+            [CompletionResult]::new('--probes', '--probes', [CompletionResultType]::ParameterName, 'Comma-separated probes to attach, from the probe catalog: http.server, http.client, grpc.server, grpc.client, db.sql, go.panic, go.spawn (goroutine creation, so calls made on goroutines a handler starts join its trace), or `all`. Probes the binary cannot support (e.g. db.sql without database/sql) are skipped with a note on stderr; `goprobe inspect` says why')
             [CompletionResult]::new('--offsets', '--offsets', [CompletionResultType]::ParameterName, 'Field offsets as NDJSON from `goprobe offsets --json` (`-` for stdin); default: read them from the binary''s DWARF, else the offsets table')
             [CompletionResult]::new('--duration', '--duration', [CompletionResultType]::ParameterName, 'Stop after this long (e.g. 500ms, 30s, 5m); default: until Ctrl-C, SIGTERM, or the traced process exits')
             [CompletionResult]::new('--strict-offsets', '--strict-offsets', [CompletionResultType]::ParameterName, 'Refuse a probe whose offsets only the offsets table knows for this binary''s Go patch release, which the table was not generated from (by default the minor release''s layouts are used, with a note)')
@@ -69,8 +69,8 @@ Register-ArgumentCompleter -Native -CommandName 'goprobe' -ScriptBlock {
             break
         }
         'goprobe;record' {
-            [CompletionResult]::new('--pid', '--pid', [CompletionResultType]::ParameterName, 'Trace only this process')
-            [CompletionResult]::new('--probes', '--probes', [CompletionResultType]::ParameterName, 'Comma-separated probes to attach, from the probe catalog: http.server, http.client, db.sql, go.panic, go.spawn (goroutine creation, so calls made on goroutines a handler starts join its trace), or `all`. Probes the binary cannot support (e.g. db.sql without database/sql) are skipped with a note on stderr; `goprobe inspect` says why')
+            [CompletionResult]::new('--pid', '--pid', [CompletionResultType]::ParameterName, 'Trace this process; repeat for several (e.g. a client and its server)')
+            [CompletionResult]::new('--probes', '--probes', [CompletionResultType]::ParameterName, 'Comma-separated probes to attach, from the probe catalog: http.server, http.client, grpc.server, grpc.client, db.sql, go.panic, go.spawn (goroutine creation, so calls made on goroutines a handler starts join its trace), or `all`. Probes the binary cannot support (e.g. db.sql without database/sql) are skipped with a note on stderr; `goprobe inspect` says why')
             [CompletionResult]::new('--offsets', '--offsets', [CompletionResultType]::ParameterName, 'Field offsets as NDJSON from `goprobe offsets --json` (`-` for stdin); default: read them from the binary''s DWARF, else the offsets table')
             [CompletionResult]::new('--duration', '--duration', [CompletionResultType]::ParameterName, 'Stop after this long (e.g. 500ms, 30s, 5m); default: until Ctrl-C, SIGTERM, or the traced process exits')
             [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'Stop after writing this many spans')

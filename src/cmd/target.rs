@@ -23,8 +23,9 @@ pub struct TargetArgs {
     #[arg(long = "pid", value_name = "N")]
     pub pids: Vec<u32>,
     /// Comma-separated probes to attach, from the probe catalog: http.server,
-    /// http.client, db.sql, go.panic, go.spawn (goroutine creation, so calls
-    /// made on goroutines a handler starts join its trace), or `all`. Probes
+    /// http.client, grpc.server, grpc.client, db.sql, go.panic, go.spawn
+    /// (goroutine creation, so calls made on goroutines a handler starts
+    /// join its trace), or `all`. Probes
     /// the binary cannot support (e.g. db.sql without database/sql) are
     /// skipped with a note on stderr; `goprobe inspect` says why.
     #[arg(long, value_name = "LIST", default_value = attach::DEFAULT_PROBES)]
@@ -81,7 +82,11 @@ impl TargetArgs {
                 .pids
                 .iter()
                 .map(|&pid| crate::gobin::GoBinary::open_pid(pid))
-                .chain(self.binaries.iter().map(|p| crate::gobin::GoBinary::open(p)));
+                .chain(
+                    self.binaries
+                        .iter()
+                        .map(|p| crate::gobin::GoBinary::open(p)),
+                );
             let mut refusals = Vec::new();
             for bin in bins {
                 let (notes, refused) =
@@ -92,8 +97,13 @@ impl TargetArgs {
                 refusals.extend(refused);
             }
             if !refusals.is_empty() {
-                anyhow::bail!("{}", refusals.join("
-goprobe: "));
+                anyhow::bail!(
+                    "{}",
+                    refusals.join(
+                        "
+goprobe: "
+                    )
+                );
             }
         }
         let targets = self
