@@ -286,7 +286,7 @@ fn grpc_self_every_version() {
             let port = p.first.rsplit(':').next().unwrap();
             let mine: Vec<Value> = spans
                 .iter()
-                .filter(|x| x["resource"]["process.pid"].to_string() == p.pid())
+                .filter(|x| x["resource"]["process.pid"].as_u64() == Some(u64::from(p.child.id())))
                 .cloned()
                 .collect();
             check_greeter(label, &mine, true, true, port);
