@@ -121,7 +121,7 @@ _goprobe() {
             return 0
             ;;
         goprobe__subcmd__attach)
-            opts="-h --pid --probes --offsets --strict-offsets --duration --baseline-empty --help"
+            opts="-h --pid --probes --offsets --strict-offsets --duration --ring-buffer-size --baseline-empty --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -140,6 +140,10 @@ _goprobe() {
                     return 0
                     ;;
                 --duration)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ring-buffer-size)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -619,7 +623,7 @@ _goprobe() {
             return 0
             ;;
         goprobe__subcmd__record)
-            opts="-o -h --pid --probes --offsets --strict-offsets --duration --limit --output --summary --help"
+            opts="-o -h --pid --probes --offsets --strict-offsets --duration --ring-buffer-size --limit --output --append --raw-queries --summary --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -638,6 +642,10 @@ _goprobe() {
                     return 0
                     ;;
                 --duration)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ring-buffer-size)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

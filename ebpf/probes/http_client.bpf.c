@@ -3,10 +3,12 @@
  * outgoing HTTP calls through net/http.(*Transport).roundTrip, or through
  * golang.org/x/net/http2's own Transport (RoundTripOpt), timed from entry
  * to return (every RET; see http_server.bpf.c for why), with method, URL,
- * the Host header, status, protocol and whether an error came back. A
- * round trip inside another on the same goroutine (net/http handing an
- * HTTP/2 request to x/net's transport, ConfigureTransport) is the same
- * call: counted in `depth`, not a second event.
+ * the Host header, status, protocol, and the error that came back: its
+ * dynamic type and the first words of its value (user space names the type
+ * and, where Go's text follows exactly from them, the message). A round
+ * trip inside another on the same goroutine (net/http handing an HTTP/2
+ * request to x/net's transport, ConfigureTransport) is the same call:
+ * counted in `depth`, not a second event.
  *
  * The connection the request went out on is read where each transport
  * picks it, on the same goroutine (http_client_conn): net/http's
@@ -26,6 +28,7 @@
 
 /* gp_client_event.flags beyond GP_FLAG_* (src/probes/http_client.rs) */
 #define GP_FLAG_NO_RESPONSE (1 << 8) /* no *Response to read a status from */
+#define GP_FLAG_USERINFO (1 << 9)    /* URL.User is set: the URL carries credentials */
 
 /* gp_hook.flags of http_client_conn hooks (catalog `flags`): where the
  * receiver keeps its net.Conn. */
@@ -36,6 +39,7 @@
 #define GP_METHOD_MAX 16
 #define GP_SHORT_MAX 64
 #define GP_LONG_MAX 256
+#define GP_ERROR_TEXT_MAX 128
 
 /* One completed call; the in-flight map holds the same struct between
  * entry and return. */
@@ -70,8 +74,14 @@ struct gp_client_event {
 	char request_host[GP_SHORT_MAX];  /* Request.Host (the Host header, when set) */
 	char path[GP_LONG_MAX];
 	char query[GP_LONG_MAX];
+	__u64 error_type;             /* the error's dynamic type (runtime address), 0 without one */
+	__u64 error_data;             /* its data word */
+	__u64 error_word[4];          /* 32 bytes at error_data (when readable) */
+	__u32 error_text_len;         /* error_word[1] when error_word[0] looks like a string's data */
+	__u32 _pad1;
+	char error_text[GP_ERROR_TEXT_MAX]; /* bytes at error_word[0] */
 };
-_Static_assert(sizeof(struct gp_client_event) == 920, "gp_client_event layout (src/probes/http_client.rs)");
+_Static_assert(sizeof(struct gp_client_event) == 1104, "gp_client_event layout (src/probes/http_client.rs)");
 
 /* Half the server's: a service rarely has more calls out than requests in. */
 struct {
@@ -133,6 +143,9 @@ int http_client_entry(void *ctx)
 	clear_tcpaddr(&ev->tcp_peer);
 	clear_tcpaddr(&ev->tls_local);
 	clear_tcpaddr(&ev->tls_peer);
+	ev->error_type = 0;
+	ev->error_data = 0;
+	ev->error_text_len = 0;
 	__u64 id = bpf_get_current_pid_tgid();
 	ev->pid = id >> 32;
 	ev->tid = (__u32)id;
@@ -150,6 +163,14 @@ int http_client_entry(void *ctx)
 		bad |= READ_GO_STRING(ev, url + off(cfg, GP_F_URL_Host), host, host_len);
 		bad |= READ_GO_STRING(ev, url + off(cfg, GP_F_URL_Path), path, path_len);
 		bad |= READ_GO_STRING(ev, url + off(cfg, GP_F_URL_RawQuery), query, query_len);
+		/* url.full says REDACTED:REDACTED@ for credentials, never them. */
+		if (off(cfg, GP_F_URL_User) != GP_NO_OFFSET) {
+			__u64 user = 0;
+			if (read_u64(&user, url + off(cfg, GP_F_URL_User)))
+				bad = 1;
+			else if (user)
+				ev->flags |= GP_FLAG_USERINFO;
+		}
 	}
 	if (bad) {
 		ev->flags |= GP_FLAG_READ_FAILED;
@@ -179,8 +200,13 @@ int http_client_return(void *ctx)
 		return 0;
 	}
 	__u64 resp = slot(ctx, h, 1);
-	if (slot(ctx, h, 2))
+	__u64 itab = slot(ctx, h, 2);
+	if (itab) {
 		ev->flags |= GP_FLAG_ERROR;
+		ev->error_type = itab_type(itab);
+		ev->error_data = slot(ctx, h, 3);
+		capture_value(ev->error_data, ev->error_word, ev->error_text, &ev->error_text_len);
+	}
 	if (resp) {
 		__s64 code = 0;
 		if (bpf_probe_read_user(&code, sizeof(code), (void *)(resp + off(cfg, GP_F_Response_StatusCode)))) {

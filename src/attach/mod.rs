@@ -96,6 +96,8 @@ pub struct Request {
     pub duration: Option<Duration>,
     /// Attach do-nothing programs instead (benchmark baseline).
     pub baseline_empty: bool,
+    /// Every family's ring buffer size in bytes, instead of its default.
+    pub ring_buffer_bytes: Option<u32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -106,21 +108,55 @@ pub enum RunError {
     Attach(#[from] AttachError),
     #[error(transparent)]
     Stream(#[from] StreamError),
+    #[error(transparent)]
+    Privileges(#[from] crate::privileges::PrivilegeError),
+}
+
+/// A stream that ended, its probes still attached: the caller finishes its
+/// output first (so that the end of a recording is not delayed by the
+/// kernel's detaching), then detaches them, or drops this.
+pub struct Ended {
+    pub summary: StreamSummary,
+    sessions: Vec<Session>,
+}
+
+impl Ended {
+    /// Detach the probes of every target; how long it took.
+    pub fn detach(mut self) -> Duration {
+        self.sessions.iter_mut().map(Session::detach).sum()
+    }
 }
 
 /// Open the targets, attach, stream lines into `sink` until `stop` is set
-/// (the command sets it on Ctrl-C or SIGTERM), the duration passes, or
-/// every process traced by pid has exited. `warn` gets human-readable notes
-/// (skipped probes, system warnings, a target that could not be attached:
-/// the others still are) and `on_attached` the number of uprobes once they
-/// are live. An error when no target could be attached.
+/// (the command sets it on Ctrl-C or SIGTERM, and makes `wake` readable),
+/// the duration passes, or every process traced by pid has exited. `warn`
+/// gets human-readable notes (skipped probes, system warnings, a target
+/// that could not be attached: the others still are) and `on_attached` the
+/// number of uprobes once they are live. An error when no target could be
+/// attached.
 pub fn run(
     req: &Request,
     stop: &std::sync::atomic::AtomicBool,
+    wake: Option<std::os::fd::BorrowedFd<'_>>,
     warn: &mut dyn FnMut(&str),
     on_attached: &mut dyn FnMut(usize),
     sink: impl FnMut(&Line) -> std::io::Result<()>,
-) -> Result<StreamSummary, RunError> {
+) -> Result<Ended, RunError> {
+    // Before anything else: a missing privilege is one line naming it.
+    let pids: Vec<u32> = req
+        .targets
+        .iter()
+        .filter_map(|t| match t {
+            TargetSpec::Pid(p) => Some(*p),
+            TargetSpec::Binary(_) => None,
+        })
+        .collect();
+    if pids.is_empty() {
+        crate::privileges::check_attach(None)?;
+    }
+    for &p in &pids {
+        crate::privileges::check_attach(Some(p))?;
+    }
     if req.targets.is_empty() {
         return Err(AttachError::NothingToAttach("give a binary path or --pid".into()).into());
     }
@@ -146,16 +182,9 @@ pub fn run(
         );
     }
     on_attached(sessions.iter().map(|(s, _)| s.links).sum());
-    let pids: Vec<u32> = req
-        .targets
-        .iter()
-        .filter_map(|t| match t {
-            TargetSpec::Pid(p) => Some(*p),
-            TargetSpec::Binary(_) => None,
-        })
-        .collect();
     let when = StopWhen {
         signal: stop,
+        wake,
         duration: req.duration,
         // Attached by binary too: then the binary's processes come and go.
         pids: if pids.len() == req.targets.len() {
@@ -164,7 +193,11 @@ pub fn run(
             Vec::new()
         },
     };
-    Ok(stream(&mut sessions, &when, sink)?)
+    let summary = stream(&mut sessions, &when, sink)?;
+    Ok(Ended {
+        summary,
+        sessions: sessions.into_iter().map(|(s, _)| s).collect(),
+    })
 }
 
 fn describe(t: &TargetSpec) -> String {
@@ -199,7 +232,8 @@ fn start_one(
             Some(_) => {}
         }
     }
-    let plan = Plan::new(&bin, pid, &req.probes, req.offsets.clone())?;
+    let mut plan = Plan::new(&bin, pid, &req.probes, req.offsets.clone())?;
+    plan.ring_buffer_bytes = req.ring_buffer_bytes;
     let prefix = if req.targets.len() > 1 {
         format!("{}: ", describe(t))
     } else {

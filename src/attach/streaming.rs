@@ -10,10 +10,23 @@ use crate::bpf::BpfError;
 use crate::clock::WallOffset;
 use crate::stream::{Line, RawEvent, TargetInfo};
 
+/// How long the stream may wait for events before it looks at its stop
+/// conditions again; the ring buffers' own wake-ups are batched, so this
+/// also bounds how stale a quiet stream can be, and how many events are
+/// still to be written when the recording ends (with 100 ms, a busy
+/// recording ended 150 ms after its deadline on a loaded machine: the last
+/// batch and the ordering slack were written after it). A wake-up costs
+/// a few microseconds.
+const POLL: Duration = Duration::from_millis(25);
+
 /// When a stream stops.
 pub struct StopWhen<'a> {
     /// Set by the Ctrl-C/SIGTERM handler.
     pub signal: &'a std::sync::atomic::AtomicBool,
+    /// Readable once `signal` is set (the handler's self-pipe), so that the
+    /// wait for events ends at once.
+    pub wake: Option<std::os::fd::BorrowedFd<'a>>,
+    /// Counted from the start of the stream (probes attached).
     pub duration: Option<Duration>,
     /// Stop when all these processes have exited (attach by pid).
     pub pids: Vec<u32>,
@@ -27,8 +40,6 @@ pub struct StreamSummary {
     pub reason: &'static str,
 }
 
-/// How long the sessions wait for events in one round, in all.
-const ROUND: Duration = Duration::from_millis(100);
 /// A `tick` line goes out at least this often, so a reader holding spans
 /// for a while (to link them across processes) can let them go when the
 /// traced programs fall quiet.
@@ -45,6 +56,19 @@ pub fn stream(
 ) -> Result<StreamSummary, StreamError> {
     use std::sync::atomic::Ordering;
     let started = std::time::Instant::now();
+    let deadline = stop.duration.map(|d| started + d);
+    // The targets' exits wake the waits too (a pidfd is readable once the
+    // process is gone); without one it is noticed at the next poll.
+    let pidfds: Vec<std::os::fd::OwnedFd> =
+        stop.pids.iter().filter_map(|&p| pidfd_open(p)).collect();
+    for (s, _) in sessions.iter() {
+        if let Some(fd) = stop.wake {
+            s.wake_on(fd)?;
+        }
+        for fd in &pidfds {
+            s.wake_on(std::os::fd::AsFd::as_fd(fd))?;
+        }
+    }
     let mut seen_pids = std::collections::BTreeSet::new();
     for (_, target) in sessions.iter() {
         sink(&Line::Target(target.clone()))?;
@@ -57,11 +81,11 @@ pub fn stream(
     // Events of one round, with the index of their session.
     let mut pending: Vec<(usize, RawEvent)> = Vec::new();
     let mut last_tick = std::time::Instant::now();
-    let each = ROUND / u32::try_from(sessions.len().max(1)).unwrap_or(1);
+    let n_sessions = u32::try_from(sessions.len().max(1)).unwrap_or(1);
     let reason = loop {
         let reason = if stop.signal.load(Ordering::Relaxed) {
             Some("interrupted")
-        } else if stop.duration.is_some_and(|d| started.elapsed() >= d) {
+        } else if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
             Some("duration elapsed")
         } else if !stop.pids.is_empty() && stop.pids.iter().all(|p| !process_alive(*p)) {
             Some(if stop.pids.len() == 1 {
@@ -77,6 +101,11 @@ pub fn stream(
                 s.drain(|e| pending.push((i, e)));
             }
         } else {
+            let left = deadline.map_or(POLL, |d| {
+                d.saturating_duration_since(std::time::Instant::now())
+            });
+            // The round's wait shared among the sessions.
+            let each = left.min(POLL) / n_sessions;
             for (s, _) in sessions.iter() {
                 s.wait(each)?;
             }
@@ -135,6 +164,16 @@ pub fn stream(
     }
     summary.lost = lost;
     Ok(summary)
+}
+
+/// A pidfd for `pid` (Linux 5.3+), readable once the process exits.
+fn pidfd_open(pid: u32) -> Option<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    let fd = i32::try_from(fd).ok().filter(|fd| *fd >= 0)?;
+    // SAFETY: fd is a new descriptor that nothing else owns.
+    Some(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
 }
 
 #[derive(Debug, thiserror::Error)]

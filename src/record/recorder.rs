@@ -54,7 +54,8 @@ pub struct RecordStats {
     pub db: u64,
     /// Every panic seen (`exception` events), recovered or not.
     pub panics: u64,
-    pub lost: u64,
+    /// Losses by reason, as the stream's `lost` lines counted them.
+    pub lost: crate::loss::Losses,
     /// Server spans made children of the client span that caused them.
     pub linked: u64,
     /// Server spans more than one client span could have caused (not linked).
@@ -103,6 +104,8 @@ pub struct Recorder {
     newest_ns: u64,
     events_since_expire: u32,
     links: Links,
+    /// What spans leave out (secrets).
+    pub policy: crate::redact::Policy,
     pub stats: RecordStats,
 }
 
@@ -130,6 +133,7 @@ impl Recorder {
             newest_ns: 0,
             events_since_expire: 0,
             links: Links::default(),
+            policy: crate::redact::Policy::default(),
             stats: RecordStats::default(),
         }
     }
@@ -150,7 +154,7 @@ impl Recorder {
                 realtime_minus_monotonic_ns,
                 ..
             } => self.offset = Some(i128::from(realtime_minus_monotonic_ns)),
-            Line::Lost { count, .. } => self.stats.lost += count,
+            Line::Lost { reason, count, .. } => self.stats.lost.add(&reason, count),
             Line::Tick { monotonic_ns } => {
                 self.newest_ns = self.newest_ns.max(monotonic_ns);
                 self.release(Some(self.newest_ns), out);
@@ -396,7 +400,8 @@ impl Recorder {
         out.push(span);
     }
 
-    fn span_of(&mut self, p: SpanParts, pid: u32, events: Vec<Event>) -> Span {
+    fn span_of(&mut self, mut p: SpanParts, pid: u32, events: Vec<Event>) -> Span {
+        crate::redact::scrub(&mut p.attributes, self.policy);
         Span {
             trace_id: NO_TRACE,
             span_id: new_span_id(),
@@ -419,6 +424,11 @@ impl Recorder {
             time_unix_nano: self.wall(p.time_ns),
             attributes: p.attributes,
         }
+    }
+
+    /// Wall-clock time of a CLOCK_MONOTONIC stamp, by the stream's clock line.
+    pub fn wall_time(&mut self, mono: u64) -> u64 {
+        self.wall(mono)
     }
 
     fn wall(&mut self, mono: u64) -> u64 {
