@@ -30,6 +30,8 @@ Register-ArgumentCompleter -Native -CommandName 'goprobe' -ScriptBlock {
             [CompletionResult]::new('attach', 'attach', [CompletionResultType]::ParameterValue, 'Attach eBPF probes to a Go binary or process and stream completed calls as NDJSON')
             [CompletionResult]::new('record', 'record', [CompletionResultType]::ParameterValue, 'Record spans (NDJSON, goprobe''s span schema) from a Go binary, a process, or attach''s output on stdin')
             [CompletionResult]::new('convert', 'convert', [CompletionResultType]::ParameterValue, 'Convert span NDJSON into OTLP, pprof, flame graphs, Chrome traces, text, metrics, a summary or an HTML waterfall')
+            [CompletionResult]::new('heap', 'heap', [CompletionResultType]::ParameterValue, 'A running Go program''s own heap profile, read from outside, as pprof or NDJSON')
+            [CompletionResult]::new('goroutines', 'goroutines', [CompletionResultType]::ParameterValue, 'Every goroutine of a running Go program with its state and stack: NDJSON, pprof or Go''s dump text')
             [CompletionResult]::new('offsets-table', 'offsets-table', [CompletionResultType]::ParameterValue, 'Maintainer tool behind scripts/gen-offsets-table.sh')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -105,6 +107,29 @@ Register-ArgumentCompleter -Native -CommandName 'goprobe' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
         }
+        'goprobe;heap' {
+            [CompletionResult]::new('--pid', '--pid', [CompletionResultType]::ParameterName, 'The process to read')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Where to write (`-`: stdout)')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Where to write (`-`: stdout)')
+            [CompletionResult]::new('--freeze-hold', '--freeze-hold', [CompletionResultType]::ParameterName, 'Keep a frozen process stopped this much longer (tests, demos)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'NDJSON instead of pprof: a `snapshot` line, then one `heap_sample` per allocation site (sampled and scaled counts, stack)')
+            [CompletionResult]::new('--freeze', '--freeze', [CompletionResultType]::ParameterName, 'Stop the process (every thread, with ptrace) for the length of the read, for an exact picture; how long it was stopped goes to stderr')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'goprobe;goroutines' {
+            [CompletionResult]::new('--pid', '--pid', [CompletionResultType]::ParameterName, 'The process to read')
+            [CompletionResult]::new('--to', '--to', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Where to write (`-`: stdout)')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Where to write (`-`: stdout)')
+            [CompletionResult]::new('--freeze-hold', '--freeze-hold', [CompletionResultType]::ParameterName, 'Keep a frozen process stopped this much longer (tests, demos)')
+            [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Keep runtime-internal goroutines and frames in text and pprof (like GOTRACEBACK=system)')
+            [CompletionResult]::new('--freeze', '--freeze', [CompletionResultType]::ParameterName, 'Stop the process (every thread, with ptrace) for the length of the read, for an exact picture; how long it was stopped goes to stderr')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
         'goprobe;offsets-table' {
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
@@ -172,6 +197,8 @@ Register-ArgumentCompleter -Native -CommandName 'goprobe' -ScriptBlock {
             [CompletionResult]::new('attach', 'attach', [CompletionResultType]::ParameterValue, 'Attach eBPF probes to a Go binary or process and stream completed calls as NDJSON')
             [CompletionResult]::new('record', 'record', [CompletionResultType]::ParameterValue, 'Record spans (NDJSON, goprobe''s span schema) from a Go binary, a process, or attach''s output on stdin')
             [CompletionResult]::new('convert', 'convert', [CompletionResultType]::ParameterValue, 'Convert span NDJSON into OTLP, pprof, flame graphs, Chrome traces, text, metrics, a summary or an HTML waterfall')
+            [CompletionResult]::new('heap', 'heap', [CompletionResultType]::ParameterValue, 'A running Go program''s own heap profile, read from outside, as pprof or NDJSON')
+            [CompletionResult]::new('goroutines', 'goroutines', [CompletionResultType]::ParameterValue, 'Every goroutine of a running Go program with its state and stack: NDJSON, pprof or Go''s dump text')
             [CompletionResult]::new('offsets-table', 'offsets-table', [CompletionResultType]::ParameterValue, 'Maintainer tool behind scripts/gen-offsets-table.sh')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -189,6 +216,12 @@ Register-ArgumentCompleter -Native -CommandName 'goprobe' -ScriptBlock {
             break
         }
         'goprobe;help;convert' {
+            break
+        }
+        'goprobe;help;heap' {
+            break
+        }
+        'goprobe;help;goroutines' {
             break
         }
         'goprobe;help;offsets-table' {

@@ -27,6 +27,8 @@ set edit:completion:arg-completer[goprobe] = {|@words|
             cand attach 'Attach eBPF probes to a Go binary or process and stream completed calls as NDJSON'
             cand record 'Record spans (NDJSON, goprobe''s span schema) from a Go binary, a process, or attach''s output on stdin'
             cand convert 'Convert span NDJSON into OTLP, pprof, flame graphs, Chrome traces, text, metrics, a summary or an HTML waterfall'
+            cand heap 'A running Go program''s own heap profile, read from outside, as pprof or NDJSON'
+            cand goroutines 'Every goroutine of a running Go program with its state and stack: NDJSON, pprof or Go''s dump text'
             cand offsets-table 'Maintainer tool behind scripts/gen-offsets-table.sh'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -96,6 +98,27 @@ set edit:completion:arg-completer[goprobe] = {|@words|
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
+        &'goprobe;heap'= {
+            cand --pid 'The process to read'
+            cand -o 'Where to write (`-`: stdout)'
+            cand --output 'Where to write (`-`: stdout)'
+            cand --freeze-hold 'Keep a frozen process stopped this much longer (tests, demos)'
+            cand --json 'NDJSON instead of pprof: a `snapshot` line, then one `heap_sample` per allocation site (sampled and scaled counts, stack)'
+            cand --freeze 'Stop the process (every thread, with ptrace) for the length of the read, for an exact picture; how long it was stopped goes to stderr'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'goprobe;goroutines'= {
+            cand --pid 'The process to read'
+            cand --to 'Output format'
+            cand -o 'Where to write (`-`: stdout)'
+            cand --output 'Where to write (`-`: stdout)'
+            cand --freeze-hold 'Keep a frozen process stopped this much longer (tests, demos)'
+            cand --all 'Keep runtime-internal goroutines and frames in text and pprof (like GOTRACEBACK=system)'
+            cand --freeze 'Stop the process (every thread, with ptrace) for the length of the read, for an exact picture; how long it was stopped goes to stderr'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
         &'goprobe;offsets-table'= {
             cand -h 'Print help'
             cand --help 'Print help'
@@ -152,6 +175,8 @@ set edit:completion:arg-completer[goprobe] = {|@words|
             cand attach 'Attach eBPF probes to a Go binary or process and stream completed calls as NDJSON'
             cand record 'Record spans (NDJSON, goprobe''s span schema) from a Go binary, a process, or attach''s output on stdin'
             cand convert 'Convert span NDJSON into OTLP, pprof, flame graphs, Chrome traces, text, metrics, a summary or an HTML waterfall'
+            cand heap 'A running Go program''s own heap profile, read from outside, as pprof or NDJSON'
+            cand goroutines 'Every goroutine of a running Go program with its state and stack: NDJSON, pprof or Go''s dump text'
             cand offsets-table 'Maintainer tool behind scripts/gen-offsets-table.sh'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -164,6 +189,10 @@ set edit:completion:arg-completer[goprobe] = {|@words|
         &'goprobe;help;record'= {
         }
         &'goprobe;help;convert'= {
+        }
+        &'goprobe;help;heap'= {
+        }
+        &'goprobe;help;goroutines'= {
         }
         &'goprobe;help;offsets-table'= {
             cand entry 'Print one table entry (JSON) read from a binary''s DWARF: every catalog field it has'

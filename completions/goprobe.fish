@@ -31,6 +31,8 @@ complete -c goprobe -n "__fish_goprobe_needs_command" -f -a "offsets" -d 'Struct
 complete -c goprobe -n "__fish_goprobe_needs_command" -f -a "attach" -d 'Attach eBPF probes to a Go binary or process and stream completed calls as NDJSON'
 complete -c goprobe -n "__fish_goprobe_needs_command" -f -a "record" -d 'Record spans (NDJSON, goprobe\'s span schema) from a Go binary, a process, or attach\'s output on stdin'
 complete -c goprobe -n "__fish_goprobe_needs_command" -f -a "convert" -d 'Convert span NDJSON into OTLP, pprof, flame graphs, Chrome traces, text, metrics, a summary or an HTML waterfall'
+complete -c goprobe -n "__fish_goprobe_needs_command" -f -a "heap" -d 'A running Go program\'s own heap profile, read from outside, as pprof or NDJSON'
+complete -c goprobe -n "__fish_goprobe_needs_command" -f -a "goroutines" -d 'Every goroutine of a running Go program with its state and stack: NDJSON, pprof or Go\'s dump text'
 complete -c goprobe -n "__fish_goprobe_needs_command" -f -a "offsets-table" -d 'Maintainer tool behind scripts/gen-offsets-table.sh'
 complete -c goprobe -n "__fish_goprobe_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c goprobe -n "__fish_goprobe_using_subcommand inspect" -l pid -d 'Inspect the executable of a running process (/proc/N/exe); the report carries the pid' -r
@@ -93,6 +95,21 @@ complete -c goprobe -n "__fish_goprobe_using_subcommand convert" -l slowest -d '
 complete -c goprobe -n "__fish_goprobe_using_subcommand convert" -l skip-invalid -d 'Skip malformed lines (counted on stderr) instead of stopping at the first'
 complete -c goprobe -n "__fish_goprobe_using_subcommand convert" -l json -d 'summary: JSON instead of the table'
 complete -c goprobe -n "__fish_goprobe_using_subcommand convert" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c goprobe -n "__fish_goprobe_using_subcommand heap" -l pid -d 'The process to read' -r
+complete -c goprobe -n "__fish_goprobe_using_subcommand heap" -s o -l output -d 'Where to write (`-`: stdout)' -r -F
+complete -c goprobe -n "__fish_goprobe_using_subcommand heap" -l freeze-hold -d 'Keep a frozen process stopped this much longer (tests, demos)' -r
+complete -c goprobe -n "__fish_goprobe_using_subcommand heap" -l json -d 'NDJSON instead of pprof: a `snapshot` line, then one `heap_sample` per allocation site (sampled and scaled counts, stack)'
+complete -c goprobe -n "__fish_goprobe_using_subcommand heap" -l freeze -d 'Stop the process (every thread, with ptrace) for the length of the read, for an exact picture; how long it was stopped goes to stderr'
+complete -c goprobe -n "__fish_goprobe_using_subcommand heap" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c goprobe -n "__fish_goprobe_using_subcommand goroutines" -l pid -d 'The process to read' -r
+complete -c goprobe -n "__fish_goprobe_using_subcommand goroutines" -l to -d 'Output format' -r -f -a "ndjson\t'A `snapshot` line, then one `goroutine` object per line'
+pprof\t'A gzipped pprof goroutine profile (counts by stack, like /debug/pprof/goroutine)'
+text\t'Go\'s own dump format (/debug/pprof/goroutine?debug=2)'"
+complete -c goprobe -n "__fish_goprobe_using_subcommand goroutines" -s o -l output -d 'Where to write (`-`: stdout)' -r -F
+complete -c goprobe -n "__fish_goprobe_using_subcommand goroutines" -l freeze-hold -d 'Keep a frozen process stopped this much longer (tests, demos)' -r
+complete -c goprobe -n "__fish_goprobe_using_subcommand goroutines" -l all -d 'Keep runtime-internal goroutines and frames in text and pprof (like GOTRACEBACK=system)'
+complete -c goprobe -n "__fish_goprobe_using_subcommand goroutines" -l freeze -d 'Stop the process (every thread, with ptrace) for the length of the read, for an exact picture; how long it was stopped goes to stderr'
+complete -c goprobe -n "__fish_goprobe_using_subcommand goroutines" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c goprobe -n "__fish_goprobe_using_subcommand offsets-table; and not __fish_seen_subcommand_from entry build merge check help" -s h -l help -d 'Print help'
 complete -c goprobe -n "__fish_goprobe_using_subcommand offsets-table; and not __fish_seen_subcommand_from entry build merge check help" -f -a "entry" -d 'Print one table entry (JSON) read from a binary\'s DWARF: every catalog field it has'
 complete -c goprobe -n "__fish_goprobe_using_subcommand offsets-table; and not __fish_seen_subcommand_from entry build merge check help" -f -a "build" -d 'Write TABLE\'s standard-library layouts afresh from ENTRY files (its module layouts are kept); exit 1 if patch releases of a minor disagree'
@@ -116,13 +133,15 @@ complete -c goprobe -n "__fish_goprobe_using_subcommand offsets-table; and __fis
 complete -c goprobe -n "__fish_goprobe_using_subcommand offsets-table; and __fish_seen_subcommand_from help" -f -a "merge" -d 'Add ENTRY files to TABLE; exit 1 if one disagrees with its minor'
 complete -c goprobe -n "__fish_goprobe_using_subcommand offsets-table; and __fish_seen_subcommand_from help" -f -a "check" -d 'Exit 1 unless TABLE holds exactly these ENTRY files\' layouts'
 complete -c goprobe -n "__fish_goprobe_using_subcommand offsets-table; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c goprobe -n "__fish_goprobe_using_subcommand help; and not __fish_seen_subcommand_from inspect offsets attach record convert offsets-table help" -f -a "inspect" -d 'Show a Go binary\'s build info, ELF facts and function table'
-complete -c goprobe -n "__fish_goprobe_using_subcommand help; and not __fish_seen_subcommand_from inspect offsets attach record convert offsets-table help" -f -a "offsets" -d 'Struct-field offsets a probe needs (from DWARF, else the offsets table), or any field given'
-complete -c goprobe -n "__fish_goprobe_using_subcommand help; and not __fish_seen_subcommand_from inspect offsets attach record convert offsets-table help" -f -a "attach" -d 'Attach eBPF probes to a Go binary or process and stream completed calls as NDJSON'
-complete -c goprobe -n "__fish_goprobe_using_subcommand help; and not __fish_seen_subcommand_from inspect offsets attach record convert offsets-table help" -f -a "record" -d 'Record spans (NDJSON, goprobe\'s span schema) from a Go binary, a process, or attach\'s output on stdin'
-complete -c goprobe -n "__fish_goprobe_using_subcommand help; and not __fish_seen_subcommand_from inspect offsets attach record convert offsets-table help" -f -a "convert" -d 'Convert span NDJSON into OTLP, pprof, flame graphs, Chrome traces, text, metrics, a summary or an HTML waterfall'
-complete -c goprobe -n "__fish_goprobe_using_subcommand help; and not __fish_seen_subcommand_from inspect offsets attach record convert offsets-table help" -f -a "offsets-table" -d 'Maintainer tool behind scripts/gen-offsets-table.sh'
-complete -c goprobe -n "__fish_goprobe_using_subcommand help; and not __fish_seen_subcommand_from inspect offsets attach record convert offsets-table help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c goprobe -n "__fish_goprobe_using_subcommand help; and not __fish_seen_subcommand_from inspect offsets attach record convert heap goroutines offsets-table help" -f -a "inspect" -d 'Show a Go binary\'s build info, ELF facts and function table'
+complete -c goprobe -n "__fish_goprobe_using_subcommand help; and not __fish_seen_subcommand_from inspect offsets attach record convert heap goroutines offsets-table help" -f -a "offsets" -d 'Struct-field offsets a probe needs (from DWARF, else the offsets table), or any field given'
+complete -c goprobe -n "__fish_goprobe_using_subcommand help; and not __fish_seen_subcommand_from inspect offsets attach record convert heap goroutines offsets-table help" -f -a "attach" -d 'Attach eBPF probes to a Go binary or process and stream completed calls as NDJSON'
+complete -c goprobe -n "__fish_goprobe_using_subcommand help; and not __fish_seen_subcommand_from inspect offsets attach record convert heap goroutines offsets-table help" -f -a "record" -d 'Record spans (NDJSON, goprobe\'s span schema) from a Go binary, a process, or attach\'s output on stdin'
+complete -c goprobe -n "__fish_goprobe_using_subcommand help; and not __fish_seen_subcommand_from inspect offsets attach record convert heap goroutines offsets-table help" -f -a "convert" -d 'Convert span NDJSON into OTLP, pprof, flame graphs, Chrome traces, text, metrics, a summary or an HTML waterfall'
+complete -c goprobe -n "__fish_goprobe_using_subcommand help; and not __fish_seen_subcommand_from inspect offsets attach record convert heap goroutines offsets-table help" -f -a "heap" -d 'A running Go program\'s own heap profile, read from outside, as pprof or NDJSON'
+complete -c goprobe -n "__fish_goprobe_using_subcommand help; and not __fish_seen_subcommand_from inspect offsets attach record convert heap goroutines offsets-table help" -f -a "goroutines" -d 'Every goroutine of a running Go program with its state and stack: NDJSON, pprof or Go\'s dump text'
+complete -c goprobe -n "__fish_goprobe_using_subcommand help; and not __fish_seen_subcommand_from inspect offsets attach record convert heap goroutines offsets-table help" -f -a "offsets-table" -d 'Maintainer tool behind scripts/gen-offsets-table.sh'
+complete -c goprobe -n "__fish_goprobe_using_subcommand help; and not __fish_seen_subcommand_from inspect offsets attach record convert heap goroutines offsets-table help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c goprobe -n "__fish_goprobe_using_subcommand help; and __fish_seen_subcommand_from offsets-table" -f -a "entry" -d 'Print one table entry (JSON) read from a binary\'s DWARF: every catalog field it has'
 complete -c goprobe -n "__fish_goprobe_using_subcommand help; and __fish_seen_subcommand_from offsets-table" -f -a "build" -d 'Write TABLE\'s standard-library layouts afresh from ENTRY files (its module layouts are kept); exit 1 if patch releases of a minor disagree'
 complete -c goprobe -n "__fish_goprobe_using_subcommand help; and __fish_seen_subcommand_from offsets-table" -f -a "merge" -d 'Add ENTRY files to TABLE; exit 1 if one disagrees with its minor'

@@ -40,7 +40,8 @@ packages=(
 # Installed without recommends: promtool is all the tests need, not the
 # node exporter and the rest Debian's prometheus package recommends.
 lean_packages=(
-  prometheus           # promtool check metrics, for convert --to metrics; the real-program linking test
+  prometheus           # promtool check metrics, for convert --to metrics; and /usr/bin/prometheus,
+                       # a Go server nobody here built (tests/goruntime_prometheus.rs, the linking test)
   etcd-server          # a real gRPC server (and gateway client) for the real-program tests
 )
 if [ "$mode" = --demo ]; then packages=("${demo_packages[@]}"); lean_packages=(); fi

@@ -11,6 +11,8 @@ use crate::exit::{EXIT_STATUS_HELP, Status};
 
 pub mod attach;
 pub mod convert;
+pub mod goroutines;
+pub mod heap;
 pub mod inspect;
 pub mod offsets;
 pub mod offsets_table;
@@ -44,6 +46,12 @@ pub enum Command {
     /// Convert span NDJSON into OTLP, pprof, flame graphs, Chrome traces, text, metrics, a summary or an HTML waterfall.
     #[command(after_long_help = EXIT_STATUS_HELP)]
     Convert(convert::Args),
+    /// A running Go program's own heap profile, read from outside, as pprof or NDJSON.
+    #[command(after_long_help = EXIT_STATUS_HELP, long_about = heap::LONG_ABOUT)]
+    Heap(heap::Args),
+    /// Every goroutine of a running Go program with its state and stack: NDJSON, pprof or Go's dump text.
+    #[command(after_long_help = EXIT_STATUS_HELP, long_about = goroutines::LONG_ABOUT)]
+    Goroutines(goroutines::Args),
     /// Maintainer tool behind scripts/gen-offsets-table.sh.
     #[command(hide = true, name = "offsets-table")]
     OffsetsTable(offsets_table::Args),
@@ -133,6 +141,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Attach(args) => attach::run(args),
         Command::Record(args) => record::run(args),
         Command::Convert(args) => convert::run(args),
+        Command::Heap(args) => heap::run(args),
+        Command::Goroutines(args) => goroutines::run(args),
         Command::OffsetsTable(args) => offsets_table::run(args),
     }
 }

@@ -15,16 +15,19 @@
 //! * [`GoBinary::vaddr_to_file_offset`]
 //! * [`types::TypeTable`] (runtime type descriptors -> `%T` names), [`types::load_bias`]
 //! * [`values::panic_message`] (captured panic values -> the message Go prints)
+//! * [`symbolize::Symbolizer`] (pc -> function, file, line, inlined frames included)
 
 mod buildinfo;
 mod elf;
 pub mod evidence;
+mod functab;
 #[doc(hidden)]
 pub mod fuzz;
 mod modinfo;
 mod moduledata;
 mod pclntab;
 mod read;
+pub mod symbolize;
 pub mod types;
 pub mod values;
 mod version;
@@ -437,6 +440,13 @@ impl GoBinary {
             .iter()
             .find(|f| f.name == name)
             .cloned())
+    }
+
+    /// Address of a symbol in `.symtab` (none in stripped binaries).
+    pub fn symbol(&self, name: &str) -> Option<u64> {
+        let file = object::File::parse(self.data()).ok()?;
+        let [addr] = elf::symbol_addresses(&file, [name]);
+        addr
     }
 
     /// File offset of a virtual address, through the `PT_LOAD` segments.

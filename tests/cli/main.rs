@@ -27,6 +27,7 @@ mod patches;
 mod privileges;
 mod realprograms;
 mod record;
+mod runtime_state;
 mod summary;
 mod synth;
 mod timing;

@@ -5,6 +5,7 @@
 //! need it fail with a message saying how to build it; they never skip.
 #![allow(dead_code)]
 
+pub mod goruntime;
 pub mod load;
 
 use std::path::{Path, PathBuf};
