@@ -109,6 +109,22 @@ fn macro_name(field: &str) -> String {
     format!("GP_F_{ty}_{name}")
 }
 
+/// `GP_F_<package path>_<Type>_<field>`, every character of the package
+/// path that is not a C identifier's as `_`: `golang.org/x/net/http2.responseWriter.rws`
+/// is `GP_F_golang_org_x_net_http2_responseWriter_rws`.
+fn qualified_macro_name(field: &str) -> String {
+    let short = macro_name(field);
+    let (pkg_and_type, _) = field.rsplit_once('.').expect("checked by macro_name");
+    let (pkg, _) = pkg_and_type
+        .rsplit_once('.')
+        .expect("checked by macro_name");
+    let pkg: String = pkg
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    format!("GP_F_{pkg}_{}", short.trim_start_matches("GP_F_"))
+}
+
 fn fields_header(family: &str, fields: &[String]) -> String {
     assert!(
         fields.len() <= OFF_MAX,
@@ -122,7 +138,14 @@ fn fields_header(family: &str, fields: &[String]) -> String {
     );
     let mut names: Vec<String> = Vec::new();
     for (i, f) in fields.iter().enumerate() {
-        let name = macro_name(f);
+        // Two packages may have a type of the same name (net/http's
+        // internal http2 and golang.org/x/net/http2 both have a
+        // responseWriter): the later field in catalog order is named with
+        // its package too.
+        let mut name = macro_name(f);
+        if names.contains(&name) {
+            name = qualified_macro_name(f);
+        }
         assert!(
             !names.contains(&name),
             "family {family}: two fields map to {name}; rename one in build.rs's macro_name"

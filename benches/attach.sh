@@ -21,7 +21,15 @@
 # database/sql calls (query, exec, query row), so record writes 4 spans per
 # request and the empty baseline has traps on the database functions too.
 #
-# Usage (as root): benches/attach.sh [GO_VERSION] [SECONDS] [CONCURRENCY] [ROUNDS] [hello|db]
+# Scenario `grpc` drives unary SayHello calls (benches/grpcload, built
+# against gRPC 1.64.1 from the module proxy) at the gRPC fixture's server
+# (tests/fixtures/grpc/greeter, gRPC 1.85.0 by default: env GRPC_VERSION) with
+# the probe grpc.server only, and also reports the uprobe traps per call
+# (the kernel's BPF statistics: run counts of the empty run's programs over
+# the calls answered meanwhile). GO_VERSION must be one the gRPC fixture
+# was built with (build-modules.sh: 1.19, 1.23.9, 1.26.6).
+#
+# Usage (as root): benches/attach.sh [GO_VERSION] [SECONDS] [CONCURRENCY] [ROUNDS] [hello|db|grpc]
 #   env: GOPROBE_CACHE (default <repo>/.cache), GOPROBE_BIN (default target/release/goprobe, else debug)
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -34,13 +42,15 @@ scenario=${5:-hello}
 case $scenario in
   hello) program=httpserver; path=/hello; per_request=1 ;;
   db) program=dbserver; path=/db/three; per_request=4 ;;
-  *) echo "attach.sh: scenario is hello or db" >&2; exit 2 ;;
+  grpc) program=greeter; path=/helloworld.Greeter/SayHello; per_request=1 ;;
+  *) echo "attach.sh: scenario is hello, db or grpc" >&2; exit 2 ;;
 esac
 
 [ "$(id -u)" -eq 0 ] || { echo "attach.sh: run as root (eBPF)" >&2; exit 2; }
 command -v jq >/dev/null || { echo "attach.sh: jq missing (scripts/setup.sh)" >&2; exit 2; }
 bin=$cache/corpus/go$go_version/$program/default
-[ -x "$bin" ] || { echo "attach.sh: $bin missing: run tests/fixtures/build-corpus.sh --all" >&2; exit 2; }
+[ "$scenario" = grpc ] && bin=$cache/grpc/go$go_version/grpc${GRPC_VERSION:-1.85.0}/default
+[ -x "$bin" ] || { echo "attach.sh: $bin missing: run tests/fixtures/build-corpus.sh --all (build-modules.sh for grpc)" >&2; exit 2; }
 goprobe=${GOPROBE_BIN:-}
 if [ -z "$goprobe" ]; then
   if [ -x "$repo/target/release/goprobe" ]; then goprobe=$repo/target/release/goprobe
@@ -76,11 +86,27 @@ if [ "$scenario" = db ]; then
 fi
 
 (cd "$repo/benches/loadgen" && GOTOOLCHAIN=local GOFLAGS=-mod=mod GOPROXY=off "$gotool" build -o "$work/loadgen" .)
+probes=()
+if [ "$scenario" = grpc ]; then
+  # grpcload needs a Go that builds gRPC 1.64 (1.21+): the fixture's newest.
+  mkdir -p "$work/grpcload"
+  cp "$repo/benches/grpcload/main.go" "$work/grpcload/"
+  printf 'module example.com/grpcload\n\ngo 1.21\n' > "$work/grpcload/go.mod"
+  lgo=$cache/go/1.26.6/go
+  (cd "$work/grpcload" && env -u GOFLAGS GOROOT="$lgo" GOTOOLCHAIN=local GOCACHE="$cache/gocache" \
+    GOMODCACHE="$cache/gomodcache" GOPATH="$cache/gopath" GOFLAGS=-mod=mod GOSUMDB=off CGO_ENABLED=0 \
+    GOPROXY="${GOPROXY:-https://proxy.golang.org}" sh -c \
+    "'$lgo/bin/go' get google.golang.org/grpc@v1.64.1 >/dev/null 2>&1 && '$lgo/bin/go' build -o '$work/loadgen' .")
+  server_args=(serve)
+  probes=(--probes grpc.server)
+  sysctl -qw kernel.bpf_stats_enabled=1
+fi
 
 "$bin" "${server_args[@]}" > "$work/addr" 2>/dev/null &
 server_pid=$!
 for _ in $(seq 50); do [ -s "$work/addr" ] && break; sleep 0.1; done
 url="http://$(head -1 "$work/addr")$path"
+[ "$scenario" = grpc ] && url=$(head -1 "$work/addr")
 
 # Start a goprobe command in the background and wait until it has attached.
 start_goprobe() {
@@ -95,7 +121,19 @@ start_goprobe() {
 }
 stop_goprobe() { kill -INT "$gp_pid"; wait "$gp_pid" || true; }
 
-load() { "$work/loadgen" -url "$url" -c "$conc" -d "${secs}s" -warmup 1s; }
+load() {
+  if [ "$scenario" = grpc ]; then "$work/loadgen" -addr "$url" -c "$conc" -d "${secs}s" -warmup 1s
+  else "$work/loadgen" -url "$url" -c "$conc" -d "${secs}s" -warmup 1s; fi
+}
+# Sum of the run counts of the BPF programs the goprobe process holds.
+# (Its program ids from its file descriptors' fdinfo: this bpftool cannot
+# list the processes holding a program.)
+bpf_runs() {
+  local ids
+  ids=$(grep -h '^prog_id:' /proc/"$gp_pid"/fdinfo/* 2>/dev/null | awk '{ print $2 }' | sort -u | paste -sd, -)
+  bpftool prog show --json 2>/dev/null | jq --arg ids "$ids" \
+    '($ids | split(",") | map(tonumber)) as $mine | [.[] | select(.id as $i | $mine | index($i)) | .run_cnt // 0] | add // 0'
+}
 
 echo "config	round	rps	mean_us	p50_us	p99_us	answered	spans	lost" > "$work/results.tsv"
 for round in $(seq "$rounds"); do
@@ -104,10 +142,15 @@ for round in $(seq "$rounds"); do
     case $config in
       none) r=$(load) ;;
       empty)
-        start_goprobe /dev/null attach --pid "$server_pid" --baseline-empty
-        r=$(load); stop_goprobe ;;
+        start_goprobe /dev/null attach --pid "$server_pid" --baseline-empty "${probes[@]}"
+        runs0=$(bpf_runs)
+        r=$(load)
+        if [ "$scenario" = grpc ]; then
+          echo "$(( $(bpf_runs) - runs0 ))	$(echo "$r" | jq .total)" >> "$work/traps.tsv"
+        fi
+        stop_goprobe ;;
       record)
-        start_goprobe "$work/spans.ndjson" record --pid "$server_pid"
+        start_goprobe "$work/spans.ndjson" record --pid "$server_pid" "${probes[@]}"
         r=$(load); sleep 0.5; stop_goprobe
         spans=$(wc -l < "$work/spans.ndjson")
         lost=$(sed -n 's/.* \([0-9]*\) events lost.*/\1/p' "$work/goprobe.err" | tail -1) ;;
@@ -132,4 +175,8 @@ awk -F'\t' -v per="$per_request" 'NR > 1 { n[$1]++; rps[$1, n[$1]] = $3; mean[$1
     printf "  added latency per request: empty probes %.1f us, goprobe record %.1f us", e, r
     if (e > 0) printf ", ratio %.2f (target <= 1.15)", r / e
     printf "\n  lost events over all record runs: %d; spans missing (answered x spans per request - written): %d\n", lost, missing }' "$work/results.tsv"
+if [ -s "$work/traps.tsv" ]; then
+  # Calls answered while the probes were attached include the warm-up's.
+  awk -F'\t' '{ t += $1; c += $2 } END { if (c) printf "  uprobe traps per gRPC call (kernel BPF stats, empty probes): %.2f (%d traps, %d calls)\n", t / c, t, c }' "$work/traps.tsv"
+fi
 echo "  per-round results:"; sed 's/^/    /' "$work/results.tsv"

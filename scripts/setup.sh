@@ -34,13 +34,15 @@ packages=(
   time                 # /usr/bin/time -v: peak RSS in benches/convert.sh
   postgresql           # server for the database/sql e2e tests (each test starts its own)
   golang-github-lib-pq-dev  # lib/pq sources for the dbserver fixture (GOPATH mode)
+  golang-google-grpc-dev    # Debian's gRPC 1.33.3 sources for the gRPC fixture (GOPATH mode)
   chromium             # headless: the convert --to html waterfall test reads its DOM and screenshots it
 )
 # Installed without recommends: promtool is all the tests need, not the
 # node exporter and the rest Debian's prometheus package recommends.
 lean_packages=(
   prometheus           # promtool check metrics, for convert --to metrics; and /usr/bin/prometheus,
-                       # a Go server nobody here built (tests/goruntime_prometheus.rs)
+                       # a Go server nobody here built (tests/goruntime_prometheus.rs, the linking test)
+  etcd-server          # a real gRPC server (and gateway client) for the real-program tests
 )
 if [ "$mode" = --demo ]; then packages=("${demo_packages[@]}"); lean_packages=(); fi
 missing=()
@@ -140,5 +142,9 @@ else
   # Binaries of patch releases other than the reference ones (tests/patch_releases.rs).
   bash "$repo/tests/fixtures/build-corpus.sh" --patches
 fi
+
+# The gRPC and HTTP/2 fixtures, against modules from the Go module proxy
+# (needs the corpus's toolchains).
+bash "$repo/tests/fixtures/build-modules.sh"
 
 bash "$repo/scripts/otelcol.sh" >/dev/null

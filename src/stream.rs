@@ -9,7 +9,11 @@
 //! * `event`: one completed call: probe, pid, tid, goroutine, monotonic
 //!   start/end and the fields read (each probe family documents its own);
 //! * `lost`: how many events a kernel counter says were dropped since the
-//!   previous `lost` line for that reason (reasons: [`crate::loss`]).
+//!   previous `lost` line for that reason (reasons: [`crate::loss`]);
+//! * `tick`: the monotonic time by which every completed call has been
+//!   written, sent a few times a second, so that a reader holding spans
+//!   for a while (to link a client span to the server span it caused) can
+//!   let them go when the traced programs are quiet.
 
 use std::collections::BTreeMap;
 
@@ -32,6 +36,9 @@ pub enum Line {
         /// CLOCK_MONOTONIC when the count was read (absent from older goprobes).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         at_ns: Option<u64>,
+    },
+    Tick {
+        monotonic_ns: u64,
     },
 }
 

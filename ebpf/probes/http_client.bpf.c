@@ -1,21 +1,40 @@
 // SPDX-License-Identifier: GPL-2.0
 /* http_client.bpf.c: the http_client family (catalog probe http.client):
- * outgoing HTTP calls through net/http.(*Transport).roundTrip, timed from
- * entry to return (every RET; see http_server.bpf.c for why), with method,
- * URL, the Host header, status, and the error that came back: its dynamic
- * type and the first words of its value (user space names the type and,
- * where Go's text follows exactly from them, the message).
+ * outgoing HTTP calls through net/http.(*Transport).roundTrip, or through
+ * golang.org/x/net/http2's own Transport (RoundTripOpt), timed from entry
+ * to return (every RET; see http_server.bpf.c for why), with method, URL,
+ * the Host header, status, protocol, and the error that came back: its
+ * dynamic type and the first words of its value (user space names the type
+ * and, where Go's text follows exactly from them, the message). A round
+ * trip inside another on the same goroutine (net/http handing an HTTP/2
+ * request to x/net's transport, ConfigureTransport) is the same call:
+ * counted in `depth`, not a second event.
+ *
+ * The connection the request went out on is read where each transport
+ * picks it, on the same goroutine (http_client_conn): net/http's
+ * persistConn (HTTP/1), its HTTP/2 ClientConn, x/net's ClientConn. Its
+ * net.Conn is a *net.TCPConn, or a *tls.Conn over one; the programs cannot
+ * tell which from the type's runtime address, so they read both ways and
+ * user space picks by the types' names (src/probes/http_client.rs).
  *
  * Hook slots (catalog `slot`):
- *   http_client: 0 *Request  1 *Response (return)  2,3 error (return)
+ *   http_client:      0 *Request  1 *Response (return)  2,3 error (return)
+ *   http_client_conn: 0 the connection struct (receiver; which one: GP_HOOK_*)
  */
 #define GP_RINGBUF_BYTES (4 << 20)
 #include "fields.h"
 #include "family.h"
+#include "netaddr.h"
 
 /* gp_client_event.flags beyond GP_FLAG_* (src/probes/http_client.rs) */
 #define GP_FLAG_NO_RESPONSE (1 << 8) /* no *Response to read a status from */
 #define GP_FLAG_USERINFO (1 << 9)    /* URL.User is set: the URL carries credentials */
+
+/* gp_hook.flags of http_client_conn hooks (catalog `flags`): where the
+ * receiver keeps its net.Conn. */
+#define GP_HOOK_CONN_PERSIST 1       /* net/http.persistConn.conn */
+#define GP_HOOK_CONN_H2 2            /* net/http's HTTP/2 ClientConn.tconn (bundled, or internal/http2 since Go 1.27) */
+#define GP_HOOK_CONN_XNET 4          /* golang.org/x/net/http2.ClientConn.tconn */
 
 #define GP_METHOD_MAX 16
 #define GP_SHORT_MAX 64
@@ -34,12 +53,21 @@ struct gp_client_event {
 	__u64 start_ns;
 	__u64 end_ns;
 	__s64 status;                 /* Response.StatusCode, 0 when unknown */
+	__u64 conn_type;              /* the connection's net.Conn's dynamic type, 0 when none was seen */
+	__u64 inner_type;             /* read as a *tls.Conn: the net.Conn under it */
+	struct gp_tcpaddr tcp_local;  /* read as a *net.TCPConn: its ends */
+	struct gp_tcpaddr tcp_peer;
+	struct gp_tcpaddr tls_local;  /* read as a *tls.Conn over a *net.TCPConn */
+	struct gp_tcpaddr tls_peer;
 	__u32 method_len;             /* real lengths (may exceed the buffers) */
 	__u32 scheme_len;
 	__u32 host_len;
 	__u32 request_host_len;
 	__u32 path_len;
 	__u32 query_len;
+	__u32 proto_len;
+	__u32 depth;                  /* nested round trips on this goroutine (the same call) */
+	char proto[GP_METHOD_MAX];    /* Response.Proto */
 	char method[GP_METHOD_MAX];
 	char scheme[GP_METHOD_MAX];
 	char host[GP_SHORT_MAX];          /* URL.Host */
@@ -53,7 +81,7 @@ struct gp_client_event {
 	__u32 _pad1;
 	char error_text[GP_ERROR_TEXT_MAX]; /* bytes at error_word[0] */
 };
-_Static_assert(sizeof(struct gp_client_event) == 936, "gp_client_event layout (src/probes/http_client.rs)");
+_Static_assert(sizeof(struct gp_client_event) == 1104, "gp_client_event layout (src/probes/http_client.rs)");
 
 /* Half the server's: a service rarely has more calls out than requests in. */
 struct {
@@ -80,6 +108,17 @@ int http_client_entry(void *ctx)
 	struct gp_hook *h = get_hook(ctx);
 	if (!cfg || !h)
 		return 0;
+	/* A round trip inside one already open on this goroutine is the same
+	 * call (a reused g of another goroutine has another id: stale). */
+	struct gp_call_key open_key = call_key(ctx);
+	struct gp_client_event *open = bpf_map_lookup_elem(&inflight, &open_key);
+	if (open && open->depth < 8) {
+		__u64 goid = 0;
+		if (read_goid(ctx, cfg, &goid) == 0 && goid && goid == open->goid) {
+			open->depth++;
+			return 0;
+		}
+	}
 	__u32 zero = 0;
 	struct gp_client_event *ev = bpf_map_lookup_elem(&scratch, &zero);
 	if (!ev)
@@ -96,6 +135,14 @@ int http_client_entry(void *ctx)
 	ev->request_host_len = 0;
 	ev->path_len = 0;
 	ev->query_len = 0;
+	ev->proto_len = 0;
+	ev->depth = 0;
+	ev->conn_type = 0;
+	ev->inner_type = 0;
+	clear_tcpaddr(&ev->tcp_local);
+	clear_tcpaddr(&ev->tcp_peer);
+	clear_tcpaddr(&ev->tls_local);
+	clear_tcpaddr(&ev->tls_peer);
 	ev->error_type = 0;
 	ev->error_data = 0;
 	ev->error_text_len = 0;
@@ -148,6 +195,10 @@ int http_client_return(void *ctx)
 		count_lost(GP_LOST_UNPAIRED);
 		return 0;
 	}
+	if (ev->depth) {
+		ev->depth--;
+		return 0;
+	}
 	__u64 resp = slot(ctx, h, 1);
 	__u64 itab = slot(ctx, h, 2);
 	if (itab) {
@@ -163,11 +214,69 @@ int http_client_return(void *ctx)
 			count_lost(GP_LOST_READ);
 		}
 		ev->status = code;
+		if (off(cfg, GP_F_Response_Proto) != GP_NO_OFFSET)
+			READ_GO_STRING(ev, resp + off(cfg, GP_F_Response_Proto), proto, proto_len);
 	} else {
 		ev->flags |= GP_FLAG_NO_RESPONSE;
 	}
 	ev->end_ns = bpf_ktime_get_ns();
 	output(ev, sizeof(*ev));
 	bpf_map_delete_elem(&inflight, &key);
+	return 0;
+}
+
+/* A *net.TCPConn's two ends, read speculatively (no failure is one). */
+static __always_inline void tcp_ends(struct gp_config *cfg, __u64 tcpconn, struct gp_tcpaddr *local, struct gp_tcpaddr *peer)
+{
+	__u64 fd = 0;
+	if (!tcpconn || off(cfg, GP_F_conn_fd) == GP_NO_OFFSET || off(cfg, GP_F_TCPConn_conn) == GP_NO_OFFSET ||
+	    read_u64(&fd, tcpconn + off(cfg, GP_F_TCPConn_conn) + off(cfg, GP_F_conn_fd)) || !fd)
+		return;
+	__u64 oip = off(cfg, GP_F_TCPAddr_IP), oport = off(cfg, GP_F_TCPAddr_Port);
+	if (off(cfg, GP_F_netFD_laddr) != GP_NO_OFFSET)
+		read_tcpaddr(local, fd + off(cfg, GP_F_netFD_laddr), oip, oport);
+	if (off(cfg, GP_F_netFD_raddr) != GP_NO_OFFSET)
+		read_tcpaddr(peer, fd + off(cfg, GP_F_netFD_raddr), oip, oport);
+}
+
+/* Where the round trip in flight on this goroutine picks its connection:
+ * (*persistConn).roundTrip (HTTP/1), (*ClientConn).RoundTrip / roundTrip
+ * (HTTP/2). The first connection seen is the call's. */
+SEC("uprobe")
+int http_client_conn_entry(void *ctx)
+{
+	struct gp_config *cfg = get_config();
+	struct gp_hook *h = get_hook(ctx);
+	if (!cfg || !h)
+		return 0;
+	struct gp_call_key key = call_key(ctx);
+	struct gp_client_event *ev = bpf_map_lookup_elem(&inflight, &key);
+	if (!ev || ev->conn_type)
+		return 0;
+	__u64 fo = GP_NO_OFFSET;
+	if (h->flags & GP_HOOK_CONN_PERSIST)
+		fo = off(cfg, GP_F_persistConn_conn);
+	else if (h->flags & GP_HOOK_CONN_H2)
+		fo = off(cfg, GP_F_http2ClientConn_tconn) != GP_NO_OFFSET ? off(cfg, GP_F_http2ClientConn_tconn)
+									 : off(cfg, GP_F_ClientConn_tconn);
+	else if (h->flags & GP_HOOK_CONN_XNET)
+		fo = off(cfg, GP_F_golang_org_x_net_http2_ClientConn_tconn);
+	__u64 recv = slot(ctx, h, 0);
+	__u64 c[2] = {0, 0};
+	if (fo == GP_NO_OFFSET || !recv || bpf_probe_read_user(c, sizeof(c), (void *)(recv + fo)) || !c[0])
+		return 0;
+	ev->conn_type = itab_type(c[0]);
+	tcp_ends(cfg, c[1], &ev->tcp_local, &ev->tcp_peer);
+	/* The connection under this one: a *tls.Conn's conn, or the net.Conn a
+	 * wrapper (go-conntrack's, in Prometheus) holds as its first field.
+	 * tls.Conn.conn is at offset 0 in every Go release, so one read serves
+	 * both; user space keeps it only when the outer type's descriptor says
+	 * which it was, and the inner one is a *net.TCPConn. */
+	__u64 io = off(cfg, GP_F_Conn_conn) != GP_NO_OFFSET ? off(cfg, GP_F_Conn_conn) : 0;
+	__u64 inner[2] = {0, 0};
+	if (c[1] && bpf_probe_read_user(inner, sizeof(inner), (void *)(c[1] + io)) == 0 && inner[0]) {
+		ev->inner_type = itab_type(inner[0]);
+		tcp_ends(cfg, inner[1], &ev->tls_local, &ev->tls_peer);
+	}
 	return 0;
 }

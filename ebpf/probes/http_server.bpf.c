@@ -15,9 +15,25 @@
  * net/http's recovery runs) ends at the entry of that recovery function:
  * http_server_unwound_entry, on the hooks the catalog lists for it.
  *
+ * HTTP/2: net/http's own server (bundled; net/http/internal/http2 since
+ * Go 1.27) calls ServeHTTP like HTTP/1 does, with a ResponseWriter whose
+ * status lives in its responseWriterState. golang.org/x/net/http2's server
+ * calls ServeHTTP too when it serves a net/http Server (ConfigureServer),
+ * but not when it serves a handler of its own (the h2c handler, ServeConn):
+ * its (*serverConn).runHandler is hooked as well (GP_HOOK_XNET_RUNHANDLER),
+ * and a ServeHTTP inside it on the same goroutine is the same request
+ * (counted in `depth`, not a second span). The programs cannot tell the
+ * ResponseWriter's dynamic type from its runtime address, so at return they
+ * read the status the way each HTTP/2 server keeps it and user space picks
+ * by the type's name. h2c's connection preface (`PRI * HTTP/2.0`, which
+ * x/net's h2c handler receives as a request and serves the whole
+ * connection from) is no request and gets no span.
+ *
  * Hook slots (catalog `slot`):
  *   http_server:          0,1 ResponseWriter (itab, data)  2 *Request
+ *                         (x/net runHandler: 1 *responseWriter, no itab)
  *   http_server_unwound:  none
+ *   http_server_xnet_done: none
  */
 #define GP_RINGBUF_BYTES (8 << 20)   /* about 10,000 requests of slack */
 #include "fields.h"
@@ -28,6 +44,11 @@
 #define GP_FLAG_MAP_TOO_BIG (1 << 9) /* Request.Header too big to search for traceparent */
 #define GP_FLAG_TLS (1 << 10)        /* Request.TLS is set: the request came over TLS */
 #define GP_FLAG_TLS_KNOWN (1 << 11)  /* Request.TLS was read (its offset is known) */
+#define GP_FLAG_XNET (1 << 12)       /* served by x/net's runHandler: status_xnet is the status */
+#define GP_FLAG_PREFACE (1 << 13)    /* h2c's connection preface: tracked to its end, never sent */
+
+/* gp_hook.flags (catalog `flags`) */
+#define GP_HOOK_XNET_RUNHANDLER 1    /* golang.org/x/net/http2.(*serverConn).runHandler */
 
 /* gp_config.mode slots and their values. */
 #define GP_MODE_ROUTE 0
@@ -60,6 +81,11 @@ struct gp_server_event {
 	__s64 status;                 /* HTTP status code, 0 when unknown */
 	__u64 req;                    /* *http.Request */
 	__u64 resp;                   /* ResponseWriter's data word (*http.response for HTTP/1.x) */
+	__u64 resp_type;              /* the ResponseWriter's dynamic type (0: x/net's runHandler) */
+	__s64 status_h2;              /* HTTP/2: the status as net/http's own server keeps it (-1: unread) */
+	__s64 status_xnet;            /* HTTP/2: the status as golang.org/x/net/http2 keeps it (-1: unread) */
+	__u32 hook;                   /* index in `hooks` of the function entered */
+	__u32 depth;                  /* nested entries on this goroutine for the same request */
 	__u32 method_len;             /* real lengths (may exceed the buffers) */
 	__u32 path_len;
 	__u32 host_len;
@@ -77,7 +103,7 @@ struct gp_server_event {
 	char traceparent[GP_TRACEPARENT_MAX];
 	char query[GP_LONG_MAX];
 };
-_Static_assert(sizeof(struct gp_server_event) == 1096, "gp_server_event layout (src/probes/http_server.rs)");
+_Static_assert(sizeof(struct gp_server_event) == 1128, "gp_server_event layout (src/probes/http_server.rs)");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -123,6 +149,11 @@ static __always_inline struct gp_server_event *start_event(void *ctx, struct gp_
 	ev->status = 0;
 	ev->req = 0;
 	ev->resp = 0;
+	ev->resp_type = 0;
+	ev->status_h2 = -1;
+	ev->status_xnet = -1;
+	ev->hook = 0;
+	ev->depth = 0;
 	ev->method_len = 0;
 	ev->path_len = 0;
 	ev->host_len = 0;
@@ -342,7 +373,37 @@ static __always_inline void read_route(struct gp_server_event *ev, struct gp_con
 	}
 }
 
-/* net/http.serverHandler.ServeHTTP(sh serverHandler, rw ResponseWriter, req *Request) */
+/* The status of an HTTP/2 response at rw: rw.rws.status, with the
+ * offsets of one HTTP/2 server (0: none written yet); -1 when unreadable. */
+static __always_inline __s64 h2_status(__u64 rw, __u64 off_rws, __u64 off_status)
+{
+	__u64 rws = 0;
+	__s64 st = 0;
+	if (off_rws == GP_NO_OFFSET || off_status == GP_NO_OFFSET || !rw ||
+	    read_u64(&rws, rw + off_rws) || !rws)
+		return -1;
+	if (bpf_probe_read_user(&st, sizeof(st), (void *)(rws + off_status)))
+		return -1;
+	return st;
+}
+
+/* net/http's own HTTP/2 server: the bundled copy before Go 1.27, then
+ * net/http/internal/http2 (one of the two pairs of offsets is known). */
+static __always_inline __s64 std_h2_status(struct gp_config *cfg, __u64 rw)
+{
+	if (off(cfg, GP_F_http2responseWriter_rws) != GP_NO_OFFSET)
+		return h2_status(rw, off(cfg, GP_F_http2responseWriter_rws), off(cfg, GP_F_http2responseWriterState_status));
+	return h2_status(rw, off(cfg, GP_F_responseWriter_rws), off(cfg, GP_F_responseWriterState_status));
+}
+
+static __always_inline __s64 xnet_h2_status(struct gp_config *cfg, __u64 rw)
+{
+	return h2_status(rw, off(cfg, GP_F_golang_org_x_net_http2_responseWriter_rws),
+			 off(cfg, GP_F_golang_org_x_net_http2_responseWriterState_status));
+}
+
+/* net/http.serverHandler.ServeHTTP(sh serverHandler, rw ResponseWriter, req *Request);
+ * golang.org/x/net/http2.(*serverConn).runHandler(sc, rw *responseWriter, req *Request, handler) */
 SEC("uprobe")
 int http_server_entry(void *ctx)
 {
@@ -350,12 +411,28 @@ int http_server_entry(void *ctx)
 	struct gp_hook *h = get_hook(ctx);
 	if (!cfg || !h)
 		return 0;
+	/* x/net's runHandler already opened this request on this goroutine:
+	 * its ServeHTTP is the same request. A goroutine's g can be reused by
+	 * a later goroutine, which has another id: that entry is stale. */
+	struct gp_call_key key = call_key(ctx);
+	struct gp_server_event *open = bpf_map_lookup_elem(&inflight, &key);
+	if (open && open->depth < 8) {
+		__u64 goid = 0;
+		if (read_goid(ctx, cfg, &goid) == 0 && goid && goid == open->goid) {
+			open->depth++;
+			return 0;
+		}
+	}
 	struct gp_server_event *ev = start_event(ctx, cfg);
 	if (!ev)
 		return 0;
 	__u64 req = slot(ctx, h, 2);
 	ev->req = req;
 	ev->resp = slot(ctx, h, 1);
+	ev->resp_type = itab_type(slot(ctx, h, 0));
+	ev->hook = (__u32)bpf_get_attach_cookie(ctx);
+	if (h->flags & GP_HOOK_XNET_RUNHANDLER)
+		ev->flags |= GP_FLAG_XNET;
 	int bad = 0;
 	bad |= READ_GO_STRING(ev, req + off(cfg, GP_F_Request_Method), method, method_len);
 	bad |= READ_GO_STRING(ev, req + off(cfg, GP_F_Request_Proto), proto, proto_len);
@@ -376,6 +453,14 @@ int http_server_entry(void *ctx)
 		else
 			ev->flags |= GP_FLAG_TLS_KNOWN | (tls ? GP_FLAG_TLS : 0);
 	}
+	/* h2c's connection preface, "PRI * HTTP/2.0", is not a request: it is
+	 * tracked (its return is no lost event) but never sent. */
+	if (ev->method_len == 3 && ev->method[0] == 'P' && ev->method[1] == 'R' && ev->method[2] == 'I' &&
+	    ev->path_len == 1 && ev->path[0] == '*') {
+		ev->flags = GP_FLAG_PREFACE;
+		store_inflight(ev);
+		return 0;
+	}
 	if (bad)
 		ev->flags |= GP_FLAG_READ_FAILED;
 	read_traceparent(ev, cfg, req);
@@ -395,18 +480,55 @@ int http_server_return(void *ctx)
 		count_lost(GP_LOST_UNPAIRED);
 		return 0;
 	}
-	/* rw's dynamic type is *http.response for HTTP/1.x; only then is the
-	 * status field where the offset says. */
-	if (ev->proto[5] == '1' && ev->resp && off(cfg, GP_F_response_status) != GP_NO_OFFSET) {
+	if (ev->depth) {
+		/* The ServeHTTP inside x/net's runHandler: its request goes on. */
+		ev->depth--;
+		return 0;
+	}
+	if (ev->flags & GP_FLAG_PREFACE) {
+		bpf_map_delete_elem(&inflight, &key);
+		return 0;
+	}
+	if (ev->flags & GP_FLAG_XNET) {
+		/* x/net's runHandler returns after its deferred function ran:
+		 * handlerDone (which drops rw.rws) on a normal end, or the
+		 * recovery of a panic that escaped the handler, which leaves
+		 * rw.rws in place. The status was read before (xnet_done). */
+		__u64 rws = 0;
+		__u64 o = off(cfg, GP_F_golang_org_x_net_http2_responseWriter_rws);
+		if (o != GP_NO_OFFSET && read_u64(&rws, ev->resp + o) == 0 && rws)
+			ev->flags |= GP_FLAG_UNWOUND;
+	} else if (ev->proto[5] == '1' && ev->resp && off(cfg, GP_F_response_status) != GP_NO_OFFSET) {
+		/* rw's dynamic type is *http.response for HTTP/1.x; only then is
+		 * the status field where the offset says. */
 		__s64 status = 0;
 		if (bpf_probe_read_user(&status, sizeof(status), (void *)(ev->resp + off(cfg, GP_F_response_status)))) {
 			ev->flags |= GP_FLAG_READ_FAILED;
 			count_lost(GP_LOST_READ);
 		}
 		ev->status = status;
+	} else if (ev->proto[5] == '2' && ev->resp) {
+		ev->status_h2 = std_h2_status(cfg, ev->resp);
+		ev->status_xnet = xnet_h2_status(cfg, ev->resp);
 	}
 	read_route(ev, cfg, ev->req);
 	finish(ev, &key);
+	return 0;
+}
+
+/* Entry of x/net's runHandler's deferred function: the handler is done
+ * (returned or panicked) and handlerDone has not run yet, so rw.rws still
+ * holds the status the handler wrote (0: none, an implicit 200). */
+SEC("uprobe")
+int http_server_xnet_done_entry(void *ctx)
+{
+	struct gp_config *cfg = get_config();
+	if (!cfg)
+		return 0;
+	struct gp_call_key key = call_key(ctx);
+	struct gp_server_event *ev = bpf_map_lookup_elem(&inflight, &key);
+	if (ev && (ev->flags & GP_FLAG_XNET) && !ev->depth)
+		ev->status_xnet = xnet_h2_status(cfg, ev->resp);
 	return 0;
 }
 
@@ -425,6 +547,10 @@ int http_server_unwound_entry(void *ctx)
 	struct gp_server_event *ev = bpf_map_lookup_elem(&inflight, &key);
 	if (!ev)
 		return 0;
+	if (ev->flags & GP_FLAG_PREFACE) {
+		bpf_map_delete_elem(&inflight, &key);
+		return 0;
+	}
 	ev->unwound_by = (__u32)bpf_get_attach_cookie(ctx);
 	ev->flags |= GP_FLAG_UNWOUND;
 	read_route(ev, cfg, ev->req);

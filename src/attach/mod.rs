@@ -1,6 +1,8 @@
-//! An attach session: the probes goprobe attaches to one Go binary (one
+//! Attach sessions: the probes goprobe attaches to one Go binary (one
 //! process or every process running it), family by family, streaming
-//! completed calls as [`crate::stream`] lines.
+//! completed calls as [`crate::stream`] lines; several sessions (one per
+//! target) merged into one stream, so that one recording sees both ends of
+//! a call between traced programs.
 //!
 //! [`plan`] decides what to attach (hooks and configuration per family),
 //! [`session`] loads and attaches each family's object and merges their
@@ -75,11 +77,20 @@ pub fn parse_probes(list: &str) -> Result<Vec<String>, AttachError> {
     Ok(out)
 }
 
+/// One thing to trace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetSpec {
+    /// Every process running this binary, including ones started later.
+    Binary(PathBuf),
+    /// One process.
+    Pid(u32),
+}
+
 /// What `goprobe attach` (and `goprobe record` when it attaches itself) was asked.
 #[derive(Debug, Clone)]
 pub struct Request {
-    pub binary: Option<PathBuf>,
-    pub pid: Option<u32>,
+    /// One session each, their events merged.
+    pub targets: Vec<TargetSpec>,
     /// Catalog probe names.
     pub probes: Vec<String>,
     pub offsets: Option<Offsets>,
@@ -107,21 +118,23 @@ pub enum RunError {
 /// kernel's detaching), then detaches them, or drops this.
 pub struct Ended {
     pub summary: StreamSummary,
-    session: Session,
+    sessions: Vec<Session>,
 }
 
 impl Ended {
-    /// Detach the probes; how long it took.
+    /// Detach the probes of every target; how long it took.
     pub fn detach(mut self) -> Duration {
-        self.session.detach()
+        self.sessions.iter_mut().map(Session::detach).sum()
     }
 }
 
-/// Open the target, attach, stream lines into `sink` until `stop` is set
+/// Open the targets, attach, stream lines into `sink` until `stop` is set
 /// (the command sets it on Ctrl-C or SIGTERM, and makes `wake` readable),
-/// the duration passes, or the target exits. `warn` gets human-readable
-/// notes (skipped probes, system warnings) and `on_attached` the number of
-/// uprobes once they are live.
+/// the duration passes, or every process traced by pid has exited. `warn`
+/// gets human-readable notes (skipped probes, system warnings, a target
+/// that could not be attached: the others still are) and `on_attached` the
+/// number of uprobes once they are live. An error when no target could be
+/// attached.
 pub fn run(
     req: &Request,
     stop: &std::sync::atomic::AtomicBool,
@@ -131,41 +144,121 @@ pub fn run(
     sink: impl FnMut(&Line) -> std::io::Result<()>,
 ) -> Result<Ended, RunError> {
     // Before anything else: a missing privilege is one line naming it.
-    crate::privileges::check_attach(req.pid)?;
-    let bin = match (&req.binary, req.pid) {
-        (_, Some(pid)) => crate::gobin::GoBinary::open_pid(pid)?,
-        (Some(path), None) => crate::gobin::GoBinary::open(path)?,
-        (None, None) => {
-            return Err(AttachError::NothingToAttach("give a binary path or --pid".into()).into());
+    let pids: Vec<u32> = req
+        .targets
+        .iter()
+        .filter_map(|t| match t {
+            TargetSpec::Pid(p) => Some(*p),
+            TargetSpec::Binary(_) => None,
+        })
+        .collect();
+    if pids.is_empty() {
+        crate::privileges::check_attach(None)?;
+    }
+    for &p in &pids {
+        crate::privileges::check_attach(Some(p))?;
+    }
+    if req.targets.is_empty() {
+        return Err(AttachError::NothingToAttach("give a binary path or --pid".into()).into());
+    }
+    let several = req.targets.len() > 1;
+    let mut sessions: Vec<(Session, TargetInfo)> = Vec::new();
+    let mut first_binary: Option<Vec<u8>> = None;
+    let mut last_error = None;
+    for t in &req.targets {
+        let started = start_one(req, t, warn, &mut first_binary);
+        match started {
+            Ok(s) => sessions.push(s),
+            // One target that cannot be traced is a note when others can.
+            Err(e) if several => {
+                warn(&format!("not tracing {}: {e}", describe(t)));
+                last_error = Some(e);
+            }
+            Err(e) => return Err(e),
         }
-    };
-    let mut plan = Plan::new(&bin, req.pid, &req.probes, req.offsets.clone())?;
-    plan.ring_buffer_bytes = req.ring_buffer_bytes;
-    for s in &plan.skipped {
-        warn(&format!("not attaching {s}"));
     }
-    for n in &plan.notes {
-        warn(n);
+    if sessions.is_empty() {
+        return Err(
+            last_error.unwrap_or_else(|| AttachError::NothingToAttach("no target".into()).into())
+        );
     }
-    let mut warnings = Vec::new();
-    let session = Session::start(&plan, Some(bin), req.baseline_empty, &mut warnings);
-    for w in &warnings {
-        warn(w);
-    }
-    let mut session = session?;
-    on_attached(session.links);
+    on_attached(sessions.iter().map(|(s, _)| s.links).sum());
     let when = StopWhen {
         signal: stop,
         wake,
         duration: req.duration,
-        pid: req.pid,
+        // Attached by binary too: then the binary's processes come and go.
+        pids: if pids.len() == req.targets.len() {
+            pids
+        } else {
+            Vec::new()
+        },
     };
+    let summary = stream(&mut sessions, &when, sink)?;
+    Ok(Ended {
+        summary,
+        sessions: sessions.into_iter().map(|(s, _)| s).collect(),
+    })
+}
+
+fn describe(t: &TargetSpec) -> String {
+    match t {
+        TargetSpec::Binary(p) => p.display().to_string(),
+        TargetSpec::Pid(p) => format!("process {p}"),
+    }
+}
+
+/// Open one target, plan and start its session.
+fn start_one(
+    req: &Request,
+    t: &TargetSpec,
+    warn: &mut dyn FnMut(&str),
+    first_binary: &mut Option<Vec<u8>>,
+) -> Result<(Session, TargetInfo), RunError> {
+    let (bin, pid) = match t {
+        TargetSpec::Pid(pid) => (crate::gobin::GoBinary::open_pid(*pid)?, Some(*pid)),
+        TargetSpec::Binary(path) => (crate::gobin::GoBinary::open(path)?, None),
+    };
+    // Offsets from a file describe one build: every target must run it.
+    if req.offsets.is_some() {
+        match first_binary {
+            None => *first_binary = Some(bin.data().to_vec()),
+            Some(first) if first.as_slice() != bin.data() => {
+                return Err(AttachError::NothingToAttach(format!(
+                    "{} is not the binary the other targets run, and --offsets describes one build: trace it in a recording of its own",
+                    describe(t)
+                ))
+                .into());
+            }
+            Some(_) => {}
+        }
+    }
+    let mut plan = Plan::new(&bin, pid, &req.probes, req.offsets.clone())?;
+    plan.ring_buffer_bytes = req.ring_buffer_bytes;
+    let prefix = if req.targets.len() > 1 {
+        format!("{}: ", describe(t))
+    } else {
+        String::new()
+    };
+    for s in &plan.skipped {
+        warn(&format!("{prefix}not attaching {s}"));
+    }
+    for n in &plan.notes {
+        warn(&format!("{prefix}{n}"));
+    }
+    let mut warnings = Vec::new();
+    let session = Session::start(&plan, Some(bin), req.baseline_empty, &mut warnings);
+    for w in &warnings {
+        warn(&format!("{prefix}{w}"));
+    }
+    let session = session?;
+    // The stream's target line lists the probes really attached: event
+    // families annotate spans by what was (or was not) attached.
     let info = TargetInfo {
         probes: session.probes.clone(),
-        ..plan.info.clone()
+        ..plan.info
     };
-    let summary = stream(&mut session, &info, &when, sink)?;
-    Ok(Ended { summary, session })
+    Ok((session, info))
 }
 
 #[cfg(test)]

@@ -9,23 +9,30 @@ use serde::Deserialize;
 use super::AttachError;
 use crate::catalog;
 
-/// Field offsets by `PKG.Type.field`; unknown fields are absent.
+/// Field offsets by `PKG.Type.field`; unknown fields are absent. With
+/// them, where known, each field's size and its struct's size (by `PKG.Type`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Offsets {
     pub fields: BTreeMap<String, u64>,
+    pub sizes: BTreeMap<String, u64>,
+    pub type_sizes: BTreeMap<String, u64>,
 }
 
 #[derive(Deserialize)]
 struct OffsetLine {
     field: String,
     offset: Option<u64>,
+    #[serde(default)]
+    size: Option<u64>,
+    #[serde(default)]
+    type_size: Option<u64>,
 }
 
 impl Offsets {
     /// Parse `goprobe offsets --json` output: one object per line with
     /// `field`, `offset` (null when unknown), `size`, `source`.
     pub fn from_ndjson(text: &str) -> Result<Offsets, AttachError> {
-        let mut fields = BTreeMap::new();
+        let mut out = Offsets::default();
         for (i, line) in text.lines().enumerate() {
             if line.trim().is_empty() {
                 continue;
@@ -35,11 +42,27 @@ impl Offsets {
                     line: i + 1,
                     msg: e.to_string(),
                 })?;
-            if let Some(off) = parsed.offset {
-                fields.insert(parsed.field, off);
-            }
+            out.insert(&parsed.field, parsed.offset, parsed.size, parsed.type_size);
         }
-        Ok(Offsets { fields })
+        Ok(out)
+    }
+
+    /// Record one field's answer (unknown offsets are left out).
+    fn insert(
+        &mut self,
+        field: &str,
+        offset: Option<u64>,
+        size: Option<u64>,
+        type_size: Option<u64>,
+    ) {
+        let Some(off) = offset else { return };
+        self.fields.insert(field.to_owned(), off);
+        if let Some(s) = size {
+            self.sizes.insert(field.to_owned(), s);
+        }
+        if let (Some(ts), Some((ty, _))) = (type_size, crate::dwarf::split_field_name(field)) {
+            self.type_sizes.insert(ty.to_owned(), ts);
+        }
     }
 
     /// Offsets the way `goprobe offsets` resolves them: the binary's DWARF
@@ -50,12 +73,12 @@ impl Offsets {
         let table = crate::offsets::table::Table::builtin()
             .unwrap_or_else(|e| crate::offsets::table::Table::default_with_warning(&e));
         let resolver = crate::offsets::Resolver::for_binary(bin, &table, None);
-        let fields = catalog
-            .all_fields()
-            .into_iter()
-            .filter_map(|f| resolver.resolve(&f).offset.map(|o| (f, o)))
-            .collect();
-        Offsets { fields }
+        let mut out = Offsets::default();
+        for f in catalog.all_fields() {
+            let r = resolver.resolve(&f);
+            out.insert(&f, r.offset, r.size, r.type_size);
+        }
+        out
     }
 
     /// The required (non-optional) fields `probe` needs for this target that are unknown here.

@@ -158,6 +158,8 @@ impl Plan {
         for f in &mut families {
             let c = f.family.configure(&ConfigInput {
                 offsets: &offsets.fields,
+                sizes: &offsets.sizes,
+                type_sizes: &offsets.type_sizes,
                 binary: bin,
             });
             f.config.mode = c.modes;
@@ -274,7 +276,7 @@ pub fn hooks_from_binary(
     let mut hooks = Vec::new();
     let mut reasons = Vec::new();
     let goarch = String::from(bin.elf().arch.clone());
-    let key = crate::offsets::Key::from_build_info(bin.build_info(), &goarch);
+    let key = crate::offsets::Key::for_binary(bin, &goarch);
     let lookup = |m: &str| key.module_version(m);
     let target = catalog::Target {
         go_version: &key.go_version,

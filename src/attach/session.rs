@@ -135,12 +135,25 @@ impl Session {
         timeout: Duration,
         f: impl FnMut(RawEvent),
     ) -> Result<usize, AttachError> {
+        self.wait(timeout)?;
+        Ok(self.pass_until(order_cutoff(), f))
+    }
+
+    /// Wait up to `timeout` for this session's ring buffers (or a watched
+    /// descriptor, see [`Session::wake_on`]).
+    pub fn wait(&self, timeout: Duration) -> Result<(), AttachError> {
         self.waiter.wait(timeout)?;
-        // Everything that ended before the cutoff has reached its ring
-        // buffer by now, so it is all read below.
-        let cutoff = crate::clock::monotonic_now_ns().saturating_sub(ORDER_SLACK_NS);
+        Ok(())
+    }
+
+    /// Read the ring buffers, then pass every call that ended by `cutoff`
+    /// (from [`order_cutoff`], taken after waiting: everything that ended
+    /// before it has reached its ring buffer by then, so it is all read
+    /// here) to `f`, in completion order. Sessions merged into one stream
+    /// pass with one cutoff, so the merged stream stays in completion order.
+    pub fn pass_until(&mut self, cutoff: u64, f: impl FnMut(RawEvent)) -> usize {
         self.read_rings();
-        Ok(self.pass_on(Some(cutoff), f))
+        self.pass_on(Some(cutoff), f)
     }
 
     /// Also end [`Session::poll`]'s wait when `fd` becomes readable (a
@@ -275,6 +288,12 @@ impl Session {
             ])
             .collect()
     }
+}
+
+/// The newest end time whose events have surely all reached their ring
+/// buffers by now.
+pub fn order_cutoff() -> u64 {
+    crate::clock::monotonic_now_ns().saturating_sub(ORDER_SLACK_NS)
 }
 
 /// A family of goprobe's own bookkeeping (catalog role `internal`), whose

@@ -1,10 +1,11 @@
-//! Running a session: streaming its lines into a sink until a stop
-//! condition holds, then draining so that no completed call is lost.
+//! Running sessions: streaming their lines, merged in completion order,
+//! into a sink until a stop condition holds, then draining so that no
+//! completed call is lost.
 
 use std::time::Duration;
 
 use super::AttachError;
-use super::session::{Session, process_alive};
+use super::session::{Session, order_cutoff, process_alive};
 use crate::bpf::BpfError;
 use crate::clock::WallOffset;
 use crate::stream::{Line, RawEvent, TargetInfo};
@@ -27,8 +28,8 @@ pub struct StopWhen<'a> {
     pub wake: Option<std::os::fd::BorrowedFd<'a>>,
     /// Counted from the start of the stream (probes attached).
     pub duration: Option<Duration>,
-    /// Stop when this process exits (attach by pid).
-    pub pid: Option<u32>,
+    /// Stop when all these processes have exited (attach by pid).
+    pub pids: Vec<u32>,
 }
 
 /// Why the stream ended, and the totals for the summary.
@@ -39,77 +40,129 @@ pub struct StreamSummary {
     pub reason: &'static str,
 }
 
-/// Stream the session's lines into `sink` until a stop condition holds;
-/// then drain the ring buffer so no completed call is lost. A sink error
-/// (e.g. a closed pipe) ends the stream and is returned.
+/// A `tick` line goes out at least this often, so a reader holding spans
+/// for a while (to link them across processes) can let them go when the
+/// traced programs fall quiet.
+const TICK: Duration = Duration::from_millis(250);
+
+/// Stream the sessions' lines into `sink` until a stop condition holds;
+/// then drain the ring buffers so no completed call is lost. Each session
+/// comes with the target it traces (its `target` line). A sink error (e.g.
+/// a closed pipe) ends the stream and is returned.
 pub fn stream(
-    session: &mut Session,
-    target: &TargetInfo,
+    sessions: &mut [(Session, TargetInfo)],
     stop: &StopWhen<'_>,
     mut sink: impl FnMut(&Line) -> std::io::Result<()>,
 ) -> Result<StreamSummary, StreamError> {
     use std::sync::atomic::Ordering;
     let started = std::time::Instant::now();
     let deadline = stop.duration.map(|d| started + d);
-    if let Some(fd) = stop.wake {
-        session.wake_on(fd)?;
-    }
-    // The target's exit wakes the wait too (a pidfd is readable once the
+    // The targets' exits wake the waits too (a pidfd is readable once the
     // process is gone); without one it is noticed at the next poll.
-    let pidfd = stop.pid.and_then(pidfd_open);
-    if let Some(fd) = &pidfd {
-        session.wake_on(std::os::fd::AsFd::as_fd(fd))?;
+    let pidfds: Vec<std::os::fd::OwnedFd> =
+        stop.pids.iter().filter_map(|&p| pidfd_open(p)).collect();
+    for (s, _) in sessions.iter() {
+        if let Some(fd) = stop.wake {
+            s.wake_on(fd)?;
+        }
+        for fd in &pidfds {
+            s.wake_on(std::os::fd::AsFd::as_fd(fd))?;
+        }
     }
-    sink(&Line::Target(target.clone()))?;
-    sink(&clock_line())?;
     let mut seen_pids = std::collections::BTreeSet::new();
-    if let Some(p) = target.pid {
-        seen_pids.insert(p);
+    for (_, target) in sessions.iter() {
+        sink(&Line::Target(target.clone()))?;
+        if let Some(p) = target.pid {
+            seen_pids.insert(p);
+        }
     }
+    sink(&clock_line())?;
     let mut summary = StreamSummary::default();
-    let mut pending: Vec<RawEvent> = Vec::new();
+    // Events of one round, with the index of their session.
+    let mut pending: Vec<(usize, RawEvent)> = Vec::new();
+    let mut last_tick = std::time::Instant::now();
+    let n_sessions = u32::try_from(sessions.len().max(1)).unwrap_or(1);
     let reason = loop {
         let reason = if stop.signal.load(Ordering::Relaxed) {
             Some("interrupted")
         } else if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
             Some("duration elapsed")
-        } else if stop.pid.is_some_and(|p| !process_alive(p)) {
-            Some("target exited")
+        } else if !stop.pids.is_empty() && stop.pids.iter().all(|p| !process_alive(*p)) {
+            Some(if stop.pids.len() == 1 {
+                "target exited"
+            } else {
+                "targets exited"
+            })
         } else {
             None
         };
         if reason.is_some() {
-            session.drain(|e| pending.push(e));
+            for (i, (s, _)) in sessions.iter_mut().enumerate() {
+                s.drain(|e| pending.push((i, e)));
+            }
         } else {
             let left = deadline.map_or(POLL, |d| {
                 d.saturating_duration_since(std::time::Instant::now())
             });
-            session.poll(left.min(POLL), |e| pending.push(e))?;
+            // The round's wait shared among the sessions.
+            let each = left.min(POLL) / n_sessions;
+            for (s, _) in sessions.iter() {
+                s.wait(each)?;
+            }
+            // One cutoff for all: the merged stream stays in completion order.
+            let cutoff = order_cutoff();
+            for (i, (s, _)) in sessions.iter_mut().enumerate() {
+                s.pass_until(cutoff, |e| pending.push((i, e)));
+            }
         }
-        for ev in pending.drain(..) {
+        pending.sort_by_key(|(_, e)| e.end_ns);
+        for (i, ev) in pending.drain(..) {
             if seen_pids.insert(ev.pid) {
                 sink(&Line::Target(TargetInfo {
                     pid: Some(ev.pid),
-                    ..target.clone()
+                    ..sessions[i].1.clone()
                 }))?;
             }
             summary.events += 1;
             sink(&Line::Event(ev))?;
         }
-        for l in session.new_lost()? {
-            sink(&l)?;
+        for (s, _) in sessions.iter_mut() {
+            for l in s.new_lost()? {
+                sink(&l)?;
+            }
+        }
+        if last_tick.elapsed() >= TICK {
+            sink(&Line::Tick {
+                monotonic_ns: order_cutoff(),
+            })?;
+            last_tick = std::time::Instant::now();
         }
         if let Some(r) = reason {
             break r;
         }
     };
     // Requests a dying process never answered: they are data too.
-    for ev in session.unfinished(crate::clock::monotonic_now_ns()) {
+    let now = crate::clock::monotonic_now_ns();
+    let mut unfinished: Vec<RawEvent> = sessions
+        .iter_mut()
+        .flat_map(|(s, _)| s.unfinished(now))
+        .collect();
+    unfinished.sort_by_key(|e| e.start_ns);
+    for ev in unfinished {
         summary.events += 1;
         sink(&Line::Event(ev))?;
     }
     summary.reason = reason;
-    summary.lost = session.lost_totals();
+    let mut lost: Vec<(&'static str, u64)> = Vec::new();
+    for (s, _) in sessions.iter() {
+        for (name, n) in s.lost_totals() {
+            match lost.iter_mut().find(|(l, _)| *l == name) {
+                Some((_, sum)) => *sum += n,
+                None => lost.push((name, n)),
+            }
+        }
+    }
+    summary.lost = lost;
     Ok(summary)
 }
 

@@ -16,19 +16,22 @@ use crate::attach::{self, Offsets, Request};
 /// What to trace and how: shared by `attach` and `record`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct TargetArgs {
-    /// Go binary to trace: every process running it, including ones started later.
-    #[arg(value_name = "BIN", conflicts_with = "pid")]
-    pub binary: Option<PathBuf>,
-    /// Trace only this process.
-    #[arg(long, value_name = "N")]
-    pub pid: Option<u32>,
+    /// Go binary to trace: every process running it, including ones started
+    /// later. Several binaries (and --pid) are traced in one stream, so a
+    /// call from one traced program to another links client and server.
+    #[arg(value_name = "BIN")]
+    pub binaries: Vec<PathBuf>,
+    /// Trace this process; repeat for several (e.g. a client and its server).
+    #[arg(long = "pid", value_name = "N")]
+    pub pids: Vec<u32>,
     /// Comma-separated probes to attach, from the probe catalog: http.server,
     /// http.client, http.phases (connection phases of HTTP client calls),
-    /// db.sql, go.panic, go.spawn (goroutine creation, so calls made on
-    /// goroutines a handler starts join its trace), http.exchange (opt-in:
-    /// request_sent and first_byte of a new connection's first request,
-    /// two traps on every HTTP/1 client request); `default` is every probe
-    /// but the opt-in ones, `all` every probe (e.g. `default,http.exchange`). Probes
+    /// grpc.server, grpc.client, db.sql, go.panic, go.spawn (goroutine
+    /// creation, so calls made on goroutines a handler starts join its
+    /// trace), http.exchange (opt-in: request_sent and first_byte of a new
+    /// connection's first request, two traps on every HTTP/1 client
+    /// request); `default` is every probe but the opt-in ones, `all` every
+    /// probe (e.g. `default,http.exchange`). Probes
     /// the binary cannot support (e.g. db.sql without database/sql) are
     /// skipped with a note on stderr; `goprobe inspect` says why.
     #[arg(long, value_name = "LIST", default_value = attach::DEFAULT_PROBES)]
@@ -58,15 +61,18 @@ pub struct TargetArgs {
 impl TargetArgs {
     /// True when a binary or a pid was given.
     pub fn has_target(&self) -> bool {
-        self.binary.is_some() || self.pid.is_some()
+        !self.binaries.is_empty() || !self.pids.is_empty()
     }
 
     /// The library request these arguments describe.
     pub fn request(&self, baseline_empty: bool) -> anyhow::Result<Request> {
         // Before the binary is read (which another user's process refuses
         // too): a missing privilege is one line naming the whole set.
-        if self.has_target() {
-            crate::privileges::check_attach(self.pid)?;
+        if self.pids.is_empty() && !self.binaries.is_empty() {
+            crate::privileges::check_attach(None)?;
+        }
+        for &pid in &self.pids {
+            crate::privileges::check_attach(Some(pid))?;
         }
         let offsets = match &self.offsets {
             None => None,
@@ -88,25 +94,42 @@ impl TargetArgs {
         };
         let probes = attach::parse_probes(&self.probes)?;
         if offsets.is_none() {
-            // Offsets from the binary: say where table answers are not exact,
-            // and refuse them under --strict-offsets.
-            let bin = match (&self.binary, self.pid) {
-                (_, Some(pid)) => crate::gobin::GoBinary::open_pid(pid)?,
-                (Some(path), None) => crate::gobin::GoBinary::open(path)?,
-                (None, None) => anyhow::bail!("give a Go binary (BIN) or --pid N"),
-            };
-            let (notes, refusals) =
-                crate::verdict::table_provenance(&bin, &probes, self.strict_offsets);
-            for n in &notes {
-                eprintln!("goprobe: note: {n}");
+            // Offsets from each binary: say where table answers are not
+            // exact, and refuse them under --strict-offsets.
+            if !self.has_target() {
+                anyhow::bail!("give a Go binary (BIN) or --pid N");
+            }
+            let bins = self
+                .pids
+                .iter()
+                .map(|&pid| crate::gobin::GoBinary::open_pid(pid))
+                .chain(
+                    self.binaries
+                        .iter()
+                        .map(|p| crate::gobin::GoBinary::open(p)),
+                );
+            let mut refusals = Vec::new();
+            for bin in bins {
+                let (notes, refused) =
+                    crate::verdict::table_provenance(&bin?, &probes, self.strict_offsets);
+                for n in &notes {
+                    eprintln!("goprobe: note: {n}");
+                }
+                refusals.extend(refused);
             }
             if !refusals.is_empty() {
                 anyhow::bail!("{}", refusals.join("\ngoprobe: "));
             }
         }
+        let targets = self
+            .binaries
+            .iter()
+            .cloned()
+            .map(attach::TargetSpec::Binary)
+            .chain(self.pids.iter().copied().map(attach::TargetSpec::Pid))
+            .collect();
         Ok(Request {
-            binary: self.binary.clone(),
-            pid: self.pid,
+            targets,
             probes,
             offsets,
             duration: self.duration,

@@ -19,6 +19,7 @@
 
 mod buildinfo;
 mod elf;
+pub mod evidence;
 mod functab;
 #[doc(hidden)]
 pub mod fuzz;

@@ -124,6 +124,19 @@ impl Key {
         }
     }
 
+    /// The key of an opened binary: its build info, and the versions of
+    /// modules the build info does not list but the binary shows
+    /// ([`crate::gobin::evidence`]: a GOPATH build of gRPC).
+    pub fn for_binary(bin: &crate::gobin::GoBinary, goarch: &str) -> Key {
+        let mut key = Key::from_build_info(bin.build_info(), goarch);
+        for m in crate::gobin::evidence::module_versions(bin.data()) {
+            if !key.modules.iter().any(|k| k.path == m.path) {
+                key.modules.push(m);
+            }
+        }
+        key
+    }
+
     /// The module that provides package `pkg` (longest module path prefix),
     /// as (path, version) of the code actually compiled in: a `replace`d
     /// module's replacement. `Err` explains why there is no usable version.

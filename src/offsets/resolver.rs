@@ -48,7 +48,7 @@ impl<'a> Resolver<'a> {
         go_version: Option<&str>,
     ) -> Resolver<'a> {
         let goarch = String::from(bin.elf().arch.clone());
-        let mut key = Key::from_build_info(bin.build_info(), &goarch);
+        let mut key = Key::for_binary(bin, &goarch);
         if let Some(v) = go_version {
             key.go_version = normalize_go_version(v);
         }

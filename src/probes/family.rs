@@ -83,6 +83,7 @@ pub trait Family: Sync {
             attributes: Attributes::new(),
             status: Status::default(),
             incoming: None,
+            connection: None,
         })
     }
 
@@ -113,6 +114,11 @@ pub trait Family: Sync {
 pub struct ConfigInput<'a> {
     /// Known field offsets of the target (unknown fields are absent).
     pub offsets: &'a BTreeMap<String, u64>,
+    /// Sizes of those fields, where known (a pointer or an embedded struct?).
+    pub sizes: &'a BTreeMap<String, u64>,
+    /// Sizes of the structs those fields belong to (`PKG.Type`), where known
+    /// (the stride of a slice of them).
+    pub type_sizes: &'a BTreeMap<String, u64>,
     /// The target binary.
     pub binary: &'a crate::gobin::GoBinary,
 }
@@ -159,6 +165,22 @@ pub struct SpanParts {
     pub status: Status,
     /// Role `server`: the caller's trace context, when the request carried one.
     pub incoming: Option<TraceParent>,
+    /// Role `server` or `client`: the connection the call went over, so the
+    /// recorder can make a client span the parent of the server span it
+    /// caused when one recording sees both ends.
+    pub connection: Option<Connection>,
+}
+
+/// A call's connection, as one end saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Connection {
+    /// This end: the client's local address, or the server's.
+    pub local: Option<std::net::SocketAddr>,
+    /// The other end.
+    pub peer: Option<std::net::SocketAddr>,
+    /// The HTTP/2 stream the call used, when known (gRPC): calls
+    /// multiplexed on one connection are told apart by it.
+    pub stream: Option<u32>,
 }
 
 /// A span event as a family builds it (the recorder makes the time wall-clock).

@@ -132,6 +132,7 @@ impl Family for GoPanic {
             attributes: Attributes::new(),
             status: Status::default(),
             incoming: None,
+            connection: None,
         })
     }
 }

@@ -1,19 +1,23 @@
 //! The `http_client` family (catalog probe `http.client`): outgoing HTTP
-//! calls through `net/http.(*Transport).roundTrip`.
+//! calls through `net/http.(*Transport).roundTrip` or
+//! `golang.org/x/net/http2.(*Transport).RoundTripOpt`.
 //!
 //! Stream fields: `method`, `scheme`, `host` (URL.Host), `path`, `query`,
-//! `request_host` (Request.Host) (each absent when empty, with `<name>_len`
-//! when the probe cut it short), `userinfo` (the URL carries credentials,
-//! never written out), `status`, `error` (the round trip returned one),
-//! `error_type` (its Go type, as `%T` prints it), `error_message` (its
-//! text, where Go's own text follows exactly from what was read),
+//! `request_host` (Request.Host), `proto` (Response.Proto) (each absent when
+//! empty, with `<name>_len` when the probe cut it short), `userinfo` (the
+//! URL carries credentials, never written out), `status`, `error` (the
+//! round trip returned one), `error_type` (its Go type, as `%T` prints it),
+//! `error_message` (its text, where Go's own text follows exactly from what
+//! was read), `local` and `remote` (the connection's two ends, `ip:port`,
+//! when it is a TCP connection, with or without TLS),
 //! `read_failed`.
 
 use std::mem::size_of;
 
 use serde::{Deserialize, Serialize};
 
-use super::family::{Decode, Family, RecordingError, SpanParts, is_false};
+use super::family::{Connection, Decode, Family, RecordingError, SpanParts, is_false};
+use super::netaddr::{self, TcpAddr};
 use crate::bpf::abi::{self, Plain, str_and_len};
 use crate::otel;
 use crate::span::{AttrValue, Attributes, Event, SpanKind, Status, StatusCode};
@@ -31,6 +35,15 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/ht
 pub const FLAG_NO_RESPONSE: u32 = 1 << 8;
 /// `GP_FLAG_USERINFO`: URL.User is set.
 pub const FLAG_USERINFO: u32 = 1 << 9;
+
+/// `GP_HOOK_*` switches of `http_client_conn`, by catalog spelling.
+pub const HOOK_FLAGS: [(&str, u32); 3] = [("conn_persist", 1), ("conn_h2", 2), ("conn_xnet", 4)];
+
+/// The net.Conn types whose ends the programs read, as `%T` names them.
+const TCP_CONN: &str = "*net.TCPConn";
+const TLS_CONN: (&str, &str) = ("*tls.Conn", "crypto/tls");
+/// The interface a connection wrapper holds first.
+const NET_CONN: &str = "net.Conn";
 
 pub const METHOD_MAX: usize = 16;
 pub const SHORT_MAX: usize = 64;
@@ -50,12 +63,21 @@ pub struct ClientEvent {
     pub start_ns: u64,
     pub end_ns: u64,
     pub status: i64,
+    pub conn_type: u64,
+    pub inner_type: u64,
+    pub tcp_local: TcpAddr,
+    pub tcp_peer: TcpAddr,
+    pub tls_local: TcpAddr,
+    pub tls_peer: TcpAddr,
     pub method_len: u32,
     pub scheme_len: u32,
     pub host_len: u32,
     pub request_host_len: u32,
     pub path_len: u32,
     pub query_len: u32,
+    pub proto_len: u32,
+    pub depth: u32,
+    pub proto: [u8; METHOD_MAX],
     pub method: [u8; METHOD_MAX],
     pub scheme: [u8; METHOD_MAX],
     pub host: [u8; SHORT_MAX],
@@ -69,7 +91,7 @@ pub struct ClientEvent {
     pub _pad1: u32,
     pub error_text: [u8; ERROR_TEXT_MAX],
 }
-const _: () = assert!(size_of::<ClientEvent>() == 936);
+const _: () = assert!(size_of::<ClientEvent>() == 1104);
 
 // SAFETY: repr(C), integers and byte arrays only, no implicit padding (size
 // checked above), so every bit pattern is valid.
@@ -105,7 +127,13 @@ pub struct Fields {
     #[serde(default, skip_serializing_if = "is_false")]
     pub userinfo: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proto: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<String>,
     #[serde(default, skip_serializing_if = "is_false")]
     pub error: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -127,6 +155,10 @@ impl Family for HttpClient {
 
     fn object(&self) -> &'static [u8] {
         OBJECT
+    }
+
+    fn hook_flag(&self, flag: &str) -> Option<u32> {
+        HOOK_FLAGS.iter().find(|(n, _)| *n == flag).map(|(_, b)| *b)
     }
 
     fn decode(&self, record: &[u8], ctx: &mut Decode<'_>) -> Option<RawEvent> {
@@ -153,6 +185,7 @@ impl Family for HttpClient {
         let (path, path_len) = str_and_len(&ev.path, ev.path_len);
         let (query, query_len) = str_and_len(&ev.query, ev.query_len);
         let (request_host, request_host_len) = str_and_len(&ev.request_host, ev.request_host_len);
+        let (local, remote) = connection_ends(&ev, ctx);
         let fields = Fields {
             method,
             method_len,
@@ -167,7 +200,10 @@ impl Family for HttpClient {
             request_host,
             request_host_len,
             userinfo: ev.flags & FLAG_USERINFO != 0,
+            proto: str_and_len(&ev.proto, ev.proto_len).0,
             status: (ev.status != 0).then_some(ev.status),
+            local: local.map(|a| netaddr::join(&a)),
+            remote: remote.map(|a| netaddr::join(&a)),
             error,
             error_type,
             error_message,
@@ -218,6 +254,20 @@ impl Family for HttpClient {
         if let Some(s) = f.status {
             a.insert("http.response.status_code".into(), AttrValue::Int(s));
         }
+        if let Some(p) = &f.proto {
+            a.insert(
+                "network.protocol.version".into(),
+                otel::http_protocol_version(p).into(),
+            );
+        }
+        let remote = f.remote.as_deref().and_then(netaddr::parse);
+        if let Some(r) = remote {
+            a.insert("network.peer.address".into(), r.ip().to_string().into());
+            a.insert(
+                "network.peer.port".into(),
+                AttrValue::Int(i64::from(r.port())),
+            );
+        }
         let status = if f.error {
             // The Go error's dynamic type (`*net.OpError`), as the
             // conventions ask; `_OTHER` when it could not be named.
@@ -255,8 +305,52 @@ impl Family for HttpClient {
             attributes: a,
             status,
             incoming: None,
+            connection: f
+                .local
+                .as_deref()
+                .and_then(netaddr::parse)
+                .map(|l| Connection {
+                    local: Some(l),
+                    peer: remote,
+                    stream: None,
+                }),
         })
     }
+}
+
+/// The ends of the connection the call went out on: read as a
+/// `*net.TCPConn`'s, or as those of the `*net.TCPConn` under a `*tls.Conn`,
+/// whichever the net.Conn's type says it was.
+fn connection_ends(
+    ev: &ClientEvent,
+    ctx: &mut Decode<'_>,
+) -> (Option<std::net::SocketAddr>, Option<std::net::SocketAddr>) {
+    let Some(outer) = ctx.symbols.type_name(ev.pid, ev.conn_type) else {
+        return (None, None);
+    };
+    let (local, peer) = if outer.name == TCP_CONN {
+        (ev.tcp_local, ev.tcp_peer)
+    } else if (outer.name == TLS_CONN.0
+        && ctx.symbols.package_path(&outer).as_deref() == Some(TLS_CONN.1)
+        // The probe read the inner connection at tls.Conn.conn's offset,
+        // 0 in every Go release: a wrapper holding its net.Conn first
+        // (go-conntrack's, in Prometheus) was read the same way.
+        || ctx
+            .symbols
+            .wraps_interface_first(ev.pid, ev.conn_type, NET_CONN))
+        && ctx
+            .symbols
+            .type_name(ev.pid, ev.inner_type)
+            .is_some_and(|t| t.name == TCP_CONN)
+    {
+        (ev.tls_local, ev.tls_peer)
+    } else {
+        return (None, None);
+    };
+    (
+        local.checked(ev.pid, ctx.symbols),
+        peer.checked(ev.pid, ctx.symbols),
+    )
 }
 
 #[cfg(test)]
@@ -268,6 +362,9 @@ mod tests {
         let source = include_str!("../../ebpf/probes/http_client.bpf.c");
         for (name, value) in [
             ("GP_FLAG_NO_RESPONSE", u64::from(FLAG_NO_RESPONSE)),
+            ("GP_HOOK_CONN_PERSIST", u64::from(HOOK_FLAGS[0].1)),
+            ("GP_HOOK_CONN_H2", u64::from(HOOK_FLAGS[1].1)),
+            ("GP_HOOK_CONN_XNET", u64::from(HOOK_FLAGS[2].1)),
             ("GP_FLAG_USERINFO", u64::from(FLAG_USERINFO)),
             ("GP_ERROR_TEXT_MAX", ERROR_TEXT_MAX as u64),
             ("GP_METHOD_MAX", METHOD_MAX as u64),

@@ -1,6 +1,9 @@
 //! The `http_server` family (catalog probe `http.server`): requests served
-//! by net/http (`serverHandler.ServeHTTP`), and requests whose handler a
-//! panic escaped (net/http's recovery ran instead of ServeHTTP's return).
+//! by net/http (`serverHandler.ServeHTTP`; HTTP/1.x and HTTP/2, its own or
+//! golang.org/x/net/http2's), by x/net's HTTP/2 server for a handler of its
+//! own (`(*serverConn).runHandler`: the h2c handler, `ServeConn`), and
+//! requests whose handler a panic escaped (net/http's recovery ran instead
+//! of ServeHTTP's return). h2c's connection preface (`PRI *`) is no request.
 //!
 //! Stream fields: `method`, `path`, `query`, `host`, `proto`, `peer`,
 //! `route`, `traceparent` (each absent when empty, with `<name>_len` when
@@ -14,7 +17,10 @@ use std::mem::size_of;
 
 use serde::{Deserialize, Serialize};
 
-use super::family::{ConfigInput, Configured, Decode, Family, RecordingError, SpanParts, is_false};
+use super::family::{
+    ConfigInput, Configured, Connection, Decode, Family, RecordingError, SpanParts, is_false,
+};
+use super::netaddr;
 use crate::bpf::abi::{self, GpCallKey, MODES, Plain, str_and_len};
 use crate::bpf::{self, BpfError};
 use crate::otel;
@@ -38,6 +44,18 @@ pub const FLAG_MAP_TOO_BIG: u32 = 1 << 9;
 pub const FLAG_TLS: u32 = 1 << 10;
 /// `GP_FLAG_TLS_KNOWN`: Request.TLS was read.
 pub const FLAG_TLS_KNOWN: u32 = 1 << 11;
+/// `GP_FLAG_XNET`: served by x/net's runHandler.
+pub const FLAG_XNET: u32 = 1 << 12;
+/// `GP_FLAG_PREFACE`: h2c's connection preface (never sent).
+pub const FLAG_PREFACE: u32 = 1 << 13;
+/// `GP_HOOK_XNET_RUNHANDLER`.
+pub const HOOK_XNET_RUNHANDLER: u32 = 1;
+
+/// The ResponseWriters whose HTTP/2 status the programs read, as `%T`
+/// names them: net/http's own (bundled before Go 1.27, the wrapper of
+/// net/http/internal/http2's since), and golang.org/x/net/http2's.
+const STD_H2_WRITERS: [&str; 2] = ["*http.http2responseWriter", "http.http2ResponseWriter"];
+const XNET_H2_WRITER: (&str, &str) = ("*http2.responseWriter", "golang.org/x/net/http2");
 
 /// `gp_config.mode` slots and values (`ebpf/probes/http_server.bpf.c`).
 pub const MODE_ROUTE: usize = 0;
@@ -69,6 +87,11 @@ pub struct ServerEvent {
     pub status: i64,
     pub req: u64,
     pub resp: u64,
+    pub resp_type: u64,
+    pub status_h2: i64,
+    pub status_xnet: i64,
+    pub hook: u32,
+    pub depth: u32,
     pub method_len: u32,
     pub path_len: u32,
     pub host_len: u32,
@@ -86,7 +109,7 @@ pub struct ServerEvent {
     pub traceparent: [u8; TRACEPARENT_MAX],
     pub query: [u8; LONG_MAX],
 }
-const _: () = assert!(size_of::<ServerEvent>() == 1096);
+const _: () = assert!(size_of::<ServerEvent>() == 1128);
 
 // SAFETY: repr(C), integers and byte arrays only, no implicit padding (its
 // fields are laid out to multiples of 8; size checked above), so every bit
@@ -149,8 +172,19 @@ pub struct Fields {
     pub unfinished: bool,
 }
 
+/// The status of an HTTP/2 response as read (-1: unread; 0: none written,
+/// net/http then sends 200 unless the handler panicked).
+fn h2_status(read: i64, unwound: bool) -> Option<i64> {
+    match read {
+        -1 => None,
+        0 if unwound => None,
+        0 => Some(200),
+        s => Some(s),
+    }
+}
+
 impl Fields {
-    fn of(ev: &ServerEvent, ctx: &Decode<'_>) -> Fields {
+    fn of(ev: &ServerEvent, ctx: &mut Decode<'_>) -> Fields {
         let (method, method_len) = str_and_len(&ev.method, ev.method_len);
         let (path, path_len) = str_and_len(&ev.path, ev.path_len);
         let (query, query_len) = str_and_len(&ev.query, ev.query_len);
@@ -177,15 +211,45 @@ impl Fields {
             route_len,
             traceparent,
             traceparent_len,
-            status: (ev.status != 0).then_some(ev.status),
+            status: Self::status(ev, ctx),
             panic_recovered_by: (ev.flags & FLAG_UNWOUND != 0).then(|| {
-                ctx.hook(ev.unwound_by)
+                // x/net's runHandler recovers the panic itself.
+                let by = if ev.flags & FLAG_XNET != 0 {
+                    ev.hook
+                } else {
+                    ev.unwound_by
+                };
+                ctx.hook(by)
                     .map_or_else(|| "net/http".to_owned(), |h| h.function.clone())
             }),
             read_failed: ev.flags & abi::FLAG_READ_FAILED != 0,
             headers_not_searched: ev.flags & FLAG_MAP_TOO_BIG != 0,
             unfinished: false,
         }
+    }
+}
+
+impl Fields {
+    /// The status read for this request's server and protocol.
+    fn status(ev: &ServerEvent, ctx: &mut Decode<'_>) -> Option<i64> {
+        let unwound = ev.flags & FLAG_UNWOUND != 0;
+        if ev.flags & FLAG_XNET != 0 {
+            return h2_status(ev.status_xnet, unwound);
+        }
+        if ev.proto.starts_with(b"HTTP/2") {
+            // Which HTTP/2 server answered: the ResponseWriter's type says.
+            let ty = ctx.symbols.type_name(ev.pid, ev.resp_type)?;
+            if STD_H2_WRITERS.contains(&ty.name.as_str()) {
+                return h2_status(ev.status_h2, unwound);
+            }
+            if ty.name == XNET_H2_WRITER.0
+                && ctx.symbols.package_path(&ty).as_deref() == Some(XNET_H2_WRITER.1)
+            {
+                return h2_status(ev.status_xnet, unwound);
+            }
+            return None;
+        }
+        (ev.status != 0).then_some(ev.status)
     }
 }
 
@@ -275,6 +339,10 @@ impl Family for HttpServer {
         OBJECT
     }
 
+    fn hook_flag(&self, flag: &str) -> Option<u32> {
+        (flag == "xnet_runhandler").then_some(HOOK_XNET_RUNHANDLER)
+    }
+
     fn configure(&self, target: &ConfigInput<'_>) -> Configured {
         let swiss = uses_swiss_maps(target.binary);
         let mut c = Configured {
@@ -316,7 +384,7 @@ impl Family for HttpServer {
     ) -> Result<Vec<RawEvent>, BpfError> {
         let mut out = Vec::new();
         for mut ev in object.hash_values::<GpCallKey, ServerEvent>("inflight")? {
-            if !gone(ev.pid) {
+            if !gone(ev.pid) || ev.flags & FLAG_PREFACE != 0 {
                 continue;
             }
             ev.end_ns = now_ns.max(ev.start_ns);
@@ -358,9 +426,9 @@ fn server_span(ev: &RawEvent, f: &Fields, nested: &[Event]) -> SpanParts {
     }
     let escaped = f.panic_recovered_by.is_some();
     // A handler that writes nothing gets an implicit 200 after ServeHTTP
-    // returns (HTTP/1.x). The status of HTTP/2 responses is not read yet.
-    // A panic that escaped the handler: net/http closes the connection
-    // without a response, so there is no status to report.
+    // returns (HTTP/1.x; HTTP/2's reading says so itself). A panic that
+    // escaped the handler: net/http closes the connection (HTTP/2: resets
+    // the stream) without a response, so there is no status to report.
     let http1 =
         f.proto.as_deref().is_some_and(|p| p.starts_with("HTTP/1")) && !escaped && !f.unfinished;
     let status = f.status.or(http1.then_some(200)).unwrap_or(0);
@@ -440,126 +508,18 @@ fn server_span(ev: &RawEvent, f: &Fields, nested: &[Event]) -> SpanParts {
         attributes: a,
         status,
         incoming: f.traceparent.as_deref().and_then(parse_traceparent),
+        // The client's end, as net/http saw it (Request.RemoteAddr).
+        connection: f
+            .peer
+            .as_deref()
+            .and_then(netaddr::parse)
+            .map(|p| Connection {
+                local: None,
+                peer: Some(p),
+                stream: None,
+            }),
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::probes::family::HookInfo;
-    use crate::probes::symbols::Symbols;
-
-    const SOURCE: &str = include_str!("../../ebpf/probes/http_server.bpf.c");
-
-    #[test]
-    fn constants_match_the_c_file() {
-        for (name, value) in [
-            ("GP_FLAG_UNWOUND", u64::from(FLAG_UNWOUND)),
-            ("GP_FLAG_MAP_TOO_BIG", u64::from(FLAG_MAP_TOO_BIG)),
-            ("GP_FLAG_TLS", u64::from(FLAG_TLS)),
-            ("GP_FLAG_TLS_KNOWN", u64::from(FLAG_TLS_KNOWN)),
-            ("GP_MODE_ROUTE", MODE_ROUTE as u64),
-            ("GP_ROUTE_NONE", u64::from(ROUTE_NONE)),
-            ("GP_ROUTE_PATTERN", u64::from(ROUTE_PATTERN)),
-            ("GP_ROUTE_PAT_PTR", u64::from(ROUTE_PAT_PTR)),
-            ("GP_MODE_MAP", MODE_MAP as u64),
-            ("GP_MAP_NONE", u64::from(MAP_NONE)),
-            ("GP_MAP_BUCKETS", u64::from(MAP_BUCKETS)),
-            ("GP_MAP_SWISS", u64::from(MAP_SWISS)),
-            ("GP_METHOD_MAX", METHOD_MAX as u64),
-            ("GP_SHORT_MAX", SHORT_MAX as u64),
-            ("GP_LONG_MAX", LONG_MAX as u64),
-            ("GP_TRACEPARENT_MAX", TRACEPARENT_MAX as u64),
-        ] {
-            assert_eq!(abi::c_define(SOURCE, name), Some(value), "{name}");
-        }
-        assert!(SOURCE.contains(&format!(
-            "sizeof(struct gp_server_event) == {}",
-            size_of::<ServerEvent>()
-        )));
-    }
-
-    #[test]
-    fn route_and_map_modes_follow_the_offsets() {
-        let o: BTreeMap<String, u64> = [
-            ("runtime.g.goid", 152),
-            ("net/http.Request.Pattern", 256),
-            ("net/http.Request.Header", 56),
-            ("runtime.hmap.B", 9),
-            ("runtime.hmap.buckets", 16),
-            ("runtime.hmap.oldbuckets", 24),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
-        let m = modes(&o, false);
-        assert_eq!(m[MODE_ROUTE], ROUTE_PATTERN);
-        assert_eq!(m[MODE_MAP], MAP_BUCKETS);
-        // A Go 1.24+ target needs the Swiss-table fields, not the hmap ones.
-        assert_eq!(modes(&o, true)[MODE_MAP], MAP_NONE);
-        let mut go122 = o.clone();
-        go122.remove("net/http.Request.Pattern");
-        go122.insert("net/http.Request.pat".into(), 8);
-        assert_eq!(modes(&go122, false)[MODE_ROUTE], ROUTE_NONE);
-        go122.insert("net/http.pattern.str".into(), 0);
-        assert_eq!(modes(&go122, false)[MODE_ROUTE], ROUTE_PAT_PTR);
-    }
-
-    #[test]
-    fn decodes_records_into_stream_fields() {
-        let mut bytes = vec![0u8; size_of::<ServerEvent>()];
-        let mut ev = ServerEvent::read(&bytes).expect("long enough");
-        ev.pid = 42;
-        ev.goid = 7;
-        ev.start_ns = 1;
-        ev.end_ns = 2;
-        ev.method[..3].copy_from_slice(b"GET");
-        ev.method_len = 3;
-        ev.path = [b'a'; LONG_MAX];
-        ev.path_len = 300;
-        ev.status = 503;
-        ev.flags = FLAG_UNWOUND | abi::FLAG_READ_FAILED;
-        ev.unwound_by = 1;
-        // SAFETY: as above, writing one ServerEvent into its own bytes.
-        unsafe { std::ptr::write_unaligned(bytes.as_mut_ptr().cast::<ServerEvent>(), ev) };
-        let hooks = [
-            HookInfo {
-                function: "net/http.serverHandler.ServeHTTP".into(),
-                operation: None,
-            },
-            HookInfo {
-                function: "net/http.(*conn).serve.func1".into(),
-                operation: None,
-            },
-        ];
-        let mut symbols = Symbols::new(None);
-        let mut ctx = Decode {
-            hooks: &hooks,
-            symbols: &mut symbols,
-        };
-        let raw = FAMILY.decode(&bytes, &mut ctx).expect("decodes");
-        assert_eq!((raw.probe.as_str(), raw.pid, raw.goroutine), (PROBE, 42, 7));
-        let keys: Vec<&str> = raw.fields.keys().map(String::as_str).collect();
-        assert_eq!(
-            keys,
-            [
-                "method",
-                "panic_recovered_by",
-                "path",
-                "path_len",
-                "read_failed",
-                "status"
-            ]
-        );
-        assert_eq!(
-            raw.fields["panic_recovered_by"],
-            "net/http.(*conn).serve.func1"
-        );
-        assert_eq!(raw.fields["path"].as_str().map(str::len), Some(LONG_MAX));
-        assert_eq!(raw.fields["status"], 503);
-        assert!(FAMILY.decode(&bytes[..100], &mut ctx).is_none());
-        let back: Fields = raw.fields_as().unwrap();
-        assert_eq!(back.method.as_deref(), Some("GET"));
-        assert_eq!(back.path_len, Some(300));
-    }
-}
+mod tests;

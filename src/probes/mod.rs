@@ -7,9 +7,13 @@ pub mod db_sql;
 pub mod family;
 pub mod go_panic;
 pub mod go_spawn;
+pub mod grpc_client;
+pub mod grpc_server;
 pub mod http_client;
 pub mod http_phases;
 pub mod http_server;
+pub mod netaddr;
+pub mod rpc;
 pub mod symbols;
 
 pub use family::Family;
@@ -22,6 +26,8 @@ pub static FAMILIES: &[&dyn Family] = &[
     &db_sql::FAMILY,
     &go_panic::FAMILY,
     &go_spawn::FAMILY,
+    &grpc_server::FAMILY,
+    &grpc_client::FAMILY,
 ];
 
 /// The family named `name` (the catalog's `family`).

@@ -13,6 +13,8 @@ pub struct Symbols {
     biases: HashMap<u32, Option<u64>>,
     /// Named types by link-time address.
     types: HashMap<u64, Option<GoType>>,
+    /// Whether the type at a link-time address wraps an interface at offset 0.
+    wrappers: HashMap<(u64, String), bool>,
 }
 
 impl Symbols {
@@ -22,6 +24,7 @@ impl Symbols {
             binary,
             biases: HashMap::new(),
             types: HashMap::new(),
+            wrappers: HashMap::new(),
         }
     }
 
@@ -51,6 +54,41 @@ impl Symbols {
             .entry(link)
             .or_insert_with(|| crate::gobin::types::resolve_type(bin, link).ok())
             .clone()
+    }
+
+    /// Whether the type at runtime address `addr` in `pid` is a pointer to a
+    /// struct whose first field (offset 0) is the interface `iface` (as `%T`
+    /// names it, e.g. `net.Conn`): a wrapper such as go-conntrack's
+    /// connection tracker, which Prometheus dials through. Read from the
+    /// binary's own descriptors, so stripped binaries answer too.
+    pub fn wraps_interface_first(&mut self, pid: u32, addr: u64, iface: &str) -> bool {
+        if addr == 0 {
+            return false;
+        }
+        let Some(link) = self.bias(pid).and_then(|b| addr.checked_sub(b)) else {
+            return false;
+        };
+        let Some(bin) = self.binary.as_ref() else {
+            return false;
+        };
+        *self
+            .wrappers
+            .entry((link, iface.to_string()))
+            .or_insert_with(|| {
+                let Ok(table) = crate::gobin::types::TypeTable::new(bin) else {
+                    return false;
+                };
+                let first = table
+                    .pointer_elem(link)
+                    .and_then(|elem| table.struct_fields(elem))
+                    .ok()
+                    .and_then(|f| f.into_iter().next());
+                first.is_some_and(|f| {
+                    f.offset == 0
+                        && f.kind == crate::gobin::types::Kind::Interface
+                        && table.resolve(f.typ).is_ok_and(|t| t.name == iface)
+                })
+            })
     }
 
     /// The import path of a named type's package: from the descriptor, else

@@ -165,8 +165,15 @@ impl RecordSummary {
     /// The one-line summary `goprobe record` prints on stderr.
     pub fn line(&self) -> String {
         let st = &self.stats;
+        let links = match (st.linked, st.ambiguous_links) {
+            (0, 0) => String::new(),
+            (n, 0) => format!(", {n} server spans linked to the client span that caused them"),
+            (n, a) => format!(
+                ", {n} server spans linked to the client span that caused them ({a} more not linked: several client spans fit)"
+            ),
+        };
         format!(
-            "{} spans ({} server, {} client of which {} database) written, {} panics, {} events lost ({})",
+            "{} spans ({} server, {} client of which {} database) written{links}, {} panics, {} events lost ({})",
             self.written,
             st.server,
             st.client,

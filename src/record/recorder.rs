@@ -14,8 +14,17 @@
 //! probes attached to a process (the stream's `target` line lists them)
 //! may add attributes to each span of that process, from the events of
 //! theirs it encloses or their absence.
+//!
+//! A server span without the caller's trace context may have been caused
+//! by a client span of the same recording (a program calling itself, or
+//! another traced process): [`links`] holds it a moment and makes that
+//! client span its parent when exactly one fits.
 
 use std::collections::HashMap;
+
+mod links;
+
+use links::{Links, Resolved};
 
 use crate::catalog::{Catalog, CatalogError, Role};
 use crate::clock::WallOffset;
@@ -50,6 +59,10 @@ pub struct RecordStats {
     pub panics: u64,
     /// Losses by reason, as the stream's `lost` lines counted them.
     pub lost: crate::loss::Losses,
+    /// Server spans made children of the client span that caused them.
+    pub linked: u64,
+    /// Server spans more than one client span could have caused (not linked).
+    pub ambiguous_links: u64,
 }
 
 /// A span and the spans nested in it.
@@ -100,6 +113,7 @@ pub struct Recorder {
     next_id: u64,
     newest_ns: u64,
     events_since_expire: u32,
+    links: Links,
     /// What spans leave out (secrets).
     pub policy: crate::redact::Policy,
     pub stats: RecordStats,
@@ -142,6 +156,7 @@ impl Recorder {
             next_id: 0,
             newest_ns: 0,
             events_since_expire: 0,
+            links: Links::default(),
             policy: crate::redact::Policy::default(),
             stats: RecordStats::default(),
         }
@@ -164,6 +179,10 @@ impl Recorder {
                 ..
             } => self.offset = Some(i128::from(realtime_minus_monotonic_ns)),
             Line::Lost { reason, count, .. } => self.stats.lost.add(&reason, count),
+            Line::Tick { monotonic_ns } => {
+                self.newest_ns = self.newest_ns.max(monotonic_ns);
+                self.release(Some(self.newest_ns), out);
+            }
             Line::Event(ev) => self.event(ev, out)?,
         }
         Ok(())
@@ -202,17 +221,24 @@ impl Recorder {
                 let (probes, events, children) = self.claim(&ev);
                 let mut parts = family.span(&ev, &events)?;
                 self.annotate(&ev, &mut parts, &probes, &events);
-                let incoming = parts.incoming;
+                let (incoming, connection) = (parts.incoming, parts.connection);
+                let (start, end) = (parts.start_ns, parts.end_ns);
                 let mut span = self.span_of(parts, ev.pid, events);
+                let node = |span| Node { span, children };
                 if role == Role::Client {
-                    self.wait(&ev, Item::Span(Node { span, children }));
-                } else {
-                    let trace = incoming.map_or_else(new_trace_id, |t| t.trace_id);
-                    if let Some(t) = incoming {
-                        span.parent_span_id = Some(t.parent_id);
-                        span.trace_flags = Some(t.flags);
+                    if let Some(c) = &connection {
+                        self.links.add_client(span.span_id, c, start, end);
                     }
-                    self.emit(Node { span, children }, trace, out);
+                    self.wait(&ev, Item::Span(node(span)));
+                } else if let Some(t) = incoming {
+                    // The caller's trace context came with the request: it wins.
+                    span.parent_span_id = Some(t.parent_id);
+                    span.trace_flags = Some(t.flags);
+                    self.emit(node(span), t.trace_id, out);
+                } else if let Some(c) = connection.filter(|c| c.peer.is_some()) {
+                    self.links.hold(node(span), c, start, end);
+                } else {
+                    self.emit(node(span), new_trace_id(), out);
                 }
             }
         }
@@ -221,7 +247,28 @@ impl Recorder {
             self.events_since_expire = 0;
             self.expire(out);
         }
+        self.release(Some(self.newest_ns), out);
         Ok(())
+    }
+
+    /// Write the held server spans whose wait for a client is over by
+    /// `now_ns` (all of them with `None`).
+    fn release(&mut self, now_ns: Option<u64>, out: &mut Vec<Span>) {
+        for r in self.links.due(now_ns) {
+            match r {
+                Resolved::Root(node) => self.emit(node, new_trace_id(), out),
+                Resolved::Under {
+                    mut node,
+                    parent,
+                    trace,
+                } => {
+                    node.span.parent_span_id = Some(parent);
+                    self.emit(node, trace, out);
+                }
+            }
+        }
+        self.stats.linked = self.links.linked;
+        self.stats.ambiguous_links = self.links.ambiguous;
     }
 
     /// Take the pending events `ev` encloses: on its goroutine inside its
@@ -350,15 +397,24 @@ impl Recorder {
         for p in old {
             self.root(p.item, out);
         }
+        for node in self.links.prune(self.newest_ns) {
+            self.emit(node, new_trace_id(), out);
+        }
     }
 
     /// End of stream: everything still waiting becomes a root.
     pub fn finish(&mut self, out: &mut Vec<Span>) {
+        // Every client span there will be is in: decide the held server
+        // spans (those matched to a pending client go out with it).
+        self.release(None, out);
         let mut rest: Vec<Pending> = self.pending.drain().map(|(_, p)| p).collect();
         self.index.clear();
         rest.sort_by_key(|p| p.start_ns);
         for p in rest {
             self.root(p.item, out);
+        }
+        for node in self.links.leftovers() {
+            self.emit(node, new_trace_id(), out);
         }
     }
 
@@ -391,6 +447,8 @@ impl Recorder {
         span.trace_id = trace;
         let id: SpanId = span.span_id;
         self.push(span, out);
+        // Server spans this (client) span caused, waiting for its trace.
+        children.extend(self.links.written(id, trace));
         children.sort_by_key(|c| c.span.start_time_unix_nano);
         for mut c in children {
             c.span.parent_span_id = Some(id);

@@ -384,6 +384,24 @@ mod tests {
             v.iter().all(|v| v.instrumentable && v.reasons.is_empty()),
             "{v:?}"
         );
+        // A program without gRPC: every other probe is instrumentable.
+        let no_grpc: Vec<&str> = all_functions()
+            .into_iter()
+            .filter(|f| !f.starts_with("google.golang.org/grpc"))
+            .collect();
+        let v = verdicts("go1.22.10", "amd64", &t, &no_grpc);
+        let (grpc, rest): (Vec<&Verdict>, Vec<&Verdict>) =
+            v.iter().partition(|v| v.probe.starts_with("grpc."));
+        assert!(
+            rest.iter()
+                .all(|v| v.instrumentable && v.reasons.is_empty()),
+            "{v:?}"
+        );
+        assert!(
+            grpc.iter()
+                .all(|v| !v.instrumentable && v.reasons[0].ends_with("not in the binary")),
+            "{grpc:?}"
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@ mod db;
 mod dbonly;
 mod faults;
 mod files;
+mod grpc;
 mod html;
 mod inspect;
 mod metrics;
@@ -25,6 +26,7 @@ mod offsets;
 mod patches;
 mod phases;
 mod privileges;
+mod realprograms;
 mod record;
 mod runtime_state;
 mod summary;
@@ -41,6 +43,8 @@ pub struct Running {
     pub child: Child,
     stdout: mpsc::Receiver<String>,
     pub stderr: std::sync::Arc<std::sync::Mutex<String>>,
+    /// The stderr reader, done when goprobe closed stderr (exited).
+    stderr_done: Option<std::thread::JoinHandle<()>>,
     /// When the line saying the uprobes are attached came.
     pub attached_at: Instant,
     /// When `record`'s summary line (the recording is complete) came.
@@ -78,7 +82,7 @@ pub fn start_command(mut cmd: Command) -> Running {
     let sink = std::sync::Arc::clone(&stderr);
     let summary_at = std::sync::Arc::new(std::sync::Mutex::new(None));
     let summary_seen = std::sync::Arc::clone(&summary_at);
-    std::thread::spawn(move || {
+    let stderr_done = std::thread::spawn(move || {
         for line in BufReader::new(err).lines().map_while(Result::ok) {
             let now = Instant::now();
             if line.contains("attached") {
@@ -100,6 +104,7 @@ pub fn start_command(mut cmd: Command) -> Running {
         child,
         stdout,
         stderr,
+        stderr_done: Some(stderr_done),
         attached_at,
         summary_at,
     }
@@ -119,7 +124,10 @@ impl Running {
             .stdout
             .recv_timeout(Duration::from_secs(30))
             .expect("stdout");
-        std::thread::sleep(Duration::from_millis(50));
+        // The last lines (the summary) are read once stderr closes.
+        if let Some(t) = self.stderr_done.take() {
+            let _ = t.join();
+        }
         let err = self.stderr.lock().expect("lock").clone();
         (status.code().unwrap_or(-1), out, err)
     }

@@ -122,6 +122,30 @@ impl TypeTable<'_> {
         Ok(fields)
     }
 
+    /// The element type of the pointer descriptor at `addr`.
+    pub fn pointer_elem(&self, addr: u64) -> Result<u64, TypeError> {
+        let bad = |what: &str| TypeError::Malformed {
+            addr,
+            what: what.to_string(),
+        };
+        if self.header(addr)?.kind != Kind::Pointer {
+            return Err(bad("not a pointer descriptor"));
+        }
+        let at = addr
+            .checked_add(self.header_size())
+            .ok_or_else(|| bad("address overflows"))?;
+        let raw = self
+            .bytes(at, self.ptr_size())
+            .ok_or_else(|| bad("pointer descriptor runs past the type section"))?;
+        let elem = self
+            .layout
+            .words
+            .word(raw, 0)
+            .ok_or_else(|| bad("short pointer descriptor"))?;
+        self.header(elem)?;
+        Ok(elem)
+    }
+
     /// `Size_` of the descriptor at `addr`.
     pub fn type_size(&self, addr: u64) -> Result<u64, TypeError> {
         Ok(self.header(addr)?.size)

@@ -220,6 +220,7 @@ impl Family for DbSql {
             attributes: a,
             status,
             incoming: None,
+            connection: None,
         })
     }
 }

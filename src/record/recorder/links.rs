@@ -1,0 +1,255 @@
+//! Linking a client span to the server span it caused, when one recording
+//! sees both ends of a call (one process calling itself, or several traced
+//! processes), without writing anything into either: by what both ends
+//! read from their own connection structs.
+//!
+//! A server span that did not come with its caller's trace context and
+//! knows its peer's address is held for [`LINK_WAIT_NS`] after it ends
+//! (stream time: events and `tick` lines), so the client span that caused
+//! it has time to arrive, in whichever order the two came. Then it is
+//! matched against the client spans seen: the client's local address equals
+//! the server's peer address (and the client's peer the server's local
+//! address, and the HTTP/2 stream ids, where both ends know them), and the
+//! server span starts inside the client span. Exactly one match makes the
+//! client span its parent, in the client's trace (the server span waits for
+//! the client span's trace when that is not decided yet); none leaves it a
+//! root, as before; several link nothing and are counted.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use super::Node;
+use crate::probes::family::Connection;
+use crate::span::{SpanId, TraceId};
+
+/// How long (monotonic ns, after it ended) a server span waits for the
+/// client span that caused it. The client usually ends microseconds after
+/// the server, and attach writes every completed call within about 150 ms.
+pub const LINK_WAIT_NS: u64 = 1_000_000_000;
+
+/// Client spans are remembered this long after they end: a server span
+/// that outlives its client (a streamed response the client stopped
+/// waiting for) still finds it.
+const CLIENT_KEEP_NS: u64 = 30_000_000_000;
+
+/// A client span, as a server span's candidate parent.
+struct ClientRec {
+    start_ns: u64,
+    end_ns: u64,
+    peer: Option<SocketAddr>,
+    stream: Option<u32>,
+    /// Set once the span is written (its trace is decided then).
+    trace: Option<TraceId>,
+}
+
+/// A server span waiting for its client.
+struct Held {
+    node: Node,
+    conn: Connection,
+    start_ns: u64,
+    end_ns: u64,
+}
+
+/// What to do with a server span whose wait is over.
+pub enum Resolved {
+    /// Write it as before: a root in a trace of its own.
+    Root(Node),
+    /// Write it now under `parent`, in `trace`.
+    Under {
+        node: Node,
+        parent: SpanId,
+        trace: TraceId,
+    },
+}
+
+#[derive(Default)]
+pub struct Links {
+    clients: HashMap<SpanId, ClientRec>,
+    /// Client spans by their local address.
+    by_local: HashMap<SocketAddr, Vec<SpanId>>,
+    held: Vec<Held>,
+    /// Server spans matched to a client span not written yet.
+    awaiting: HashMap<SpanId, Vec<Node>>,
+    /// Server spans given a client parent.
+    pub linked: u64,
+    /// Server spans more than one client span could have caused: not linked.
+    pub ambiguous: u64,
+}
+
+impl Links {
+    /// Remember client span `id` (not written yet) as a candidate parent.
+    pub fn add_client(&mut self, id: SpanId, conn: &Connection, start_ns: u64, end_ns: u64) {
+        let Some(local) = conn.local else { return };
+        self.clients.insert(
+            id,
+            ClientRec {
+                start_ns,
+                end_ns,
+                peer: conn.peer,
+                stream: conn.stream,
+                trace: None,
+            },
+        );
+        self.by_local.entry(local).or_default().push(id);
+    }
+
+    /// Span `id` was written in `trace`: if it is a client span, the server
+    /// spans matched to it, each to be written under it in `trace`.
+    pub fn written(&mut self, id: SpanId, trace: TraceId) -> Vec<Node> {
+        if let Some(c) = self.clients.get_mut(&id) {
+            c.trace = Some(trace);
+        }
+        self.awaiting.remove(&id).unwrap_or_default()
+    }
+
+    /// Hold server span `node` (which came with no trace context) to link it.
+    pub fn hold(&mut self, node: Node, conn: Connection, start_ns: u64, end_ns: u64) {
+        self.held.push(Held {
+            node,
+            conn,
+            start_ns,
+            end_ns,
+        });
+    }
+
+    /// The held server spans whose wait is over by `now_ns` (all of them
+    /// with `None`: the stream ended), decided, oldest first.
+    pub fn due(&mut self, now_ns: Option<u64>) -> Vec<Resolved> {
+        let (due, keep): (Vec<Held>, Vec<Held>) = std::mem::take(&mut self.held)
+            .into_iter()
+            .partition(|h| now_ns.is_none_or(|n| h.end_ns.saturating_add(LINK_WAIT_NS) <= n));
+        self.held = keep;
+        let mut due = due;
+        due.sort_by_key(|h| h.start_ns);
+        let mut out = Vec::new();
+        for h in due {
+            let candidates = self.candidates(&h);
+            match candidates.as_slice() {
+                [] => out.push(Resolved::Root(h.node)),
+                [id] => {
+                    self.linked += 1;
+                    match self.clients.get(id).and_then(|c| c.trace) {
+                        Some(trace) => out.push(Resolved::Under {
+                            node: h.node,
+                            parent: *id,
+                            trace,
+                        }),
+                        None => self.awaiting.entry(*id).or_default().push(h.node),
+                    }
+                }
+                _ => {
+                    self.ambiguous += 1;
+                    out.push(Resolved::Root(h.node));
+                }
+            }
+        }
+        out
+    }
+
+    /// The client spans that could have caused held server span `h`.
+    fn candidates(&self, h: &Held) -> Vec<SpanId> {
+        let Some(peer) = h.conn.peer else {
+            return Vec::new();
+        };
+        let Some(ids) = self.by_local.get(&peer) else {
+            return Vec::new();
+        };
+        ids.iter()
+            .copied()
+            .filter(|id| {
+                self.clients
+                    .get(id)
+                    .is_some_and(|c| matches(c, &h.conn, h.start_ns))
+            })
+            .collect()
+    }
+
+    /// Forget client spans that ended before `horizon_ns` less the keep
+    /// time. Server spans still waiting for one of them (never written: a
+    /// bug elsewhere) are handed back to be written as roots.
+    pub fn prune(&mut self, newest_ns: u64) -> Vec<Node> {
+        let horizon = newest_ns.saturating_sub(CLIENT_KEEP_NS);
+        let old: Vec<SpanId> = self
+            .clients
+            .iter()
+            .filter(|(_, c)| c.end_ns < horizon)
+            .map(|(id, _)| *id)
+            .collect();
+        let mut orphans = Vec::new();
+        for id in &old {
+            self.clients.remove(id);
+            orphans.extend(self.awaiting.remove(id).unwrap_or_default());
+        }
+        let clients = &self.clients;
+        self.by_local.retain(|_, ids| {
+            ids.retain(|id| clients.contains_key(id));
+            !ids.is_empty()
+        });
+        orphans
+    }
+
+    /// End of stream, after every pending span was written: what still
+    /// waits for a client span that never came.
+    pub fn leftovers(&mut self) -> Vec<Node> {
+        self.awaiting.drain().flat_map(|(_, v)| v).collect()
+    }
+}
+
+/// Could client `c` have caused the server span on `conn` starting at
+/// `start_ns`? Same connection seen from both ends, same stream where both
+/// know it, and the server span starts inside the client span (strictly
+/// after it: a cause precedes its effect).
+fn matches(c: &ClientRec, conn: &Connection, start_ns: u64) -> bool {
+    if let (Some(cp), Some(sl)) = (c.peer, conn.local)
+        && cp != sl
+    {
+        return false;
+    }
+    if let (Some(a), Some(b)) = (c.stream, conn.stream)
+        && a != b
+    {
+        return false;
+    }
+    c.start_ns < start_ns && start_ns <= c.end_ns
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn(local: &str, peer: &str, stream: Option<u32>) -> Connection {
+        Connection {
+            local: local.parse().ok(),
+            peer: peer.parse().ok(),
+            stream,
+        }
+    }
+
+    #[test]
+    fn matching_rules() {
+        let c = ClientRec {
+            start_ns: 10,
+            end_ns: 20,
+            peer: "127.0.0.1:80".parse().ok(),
+            stream: Some(3),
+            trace: None,
+        };
+        let server = conn("127.0.0.1:80", "127.0.0.1:5000", Some(3));
+        assert!(matches(&c, &server, 11));
+        assert!(matches(&c, &server, 20));
+        assert!(!matches(&c, &server, 10), "not before the client started");
+        assert!(!matches(&c, &server, 21), "not after it ended");
+        assert!(!matches(
+            &c,
+            &conn("127.0.0.1:81", "127.0.0.1:5000", Some(3)),
+            11
+        ));
+        assert!(!matches(
+            &c,
+            &conn("127.0.0.1:80", "127.0.0.1:5000", Some(5)),
+            11
+        ));
+        // Unknown on one side: not a reason to refuse.
+        assert!(matches(&c, &conn("", "127.0.0.1:5000", None), 11));
+    }
+}
