@@ -15,15 +15,18 @@
 //! * [`GoBinary::vaddr_to_file_offset`]
 //! * [`types::TypeTable`] (runtime type descriptors -> `%T` names), [`types::load_bias`]
 //! * [`values::panic_message`] (captured panic values -> the message Go prints)
+//! * [`symbolize::Symbolizer`] (pc -> function, file, line, inlined frames included)
 
 mod buildinfo;
 mod elf;
+mod functab;
 #[doc(hidden)]
 pub mod fuzz;
 mod modinfo;
 mod moduledata;
 mod pclntab;
 mod read;
+pub mod symbolize;
 pub mod types;
 pub mod values;
 
