@@ -120,7 +120,9 @@ impl<'d> FuncTab<'d> {
             .and_then(|n| n.checked_add(4))
             .and_then(|n| n.checked_add(ft.functab_off));
         if nfunc == 0 || pairs_end.is_none_or(|e| e > tab.len()) {
-            return Err(format!("pclntab function table ({nfunc} functions) beyond the table"));
+            return Err(format!(
+                "pclntab function table ({nfunc} functions) beyond the table"
+            ));
         }
         Ok(ft)
     }
@@ -220,7 +222,9 @@ impl<'d> FuncTab<'d> {
         if file_off == u32::MAX {
             return None;
         }
-        let at = self.filetab_off.checked_add(to_usize(u64::from(file_off))?)?;
+        let at = self
+            .filetab_off
+            .checked_add(to_usize(u64::from(file_off))?)?;
         std::str::from_utf8(cstr_at(self.tab, at)?).ok()
     }
 
@@ -255,7 +259,9 @@ impl<'d> FuncTab<'d> {
         if table >= f.npcdata {
             return None;
         }
-        let at = self.arrays_at(f)?.checked_add(to_usize(u64::from(table) * 4)?)?;
+        let at = self
+            .arrays_at(f)?
+            .checked_add(to_usize(u64::from(table) * 4)?)?;
         self.u32(at).filter(|&o| o != 0)
     }
 
@@ -368,7 +374,10 @@ pub(crate) mod tests {
         assert_eq!(ft.pcvalue(&f, 0, 0x1000), None);
         let mut shifted = vec![0u8; pctab + 1];
         shifted.extend_from_slice(&enc);
-        let ft2 = FuncTab { tab: &shifted, ..ft };
+        let ft2 = FuncTab {
+            tab: &shifted,
+            ..ft
+        };
         let v2 = |pc| ft2.pcvalue(&f, 1, pc);
         assert_eq!(v2(0x1000), Some(8));
         assert_eq!(v2(0x1003), Some(8));
@@ -378,7 +387,10 @@ pub(crate) mod tests {
         assert_eq!(v2(0xfff), None);
         // Cut anywhere: never a panic.
         for cut in 0..shifted.len() {
-            let ft3 = FuncTab { tab: &shifted[..cut], ..ft };
+            let ft3 = FuncTab {
+                tab: &shifted[..cut],
+                ..ft
+            };
             let _ = ft3.pcvalue(&f, 1, 0x101f);
         }
     }

@@ -172,15 +172,16 @@ impl std::fmt::Debug for Symbolizer<'_> {
     }
 }
 
-/// Word index of `gofunc` in `runtime.moduledata`.
-fn gofunc_word(release: GoRelease, go118_table: bool) -> usize {
-    if go118_table {
-        // Go 1.18 and 1.19.
-        38
-    } else if release >= (GoRelease { major: 1, minor: 27 }) {
-        43
-    } else {
-        40
+/// Word indexes `gofunc` may have in `runtime.moduledata`: by release when
+/// the build info names a known one, every Go 1.20+ layout otherwise.
+fn gofunc_words(release: Option<GoRelease>, go118_table: bool) -> Vec<usize> {
+    let r = |minor| GoRelease { major: 1, minor };
+    match release {
+        // Go 1.18 and 1.19 tables.
+        _ if go118_table => vec![38],
+        Some(v) if v >= r(20) && v < r(27) => vec![40],
+        Some(v) if v == r(27) => vec![43],
+        _ => vec![40, 43],
     }
 }
 
@@ -213,8 +214,7 @@ impl<'b> Symbolizer<'b> {
             path: path.clone(),
             why,
         };
-        let release = GoRelease::parse(&bin.build_info().go_version)
-            .unwrap_or(GoRelease { major: 1, minor: 20 });
+        let release = GoRelease::parse(&bin.build_info().go_version);
         let md = bin.moduledata_address().map_err(gofunc_err)?;
         let words = bin.layout.words;
         let ps = u64::from(words.ptr_size);
@@ -223,26 +223,90 @@ impl<'b> Symbolizer<'b> {
                 .and_then(|at| bin.layout.read_vaddr(bin.data(), at, ps))
                 .and_then(|b| words.word(b, 0))
         };
-        let at = gofunc_word(release, go118);
-        let (rodata, gofunc) = match (word(at - 1), word(at)) {
-            (Some(r), Some(g)) => (r, g),
-            _ => return Err(gofunc_err(format!("moduledata at {md:#x} is cut short"))),
-        };
-        // `rodata` precedes `gofunc` in the same read-only data.
-        if gofunc < rodata || bin.layout.segment_of(gofunc).is_none() {
-            return Err(gofunc_err(format!(
-                "moduledata word {at} ({gofunc:#x}) is not in the binary's read-only data"
-            )));
+        let inl_entry = if go118 { 20 } else { 16 };
+        // Every layout the release may have; each candidate must decode the
+        // inline trees of the binary's functions, and exactly one may.
+        let mut good = Vec::new();
+        let mut why = Vec::new();
+        for at in gofunc_words(release, go118) {
+            let (Some(rodata), Some(gofunc)) = (word(at - 1), word(at)) else {
+                why.push(format!("moduledata at {md:#x} is cut short"));
+                continue;
+            };
+            // `rodata` precedes `gofunc` in the same read-only data.
+            if gofunc < rodata || bin.layout.segment_of(gofunc).is_none() {
+                why.push(format!(
+                    "word {at} ({gofunc:#x}) is not in the binary's read-only data"
+                ));
+                continue;
+            }
+            let candidate = Symbolizer {
+                bin,
+                ft,
+                gofunc,
+                inl_entry,
+                wrapper_id: None,
+            };
+            match candidate.check_inline_trees() {
+                Ok(()) => good.push(gofunc),
+                Err(e) => why.push(format!("word {at}: {e}")),
+            }
         }
+        let gofunc = match good.as_slice() {
+            [g] => *g,
+            [] => return Err(gofunc_err(why.join("; "))),
+            _ => return Err(gofunc_err("more than one moduledata word fits".into())),
+        };
         let mut sym = Symbolizer {
             bin,
             ft,
             gofunc,
-            inl_entry: if go118 { 20 } else { 16 },
+            inl_entry,
             wrapper_id: None,
         };
         sym.wrapper_id = sym.find_wrapper_id();
         Ok(sym)
+    }
+
+    /// Check `gofunc` against the binary: the inline trees of the first
+    /// functions that have one (up to 64) decode to callee names in the
+    /// name table and call sites inside their functions.
+    fn check_inline_trees(&self) -> Result<(), String> {
+        let mut checked = 0;
+        for i in 0..self.ft.nfunc {
+            let Some(rec) = self.ft.record(i) else {
+                continue;
+            };
+            let f = Func { sym: self, rec };
+            let Some(tree) = f.funcdata(FUNCDATA_INL_TREE) else {
+                continue;
+            };
+            if self.bin.layout.segment_of(tree).is_none() {
+                return Err(format!(
+                    "{}'s inline tree at {tree:#x} is outside the file",
+                    f.name()
+                ));
+            }
+            // The first entry always exists where a tree does.
+            let Some((name, _, parent_pc, _)) = self.inlined_call(&f, 0) else {
+                return Err(format!("{}'s inline tree does not decode", f.name()));
+            };
+            let size = f.end() - f.entry();
+            if name.is_empty() || u64::try_from(parent_pc).map_or(true, |p| p >= size) {
+                return Err(format!(
+                    "{}'s inline tree names {name:?} at +{parent_pc}",
+                    f.name()
+                ));
+            }
+            checked += 1;
+            if checked == 64 {
+                break;
+            }
+        }
+        if checked == 0 {
+            return Err("no function has an inline tree".into());
+        }
+        Ok(())
     }
 
     /// `FuncIDWrapper`: one past `runtime.systemstack_switch`'s FuncID,
@@ -328,7 +392,11 @@ impl<'b> Symbolizer<'b> {
         for _ in 0..MAX_INLINE_DEPTH {
             let (file, line) = f.file_line(at);
             let ix = f.pcdata(PCDATA_INL_TREE_INDEX, at).unwrap_or(-1);
-            let inl = if ix >= 0 { self.inlined_call(&f, ix) } else { None };
+            let inl = if ix >= 0 {
+                self.inlined_call(&f, ix)
+            } else {
+                None
+            };
             let Some((name, func_id, parent_pc, start_line)) = inl else {
                 visit(Frame {
                     function: f.name(),
@@ -373,10 +441,12 @@ mod tests {
 
     #[test]
     fn gofunc_word_by_release() {
-        let r = |minor| GoRelease { major: 1, minor };
-        assert_eq!(gofunc_word(r(19), true), 38);
-        assert_eq!(gofunc_word(r(20), false), 40);
-        assert_eq!(gofunc_word(r(26), false), 40);
-        assert_eq!(gofunc_word(r(27), false), 43);
+        let r = |minor| Some(GoRelease { major: 1, minor });
+        assert_eq!(gofunc_words(r(19), true), [38]);
+        assert_eq!(gofunc_words(r(20), false), [40]);
+        assert_eq!(gofunc_words(r(26), false), [40]);
+        assert_eq!(gofunc_words(r(27), false), [43]);
+        assert_eq!(gofunc_words(r(99), false), [40, 43]);
+        assert_eq!(gofunc_words(None, false), [40, 43]);
     }
 }
