@@ -18,6 +18,7 @@ pub mod offsets;
 pub mod otel;
 pub mod probes;
 pub mod record;
+pub mod sample;
 pub mod span;
 pub mod stream;
 pub mod tracecontext;

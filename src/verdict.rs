@@ -304,7 +304,12 @@ mod tests {
     fn each_reason() {
         let t = full_table("go1.22.10", "amd64");
         let v = verdicts("go1.22.10", "amd64", &t, &[]);
-        assert!(v.iter().all(|v| !v.instrumentable));
+        // Only the CPU sampler hooks no function.
+        assert!(
+            v.iter()
+                .all(|v| v.instrumentable == (v.probe == "cpu.sample")),
+            "{v:?}"
+        );
         assert!(
             v[0].reasons[0].contains("function net/http.serverHandler.ServeHTTP not in the binary"),
             "{v:?}"

@@ -27,6 +27,11 @@ use crate::stream::Line;
 /// the catalog; those the binary cannot support are skipped with a note.
 pub const DEFAULT_PROBES: &str = "all";
 
+/// CPU samples per second of CPU time with `--cpu` and no rate: a prime
+/// near 100, so sampling does not beat in step with periodic work (the
+/// usual choice of profilers).
+pub const DEFAULT_CPU_HZ: u32 = 99;
+
 #[derive(Debug, thiserror::Error)]
 pub enum AttachError {
     #[error("offsets line {line}: {msg}")]
@@ -43,14 +48,15 @@ pub enum AttachError {
     Bpf(#[from] BpfError),
 }
 
-/// Parse `--probes http.server,db.sql` (or `all`) against the catalog.
+/// Parse `--probes http.server,db.sql` (or `all`: every probe but the
+/// opt-in CPU sampler, which `--cpu` or its name adds) against the catalog.
 pub fn parse_probes(list: &str) -> Result<Vec<String>, AttachError> {
     let catalog = Catalog::builtin()?;
     let mut out: Vec<String> = Vec::new();
     for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         if name == "all" {
             for p in &catalog.probes {
-                if !out.contains(&p.name) {
+                if p.role != catalog::Role::Sample && !out.contains(&p.name) {
                     out.push(p.name.clone());
                 }
             }
@@ -85,6 +91,8 @@ pub struct Request {
     pub duration: Option<Duration>,
     /// Attach do-nothing programs instead (benchmark baseline).
     pub baseline_empty: bool,
+    /// CPU samples per second (`--cpu`), when `cpu.sample` is among the probes.
+    pub cpu_hz: Option<u32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -115,7 +123,10 @@ pub fn run(
             return Err(AttachError::NothingToAttach("give a binary path or --pid".into()).into());
         }
     };
-    let plan = Plan::new(&bin, req.pid, &req.probes, req.offsets.clone())?;
+    let mut plan = Plan::new(&bin, req.pid, &req.probes, req.offsets.clone())?;
+    if let Some(hz) = req.cpu_hz {
+        plan.set_cpu_hz(hz);
+    }
     for s in &plan.skipped {
         warn(&format!("not attaching {s}"));
     }
@@ -157,6 +168,11 @@ mod tests {
         ] {
             assert!(all.iter().any(|x| x == p), "{p}");
         }
+        assert!(!all.iter().any(|x| x == "cpu.sample"), "sampling is opt-in");
+        assert_eq!(
+            parse_probes("all,cpu.sample").expect("ok").last().map(String::as_str),
+            Some("cpu.sample")
+        );
         let err = parse_probes("grpc").expect_err("unknown");
         assert!(err.to_string().contains("db.sql"), "{err}");
     }

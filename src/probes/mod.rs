@@ -3,12 +3,14 @@
 //! the one place that lists them; nothing outside `src/probes/` knows any
 //! probe by name.
 
+pub mod cpu_sample;
 pub mod db_sql;
 pub mod family;
 pub mod go_panic;
 pub mod go_spawn;
 pub mod http_client;
 pub mod http_server;
+pub mod stacks;
 pub mod symbols;
 
 pub use family::Family;
@@ -20,6 +22,7 @@ pub static FAMILIES: &[&dyn Family] = &[
     &db_sql::FAMILY,
     &go_panic::FAMILY,
     &go_spawn::FAMILY,
+    &cpu_sample::FAMILY,
 ];
 
 /// The family named `name` (the catalog's `family`).
@@ -99,6 +102,7 @@ mod tests {
                 Role::Server | Role::Client => f.span(&ev, &[] as &[Event]).is_ok(),
                 Role::Event => f.event(&ev).is_ok(),
                 Role::Internal => f.spawned_by(&ev).is_ok(),
+                Role::Sample => f.sample(&ev).is_ok(),
             };
             assert!(ok, "{} ({:?})", p.name, p.role);
         }

@@ -1,13 +1,15 @@
 //! Turning attach's raw event stream into spans (`crate::span` schema):
 //! [`Recorder`] nests events by their probes' catalog roles; a
 //! [`Recording`] feeds it stream lines and writes the spans it completes
-//! through a [`SpanWriter`] (with the `--limit`).
+//! through a [`SpanWriter`] (with the `--limit`), and the CPU samples it
+//! labels (`crate::sample` records) beside them.
 
 mod recorder;
 
 pub use recorder::{RecordStats, Recorder};
 
 use crate::probes::family::RecordingError;
+use crate::sample::CpuSample;
 use crate::span::Span;
 use crate::stream::Line;
 
@@ -43,6 +45,20 @@ impl SpanWriter {
 
     pub fn limit_reached(&self) -> bool {
         self.limit.is_some_and(|l| self.written >= l)
+    }
+
+    /// Write (and drain) `samples`: CPU sample records, which the limit
+    /// does not count (they stop with the spans).
+    pub fn write_samples(&mut self, samples: Vec<CpuSample>) -> std::io::Result<()> {
+        use std::io::Write;
+        if self.limit_reached() {
+            return Ok(());
+        }
+        for s in &samples {
+            serde_json::to_writer(&mut self.out, s)?;
+            self.out.write_all(b"\n")?;
+        }
+        Ok(())
     }
 
     /// Write (and drain) `spans`, up to the limit, then flush so a pipe sees
@@ -109,8 +125,16 @@ impl RecordSummary {
     /// The one-line summary `goprobe record` prints on stderr.
     pub fn line(&self) -> String {
         let st = &self.stats;
+        let samples = if st.samples > 0 {
+            format!(
+                ", {} CPU samples ({} in spans)",
+                st.samples, st.samples_in_spans
+            )
+        } else {
+            String::new()
+        };
         format!(
-            "{} spans ({} server, {} client of which {} database) written, {} panics, {} events lost ({})",
+            "{} spans ({} server, {} client of which {} database) written{samples}, {} panics, {} events lost ({})",
             self.written, st.server, st.client, st.db, st.panics, st.lost, self.reason
         )
     }
@@ -139,6 +163,7 @@ impl Recording {
         self.rec
             .line(line, &mut self.spans)
             .map_err(std::io::Error::other)?;
+        self.writer.write_samples(self.rec.take_samples())?;
         self.writer.write(&mut self.spans, self.rec.stats.lost)
     }
 
@@ -165,7 +190,11 @@ impl Recording {
                     line: i + 1,
                     source,
                 })?;
-            if let Err(e) = self.writer.write(&mut self.spans, self.rec.stats.lost) {
+            let written = self
+                .writer
+                .write_samples(self.rec.take_samples())
+                .and_then(|()| self.writer.write(&mut self.spans, self.rec.stats.lost));
+            if let Err(e) = written {
                 if self.limit_reached() {
                     break;
                 }
@@ -186,7 +215,12 @@ impl Recording {
         if !self.writer.limit_reached() {
             self.rec.finish(&mut self.spans);
             let lost = self.rec.stats.lost;
-            match self.writer.write(&mut self.spans, lost) {
+            let samples = self.rec.take_samples();
+            let written = self
+                .writer
+                .write_samples(samples)
+                .and_then(|()| self.writer.write(&mut self.spans, lost));
+            match written {
                 Err(_) if self.writer.limit_reached() => {}
                 other => other.map_err(RecordError::Write)?,
             }

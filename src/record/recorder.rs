@@ -11,6 +11,10 @@
 //! order), so they wait in `pending` until it comes, or until the stream
 //! ends, when the rest become roots (an event outside any span gets a span
 //! of its own, as its family says).
+//!
+//! A `sample` event (a CPU sample) waits the same way and is labelled with
+//! the innermost span that encloses it and that span's local root; one
+//! that nothing encloses is written without a span ([`crate::sample`]).
 
 use std::collections::HashMap;
 
@@ -18,6 +22,7 @@ use crate::catalog::{Catalog, CatalogError, Role};
 use crate::clock::WallOffset;
 use crate::probes::family::{EventParts, RecordingError, SpanParts};
 use crate::probes::{self, Family};
+use crate::sample::CpuSample;
 use crate::span::{AttrValue, Attributes, Event, Span, SpanId, SpanKind, TraceId};
 use crate::stream::{Line, RawEvent, TargetInfo};
 use crate::tracecontext::{new_span_id, new_trace_id};
@@ -46,12 +51,16 @@ pub struct RecordStats {
     /// Every panic seen (`exception` events), recovered or not.
     pub panics: u64,
     pub lost: u64,
+    /// CPU samples written, and of them those in a span.
+    pub samples: u64,
+    pub samples_in_spans: u64,
 }
 
-/// A span and the spans nested in it.
+/// A span, the spans nested in it and the CPU samples taken in it.
 struct Node {
     span: Span,
     children: Vec<Node>,
+    samples: Vec<samples::Waiting>,
 }
 
 /// What waits for an enclosing span.
@@ -60,6 +69,8 @@ enum Item {
     Span(Node),
     /// A span event, and the span it becomes when nothing encloses it.
     Event { event: Event, alone: Span },
+    /// A CPU sample.
+    Sample(samples::Waiting),
 }
 
 struct Pending {
@@ -89,6 +100,11 @@ pub struct Recorder {
     next_id: u64,
     newest_ns: u64,
     events_since_expire: u32,
+    /// Of `pending`, how many are CPU samples (bounded on their own).
+    samples_waiting: usize,
+    stacks: samples::Stacks,
+    /// Sample records completed, for [`Recorder::take_samples`].
+    samples_out: Vec<CpuSample>,
     pub stats: RecordStats,
 }
 
@@ -115,6 +131,9 @@ impl Recorder {
             next_id: 0,
             newest_ns: 0,
             events_since_expire: 0,
+            samples_waiting: 0,
+            stacks: samples::Stacks::default(),
+            samples_out: Vec::new(),
             stats: RecordStats::default(),
         }
     }
@@ -147,6 +166,18 @@ impl Recorder {
             return Ok(());
         };
         match role {
+            Role::Sample => {
+                let parts = family.sample(&ev)?;
+                let waiting = samples::Waiting {
+                    time_unix_nano: self.wall(parts.time_ns),
+                    cpu_nanos: parts.cpu_nanos,
+                    attributes: parts.attributes,
+                    stack: self.stacks.intern(parts.stack),
+                    resource: self.resource(ev.pid),
+                };
+                self.samples_waiting += 1;
+                self.wait(&ev, Item::Sample(waiting));
+            }
             Role::Internal => {
                 let parent = family.spawned_by(&ev)?;
                 self.parents
@@ -163,34 +194,52 @@ impl Recorder {
                 self.wait(&ev, Item::Event { event, alone });
             }
             Role::Client | Role::Server => {
-                let (events, children) = self.claim(&ev);
+                let (events, children, samples) = self.claim(&ev);
                 let parts = family.span(&ev, &events)?;
                 let incoming = parts.incoming;
                 let mut span = self.span_of(parts, ev.pid, events);
+                let node = Node {
+                    span,
+                    children,
+                    samples,
+                };
                 if role == Role::Client {
-                    self.wait(&ev, Item::Span(Node { span, children }));
+                    self.wait(&ev, Item::Span(node));
                 } else {
+                    span = node.span;
                     let trace = incoming.map_or_else(new_trace_id, |t| t.trace_id);
                     if let Some(t) = incoming {
                         span.parent_span_id = Some(t.parent_id);
                         span.trace_flags = Some(t.flags);
                     }
-                    self.emit(Node { span, children }, trace, out);
+                    let node = Node { span, ..node };
+                    self.emit(node, trace, None, out);
                 }
             }
         }
         self.events_since_expire += 1;
-        if self.events_since_expire >= 1024 || self.pending.len() > PENDING_MAX {
+        if self.events_since_expire >= 1024 || self.over_bounds() {
             self.events_since_expire = 0;
             self.expire(out);
         }
         Ok(())
     }
 
+    /// More waits than the bounds allow (span events and CPU samples, each).
+    fn over_bounds(&self) -> bool {
+        self.pending.len() - self.samples_waiting > PENDING_MAX
+            || self.samples_waiting > samples::SAMPLES_MAX
+    }
+
+    /// Sample records completed since the last call, in no particular order.
+    pub fn take_samples(&mut self) -> Vec<CpuSample> {
+        std::mem::take(&mut self.samples_out)
+    }
+
     /// Take the pending events `ev` encloses: on its goroutine inside its
     /// time, or on a goroutine that branched off it inside its time. Span
-    /// events and spans, each in start order.
-    fn claim(&mut self, ev: &RawEvent) -> (Vec<Event>, Vec<Node>) {
+    /// events, spans and CPU samples, each in start order.
+    fn claim(&mut self, ev: &RawEvent) -> (Vec<Event>, Vec<Node>, Vec<samples::Waiting>) {
         let mut claimed: Vec<Pending> = Vec::new();
         if let Some(cands) = self.index.remove(&(ev.pid, ev.goroutine)) {
             let mut keep = Vec::new();
@@ -217,13 +266,18 @@ impl Recorder {
         claimed.sort_by_key(|p| p.start_ns);
         let mut events = Vec::new();
         let mut spans = Vec::new();
+        let mut samples = Vec::new();
         for p in claimed {
             match p.item {
                 Item::Event { event, .. } => events.push(event),
                 Item::Span(node) => spans.push(node),
+                Item::Sample(s) => {
+                    self.samples_waiting -= 1;
+                    samples.push(s);
+                }
             }
         }
-        (events, spans)
+        (events, spans, samples)
     }
 
     /// Keep `item` until a span encloses it: indexed under its goroutine
@@ -257,14 +311,31 @@ impl Recorder {
     }
 
     /// Write pending events that can no longer be enclosed as roots, and
-    /// forget old goroutine creations.
+    /// forget old goroutine creations. Over a bound, every wait of that kind
+    /// is given up (span events), or the older half (CPU samples).
     fn expire(&mut self, out: &mut Vec<Span>) {
         let horizon = self.newest_ns.saturating_sub(PENDING_HORIZON_NS);
-        let force = self.pending.len() > PENDING_MAX;
+        let force = self.pending.len() - self.samples_waiting > PENDING_MAX;
+        let sample_cut = if self.samples_waiting > samples::SAMPLES_MAX {
+            let mut times: Vec<u64> = self
+                .pending
+                .values()
+                .filter(|p| matches!(p.item, Item::Sample(_)))
+                .map(|p| p.end_ns)
+                .collect();
+            let half = times.len() / 2;
+            times.select_nth_unstable(half);
+            times[half]
+        } else {
+            0
+        };
         let ids: Vec<u64> = self
             .pending
             .iter()
-            .filter(|(_, p)| force || p.end_ns < horizon)
+            .filter(|(_, p)| match p.item {
+                Item::Sample(_) => p.end_ns < horizon.max(sample_cut),
+                _ => force || p.end_ns < horizon,
+            })
             .map(|(id, _)| *id)
             .collect();
         let mut old: Vec<Pending> = ids
@@ -293,35 +364,63 @@ impl Recorder {
         }
     }
 
-    /// A pending item nothing encloses, written in a trace of its own.
+    /// A pending item nothing encloses, written in a trace of its own (a
+    /// CPU sample: without a span).
     fn root(&mut self, item: Item, out: &mut Vec<Span>) {
         match item {
-            Item::Span(node) => self.emit(node, new_trace_id(), out),
+            Item::Span(node) => self.emit(node, new_trace_id(), None, out),
             Item::Event { alone, .. } => self.emit(
                 Node {
                     span: alone,
                     children: Vec::new(),
+                    samples: Vec::new(),
                 },
                 new_trace_id(),
+                None,
                 out,
             ),
+            Item::Sample(s) => {
+                self.samples_waiting -= 1;
+                self.stats.samples += 1;
+                self.samples_out.push(s.record(None));
+            }
         }
     }
 
     /// Write a span and, after it, the spans nested in it (each a child of
-    /// its enclosing span), all in `trace`.
-    fn emit(&mut self, node: Node, trace: TraceId, out: &mut Vec<Span>) {
+    /// its enclosing span), all in `trace`, and the CPU samples taken in
+    /// them. `root`: the local root of the tree (`None`: this span is it).
+    fn emit(
+        &mut self,
+        node: Node,
+        trace: TraceId,
+        root: Option<&samples::Named>,
+        out: &mut Vec<Span>,
+    ) {
         let Node {
             mut span,
             mut children,
+            samples,
         } = node;
         span.trace_id = trace;
         let id: SpanId = span.span_id;
+        let me = samples::Named::of(&span);
+        let root = root.cloned().unwrap_or_else(|| me.clone());
+        for s in samples {
+            let label = samples::Label {
+                trace,
+                span: &me,
+                root: &root,
+            };
+            self.stats.samples += 1;
+            self.stats.samples_in_spans += 1;
+            self.samples_out.push(s.record(Some(&label)));
+        }
         self.push(span, out);
         children.sort_by_key(|c| c.span.start_time_unix_nano);
         for mut c in children {
             c.span.parent_span_id = Some(id);
-            self.emit(c, trace, out);
+            self.emit(c, trace, Some(&root), out);
         }
     }
 
@@ -393,5 +492,6 @@ impl Recorder {
     }
 }
 
+mod samples;
 #[cfg(test)]
 mod tests;
