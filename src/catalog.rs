@@ -239,7 +239,9 @@ impl Catalog {
                 _ => {}
             }
             if (p.role == Role::Sample) != (p.attach == Attach::CpuClock) {
-                return Err(bad("role \"sample\" goes with attach = \"cpu-clock\"".into()));
+                return Err(bad(
+                    "role \"sample\" goes with attach = \"cpu-clock\"".into()
+                ));
             }
             for h in &p.hooks {
                 for r in [&h.go, &h.version].into_iter().flatten() {

@@ -60,7 +60,11 @@ fn addr2line(twin: &Path, pcs: &[u64]) -> Vec<(String, String)> {
     assert!(out.status.success(), "go tool addr2line failed");
     let text = String::from_utf8(out.stdout).expect("UTF-8");
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 2 * pcs.len(), "addr2line answers two lines per pc");
+    assert_eq!(
+        lines.len(),
+        2 * pcs.len(),
+        "addr2line answers two lines per pc"
+    );
     lines
         .chunks(2)
         .map(|c| (c[0].to_string(), c[1].to_string()))
@@ -130,7 +134,12 @@ fn symbolizer_equals_go_tool_addr2line() {
 fn llvm_symbolizer(twin: &Path, pcs: &[u64]) -> Vec<Vec<(String, String)>> {
     let input: String = pcs.iter().map(|pc| format!("{pc:#x}\n")).collect();
     let mut child = Command::new("llvm-symbolizer-14")
-        .args(["--inlining", "--functions=linkage", "--relativenames", "--obj"])
+        .args([
+            "--inlining",
+            "--functions=linkage",
+            "--relativenames",
+            "--obj",
+        ])
         .arg(twin)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -204,9 +213,19 @@ fn inlined_frames_equal_dwarf() {
             })
             .take(1500)
             .collect();
-        assert!(pcs.len() > 100, "{}: few inlined pcs ({})", b.label(), pcs.len());
+        assert!(
+            pcs.len() > 100,
+            "{}: few inlined pcs ({})",
+            b.label(),
+            pcs.len()
+        );
         let want = llvm_symbolizer(&b.twin, &pcs);
-        assert_eq!(want.len(), pcs.len(), "{}: llvm-symbolizer blocks", b.label());
+        assert_eq!(
+            want.len(),
+            pcs.len(),
+            "{}: llvm-symbolizer blocks",
+            b.label()
+        );
         let mut bad = Vec::new();
         for (pc, want) in pcs.iter().zip(&want) {
             let frames = sym.frames(*pc);

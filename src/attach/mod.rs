@@ -170,7 +170,10 @@ mod tests {
         }
         assert!(!all.iter().any(|x| x == "cpu.sample"), "sampling is opt-in");
         assert_eq!(
-            parse_probes("all,cpu.sample").expect("ok").last().map(String::as_str),
+            parse_probes("all,cpu.sample")
+                .expect("ok")
+                .last()
+                .map(String::as_str),
             Some("cpu.sample")
         );
         let err = parse_probes("grpc").expect_err("unknown");

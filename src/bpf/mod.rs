@@ -389,8 +389,8 @@ impl Object {
     /// CPU time (all processes: the programs filter them). Returns how
     /// many perf events were opened.
     pub fn attach_cpu_clock(&mut self, period_ns: u64) -> Result<usize, BpfError> {
-        let cpus = aya::util::online_cpus()
-            .map_err(|(what, source)| BpfError::Cpus { what, source })?;
+        let cpus =
+            aya::util::online_cpus().map_err(|(what, source)| BpfError::Cpus { what, source })?;
         let mut opened = 0;
         for (name, prog) in self.ebpf.programs_mut() {
             let Program::PerfEvent(prog) = prog else {

@@ -8,9 +8,10 @@ use anyhow::{Context, bail};
 
 use crate::exit::Status;
 use crate::export::{
-    self, ExportError, Summary, chrome, folded, otlp_http, otlp_json, pprof, reader::SpanReader,
-    text,
+    self, ExportError, Summary, chrome, cpu::SampleFilter, folded, otlp_http, otlp_json, pprof,
+    reader::SpanReader, text,
 };
+use crate::span::TraceId;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -18,13 +19,16 @@ pub enum Format {
     OtlpJson,
     /// OTLP/HTTP protobuf pushed to --endpoint.
     Otlp,
-    /// Gzipped pprof profile.proto for `go tool pprof`.
+    /// Gzipped pprof profile.proto for `go tool pprof`: a CPU profile when
+    /// the recording has CPU samples (`record --cpu`), else span times.
     Pprof,
-    /// Folded stacks (`root;child;span NANOS`, self time).
+    /// Folded stacks: CPU nanoseconds per Go stack under its span's name
+    /// when there are CPU samples, else span self time (`root;child;span NANOS`).
     Folded,
-    /// Flame graph SVG of self time.
+    /// Flame graph SVG of the folded stacks.
     Flamegraph,
-    /// Trace Event Format JSON for Perfetto and chrome://tracing.
+    /// Trace Event Format JSON for Perfetto and chrome://tracing (CPU
+    /// samples as instant events on their trace's track).
     Chrome,
     /// Human-readable listing (opentelemetry-stdout; stdout only).
     Text,
@@ -58,6 +62,18 @@ pub struct Args {
     /// otlp: attempts per batch, including the first.
     #[arg(long, value_name = "N", default_value_t = 5)]
     pub max_tries: u32,
+    /// pprof/folded/flamegraph: only the CPU samples taken in a span of this
+    /// name (the request's, e.g. 'GET /report', or the innermost span's);
+    /// without samples, the traces with a span of this name.
+    #[arg(long, value_name = "NAME")]
+    pub span_name: Option<String>,
+    /// pprof/folded/flamegraph: only this trace's CPU samples (or spans).
+    #[arg(long, value_name = "TRACE_ID", value_parser = parse_trace_id)]
+    pub trace_id: Option<TraceId>,
+}
+
+fn parse_trace_id(s: &str) -> Result<TraceId, String> {
+    TraceId::from_hex(s)
 }
 
 fn is_dash(path: &Option<PathBuf>) -> bool {
@@ -75,6 +91,14 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
         bail!(
             "--to text prints to stdout only (opentelemetry-stdout writes there); redirect it instead of -o"
         );
+    }
+    let filter = SampleFilter {
+        span_name: args.span_name.clone(),
+        trace_id: args.trace_id,
+    };
+    if !filter.is_empty() && !matches!(args.to, Format::Pprof | Format::Folded | Format::Flamegraph)
+    {
+        bail!("--span-name and --trace-id apply to --to pprof, folded and flamegraph");
     }
     let input: Box<dyn BufRead> = if is_dash(&args.input) {
         Box::new(io::stdin().lock())
@@ -105,10 +129,12 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
             let pusher = otlp_http::Pusher::new(endpoint, policy);
             otlp_http::convert(&mut reader, &pusher, args.batch_size)
         }
-        Format::Pprof => pprof::convert(&mut reader, output()?, args.group_window),
-        Format::Folded => folded::convert_folded(&mut reader, &mut output()?, args.group_window),
+        Format::Pprof => pprof::convert(&mut reader, output()?, args.group_window, &filter),
+        Format::Folded => {
+            folded::convert_folded(&mut reader, &mut output()?, args.group_window, &filter)
+        }
         Format::Flamegraph => {
-            folded::convert_flamegraph(&mut reader, &mut output()?, args.group_window)
+            folded::convert_flamegraph(&mut reader, &mut output()?, args.group_window, &filter)
         }
         Format::Chrome => chrome::convert(&mut reader, output()?),
         Format::Text => {
@@ -121,6 +147,9 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
     }
     let summary = result?;
     let mut line = format!("goprobe convert: {} spans", summary.spans);
+    if summary.samples > 0 {
+        line.push_str(&format!(", {} CPU samples", summary.samples));
+    }
     if summary.skipped > 0 {
         line.push_str(&format!(", {} invalid lines skipped", summary.skipped));
     }

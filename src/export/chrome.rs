@@ -4,16 +4,21 @@
 //! One process per resource (service and pid) and one track ("thread") per
 //! trace, each named by a metadata event; every span is a complete event
 //! (`ph: "X"`) with `ts`/`dur` in microseconds and its attributes as `args`;
-//! span events are instant events on the same track. Timestamps are written
-//! as exact decimals (microseconds with three fraction digits), so no
-//! nanosecond is rounded away in the file. Spans stream straight through;
-//! only the resource and trace numbering stays in memory.
+//! span events are instant events on the same track. CPU samples
+//! (`cpu_sample` records) are instant events too, named after their
+//! innermost function, on the track of the trace they ran in (samples in
+//! no span get a `CPU samples (no span)` track per process), with the span
+//! and the whole stack as `args`. Timestamps are written as exact decimals
+//! (microseconds with three fraction digits), so no nanosecond is rounded
+//! away in the file. Records stream straight through; only the resource and
+//! trace numbering stays in memory.
 
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
 
-use super::reader::SpanReader;
+use super::reader::{Record, SpanReader};
 use super::{ExportError, Summary};
+use crate::sample::CpuSample;
 use crate::span::{AttrValue, Attributes, Span, SpanKind, StatusCode, TraceId};
 
 /// Argument names goprobe sets itself; attributes with these names are left out.
@@ -30,7 +35,8 @@ struct Writer<W> {
     out: W,
     first: bool,
     pids: HashMap<String, u64>,
-    tids: HashMap<TraceId, u64>,
+    /// Track per trace; `None`: a process's samples in no span.
+    tids: HashMap<(u64, Option<TraceId>), u64>,
 }
 
 fn micros(ns: u64) -> String {
@@ -80,34 +86,69 @@ impl<W: Write> Writer<W> {
         self.out.write_all(b"}}")
     }
 
-    fn pid(&mut self, span: &Span) -> std::io::Result<u64> {
-        let key = serde_json::to_string(&span.resource).map_err(std::io::Error::from)?;
+    fn pid(&mut self, resource: &Attributes, ts: u64) -> std::io::Result<u64> {
+        let key = serde_json::to_string(resource).map_err(std::io::Error::from)?;
         if let Some(&pid) = self.pids.get(&key) {
             return Ok(pid);
         }
         let pid = self.pids.len() as u64 + 1;
         self.pids.insert(key, pid);
-        let service = match span.resource.get("service.name") {
+        let service = match resource.get("service.name") {
             Some(AttrValue::String(s)) => s.clone(),
             _ => "unknown service".to_owned(),
         };
-        let name = match span.resource.get("process.pid") {
+        let name = match resource.get("process.pid") {
             Some(AttrValue::Int(n)) => format!("{service} (pid {n})"),
             _ => service,
         };
-        self.metadata("process_name", pid, 0, span.start_time_unix_nano, &name)?;
+        self.metadata("process_name", pid, 0, ts, &name)?;
         Ok(pid)
     }
 
-    fn tid(&mut self, span: &Span, pid: u64) -> std::io::Result<u64> {
-        if let Some(&tid) = self.tids.get(&span.trace_id) {
+    fn tid(&mut self, trace: Option<TraceId>, pid: u64, ts: u64) -> std::io::Result<u64> {
+        if let Some(&tid) = self.tids.get(&(pid, trace)) {
             return Ok(tid);
         }
         let tid = self.tids.len() as u64 + 1;
-        self.tids.insert(span.trace_id, tid);
-        let name = format!("trace {}", span.trace_id);
-        self.metadata("thread_name", pid, tid, span.start_time_unix_nano, &name)?;
+        self.tids.insert((pid, trace), tid);
+        let name = match trace {
+            Some(t) => format!("trace {t}"),
+            None => "CPU samples (no span)".to_owned(),
+        };
+        self.metadata("thread_name", pid, tid, ts, &name)?;
         Ok(tid)
+    }
+
+    /// A CPU sample: an instant event on its trace's track.
+    fn sample(&mut self, s: &CpuSample) -> std::io::Result<()> {
+        let pid = self.pid(&s.resource, s.time_unix_nano)?;
+        let tid = self.tid(s.trace_id, pid, s.time_unix_nano)?;
+        self.sep()?;
+        let leaf = s.stack.first().map_or("?", |f| f.function.as_str());
+        self.out.write_all(br#"{"ph":"i","s":"t","name":"#)?;
+        self.json(&format!("cpu: {leaf}"))?;
+        write!(
+            self.out,
+            r#","cat":"cpu","ts":{},"dur":0,"pid":{pid},"tid":{tid},"args":"#,
+            micros(s.time_unix_nano)
+        )?;
+        let stack: Vec<String> = s
+            .stack
+            .iter()
+            .map(|f| format!("{} {}:{}", f.function, f.file, f.line))
+            .collect();
+        let mut extra = vec![
+            ("cpu_nanos", s.cpu_nanos.to_string()),
+            ("stack", stack.join("\n")),
+        ];
+        if let Some(id) = s.span_id {
+            extra.push(("span_id", id.to_string()));
+        }
+        if let Some(name) = &s.span_name {
+            extra.push(("span_name", name.clone()));
+        }
+        self.args(&extra, &s.attributes)?;
+        self.out.write_all(b"}")
     }
 
     fn args(&mut self, extra: &[(&str, String)], attributes: &Attributes) -> std::io::Result<()> {
@@ -138,8 +179,8 @@ impl<W: Write> Writer<W> {
     }
 
     fn span(&mut self, span: &Span) -> std::io::Result<()> {
-        let pid = self.pid(span)?;
-        let tid = self.tid(span, pid)?;
+        let pid = self.pid(&span.resource, span.start_time_unix_nano)?;
+        let tid = self.tid(Some(span.trace_id), pid, span.start_time_unix_nano)?;
         self.sep()?;
         self.out.write_all(br#"{"ph":"X","name":"#)?;
         self.json(&span.name)?;
@@ -199,14 +240,24 @@ pub fn convert<R: BufRead, W: Write>(
     w.out
         .write_all(br#"{"displayTimeUnit":"ms","traceEvents":["#)?;
     let mut spans = 0u64;
-    while let Some(span) = reader.next_span()? {
-        spans += 1;
-        w.span(&span)?;
+    let mut samples = 0u64;
+    while let Some(record) = reader.next_record()? {
+        match record {
+            Record::Span(span) => {
+                spans += 1;
+                w.span(&span)?;
+            }
+            Record::Sample(s) => {
+                samples += 1;
+                w.sample(&s)?;
+            }
+        }
     }
     w.out.write_all(b"\n]}\n")?;
     w.out.flush()?;
     Ok(Summary {
         spans,
+        samples,
         skipped: reader.skipped(),
         ..Default::default()
     })
@@ -251,6 +302,32 @@ mod tests {
                 .filter(|e| e["name"] == "process_name")
                 .count(),
             1
+        );
+    }
+
+    #[test]
+    fn samples_are_instant_events_on_their_trace_track() {
+        let span = line(0x0a, 1, None, "root", 1_000, 3_000);
+        let in_span = r#"{"type":"cpu_sample","time_unix_nano":2000,"cpu_nanos":10,"trace_id":"0000000000000000000000000000000a","span_id":"0000000000000001","span_name":"root","stack":[{"function":"main.burn","file":"/m.go","line":5,"pc":16}],"resource":{"service.name":"svc"}}"#;
+        let alone = r#"{"type":"cpu_sample","time_unix_nano":2500,"cpu_nanos":10,"resource":{"service.name":"svc"}}"#;
+        let input = [span.as_str(), in_span, alone].join("\n");
+        let mut out = Vec::new();
+        let summary =
+            convert(&mut SpanReader::new(input.as_bytes(), false), &mut out).expect("convert");
+        assert_eq!((summary.spans, summary.samples), (1, 2));
+        let v: serde_json::Value = serde_json::from_slice(&out).expect("json");
+        let events = v["traceEvents"].as_array().expect("events");
+        let span_tid = events.iter().find(|e| e["ph"] == "X").expect("span")["tid"].clone();
+        let cpu: Vec<_> = events.iter().filter(|e| e["cat"] == "cpu").collect();
+        assert_eq!(cpu.len(), 2);
+        assert_eq!(cpu[0]["name"], "cpu: main.burn");
+        assert_eq!(cpu[0]["tid"], span_tid);
+        assert_eq!(cpu[0]["args"]["stack"], "main.burn /m.go:5");
+        assert_ne!(cpu[1]["tid"], span_tid);
+        assert!(
+            events
+                .iter()
+                .any(|e| e["args"]["name"] == "CPU samples (no span)")
         );
     }
 

@@ -4,11 +4,17 @@
 //!
 //! Stacks come from span ancestry, so the spans of a trace are grouped first
 //! (see [`super::traces`]); only the per-stack totals are kept after that.
+//!
+//! A recording with CPU samples folds those instead: CPU nanoseconds per Go
+//! stack, under the name of the span (the request) each ran in
+//! ([`super::cpu::FoldedCpu`]). `--span-name` and `--trace-id` narrow
+//! either to one span name or one trace.
 
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
 
-use super::reader::SpanReader;
+use super::cpu::{FoldedCpu, SampleFilter};
+use super::reader::{Record, SpanReader};
 use super::traces::{Trace, TraceGrouper};
 use super::{ExportError, Summary};
 
@@ -20,7 +26,7 @@ pub struct FoldedStacks {
 
 /// A span name as one frame: `;` separates frames and a line break would end
 /// the record, so both are replaced.
-fn frame(name: &str) -> String {
+pub(crate) fn frame(name: &str) -> String {
     name.chars()
         .map(|c| {
             if c == ';' {
@@ -64,28 +70,70 @@ impl FoldedStacks {
     }
 }
 
-/// Read every span and fold the stacks.
+/// What a recording folds into: CPU samples when it has any, else spans.
+pub struct Folded {
+    pub lines: Vec<String>,
+    /// The lines are CPU samples' stacks (nanoseconds of CPU).
+    pub cpu: bool,
+}
+
+/// Read every record and fold the stacks (see the module docs).
 pub fn fold<R: BufRead>(
     reader: &mut SpanReader<R>,
     window: u64,
-) -> Result<(FoldedStacks, Summary), ExportError> {
+    filter: &SampleFilter,
+) -> Result<(Folded, Summary), ExportError> {
     let mut folded = FoldedStacks::default();
+    let mut cpu = FoldedCpu::default();
+    let mut any_sample = false;
     let mut grouper = TraceGrouper::new(window);
     let mut spans = 0u64;
     let mut emit = |trace: Trace| -> Result<(), ExportError> {
-        folded.add_trace(&trace);
+        let named = filter
+            .span_name
+            .as_ref()
+            .is_none_or(|n| trace.spans.iter().any(|s| &s.name == n));
+        if named {
+            folded.add_trace(&trace);
+        }
         Ok(())
     };
-    while let Some(span) = reader.next_span()? {
-        spans += 1;
-        grouper.push(span, &mut emit)?;
+    while let Some(record) = reader.next_record()? {
+        match record {
+            Record::Span(span) => {
+                spans += 1;
+                if !any_sample && filter.trace_id.is_none_or(|t| t == span.trace_id) {
+                    grouper.push(span, &mut emit)?;
+                }
+            }
+            Record::Sample(s) => {
+                any_sample = true;
+                if filter.keeps(&s) {
+                    cpu.add(&s);
+                }
+            }
+        }
     }
     let peak = grouper.peak_buffered();
-    grouper.finish(&mut emit)?;
+    if !any_sample {
+        grouper.finish(&mut emit)?;
+    }
+    let out = if any_sample {
+        Folded {
+            lines: cpu.lines(),
+            cpu: true,
+        }
+    } else {
+        Folded {
+            lines: folded.lines(),
+            cpu: false,
+        }
+    };
     Ok((
-        folded,
+        out,
         Summary {
             spans,
+            samples: cpu.samples,
             skipped: reader.skipped(),
             peak_buffered_spans: peak,
             ..Default::default()
@@ -98,9 +146,10 @@ pub fn convert_folded<R: BufRead, W: Write>(
     reader: &mut SpanReader<R>,
     out: &mut W,
     window: u64,
+    filter: &SampleFilter,
 ) -> Result<Summary, ExportError> {
-    let (folded, summary) = fold(reader, window)?;
-    for line in folded.lines() {
+    let (folded, summary) = fold(reader, window, filter)?;
+    for line in &folded.lines {
         out.write_all(line.as_bytes())?;
         out.write_all(b"\n")?;
     }
@@ -122,16 +171,22 @@ pub fn convert_flamegraph<R: BufRead, W: Write>(
     reader: &mut SpanReader<R>,
     out: &mut W,
     window: u64,
+    filter: &SampleFilter,
 ) -> Result<Summary, ExportError> {
-    let (folded, summary) = fold(reader, window)?;
-    let lines = folded.lines();
+    let (folded, summary) = fold(reader, window, filter)?;
+    let lines = &folded.lines;
     if lines.is_empty() {
         out.write_all(EMPTY_SVG.as_bytes())?;
     } else {
         let mut options = inferno::flamegraph::Options::default();
-        options.title = "goprobe spans (self time)".to_owned();
+        if folded.cpu {
+            options.title = "goprobe CPU samples (CPU time)".to_owned();
+            options.name_type = "Function:".to_owned();
+        } else {
+            options.title = "goprobe spans (self time)".to_owned();
+            options.name_type = "Span:".to_owned();
+        }
         options.count_name = "ns".to_owned();
-        options.name_type = "Span:".to_owned();
         inferno::flamegraph::from_lines(&mut options, lines.iter().map(String::as_str), &mut *out)?;
     }
     out.flush()?;
@@ -160,6 +215,7 @@ mod tests {
             &mut SpanReader::new(input().as_bytes(), false),
             &mut out,
             10,
+            &SampleFilter::default(),
         )
         .expect("convert");
         assert_eq!(summary.spans, 4);
@@ -186,13 +242,20 @@ mod tests {
             &mut SpanReader::new(input().as_bytes(), false),
             &mut out,
             10,
+            &SampleFilter::default(),
         )
         .expect("convert");
         let svg = String::from_utf8(out).expect("utf8");
         parse_svg(&svg);
         assert!(svg.contains("db:query"));
         let mut empty = Vec::new();
-        convert_flamegraph(&mut SpanReader::new(&b""[..], false), &mut empty, 10).expect("convert");
+        convert_flamegraph(
+            &mut SpanReader::new(&b""[..], false),
+            &mut empty,
+            10,
+            &SampleFilter::default(),
+        )
+        .expect("convert");
         parse_svg(std::str::from_utf8(&empty).expect("utf8"));
     }
 }

@@ -1,12 +1,15 @@
 //! Span exporters behind `goprobe convert`: one module per output format, a
 //! shared NDJSON span reader, and the per-trace grouping that the formats
-//! built on span ancestry (pprof, folded, flamegraph) need.
+//! built on span ancestry (pprof, folded, flamegraph) need. CPU samples
+//! recorded beside the spans become CPU profiles in those formats
+//! ([`cpu`]) and instant events in `--to chrome`.
 //!
 //! Every exporter reads spans through [`reader::SpanReader`], which parses
 //! each line with [`crate::span::Span::from_json_line`], so the input schema
 //! lives in one place.
 
 pub mod chrome;
+pub mod cpu;
 pub mod folded;
 pub mod otlp_http;
 pub mod otlp_json;
@@ -39,6 +42,8 @@ pub enum ExportError {
 pub struct Summary {
     /// Spans read and converted.
     pub spans: u64,
+    /// CPU samples converted (after `--span-name`/`--trace-id`).
+    pub samples: u64,
     /// Malformed lines skipped under `--skip-invalid`.
     pub skipped: u64,
     /// The most spans held in memory at once while grouping by trace (0 for

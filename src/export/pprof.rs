@@ -1,5 +1,7 @@
 //! `--to pprof`: a gzipped `profile.proto` (the format `go tool pprof`
-//! reads) with one sample per span.
+//! reads): a CPU profile when the recording has CPU samples (see
+//! [`super::cpu`]; the spans are then only their labels), else one sample
+//! per span, as below.
 //!
 //! Each sample has the values [spans/count, wall/nanoseconds,
 //! self/nanoseconds] and a stack built from the span's ancestry: the root
@@ -24,7 +26,8 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 use prost::Message;
 
-use super::reader::SpanReader;
+use super::cpu::{CpuProfile, SampleFilter};
+use super::reader::{Record, SpanReader};
 use super::traces::{Trace, TraceGrouper};
 use super::{ExportError, Summary};
 use crate::span::AttrValue;
@@ -349,31 +352,113 @@ fn clamp_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-/// Convert all spans; `window` is the trace grouping window (see [`TraceGrouper`]).
+/// Where the span profile's samples wait until the input shows it has no
+/// CPU samples (which would make it a CPU profile instead): an unnamed
+/// temporary file, so memory stays bounded; memory where the file system
+/// refuses one.
+enum Spill {
+    File(std::io::BufWriter<std::fs::File>),
+    Memory(Vec<u8>),
+}
+
+impl Spill {
+    fn new() -> Spill {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_TMPFILE)
+            .open(std::env::temp_dir())
+            .map_or_else(
+                |_| Spill::Memory(Vec::new()),
+                |f| Spill::File(std::io::BufWriter::new(f)),
+            )
+    }
+
+    /// Everything written, into `out`.
+    fn copy_to<W: Write>(self, out: &mut W) -> std::io::Result<()> {
+        use std::io::{Seek, SeekFrom};
+        match self {
+            Spill::Memory(v) => out.write_all(&v),
+            Spill::File(w) => {
+                let mut f = w.into_inner().map_err(|e| e.into_error())?;
+                f.seek(SeekFrom::Start(0))?;
+                std::io::copy(&mut f, out).map(|_| ())
+            }
+        }
+    }
+}
+
+impl Write for Spill {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Spill::File(w) => w.write(buf),
+            Spill::Memory(v) => v.write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Spill::File(w) => w.flush(),
+            Spill::Memory(_) => Ok(()),
+        }
+    }
+}
+
+/// Convert a recording; `window` is the trace grouping window (see
+/// [`TraceGrouper`]); `filter` picks the CPU samples of one span name or
+/// trace.
 pub fn convert<R: BufRead, W: Write>(
     reader: &mut SpanReader<R>,
     out: W,
     window: u64,
+    filter: &SampleFilter,
 ) -> Result<Summary, ExportError> {
     let mut gz = GzEncoder::new(out, Compression::default());
     let mut builder = Builder::new();
     let mut grouper = TraceGrouper::new(window);
+    let mut spill = Spill::new();
+    let mut cpu: Option<CpuProfile> = None;
     let mut spans = 0u64;
     let peak;
     {
-        let mut emit = |trace: Trace| builder.trace(&trace, &mut gz);
-        while let Some(span) = reader.next_span()? {
-            spans += 1;
-            grouper.push(span, &mut emit)?;
+        let mut emit = |trace: Trace| builder.trace(&trace, &mut spill);
+        while let Some(record) = reader.next_record()? {
+            match record {
+                Record::Span(span) => {
+                    spans += 1;
+                    if cpu.is_none() {
+                        grouper.push(span, &mut emit)?;
+                    }
+                }
+                Record::Sample(s) => {
+                    let profile = cpu.get_or_insert_with(CpuProfile::new);
+                    if filter.keeps(&s) {
+                        profile.add(&s, &mut gz)?;
+                    }
+                }
+            }
         }
         peak = grouper.peak_buffered();
-        grouper.finish(&mut emit)?;
+        if cpu.is_none() {
+            grouper.finish(&mut emit)?;
+        }
     }
-    let tables = builder.tables();
-    gz.write_all(&tables.encode_to_vec())?;
+    let samples = match cpu {
+        Some(profile) => {
+            let n = profile.samples;
+            gz.write_all(&profile.tables().encode_to_vec())?;
+            n
+        }
+        None => {
+            spill.copy_to(&mut gz)?;
+            gz.write_all(&builder.tables().encode_to_vec())?;
+            0
+        }
+    };
     gz.finish()?.flush()?;
     Ok(Summary {
         spans,
+        samples,
         skipped: reader.skipped(),
         peak_buffered_spans: peak,
         ..Default::default()
@@ -404,8 +489,13 @@ mod tests {
         ]
         .join("\n");
         let mut out = Vec::new();
-        let summary =
-            convert(&mut SpanReader::new(input.as_bytes(), false), &mut out, 10).expect("convert");
+        let summary = convert(
+            &mut SpanReader::new(input.as_bytes(), false),
+            &mut out,
+            10,
+            &SampleFilter::default(),
+        )
+        .expect("convert");
         assert_eq!(summary.spans, 3);
         let p = decode(&out);
         let s = |i: i64| p.string_table[i as usize].as_str();
@@ -468,7 +558,13 @@ mod tests {
     #[test]
     fn empty_input_is_a_valid_empty_profile() {
         let mut out = Vec::new();
-        convert(&mut SpanReader::new(&b""[..], false), &mut out, 10).expect("convert");
+        convert(
+            &mut SpanReader::new(&b""[..], false),
+            &mut out,
+            10,
+            &SampleFilter::default(),
+        )
+        .expect("convert");
         let p = decode(&out);
         assert!(p.sample.is_empty());
         assert_eq!(p.sample_type.len(), 3);

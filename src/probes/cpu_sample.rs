@@ -200,10 +200,7 @@ impl Family for CpuSample {
                 AttrValue::Int(i64::try_from(ev.goroutine).unwrap_or(i64::MAX)),
             );
         }
-        a.insert(
-            "goroutine.state".into(),
-            f.goroutine_state.as_str().into(),
-        );
+        a.insert("goroutine.state".into(), f.goroutine_state.as_str().into());
         a.insert("thread.id".into(), AttrValue::Int(i64::from(ev.tid)));
         a.insert("cpu.id".into(), AttrValue::Int(i64::from(f.cpu)));
         Ok(SampleParts {
@@ -234,7 +231,11 @@ mod tests {
             ("GP_SAMPLE_NO_G", SAMPLE_NO_G),
             ("GP_SAMPLE_UNKNOWN_G", SAMPLE_UNKNOWN_G),
         ] {
-            assert_eq!(abi::c_define(source, name), Some(u64::from(value)), "{name}");
+            assert_eq!(
+                abi::c_define(source, name),
+                Some(u64::from(value)),
+                "{name}"
+            );
         }
         assert!(source.contains(&format!("int {PROGRAM}(")));
         assert!(source.contains(&format!("}} {TARGETS_MAP} SEC(\".maps\")")));
@@ -251,7 +252,10 @@ mod tests {
             GoroutineState::from_flags(SAMPLE_G_FROM_M),
             GoroutineState::System
         );
-        assert_eq!(GoroutineState::from_flags(SAMPLE_NO_G), GoroutineState::None);
+        assert_eq!(
+            GoroutineState::from_flags(SAMPLE_NO_G),
+            GoroutineState::None
+        );
         assert_eq!(
             GoroutineState::from_flags(SAMPLE_UNKNOWN_G | SAMPLE_NO_G),
             GoroutineState::Unknown

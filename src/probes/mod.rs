@@ -12,6 +12,7 @@ pub mod http_client;
 pub mod http_server;
 pub mod stacks;
 pub mod symbols;
+pub mod traceback;
 
 pub use family::Family;
 

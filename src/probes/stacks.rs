@@ -149,42 +149,63 @@ impl FrameCache {
         let mut out: Vec<PhysFrame> = Vec::with_capacity(pcs.len());
         let mut after_sigpanic = false;
         for (i, &pc) in pcs.iter().enumerate() {
-            let is_return = i > 0 && !after_sigpanic;
-            let lookup = pc.wrapping_sub(bias).wrapping_sub(u64::from(is_return));
-            let frames = match self.frames.get(&lookup) {
-                Some(f) => f.clone(),
-                None => {
-                    let found = lazy
-                        .get(&mut self.unusable)
-                        .map(|s| logical(s, lookup))
-                        .filter(|f| !f.is_empty());
-                    let f: Arc<[Logical]> = match found {
-                        Some(f) => f.into(),
-                        None => vec![Logical {
-                            function: outside(pc),
-                            file: "?".into(),
-                            line: 0,
-                            inlined: false,
-                            entry: 0,
-                            wrapper: false,
-                        }]
-                        .into(),
-                    };
-                    self.frames.insert(lookup, f.clone());
-                    f
-                }
-            };
-            after_sigpanic = frames
-                .last()
-                .is_some_and(|f| f.function == "runtime.sigpanic");
-            out.push(PhysFrame {
-                pc,
-                lookup,
-                is_return,
-                frames,
-            });
+            let p = self.phys(&mut lazy, bias, pc, i > 0 && !after_sigpanic, outside);
+            after_sigpanic = p.function() == "runtime.sigpanic";
+            out.push(p);
         }
         out
+    }
+
+    /// The frame at one return address (`g.gopc`, say).
+    pub fn return_frame(
+        &mut self,
+        bin: Option<&GoBinary>,
+        bias: u64,
+        ret: u64,
+        outside: &mut dyn FnMut(u64) -> String,
+    ) -> PhysFrame {
+        let mut lazy = Lazy { bin, sym: None };
+        self.phys(&mut lazy, bias, ret, true, outside)
+    }
+
+    fn phys(
+        &mut self,
+        lazy: &mut Lazy<'_>,
+        bias: u64,
+        pc: u64,
+        is_return: bool,
+        outside: &mut dyn FnMut(u64) -> String,
+    ) -> PhysFrame {
+        let lookup = pc.wrapping_sub(bias).wrapping_sub(u64::from(is_return));
+        let frames = match self.frames.get(&lookup) {
+            Some(f) => f.clone(),
+            None => {
+                let found = lazy
+                    .get(&mut self.unusable)
+                    .map(|s| logical(s, lookup))
+                    .filter(|f| !f.is_empty());
+                let f: Arc<[Logical]> = match found {
+                    Some(f) => f.into(),
+                    None => vec![Logical {
+                        function: outside(pc),
+                        file: "?".into(),
+                        line: 0,
+                        inlined: false,
+                        entry: 0,
+                        wrapper: false,
+                    }]
+                    .into(),
+                };
+                self.frames.insert(lookup, f.clone());
+                f
+            }
+        };
+        PhysFrame {
+            pc,
+            lookup,
+            is_return,
+            frames,
+        }
     }
 
     /// The captured pcs with a frameless leaf's caller put back (see the

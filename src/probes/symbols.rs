@@ -48,6 +48,17 @@ impl Symbols {
         }
     }
 
+    /// The frame at return address `ret` of process `pid`.
+    pub fn return_frame(&mut self, pid: u32, ret: u64) -> Option<PhysFrame> {
+        let bias = self.bias(pid)?;
+        let mappings = &mut self.mappings;
+        let mut outside = |pc: u64| mapping_name(mappings, pid, pc);
+        Some(
+            self.frames
+                .return_frame(self.binary.as_ref(), bias, ret, &mut outside),
+        )
+    }
+
     /// Load bias of `pid` (runtime address − link-time address); 0 for
     /// position-dependent binaries. `None` when it cannot be told (the
     /// process is gone). Learning it early (at attach time) lets a process
@@ -141,7 +152,10 @@ mod tests {
 7ffe00000000-7ffe00002000 rw-p 00000000 00:00 0 [stack]\n";
         let m = parse_maps(maps);
         assert_eq!(m.len(), 3);
-        assert_eq!(m[1], (0x7f0000001000, 0x7f0000002000, "libc.so.6".to_owned()));
+        assert_eq!(
+            m[1],
+            (0x7f0000001000, 0x7f0000002000, "libc.so.6".to_owned())
+        );
         assert_eq!(m[2].2, "[vdso]");
     }
 }
