@@ -10,6 +10,7 @@ mod common;
 mod attach;
 mod context;
 mod convert;
+mod cpu;
 mod db;
 mod inspect;
 mod offsets;
