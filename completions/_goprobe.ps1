@@ -29,7 +29,7 @@ Register-ArgumentCompleter -Native -CommandName 'goprobe' -ScriptBlock {
             [CompletionResult]::new('offsets', 'offsets', [CompletionResultType]::ParameterValue, 'Struct-field offsets a probe needs (from DWARF, else the offsets table), or any field given')
             [CompletionResult]::new('attach', 'attach', [CompletionResultType]::ParameterValue, 'Attach eBPF probes to a Go binary or process and stream completed calls as NDJSON')
             [CompletionResult]::new('record', 'record', [CompletionResultType]::ParameterValue, 'Record spans (NDJSON, goprobe''s span schema) from a Go binary, a process, or attach''s output on stdin')
-            [CompletionResult]::new('convert', 'convert', [CompletionResultType]::ParameterValue, 'Convert span NDJSON into OTLP, pprof, folded stacks, flame graphs, Chrome traces or text')
+            [CompletionResult]::new('convert', 'convert', [CompletionResultType]::ParameterValue, 'Convert span NDJSON into OTLP, pprof, flame graphs, Chrome traces, text, metrics, a summary or an HTML waterfall')
             [CompletionResult]::new('offsets-table', 'offsets-table', [CompletionResultType]::ParameterValue, 'Maintainer tool behind scripts/gen-offsets-table.sh')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -40,6 +40,7 @@ Register-ArgumentCompleter -Native -CommandName 'goprobe' -ScriptBlock {
             [CompletionResult]::new('--require', '--require', [CompletionResultType]::ParameterName, 'Exit 1 unless every listed probe (comma-separated, e.g. http.server,http.client; see the `probes` section of the report) is instrumentable in every input; why not is printed on stderr')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'One JSON object per binary (NDJSON); with --functions one object per function (name, address, offset, size; plus path when several binaries are given)')
             [CompletionResult]::new('--functions', '--functions', [CompletionResultType]::ParameterName, 'List functions from pclntab instead of the summary: address, file offset, size, name')
+            [CompletionResult]::new('--strict-offsets', '--strict-offsets', [CompletionResultType]::ParameterName, 'With --require: count an offset that only the offsets table knows, for a Go patch release the table was not generated from (it uses the minor release''s layouts), as unknown')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
@@ -50,7 +51,8 @@ Register-ArgumentCompleter -Native -CommandName 'goprobe' -ScriptBlock {
             [CompletionResult]::new('--probe', '--probe', [CompletionResultType]::ParameterName, 'Resolve the fields this catalog probe needs for the binary''s Go version (e.g. db.sql), whether or not the binary contains the probe''s functions; repeatable, comma-separated. An unknown field the probe marks optional is reported but does not make the exit status 1')
             [CompletionResult]::new('--go-version', '--go-version', [CompletionResultType]::ParameterName, 'Look the offsets table up under this Go version instead of the one in the binary''s build info (e.g. 1.22.10)')
             [CompletionResult]::new('--table', '--table', [CompletionResultType]::ParameterName, 'Use this offsets table (as written by scripts/gen-offsets-table.sh) instead of the one built into goprobe')
-            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'NDJSON: one object per field (field, offset, size, type_size, source, reason)')
+            [CompletionResult]::new('--strict-offsets', '--strict-offsets', [CompletionResultType]::ParameterName, 'Refuse (as unknown) an offset that only the offsets table knows for a Go patch release the table was not generated from, instead of using its minor release''s layouts')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'NDJSON: one object per field: field, offset, size, type_size, source (dwarf, rtype = the binary''s type descriptors, table, unknown, conflict), checked (other sources that agree), table (slot, the releases it was verified on, whether this release is one), reason')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
@@ -59,7 +61,9 @@ Register-ArgumentCompleter -Native -CommandName 'goprobe' -ScriptBlock {
             [CompletionResult]::new('--pid', '--pid', [CompletionResultType]::ParameterName, 'Trace only this process')
             [CompletionResult]::new('--probes', '--probes', [CompletionResultType]::ParameterName, 'Comma-separated probes to attach, from the probe catalog: http.server, http.client, db.sql, go.panic, go.spawn (goroutine creation, so calls made on goroutines a handler starts join its trace), or `all`. Probes the binary cannot support (e.g. db.sql without database/sql) are skipped with a note on stderr; `goprobe inspect` says why')
             [CompletionResult]::new('--offsets', '--offsets', [CompletionResultType]::ParameterName, 'Field offsets as NDJSON from `goprobe offsets --json` (`-` for stdin); default: read them from the binary''s DWARF, else the offsets table')
+            [CompletionResult]::new('--cpu', '--cpu', [CompletionResultType]::ParameterName, 'Sample the CPU HZ times per second of CPU time (default 99) on every CPU, with the cpu-clock perf event: each sample of a target thread carries its user stack and goroutine, and `record` labels it with the span it ran in (`cpu_sample` records). Same as adding `cpu.sample` to --probes')
             [CompletionResult]::new('--duration', '--duration', [CompletionResultType]::ParameterName, 'Stop after this long (e.g. 500ms, 30s, 5m); default: until Ctrl-C, SIGTERM, or the traced process exits')
+            [CompletionResult]::new('--strict-offsets', '--strict-offsets', [CompletionResultType]::ParameterName, 'Refuse a probe whose offsets only the offsets table knows for this binary''s Go patch release, which the table was not generated from (by default the minor release''s layouts are used, with a note)')
             [CompletionResult]::new('--baseline-empty', '--baseline-empty', [CompletionResultType]::ParameterName, 'Benchmark baseline: attach programs that do nothing at the same points (measures the cost of the uprobe traps alone; no events)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -69,10 +73,13 @@ Register-ArgumentCompleter -Native -CommandName 'goprobe' -ScriptBlock {
             [CompletionResult]::new('--pid', '--pid', [CompletionResultType]::ParameterName, 'Trace only this process')
             [CompletionResult]::new('--probes', '--probes', [CompletionResultType]::ParameterName, 'Comma-separated probes to attach, from the probe catalog: http.server, http.client, db.sql, go.panic, go.spawn (goroutine creation, so calls made on goroutines a handler starts join its trace), or `all`. Probes the binary cannot support (e.g. db.sql without database/sql) are skipped with a note on stderr; `goprobe inspect` says why')
             [CompletionResult]::new('--offsets', '--offsets', [CompletionResultType]::ParameterName, 'Field offsets as NDJSON from `goprobe offsets --json` (`-` for stdin); default: read them from the binary''s DWARF, else the offsets table')
+            [CompletionResult]::new('--cpu', '--cpu', [CompletionResultType]::ParameterName, 'Sample the CPU HZ times per second of CPU time (default 99) on every CPU, with the cpu-clock perf event: each sample of a target thread carries its user stack and goroutine, and `record` labels it with the span it ran in (`cpu_sample` records). Same as adding `cpu.sample` to --probes')
             [CompletionResult]::new('--duration', '--duration', [CompletionResultType]::ParameterName, 'Stop after this long (e.g. 500ms, 30s, 5m); default: until Ctrl-C, SIGTERM, or the traced process exits')
             [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'Stop after writing this many spans')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Write spans here instead of stdout (`-` is stdout)')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Write spans here instead of stdout (`-` is stdout)')
+            [CompletionResult]::new('--strict-offsets', '--strict-offsets', [CompletionResultType]::ParameterName, 'Refuse a probe whose offsets only the offsets table knows for this binary''s Go patch release, which the table was not generated from (by default the minor release''s layouts are used, with a note)')
+            [CompletionResult]::new('--summary', '--summary', [CompletionResultType]::ParameterName, 'At the end, print a table per service and route on stderr (as `convert --to summary`)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
@@ -81,11 +88,18 @@ Register-ArgumentCompleter -Native -CommandName 'goprobe' -ScriptBlock {
             [CompletionResult]::new('--to', '--to', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Where to write; `-` or absent for stdout')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Where to write; `-` or absent for stdout')
-            [CompletionResult]::new('--endpoint', '--endpoint', [CompletionResultType]::ParameterName, 'OTLP/HTTP collector base URL (spans go to URL/v1/traces); required with --to otlp')
+            [CompletionResult]::new('--endpoint', '--endpoint', [CompletionResultType]::ParameterName, 'OTLP/HTTP collector base URL (spans go to URL/v1/traces, metrics to URL/v1/metrics); required with --to otlp')
             [CompletionResult]::new('--batch-size', '--batch-size', [CompletionResultType]::ParameterName, 'Spans per OTLP request / OTLP-JSON line')
-            [CompletionResult]::new('--group-window', '--group-window', [CompletionResultType]::ParameterName, 'pprof/folded/flamegraph: a trace is complete once none of its spans was seen in this many spans (bounds memory; later stragglers become roots)')
+            [CompletionResult]::new('--group-window', '--group-window', [CompletionResultType]::ParameterName, 'pprof/folded/flamegraph/html: a trace is complete once none of its spans was seen in this many spans (bounds memory; later stragglers become roots)')
             [CompletionResult]::new('--max-tries', '--max-tries', [CompletionResultType]::ParameterName, 'otlp: attempts per batch, including the first')
+            [CompletionResult]::new('--span-name', '--span-name', [CompletionResultType]::ParameterName, 'pprof/folded/flamegraph: only the CPU samples taken in a span of this name (the request''s, e.g. ''GET /report'', or the innermost span''s); without samples, the traces with a span of this name')
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'metrics: the exposition format')
+            [CompletionResult]::new('--signal', '--signal', [CompletionResultType]::ParameterName, 'otlp: push the spans (traces) or metrics computed from them')
+            [CompletionResult]::new('--interval', '--interval', [CompletionResultType]::ParameterName, 'metrics (and otlp --signal metrics): write the cumulative values every DURATION while the input is open (for `record | convert`), and once more at its end; with -o FILE and Prometheus the file is replaced each time')
+            [CompletionResult]::new('--trace-id', '--trace-id', [CompletionResultType]::ParameterName, 'html: draw this trace (32 hex digits); pprof/folded/flamegraph: only this trace''s CPU samples (or spans)')
+            [CompletionResult]::new('--slowest', '--slowest', [CompletionResultType]::ParameterName, 'html: draw the N slowest traces (default 1), slowest first')
             [CompletionResult]::new('--skip-invalid', '--skip-invalid', [CompletionResultType]::ParameterName, 'Skip malformed lines (counted on stderr) instead of stopping at the first')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'summary: JSON instead of the table')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
@@ -94,7 +108,8 @@ Register-ArgumentCompleter -Native -CommandName 'goprobe' -ScriptBlock {
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('entry', 'entry', [CompletionResultType]::ParameterValue, 'Print one table entry (JSON) read from a binary''s DWARF: every catalog field it has')
-            [CompletionResult]::new('merge', 'merge', [CompletionResultType]::ParameterValue, 'Write ENTRY files into TABLE (replacing their slots, keeping the others)')
+            [CompletionResult]::new('build', 'build', [CompletionResultType]::ParameterValue, 'Write TABLE''s standard-library layouts afresh from ENTRY files (its module layouts are kept); exit 1 if patch releases of a minor disagree')
+            [CompletionResult]::new('merge', 'merge', [CompletionResultType]::ParameterValue, 'Add ENTRY files to TABLE; exit 1 if one disagrees with its minor')
             [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Exit 1 unless TABLE holds exactly these ENTRY files'' layouts')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -107,8 +122,16 @@ Register-ArgumentCompleter -Native -CommandName 'goprobe' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
         }
+        'goprobe;offsets-table;build' {
+            [CompletionResult]::new('--table', '--table', [CompletionResultType]::ParameterName, 'table')
+            [CompletionResult]::new('--split', '--split', [CompletionResultType]::ParameterName, 'Record patch releases whose layouts differ from their minor''s as layout groups of their own instead of failing')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
         'goprobe;offsets-table;merge' {
             [CompletionResult]::new('--table', '--table', [CompletionResultType]::ParameterName, 'table')
+            [CompletionResult]::new('--split', '--split', [CompletionResultType]::ParameterName, 'As for `build`')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
@@ -121,12 +144,16 @@ Register-ArgumentCompleter -Native -CommandName 'goprobe' -ScriptBlock {
         }
         'goprobe;offsets-table;help' {
             [CompletionResult]::new('entry', 'entry', [CompletionResultType]::ParameterValue, 'Print one table entry (JSON) read from a binary''s DWARF: every catalog field it has')
-            [CompletionResult]::new('merge', 'merge', [CompletionResultType]::ParameterValue, 'Write ENTRY files into TABLE (replacing their slots, keeping the others)')
+            [CompletionResult]::new('build', 'build', [CompletionResultType]::ParameterValue, 'Write TABLE''s standard-library layouts afresh from ENTRY files (its module layouts are kept); exit 1 if patch releases of a minor disagree')
+            [CompletionResult]::new('merge', 'merge', [CompletionResultType]::ParameterValue, 'Add ENTRY files to TABLE; exit 1 if one disagrees with its minor')
             [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Exit 1 unless TABLE holds exactly these ENTRY files'' layouts')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
         'goprobe;offsets-table;help;entry' {
+            break
+        }
+        'goprobe;offsets-table;help;build' {
             break
         }
         'goprobe;offsets-table;help;merge' {
@@ -143,7 +170,7 @@ Register-ArgumentCompleter -Native -CommandName 'goprobe' -ScriptBlock {
             [CompletionResult]::new('offsets', 'offsets', [CompletionResultType]::ParameterValue, 'Struct-field offsets a probe needs (from DWARF, else the offsets table), or any field given')
             [CompletionResult]::new('attach', 'attach', [CompletionResultType]::ParameterValue, 'Attach eBPF probes to a Go binary or process and stream completed calls as NDJSON')
             [CompletionResult]::new('record', 'record', [CompletionResultType]::ParameterValue, 'Record spans (NDJSON, goprobe''s span schema) from a Go binary, a process, or attach''s output on stdin')
-            [CompletionResult]::new('convert', 'convert', [CompletionResultType]::ParameterValue, 'Convert span NDJSON into OTLP, pprof, folded stacks, flame graphs, Chrome traces or text')
+            [CompletionResult]::new('convert', 'convert', [CompletionResultType]::ParameterValue, 'Convert span NDJSON into OTLP, pprof, flame graphs, Chrome traces, text, metrics, a summary or an HTML waterfall')
             [CompletionResult]::new('offsets-table', 'offsets-table', [CompletionResultType]::ParameterValue, 'Maintainer tool behind scripts/gen-offsets-table.sh')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -165,11 +192,15 @@ Register-ArgumentCompleter -Native -CommandName 'goprobe' -ScriptBlock {
         }
         'goprobe;help;offsets-table' {
             [CompletionResult]::new('entry', 'entry', [CompletionResultType]::ParameterValue, 'Print one table entry (JSON) read from a binary''s DWARF: every catalog field it has')
-            [CompletionResult]::new('merge', 'merge', [CompletionResultType]::ParameterValue, 'Write ENTRY files into TABLE (replacing their slots, keeping the others)')
+            [CompletionResult]::new('build', 'build', [CompletionResultType]::ParameterValue, 'Write TABLE''s standard-library layouts afresh from ENTRY files (its module layouts are kept); exit 1 if patch releases of a minor disagree')
+            [CompletionResult]::new('merge', 'merge', [CompletionResultType]::ParameterValue, 'Add ENTRY files to TABLE; exit 1 if one disagrees with its minor')
             [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Exit 1 unless TABLE holds exactly these ENTRY files'' layouts')
             break
         }
         'goprobe;help;offsets-table;entry' {
+            break
+        }
+        'goprobe;help;offsets-table;build' {
             break
         }
         'goprobe;help;offsets-table;merge' {

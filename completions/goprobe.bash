@@ -58,6 +58,9 @@ _goprobe() {
             goprobe__subcmd__help,record)
                 cmd="goprobe__subcmd__help__subcmd__record"
                 ;;
+            goprobe__subcmd__help__subcmd__offsets__subcmd__table,build)
+                cmd="goprobe__subcmd__help__subcmd__offsets__subcmd__table__subcmd__build"
+                ;;
             goprobe__subcmd__help__subcmd__offsets__subcmd__table,check)
                 cmd="goprobe__subcmd__help__subcmd__offsets__subcmd__table__subcmd__check"
                 ;;
@@ -66,6 +69,9 @@ _goprobe() {
                 ;;
             goprobe__subcmd__help__subcmd__offsets__subcmd__table,merge)
                 cmd="goprobe__subcmd__help__subcmd__offsets__subcmd__table__subcmd__merge"
+                ;;
+            goprobe__subcmd__offsets__subcmd__table,build)
+                cmd="goprobe__subcmd__offsets__subcmd__table__subcmd__build"
                 ;;
             goprobe__subcmd__offsets__subcmd__table,check)
                 cmd="goprobe__subcmd__offsets__subcmd__table__subcmd__check"
@@ -78,6 +84,9 @@ _goprobe() {
                 ;;
             goprobe__subcmd__offsets__subcmd__table,merge)
                 cmd="goprobe__subcmd__offsets__subcmd__table__subcmd__merge"
+                ;;
+            goprobe__subcmd__offsets__subcmd__table__subcmd__help,build)
+                cmd="goprobe__subcmd__offsets__subcmd__table__subcmd__help__subcmd__build"
                 ;;
             goprobe__subcmd__offsets__subcmd__table__subcmd__help,check)
                 cmd="goprobe__subcmd__offsets__subcmd__table__subcmd__help__subcmd__check"
@@ -112,7 +121,7 @@ _goprobe() {
             return 0
             ;;
         goprobe__subcmd__attach)
-            opts="-h --pid --probes --offsets --duration --baseline-empty --help"
+            opts="-h --pid --probes --offsets --cpu --strict-offsets --duration --baseline-empty --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -130,6 +139,10 @@ _goprobe() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --cpu)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --duration)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -142,14 +155,14 @@ _goprobe() {
             return 0
             ;;
         goprobe__subcmd__convert)
-            opts="-o -h --to --output --endpoint --skip-invalid --batch-size --group-window --max-tries --help"
+            opts="-o -h --to --output --endpoint --skip-invalid --batch-size --group-window --max-tries --span-name --format --signal --interval --json --trace-id --slowest --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --to)
-                    COMPREPLY=($(compgen -W "otlp-json otlp pprof folded flamegraph chrome text" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "otlp-json otlp pprof folded flamegraph chrome text metrics summary html" -- "${cur}"))
                     return 0
                     ;;
                 --output)
@@ -173,6 +186,30 @@ _goprobe() {
                     return 0
                     ;;
                 --max-tries)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --span-name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "prometheus otlp-json" -- "${cur}"))
+                    return 0
+                    ;;
+                --signal)
+                    COMPREPLY=($(compgen -W "traces metrics" -- "${cur}"))
+                    return 0
+                    ;;
+                --interval)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --trace-id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --slowest)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -268,8 +305,22 @@ _goprobe() {
             return 0
             ;;
         goprobe__subcmd__help__subcmd__offsets__subcmd__table)
-            opts="entry merge check"
+            opts="entry build merge check"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        goprobe__subcmd__help__subcmd__offsets__subcmd__table__subcmd__build)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -338,7 +389,7 @@ _goprobe() {
             return 0
             ;;
         goprobe__subcmd__inspect)
-            opts="-h --pid --json --functions --match --require --help"
+            opts="-h --pid --json --functions --match --require --strict-offsets --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -364,7 +415,7 @@ _goprobe() {
             return 0
             ;;
         goprobe__subcmd__offsets)
-            opts="-h --pid --field --probe --go-version --table --json --help"
+            opts="-h --pid --field --probe --go-version --table --strict-offsets --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -398,12 +449,30 @@ _goprobe() {
             return 0
             ;;
         goprobe__subcmd__offsets__subcmd__table)
-            opts="-h --help entry merge check help"
+            opts="-h --help entry build merge check help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        goprobe__subcmd__offsets__subcmd__table__subcmd__build)
+            opts="-h --table --split --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --table)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -456,8 +525,22 @@ _goprobe() {
             return 0
             ;;
         goprobe__subcmd__offsets__subcmd__table__subcmd__help)
-            opts="entry merge check help"
+            opts="entry build merge check help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        goprobe__subcmd__offsets__subcmd__table__subcmd__help__subcmd__build)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -526,7 +609,7 @@ _goprobe() {
             return 0
             ;;
         goprobe__subcmd__offsets__subcmd__table__subcmd__merge)
-            opts="-h --table --help"
+            opts="-h --table --split --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -544,7 +627,7 @@ _goprobe() {
             return 0
             ;;
         goprobe__subcmd__record)
-            opts="-o -h --pid --probes --offsets --duration --limit --output --help"
+            opts="-o -h --pid --probes --offsets --cpu --strict-offsets --duration --limit --output --summary --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -559,6 +642,10 @@ _goprobe() {
                     return 0
                     ;;
                 --offsets)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cpu)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -4,7 +4,7 @@
 # route calls out over HTTP, and whose /panic and /recovered routes panic),
 # run it, drive traffic at it on loopback while `goprobe record` watches it
 # (one request arrives with a W3C traceparent and joins that trace), show
-# the spans, and convert them for other tools.
+# the spans and the per-route table, and convert them for other tools.
 # On a fresh machine it first installs only what the demo needs
 # (scripts/setup.sh --demo: clang, curl, jq, one Go toolchain); the test
 # corpus is the test command's business (scripts/test.sh). It builds a
@@ -45,7 +45,7 @@ server=$!
 for _ in $(seq 50); do [ -s "$work/addr" ] && break; sleep 0.1; done
 addr=$(head -1 "$work/addr")
 
-"$goprobe" record --pid "$server" -o "$work/spans.ndjson" 2> "$work/record.err" &
+"$goprobe" record --pid "$server" --summary -o "$work/spans.ndjson" 2> "$work/record.err" &
 rec=$!
 for _ in $(seq 300); do grep -q attached "$work/record.err" && break; sleep 0.1; done
 for _ in $(seq "$n"); do
@@ -70,12 +70,15 @@ else
   cat "$work/spans.ndjson"
 fi
 
-echo "== the same spans converted: a pprof profile, a Chrome/Perfetto trace, OTLP/JSON" >&2
+echo "== the same spans converted: a pprof profile, a Chrome/Perfetto trace, OTLP/JSON, metrics, a waterfall" >&2
 "$goprobe" convert --to pprof "$work/spans.ndjson" -o "$work/spans.pb.gz"
 "$goprobe" convert --to chrome "$work/spans.ndjson" -o "$work/trace.json"
 "$goprobe" convert --to otlp-json "$work/spans.ndjson" -o "$work/otlp.jsonl"
+"$goprobe" convert --to metrics "$work/spans.ndjson" -o "$work/metrics.prom"
+"$goprobe" convert --to html "$work/spans.ndjson" -o "$work/slowest.html"
+grep -E '^(goprobe_panics_total|http_server_request_duration_seconds_count)' "$work/metrics.prom" >&2
 "$gotool" tool pprof -top "$work/spans.pb.gz" 2>/dev/null | head -12
-ls -l "$work/spans.pb.gz" "$work/trace.json" "$work/otlp.jsonl" >&2
+ls -l "$work/spans.pb.gz" "$work/trace.json" "$work/otlp.jsonl" "$work/metrics.prom" "$work/slowest.html" >&2
 t_end=$(date +%s.%N)
 awk -v a="$t0" -v b="$t_setup" -v c="$t_build" -v d="$t_end" 'BEGIN {
   printf "demo: done in %.0f s (set-up %.0f s, build %.0f s, run %.0f s)\n", d - a, b - a, c - b, d - c }' >&2

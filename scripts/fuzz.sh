@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fuzz goprobe's Go binary parsers for a bounded time: the `parsers` target
-# (build info, module info, pclntab and moduledata on raw bytes) and the
+# (build info, module info, pclntab, moduledata, type and struct descriptors
+# on raw bytes) and the
 # `binary` target (whole files through GoBinary::from_bytes). Seeds come from
 # the fixture corpus: real `.go.buildinfo` and `.gopclntab` sections and a
 # small stripped binary. Stable toolchain: RUSTC_BOOTSTRAP=1 lets cargo-fuzz
@@ -22,12 +23,18 @@ manifest=$cache/corpus/manifest.tsv
 [ -f "$manifest" ] || { echo "fuzz: corpus missing: $manifest (tests/fixtures/build-corpus.sh)" >&2; exit 2; }
 
 mkdir -p fuzz/corpus/parsers fuzz/corpus/binary
+logs_tmp=$(mktemp -d)
 # Seeds: sections of one stripped hello per Go version, and the smallest binary whole.
 while IFS=$'\t' read -r ver prog variant bin _twin _arch; do
   [ "$prog" = hello ] && [ "$variant" = stripped ] || continue
   for sec in .go.buildinfo .gopclntab; do
     objcopy -O binary --only-section="$sec" "$bin" "fuzz/corpus/parsers/go$ver$sec" 2>/dev/null || true
   done
+  # Type descriptors (and the names they point at) live in .rodata: its
+  # first 64 KiB as a seed for the descriptor and struct readers.
+  if objcopy -O binary --only-section=.rodata "$bin" "$logs_tmp/rodata" 2>/dev/null; then
+    head -c 65536 "$logs_tmp/rodata" > "fuzz/corpus/parsers/go$ver.rodata"
+  fi
 done < "$manifest"
 # Inputs that once crashed a parser stay in the seed set.
 cp fuzz/regressions/parsers-* fuzz/corpus/parsers/ 2>/dev/null || true
@@ -37,7 +44,7 @@ max_len=$(( $(stat -c %s "$smallest") + 4096 ))
 
 status=0
 logs=$(mktemp -d)
-trap 'rm -rf "$logs"' EXIT
+trap 'rm -rf "$logs" "$logs_tmp"' EXIT
 run() {
   local target=$1; shift
   echo "fuzz: $target for ${secs}s" >&2

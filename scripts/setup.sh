@@ -33,8 +33,14 @@ packages=(
   time                 # /usr/bin/time -v: peak RSS in benches/convert.sh
   postgresql           # server for the database/sql e2e tests (each test starts its own)
   golang-github-lib-pq-dev  # lib/pq sources for the dbserver fixture (GOPATH mode)
+  chromium             # headless: the convert --to html waterfall test reads its DOM and screenshots it
 )
-[ "$mode" = --demo ] && packages=("${demo_packages[@]}")
+# Installed without recommends: promtool is all the tests need, not the
+# node exporter and the rest Debian's prometheus package recommends.
+lean_packages=(
+  prometheus           # promtool check metrics, for convert --to metrics
+)
+if [ "$mode" = --demo ]; then packages=("${demo_packages[@]}"); lean_packages=(); fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -54,6 +60,15 @@ if [ ${#missing[@]} -gt 0 ]; then
       fi
     done
   fi
+fi
+lean_missing=()
+for p in ${lean_packages[@]+"${lean_packages[@]}"}; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || lean_missing+=("$p")
+done
+if [ ${#lean_missing[@]} -gt 0 ]; then
+  echo "setup: installing ${lean_missing[*]}" >&2
+  [ ${#missing[@]} -gt 0 ] || apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${lean_missing[@]}" >/dev/null
 fi
 
 if [ "$mode" = --demo ]; then
@@ -85,14 +100,43 @@ if ! python3 -c 'import opentelemetry.proto.collector.trace.v1.trace_service_pb2
   pip install -q opentelemetry-proto protobuf 2>/dev/null \
     || pip install -q --break-system-packages opentelemetry-proto protobuf
 fi
+# The Prometheus client's own text-format parser, for the metrics tests.
+if ! python3 -c 'import prometheus_client.parser' 2>/dev/null; then
+  echo "setup: installing Python package prometheus_client" >&2
+  pip install -q prometheus_client 2>/dev/null \
+    || pip install -q --break-system-packages prometheus_client
+fi
 
 if ! command -v cargo >/dev/null; then
   echo "setup: cargo not found: install Rust (rustup) first" >&2
   exit 2
 fi
 
+# A real Go binary shipped without build info: esbuild's npm package
+# (tests/cli/nobuildinfo.rs).
+cache=${GOPROBE_CACHE:-$repo/.cache}
+esbuild_version=0.28.2
+esb="$cache/thirdparty/esbuild"
+if [ ! -x "$esb/package/bin/esbuild" ]; then
+  if ! command -v npm >/dev/null; then
+    echo "setup: installing npm" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null
+  fi
+  echo "setup: fetching esbuild $esbuild_version from npm" >&2
+  rm -rf "$esb"
+  mkdir -p "$esb"
+  (cd "$esb" && npm pack --silent "@esbuild/linux-x64@$esbuild_version" >/dev/null \
+    && tar xzf "esbuild-linux-x64-$esbuild_version.tgz")
+fi
+
 if [ "${1:-}" = "--all-go" ]; then
   bash "$repo/tests/fixtures/build-corpus.sh" --all
+  bash "$repo/tests/fixtures/build-corpus.sh" --all-patches
 else
   bash "$repo/tests/fixtures/build-corpus.sh"
+  # Binaries of patch releases other than the reference ones (tests/patch_releases.rs).
+  bash "$repo/tests/fixtures/build-corpus.sh" --patches
 fi
+
+bash "$repo/scripts/otelcol.sh" >/dev/null

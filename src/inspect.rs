@@ -14,7 +14,11 @@ pub struct Report<'a> {
     pub path: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pid: Option<u32>,
+    /// Empty when unknown (no build info and no `runtime.buildVersion`).
     pub go_version: &'a str,
+    /// Whether the binary has build info (`.go.buildinfo`); without it the
+    /// Go version comes from the runtime's own copy, and there are no modules.
+    pub build_info: bool,
     /// The main package's import path (the `path` line).
     pub main_package: Option<&'a str>,
     pub main: Option<&'a Module>,
@@ -55,6 +59,7 @@ impl<'a> Report<'a> {
             path: bin.path().display().to_string(),
             pid: bin.pid(),
             go_version: &bi.go_version,
+            build_info: bi.present,
             main_package: bi.path.as_deref(),
             main: bi.main.as_ref(),
             deps: &bi.deps,
@@ -105,7 +110,23 @@ pub fn write_text(out: &mut impl Write, bin: &GoBinary) -> std::io::Result<Optio
         Some(pid) => writeln!(out, "{} (pid {pid})", r.path)?,
         None => writeln!(out, "{}", r.path)?,
     }
-    writeln!(out, "  go version    {}", r.go_version)?;
+    let version = if r.go_version.is_empty() {
+        "unknown"
+    } else {
+        r.go_version
+    };
+    writeln!(out, "  go version    {version}")?;
+    if !r.build_info {
+        writeln!(
+            out,
+            "  build info    absent (no .go.buildinfo; Go version from runtime.buildVersion{})",
+            if r.go_version.is_empty() {
+                ", not found"
+            } else {
+                ""
+            }
+        )?;
+    }
     if let Some(p) = r.main_package {
         writeln!(out, "  package       {p}")?;
     }

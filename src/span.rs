@@ -164,6 +164,57 @@ pub struct Event {
     pub attributes: Attributes,
 }
 
+/// Hex digit values by byte; 0xff for bytes that are not hex digits.
+const HEX_VALUE: [u8; 256] = {
+    let mut table = [0xff; 256];
+    let mut i = 0;
+    while i < 10 {
+        table[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        table[b'a' as usize + i] = 10 + i as u8;
+        table[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    table
+};
+
+/// `N` bytes from `2 * N` hex digits (a table lookup per digit:
+/// `u8::from_str_radix` per pair was a measurable part of reading spans).
+fn decode_hex<const N: usize>(s: &str, what: &str) -> Result<[u8; N], String> {
+    if s.len() != 2 * N {
+        return Err(format!("{what} must be {} hex digits, got {s:?}", 2 * N));
+    }
+    let mut out = [0u8; N];
+    for (byte, pair) in out.iter_mut().zip(s.as_bytes().chunks_exact(2)) {
+        let (hi, lo) = (
+            HEX_VALUE[usize::from(pair[0])],
+            HEX_VALUE[usize::from(pair[1])],
+        );
+        if (hi | lo) & 0xf0 != 0 {
+            return Err(format!("{what} is not hex: {s:?}"));
+        }
+        *byte = (hi << 4) | lo;
+    }
+    if out.iter().all(|&b| b == 0) {
+        return Err(format!("{what} is all zeros"));
+    }
+    Ok(out)
+}
+
+/// Lowercase hex of `bytes` into `out` (which holds two digits per byte).
+fn encode_hex<'a>(bytes: &[u8], out: &'a mut [u8]) -> &'a str {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (pair, &b) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[usize::from(b >> 4)];
+        pair[1] = DIGITS[usize::from(b & 15)];
+    }
+    // Only ASCII digits were written.
+    std::str::from_utf8(out).unwrap_or_default()
+}
+
 /// A fixed-size id written as lowercase hex; all-zero ids are invalid (as in W3C trace context).
 macro_rules! hex_id {
     ($name:ident, $len:expr, $what:expr) => {
@@ -172,32 +223,14 @@ macro_rules! hex_id {
 
         impl $name {
             pub fn from_hex(s: &str) -> Result<Self, String> {
-                if s.len() != 2 * $len {
-                    return Err(format!(
-                        "{} must be {} hex digits, got {:?}",
-                        $what,
-                        2 * $len,
-                        s
-                    ));
-                }
-                let mut out = [0u8; $len];
-                for (i, byte) in out.iter_mut().enumerate() {
-                    *byte = u8::from_str_radix(&s[2 * i..2 * i + 2], 16)
-                        .map_err(|_| format!("{} is not hex: {:?}", $what, s))?;
-                }
-                if out.iter().all(|&b| b == 0) {
-                    return Err(format!("{} is all zeros", $what));
-                }
-                Ok($name(out))
+                decode_hex::<$len>(s, $what).map($name)
             }
         }
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                for b in self.0 {
-                    write!(f, "{b:02x}")?;
-                }
-                Ok(())
+                let mut buf = [0u8; 2 * $len];
+                f.write_str(encode_hex(&self.0, &mut buf))
             }
         }
         impl fmt::Debug for $name {
@@ -212,8 +245,19 @@ macro_rules! hex_id {
         }
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-                $name::from_hex(&s).map_err(serde::de::Error::custom)
+                // A visitor rather than a `Cow<str>`, which serde always
+                // deserializes as an owned copy.
+                struct Hex;
+                impl serde::de::Visitor<'_> for Hex {
+                    type Value = $name;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str("a string")
+                    }
+                    fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<$name, E> {
+                        $name::from_hex(s).map_err(E::custom)
+                    }
+                }
+                d.deserialize_str(Hex)
             }
         }
     };
@@ -278,6 +322,18 @@ mod tests {
                 .to_string()
                 .contains("trace_id must be 32 hex digits")
         );
+        // Same length in bytes, but not hex digits (one of them not even
+        // ASCII, which must not split a character) or with a sign.
+        for bad in ["b7ad6b71692033\u{e9}", "+7ad6b7169203331"] {
+            let line = LINE.replace("b7ad6b7169203331", bad);
+            assert!(
+                Span::from_json_line(&line)
+                    .unwrap_err()
+                    .to_string()
+                    .contains("span_id is not hex"),
+                "{bad}"
+            );
+        }
         let zero = LINE.replace("b7ad6b7169203331", "0000000000000000");
         assert!(
             Span::from_json_line(&zero)

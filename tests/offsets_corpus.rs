@@ -2,7 +2,10 @@
 //! version in the corpus manifest, the `reflectoffsets` fixture (built by
 //! that toolchain) prints reflect's offsets and sizes; goprobe's answers for
 //! every corpus binary of that version and GOARCH must equal them exactly —
-//! from DWARF on unstripped builds, from the embedded table on stripped ones.
+//! from DWARF on unstripped builds (cross-checked against the type
+//! descriptors), from the type descriptors or the table on stripped ones —
+//! and each source on its own must equal them too: the type descriptors
+//! (rtype) for every field whose struct has a descriptor, the table for all.
 //! arm64 ground truth comes from running the arm64 build under qemu.
 //!
 //! The runtime map internals (Traceparent lookup in Request.Header) are
@@ -21,6 +24,7 @@ use std::process::Command;
 use common::{CorpusBinary, manifest};
 use goprobe::catalog::{Catalog, Target};
 use goprobe::gobin::GoBinary;
+use goprobe::gobin::types::StructIndex;
 use goprobe::offsets::table::Table;
 use goprobe::offsets::{Resolver, Source};
 
@@ -123,21 +127,19 @@ fn offsets_equal_reflect_ground_truth_for_every_corpus_binary() {
         }
         for t in truth.values() {
             let got = resolver.resolve(&t.field);
-            let expect_source = if go.elf().dwarf {
-                // Purpose-built programs use every type, so DWARF must answer;
-                // other programs may lack a type and fall back to the table.
-                if bin.program == "reflectoffsets" {
-                    Some(Source::Dwarf)
-                } else {
-                    None
-                }
+            // Purpose-built programs use every type, so DWARF must answer
+            // on their unstripped builds; elsewhere a source after DWARF may.
+            let source_ok = if go.elf().dwarf && bin.program == "reflectoffsets" {
+                got.source == Source::Dwarf
+            } else if go.elf().dwarf {
+                matches!(got.source, Source::Dwarf | Source::Rtype | Source::Table)
             } else {
-                Some(Source::Table)
+                matches!(got.source, Source::Rtype | Source::Table)
             };
             let ok = got.offset == Some(t.offset)
                 && got.size == Some(t.size)
                 && (t.type_size.is_none() || got.type_size == t.type_size)
-                && expect_source.is_none_or(|s| s == got.source);
+                && source_ok;
             if !ok {
                 failures.push(format!(
                     "{}: {}: reflect {}+{} (struct {:?}), goprobe {:?}+{:?} (struct {:?}) from {} {}",
@@ -229,7 +231,11 @@ fn runtime_map_offsets_find_every_entry_of_real_maps() {
             let d = from_dwarf.resolve(f);
             let t = from_table.resolve(f);
             assert_eq!(d.source, Source::Dwarf, "{}: {f}: {d:?}", bin.label());
-            assert_eq!(t.source, Source::Table, "{}: {f}: {t:?}", stripped.label());
+            assert!(
+                matches!(t.source, Source::Rtype | Source::Table),
+                "{}: {f}: {t:?}",
+                stripped.label()
+            );
             assert_eq!(
                 (d.offset, d.size),
                 (t.offset, t.size),
@@ -326,10 +332,82 @@ fn committed_table_covers_every_corpus_version() {
         let go = GoBinary::open(&bin.path).unwrap_or_else(|e| panic!("{}: {e}", bin.label()));
         let v = &go.build_info().go_version;
         assert!(
-            table.stdlib(v, &bin.goarch).is_some(),
-            "{}: the offsets table has no entry for {v}/{}: run scripts/gen-offsets-table.sh and commit",
+            table.stdlib(v, &bin.goarch).is_some_and(|m| m.exact),
+            "{}: the offsets table was not generated from {v}/{}: run scripts/gen-offsets-table.sh and commit",
             bin.label(),
             bin.goarch
         );
     }
+}
+
+/// Each source on its own against reflect: the type descriptors of every
+/// corpus binary (stripped, PIE, trimpath, cgo, arm64 alike) for every
+/// ground-truth field whose struct has a descriptor there, and DWARF where
+/// the binary has it; counts per source are printed for the closing note.
+#[test]
+fn type_descriptor_offsets_equal_reflect_and_dwarf_on_every_corpus_binary() {
+    let all = manifest();
+    let truths = truths(&all);
+    let mut failures = Vec::new();
+    let (mut rtype_checked, mut rtype_missing, mut dwarf_checked) = (0, 0, 0);
+    let mut missing_types = std::collections::BTreeSet::new();
+    for bin in &all {
+        let truth = &truths[&(bin.go_version.clone(), bin.goarch.clone())];
+        let go = GoBinary::open(&bin.path).unwrap_or_else(|e| panic!("{}: {e}", bin.label()));
+        let index = StructIndex::new(&go).unwrap_or_else(|e| panic!("{}: {e}", bin.label()));
+        let dwarf = go
+            .elf()
+            .dwarf
+            .then(|| goprobe::dwarf::DwarfTypes::from_elf(go.data()).unwrap());
+        for t in truth.values() {
+            match index.field(&t.field) {
+                Ok(l) => {
+                    rtype_checked += 1;
+                    if l.offset != t.offset
+                        || l.size != t.size
+                        || t.type_size.is_some_and(|ts| ts != l.type_size)
+                    {
+                        failures.push(format!(
+                            "{}: {}: reflect {}+{}, rtype {}+{} (struct {})",
+                            bin.label(),
+                            t.field,
+                            t.offset,
+                            t.size,
+                            l.offset,
+                            l.size,
+                            l.type_size
+                        ));
+                    }
+                }
+                Err(goprobe::gobin::types::RtypeError::NoType(ty)) => {
+                    rtype_missing += 1;
+                    missing_types.insert(format!("{ty} ({})", bin.program));
+                }
+                Err(e) => failures.push(format!("{}: {}: rtype: {e}", bin.label(), t.field)),
+            }
+            if let Some(d) = &dwarf
+                && let Ok(l) = d.field(&t.field)
+            {
+                dwarf_checked += 1;
+                if l.offset != t.offset || l.size != Some(t.size) {
+                    failures.push(format!("{}: {}: DWARF disagrees", bin.label(), t.field));
+                }
+            }
+        }
+        // The purpose-built program reaches every type it prints through
+        // reflect, so every one has a descriptor.
+        if bin.program == "reflectoffsets" {
+            for t in truth.values() {
+                if let Err(e) = index.field(&t.field) {
+                    failures.push(format!("{}: {}: {e}", bin.label(), t.field));
+                }
+            }
+        }
+    }
+    eprintln!(
+        "rtype: {rtype_checked} field checks equal to reflect, {rtype_missing} without a descriptor; DWARF: {dwarf_checked}"
+    );
+    eprintln!("structs without a descriptor in some binaries: {missing_types:?}");
+    assert!(rtype_checked > 0);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -58,6 +58,7 @@ fn table_has_every_catalog_field_its_versions_need() {
     for (go, arches) in &table.stdlib {
         for arch in ["amd64", "arm64"] {
             let layouts = arches
+                .archs
                 .get(arch)
                 .unwrap_or_else(|| panic!("table: {go} lacks {arch}"));
             for f in catalog.fields_for(&goprobe::catalog::Target {

@@ -59,9 +59,14 @@ impl Offsets {
     }
 
     /// The required (non-optional) fields `probe` needs for this target that are unknown here.
-    pub fn missing(&self, probe: &catalog::Probe, target: &catalog::Target<'_>) -> Vec<String> {
-        probe
-            .fields_for(target)
+    pub fn missing(
+        &self,
+        probe: &catalog::Probe,
+        target: &catalog::Target<'_>,
+        present: &dyn Fn(&catalog::Hook) -> bool,
+    ) -> Vec<String> {
+        crate::verdict::needed_fields(probe, target, present)
+            .into_iter()
             .filter(|f| !f.optional && !self.fields.contains_key(&f.field))
             .map(|f| f.field.clone())
             .collect()
@@ -86,7 +91,11 @@ mod tests {
             go_version: "go1.22.10",
             module_version: &none,
         };
-        let missing = o.missing(catalog.probe("http.server").expect("probe"), &target);
+        let missing = o.missing(
+            catalog.probe("http.server").expect("probe"),
+            &target,
+            &|_| true,
+        );
         assert!(missing.iter().any(|f| f == "net/http.Request.Method"));
         assert!(
             !missing.iter().any(|f| f.starts_with("runtime.hmap")),

@@ -336,7 +336,8 @@ pub fn hooks_from_binary(
                 probe.family
             )));
         };
-        let missing = offsets.missing(probe, &target);
+        let present = |h: &catalog::Hook| matches!(bin.function(&h.function), Ok(Some(_)));
+        let missing = offsets.missing(probe, &target, &present);
         if !missing.is_empty() {
             reasons.push(format!(
                 "{name}: offsets unknown for {}",
@@ -385,6 +386,9 @@ pub fn hooks_from_binary(
                 file_offset: f.offset,
                 code: code.to_vec(),
             });
+        }
+        if mine.is_empty() {
+            reasons.push(format!("{name}: no function it hooks is in the binary"));
         }
         hooks.extend(mine);
     }

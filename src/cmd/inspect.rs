@@ -37,6 +37,11 @@ pub struct Args {
     /// see the `probes` section of the report) is instrumentable in every input; why not is printed on stderr.
     #[arg(long, value_name = "PROBE[,PROBE]", value_delimiter = ',')]
     pub require: Vec<String>,
+    /// With --require: count an offset that only the offsets table knows,
+    /// for a Go patch release the table was not generated from (it uses the
+    /// minor release's layouts), as unknown.
+    #[arg(long, requires = "require")]
+    pub strict_offsets: bool,
 }
 
 enum Input {
@@ -90,7 +95,8 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
         };
         if !args.require.is_empty() {
             out.flush().context("writing output")?;
-            let failures = crate::verdict::required_failures(&bin, &args.require);
+            let failures =
+                crate::verdict::required_failures(&bin, &args.require, args.strict_offsets);
             for f in &failures {
                 eprintln!("goprobe: {f}");
             }

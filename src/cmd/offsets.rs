@@ -36,7 +36,9 @@ pub struct Args {
     /// Without --field or --probe: the fields of every probe the binary
     /// contains (at least one of its hooked functions is in the binary), so a
     /// plain HTTP service is not asked for database/sql fields; again only
-    /// unknown non-optional fields make the exit status 1.
+    /// unknown non-optional fields make the exit status 1, and a field only
+    /// hooks the binary lacks would read (prepared statements in a program
+    /// that never prepares one) counts as optional.
     #[arg(long = "probe", value_name = "PROBE", value_delimiter = ',')]
     pub probes: Vec<String>,
     /// Look the offsets table up under this Go version instead of the one
@@ -47,7 +49,15 @@ pub struct Args {
     /// instead of the one built into goprobe.
     #[arg(long, value_name = "FILE")]
     pub table: Option<PathBuf>,
-    /// NDJSON: one object per field (field, offset, size, type_size, source, reason).
+    /// Refuse (as unknown) an offset that only the offsets table knows for a
+    /// Go patch release the table was not generated from, instead of using
+    /// its minor release's layouts.
+    #[arg(long)]
+    pub strict_offsets: bool,
+    /// NDJSON: one object per field: field, offset, size, type_size, source
+    /// (dwarf, rtype = the binary's type descriptors, table, unknown,
+    /// conflict), checked (other sources that agree), table (slot, the
+    /// releases it was verified on, whether this release is one), reason.
     #[arg(long)]
     pub json: bool,
 }
@@ -67,7 +77,8 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
         (Some(path), None) => GoBinary::open(path)?,
         (None, None) => anyhow::bail!("give a binary or --pid"),
     };
-    let resolver = Resolver::for_binary(&bin, &table, args.go_version.as_deref());
+    let resolver =
+        Resolver::for_binary(&bin, &table, args.go_version.as_deref()).strict(args.strict_offsets);
     let catalog = Catalog::builtin()?;
     let probes: Vec<&Probe> = if args.fields.is_empty() && args.probes.is_empty() {
         probes_in_binary(catalog, &bin, &resolver)
@@ -92,6 +103,29 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
             None => wanted.push(w),
         }
     }
+    if args.fields.is_empty() && args.probes.is_empty() {
+        // Fields reached only from hooks the binary lacks (prepared
+        // statements in a program that never prepares one) are not needed.
+        let lookup = crate::verdict::hooked_functions(catalog, &bin);
+        let present = |h: &crate::catalog::Hook| lookup(&h.function).unwrap_or(true);
+        let key = resolver.key();
+        let modules = |m: &str| key.module_version(m);
+        let target = Target {
+            go_version: &key.go_version,
+            module_version: &modules,
+        };
+        let needed: Vec<&str> = probes
+            .iter()
+            .flat_map(|p| crate::verdict::needed_fields(p, &target, &present))
+            .map(|f| f.field.as_str())
+            .collect();
+        for w in wanted
+            .iter_mut()
+            .filter(|w| !needed.contains(&w.field.as_str()))
+        {
+            w.optional = true;
+        }
+    }
     let results = resolver.resolve_wanted(&wanted);
     let mut out = std::io::stdout().lock();
     for r in &results {
@@ -103,13 +137,35 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
         }
     }
     out.flush()?;
+    // A conflict between sources fails even for an optional field.
+    let conflict = |r: &&Resolved| r.source == crate::offsets::Source::Conflict;
     let unknown = results
         .iter()
-        .filter(|r| !r.is_known() && !r.optional)
+        .filter(|r| !r.is_known() && (!r.optional || conflict(r)))
         .count();
+    for r in results.iter().filter(conflict) {
+        eprintln!(
+            "goprobe: {}: {}",
+            r.field,
+            r.reason.as_deref().unwrap_or("sources disagree")
+        );
+    }
+    if let Some(t) = results
+        .iter()
+        .find(|r| r.is_inexact_table())
+        .and_then(|r| r.table.as_ref())
+    {
+        let n = results.iter().filter(|r| r.is_inexact_table()).count();
+        eprintln!(
+            "goprobe: {n} field(s) from the {} table, verified on {}, not on {} itself (--strict-offsets refuses them)",
+            t.key,
+            t.verified.join(" "),
+            resolver.key().go_version
+        );
+    }
     let unknown_optional = results
         .iter()
-        .filter(|r| !r.is_known() && r.optional)
+        .filter(|r| !r.is_known() && r.optional && !conflict(r))
         .count();
     if unknown_optional > 0 {
         eprintln!(
@@ -150,12 +206,25 @@ fn probes_in_binary<'c>(
 fn text_line(r: &Resolved) -> String {
     let num = |v: Option<u64>| v.map_or("?".to_string(), |v| v.to_string());
     match r.offset {
-        Some(off) => format!(
-            "{}\toffset {off}\tsize {}\t{}",
-            r.field,
-            num(r.size),
-            r.source
-        ),
+        Some(off) => {
+            let mut line = format!(
+                "{}\toffset {off}\tsize {}\t{}",
+                r.field,
+                num(r.size),
+                r.source
+            );
+            for c in &r.checked {
+                line.push_str(&format!(" = {c}"));
+            }
+            if let Some(t) = r.table.as_ref().filter(|t| !t.exact) {
+                line.push_str(&format!(
+                    " ({} layouts, verified on {}, not this release)",
+                    t.key,
+                    t.verified.join(" ")
+                ));
+            }
+            line
+        }
         None => format!(
             "{}\tunknown\t{}",
             r.field,

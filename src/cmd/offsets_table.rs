@@ -1,7 +1,8 @@
 //! `goprobe offsets-table` (hidden): the maintainer tool behind
 //! `scripts/gen-offsets-table.sh`. `entry` reads one purpose-built binary's
-//! DWARF with goprobe's own reader; `merge` writes entries into the table
-//! file; `check` compares them with it.
+//! DWARF with goprobe's own reader; `build` writes a table's standard-library
+//! part afresh from entries and `merge` adds entries to it, both failing when
+//! two patch releases of one minor disagree; `check` compares entries with it.
 
 use std::path::PathBuf;
 
@@ -10,7 +11,7 @@ use anyhow::Context;
 use crate::catalog::Catalog;
 use crate::dwarf::DwarfTypes;
 use crate::exit::Status;
-use crate::offsets::table::{Entry, Table, compare_slots, layouts_from_dwarf};
+use crate::offsets::table::{Entry, Table, check_entries, layouts_from_dwarf};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -33,10 +34,24 @@ pub enum Action {
         fields: Vec<String>,
         bin: PathBuf,
     },
-    /// Write ENTRY files into TABLE (replacing their slots, keeping the others).
+    /// Write TABLE's standard-library layouts afresh from ENTRY files (its
+    /// module layouts are kept); exit 1 if patch releases of a minor disagree.
+    Build {
+        #[arg(long, value_name = "TABLE")]
+        table: PathBuf,
+        /// Record patch releases whose layouts differ from their minor's as
+        /// layout groups of their own instead of failing.
+        #[arg(long)]
+        split: bool,
+        entries: Vec<PathBuf>,
+    },
+    /// Add ENTRY files to TABLE; exit 1 if one disagrees with its minor.
     Merge {
         #[arg(long, value_name = "TABLE")]
         table: PathBuf,
+        /// As for `build`.
+        #[arg(long)]
+        split: bool,
         entries: Vec<PathBuf>,
     },
     /// Exit 1 unless TABLE holds exactly these ENTRY files' layouts.
@@ -67,6 +82,31 @@ fn read_table(path: &PathBuf) -> anyhow::Result<Table> {
     Table::parse(&text).with_context(|| format!("reading {}", path.display()))
 }
 
+/// Add `entries` to `t` and write it to `path`; nothing is written when an
+/// entry disagrees with its minor (the error names both values).
+fn write_merged(
+    mut t: Table,
+    path: &PathBuf,
+    entries: &[PathBuf],
+    split: bool,
+) -> anyhow::Result<Status> {
+    for (e, p) in read_entries(entries)?.into_iter().zip(entries) {
+        t.insert_with(e, split)
+            .with_context(|| format!("adding {}", p.display()))?;
+    }
+    for (k, m) in &t.stdlib {
+        if crate::offsets::table::minor_of(k).as_deref() != Some(k.as_str()) {
+            eprintln!(
+                "offsets table: {k} ({}) has layouts of its own, unlike its minor's",
+                m.verified.join(" ")
+            );
+        }
+    }
+    std::fs::write(path, t.to_json_string())
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(Status::Success)
+}
+
 pub fn run(args: Args) -> anyhow::Result<Status> {
     match args.action {
         Action::Entry {
@@ -90,18 +130,23 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
             println!("{}", serde_json::to_string(&entry)?);
             Ok(Status::Success)
         }
-        Action::Merge { table, entries } => {
+        Action::Build {
+            table,
+            split,
+            entries,
+        } => {
             let mut t = read_table(&table)?;
-            for e in read_entries(&entries)? {
-                t.insert(e);
-            }
-            std::fs::write(&table, t.to_json_string())
-                .with_context(|| format!("writing {}", table.display()))?;
-            Ok(Status::Success)
+            t.stdlib.clear();
+            write_merged(t, &table, &entries, split)
         }
+        Action::Merge {
+            table,
+            split,
+            entries,
+        } => write_merged(read_table(&table)?, &table, &entries, split),
         Action::Check { table, entries } => {
             let t = read_table(&table)?;
-            let problems = compare_slots(&t, &read_entries(&entries)?);
+            let problems = check_entries(&t, &read_entries(&entries)?);
             for p in &problems {
                 eprintln!("offsets table: {p}");
             }

@@ -22,6 +22,9 @@ pub struct Args {
     /// Write spans here instead of stdout (`-` is stdout).
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// At the end, print a table per service and route on stderr (as `convert --to summary`).
+    #[arg(long)]
+    pub summary: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<Status> {
@@ -30,6 +33,12 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
             std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
         )),
         _ => Box::new(std::io::BufWriter::new(std::io::stdout())),
+    };
+    let (out, table) = if args.summary {
+        let (tap, table) = crate::export::summary::Tap::new(out);
+        (Box::new(tap) as Box<dyn Write>, Some(table))
+    } else {
+        (out, None)
     };
     let progress = Progress::new(std::io::stderr().is_terminal());
     let shown = progress.clone();
@@ -66,5 +75,10 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
     let summary = recording.finish(reason);
     progress.finish();
     eprintln!("goprobe: {}", summary?.line());
+    if let Some(table) = table {
+        let rows = table.lock().map(|mut t| t.rows()).unwrap_or_default();
+        crate::export::summary::write_table(&rows, &mut std::io::stderr().lock())
+            .context("writing the summary")?;
+    }
     Ok(Status::Success)
 }

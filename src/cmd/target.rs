@@ -46,6 +46,11 @@ pub struct TargetArgs {
         value_parser = clap::value_parser!(u32).range(1..=10_000)
     )]
     pub cpu: Option<u32>,
+    /// Refuse a probe whose offsets only the offsets table knows for this
+    /// binary's Go patch release, which the table was not generated from
+    /// (by default the minor release's layouts are used, with a note).
+    #[arg(long)]
+    pub strict_offsets: bool,
     /// Stop after this long (e.g. 500ms, 30s, 5m); default: until Ctrl-C,
     /// SIGTERM, or the traced process exits.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
@@ -81,6 +86,23 @@ impl TargetArgs {
         let mut probes = attach::parse_probes(&self.probes)?;
         if self.cpu.is_some() && !probes.iter().any(|p| p == CPU_PROBE) {
             probes.push(CPU_PROBE.to_owned());
+        }
+        if offsets.is_none() {
+            // Offsets from the binary: say where table answers are not exact,
+            // and refuse them under --strict-offsets.
+            let bin = match (&self.binary, self.pid) {
+                (_, Some(pid)) => crate::gobin::GoBinary::open_pid(pid)?,
+                (Some(path), None) => crate::gobin::GoBinary::open(path)?,
+                (None, None) => anyhow::bail!("give a Go binary (BIN) or --pid N"),
+            };
+            let (notes, refusals) =
+                crate::verdict::table_provenance(&bin, &probes, self.strict_offsets);
+            for n in &notes {
+                eprintln!("goprobe: note: {n}");
+            }
+            if !refusals.is_empty() {
+                anyhow::bail!("{}", refusals.join("\ngoprobe: "));
+            }
         }
         Ok(Request {
             binary: self.binary.clone(),

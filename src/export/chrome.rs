@@ -14,12 +14,14 @@
 //! trace numbering stays in memory.
 
 use std::collections::HashMap;
-use std::io::{BufRead, Write};
+use std::io::{self, BufRead, Write};
 
-use super::reader::{Record, SpanReader};
+use super::otlp_encode::hex;
+use super::reader::{RecordView, SpanReader};
+use super::view::{Attrs, SpanView, Value, write_json_string};
 use super::{ExportError, Summary};
 use crate::sample::CpuSample;
-use crate::span::{AttrValue, Attributes, Span, SpanKind, StatusCode, TraceId};
+use crate::span::{SpanKind, StatusCode, TraceId};
 
 /// Argument names goprobe sets itself; attributes with these names are left out.
 const OWN_ARGS: [&str; 6] = [
@@ -31,16 +33,66 @@ const OWN_ARGS: [&str; 6] = [
     "status.message",
 ];
 
-struct Writer<W> {
-    out: W,
+/// Output is built here and handed to the writer in chunks of about this size.
+const CHUNK: usize = 1 << 16;
+
+/// How many resources are remembered as [`Writer::recent`].
+const RECENT: usize = 8;
+
+struct Writer {
+    buf: Vec<u8>,
     first: bool,
-    pids: HashMap<String, u64>,
-    /// Track per trace; `None`: a process's samples in no span.
-    tids: HashMap<(u64, Option<TraceId>), u64>,
+    /// Process number per resource, keyed by the resource as JSON (so two
+    /// resources are one process exactly when they read the same).
+    pids: HashMap<Vec<u8>, u64>,
+    /// The last few resources seen and their processes: most spans share
+    /// one of them, and comparing is cheaper than encoding.
+    recent: Vec<(Attrs<'static>, u64)>,
+    /// Track per trace, and per process (`None`) for samples in no span.
+    tids: HashMap<(Option<TraceId>, u64), u64>,
+    scratch: Vec<u8>,
 }
 
-fn micros(ns: u64) -> String {
-    format!("{}.{:03}", ns / 1000, ns % 1000)
+/// Nanoseconds as microseconds with three exact fraction digits.
+fn micros(out: &mut Vec<u8>, ns: u64) -> io::Result<()> {
+    number(out, ns / 1000)?;
+    let frac = ns % 1000;
+    out.extend_from_slice(&[
+        b'.',
+        b'0' + (frac / 100) as u8,
+        b'0' + (frac / 10 % 10) as u8,
+        b'0' + (frac % 10) as u8,
+    ]);
+    Ok(())
+}
+
+fn json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) -> io::Result<()> {
+    serde_json::to_writer(out, value).map_err(io::Error::from)
+}
+
+fn number(out: &mut Vec<u8>, n: u64) -> io::Result<()> {
+    json(out, &n)
+}
+
+/// An attribute value as plain JSON (strings, numbers, booleans, arrays).
+fn value(out: &mut Vec<u8>, v: &Value<'_>) -> io::Result<()> {
+    match v {
+        Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        Value::Int(n) => json(out, n)?,
+        Value::Double(d) => json(out, d)?,
+        Value::String(s) => write_json_string(out, s)?,
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                value(out, item)?;
+            }
+            out.push(b']');
+        }
+    }
+    Ok(())
 }
 
 fn kind_name(kind: SpanKind) -> &'static str {
@@ -53,64 +105,80 @@ fn kind_name(kind: SpanKind) -> &'static str {
     }
 }
 
-impl<W: Write> Writer<W> {
-    fn sep(&mut self) -> std::io::Result<()> {
+impl Writer {
+    fn sep(&mut self) {
         if self.first {
             self.first = false;
-            self.out.write_all(b"\n")
+            self.buf.push(b'\n');
         } else {
-            self.out.write_all(b",\n")
+            self.buf.extend_from_slice(b",\n");
         }
-    }
-
-    fn json<T: serde::Serialize + ?Sized>(&mut self, value: &T) -> std::io::Result<()> {
-        serde_json::to_writer(&mut self.out, value).map_err(std::io::Error::from)
     }
 
     /// A metadata event naming a process or thread.
-    fn metadata(
-        &mut self,
-        what: &str,
-        pid: u64,
-        tid: u64,
-        ts: u64,
-        name: &str,
-    ) -> std::io::Result<()> {
-        self.sep()?;
-        write!(
-            self.out,
-            r#"{{"ph":"M","name":"{what}","ts":{},"dur":0,"pid":{pid},"tid":{tid},"args":{{"name":"#,
-            micros(ts)
-        )?;
-        self.json(name)?;
-        self.out.write_all(b"}}")
+    fn metadata(&mut self, what: &str, pid: u64, tid: u64, ts: u64, name: &str) -> io::Result<()> {
+        self.sep();
+        let out = &mut self.buf;
+        out.extend_from_slice(br#"{"ph":"M","name":"#);
+        json(out, what)?;
+        out.extend_from_slice(br#","ts":"#);
+        micros(out, ts)?;
+        out.extend_from_slice(br#","dur":0,"pid":"#);
+        number(out, pid)?;
+        out.extend_from_slice(br#","tid":"#);
+        number(out, tid)?;
+        out.extend_from_slice(br#","args":{"name":"#);
+        json(out, name)?;
+        out.extend_from_slice(b"}}");
+        Ok(())
     }
 
-    fn pid(&mut self, resource: &Attributes, ts: u64) -> std::io::Result<u64> {
-        let key = serde_json::to_string(resource).map_err(std::io::Error::from)?;
-        if let Some(&pid) = self.pids.get(&key) {
-            return Ok(pid);
+    fn pid(&mut self, resource: &Attrs<'_>, ts: u64) -> io::Result<u64> {
+        if let Some((_, pid)) = self.recent.iter().find(|(r, _)| r.identical(resource)) {
+            return Ok(*pid);
         }
-        let pid = self.pids.len() as u64 + 1;
-        self.pids.insert(key, pid);
-        let service = match resource.get("service.name") {
-            Some(AttrValue::String(s)) => s.clone(),
-            _ => "unknown service".to_owned(),
+        self.scratch.clear();
+        self.scratch.push(b'{');
+        for (i, (k, v)) in resource.iter().enumerate() {
+            if i > 0 {
+                self.scratch.push(b',');
+            }
+            write_json_string(&mut self.scratch, k)?;
+            self.scratch.push(b':');
+            value(&mut self.scratch, v)?;
+        }
+        self.scratch.push(b'}');
+        let pid = match self.pids.get(&self.scratch) {
+            Some(&pid) => pid,
+            None => {
+                let pid = self.pids.len() as u64 + 1;
+                self.pids.insert(self.scratch.clone(), pid);
+                let service = resource
+                    .get_str("service.name")
+                    .unwrap_or("unknown service");
+                let name = match resource.get("process.pid") {
+                    Some(Value::Int(n)) => format!("{service} (pid {n})"),
+                    _ => service.to_owned(),
+                };
+                self.metadata("process_name", pid, 0, ts, &name)?;
+                pid
+            }
         };
-        let name = match resource.get("process.pid") {
-            Some(AttrValue::Int(n)) => format!("{service} (pid {n})"),
-            _ => service,
-        };
-        self.metadata("process_name", pid, 0, ts, &name)?;
+        if self.recent.len() == RECENT {
+            self.recent.remove(0);
+        }
+        self.recent.push((resource.to_static(), pid));
         Ok(pid)
     }
 
-    fn tid(&mut self, trace: Option<TraceId>, pid: u64, ts: u64) -> std::io::Result<u64> {
-        if let Some(&tid) = self.tids.get(&(pid, trace)) {
+    /// The track of `trace`, or of `pid`'s samples in no span.
+    fn tid(&mut self, trace: Option<TraceId>, pid: u64, ts: u64) -> io::Result<u64> {
+        let key = (trace, if trace.is_some() { 0 } else { pid });
+        if let Some(&tid) = self.tids.get(&key) {
             return Ok(tid);
         }
         let tid = self.tids.len() as u64 + 1;
-        self.tids.insert((pid, trace), tid);
+        self.tids.insert(key, tid);
         let name = match trace {
             Some(t) => format!("trace {t}"),
             None => "CPU samples (no span)".to_owned(),
@@ -120,107 +188,119 @@ impl<W: Write> Writer<W> {
     }
 
     /// A CPU sample: an instant event on its trace's track.
-    fn sample(&mut self, s: &CpuSample) -> std::io::Result<()> {
-        let pid = self.pid(&s.resource, s.time_unix_nano)?;
+    fn sample(&mut self, s: &CpuSample) -> io::Result<()> {
+        let resource = Attrs::from_attributes(&s.resource);
+        let pid = self.pid(&resource, s.time_unix_nano)?;
         let tid = self.tid(s.trace_id, pid, s.time_unix_nano)?;
-        self.sep()?;
+        self.sep();
         let leaf = s.stack.first().map_or("?", |f| f.function.as_str());
-        self.out.write_all(br#"{"ph":"i","s":"t","name":"#)?;
-        self.json(&format!("cpu: {leaf}"))?;
-        write!(
-            self.out,
-            r#","cat":"cpu","ts":{},"dur":0,"pid":{pid},"tid":{tid},"args":"#,
-            micros(s.time_unix_nano)
-        )?;
+        let out = &mut self.buf;
+        out.extend_from_slice(br#"{"ph":"i","s":"t","name":"#);
+        json(out, &format!("cpu: {leaf}"))?;
+        out.extend_from_slice(br#","cat":"cpu","ts":"#);
+        micros(out, s.time_unix_nano)?;
+        out.extend_from_slice(br#","dur":0,"pid":"#);
+        number(out, pid)?;
+        out.extend_from_slice(br#","tid":"#);
+        number(out, tid)?;
+        out.extend_from_slice(br#","args":{"cpu_nanos":"#);
+        number(out, s.cpu_nanos)?;
         let stack: Vec<String> = s
             .stack
             .iter()
             .map(|f| format!("{} {}:{}", f.function, f.file, f.line))
             .collect();
-        let mut extra = vec![
-            ("cpu_nanos", s.cpu_nanos.to_string()),
-            ("stack", stack.join("\n")),
-        ];
+        out.extend_from_slice(br#","stack":"#);
+        json(out, &stack.join("\n"))?;
         if let Some(id) = s.span_id {
-            extra.push(("span_id", id.to_string()));
+            out.extend_from_slice(br#","span_id":""#);
+            hex(out, &id.0);
+            out.push(b'"');
         }
         if let Some(name) = &s.span_name {
-            extra.push(("span_name", name.clone()));
+            out.extend_from_slice(br#","span_name":"#);
+            json(out, name)?;
         }
-        self.args(&extra, &s.attributes)?;
-        self.out.write_all(b"}")
+        let attributes = Attrs::from_attributes(&s.attributes);
+        self.attributes(&attributes, false)?;
+        self.buf.extend_from_slice(b"}}");
+        Ok(())
     }
 
-    fn args(&mut self, extra: &[(&str, String)], attributes: &Attributes) -> std::io::Result<()> {
-        self.out.write_all(b"{")?;
-        let mut first = true;
-        for (key, value) in extra {
-            if !first {
-                self.out.write_all(b",")?;
-            }
-            first = false;
-            self.json(key)?;
-            self.out.write_all(b":")?;
-            self.json(value)?;
-        }
-        for (key, value) in attributes {
-            if OWN_ARGS.contains(&key.as_str()) {
+    /// `"key":value` pairs of attributes, each preceded by a comma unless
+    /// it is the first in the object.
+    fn attributes(&mut self, attributes: &Attrs<'_>, mut first: bool) -> io::Result<()> {
+        let out = &mut self.buf;
+        for (key, v) in attributes.iter() {
+            if OWN_ARGS.contains(&key.as_ref()) {
                 continue;
             }
             if !first {
-                self.out.write_all(b",")?;
+                out.push(b',');
             }
             first = false;
-            self.json(key)?;
-            self.out.write_all(b":")?;
-            self.json(value)?;
+            write_json_string(out, key)?;
+            out.push(b':');
+            value(out, v)?;
         }
-        self.out.write_all(b"}")
+        Ok(())
     }
 
-    fn span(&mut self, span: &Span) -> std::io::Result<()> {
+    fn span(&mut self, span: &SpanView<'_>) -> io::Result<()> {
         let pid = self.pid(&span.resource, span.start_time_unix_nano)?;
         let tid = self.tid(Some(span.trace_id), pid, span.start_time_unix_nano)?;
-        self.sep()?;
-        self.out.write_all(br#"{"ph":"X","name":"#)?;
-        self.json(&span.name)?;
-        write!(
-            self.out,
-            r#","cat":"{}","ts":{},"dur":{},"pid":{pid},"tid":{tid},"args":"#,
-            kind_name(span.kind),
-            micros(span.start_time_unix_nano),
-            micros(span.duration_nanos()),
-        )?;
-        let mut extra = vec![
-            ("trace_id", span.trace_id.to_string()),
-            ("span_id", span.span_id.to_string()),
-            ("span.kind", kind_name(span.kind).to_owned()),
-        ];
-        if let Some(parent) = span.parent_span_id {
-            extra.push(("parent_span_id", parent.to_string()));
+        self.sep();
+        let out = &mut self.buf;
+        out.extend_from_slice(br#"{"ph":"X","name":"#);
+        write_json_string(out, &span.name)?;
+        out.extend_from_slice(br#","cat":""#);
+        out.extend_from_slice(kind_name(span.kind).as_bytes());
+        out.extend_from_slice(br#"","ts":"#);
+        micros(out, span.start_time_unix_nano)?;
+        out.extend_from_slice(br#","dur":"#);
+        micros(out, span.duration_nanos())?;
+        out.extend_from_slice(br#","pid":"#);
+        number(out, pid)?;
+        out.extend_from_slice(br#","tid":"#);
+        number(out, tid)?;
+        out.extend_from_slice(br#","args":{"trace_id":""#);
+        hex(out, &span.trace_id.0);
+        out.extend_from_slice(br#"","span_id":""#);
+        hex(out, &span.span_id.0);
+        out.extend_from_slice(br#"","span.kind":""#);
+        out.extend_from_slice(kind_name(span.kind).as_bytes());
+        if let Some(parent) = &span.parent_span_id {
+            out.extend_from_slice(br#"","parent_span_id":""#);
+            hex(out, &parent.0);
         }
         let code = match span.status.code {
             StatusCode::Unset => "unset",
             StatusCode::Ok => "ok",
             StatusCode::Error => "error",
         };
-        extra.push(("status.code", code.to_owned()));
+        out.extend_from_slice(br#"","status.code":""#);
+        out.extend_from_slice(code.as_bytes());
+        out.push(b'"');
         if let Some(message) = &span.status.message {
-            extra.push(("status.message", message.clone()));
+            out.extend_from_slice(br#","status.message":"#);
+            write_json_string(out, message)?;
         }
-        self.args(&extra, &span.attributes)?;
-        self.out.write_all(b"}")?;
+        self.attributes(&span.attributes, false)?;
+        self.buf.extend_from_slice(b"}}");
         for event in &span.events {
-            self.sep()?;
-            self.out.write_all(br#"{"ph":"i","s":"t","name":"#)?;
-            self.json(&event.name)?;
-            write!(
-                self.out,
-                r#","ts":{},"dur":0,"pid":{pid},"tid":{tid},"args":"#,
-                micros(event.time_unix_nano)
-            )?;
-            self.args(&[], &event.attributes)?;
-            self.out.write_all(b"}")?;
+            self.sep();
+            let out = &mut self.buf;
+            out.extend_from_slice(br#"{"ph":"i","s":"t","name":"#);
+            write_json_string(out, &event.name)?;
+            out.extend_from_slice(br#","ts":"#);
+            micros(out, event.time_unix_nano)?;
+            out.extend_from_slice(br#","dur":0,"pid":"#);
+            number(out, pid)?;
+            out.extend_from_slice(br#","tid":"#);
+            number(out, tid)?;
+            out.extend_from_slice(br#","args":{"#);
+            self.attributes(&event.attributes, true)?;
+            self.buf.extend_from_slice(b"}}");
         }
         Ok(())
     }
@@ -229,32 +309,40 @@ impl<W: Write> Writer<W> {
 /// Convert all spans, streaming.
 pub fn convert<R: BufRead, W: Write>(
     reader: &mut SpanReader<R>,
-    out: W,
+    mut out: W,
 ) -> Result<Summary, ExportError> {
     let mut w = Writer {
-        out,
+        buf: Vec::with_capacity(2 * CHUNK),
         first: true,
         pids: HashMap::new(),
+        recent: Vec::new(),
         tids: HashMap::new(),
+        scratch: Vec::new(),
     };
-    w.out
-        .write_all(br#"{"displayTimeUnit":"ms","traceEvents":["#)?;
+    w.buf
+        .extend_from_slice(br#"{"displayTimeUnit":"ms","traceEvents":["#);
     let mut spans = 0u64;
     let mut samples = 0u64;
-    while let Some(record) = reader.next_record()? {
+    reader.for_each_record(|record| {
         match record {
-            Record::Span(span) => {
+            RecordView::Span(span) => {
                 spans += 1;
                 w.span(&span)?;
             }
-            Record::Sample(s) => {
+            RecordView::Sample(s) => {
                 samples += 1;
                 w.sample(&s)?;
             }
         }
-    }
-    w.out.write_all(b"\n]}\n")?;
-    w.out.flush()?;
+        if w.buf.len() >= CHUNK {
+            out.write_all(&w.buf)?;
+            w.buf.clear();
+        }
+        Ok::<(), ExportError>(())
+    })?;
+    w.buf.extend_from_slice(b"\n]}\n");
+    out.write_all(&w.buf)?;
+    out.flush()?;
     Ok(Summary {
         spans,
         samples,

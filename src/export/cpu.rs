@@ -276,7 +276,7 @@ impl FoldedCpu {
             .as_deref()
             .or(s.span_name.as_deref())
             .unwrap_or("no span");
-        let mut stack = super::folded::frame(root);
+        let mut stack = super::folded::frame(root).into_owned();
         for f in s.stack.iter().rev() {
             stack.push(';');
             stack.push_str(&super::folded::frame(&f.function));

@@ -2,68 +2,93 @@
 //! the self time in nanoseconds summed over every span with that stack) and
 //! `--to flamegraph` (the same stacks drawn as an SVG by inferno).
 //!
-//! Stacks come from span ancestry, so the spans of a trace are grouped first
-//! (see [`super::traces`]); only the per-stack totals are kept after that.
+//! Stacks come from span ancestry under the span's service (see
+//! [`super::stacks`]), so the spans of a trace are grouped first (see
+//! [`super::traces`]); only the per-stack totals are kept after that.
 //!
 //! A recording with CPU samples folds those instead: CPU nanoseconds per Go
 //! stack, under the name of the span (the request) each ran in
 //! ([`super::cpu::FoldedCpu`]). `--span-name` and `--trace-id` narrow
 //! either to one span name or one trace.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
 
 use super::cpu::{FoldedCpu, SampleFilter};
-use super::reader::{Record, SpanReader};
+use super::reader::{RecordView, SpanReader};
+use super::stacks::{self, Names, StackSpan};
 use super::traces::{Trace, TraceGrouper};
 use super::{ExportError, Summary};
 
 /// Self time per folded stack, in nanoseconds.
 #[derive(Debug, Default)]
 pub struct FoldedStacks {
-    totals: HashMap<String, u64>,
+    names: Names,
+    /// Keyed by the frames (indices into `names`), root first.
+    totals: HashMap<Vec<u32>, u64>,
 }
 
-/// A span name as one frame: `;` separates frames and a line break would end
-/// the record, so both are replaced.
-pub(crate) fn frame(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c == ';' {
-                ':'
-            } else if c == '\n' || c == '\r' {
-                ' '
-            } else {
-                c
-            }
-        })
-        .collect()
+/// A span or service name as one frame: `;` separates frames and a line
+/// break would end the record, so both are replaced.
+pub(crate) fn frame(name: &str) -> Cow<'_, str> {
+    if !name.contains([';', '\n', '\r']) {
+        return Cow::Borrowed(name);
+    }
+    Cow::Owned(
+        name.chars()
+            .map(|c| match c {
+                ';' => ':',
+                '\n' | '\r' => ' ',
+                c => c,
+            })
+            .collect(),
+    )
 }
 
-impl FoldedStacks {
-    pub fn add_trace(&mut self, trace: &Trace) {
+/// Adds each trace's self time per stack to `totals`.
+struct Folder<'t> {
+    totals: &'t mut HashMap<Vec<u32>, u64>,
+    path: Vec<usize>,
+    frames: Vec<u32>,
+}
+
+impl Folder<'_> {
+    fn add_trace(&mut self, trace: &Trace<StackSpan>) {
         let self_times = trace.self_times();
         for (i, &self_ns) in self_times.iter().enumerate() {
             if self_ns == 0 {
                 continue;
             }
-            let stack = trace
-                .stack(i)
-                .iter()
-                .filter_map(|&j| trace.spans.get(j))
-                .map(|s| frame(&s.name))
-                .collect::<Vec<_>>()
-                .join(";");
-            *self.totals.entry(stack).or_insert(0) += self_ns;
+            stacks::frames(trace, i, &mut self.path, &mut self.frames);
+            match self.totals.get_mut(self.frames.as_slice()) {
+                Some(total) => *total += self_ns,
+                None => {
+                    self.totals.insert(self.frames.clone(), self_ns);
+                }
+            }
         }
     }
+}
 
+impl FoldedStacks {
     /// `stack N` lines, sorted by stack.
     pub fn lines(&self) -> Vec<String> {
         let mut lines: Vec<String> = self
             .totals
             .iter()
-            .map(|(stack, n)| format!("{stack} {n}"))
+            .map(|(frames, n)| {
+                let mut line = String::new();
+                for (i, &f) in frames.iter().enumerate() {
+                    if i > 0 {
+                        line.push(';');
+                    }
+                    line.push_str(self.names.name(f));
+                }
+                line.push(' ');
+                line.push_str(&n.to_string());
+                line
+            })
             .collect();
         lines.sort();
         lines
@@ -83,54 +108,56 @@ pub fn fold<R: BufRead>(
     window: u64,
     filter: &SampleFilter,
 ) -> Result<(Folded, Summary), ExportError> {
-    let mut folded = FoldedStacks::default();
+    let mut names = Names::default();
+    // The frame of the wanted span name, interned first so that traces can
+    // be matched on it while `names` is lent to the reading loop.
+    let wanted = filter.span_name.as_deref().map(|n| names.id(&frame(n)));
+    let mut totals = HashMap::new();
+    let mut folder = Folder {
+        totals: &mut totals,
+        path: Vec::new(),
+        frames: Vec::new(),
+    };
     let mut cpu = FoldedCpu::default();
     let mut any_sample = false;
     let mut grouper = TraceGrouper::new(window);
     let mut spans = 0u64;
-    let mut emit = |trace: Trace| -> Result<(), ExportError> {
-        let named = filter
-            .span_name
-            .as_ref()
-            .is_none_or(|n| trace.spans.iter().any(|s| &s.name == n));
-        if named {
-            folded.add_trace(&trace);
+    let mut emit = |trace: Trace<StackSpan>| -> Result<(), ExportError> {
+        if wanted.is_none_or(|n| trace.spans.iter().any(|s| s.name == n)) {
+            folder.add_trace(&trace);
         }
         Ok(())
     };
-    while let Some(record) = reader.next_record()? {
-        match record {
-            Record::Span(span) => {
-                spans += 1;
-                if !any_sample && filter.trace_id.is_none_or(|t| t == span.trace_id) {
-                    grouper.push(span, &mut emit)?;
-                }
+    reader.for_each_record(|record| match record {
+        RecordView::Span(span) => {
+            spans += 1;
+            if !any_sample && filter.trace_id.is_none_or(|t| t == span.trace_id) {
+                grouper.push(StackSpan::new(&span, &mut names, frame, false), &mut emit)?;
             }
-            Record::Sample(s) => {
-                any_sample = true;
-                if filter.keeps(&s) {
-                    cpu.add(&s);
-                }
-            }
+            Ok::<(), ExportError>(())
         }
-    }
+        RecordView::Sample(s) => {
+            any_sample = true;
+            if filter.keeps(&s) {
+                cpu.add(&s);
+            }
+            Ok(())
+        }
+    })?;
     let peak = grouper.peak_buffered();
     if !any_sample {
         grouper.finish(&mut emit)?;
     }
-    let out = if any_sample {
-        Folded {
-            lines: cpu.lines(),
-            cpu: true,
-        }
+    let lines = if any_sample {
+        cpu.lines()
     } else {
-        Folded {
-            lines: folded.lines(),
-            cpu: false,
-        }
+        FoldedStacks { names, totals }.lines()
     };
     Ok((
-        out,
+        Folded {
+            lines,
+            cpu: any_sample,
+        },
         Summary {
             spans,
             samples: cpu.samples,
@@ -221,8 +248,33 @@ mod tests {
         assert_eq!(summary.spans, 4);
         assert_eq!(
             String::from_utf8(out).expect("utf8"),
-            "GET /a 120\nGET /a;db:query 30\norphan 7\n"
+            "svc;GET /a 120\nsvc;GET /a;db:query 30\nsvc;orphan 7\n"
         );
+    }
+
+    #[test]
+    fn span_name_and_trace_filters_keep_whole_traces() {
+        let run = |filter: SampleFilter| {
+            let mut out = Vec::new();
+            convert_folded(
+                &mut SpanReader::new(input().as_bytes(), false),
+                &mut out,
+                10,
+                &filter,
+            )
+            .expect("convert");
+            String::from_utf8(out).expect("utf8")
+        };
+        let named = run(SampleFilter {
+            span_name: Some("db;query".to_owned()),
+            trace_id: None,
+        });
+        assert_eq!(named, "svc;GET /a 70\nsvc;GET /a;db:query 30\n");
+        let one = run(SampleFilter {
+            span_name: None,
+            trace_id: Some(crate::span::TraceId::from_hex(&format!("{:032x}", 2)).expect("id")),
+        });
+        assert_eq!(one, "svc;GET /a 50\n");
     }
 
     /// inferno's SVG carries a DOCTYPE, so DTDs must be allowed.

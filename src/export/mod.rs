@@ -4,19 +4,30 @@
 //! recorded beside the spans become CPU profiles in those formats
 //! ([`cpu`]) and instant events in `--to chrome`.
 //!
-//! Every exporter reads spans through [`reader::SpanReader`], which parses
-//! each line with [`crate::span::Span::from_json_line`], so the input schema
-//! lives in one place.
+//! Every exporter reads spans through [`reader::SpanReader`]: owned
+//! ([`crate::span::Span`]) or, for the streaming converters, read in place
+//! ([`view::SpanView`], the same schema and checks without copying).
 
+pub mod background;
 pub mod chrome;
 pub mod cpu;
 pub mod folded;
+pub mod html;
+pub mod metrics;
+pub mod otlp_encode;
+#[cfg(test)]
+mod otlp_equivalence;
 pub mod otlp_http;
 pub mod otlp_json;
+pub mod otlp_schema;
+pub mod otlp_wire;
 pub mod pprof;
 pub mod reader;
+pub mod stacks;
+pub mod summary;
 pub mod text;
 pub mod traces;
+pub mod view;
 
 use std::io;
 

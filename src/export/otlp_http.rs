@@ -1,5 +1,5 @@
 //! `--to otlp --endpoint URL`: OTLP/HTTP with protobuf bodies, pushed to
-//! `URL/v1/traces` in batches.
+//! `URL/v1/traces` in batches (or, for metrics, to `URL/v1/metrics`).
 //!
 //! Following the OTLP/HTTP spec: 429, 502, 503 and 504 are retryable, with
 //! exponential back-off that honours a `Retry-After` header (seconds); any
@@ -7,13 +7,16 @@
 //! success whose `rejected_spans` are counted.
 
 use std::io::BufRead;
+use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use prost::Message;
 
-use super::otlp_json::{export_request, for_each_batch};
+use super::otlp_encode::Encoding;
+use super::otlp_json::for_each_request;
 use super::reader::SpanReader;
 use super::{ExportError, Summary};
 
@@ -70,15 +73,36 @@ impl Default for RetryPolicy {
     }
 }
 
-/// The traces URL for an endpoint given as the collector's base URL (the
-/// OTLP exporter convention), kept as is when it already names `/v1/traces`.
-pub fn traces_url(endpoint: &str) -> String {
-    let base = endpoint.trim_end_matches('/');
-    if base.ends_with("/v1/traces") {
-        base.to_owned()
-    } else {
-        format!("{base}/v1/traces")
+/// What a request carries, which decides its URL path and response type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    Traces,
+    Metrics,
+}
+
+impl Signal {
+    fn path(self) -> &'static str {
+        match self {
+            Signal::Traces => "/v1/traces",
+            Signal::Metrics => "/v1/metrics",
+        }
     }
+}
+
+/// The URL of a signal for an endpoint given as the collector's base URL
+/// (the OTLP exporter convention); an endpoint that already names a signal's
+/// path is taken as the base URL before it.
+pub fn signal_url(endpoint: &str, signal: Signal) -> String {
+    let mut base = endpoint.trim_end_matches('/');
+    for s in [Signal::Traces, Signal::Metrics] {
+        base = base.strip_suffix(s.path()).unwrap_or(base);
+    }
+    format!("{base}{}", signal.path())
+}
+
+/// The traces URL for an endpoint (see [`signal_url`]).
+pub fn traces_url(endpoint: &str) -> String {
+    signal_url(endpoint, Signal::Traces)
 }
 
 fn retryable(status: u16) -> bool {
@@ -89,6 +113,7 @@ fn retryable(status: u16) -> bool {
 pub struct Pusher {
     agent: ureq::Agent,
     url: String,
+    signal: Signal,
     policy: RetryPolicy,
 }
 
@@ -101,13 +126,19 @@ pub struct BatchOutcome {
 
 impl Pusher {
     pub fn new(endpoint: &str, policy: RetryPolicy) -> Pusher {
+        Pusher::for_signal(endpoint, Signal::Traces, policy)
+    }
+
+    /// A pusher of `signal` requests to the endpoint's URL for that signal.
+    pub fn for_signal(endpoint: &str, signal: Signal, policy: RetryPolicy) -> Pusher {
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(policy.timeout))
             .build();
         Pusher {
             agent: config.into(),
-            url: traces_url(endpoint),
+            url: signal_url(endpoint, signal),
+            signal,
             policy,
         }
     }
@@ -116,7 +147,9 @@ impl Pusher {
         &self.url
     }
 
-    /// Send one encoded `ExportTraceServiceRequest`, retrying as the policy says.
+    /// Send one encoded `ExportTraceServiceRequest` (or, for metrics,
+    /// `ExportMetricsServiceRequest`), retrying as the policy says; the
+    /// outcome counts rejected spans (or data points).
     pub fn send(&self, body: &[u8]) -> Result<BatchOutcome, SendError> {
         let mut backoff = self.policy.initial_backoff;
         let mut tries = 0;
@@ -142,16 +175,26 @@ impl Pusher {
                     let status = response.status().as_u16();
                     if (200..300).contains(&status) {
                         let bytes = response.body_mut().read_to_vec().unwrap_or_default();
-                        let decoded = ExportTraceServiceResponse::decode(bytes.as_slice())
-                            .map_err(|source| SendError::BadResponse {
-                                url: self.url.clone(),
-                                source,
-                            })?;
-                        return Ok(decoded
-                            .partial_success
-                            .map(|p| BatchOutcome {
-                                rejected: p.rejected_spans.max(0) as u64,
-                                message: Some(p.error_message).filter(|m| !m.is_empty()),
+                        let bad = |source| SendError::BadResponse {
+                            url: self.url.clone(),
+                            source,
+                        };
+                        let partial = match self.signal {
+                            Signal::Traces => ExportTraceServiceResponse::decode(bytes.as_slice())
+                                .map_err(bad)?
+                                .partial_success
+                                .map(|p| (p.rejected_spans, p.error_message)),
+                            Signal::Metrics => {
+                                ExportMetricsServiceResponse::decode(bytes.as_slice())
+                                    .map_err(bad)?
+                                    .partial_success
+                                    .map(|p| (p.rejected_data_points, p.error_message))
+                            }
+                        };
+                        return Ok(partial
+                            .map(|(rejected, message)| BatchOutcome {
+                                rejected: rejected.max(0) as u64,
+                                message: Some(message).filter(|m| !m.is_empty()),
                             })
                             .unwrap_or_default());
                     }
@@ -204,27 +247,52 @@ fn summarize_body(text: &str) -> String {
 }
 
 /// Read all spans and push them in batches of `batch_size`.
+///
+/// One batch is sent while the next is read and encoded (as the
+/// OpenTelemetry SDK's batch processor exports in the background), so the
+/// receiver's time overlaps with ours; batches still go out one at a time
+/// and in order, and at most two are held.
 pub fn convert<R: BufRead>(
     reader: &mut SpanReader<R>,
     pusher: &Pusher,
     batch_size: usize,
 ) -> Result<Summary, ExportError> {
-    let mut summary = Summary::default();
-    let spans = for_each_batch(reader, batch_size, |batch| {
-        let n = batch.len() as u64;
-        let body = export_request(batch).encode_to_vec();
-        let outcome = pusher.send(&body)?;
-        let rejected = outcome.rejected.min(n);
-        summary.rejected += rejected;
-        summary.accepted += n - rejected;
-        if outcome.message.is_some() {
-            summary.rejected_message = outcome.message;
-        }
-        Ok(())
-    })?;
-    summary.spans = spans;
-    summary.skipped = reader.skipped();
-    Ok(summary)
+    let (batches, incoming) = mpsc::sync_channel::<(Vec<u8>, u64)>(0);
+    thread::scope(|scope| {
+        let sender = scope.spawn(move || -> Result<Summary, SendError> {
+            let mut summary = Summary::default();
+            for (body, n) in incoming {
+                let outcome = pusher.send(&body)?;
+                let rejected = outcome.rejected.min(n);
+                summary.rejected += rejected;
+                summary.accepted += n - rejected;
+                if outcome.message.is_some() {
+                    summary.rejected_message = outcome.message;
+                }
+            }
+            Ok(summary)
+        });
+        let read = for_each_request(reader, Encoding::Protobuf, batch_size, |batch| {
+            let n = batch.len() as u64;
+            let mut body = Vec::new();
+            batch.finish(&mut body)?;
+            // A closed channel means the sender gave up; its error is
+            // reported below.
+            batches
+                .send((body, n))
+                .map_err(|_| ExportError::Other("OTLP push stopped".to_owned()))
+        });
+        drop(batches);
+        // The receiver's refusal comes first: it happened to an earlier batch
+        // than anything reading found.
+        let mut summary = match sender.join() {
+            Ok(sent) => sent?,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        summary.spans = read?;
+        summary.skipped = reader.skipped();
+        Ok(summary)
+    })
 }
 
 #[cfg(test)]
@@ -238,6 +306,14 @@ mod tests {
         assert_eq!(
             traces_url("http://c:4318/v1/traces"),
             "http://c:4318/v1/traces"
+        );
+        assert_eq!(
+            signal_url("http://c:4318/v1/traces/", Signal::Metrics),
+            "http://c:4318/v1/metrics"
+        );
+        assert_eq!(
+            signal_url("http://c:4318", Signal::Metrics),
+            "http://c:4318/v1/metrics"
         );
     }
 

@@ -4,10 +4,12 @@
 //! form the Collector's file exporter writes and its `otlpjsonfile` receiver
 //! reads.
 //!
-//! The JSON comes from opentelemetry-proto's serde support, which follows the
-//! OTLP/JSON rules (lowerCamelCase names, hex trace and span ids, enums as
-//! integers, 64-bit integers as decimal strings); the tests check the output
-//! against the official protobuf definitions in strict mode.
+//! The JSON is what opentelemetry-proto's serde support writes for the
+//! messages built here, which follows the OTLP/JSON rules (lowerCamelCase
+//! names, hex trace and span ids, enums as integers, 64-bit integers as
+//! decimal strings); `otlp_encode` writes the same bytes straight
+//! from the input, and the tests check them against the official protobuf
+//! definitions in strict mode.
 
 use std::io::{BufRead, Write};
 
@@ -18,19 +20,11 @@ use opentelemetry_proto::tonic::common::v1::{
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1 as proto;
 
+use super::otlp_encode::{Batch, Encoding};
+use super::otlp_schema::{FLAG_HAS_IS_REMOTE, FLAG_IS_REMOTE, FLAG_SAMPLED, SCOPE_NAME};
 use super::reader::SpanReader;
 use super::{ExportError, Summary};
 use crate::span::{AttrValue, Attributes, Span, SpanKind, StatusCode};
-
-/// The instrumentation scope every goprobe span is reported under.
-pub const SCOPE_NAME: &str = "goprobe";
-
-/// W3C trace flags "sampled": goprobe records every call it sees.
-const FLAG_SAMPLED: u32 = 1;
-/// OTLP span flags: whether the parent is known to be remote (bit 8), and
-/// that it is (bit 9).
-const FLAG_HAS_IS_REMOTE: u32 = 0x100;
-const FLAG_IS_REMOTE: u32 = 0x200;
 
 pub fn any_value(value: AttrValue) -> AnyValue {
     let value = match value {
@@ -169,6 +163,32 @@ pub fn for_each_batch<R: BufRead>(
     Ok(count)
 }
 
+/// Read spans in place and encode them in batches of `batch_size`, handing
+/// each full batch (and the last) to `sink`, which writes it with
+/// [`Batch::finish`]; returns the number of spans.
+pub fn for_each_request<R: BufRead>(
+    reader: &mut SpanReader<R>,
+    encoding: Encoding,
+    batch_size: usize,
+    mut sink: impl FnMut(&mut Batch) -> Result<(), ExportError>,
+) -> Result<u64, ExportError> {
+    let batch_size = batch_size.max(1);
+    let mut batch = Batch::new(encoding);
+    let mut count = 0u64;
+    reader.for_each_view(|span| {
+        count += 1;
+        batch.add(&span)?;
+        if batch.len() == batch_size {
+            sink(&mut batch)?;
+        }
+        Ok::<(), ExportError>(())
+    })?;
+    if !batch.is_empty() {
+        sink(&mut batch)?;
+    }
+    Ok(count)
+}
+
 /// `--to otlp-json`: one request per line. Empty input writes nothing (an
 /// empty file is a valid, empty OTLP/JSON stream).
 pub fn convert<R: BufRead, W: Write>(
@@ -176,9 +196,8 @@ pub fn convert<R: BufRead, W: Write>(
     out: &mut W,
     batch_size: usize,
 ) -> Result<Summary, ExportError> {
-    let spans = for_each_batch(reader, batch_size, |batch| {
-        let request = export_request(batch);
-        serde_json::to_writer(&mut *out, &request).map_err(std::io::Error::from)?;
+    let spans = for_each_request(reader, Encoding::Json, batch_size, |batch| {
+        batch.finish(out)?;
         out.write_all(b"\n")?;
         Ok(())
     })?;

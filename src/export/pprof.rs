@@ -4,21 +4,24 @@
 //! per span, as below.
 //!
 //! Each sample has the values [spans/count, wall/nanoseconds,
-//! self/nanoseconds] and a stack built from the span's ancestry: the root
-//! span's name at the bottom, the span's own name on top, one
-//! location/function per distinct span name. String labels `trace_id`,
-//! `service.name` and `http.route` let `-tagfocus` narrow to one trace or
-//! route.
+//! self/nanoseconds] and a stack built from the span's ancestry under its
+//! service (see [`super::stacks`]): the service at the bottom, then the root
+//! span's name, the span's own name on top, one location/function per
+//! distinct name. String labels `trace_id`, `service.name` and `http.route`
+//! let `-tagfocus` narrow to one trace, service or route.
 //!
 //! The default sample type is self time: summed over stacks it gives where
 //! request time went without counting children twice; `-sample_index=wall`
 //! shows whole-span durations instead.
 //!
 //! Samples are encoded into the gzip stream as soon as their trace is
-//! complete (protobuf concatenates repeated fields, so the samples may come
-//! before the tables); only the string, function and location tables and the
-//! open traces stay in memory.
+//! complete, and strings as soon as they are first used (protobuf
+//! concatenates repeated fields, so samples and strings may come before the
+//! other tables); only the distinct names, the locations and the open traces
+//! (a few numbers per span) stay in memory. Until the input shows it has
+//! no CPU samples, the span profile goes to a [`Spill`] (a temporary file).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
 
@@ -27,10 +30,10 @@ use flate2::write::GzEncoder;
 use prost::Message;
 
 use super::cpu::{CpuProfile, SampleFilter};
-use super::reader::{Record, SpanReader};
+use super::reader::{RecordView, SpanReader};
+use super::stacks::{self, Names, StackSpan};
 use super::traces::{Trace, TraceGrouper};
 use super::{ExportError, Summary};
-use crate::span::AttrValue;
 
 /// The messages of pprof's profile.proto (package perftools.profiles), with
 /// their published field numbers.
@@ -160,8 +163,10 @@ pub mod proto {
     }
 }
 
-/// Field number of `Profile.sample`, for encoding samples one at a time.
+/// Field numbers of `Profile.sample` and `Profile.string_table`, for
+/// writing samples and strings one at a time.
 const SAMPLE_FIELD: u32 = 2;
+const STRING_FIELD: u32 = 6;
 /// The only mapping: a stand-in for "spans", marked as already symbolized so
 /// pprof never looks for a binary.
 const MAPPING_ID: u64 = 1;
@@ -171,133 +176,176 @@ pub const LABEL_TRACE_ID: &str = "trace_id";
 pub const LABEL_SERVICE: &str = "service.name";
 pub const LABEL_ROUTE: &str = "http.route";
 
-/// Tables shared by all samples.
-struct Builder {
-    strings: Vec<String>,
-    string_index: HashMap<String, i64>,
-    /// Location id (== function id) per span name.
-    locations: HashMap<String, u64>,
-    names: Vec<i64>,
+/// Writes the profile as it goes: samples as their trace completes, and
+/// each string the moment it is first used (the string table's order is the
+/// order its entries appear in the stream), so what stays in memory is the
+/// distinct names and the locations, not a string per trace.
+struct Builder<W: Write> {
+    out: GzEncoder<W>,
+    buf: Vec<u8>,
+    strings: HashMap<String, i64>,
+    next_string: i64,
+    /// String index of each name in [`Names`] (by its id), once written.
+    name_strings: Vec<Option<i64>>,
+    /// Location id (== function id) of each name in [`Names`], once used.
+    locations: Vec<Option<u64>>,
+    /// Function name (string index) per location id - 1.
+    location_names: Vec<i64>,
     first_start: u64,
     last_end: u64,
-    buf: Vec<u8>,
+    sample: proto::Sample,
+    path: Vec<usize>,
+    frames: Vec<u32>,
 }
 
-impl Builder {
-    fn new() -> Builder {
+impl<W: Write> Builder<W> {
+    fn new(out: W) -> std::io::Result<Builder<W>> {
         let mut b = Builder {
-            strings: Vec::new(),
-            string_index: HashMap::new(),
-            locations: HashMap::new(),
-            names: Vec::new(),
+            // As Go's runtime/pprof does: profiles are written often and
+            // read rarely, so speed over size.
+            out: GzEncoder::new(out, Compression::fast()),
+            buf: Vec::new(),
+            strings: HashMap::new(),
+            next_string: 0,
+            name_strings: Vec::new(),
+            locations: Vec::new(),
+            location_names: Vec::new(),
             first_start: u64::MAX,
             last_end: 0,
-            buf: Vec::new(),
+            sample: proto::Sample::default(),
+            path: Vec::new(),
+            frames: Vec::new(),
         };
-        b.string(""); // index 0 is the empty string by definition
-        b
+        b.string("")?; // index 0 is the empty string by definition
+        Ok(b)
     }
 
-    fn string(&mut self, s: &str) -> i64 {
-        if let Some(&i) = self.string_index.get(s) {
-            return i;
+    /// Append a string table entry; its index.
+    fn new_string(&mut self, s: &str) -> std::io::Result<i64> {
+        self.buf.clear();
+        prost::encoding::encode_key(
+            STRING_FIELD,
+            prost::encoding::WireType::LengthDelimited,
+            &mut self.buf,
+        );
+        prost::encoding::encode_varint(s.len() as u64, &mut self.buf);
+        self.buf.extend_from_slice(s.as_bytes());
+        self.out.write_all(&self.buf)?;
+        let i = self.next_string;
+        self.next_string += 1;
+        Ok(i)
+    }
+
+    fn string(&mut self, s: &str) -> std::io::Result<i64> {
+        if let Some(&i) = self.strings.get(s) {
+            return Ok(i);
         }
-        let i = self.strings.len() as i64;
-        self.strings.push(s.to_owned());
-        self.string_index.insert(s.to_owned(), i);
-        i
+        let i = self.new_string(s)?;
+        self.strings.insert(s.to_owned(), i);
+        Ok(i)
     }
 
-    fn location(&mut self, name: &str) -> u64 {
-        if let Some(&id) = self.locations.get(name) {
-            return id;
+    fn name_string(&mut self, names: &Names, id: u32) -> std::io::Result<i64> {
+        let slot = id as usize;
+        if self.name_strings.len() <= slot {
+            self.name_strings.resize(slot + 1, None);
         }
-        let name_index = self.string(name);
-        self.names.push(name_index);
-        let id = self.names.len() as u64;
-        self.locations.insert(name.to_owned(), id);
-        id
+        if let Some(i) = self.name_strings[slot] {
+            return Ok(i);
+        }
+        let i = self.string(names.name(id))?;
+        self.name_strings[slot] = Some(i);
+        Ok(i)
     }
 
-    fn trace<W: Write>(&mut self, trace: &Trace, out: &mut W) -> std::io::Result<()> {
+    fn location(&mut self, names: &Names, id: u32) -> std::io::Result<u64> {
+        let slot = id as usize;
+        if self.locations.len() <= slot {
+            self.locations.resize(slot + 1, None);
+        }
+        if let Some(loc) = self.locations[slot] {
+            return Ok(loc);
+        }
+        let name = self.name_string(names, id)?;
+        self.location_names.push(name);
+        let loc = self.location_names.len() as u64;
+        self.locations[slot] = Some(loc);
+        Ok(loc)
+    }
+
+    fn trace(&mut self, names: &Names, trace: &Trace<StackSpan>) -> std::io::Result<()> {
+        let Some(first) = trace.spans.first() else {
+            return Ok(());
+        };
         let self_times = trace.self_times();
+        let (trace_key, service_key, route_key) = (
+            self.string(LABEL_TRACE_ID)?,
+            self.string(LABEL_SERVICE)?,
+            self.string(LABEL_ROUTE)?,
+        );
+        // One string per trace, not remembered: a trace's spans are written
+        // together (a straggler after its trace was written gets a second,
+        // equal entry, which pprof reads the same).
+        let trace_hex = self.new_string(&first.trace_id.to_string())?;
+        let mut frames = std::mem::take(&mut self.frames);
         for (i, span) in trace.spans.iter().enumerate() {
             self.first_start = self.first_start.min(span.start_time_unix_nano);
             self.last_end = self.last_end.max(span.end_time_unix_nano);
+            stacks::frames(trace, i, &mut self.path, &mut frames);
+            let mut sample = std::mem::take(&mut self.sample);
             // pprof wants the leaf first.
-            let location_id: Vec<u64> = trace
-                .stack(i)
-                .iter()
-                .rev()
-                .filter_map(|&j| trace.spans.get(j))
-                .map(|s| self.location(&s.name))
-                .collect();
-            let mut label = Vec::with_capacity(3);
-            let trace_hex = span.trace_id.to_string();
-            label.push(string_label(
-                self.string(LABEL_TRACE_ID),
-                self.string(&trace_hex),
+            sample.location_id.clear();
+            for &f in frames.iter().rev() {
+                sample.location_id.push(self.location(names, f)?);
+            }
+            sample.label.clear();
+            sample.label.push(string_label(trace_key, trace_hex));
+            sample.label.push(string_label(
+                service_key,
+                self.name_string(names, span.service)?,
             ));
-            if let Some(AttrValue::String(service)) = span.resource.get(LABEL_SERVICE) {
-                label.push(string_label(
-                    self.string(LABEL_SERVICE),
-                    self.string(service),
-                ));
+            if let Some(route) = span.route {
+                sample
+                    .label
+                    .push(string_label(route_key, self.name_string(names, route)?));
             }
-            if let Some(AttrValue::String(route)) = span.attributes.get(LABEL_ROUTE) {
-                label.push(string_label(self.string(LABEL_ROUTE), self.string(route)));
-            }
-            let sample = proto::Sample {
-                location_id,
-                value: vec![
-                    1,
-                    clamp_i64(span.duration_nanos()),
-                    clamp_i64(self_times.get(i).copied().unwrap_or(0)),
-                ],
-                label,
-            };
+            sample.value.clear();
+            sample.value.extend_from_slice(&[
+                1,
+                clamp_i64(span.end_time_unix_nano - span.start_time_unix_nano),
+                clamp_i64(self_times.get(i).copied().unwrap_or(0)),
+            ]);
             self.buf.clear();
             prost::encoding::message::encode(SAMPLE_FIELD, &sample, &mut self.buf);
-            out.write_all(&self.buf)?;
+            self.out.write_all(&self.buf)?;
+            self.sample = sample;
         }
+        self.frames = frames;
         Ok(())
     }
 
-    /// Everything but the samples.
-    fn tables(self) -> proto::Profile {
-        let Builder {
-            mut strings,
-            mut string_index,
-            names,
-            first_start,
-            last_end,
-            ..
-        } = self;
-        let mut intern = |s: &str| -> i64 {
-            if let Some(&i) = string_index.get(s) {
-                return i;
-            }
-            let i = strings.len() as i64;
-            strings.push(s.to_owned());
-            string_index.insert(s.to_owned(), i);
-            i
-        };
+    /// Write everything but the samples and the strings already written,
+    /// and end the stream.
+    fn finish(mut self) -> std::io::Result<W> {
         let vt = |t: i64, u: i64| proto::ValueType { r#type: t, unit: u };
         let (spans, count, wall, self_, ns) = (
-            intern("spans"),
-            intern("count"),
-            intern("wall"),
-            intern("self"),
-            intern("nanoseconds"),
+            self.string("spans")?,
+            self.string("count")?,
+            self.string("wall")?,
+            self.string("self")?,
+            self.string("nanoseconds")?,
         );
-        let mapping_name = intern("goprobe spans");
-        let comment = intern("converted from span NDJSON by goprobe");
-        let (time_nanos, duration_nanos) = if first_start <= last_end {
-            (clamp_i64(first_start), clamp_i64(last_end - first_start))
+        let mapping_name = self.string("goprobe spans")?;
+        let comment = self.string("converted from span NDJSON by goprobe")?;
+        let (time_nanos, duration_nanos) = if self.first_start <= self.last_end {
+            (
+                clamp_i64(self.first_start),
+                clamp_i64(self.last_end - self.first_start),
+            )
         } else {
             (0, 0)
         };
-        proto::Profile {
+        let tables = proto::Profile {
             sample_type: vec![vt(spans, count), vt(wall, ns), vt(self_, ns)],
             mapping: vec![proto::Mapping {
                 id: MAPPING_ID,
@@ -305,7 +353,7 @@ impl Builder {
                 has_functions: true,
                 ..Default::default()
             }],
-            location: (1..=names.len() as u64)
+            location: (1..=self.location_names.len() as u64)
                 .map(|id| proto::Location {
                     id,
                     mapping_id: MAPPING_ID,
@@ -316,7 +364,8 @@ impl Builder {
                     ..Default::default()
                 })
                 .collect(),
-            function: names
+            function: self
+                .location_names
                 .iter()
                 .enumerate()
                 .map(|(i, &name)| proto::Function {
@@ -326,7 +375,6 @@ impl Builder {
                     ..Default::default()
                 })
                 .collect(),
-            string_table: strings,
             time_nanos,
             duration_nanos,
             period_type: Some(vt(wall, ns)),
@@ -336,7 +384,9 @@ impl Builder {
             // children again), so it is what a flame graph should show.
             default_sample_type: self_,
             ..Default::default()
-        }
+        };
+        self.out.write_all(&tables.encode_to_vec())?;
+        self.out.finish()
     }
 }
 
@@ -413,49 +463,67 @@ pub fn convert<R: BufRead, W: Write>(
     window: u64,
     filter: &SampleFilter,
 ) -> Result<Summary, ExportError> {
-    let mut gz = GzEncoder::new(out, Compression::default());
-    let mut builder = Builder::new();
+    let mut builder = Builder::new(Spill::new())?;
+    let mut names = Names::default();
     let mut grouper = TraceGrouper::new(window);
-    let mut spill = Spill::new();
-    let mut cpu: Option<CpuProfile> = None;
+    // The output, until the first CPU sample makes this a CPU profile
+    // written to it directly.
+    let mut output = Some(out);
+    let mut cpu: Option<(CpuProfile, GzEncoder<W>)> = None;
     let mut spans = 0u64;
-    let peak;
-    {
-        let mut emit = |trace: Trace| builder.trace(&trace, &mut spill);
-        while let Some(record) = reader.next_record()? {
-            match record {
-                Record::Span(span) => {
-                    spans += 1;
-                    if cpu.is_none() {
-                        grouper.push(span, &mut emit)?;
-                    }
+    // Spans are turned into StackSpans (which interns their names) while
+    // traces are written from the table filled so far; the two never run at
+    // once, but both need `names`, so writing borrows it only for a trace.
+    let mut done: Vec<Trace<StackSpan>> = Vec::new();
+    reader.for_each_record(|record| {
+        match record {
+            RecordView::Span(span) => {
+                spans += 1;
+                if cpu.is_some() {
+                    return Ok(());
                 }
-                Record::Sample(s) => {
-                    let profile = cpu.get_or_insert_with(CpuProfile::new);
-                    if filter.keeps(&s) {
-                        profile.add(&s, &mut gz)?;
-                    }
+                let node = StackSpan::new(&span, &mut names, |s| Cow::Borrowed(s), true);
+                grouper.push(node, &mut |trace| -> Result<(), ExportError> {
+                    done.push(trace);
+                    Ok(())
+                })?;
+                for trace in done.drain(..) {
+                    builder.trace(&names, &trace)?;
+                }
+            }
+            RecordView::Sample(s) => {
+                if let (None, Some(out)) = (&cpu, output.take()) {
+                    cpu = Some((CpuProfile::new(), GzEncoder::new(out, Compression::fast())));
+                }
+                if let Some((profile, gz)) = &mut cpu
+                    && filter.keeps(&s)
+                {
+                    profile.add(&s, gz)?;
                 }
             }
         }
-        peak = grouper.peak_buffered();
-        if cpu.is_none() {
-            grouper.finish(&mut emit)?;
-        }
-    }
+        Ok::<(), ExportError>(())
+    })?;
+    let peak = grouper.peak_buffered();
     let samples = match cpu {
-        Some(profile) => {
+        Some((profile, mut gz)) => {
             let n = profile.samples;
             gz.write_all(&profile.tables().encode_to_vec())?;
+            gz.finish()?.flush()?;
             n
         }
         None => {
-            spill.copy_to(&mut gz)?;
-            gz.write_all(&builder.tables().encode_to_vec())?;
+            grouper.finish(&mut |trace| -> Result<(), ExportError> {
+                builder.trace(&names, &trace)?;
+                Ok(())
+            })?;
+            if let Some(mut out) = output {
+                builder.finish()?.copy_to(&mut out)?;
+                out.flush()?;
+            }
             0
         }
     };
-    gz.finish()?.flush()?;
     Ok(Summary {
         spans,
         samples,
@@ -526,7 +594,7 @@ mod tests {
         let child = p
             .sample
             .iter()
-            .find(|x| x.location_id.len() == 2)
+            .find(|x| x.location_id.len() == 3)
             .expect("child sample");
         assert_eq!(
             child
@@ -534,7 +602,7 @@ mod tests {
                 .iter()
                 .map(|&l| name_of(l))
                 .collect::<Vec<_>>(),
-            ["child", "root"]
+            ["child", "root", "svc"]
         );
         assert_eq!(child.value, [1, 30, 30]);
         let root = p

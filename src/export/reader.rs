@@ -1,12 +1,14 @@
-//! Reading a recording's NDJSON: one [`Span`] per line, and beside the
-//! spans records tagged with a `type` (CPU samples, [`crate::sample`]),
-//! with the line number in every error, and `--skip-invalid` counting
-//! instead of stopping. Formats made of spans alone read
-//! [`SpanReader::next_span`], which passes the other records by (counted);
+//! Reading a recording's NDJSON: one span per line, owned ([`Span`]) or read
+//! in place ([`SpanView`]), and beside the spans records tagged with a
+//! `type` (CPU samples, [`crate::sample`]), with the line number in every
+//! error, and `--skip-invalid` counting instead of stopping. Formats made of
+//! spans alone read [`SpanReader::next_span`] or [`SpanReader::for_each_view`],
+//! which pass the other records by (counted in [`SpanReader::passed`]);
 //! records of a `type` this goprobe does not know are passed by too.
 
 use std::io::{self, BufRead};
 
+use super::view::SpanView;
 use crate::sample::{CpuSample, RECORD_TYPE, SampleError};
 use crate::span::{Span, SpanError};
 
@@ -30,17 +32,11 @@ pub enum Record {
     Sample(CpuSample),
 }
 
-/// The `type` of a tagged record line, if it is one: `{"type":"..."`
-/// first (as goprobe writes them), else any object with a string `type`.
-fn record_type(text: &str) -> Option<std::borrow::Cow<'_, str>> {
-    let t = text.trim_start();
-    if let Some(rest) = t.strip_prefix(r#"{"type":""#) {
-        return rest
-            .split_once('"')
-            .map(|(ty, _)| std::borrow::Cow::Borrowed(ty));
-    }
-    // Not written by goprobe: only pay for a full parse when a span does not fit.
-    None
+/// One record of a recording, its span read in place (samples are few
+/// beside spans' attributes, so they are read whole).
+pub enum RecordView<'a> {
+    Span(SpanView<'a>),
+    Sample(CpuSample),
 }
 
 /// Iterates over the spans of an NDJSON stream. Blank lines are ignored.
@@ -52,13 +48,41 @@ pub struct SpanReader<R> {
     line: u64,
     skip_invalid: bool,
     skipped: u64,
-    /// Records that are not spans, passed by `next_span`.
+    /// Records that are not spans, passed by the span-only readers, and
+    /// records of unknown types.
     passed: u64,
     warnings: Vec<String>,
 }
 
 /// How many skipped lines are described individually; the rest are only counted.
 const MAX_WARNINGS: u64 = 10;
+
+/// What one line held.
+enum Line<'a> {
+    Blank,
+    Record(RecordView<'a>),
+    /// A record of a `type` this goprobe does not know.
+    Other,
+    Bad(ReadError),
+}
+
+/// What is left to count of a line once its record (if any) was handed
+/// on: nothing that borrows the line.
+enum After {
+    Nothing,
+    Passed,
+    Bad(ReadError),
+}
+
+impl After {
+    fn of(line: Line<'_>) -> After {
+        match line {
+            Line::Other => After::Passed,
+            Line::Bad(err) => After::Bad(err),
+            Line::Blank | Line::Record(_) => After::Nothing,
+        }
+    }
+}
 
 impl<R: BufRead> SpanReader<R> {
     pub fn new(input: R, skip_invalid: bool) -> Self {
@@ -83,9 +107,32 @@ impl<R: BufRead> SpanReader<R> {
         std::mem::take(&mut self.warnings)
     }
 
-    /// Records other than spans that [`Self::next_span`] passed by.
+    /// Records other than spans that the span-only readers passed by, and
+    /// records of unknown types.
     pub fn passed(&self) -> u64 {
         self.passed
+    }
+
+    /// Read the next line into `buf`; false at the end of the input.
+    fn read_line(&mut self) -> Result<bool, ReadError> {
+        self.buf.clear();
+        if self.input.read_until(b'\n', &mut self.buf)? == 0 {
+            return Ok(false);
+        }
+        self.line += 1;
+        Ok(true)
+    }
+
+    /// Count a bad line under `--skip-invalid`, or stop with it.
+    fn skip(&mut self, err: ReadError) -> Result<(), ReadError> {
+        if !self.skip_invalid {
+            return Err(err);
+        }
+        self.skipped += 1;
+        if self.skipped <= MAX_WARNINGS {
+            self.warnings.push(err.to_string());
+        }
+        Ok(())
     }
 
     /// The next span, `Ok(None)` at the end of the input; CPU samples and
@@ -100,57 +147,144 @@ impl<R: BufRead> SpanReader<R> {
         }
     }
 
-    /// The next record, `Ok(None)` at the end of the input. Records of a
-    /// `type` this goprobe does not know are passed by (counted in
-    /// [`Self::passed`]).
+    /// The next record, `Ok(None)` at the end of the input.
     pub fn next_record(&mut self) -> Result<Option<Record>, ReadError> {
-        loop {
-            self.buf.clear();
-            if self.input.read_until(b'\n', &mut self.buf)? == 0 {
-                return Ok(None);
-            }
-            self.line += 1;
-            let line = self.line;
-            let parsed = match std::str::from_utf8(&self.buf) {
-                Err(_) => Err(ReadError::NotUtf8 { line }),
-                Ok(text) if text.trim().is_empty() => continue,
-                Ok(text) => match record_type(text) {
-                    Some(ty) if ty == RECORD_TYPE => CpuSample::from_json_line(text)
-                        .map(|s| Some(Record::Sample(s)))
-                        .map_err(|source| ReadError::InvalidSample { line, source }),
-                    Some(_) => Ok(None),
-                    None => match Span::from_json_line(text) {
-                        Ok(span) => Ok(Some(Record::Span(span))),
-                        Err(source) => match tagged_type(text) {
-                            Some(ty) if ty == RECORD_TYPE => CpuSample::from_json_line(text)
-                                .map(|s| Some(Record::Sample(s)))
-                                .map_err(|source| ReadError::InvalidSample { line, source }),
-                            Some(_) => Ok(None),
-                            None => Err(ReadError::Invalid { line, source }),
-                        },
-                    },
-                },
-            };
-            match parsed {
-                Ok(Some(record)) => return Ok(Some(record)),
-                Ok(None) => self.passed += 1,
-                Err(err) if self.skip_invalid => {
-                    self.skipped += 1;
-                    if self.skipped <= MAX_WARNINGS {
-                        self.warnings.push(err.to_string());
-                    }
+        while self.read_line()? {
+            match parse_line(&self.buf, self.line) {
+                Line::Blank => {}
+                Line::Record(RecordView::Span(view)) => {
+                    return Ok(Some(Record::Span(view.to_span())));
                 }
-                Err(err) => return Err(err),
+                Line::Record(RecordView::Sample(s)) => return Ok(Some(Record::Sample(s))),
+                Line::Other => self.passed += 1,
+                Line::Bad(err) => self.skip(err)?,
+            }
+        }
+        Ok(None)
+    }
+
+    /// Call `f` on every span in turn, read in place (see [`SpanView`]);
+    /// CPU samples and other records are passed by.
+    pub fn for_each_view<E: From<ReadError>>(
+        &mut self,
+        mut f: impl FnMut(SpanView<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut samples = 0;
+        self.for_each_record(|record| match record {
+            RecordView::Span(view) => f(view),
+            RecordView::Sample(_) => {
+                samples += 1;
+                Ok(())
+            }
+        })?;
+        self.passed += samples;
+        Ok(())
+    }
+
+    /// Call `f` on every record in turn, spans read in place: the streaming
+    /// converters' loop, which copies nothing it does not keep. A line that
+    /// lies whole in the input's buffer is parsed where it is; only one that
+    /// crosses the buffer's end is copied out first.
+    pub fn for_each_record<E: From<ReadError>>(
+        &mut self,
+        mut f: impl FnMut(RecordView<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        loop {
+            let available = match self.input.fill_buf() {
+                Ok(bytes) => bytes,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Err(err) => return Err(ReadError::Io(err).into()),
+            };
+            if available.is_empty() {
+                return Ok(());
+            }
+            let outcome = if let Some(end) = memchr::memchr(b'\n', available) {
+                self.line += 1;
+                let outcome = match parse_line(&available[..=end], self.line) {
+                    Line::Record(record) => {
+                        f(record)?;
+                        After::Nothing
+                    }
+                    other => After::of(other),
+                };
+                self.input.consume(end + 1);
+                outcome
+            } else {
+                if !self.read_line()? {
+                    return Ok(());
+                }
+                match parse_line(&self.buf, self.line) {
+                    Line::Record(record) => {
+                        f(record)?;
+                        After::Nothing
+                    }
+                    other => After::of(other),
+                }
+            };
+            match outcome {
+                After::Passed => self.passed += 1,
+                After::Bad(err) => self.skip(err)?,
+                After::Nothing => {}
             }
         }
     }
 }
 
+/// The `type` of a tagged record line as goprobe writes them (`{"type":"..."`
+/// first); `None` otherwise.
+fn record_type(buf: &[u8]) -> Option<&[u8]> {
+    let start = buf.iter().position(|b| !b.is_ascii_whitespace())?;
+    let rest = buf[start..].strip_prefix(br#"{"type":""#)?;
+    let end = memchr::memchr(b'"', rest)?;
+    Some(&rest[..end])
+}
+
 /// The `type` of a JSON object line written by hand (any key order, any
 /// spacing); `None` when it has no string `type`.
-fn tagged_type(text: &str) -> Option<String> {
-    let v: serde_json::Value = serde_json::from_str(text).ok()?;
+fn tagged_type(buf: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(buf).ok()?;
     v.get("type")?.as_str().map(str::to_owned)
+}
+
+/// A CPU sample line.
+fn sample(buf: &[u8], line: u64) -> Line<'_> {
+    match std::str::from_utf8(buf) {
+        Err(_) => Line::Bad(ReadError::NotUtf8 { line }),
+        Ok(text) => match CpuSample::from_json_line(text) {
+            Ok(s) => Line::Record(RecordView::Sample(s)),
+            Err(source) => Line::Bad(ReadError::InvalidSample { line, source }),
+        },
+    }
+}
+
+/// One line as a record.
+fn parse_line(buf: &[u8], line: u64) -> Line<'_> {
+    match buf.iter().find(|b| !b.is_ascii_whitespace()) {
+        None => return Line::Blank,
+        // Unicode whitespace (a blank line too) or not UTF-8 at all.
+        Some(&b) if b >= 0x80 => match std::str::from_utf8(buf) {
+            Err(_) => return Line::Bad(ReadError::NotUtf8 { line }),
+            Ok(text) if text.trim_start().is_empty() => return Line::Blank,
+            Ok(_) => {}
+        },
+        Some(_) => {}
+    }
+    match record_type(buf) {
+        Some(ty) if ty == RECORD_TYPE.as_bytes() => return sample(buf, line),
+        Some(_) => return Line::Other,
+        None => {}
+    }
+    match SpanView::parse_bytes(buf) {
+        Ok(view) => Line::Record(RecordView::Span(view)),
+        // serde_json reports bad UTF-8 inside a string in its own words.
+        Err(_) if std::str::from_utf8(buf).is_err() => Line::Bad(ReadError::NotUtf8 { line }),
+        // Not a span: a tagged record written by hand (other key order)?
+        Err(source) => match tagged_type(buf) {
+            Some(ty) if ty == RECORD_TYPE => sample(buf, line),
+            Some(_) => Line::Other,
+            None => Line::Bad(ReadError::Invalid { line, source }),
+        },
+    }
 }
 
 impl<R: BufRead> Iterator for SpanReader<R> {
@@ -205,6 +339,46 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn lines_across_the_buffer_end_read_the_same() {
+        let lines: Vec<String> = (1..=20)
+            .map(|i| line(1, i, None, &format!("n{i}"), 1, 2))
+            .collect();
+        // Blank lines between, and a bad last line without a newline.
+        let input = format!("{}\ngarbage", lines.join("\n\n"));
+        let expected: Vec<String> = (1..=20).map(|i| format!("n{i}")).collect();
+        for capacity in [1, 7, 64, 300, 1 << 16] {
+            let buffered = io::BufReader::with_capacity(capacity, input.as_bytes());
+            let mut r = SpanReader::new(buffered, true);
+            let mut names = Vec::new();
+            r.for_each_view(|span| {
+                names.push(span.name.into_owned());
+                Ok::<(), ReadError>(())
+            })
+            .expect("read");
+            assert_eq!(names, expected, "buffer of {capacity}");
+            assert_eq!(r.skipped(), 1);
+            let warnings = r.take_warnings();
+            assert!(warnings[0].starts_with("line 40: "), "{warnings:?}");
+        }
+    }
+
+    #[test]
+    fn bad_utf8_inside_a_string_and_unicode_blank_lines() {
+        let good = line(1, 1, None, "a", 1, 2);
+        // The span's name becomes one byte that is not UTF-8.
+        let at = good.find("\"a\"").expect("name") + 1;
+        let mut bytes = format!("{good}\n").into_bytes();
+        bytes.extend_from_slice(&good.as_bytes()[..at]);
+        bytes.push(0xff);
+        bytes.extend_from_slice(&good.as_bytes()[at + 1..]);
+        bytes.extend_from_slice("\n\u{a0}\u{2003}\n".as_bytes());
+        let mut r = SpanReader::new(&bytes[..], true);
+        let spans: Vec<_> = (&mut r).collect::<Result<_, _>>().expect("skips");
+        assert_eq!(spans.len(), 1);
+        assert_eq!(r.take_warnings(), ["line 2: not valid UTF-8"]);
+    }
+
+    #[test]
     fn samples_and_unknown_records_are_passed_by_next_span() {
         let sample = r#"{"type":"cpu_sample","time_unix_nano":1,"cpu_nanos":2}"#;
         let by_hand = r#"{ "cpu_nanos": 2, "type": "cpu_sample", "time_unix_nano": 1 }"#;
@@ -223,6 +397,35 @@ pub(crate) mod tests {
         let spans: Vec<_> = (&mut r).collect::<Result<_, _>>().expect("spans");
         assert_eq!(spans.len(), 1);
         assert_eq!(r.passed(), 3);
+        // In place, through a buffer smaller than a line: the same records.
+        for capacity in [7, 1 << 16] {
+            let buffered = io::BufReader::with_capacity(capacity, input.as_bytes());
+            let mut r = SpanReader::new(buffered, false);
+            let mut kinds = Vec::new();
+            r.for_each_record(|rec| {
+                kinds.push(match rec {
+                    RecordView::Span(v) => format!("span {}", v.name),
+                    RecordView::Sample(s) => format!("sample {}", s.cpu_nanos),
+                });
+                Ok::<(), ReadError>(())
+            })
+            .expect("records");
+            assert_eq!(
+                kinds,
+                ["sample 2", "span a", "sample 2"],
+                "buffer of {capacity}"
+            );
+            assert_eq!(r.passed(), 1);
+            let buffered = io::BufReader::with_capacity(capacity, input.as_bytes());
+            let mut r = SpanReader::new(buffered, false);
+            let mut spans = 0;
+            r.for_each_view(|_| {
+                spans += 1;
+                Ok::<(), ReadError>(())
+            })
+            .expect("spans");
+            assert_eq!((spans, r.passed()), (1, 3));
+        }
         let bad = r#"{"type":"cpu_sample","time_unix_nano":"x"}"#;
         let err = SpanReader::new(bad.as_bytes(), false)
             .next_record()

@@ -10,27 +10,56 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use crate::span::{Span, TraceId};
+use crate::span::{Span, SpanId, TraceId};
 
 /// Default idle window, in spans, after which an untouched trace is complete.
 pub const DEFAULT_WINDOW: u64 = 100_000;
 
+/// What grouping and the span tree need to know of a span: a converter
+/// groups whatever it keeps of each span (the whole [`Span`], or a few
+/// numbers when that is all it needs, which bounds its memory far lower).
+pub trait TreeNode {
+    fn trace_id(&self) -> TraceId;
+    fn span_id(&self) -> SpanId;
+    fn parent_span_id(&self) -> Option<SpanId>;
+    fn start_time_unix_nano(&self) -> u64;
+    fn end_time_unix_nano(&self) -> u64;
+}
+
+impl TreeNode for Span {
+    fn trace_id(&self) -> TraceId {
+        self.trace_id
+    }
+    fn span_id(&self) -> SpanId {
+        self.span_id
+    }
+    fn parent_span_id(&self) -> Option<SpanId> {
+        self.parent_span_id
+    }
+    fn start_time_unix_nano(&self) -> u64 {
+        self.start_time_unix_nano
+    }
+    fn end_time_unix_nano(&self) -> u64 {
+        self.end_time_unix_nano
+    }
+}
+
 /// Collects spans into traces; see the module docs.
-pub struct TraceGrouper {
+pub struct TraceGrouper<T = Span> {
     window: u64,
     seq: u64,
-    open: HashMap<TraceId, Pending>,
+    open: HashMap<TraceId, Pending<T>>,
     touches: VecDeque<(u64, TraceId)>,
     buffered: u64,
     peak: u64,
 }
 
-struct Pending {
+struct Pending<T> {
     last: u64,
-    spans: Vec<Span>,
+    spans: Vec<T>,
 }
 
-impl TraceGrouper {
+impl<T: TreeNode> TraceGrouper<T> {
     pub fn new(window: u64) -> Self {
         TraceGrouper {
             window: window.max(1),
@@ -50,12 +79,12 @@ impl TraceGrouper {
     /// Add a span; traces that went idle are passed to `done`.
     pub fn push<E>(
         &mut self,
-        span: Span,
-        done: &mut impl FnMut(Trace) -> Result<(), E>,
+        span: T,
+        done: &mut impl FnMut(Trace<T>) -> Result<(), E>,
     ) -> Result<(), E> {
         self.seq += 1;
         let seq = self.seq;
-        let id = span.trace_id;
+        let id = span.trace_id();
         let pending = self.open.entry(id).or_insert_with(|| Pending {
             last: seq,
             spans: Vec::new(),
@@ -82,8 +111,8 @@ impl TraceGrouper {
     }
 
     /// Hand out every trace still open, oldest first.
-    pub fn finish<E>(mut self, done: &mut impl FnMut(Trace) -> Result<(), E>) -> Result<(), E> {
-        let mut rest: Vec<Pending> = self.open.drain().map(|(_, p)| p).collect();
+    pub fn finish<E>(mut self, done: &mut impl FnMut(Trace<T>) -> Result<(), E>) -> Result<(), E> {
+        let mut rest: Vec<Pending<T>> = self.open.drain().map(|(_, p)| p).collect();
         rest.sort_by_key(|p| p.last);
         for p in rest {
             done(Trace::new(p.spans))?;
@@ -93,25 +122,25 @@ impl TraceGrouper {
 }
 
 /// The spans of one trace (as far as they were seen) and their tree.
-pub struct Trace {
-    pub spans: Vec<Span>,
+pub struct Trace<T = Span> {
+    pub spans: Vec<T>,
     /// Index of each span's parent within `spans`, `None` for roots (including
     /// spans whose parent is missing or that sit on a parent cycle).
     pub parents: Vec<Option<usize>>,
 }
 
-impl Trace {
-    pub fn new(spans: Vec<Span>) -> Trace {
+impl<T: TreeNode> Trace<T> {
+    pub fn new(spans: Vec<T>) -> Trace<T> {
         let index: HashMap<_, _> = spans
             .iter()
             .enumerate()
-            .map(|(i, s)| (s.span_id, i))
+            .map(|(i, s)| (s.span_id(), i))
             .collect();
         let mut parents: Vec<Option<usize>> = spans
             .iter()
             .enumerate()
             .map(|(i, s)| {
-                s.parent_span_id
+                s.parent_span_id()
                     .and_then(|p| index.get(&p).copied())
                     .filter(|&p| p != i)
             })
@@ -135,44 +164,66 @@ impl Trace {
 
     /// Span indices from the root down to span `i`.
     pub fn stack(&self, i: usize) -> Vec<usize> {
-        let mut out = vec![i];
+        let mut out = Vec::new();
+        self.stack_into(i, &mut out);
+        out
+    }
+
+    /// [`Trace::stack`] into a buffer the caller reuses.
+    pub fn stack_into(&self, i: usize, out: &mut Vec<usize>) {
+        out.clear();
+        out.push(i);
         let mut at = i;
         while let Some(p) = self.parents.get(at).copied().flatten() {
             out.push(p);
             at = p;
         }
         out.reverse();
-        out
     }
 
     /// Each span's self time: its duration minus the part of it covered by
     /// its children (the union of their intervals clipped to the span, so
     /// children running in parallel are not subtracted twice).
     pub fn self_times(&self) -> Vec<u64> {
-        let mut children: Vec<Vec<(u64, u64)>> = vec![Vec::new(); self.spans.len()];
-        for (i, parent) in self.parents.iter().enumerate() {
-            if let (Some(p), Some(s)) = (parent, self.spans.get(i))
-                && let Some(list) = children.get_mut(*p)
-            {
-                list.push((s.start_time_unix_nano, s.end_time_unix_nano));
+        // Every child's interval, sorted by parent and then by time, so each
+        // parent's children are one run.
+        let mut kids: Vec<(usize, u64, u64)> = self
+            .parents
+            .iter()
+            .zip(&self.spans)
+            .filter_map(|(parent, s)| {
+                parent.map(|p| (p, s.start_time_unix_nano(), s.end_time_unix_nano()))
+            })
+            .collect();
+        kids.sort_unstable();
+        let mut covered = vec![0u64; self.spans.len()];
+        let mut run = kids.as_slice();
+        while let Some(&(parent, _, _)) = run.first() {
+            let len = run.iter().take_while(|k| k.0 == parent).count();
+            let (these, rest) = run.split_at(len);
+            run = rest;
+            let Some(span) = self.spans.get(parent) else {
+                continue;
+            };
+            let (lo, hi) = (span.start_time_unix_nano(), span.end_time_unix_nano());
+            let mut total = 0u64;
+            let mut cursor = lo;
+            for &(_, s, e) in these {
+                let (s, e) = (s.max(cursor), e.min(hi));
+                if e > s {
+                    total += e - s;
+                    cursor = e;
+                }
             }
+            covered[parent] = total;
         }
         self.spans
             .iter()
-            .zip(children.iter_mut())
-            .map(|(span, kids)| {
-                let (lo, hi) = (span.start_time_unix_nano, span.end_time_unix_nano);
-                kids.sort_unstable();
-                let mut covered = 0u64;
-                let mut cursor = lo;
-                for &(s, e) in kids.iter() {
-                    let (s, e) = (s.max(cursor), e.min(hi));
-                    if e > s {
-                        covered += e - s;
-                        cursor = e;
-                    }
-                }
-                (hi - lo).saturating_sub(covered)
+            .zip(covered)
+            .map(|(span, covered)| {
+                span.end_time_unix_nano()
+                    .saturating_sub(span.start_time_unix_nano())
+                    .saturating_sub(covered)
             })
             .collect()
     }

@@ -97,6 +97,7 @@ pub(crate) fn parse(data: &[u8], layout: &Layout, found: Found) -> Result<BuildI
     let info = modinfo::parse(&text)?;
     Ok(BuildInfo {
         go_version,
+        present: true,
         path: info.path,
         main: info.main,
         deps: info.deps,

@@ -4,7 +4,7 @@
 
 use super::elf::{Layout, Segment};
 use super::read::Words;
-use super::types::{GoRelease, TypeTable};
+use super::types::{GoRelease, StructIndex, TypeTable};
 use super::{GoBinary, buildinfo, modinfo, moduledata, pclntab};
 
 /// The build info, module info and pclntab parsers on raw bytes, as if the
@@ -45,13 +45,19 @@ pub fn parsers(data: &[u8]) {
             let _ = pclntab::functions(data, &h, 0x40_0000);
         }
         // The bytes as a type section, descriptors resolved at every word,
-        // with the Go 1.25 and 1.26 kind encodings.
-        for minor in [25, 26] {
+        // with the Go 1.25 and 1.26 kind encodings; struct descriptors read
+        // at every word and indexed, with the Go 1.18 (offsetEmbed) and 1.19+
+        // field layouts.
+        for minor in [18, 25, 26] {
             let release = GoRelease { major: 1, minor };
             let table = TypeTable::from_parts(data, &layout, 0x10000, 0x10000 + len, release);
             for at in (0..len.min(4096)).step_by(usize::from(ptr_size)) {
                 let _ = table.resolve(0x10000 + at);
+                let _ = table.struct_fields(0x10000 + at);
             }
+            let index = StructIndex::from_table(table);
+            let _ = index.struct_count();
+            let _ = index.field("main.T.a.b");
         }
         if let Ok(Some(loc)) = pclntab::locate(data, &layout, &[], None) {
             let hints = moduledata::Hints {
@@ -85,6 +91,15 @@ pub fn binary(data: &[u8]) {
             let (types, etypes) = table.range();
             for at in [types, types + 8, etypes - 1, etypes] {
                 let _ = table.resolve(at);
+                let _ = table.struct_fields(at);
+            }
+            let index = StructIndex::from_table(table);
+            for f in [
+                "net/http.Request.ctx",
+                "runtime.g.goid",
+                "net/http.Cookie.Expires.ext",
+            ] {
+                let _ = index.field(f);
             }
         }
         let _ = bin.vaddr_to_file_offset(u64::MAX);

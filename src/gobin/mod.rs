@@ -29,6 +29,7 @@ mod read;
 pub mod symbolize;
 pub mod types;
 pub mod values;
+mod version;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -49,7 +50,7 @@ pub enum GoBinError {
     },
     #[error("{0}: not an ELF file")]
     NotElf(PathBuf),
-    #[error("{0}: not a Go binary (no Go build info or pclntab)")]
+    #[error("{0}: not a Go binary (no Go build info and no pclntab)")]
     NotGo(PathBuf),
     #[error("{path}: truncated or malformed {what}")]
     Malformed { path: PathBuf, what: String },
@@ -103,8 +104,13 @@ impl Module {
 /// What `go version -m` shows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BuildInfo {
-    /// e.g. `go1.22.10`.
+    /// e.g. `go1.22.10`; empty when unknown (no build info and no
+    /// `runtime.buildVersion` found).
     pub go_version: String,
+    /// The binary has a `.go.buildinfo` blob. Without one (stripped out by a
+    /// bundler), the Go version comes from the runtime's own copy and there
+    /// are no modules or settings.
+    pub present: bool,
     /// The `path` line (main package path), if present.
     pub path: Option<String>,
     pub main: Option<Module>,
@@ -315,6 +321,20 @@ impl GoBinary {
         let found = buildinfo::find(data, &layout, elf::section(&file, ".go.buildinfo"));
         let build_info = match found {
             Some(found) => buildinfo::parse(data, &layout, found).map_err(malformed)?,
+            // No build info but a function table: still a Go binary.
+            None if pclntab.is_ok() => {
+                let [symbol] = elf::symbol_addresses(&file, ["runtime.buildVersion"]);
+                let pv = pclntab.as_ref().ok().map(|l| l.header.version);
+                BuildInfo {
+                    go_version: version::runtime_version(data, &layout, symbol, pv)
+                        .unwrap_or_default(),
+                    present: false,
+                    path: None,
+                    main: None,
+                    deps: Vec::new(),
+                    settings: Vec::new(),
+                }
+            }
             None => return Err(GoBinError::NotGo(path)),
         };
 

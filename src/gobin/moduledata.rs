@@ -136,7 +136,9 @@ fn moduledata_text(
     }
     let text = w(MD_TEXT)?;
     let (minpc, maxpc) = (w(MD_MINPC)?, w(MD_MAXPC)?);
-    (minpc == text.checked_add(first)? && maxpc == text.checked_add(end)?).then_some(text)
+    // Go 1.16/1.17 tables hold absolute entries; 1.18+ entries are text-relative.
+    let base = if h.relative_entries() { text } else { 0 };
+    (minpc == base.checked_add(first)? && maxpc == base.checked_add(end)?).then_some(text)
 }
 
 /// Look for a pointer-aligned word equal to the pclntab address in writable

@@ -9,9 +9,9 @@
 //! no `PUSHQ BP`; or the first instructions of any function, before its
 //! `PUSHQ BP; MOVQ SP, BP`, where a uprobe at entry stops) leaves `rbp`
 //! pointing at its caller's frame, so the walk skips the caller. pclntab's
-//! SP delta at the pc says whether the frame is set up (`rbp == sp + delta
-//! - 8`); when it is not, the caller's return address is the word at `sp +
-//! delta` (captured for delta 0 and 8) and is put back in.
+//! SP delta at the pc says whether the frame is set up
+//! (`rbp == sp + delta - 8`); when it is not, the caller's return address is
+//! the word at `sp + delta` (captured for delta 0 and 8) and is put back in.
 //!
 //! Return addresses stand for the call before them: they are looked up at
 //! `pc - 1`, as the runtime does, except after `runtime.sigpanic`, whose

@@ -3,13 +3,14 @@
 //! default), for `exception.stacktrace`:
 //!
 //! ```text
+//! (each position line starts with a tab, shown here as spaces)
 //! goroutine 7 [running]:
 //! main.deep(...)
-//! 	/src/main.go:97
+//!     /src/main.go:97
 //! main.handler()
-//! 	/src/main.go:120 +0x2a
+//!     /src/main.go:120 +0x2a
 //! created by net/http.(*Server).Serve in goroutine 1
-//! 	/usr/lib/go/src/net/http/server.go:3285 +0x4b4
+//!     /usr/lib/go/src/net/http/server.go:3285 +0x4b4
 //! ```
 //!
 //! The runtime's rules, as of Go 1.19 through 1.27: unexported `runtime.`

@@ -585,16 +585,115 @@ fn folded_totals_equal_self_times() {
     let spans = parsed(&input);
     let expected: u64 = self_times(&spans).values().sum();
     assert_eq!(per_stack.values().sum::<u64>(), expected);
-    // Root stacks are the span names of roots (including the orphan).
+    // Every stack starts with its service, then the root span's name
+    // (roots include the orphan).
+    let below_service: Vec<&str> = per_stack
+        .keys()
+        .map(|k| {
+            let (service, rest) = k.split_once(';').expect("service;stack");
+            assert!(["users", "orders", "ünïcode svc"].contains(&service), "{k}");
+            rest
+        })
+        .collect();
     assert!(
-        per_stack
-            .keys()
+        below_service
+            .iter()
             .any(|k| k.starts_with("GET /users/{id} #") && k.ends_with(";GET"))
     );
     assert!(
-        per_stack.keys().all(|k| k.starts_with("GET /users/{id} #")),
+        below_service
+            .iter()
+            .all(|k| k.starts_with("GET /users/{id} #")),
         "client spans always under a server span"
     );
+}
+
+/// Two services whose spans have the same names: a route-less `GET` server
+/// span each, with a `GET` client call under it, in interleaved traces.
+/// Returns the NDJSON and each service's (spans, self time of the server
+/// spans, self time of the client spans).
+fn two_services() -> (String, BTreeMap<&'static str, (u64, u64, u64)>) {
+    let mut lines = String::new();
+    let mut totals = BTreeMap::new();
+    for n in 0..12u64 {
+        let service = ["alpha", "beta"][(n % 2) as usize];
+        let resource = json!({"service.name": service, "process.pid": 10 + n % 2});
+        let start = 1_700_000_000_000_000_000 + n * 1_000_000;
+        let (dur, call) = (100_000 + n * 1_000, 30_000 + n * 100);
+        let (trace, root, child) = (
+            format!("{:032x}", n + 1),
+            format!("{:016x}", 2 * n + 1),
+            format!("{:016x}", 2 * n + 2),
+        );
+        let client = json!({"trace_id": trace, "span_id": child, "parent_span_id": root, "name": "GET",
+            "kind": "client", "start_time_unix_nano": start + 10, "end_time_unix_nano": start + 10 + call,
+            "attributes": {"http.request.method": "GET"}, "resource": resource});
+        let server = json!({"trace_id": trace, "span_id": root, "name": "GET", "kind": "server",
+            "start_time_unix_nano": start, "end_time_unix_nano": start + dur,
+            "attributes": {"http.request.method": "GET"}, "resource": resource});
+        lines.push_str(&format!("{client}\n{server}\n"));
+        let t = totals.entry(service).or_insert((0, 0, 0));
+        t.0 += 2;
+        t.1 += dur - call;
+        t.2 += call;
+    }
+    (lines, totals)
+}
+
+#[test]
+fn stacks_start_with_the_service_so_services_never_merge() {
+    let (input, totals) = two_services();
+    let out = convert(&["--to", "folded"], &input);
+    assert_ok(&out);
+    let mut expected = String::new();
+    for (service, (_, server, client)) in &totals {
+        expected.push_str(&format!(
+            "{service};GET {server}\n{service};GET;GET {client}\n"
+        ));
+    }
+    assert_eq!(String::from_utf8(out.stdout).expect("utf8"), expected);
+
+    let out = convert(&["--to", "flamegraph"], &input);
+    assert_ok(&out);
+    let svg = String::from_utf8(out.stdout).expect("utf8");
+    let options = roxmltree::ParsingOptions {
+        allow_dtd: true,
+        ..Default::default()
+    };
+    let doc = roxmltree::Document::parse_with_options(&svg, options).expect("well-formed XML");
+    let titles: Vec<&str> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("title"))
+        .filter_map(|n| n.text())
+        .collect();
+    for service in totals.keys() {
+        assert!(
+            titles
+                .iter()
+                .any(|t| t.starts_with(&format!("{service} ("))),
+            "no {service} frame in {titles:?}"
+        );
+    }
+
+    // pprof: each service is a frame of its own whose cumulative span
+    // count is that service's spans.
+    let dir = tmpdir("services");
+    let file = dir.join("spans.pb.gz");
+    assert_ok(&convert(
+        &["--to", "pprof", "-o", file.to_str().expect("path")],
+        &input,
+    ));
+    let top = pprof(&["-top", "-sample_index=spans"], &file);
+    for (service, (spans, _, _)) in &totals {
+        let row = top
+            .lines()
+            .find(|l| l.split_whitespace().last() == Some(service))
+            .unwrap_or_else(|| panic!("no {service} row in {top}"));
+        let cum: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(cum[3], spans.to_string(), "{top}");
+    }
+    let focused = pprof(&["-raw", "-tagfocus=service.name=alpha"], &file);
+    assert_eq!(raw_totals(&focused).0, totals["alpha"].0, "{focused}");
 }
 
 #[test]
@@ -653,8 +752,81 @@ fn text_prints_spans_for_a_person() {
         assert!(text.contains(&span.span_id.to_string()), "{text}");
     }
     assert!(text.contains("service.name"));
-    let refused = convert(&["--to", "text", "-o", "/tmp/x"], "");
-    assert_eq!(refused.status.code(), Some(2));
+    // -o writes the same listing to a file.
+    let dir = tmpdir("text");
+    let file = dir.join("spans.txt");
+    let written = convert(
+        &["--to", "text", "-o", file.to_str().expect("path")],
+        &ndjson(&input),
+    );
+    assert_ok(&written);
+    assert!(written.stdout.is_empty());
+    assert_eq!(std::fs::read_to_string(&file).expect("read"), text);
+}
+
+#[test]
+fn text_prints_values_as_a_person_reads_them() {
+    let span = json!({"trace_id": "0af7651916cd43dd8448eb211c80319c", "span_id": "b7ad6b7169203331",
+        "parent_span_id": "00f067aa0ba902b7", "name": "GET /users/{id}", "kind": "server",
+        "start_time_unix_nano": 1_700_000_000_000_000_001_u64, "end_time_unix_nano": 1_700_000_000_012_500_001_u64,
+        "attributes": {"http.request.method": "GET", "http.response.status_code": 200, "neg": -7,
+            "ratio": 0.25, "ok": true, "no": false, "tags": ["a", "b c"], "codes": [200, 404],
+            "weights": [0.5, 1.5], "flags": [true, false], "mixed": ["x", 1, 2.5, false]},
+        "status": {"code": "error", "message": "handler panicked"},
+        "events": [{"name": "exception", "time_unix_nano": 1_700_000_000_000_000_011_u64,
+            "attributes": {"exception.type": "runtime.Error", "exception.escaped": true}}],
+        "resource": {"service.name": "users", "process.pid": 4101, "process.runtime.version": "go1.22.10"}});
+    let out = convert(&["--to", "text"], &format!("{span}\n"));
+    assert_ok(&out);
+    let text = String::from_utf8(out.stdout).expect("utf8");
+    for line in [
+        "  service.name: users",
+        "  process.pid: 4101",
+        "  process.runtime.version: go1.22.10",
+        "Span GET /users/{id}",
+        "  Kind:        server",
+        "  Trace ID:    0af7651916cd43dd8448eb211c80319c",
+        "  Parent ID:   00f067aa0ba902b7",
+        "  Start:       2023-11-14T22:13:20.000000001Z",
+        "  End:         2023-11-14T22:13:20.012500001Z",
+        "  Duration:    12.5ms",
+        "  Status:      error: handler panicked",
+        "    http.request.method: GET",
+        "    http.response.status_code: 200",
+        "    neg: -7",
+        "    ratio: 0.25",
+        "    ok: true",
+        "    no: false",
+        "    tags: [\"a\", \"b c\"]",
+        "    codes: [200, 404]",
+        "    weights: [0.5, 1.5]",
+        "    flags: [true, false]",
+        "    mixed: [\"x\", 1, 2.5, false]",
+        "    2023-11-14T22:13:20.000000011Z exception",
+        "      exception.type: runtime.Error",
+        "      exception.escaped: true",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "line {line:?} missing in\n{text}"
+        );
+    }
+    for debug in [
+        "String(",
+        "Owned(",
+        "Static(",
+        "I64(",
+        "F64(",
+        "Bool(",
+        "Array(",
+        "TraceFlags(",
+        "Some(",
+    ] {
+        assert!(
+            !text.contains(debug),
+            "Rust debug form {debug:?} in\n{text}"
+        );
+    }
 }
 
 // ---------------------------------------------------------------- bad and empty input

@@ -3,6 +3,9 @@
 //! agrees with the profile the program writes of itself (runtime/pprof),
 //! and every sampled pc is symbolized as the Go toolchain does it.
 
+// The tests report what they measured (attribution, top 5, symbolized pcs).
+#![allow(clippy::print_stderr)]
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;

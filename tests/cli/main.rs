@@ -8,13 +8,22 @@
 mod common;
 
 mod attach;
+mod collector;
 mod context;
 mod convert;
 mod cpu;
 mod db;
+mod dbonly;
+mod html;
 mod inspect;
+mod metrics;
+mod metrics_live;
+mod nobuildinfo;
 mod offsets;
+mod patches;
 mod record;
+mod summary;
+mod synth;
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};

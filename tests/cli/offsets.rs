@@ -64,11 +64,13 @@ fn with_fake_go_version(bin: &CorpusBinary, fake: &str) -> PathBuf {
 }
 
 #[test]
-fn default_fields_from_dwarf_then_table_when_stripped() {
-    for (variant, source) in [
-        ("default", Source::Dwarf),
-        ("stripped", Source::Table),
-        ("arm64-stripped", Source::Table),
+fn default_fields_from_dwarf_then_type_descriptors_when_stripped() {
+    // Unstripped: DWARF, checked against the type descriptors; stripped: the
+    // type descriptors (the binary's own metadata), checked against the table.
+    for (variant, source, checked) in [
+        ("default", Source::Dwarf, Source::Rtype),
+        ("stripped", Source::Rtype, Source::Table),
+        ("arm64-stripped", Source::Rtype, Source::Table),
     ] {
         let bin = corpus("httpserver", variant);
         let out = goprobe(&["offsets", "--json", s(&bin.path)]);
@@ -91,6 +93,7 @@ fn default_fields_from_dwarf_then_table_when_stripped() {
                 .get(f)
                 .unwrap_or_else(|| panic!("{}: no {f} in {got:?}", bin.label()));
             assert_eq!(r.source, source, "{}: {f}", bin.label());
+            assert!(r.checked.contains(&checked), "{}: {r:?}", bin.label());
             assert!(
                 r.offset.is_some() && r.size.is_some(),
                 "{}: {r:?}",
@@ -124,7 +127,7 @@ fn text_output_and_explicit_fields() {
     assert_eq!(lines.len(), 2, "{text}");
     assert!(
         lines[0].starts_with("net/http.Cookie.Expires.ext\toffset ")
-            && lines[0].ends_with("size 8\tdwarf"),
+            && lines[0].ends_with("size 8\tdwarf = rtype = table"),
         "{text}"
     );
     assert!(lines[1].starts_with("runtime.g.goid\toffset "), "{text}");
@@ -158,52 +161,124 @@ fn unknown_field_exits_1() {
 }
 
 #[test]
-fn stripped_binary_of_a_version_not_in_the_table_is_unknown() {
+fn stripped_binary_of_a_version_not_in_the_table() {
     let bin = corpus("httpserver", "stripped");
-    // 1) --go-version of a release the table was not built from.
-    let out = goprobe(&["offsets", "--json", "--go-version", "1.18.10", s(&bin.path)]);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let minor = goprobe::offsets::table::minor_of(&format!("go{}", bin.go_version))
+        .or_else(|| Some(format!("go{}", bin.go_version)))
+        .unwrap();
+    // 1) A table without the binary's minor: the type descriptors still
+    // answer every field the probes need, unchecked by any table.
+    let no_minor = edited_table("table-without-minor.json", |t| {
+        t["stdlib"].as_object_mut().unwrap().remove(&minor);
+    });
+    let out = goprobe(&["offsets", "--json", "--table", s(&no_minor), s(&bin.path)]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let got = parse_ndjson(out.stdout.as_slice()).unwrap();
-    assert!(!got.is_empty());
+    assert!(got.len() >= 10);
     for r in got.values() {
         assert_eq!(
-            (r.offset, r.size, r.source),
-            (None, None, Source::Unknown),
-            "{r:?}"
-        );
-        assert!(
-            r.reason
-                .as_deref()
-                .unwrap()
-                .contains("no entry for go1.18.10/amd64"),
+            (r.source, r.checked.as_slice()),
+            (Source::Rtype, &[][..]),
             "{r:?}"
         );
     }
-    // 2) The real version, but a table with that version removed.
-    let mut table: serde_json::Value =
-        serde_json::from_str(goprobe::offsets::table::BUILTIN_TABLE_JSON).unwrap();
-    let key = format!("go{}", bin.go_version);
-    let real_key = table["stdlib"]
-        .as_object()
-        .unwrap()
-        .keys()
-        .find(|k| k.starts_with(&key))
-        .cloned()
-        .expect("version in table");
-    table["stdlib"].as_object_mut().unwrap().remove(&real_key);
-    let path = scratch("table-without-version.json");
-    std::fs::write(&path, table.to_string()).unwrap();
-    let out = goprobe(&["offsets", "--json", "--table", s(&path), s(&bin.path)]);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(
-        parse_ndjson(out.stdout.as_slice())
-            .unwrap()
-            .values()
-            .all(|r| r.offset.is_none())
-    );
-    // The same table still resolves the unstripped twin from DWARF.
-    let out = goprobe(&["offsets", "--json", "--table", s(&path), s(&bin.twin)]);
+    // 2) A field whose struct has no descriptor in this binary (it uses no
+    // database/sql): the table answers, for its minor...
+    let field = "database/sql.Stmt.query";
+    let out = goprobe(&["offsets", "--json", "--field", field, s(&bin.path)]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let r = &parse_ndjson(out.stdout.as_slice()).unwrap()[field];
+    assert_eq!(r.source, Source::Table, "{r:?}");
+    assert!(r.table.as_ref().unwrap().exact, "{r:?}");
+    // ...also for a patch release it was not generated from, saying so...
+    let other = format!("{minor}.99");
+    let out = goprobe(&[
+        "offsets",
+        "--json",
+        "--go-version",
+        &other,
+        "--field",
+        field,
+        s(&bin.path),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let r = &parse_ndjson(out.stdout.as_slice()).unwrap()[field];
+    let t = r.table.as_ref().unwrap();
+    assert!(
+        !t.exact && t.key == minor && !t.verified.is_empty(),
+        "{r:?}"
+    );
+    assert!(
+        stderr(&out).contains(&format!("from the {minor} table, verified on")),
+        "{}",
+        stderr(&out)
+    );
+    // ...which --strict-offsets refuses.
+    let out = goprobe(&[
+        "offsets",
+        "--json",
+        "--strict-offsets",
+        "--go-version",
+        &other,
+        "--field",
+        field,
+        s(&bin.path),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let r = &parse_ndjson(out.stdout.as_slice()).unwrap()[field];
+    assert_eq!((r.offset, r.source), (None, Source::Unknown));
+    assert!(
+        r.reason.as_deref().unwrap().contains("--strict-offsets"),
+        "{r:?}"
+    );
+    // 3) An unknown minor (a future Go) stays unknown.
+    let out = goprobe(&[
+        "offsets",
+        "--json",
+        "--go-version",
+        "1.99.0",
+        "--field",
+        field,
+        s(&bin.path),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let r = &parse_ndjson(out.stdout.as_slice()).unwrap()[field];
+    assert!(
+        r.reason
+            .as_deref()
+            .unwrap()
+            .contains("go1.99/amd64 not in the offsets table"),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn sources_that_disagree_are_refused() {
+    // A table whose Request.Method is 8 bytes off: the stripped binary's type
+    // descriptors say otherwise, and the field is refused, naming both values.
+    let bin = corpus("httpserver", "stripped");
+    let wrong = edited_table("table-wrong-method.json", |t| {
+        for m in t["stdlib"].as_object_mut().unwrap().values_mut() {
+            for l in m["archs"].as_object_mut().unwrap().values_mut() {
+                l["fields"]["net/http.Request.Method"]["offset"] = serde_json::json!(8);
+            }
+        }
+    });
+    let out = goprobe(&["offsets", "--json", "--table", s(&wrong), s(&bin.path)]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let r = &parse_ndjson(out.stdout.as_slice()).unwrap()["net/http.Request.Method"];
+    assert_eq!((r.offset, r.source), (None, Source::Conflict), "{r:?}");
+    let why = r.reason.as_deref().unwrap();
+    assert!(
+        why.starts_with("sources disagree: rtype says offset 0 size 16 (struct ")
+            && why.contains(", table says offset 8 size 16 (struct "),
+        "{why}"
+    );
+    assert!(
+        stderr(&out).contains("net/http.Request.Method: sources disagree"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -251,7 +326,7 @@ fn by_pid() {
     let out = goprobe(&["offsets", "--json", "--pid", &pid]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let got = parse_ndjson(out.stdout.as_slice()).unwrap();
-    assert_eq!(got["runtime.g.goid"].source, Source::Table);
+    assert_eq!(got["runtime.g.goid"].source, Source::Rtype);
 }
 
 /// Every amd64 HTTP server passes; arm64 ones (goprobe attaches to amd64
@@ -276,7 +351,7 @@ fn inspect_require_passes_on_every_httpserver_binary() {
         if !amd64 {
             assert!(
                 stderr(&out).contains(&format!(
-                    "probe http.server is not instrumentable: unsupported architecture {} (supported: amd64)",
+                    "http.server: unsupported architecture {} (supported: amd64)",
                     bin.goarch
                 )),
                 "{}: {}",
@@ -302,39 +377,41 @@ fn inspect_require_fails_with_reasons() {
     let hello = corpus("hello", "default");
     let out = goprobe(&["inspect", "--require", "http.server", s(&hello.path)]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(stderr(&out).contains("probe http.server is not instrumentable: function net/http.serverHandler.ServeHTTP not in the binary"), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains(": http.server: function net/http.serverHandler.ServeHTTP not in the binary: the program does not use what the probe hooks"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
 
-    // A stripped HTTP server from a Go version the table lacks.
+    // A stripped HTTP server built by a patch release the table was not
+    // generated from (same length: go1.26.6 -> go1.26.9): the type
+    // descriptors answer, so it is instrumentable, even --strict-offsets.
     let bin = corpus("httpserver", "stripped");
     let fake = {
-        // Same length, last digit changed (go1.26.6 -> go1.26.9): a release not in the table.
         let mut f = format!("go{}", bin.go_version).into_bytes();
         let last = f.len() - 1;
         f[last] = if f[last] == b'9' { b'8' } else { b'9' };
         String::from_utf8(f).unwrap()
     };
     let patched = with_fake_go_version(&bin, &fake);
-    let json = goprobe(&["inspect", "--json", s(&patched)]);
-    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
-    // The directory name may be a prefix of the full version (1.19 -> go1.19.8).
-    let full = v["go_version"].as_str().unwrap().to_string();
-    assert!(full.starts_with(&fake), "{full} vs {fake}");
-    assert!(
-        goprobe::offsets::table::Table::builtin()
-            .unwrap()
-            .stdlib(&full, "amd64")
-            .is_none()
-    );
-    assert_eq!(v["probes"][0]["instrumentable"], false);
-    let out = goprobe(&["inspect", "--require", "http.server", s(&patched)]);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    let err = stderr(&out);
-    assert!(
-        err.contains(&format!("offsets table has no entry for {full}/amd64")),
-        "{err}"
-    );
-    // ...and offsets agrees: unknown, exit 1.
-    let out = goprobe(&["offsets", s(&patched)]);
+    for extra in [&[][..], &["--strict-offsets"]] {
+        let mut args = vec!["inspect", "--require", "http.server,http.client"];
+        args.extend_from_slice(extra);
+        args.push(s(&patched));
+        let out = goprobe(&args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+    }
+    // A future minor without descriptors for a needed struct (the table
+    // alone would know it): refused in one short line naming the remedy.
+    let no_table = edited_table("table-empty.json", |t| {
+        t["stdlib"].as_object_mut().unwrap().clear();
+    });
+    let out = goprobe(&[
+        "offsets",
+        "--table",
+        s(&no_table),
+        "--probe",
+        "db.sql",
+        s(&bin.path),
+    ]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
 
     // A non-Go binary is an error.
@@ -370,11 +447,8 @@ fn default_fields_are_those_of_the_probes_in_the_binary() {
     // without its Go version still leaves nothing unknown (DWARF answers).
     let http = corpus("httpserver", "default");
     let no_version = edited_table("table-no-version-default.json", |t| {
-        let key = format!("go{}", http.go_version);
-        t["stdlib"]
-            .as_object_mut()
-            .unwrap()
-            .retain(|k, _| !k.starts_with(&key));
+        let key = goprobe::offsets::table::minor_of(&format!("go{}", http.go_version)).unwrap();
+        t["stdlib"].as_object_mut().unwrap().remove(&key);
     });
     let out = goprobe(&[
         "offsets",
@@ -427,11 +501,11 @@ fn default_fields_are_those_of_the_probes_in_the_binary() {
     );
 
     // A binary that links database/sql gets its fields by default: from
-    // DWARF, and from the table when stripped.
+    // DWARF, and from its type descriptors when stripped.
     for (variant, source) in [
         ("default", Source::Dwarf),
-        ("stripped", Source::Table),
-        ("arm64-stripped", Source::Table),
+        ("stripped", Source::Rtype),
+        ("arm64-stripped", Source::Rtype),
     ] {
         let bin = corpus("reflectoffsets", variant);
         let out = goprobe(&["offsets", "--json", s(&bin.path)]);
@@ -462,11 +536,14 @@ fn default_fields_are_those_of_the_probes_in_the_binary() {
 }
 
 #[test]
-fn unknown_optional_fields_are_reported_but_do_not_fail() {
+fn optional_fields_without_a_table_come_from_the_descriptors() {
+    // The runtime's map internals (optional: the Traceparent lookup) are in
+    // the table and, for a stripped binary, in its own type descriptors: a
+    // table without them changes only what they are checked against.
     let bin = corpus("httpserver", "stripped");
     let no_maps = edited_table("table-no-map-internals.json", |t| {
-        for arches in t["stdlib"].as_object_mut().unwrap().values_mut() {
-            for l in arches.as_object_mut().unwrap().values_mut() {
+        for m in t["stdlib"].as_object_mut().unwrap().values_mut() {
+            for l in m["archs"].as_object_mut().unwrap().values_mut() {
                 l["fields"]
                     .as_object_mut()
                     .unwrap()
@@ -480,26 +557,18 @@ fn unknown_optional_fields_are_reported_but_do_not_fail() {
     let maps: Vec<_> = got.values().filter(|r| is_map_internal(&r.field)).collect();
     assert!(maps.len() >= 3, "{got:?}");
     for r in maps {
+        assert!(r.optional, "{r:?}");
         assert_eq!(
-            (r.offset, r.source, r.optional),
-            (None, Source::Unknown, true),
+            (r.source, r.checked.as_slice()),
+            (Source::Rtype, &[][..]),
             "{r:?}"
         );
     }
-    assert!(got["net/http.Request.Method"].offset.is_some());
-    assert!(
-        stderr(&out).contains("optional field(s) unknown"),
-        "{}",
-        stderr(&out)
-    );
-    // Asked for by name, the same field is required.
-    let field = got.keys().find(|f| is_map_internal(f)).unwrap().clone();
+    // A field asked for by name that no source knows is required: exit 1.
     let out = goprobe(&[
         "offsets",
-        "--table",
-        s(&no_maps),
         "--field",
-        &field,
+        "net/http.Request.NoSuchField",
         s(&bin.path),
     ]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
@@ -562,7 +631,7 @@ fn db_sql_verdicts_follow_the_binary() {
         );
         assert!(
             stderr(&out).contains(
-                "probe db.sql is not instrumentable: function database/sql.(*DB).queryDC not in the binary"
+                ": db.sql: no function it hooks is in the binary (database/sql.(*DB).queryDC and 5 more)"
             ),
             "{}",
             stderr(&out)
@@ -587,4 +656,46 @@ fn db_sql_verdicts_follow_the_binary() {
             "{text}"
         );
     }
+}
+
+/// The generator's last step: entries of two patch releases of one minor
+/// that disagree make it fail, naming the field and both values, and leave
+/// the table as it was.
+#[test]
+fn table_generator_fails_when_patch_releases_disagree() {
+    let entry = |go: &str, off: u64| {
+        serde_json::json!({
+            "go": go,
+            "goarch": "amd64",
+            "layouts": {
+                "fields": {"net/http.Request.ctx": {"offset": off, "size": 16}},
+                "types": {"net/http.Request": 248}
+            }
+        })
+        .to_string()
+    };
+    let a = scratch("entry-go1.23.1.json");
+    let b = scratch("entry-go1.23.2.json");
+    let c = scratch("entry-go1.23.3.json");
+    std::fs::write(&a, entry("go1.23.1", 232)).unwrap();
+    std::fs::write(&b, entry("go1.23.2", 232)).unwrap();
+    std::fs::write(&c, entry("go1.23.3", 240)).unwrap();
+    let table = scratch("generated-table.json");
+    let _ = std::fs::remove_file(&table);
+    let out = goprobe(&["offsets-table", "build", "--table", s(&table), s(&a), s(&b)]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let written = std::fs::read_to_string(&table).unwrap();
+    assert!(
+        written.contains("\"verified\": [\"go1.23.1\", \"go1.23.2\"]"),
+        "{written}"
+    );
+    let out = goprobe(&["offsets-table", "merge", "--table", s(&table), s(&c)]);
+    assert_ne!(out.status.code(), Some(0));
+    let err = stderr(&out);
+    assert!(
+        err.contains("go1.23/amd64: go1.23.3 disagrees with go1.23.1, go1.23.2")
+            && err.contains("net/http.Request.ctx: others 232+16, go1.23.3 240+16"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&table).unwrap(), written);
 }

@@ -41,11 +41,21 @@ pub fn cache_dir() -> PathBuf {
 /// Every corpus binary in the manifest. Panics (failing the test) when the
 /// manifest is missing, empty or names a file that does not exist.
 pub fn manifest() -> Vec<CorpusBinary> {
-    let path = cache_dir().join("corpus/manifest.tsv");
+    read_manifest("manifest.tsv", "")
+}
+
+/// The patch-release sample (`build-corpus.sh --patches`): binaries of Go
+/// patch releases that are not the corpus's reference releases.
+pub fn patch_manifest() -> Vec<CorpusBinary> {
+    read_manifest("patches.tsv", " --patches")
+}
+
+fn read_manifest(name: &str, flag: &str) -> Vec<CorpusBinary> {
+    let path = cache_dir().join("corpus").join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
             "Go fixture corpus missing ({}: {e}). Build it with \
-             `GOPROBE_CACHE={} tests/fixtures/build-corpus.sh` (scripts/setup.sh does).",
+             `GOPROBE_CACHE={} tests/fixtures/build-corpus.sh{flag}` (scripts/setup.sh does).",
             path.display(),
             cache_dir().display()
         )

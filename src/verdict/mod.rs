@@ -7,7 +7,11 @@
 
 use serde::Serialize;
 
-use crate::catalog::{Catalog, Probe, Target};
+mod report;
+
+pub use report::{refusal_line, remedy, required_failures, table_provenance};
+
+use crate::catalog::{Catalog, FieldNeed, Hook, Probe, Target};
 use crate::gobin::GoBinary;
 use crate::offsets::Resolver;
 
@@ -37,6 +41,42 @@ pub struct Facts<'a> {
     pub resolver: &'a Resolver<'a>,
 }
 
+/// The fields `probe` needs for this target given which of its hooks are in
+/// the binary: a field reached (through `from`, possibly via other fields)
+/// from an argument that only absent hooks have is not needed; one reached
+/// from `g` always is. A prepared-statement field is not needed by a program
+/// that never prepares a statement.
+pub fn needed_fields<'p>(
+    probe: &'p Probe,
+    target: &Target<'_>,
+    present: &dyn Fn(&Hook) -> bool,
+) -> Vec<&'p FieldNeed> {
+    let args: Vec<&str> = probe
+        .hooks_for(target)
+        .filter(|h| present(h))
+        .flat_map(|h| h.args.iter().map(|a| a.name.as_str()))
+        .collect();
+    let all: Vec<&FieldNeed> = probe.fields_for(target).collect();
+    // The argument a field is reached from, following field-to-field links.
+    let root = |f: &'p FieldNeed| -> &'p str {
+        let mut from = f.from.as_str();
+        for _ in 0..16 {
+            match all.iter().find(|x| x.field == from) {
+                Some(x) => from = x.from.as_str(),
+                None => break,
+            }
+        }
+        from
+    };
+    all.iter()
+        .copied()
+        .filter(|f| {
+            let r = root(f);
+            r == "g" || args.contains(&r)
+        })
+        .collect()
+}
+
 /// The verdict for one probe.
 pub fn assess_probe(probe: &Probe, facts: &Facts<'_>) -> Verdict {
     let key = facts.resolver.key();
@@ -51,7 +91,14 @@ pub fn assess_probe(probe: &Probe, facts: &Facts<'_>) -> Verdict {
     }
     if !probe.supports_go(&key.go_version) {
         if crate::catalog::Version::parse(&key.go_version).is_none() {
-            reasons.push(format!("unrecognised Go version {:?}", key.go_version));
+            reasons.push(format!(
+                "Go version {} (no build info and no runtime.buildVersion): pass --go-version",
+                if key.go_version.is_empty() {
+                    "unknown"
+                } else {
+                    key.go_version.as_str()
+                }
+            ));
         } else {
             // The only range the catalog's probes carry today is the register
             // ABI's (Go 1.17); say what the range is either way.
@@ -66,44 +113,99 @@ pub fn assess_probe(probe: &Probe, facts: &Facts<'_>) -> Verdict {
         go_version: &key.go_version,
         module_version: &lookup,
     };
+    // Hooks attach one by one: a required hook must be there, an optional
+    // one (a code path such as prepared statements) may be absent, and at
+    // least one hook must be there for the probe to see anything.
+    let mut present_hooks: Vec<&str> = Vec::new();
+    let mut absent_optional = Vec::new();
     let mut functions_missing = false;
+    let mut unreadable = None;
     for hook in probe.hooks_for(&target) {
-        let problem = match (facts.has_function)(&hook.function) {
-            Ok(true) => continue,
-            Ok(false) => format!("function {} not in the binary", hook.function),
-            Err(e) => format!("function table unreadable: {e}"),
-        };
-        if hook.optional {
-            notes.push(format!("optional {problem}"));
-        } else {
-            functions_missing = true;
-            reasons.push(problem);
+        match (facts.has_function)(&hook.function) {
+            Ok(true) => present_hooks.push(&hook.function),
+            Ok(false) if hook.optional => absent_optional.push(hook.function.as_str()),
+            Ok(false) => {
+                functions_missing = true;
+                reasons.push(format!("function {} not in the binary", hook.function));
+            }
+            Err(e) => unreadable = Some(format!("function table unreadable: {e}")),
         }
     }
-    // With a hooked function missing the offsets do not matter, and the
+    if let Some(e) = unreadable {
+        functions_missing = true;
+        reasons.push(e);
+    } else if present_hooks.is_empty()
+        && !functions_missing
+        && probe.attach == crate::catalog::Attach::Uprobes
+    {
+        // (A perf-event probe such as cpu.sample hooks no function.)
+        functions_missing = true;
+        let more = match absent_optional.len() {
+            0 | 1 => String::new(),
+            n => format!(" and {} more", n - 1),
+        };
+        reasons.push(format!(
+            "no function it hooks is in the binary ({}{more})",
+            absent_optional.first().copied().unwrap_or("none")
+        ));
+    } else {
+        for f in &absent_optional {
+            notes.push(format!(
+                "optional function {f} not in the binary (the program does not use that path; the others are traced)"
+            ));
+        }
+    }
+    // With the hooked functions missing the offsets do not matter, and the
     // binary would not have the types anyway: one reason is enough.
-    for need in probe.fields_for(&target) {
-        if functions_missing && !need.optional {
-            continue;
+    let present = |h: &Hook| present_hooks.contains(&h.function.as_str());
+    let mut inexact = Vec::new();
+    for need in needed_fields(probe, &target, &present) {
+        if functions_missing {
+            break;
         }
         let r = facts.resolver.resolvable(&need.field);
         if r.is_known() {
+            if r.is_inexact_table() {
+                inexact.push(r);
+            }
             continue;
         }
-        let problem = format!(
-            "offset of {} unknown for {}/{}: {}",
-            need.field,
-            key.go_version,
-            key.goarch,
-            r.reason.as_deref().unwrap_or("not found")
-        );
-        if need.optional {
-            if !functions_missing {
-                notes.push(format!("optional {problem}"));
-            }
+        let problem = if r.source == crate::offsets::Source::Conflict {
+            format!(
+                "offset of {} refused: {}",
+                need.field,
+                r.reason.as_deref().unwrap_or("sources disagree")
+            )
+        } else {
+            format!(
+                "offset of {} unknown for {}/{} ({})",
+                need.field,
+                key.go_version,
+                key.goarch,
+                r.reason.as_deref().unwrap_or("not found")
+            )
+        };
+        // A conflict is a reason even for an optional field: one of
+        // goprobe's readers is wrong about this binary.
+        if need.optional && r.source != crate::offsets::Source::Conflict {
+            notes.push(format!("optional {problem}"));
         } else {
             reasons.push(problem);
         }
+    }
+    if let Some(first) = inexact.first().and_then(|r| r.table.as_ref()) {
+        notes.push(format!(
+            "{} offset(s) ({}) from the {} table, verified on {} but not on {} itself (--strict-offsets refuses this)",
+            inexact.len(),
+            inexact
+                .iter()
+                .map(|r| r.field.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            first.key,
+            first.verified.join(" "),
+            key.go_version
+        ));
     }
     Verdict {
         probe: probe.name.clone(),
@@ -126,6 +228,12 @@ pub fn assess(catalog: &Catalog, facts: &Facts<'_>) -> Vec<Verdict> {
 /// Verdicts for every built-in probe on an opened binary, with the built-in
 /// offsets table. Never fails: a problem becomes a reason.
 pub fn assess_binary(bin: &GoBinary) -> Vec<Verdict> {
+    assess_binary_with(bin, false)
+}
+
+/// [`assess_binary`]; `strict`: a table answer for a Go patch release the
+/// table was not generated from counts as unknown (`--strict-offsets`).
+pub fn assess_binary_with(bin: &GoBinary, strict: bool) -> Vec<Verdict> {
     let catalog = match Catalog::builtin() {
         Ok(c) => c,
         Err(e) => {
@@ -142,7 +250,7 @@ pub fn assess_binary(bin: &GoBinary) -> Vec<Verdict> {
         Ok(t) => t,
         Err(e) => crate::offsets::table::Table::default_with_warning(&e),
     };
-    let resolver = Resolver::for_binary(bin, &table, None);
+    let resolver = Resolver::for_binary(bin, &table, None).strict(strict);
     let goarch = String::from(bin.elf().arch.clone());
     let has_function = hooked_functions(catalog, bin);
     assess(
@@ -205,28 +313,6 @@ pub fn check_probe_names(names: &[String]) -> Result<(), ProbeNameError> {
     Ok(())
 }
 
-/// `inspect --require`: for each required probe that is not instrumentable
-/// in `bin`, one line saying why (none when all are).
-pub fn required_failures(bin: &GoBinary, required: &[String]) -> Vec<String> {
-    let verdicts = assess_binary(bin);
-    let mut out = Vec::new();
-    for name in required {
-        match verdicts.iter().find(|v| &v.probe == name) {
-            Some(v) if v.instrumentable => {}
-            Some(v) => out.push(format!(
-                "{}: probe {name} is not instrumentable: {}",
-                bin.path().display(),
-                v.reasons.join("; ")
-            )),
-            None => out.push(format!(
-                "{}: probe {name} has no verdict",
-                bin.path().display()
-            )),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -252,7 +338,8 @@ mod tests {
             version: None,
             goarch: arch.into(),
             layouts: l,
-        });
+        })
+        .unwrap();
         t
     }
 
@@ -314,11 +401,21 @@ mod tests {
             v[0].reasons[0].contains("function net/http.serverHandler.ServeHTTP not in the binary"),
             "{v:?}"
         );
-        let v = verdicts("go1.22.11", "amd64", &t, &HTTP_FUNCS);
+        let v = verdicts("go1.23.0", "amd64", &t, &HTTP_FUNCS);
         assert!(
             v[0].reasons.iter().any(
-                |r| r.contains("offset of net/http.Request.Method unknown for go1.22.11/amd64")
+                |r| r.contains("offset of net/http.Request.Method unknown for go1.23.0/amd64")
             ),
+            "{v:?}"
+        );
+        // Another patch release of a table minor: instrumentable, said in a note.
+        let v = verdicts("go1.22.11", "amd64", &t, &HTTP_FUNCS);
+        assert!(v[0].instrumentable, "{v:?}");
+        assert!(
+            v[0].notes
+                .iter()
+                .any(|n| n
+                    .contains("from the go1.22 table, verified on go1.22.10 but not on go1.22.11")),
             "{v:?}"
         );
         let t386 = full_table("go1.22.10", "386");
@@ -340,8 +437,8 @@ mod tests {
         // The Traceparent map internals (optional in http.server) unknown.
         let l = t
             .stdlib
-            .get_mut("go1.22.10")
-            .and_then(|a| a.get_mut("amd64"))
+            .get_mut("go1.22")
+            .and_then(|m| m.archs.get_mut("amd64"))
             .unwrap();
         l.fields.retain(|f, _| !f.starts_with("runtime.hmap."));
         let v = verdicts("go1.22.10", "amd64", &t, &HTTP_FUNCS);
@@ -365,9 +462,72 @@ mod tests {
         let db = v.iter().find(|v| v.probe == "db.sql").unwrap();
         assert!(!db.instrumentable);
         assert!(
-            db.reasons.iter().all(|r| r.ends_with("not in the binary")),
+            db.reasons
+                .iter()
+                .all(|r| r.starts_with("no function it hooks is in the binary")),
             "{db:?}"
         );
         assert!(db.notes.is_empty(), "{db:?}");
+    }
+
+    #[test]
+    fn hooks_attach_one_by_one() {
+        // Only DB.Query/DB.Exec: no Stmt or Tx methods (the linker dropped
+        // them), and a table without the Stmt and Tx fields.
+        let mut t = full_table("go1.23.4", "amd64");
+        let l = t
+            .stdlib
+            .get_mut("go1.23")
+            .and_then(|m| m.archs.get_mut("amd64"))
+            .unwrap();
+        l.fields.retain(|f, _| {
+            !f.starts_with("database/sql.Stmt") && !f.starts_with("database/sql.Tx")
+        });
+        let funcs = ["database/sql.(*DB).queryDC", "database/sql.(*DB).execDC"];
+        let v = verdicts("go1.23.4", "amd64", &t, &funcs);
+        let db = v.iter().find(|v| v.probe == "db.sql").unwrap();
+        assert!(db.instrumentable, "{db:?}");
+        assert_eq!(db.notes.len(), 4, "{db:?}");
+        assert!(
+            db.notes[0].starts_with(
+                "optional function database/sql.(*Stmt).QueryContext not in the binary"
+            ),
+            "{db:?}"
+        );
+        // With a Stmt hook present, its fields are needed again.
+        let funcs = [
+            "database/sql.(*DB).queryDC",
+            "database/sql.(*Stmt).QueryContext",
+        ];
+        let v = verdicts("go1.23.4", "amd64", &t, &funcs);
+        let db = v.iter().find(|v| v.probe == "db.sql").unwrap();
+        assert!(!db.instrumentable);
+        assert!(
+            db.reasons
+                .iter()
+                .any(|r| r.starts_with("offset of database/sql.Stmt.query unknown")),
+            "{db:?}"
+        );
+        assert!(
+            !db.reasons.iter().any(|r| r.contains("database/sql.Tx.")),
+            "{db:?}"
+        );
+        // An exec-only program.
+        let v = verdicts(
+            "go1.23.4",
+            "amd64",
+            &t,
+            &funcs[..0]
+                .iter()
+                .chain(&["database/sql.(*DB).execDC"])
+                .copied()
+                .collect::<Vec<_>>(),
+        );
+        assert!(
+            v.iter()
+                .find(|v| v.probe == "db.sql")
+                .unwrap()
+                .instrumentable
+        );
     }
 }

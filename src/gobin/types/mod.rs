@@ -29,9 +29,21 @@ use super::GoBinary;
 use super::elf::Layout;
 use super::read::{to_usize, uvarint};
 
-const TFLAG_UNCOMMON: u8 = 1 << 0;
-const TFLAG_EXTRA_STAR: u8 = 1 << 1;
-const TFLAG_NAMED: u8 = 1 << 2;
+mod bias;
+mod index;
+mod names;
+mod release;
+mod structs;
+
+pub use bias::load_bias;
+pub use index::{FieldLayout, RtypeError, StructIndex};
+pub use names::package_path_from_functions;
+pub use release::{GoRelease, Kind};
+pub use structs::StructField;
+
+pub(super) const TFLAG_UNCOMMON: u8 = 1 << 0;
+pub(super) const TFLAG_EXTRA_STAR: u8 = 1 << 1;
+pub(super) const TFLAG_NAMED: u8 = 1 << 2;
 /// Longest type name or package path accepted (a bound on untrusted lengths,
 /// far above what the Go toolchain writes for real types).
 const MAX_NAME: u64 = 1 << 20;
@@ -49,142 +61,6 @@ pub enum TypeError {
     Malformed { addr: u64, what: String },
     #[error("process {pid}: {what}")]
     Process { pid: u32, what: String },
-}
-
-/// A Go release as `major.minor` (the patch level never changes layouts).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct GoRelease {
-    pub major: u32,
-    pub minor: u32,
-}
-
-impl GoRelease {
-    /// Parse `go1.22.10`, `go1.21rc2`, `devel go1.23-abc...` (as build info
-    /// records them).
-    pub fn parse(version: &str) -> Option<GoRelease> {
-        let v = version.strip_prefix("devel ").unwrap_or(version);
-        let rest = v.strip_prefix("go")?;
-        let mut parts = rest.splitn(2, '.');
-        let major = parts.next()?.parse().ok()?;
-        let minor: String = parts
-            .next()?
-            .chars()
-            .take_while(char::is_ascii_digit)
-            .collect();
-        Some(GoRelease {
-            major,
-            minor: minor.parse().ok()?,
-        })
-    }
-
-    fn at_least(self, minor: u32) -> bool {
-        self.major > 1 || (self.major == 1 && self.minor >= minor)
-    }
-}
-
-impl std::fmt::Display for GoRelease {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}.{}", self.major, self.minor)
-    }
-}
-
-/// reflect.Kind, numbered as Go numbers it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Kind {
-    Bool = 1,
-    Int,
-    Int8,
-    Int16,
-    Int32,
-    Int64,
-    Uint,
-    Uint8,
-    Uint16,
-    Uint32,
-    Uint64,
-    Uintptr,
-    Float32,
-    Float64,
-    Complex64,
-    Complex128,
-    Array,
-    Chan,
-    Func,
-    Interface,
-    Map,
-    Pointer,
-    Slice,
-    String,
-    Struct,
-    UnsafePointer,
-}
-
-impl Kind {
-    const ALL: [Kind; 26] = [
-        Kind::Bool,
-        Kind::Int,
-        Kind::Int8,
-        Kind::Int16,
-        Kind::Int32,
-        Kind::Int64,
-        Kind::Uint,
-        Kind::Uint8,
-        Kind::Uint16,
-        Kind::Uint32,
-        Kind::Uint64,
-        Kind::Uintptr,
-        Kind::Float32,
-        Kind::Float64,
-        Kind::Complex64,
-        Kind::Complex128,
-        Kind::Array,
-        Kind::Chan,
-        Kind::Func,
-        Kind::Interface,
-        Kind::Map,
-        Kind::Pointer,
-        Kind::Slice,
-        Kind::String,
-        Kind::Struct,
-        Kind::UnsafePointer,
-    ];
-
-    /// The kind numbered `n` (1..=26); 0 (`Invalid`) is never a descriptor's kind.
-    pub fn from_number(n: u8) -> Option<Kind> {
-        Kind::ALL.get(usize::from(n).checked_sub(1)?).copied()
-    }
-
-    /// As `reflect.Kind.String()` prints it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Bool => "bool",
-            Kind::Int => "int",
-            Kind::Int8 => "int8",
-            Kind::Int16 => "int16",
-            Kind::Int32 => "int32",
-            Kind::Int64 => "int64",
-            Kind::Uint => "uint",
-            Kind::Uint8 => "uint8",
-            Kind::Uint16 => "uint16",
-            Kind::Uint32 => "uint32",
-            Kind::Uint64 => "uint64",
-            Kind::Uintptr => "uintptr",
-            Kind::Float32 => "float32",
-            Kind::Float64 => "float64",
-            Kind::Complex64 => "complex64",
-            Kind::Complex128 => "complex128",
-            Kind::Array => "array",
-            Kind::Chan => "chan",
-            Kind::Func => "func",
-            Kind::Interface => "interface",
-            Kind::Map => "map",
-            Kind::Pointer => "ptr",
-            Kind::Slice => "slice",
-            Kind::String => "string",
-            Kind::Struct => "struct",
-            Kind::UnsafePointer => "unsafe.Pointer",
-        }
-    }
 }
 
 /// One resolved type descriptor.
@@ -208,8 +84,19 @@ pub struct GoType {
     pub release: GoRelease,
 }
 
+/// The common part of a type descriptor, as [`TypeTable::header`] reads it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Header {
+    /// `Size_`: the size of a value of the type.
+    pub size: u64,
+    pub tflag: u8,
+    pub kind: Kind,
+    /// `Str`: the type string's name offset from `types`.
+    pub str_off: i32,
+}
+
 /// The type section of one binary, ready to resolve descriptor addresses.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub struct TypeTable<'b> {
     data: &'b [u8],
     layout: &'b Layout,
@@ -220,8 +107,10 @@ pub struct TypeTable<'b> {
 
 /// Word indexes of `types` and `etypes` in `runtime.moduledata`.
 fn types_words(release: GoRelease) -> Option<(usize, usize)> {
-    if release.major != 1 || release.minor < 19 {
-        // Go 1.16-1.18 are believed to match 1.19 but were never checked.
+    // Go 1.17 introduced the uvarint name lengths this module reads (and the
+    // register ABI the probes need); 1.17 and 1.18 moduledata matches 1.19's
+    // (checked on binaries built by 1.17.13 and 1.18.10).
+    if release.major != 1 || release.minor < 17 {
         return None;
     }
     Some(if release.at_least(27) {
@@ -307,17 +196,17 @@ impl<'b> TypeTable<'b> {
         self.release
     }
 
-    fn ptr_size(&self) -> u64 {
+    pub(super) fn ptr_size(&self) -> u64 {
         u64::from(self.layout.words.ptr_size)
     }
 
     /// Size of the common descriptor (`abi.Type`).
-    fn header_size(&self) -> u64 {
+    pub(super) fn header_size(&self) -> u64 {
         4 * self.ptr_size() + 16
     }
 
     /// `len` bytes at `addr`, all inside the type section.
-    fn bytes(&self, addr: u64, len: u64) -> Option<&'b [u8]> {
+    pub(super) fn bytes(&self, addr: u64, len: u64) -> Option<&'b [u8]> {
         let end = addr.checked_add(len)?;
         if addr < self.types || end > self.etypes {
             return None;
@@ -325,9 +214,9 @@ impl<'b> TypeTable<'b> {
         self.layout.read_vaddr(self.data, addr, len)
     }
 
-    /// Resolve the descriptor at link-time address `addr` (a runtime address
-    /// minus the process's load bias).
-    pub fn resolve(&self, addr: u64) -> Result<GoType, TypeError> {
+    /// The common part of the descriptor at `addr`, checked: inside the
+    /// section, pointer-aligned, a valid kind.
+    pub(super) fn header(&self, addr: u64) -> Result<Header, TypeError> {
         if addr < self.types || addr >= self.etypes {
             return Err(TypeError::OutOfRange {
                 addr,
@@ -353,54 +242,89 @@ impl<'b> TypeTable<'b> {
             *head.get(flags_at).ok_or_else(|| bad("short"))?,
             *head.get(flags_at + 3).ok_or_else(|| bad("short"))?,
         );
-        let kind_number = if self.release.at_least(26) {
+        let kind = self
+            .kind_of(kind_byte)
+            .ok_or_else(|| bad(&format!("kind byte {kind_byte:#x}")))?;
+        let str_at = to_usize(4 * ps + 8).ok_or_else(|| bad("layout"))?;
+        let str_off = words.u32(head, str_at).ok_or_else(|| bad("short"))? as i32;
+        let size = words.word(head, 0).ok_or_else(|| bad("short"))?;
+        Ok(Header {
+            size,
+            tflag,
+            kind,
+            str_off,
+        })
+    }
+
+    /// The kind a `Kind_` byte encodes in this release.
+    pub(super) fn kind_of(&self, kind_byte: u8) -> Option<Kind> {
+        Kind::from_number(if self.release.at_least(26) {
             // Go 1.26: Kind_ holds the kind alone.
             kind_byte
         } else {
             kind_byte & 0x1f
+        })
+    }
+
+    /// The type string of a descriptor whose header is `h`.
+    pub(super) fn type_string(&self, addr: u64, h: &Header) -> Result<String, TypeError> {
+        let bad = |what: &str| TypeError::Malformed {
+            addr,
+            what: what.to_string(),
         };
-        let kind = Kind::from_number(kind_number)
-            .ok_or_else(|| bad(&format!("kind byte {kind_byte:#x}")))?;
-        let str_at = to_usize(4 * ps + 8).ok_or_else(|| bad("layout"))?;
-        let str_off = words.u32(head, str_at).ok_or_else(|| bad("short"))? as i32;
         let mut name = self
-            .name_at(str_off)
-            .ok_or_else(|| bad(&format!("name offset {str_off:#x}")))?;
-        if tflag & TFLAG_EXTRA_STAR != 0 {
+            .name_at(h.str_off)
+            .ok_or_else(|| bad(&format!("name offset {:#x}", h.str_off)))?;
+        if h.tflag & TFLAG_EXTRA_STAR != 0 {
             if !name.starts_with('*') {
                 return Err(bad("extra-star name without a star"));
             }
             name.remove(0);
         }
-        let pkg_path = self.pkg_path(addr, tflag, kind, 0);
+        Ok(name)
+    }
+
+    /// Resolve the descriptor at link-time address `addr` (a runtime address
+    /// minus the process's load bias).
+    pub fn resolve(&self, addr: u64) -> Result<GoType, TypeError> {
+        let h = self.header(addr)?;
+        let name = self.type_string(addr, &h)?;
+        let pkg_path = self.pkg_path(addr, h.tflag, h.kind, 0);
         Ok(GoType {
             addr,
             name,
-            kind,
-            named: tflag & TFLAG_NAMED != 0,
+            kind: h.kind,
+            named: h.tflag & TFLAG_NAMED != 0,
             pkg_path,
-            ptr_size: words.ptr_size,
+            ptr_size: self.layout.words.ptr_size,
             release: self.release,
         })
     }
 
-    /// The name at `off` from `types`: flags byte, uvarint length, bytes.
-    fn name_at(&self, off: i32) -> Option<String> {
-        let at = self.types.checked_add(u64::try_from(off).ok()?)?;
+    /// The name whose data starts at link-time address `at` (a `Name`'s
+    /// `Bytes` pointer): its flags byte and text.
+    pub(super) fn name_at_addr(&self, at: u64) -> Option<(u8, String)> {
         // Flags byte and at most a 10-byte uvarint, cut at the section end.
         let avail = self.etypes.checked_sub(at)?.min(11);
         let head = self.bytes(at, avail)?;
+        let flags = *head.first()?;
         let (len, data_at) = uvarint(head, 1)?;
         if len > MAX_NAME {
             return None;
         }
         let bytes = self.bytes(at.checked_add(data_at as u64)?, len)?;
-        String::from_utf8(bytes.to_vec()).ok()
+        Some((flags, String::from_utf8(bytes.to_vec()).ok()?))
+    }
+
+    /// The name at `off` from `types`: flags byte, uvarint length, bytes.
+    pub(super) fn name_at(&self, off: i32) -> Option<String> {
+        let at = self.types.checked_add(u64::try_from(off).ok()?)?;
+        self.name_at_addr(at).map(|(_, n)| n)
     }
 
     /// Offset of the `UncommonType` from the descriptor start, by kind: the
     /// size of the kind's descriptor struct (`abi.PtrType`, `abi.StructType`...).
-    fn uncommon_offset(&self, kind: Kind) -> Option<u64> {
+    pub(super) fn uncommon_offset(&self, kind: Kind) -> Option<u64> {
         let (t, ps) = (self.header_size(), self.ptr_size());
         Some(match kind {
             Kind::Array => t + 3 * ps,
@@ -417,7 +341,7 @@ impl<'b> TypeTable<'b> {
 
     /// The package path recorded in the descriptor's uncommon part; for a
     /// pointer without one (no methods), that of the pointed-to type.
-    fn pkg_path(&self, addr: u64, tflag: u8, kind: Kind, depth: u8) -> Option<String> {
+    pub(super) fn pkg_path(&self, addr: u64, tflag: u8, kind: Kind, depth: u8) -> Option<String> {
         if tflag & TFLAG_UNCOMMON != 0 {
             let at = addr.checked_add(self.uncommon_offset(kind)?)?;
             let raw = self.bytes(at, 4)?;
@@ -433,15 +357,8 @@ impl<'b> TypeTable<'b> {
             // Go's linker writes the pointer into PIE files too (checked on
             // the corpus); a file that leaves it to a dynamic relocation
             // (zero) gets no answer here.
-            let head = self.bytes(elem, self.header_size())?;
-            let flags_at = to_usize(2 * ps + 4)?;
-            let (etflag, ekind) = (*head.get(flags_at)?, *head.get(flags_at + 3)?);
-            let ekind = Kind::from_number(if self.release.at_least(26) {
-                ekind
-            } else {
-                ekind & 0x1f
-            })?;
-            return self.pkg_path(elem, etflag, ekind, 1);
+            let eh = self.header(elem).ok()?;
+            return self.pkg_path(elem, eh.tflag, eh.kind, 1);
         }
         None
     }
@@ -452,186 +369,26 @@ pub fn resolve_type(bin: &GoBinary, addr: u64) -> Result<GoType, TypeError> {
     TypeTable::new(bin)?.resolve(addr)
 }
 
-/// The package import path of a named type given only its type string
-/// (`*pq.Driver`, `pq.Error`, `[]pq.Error`), from the method names in the
-/// function table (`github.com/lib/pq.(*Driver).Open`). `None` when no
-/// method names the type or when packages of different paths match.
-pub fn package_path_from_functions(bin: &GoBinary, type_string: &str) -> Option<String> {
-    let fns = bin.function_table().ok()?;
-    package_path_in(fns.iter().map(|f| f.name.as_str()), type_string)
-}
-
-/// [`package_path_from_functions`] over function names.
-fn package_path_in<'n>(names: impl Iterator<Item = &'n str>, type_string: &str) -> Option<String> {
-    let base = type_string.trim_start_matches(['*', '[', ']']);
-    let (pkg, ty) = base.rsplit_once('.')?;
-    if pkg.is_empty() || ty.is_empty() || pkg.contains(['/', ' ', '(', '[']) {
-        return None;
-    }
-    let ptr_recv = format!(".(*{ty}).");
-    let val_recv = format!(".{ty}.");
-    let mut found: Option<&str> = None;
-    for name in names {
-        // Names keep a `vendor/` prefix: it is part of the import path of
-        // the standard library's vendored packages, as reflect reports it.
-        let Some(path) = name
-            .find(&ptr_recv)
-            .or_else(|| name.find(&val_recv))
-            .map(|i| &name[..i])
-        else {
-            continue;
-        };
-        if !package_name_matches(path, pkg) {
-            continue;
-        }
-        match found {
-            None => found = Some(path),
-            Some(p) if p == path => {}
-            Some(_) => return None,
-        }
-    }
-    found.map(str::to_string)
-}
-
-/// Whether a package at import `path` is conventionally named `name`: its
-/// last element, without a `/vN` major-version element or a `.vN` suffix
-/// (`gopkg.in/yaml.v3` is `yaml`).
-fn package_name_matches(path: &str, name: &str) -> bool {
-    let mut elems = path.rsplit('/');
-    let Some(mut last) = elems.next() else {
-        return false;
-    };
-    let is_major = |s: &str| {
-        s.strip_prefix('v')
-            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-    };
-    if is_major(last) {
-        match elems.next() {
-            Some(prev) => last = prev,
-            None => return false,
-        }
-    }
-    if let Some((stem, v)) = last.rsplit_once('.')
-        && is_major(v)
-    {
-        last = stem;
-    }
-    last == name
-}
-
-/// The load bias of process `pid` running `bin`: runtime address minus
-/// link-time address (0 for a non-PIE executable), from `/proc/PID/maps`.
-pub fn load_bias(pid: u32, bin: &GoBinary) -> Result<u64, TypeError> {
-    let perr = |what: String| TypeError::Process { pid, what };
-    let maps_path = format!("/proc/{pid}/maps");
-    let maps =
-        std::fs::read_to_string(&maps_path).map_err(|e| perr(format!("{maps_path}: {e}")))?;
-    if !bin.elf().pie {
-        return Ok(0);
-    }
-    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
-    let inode = {
-        use std::os::unix::fs::MetadataExt;
-        std::fs::metadata(format!("/proc/{pid}/exe"))
-            .ok()
-            .map(|m| m.ino())
-    };
-    bias_from_maps(&maps, &bin.layout.segments, exe.as_deref(), inode)
-        .ok_or_else(|| perr("no mapping of its executable matches the binary's segments".into()))
-}
-
-/// The bias from the text of a maps file: the first mapping of the
-/// executable (by path or inode) whose file offset is a `PT_LOAD` segment's
-/// page-aligned offset.
-fn bias_from_maps(
-    maps: &str,
-    segments: &[super::elf::Segment],
-    exe: Option<&std::path::Path>,
-    inode: Option<u64>,
-) -> Option<u64> {
-    const PAGE: u64 = 0x1000;
-    for line in maps.lines() {
-        let mut cols = line.split_whitespace();
-        let (Some(range), Some(_perms), Some(off), Some(_dev), Some(ino)) = (
-            cols.next(),
-            cols.next(),
-            cols.next(),
-            cols.next(),
-            cols.next(),
-        ) else {
-            continue;
-        };
-        let path: Vec<&str> = cols.collect();
-        let path = path.join(" ");
-        let path = path.strip_suffix(" (deleted)").unwrap_or(&path);
-        let by_path = exe.is_some_and(|e| e.as_os_str() == path);
-        let by_inode = inode.is_some_and(|i| ino.parse::<u64>().ok() == Some(i) && i != 0);
-        if !by_path && !by_inode {
-            continue;
-        }
-        let start = u64::from_str_radix(range.split('-').next()?, 16).ok()?;
-        let off = u64::from_str_radix(off, 16).ok()?;
-        for seg in segments {
-            if seg.offset & !(PAGE - 1) == off {
-                return start.checked_sub(seg.vaddr & !(PAGE - 1));
-            }
-        }
-    }
-    None
-}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::gobin::elf::Segment;
 
     #[test]
-    fn releases() {
-        let r = |s| GoRelease::parse(s);
-        assert_eq!(
-            r("go1.22.10"),
-            Some(GoRelease {
-                major: 1,
-                minor: 22
-            })
-        );
-        assert_eq!(
-            r("go1.21rc2"),
-            Some(GoRelease {
-                major: 1,
-                minor: 21
-            })
-        );
-        assert_eq!(
-            r("devel go1.23-abc"),
-            Some(GoRelease {
-                major: 1,
-                minor: 23
-            })
-        );
-        assert_eq!(r("1.22"), None);
-        assert_eq!(types_words(r("go1.19.13").unwrap()), Some((35, 36)));
-        assert_eq!(types_words(r("go1.20").unwrap()), Some((37, 38)));
-        assert_eq!(types_words(r("go1.26.6").unwrap()), Some((37, 38)));
-        assert_eq!(types_words(r("go1.27.3").unwrap()), Some((37, 39)));
-        assert_eq!(types_words(r("go1.18").unwrap()), None);
+    fn moduledata_words() {
+        let r = |s| GoRelease::parse(s).unwrap();
+        assert_eq!(types_words(r("go1.19.13")), Some((35, 36)));
+        assert_eq!(types_words(r("go1.20")), Some((37, 38)));
+        assert_eq!(types_words(r("go1.26.6")), Some((37, 38)));
+        assert_eq!(types_words(r("go1.27.3")), Some((37, 39)));
+        assert_eq!(types_words(r("go1.17.13")), Some((35, 36)));
+        assert_eq!(types_words(r("go1.16.15")), None);
     }
 
-    #[test]
-    fn kinds_are_numbered_as_in_go() {
-        assert_eq!(Kind::from_number(0), None);
-        assert_eq!(Kind::from_number(24), Some(Kind::String));
-        assert_eq!(Kind::from_number(22), Some(Kind::Pointer));
-        assert_eq!(Kind::from_number(25), Some(Kind::Struct));
-        assert_eq!(Kind::from_number(26), Some(Kind::UnsafePointer));
-        assert_eq!(Kind::from_number(27), None);
-        assert_eq!(Kind::Pointer.as_str(), "ptr");
-    }
-
-    const TYPES: u64 = 0x500000;
+    pub(crate) const TYPES: u64 = 0x500000;
 
     /// A file whose only segment is a type section at `TYPES` holding `bytes`.
-    fn layout_for(bytes: &[u8]) -> Layout {
+    pub(crate) fn layout_for(bytes: &[u8]) -> Layout {
         Layout {
             words: crate::gobin::read::Words::new(false, 8),
             segments: vec![Segment {
@@ -646,7 +403,13 @@ mod tests {
 
     /// A 48-byte descriptor with the given tflag, kind byte and name offset.
     fn descriptor(tflag: u8, kind: u8, str_off: i32) -> Vec<u8> {
+        descriptor_sized(0, tflag, kind, str_off)
+    }
+
+    /// [`descriptor`] with `Size_` set.
+    pub(crate) fn descriptor_sized(size: u64, tflag: u8, kind: u8, str_off: i32) -> Vec<u8> {
         let mut d = vec![0u8; 48];
+        d[..8].copy_from_slice(&size.to_le_bytes());
         d[20] = tflag;
         d[23] = kind;
         d[40..44].copy_from_slice(&str_off.to_le_bytes());
@@ -654,7 +417,7 @@ mod tests {
     }
 
     /// A name: flags byte, uvarint length, bytes.
-    fn name(s: &str) -> Vec<u8> {
+    pub(crate) fn name(s: &str) -> Vec<u8> {
         let mut n = vec![0u8];
         let mut len = s.len();
         loop {
@@ -670,7 +433,7 @@ mod tests {
         n
     }
 
-    fn table<'a>(data: &'a [u8], layout: &'a Layout, minor: u32) -> TypeTable<'a> {
+    pub(crate) fn table<'a>(data: &'a [u8], layout: &'a Layout, minor: u32) -> TypeTable<'a> {
         let end = TYPES + data.len() as u64;
         TypeTable::from_parts(data, layout, TYPES, end, GoRelease { major: 1, minor })
     }
@@ -742,75 +505,5 @@ mod tests {
             let e = t.resolve(TYPES + 8 + 48 * i).unwrap_err();
             assert!(matches!(e, TypeError::Malformed { .. }), "{i}: {e}");
         }
-    }
-
-    #[test]
-    fn package_paths_from_method_names() {
-        let names = [
-            "github.com/lib/pq.(*Driver).Open",
-            "github.com/lib/pq.Error.Error",
-            "github.com/lib/pq.(*conn).query",
-            "example.com/other/pq.(*Thing).Do",
-            "example.com/fork/pq.(*Thing).Do",
-            "gopkg.in/yaml.v3.(*Node).Decode",
-            "main.main",
-        ];
-        let p = |t: &str| package_path_in(names.iter().copied(), t);
-        assert_eq!(p("*pq.Driver").as_deref(), Some("github.com/lib/pq"));
-        assert_eq!(p("pq.Error").as_deref(), Some("github.com/lib/pq"));
-        assert_eq!(p("[]*pq.Error").as_deref(), Some("github.com/lib/pq"));
-        assert_eq!(p("*yaml.Node").as_deref(), Some("gopkg.in/yaml.v3"));
-        // Two packages named pq have a Thing: ambiguous.
-        assert_eq!(p("*pq.Thing"), None);
-        // No method names the type; not a named type.
-        assert_eq!(p("*pq.Listener"), None);
-        assert_eq!(p("string"), None);
-        assert_eq!(p("map[string]pq.Error"), None);
-    }
-
-    #[test]
-    fn package_names() {
-        assert!(package_name_matches("github.com/lib/pq", "pq"));
-        assert!(package_name_matches("gopkg.in/yaml.v3", "yaml"));
-        assert!(package_name_matches("github.com/jackc/pgx/v5", "pgx"));
-        assert!(package_name_matches("errors", "errors"));
-        assert!(!package_name_matches("github.com/lib/pqx", "pq"));
-        assert!(!package_name_matches("v2", "v2"));
-    }
-
-    #[test]
-    fn bias_from_proc_maps() {
-        let segs = [
-            Segment {
-                vaddr: 0x0,
-                memsz: 0x1000,
-                offset: 0,
-                filesz: 0x1000,
-                flags: 5,
-            },
-            Segment {
-                vaddr: 0x2000,
-                memsz: 0x1000,
-                offset: 0x1000,
-                filesz: 0x1000,
-                flags: 4,
-            },
-        ];
-        let maps = "\
-55d0c0000000-55d0c0001000 r-xp 00000000 08:01 1234 /tmp/my prog (deleted)
-55d0c0002000-55d0c0003000 r--p 00001000 08:01 1234 /tmp/my prog (deleted)
-7fff00000000-7fff00001000 rw-p 00000000 00:00 0 [stack]
-";
-        let exe = std::path::Path::new("/tmp/my prog");
-        assert_eq!(
-            bias_from_maps(maps, &segs, Some(exe), None),
-            Some(0x55d0c0000000)
-        );
-        assert_eq!(
-            bias_from_maps(maps, &segs, None, Some(1234)),
-            Some(0x55d0c0000000)
-        );
-        assert_eq!(bias_from_maps(maps, &segs, None, Some(99)), None);
-        assert_eq!(bias_from_maps("garbage\n", &segs, Some(exe), None), None);
     }
 }

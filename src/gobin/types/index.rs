@@ -1,0 +1,301 @@
+//! Named struct types by full name (`net/http.Request`, `runtime.g`), found
+//! among the binary's own type descriptors, and field offsets read from them:
+//! the `rtype` offsets source, exact for any Go or module version because it
+//! is the binary's own layout.
+//!
+//! Finding descriptors: every descriptor lies in the moduledata's type
+//! section, pointer-aligned. The typelinks and itabs reach only some of them
+//! (a type converted to `any` only in code, such as `*http.response` passed
+//! as a ResponseWriter, is referenced from instructions alone), so the index
+//! looks at every aligned word of the section and keeps the named struct
+//! descriptors that hold up in full: a valid kind, a type string and package
+//! path, and a field list whose names, field types and offsets are all
+//! consistent with the struct's size (see [`TypeTable::struct_fields`]). Two
+//! different descriptors under one name make that name ambiguous, never a
+//! pick. A struct whose descriptor the binary lacks is not here: that stays
+//! a matter for DWARF or the offsets table.
+
+use std::collections::HashMap;
+
+use super::super::GoBinary;
+use super::{Kind, TFLAG_NAMED, TFLAG_UNCOMMON, TypeError, TypeTable};
+use crate::dwarf::split_field_name;
+
+/// Why a field could not be answered from the type descriptors.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RtypeError {
+    #[error("`{0}` is not a field name of the form PKG.Type.field")]
+    BadName(String),
+    #[error("type {0} has no descriptor in the binary")]
+    NoType(String),
+    #[error("type {ty} has {count} different descriptors in the binary")]
+    Ambiguous { ty: String, count: usize },
+    #[error("type {ty} has no field {field} (per its descriptor)")]
+    NoField { ty: String, field: String },
+    #[error("field {field} of {ty} is not a struct held by value, so {rest} cannot be reached")]
+    NotStruct {
+        ty: String,
+        field: String,
+        rest: String,
+    },
+    #[error("descriptor of {ty}: {what}")]
+    Descriptor { ty: String, what: String },
+}
+
+/// A field's place in its outermost struct, per the descriptors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FieldLayout {
+    pub offset: u64,
+    /// Size of the field's type.
+    pub size: u64,
+    /// Size of the outermost struct.
+    pub type_size: u64,
+}
+
+/// The named struct descriptors of one binary.
+#[derive(Debug)]
+pub struct StructIndex<'b> {
+    table: TypeTable<'b>,
+    /// `PKGPATH.Name` -> descriptor addresses (one, unless ambiguous).
+    by_name: HashMap<String, Vec<u64>>,
+}
+
+impl<'b> StructIndex<'b> {
+    /// Index the type section of `bin`.
+    pub fn new(bin: &'b GoBinary) -> Result<StructIndex<'b>, TypeError> {
+        Ok(StructIndex::from_table(TypeTable::new(bin)?))
+    }
+
+    /// Index an already located type section.
+    pub fn from_table(table: TypeTable<'b>) -> StructIndex<'b> {
+        let (types, etypes) = table.range();
+        let ps = table.ptr_size();
+        let hs = table.header_size();
+        let mut by_name: HashMap<String, Vec<u64>> = HashMap::new();
+        let Some(section) = table.bytes(types, etypes - types) else {
+            return StructIndex { table, by_name };
+        };
+        let kind_at = (2 * ps + 7) as usize;
+        let tflag_at = (2 * ps + 4) as usize;
+        // The section start is pointer-aligned in every Go binary; be exact anyway.
+        let mut off = ((types.next_multiple_of(ps)) - types) as usize;
+        while (off as u64) + hs <= section.len() as u64 {
+            let (Some(&tflag), Some(&kind)) =
+                (section.get(off + tflag_at), section.get(off + kind_at))
+            else {
+                break;
+            };
+            // Cheap filter first: a named struct with an uncommon part.
+            if tflag & (TFLAG_NAMED | TFLAG_UNCOMMON) == (TFLAG_NAMED | TFLAG_UNCOMMON)
+                && table.kind_of(kind) == Some(Kind::Struct)
+            {
+                let addr = types + off as u64;
+                if let Some(name) = full_name(&table, addr) {
+                    let slot = by_name.entry(name).or_default();
+                    slot.push(addr);
+                }
+            }
+            off += ps as usize;
+        }
+        StructIndex { table, by_name }
+    }
+
+    /// Number of distinct named struct types found.
+    pub fn struct_count(&self) -> usize {
+        self.by_name.len()
+    }
+
+    /// The descriptor address of the named struct `ty` (`net/http.Request`).
+    pub fn lookup(&self, ty: &str) -> Result<u64, RtypeError> {
+        match self.by_name.get(ty).map(Vec::as_slice) {
+            None | Some([]) => Err(RtypeError::NoType(ty.to_string())),
+            Some([one]) => Ok(*one),
+            Some(many) => {
+                // The same layout twice is no ambiguity for offsets (it does
+                // not happen in one executable, but costs nothing to allow).
+                let first = self.table.struct_fields(many[0]).ok();
+                let same = many
+                    .iter()
+                    .all(|&a| self.table.struct_fields(a).ok() == first);
+                if same && first.is_some() {
+                    Ok(many[0])
+                } else {
+                    Err(RtypeError::Ambiguous {
+                        ty: ty.to_string(),
+                        count: many.len(),
+                    })
+                }
+            }
+        }
+    }
+
+    /// Offset and size of `PKG.Type.field[.sub...]`; each further element
+    /// walks into a struct-valued field (an embedded struct is named by its
+    /// type name, as reflect and DWARF name it).
+    pub fn field(&self, full: &str) -> Result<FieldLayout, RtypeError> {
+        let (ty, path) =
+            split_field_name(full).ok_or_else(|| RtypeError::BadName(full.to_string()))?;
+        let root = self.lookup(ty)?;
+        let desc = |what: TypeError| RtypeError::Descriptor {
+            ty: ty.to_string(),
+            what: what.to_string(),
+        };
+        let type_size = self.table.type_size(root).map_err(desc)?;
+        let mut current = root;
+        let mut current_name = ty.to_string();
+        let mut offset = 0u64;
+        let mut size = 0u64;
+        for (i, part) in path.iter().enumerate() {
+            let fields = self.table.struct_fields(current).map_err(desc)?;
+            let f = fields
+                .iter()
+                .find(|f| f.name == *part)
+                .ok_or_else(|| RtypeError::NoField {
+                    ty: current_name.clone(),
+                    field: part.to_string(),
+                })?;
+            offset = offset.checked_add(f.offset).ok_or_else(|| {
+                desc(TypeError::Malformed {
+                    addr: current,
+                    what: "offset overflows".into(),
+                })
+            })?;
+            size = f.size;
+            if i + 1 < path.len() {
+                if f.kind != Kind::Struct {
+                    return Err(RtypeError::NotStruct {
+                        ty: current_name,
+                        field: part.to_string(),
+                        rest: path[i + 1..].join("."),
+                    });
+                }
+                current = f.typ;
+                current_name = format!("{current_name}.{part}");
+            }
+        }
+        Ok(FieldLayout {
+            offset,
+            size,
+            type_size,
+        })
+    }
+}
+
+/// `PKGPATH.Name` of the named struct descriptor at `addr`, when it is one
+/// whose fields all check out.
+fn full_name(table: &TypeTable<'_>, addr: u64) -> Option<String> {
+    let h = table.header(addr).ok()?;
+    let name = table.type_string(addr, &h).ok()?;
+    let pkg = table.pkg_path(addr, h.tflag, h.kind, 1)?;
+    // `pkgname.Type` (type arguments may hold dots of their own, after it).
+    let (_, local) = name.split_once('.')?;
+    if local.is_empty() || name.starts_with(['*', '[', ' ']) {
+        return None;
+    }
+    table.struct_fields(addr).ok()?;
+    Some(format!("{pkg}.{local}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{TYPES, descriptor_sized, layout_for, name, table};
+    use super::*;
+
+    /// A section with named structs: `example.com/p.Outer { a int; Inner
+    /// p.Inner; z int }` and `example.com/p.Inner { x int; y int }`, plus a
+    /// decoy: an unnamed struct and a word pattern that is no descriptor.
+    fn section() -> Vec<u8> {
+        // Offsets: Outer at 8 (48 + 32 + 16 uncommon = 96), Inner at 104 (96),
+        // int at 200 (48), field arrays at 248 (3*24) and 320 (2*24), names at 368.
+        let mut names = Vec::new();
+        let at = |s: &str, names: &mut Vec<u8>| {
+            let off = 368 + names.len() as u64;
+            names.extend(name(s));
+            off
+        };
+        let n_outer = at("*p.Outer", &mut names);
+        let n_inner = at("*p.Inner", &mut names);
+        let n_int = at("int", &mut names);
+        let n_pkg = at("example.com/p", &mut names);
+        let f: Vec<u64> = ["a", "Inner", "z", "x", "y"]
+            .iter()
+            .map(|s| at(s, &mut names))
+            .collect();
+        let flags = super::super::TFLAG_EXTRA_STAR | TFLAG_NAMED | TFLAG_UNCOMMON;
+        let mut d = vec![0u8; 8];
+        let strukt = |d: &mut Vec<u8>, size, name_off: u64, array: u64, n: u64| {
+            d.extend(descriptor_sized(size, flags, 25, name_off as i32));
+            for w in [0, TYPES + array, n, n] {
+                d.extend(w.to_le_bytes());
+            }
+            // Uncommon: PkgPath name offset, no methods.
+            d.extend((n_pkg as u32).to_le_bytes());
+            d.extend([0u8; 12]);
+        };
+        strukt(&mut d, 40, n_outer, 248, 3);
+        strukt(&mut d, 16, n_inner, 320, 2);
+        d.extend(descriptor_sized(8, TFLAG_NAMED, 2, n_int as i32));
+        for (name, typ, off) in [
+            (f[0], 200, 0),
+            (f[1], 104, 8),
+            (f[2], 200, 24),
+            (f[3], 200, 0),
+            (f[4], 200, 8),
+        ] {
+            for w in [TYPES + name, TYPES + typ, off] {
+                d.extend(w.to_le_bytes());
+            }
+        }
+        assert_eq!(d.len(), 368);
+        d.extend(names);
+        d
+    }
+
+    #[test]
+    fn finds_named_structs_and_fields() {
+        let data = section();
+        let layout = layout_for(&data);
+        let idx = StructIndex::from_table(table(&data, &layout, 22));
+        assert_eq!(idx.struct_count(), 2);
+        assert_eq!(idx.lookup("example.com/p.Outer"), Ok(TYPES + 8));
+        let f = |s: &str| idx.field(s);
+        assert_eq!(
+            f("example.com/p.Outer.z"),
+            Ok(FieldLayout {
+                offset: 24,
+                size: 8,
+                type_size: 40
+            })
+        );
+        // Through a struct held by value.
+        assert_eq!(f("example.com/p.Outer.Inner.y").map(|l| l.offset), Ok(16));
+        assert_eq!(f("example.com/p.Inner.y").map(|l| l.type_size), Ok(16));
+        assert!(matches!(
+            f("example.com/p.Outer.nope"),
+            Err(RtypeError::NoField { .. })
+        ));
+        assert!(matches!(
+            f("example.com/p.Outer.a.b"),
+            Err(RtypeError::NotStruct { .. })
+        ));
+        assert!(matches!(
+            f("example.com/q.Outer.a"),
+            Err(RtypeError::NoType(_))
+        ));
+        assert!(matches!(f("Outer"), Err(RtypeError::BadName(_))));
+    }
+
+    #[test]
+    fn two_layouts_under_one_name_are_ambiguous() {
+        let mut data = section();
+        // Make Inner's descriptor claim Outer's name: two different layouts.
+        let outer_str = data[8 + 40..8 + 44].to_vec();
+        data[104 + 40..104 + 44].copy_from_slice(&outer_str);
+        let layout = layout_for(&data);
+        let idx = StructIndex::from_table(table(&data, &layout, 22));
+        assert!(matches!(
+            idx.field("example.com/p.Outer.a"),
+            Err(RtypeError::Ambiguous { count: 2, .. })
+        ));
+    }
+}
