@@ -23,6 +23,7 @@ pub mod otlp_schema;
 pub mod otlp_wire;
 pub mod pprof;
 pub mod reader;
+pub mod spill;
 pub mod stacks;
 pub mod summary;
 pub mod text;

@@ -31,6 +31,7 @@ use prost::Message;
 
 use super::cpu::{CpuProfile, SampleFilter};
 use super::reader::{RecordView, SpanReader};
+use super::spill::Spill;
 use super::stacks::{self, Names, StackSpan};
 use super::traces::{Trace, TraceGrouper};
 use super::{ExportError, Summary};
@@ -400,58 +401,6 @@ fn string_label(key: i64, str: i64) -> proto::Label {
 
 fn clamp_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
-}
-
-/// Where the span profile's samples wait until the input shows it has no
-/// CPU samples (which would make it a CPU profile instead): an unnamed
-/// temporary file, so memory stays bounded; memory where the file system
-/// refuses one.
-enum Spill {
-    File(std::io::BufWriter<std::fs::File>),
-    Memory(Vec<u8>),
-}
-
-impl Spill {
-    fn new() -> Spill {
-        use std::os::unix::fs::OpenOptionsExt;
-        std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .custom_flags(libc::O_TMPFILE)
-            .open(std::env::temp_dir())
-            .map_or_else(
-                |_| Spill::Memory(Vec::new()),
-                |f| Spill::File(std::io::BufWriter::new(f)),
-            )
-    }
-
-    /// Everything written, into `out`.
-    fn copy_to<W: Write>(self, out: &mut W) -> std::io::Result<()> {
-        use std::io::{Seek, SeekFrom};
-        match self {
-            Spill::Memory(v) => out.write_all(&v),
-            Spill::File(w) => {
-                let mut f = w.into_inner().map_err(|e| e.into_error())?;
-                f.seek(SeekFrom::Start(0))?;
-                std::io::copy(&mut f, out).map(|_| ())
-            }
-        }
-    }
-}
-
-impl Write for Spill {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        match self {
-            Spill::File(w) => w.write(buf),
-            Spill::Memory(v) => v.write(buf),
-        }
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        match self {
-            Spill::File(w) => w.flush(),
-            Spill::Memory(_) => Ok(()),
-        }
-    }
 }
 
 /// Convert a recording; `window` is the trace grouping window (see

@@ -20,6 +20,7 @@ mod metrics;
 mod metrics_live;
 mod nobuildinfo;
 mod offsets;
+mod panics;
 mod patches;
 mod record;
 mod summary;
