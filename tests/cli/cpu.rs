@@ -473,3 +473,59 @@ fn sampled_pcs_symbolize_as_the_go_toolchain_does() {
         }
     }
 }
+
+/// `attach --cpu=HZ` streams the raw samples (probe `cpu.sample`) with the
+/// period HZ gives, the stack symbolized and the goroutine told; a rate out
+/// of range is refused in one line with exit status 2.
+#[test]
+fn attach_streams_raw_samples_at_the_rate_asked() {
+    let (_entry, server) = cpuwork("1.26", "stripped");
+    let addr = server.addr.clone();
+    let pid = server.pid().to_string();
+    let run = start(&[
+        "attach",
+        "--pid",
+        &pid,
+        "--probes",
+        "cpu.sample",
+        "--cpu=199",
+    ]);
+    assert_eq!(common::get(&addr, "/burn?units=300"), 200);
+    std::thread::sleep(Duration::from_millis(300));
+    run.interrupt();
+    let (code, out, err) = run.finish();
+    assert_eq!(code, 0, "{err}");
+    let samples: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .filter(|v: &serde_json::Value| v["type"] == "event" && v["probe"] == "cpu.sample")
+        .collect();
+    assert!(samples.len() >= 20, "{} samples: {err}", samples.len());
+    let mut in_burn = 0;
+    for s in &samples {
+        assert_eq!(s["pid"].as_u64(), Some(u64::from(server.pid())), "{s}");
+        assert_eq!(
+            s["fields"]["period_ns"].as_u64(),
+            Some(1_000_000_000 / 199),
+            "{s}"
+        );
+        if s["fields"]["stack"][0]["function"] == "main.burn" {
+            in_burn += 1;
+            assert!(s["goroutine"].as_u64().is_some_and(|g| g > 0), "{s}");
+            assert_eq!(s["fields"]["goroutine_state"], "running", "{s}");
+        }
+    }
+    assert!(
+        in_burn * 10 >= samples.len() * 8,
+        "{in_burn} of {} in main.burn",
+        samples.len()
+    );
+
+    let out = Command::new(env!("CARGO_BIN_EXE_goprobe"))
+        .args(["attach", "--pid", &pid, "--cpu=0"])
+        .output()
+        .expect("goprobe");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("0 is not in 1..=10000"), "{err}");
+}
