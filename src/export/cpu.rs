@@ -18,7 +18,7 @@
 use std::collections::HashMap;
 use std::io::Write;
 
-use super::pprof::proto;
+use super::pprof_proto as proto;
 use crate::sample::{CpuSample, StackFrame};
 use crate::span::{AttrValue, TraceId};
 
@@ -276,10 +276,10 @@ impl FoldedCpu {
             .as_deref()
             .or(s.span_name.as_deref())
             .unwrap_or("no span");
-        let mut stack = super::folded::frame(root).into_owned();
+        let mut stack = super::stacks::frame(root).into_owned();
         for f in s.stack.iter().rev() {
             stack.push(';');
-            stack.push_str(&super::folded::frame(&f.function));
+            stack.push_str(&super::stacks::frame(&f.function));
         }
         *self.totals.entry(stack).or_insert(0) += s.cpu_nanos;
         self.samples += 1;

@@ -11,13 +11,12 @@
 //! ([`super::cpu::FoldedCpu`]). `--span-name` and `--trace-id` narrow
 //! either to one span name or one trace.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
 
 use super::cpu::{FoldedCpu, SampleFilter};
 use super::reader::{RecordView, SpanReader};
-use super::stacks::{self, Names, StackSpan};
+use super::stacks::{self, Names, StackSpan, frame};
 use super::traces::{Trace, TraceGrouper};
 use super::{ExportError, Summary};
 
@@ -27,23 +26,6 @@ pub struct FoldedStacks {
     names: Names,
     /// Keyed by the frames (indices into `names`), root first.
     totals: HashMap<Vec<u32>, u64>,
-}
-
-/// A span or service name as one frame: `;` separates frames and a line
-/// break would end the record, so both are replaced.
-pub(crate) fn frame(name: &str) -> Cow<'_, str> {
-    if !name.contains([';', '\n', '\r']) {
-        return Cow::Borrowed(name);
-    }
-    Cow::Owned(
-        name.chars()
-            .map(|c| match c {
-                ';' => ':',
-                '\n' | '\r' => ' ',
-                c => c,
-            })
-            .collect(),
-    )
 }
 
 /// Adds each trace's self time per stack to `totals`.

@@ -22,6 +22,7 @@ pub mod otlp_json;
 pub mod otlp_schema;
 pub mod otlp_wire;
 pub mod pprof;
+pub mod pprof_proto;
 pub mod reader;
 pub mod spill;
 pub mod stacks;
