@@ -15,6 +15,7 @@ use std::process::{Command, Stdio};
 use common::{CorpusBinary, go, manifest};
 use goprobe::gobin::GoBinary;
 use goprobe::gobin::symbolize::Symbolizer;
+use goprobe::goruntime::stacks::name_for_print;
 
 /// pcs to check in one binary: three per function, at most `limit` functions
 /// (evenly spread over the table).
@@ -246,6 +247,130 @@ fn inlined_frames_equal_dwarf() {
         assert!(
             bad.is_empty(),
             "{}: {} of {} inlined pcs differ from DWARF, e.g.:\n{}",
+            b.label(),
+            bad.len(),
+            pcs.len(),
+            bad.iter().take(8).cloned().collect::<Vec<_>>().join("\n")
+        );
+    }
+}
+
+/// The runtime's own frames for `pcs`, from the goruntime fixture's
+/// `-frames` mode (`runtime.CallersFrames` in the very binary).
+fn runtime_frames(bin: &Path, pcs: &[u64]) -> Vec<Vec<(String, String)>> {
+    let input: String = pcs.iter().map(|pc| format!("{pc:x}\n")).collect();
+    let mut child = Command::new(bin)
+        .arg("-frames")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("goruntime -frames");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let out = child.wait_with_output().expect("output");
+    writer.join().expect("writer").expect("write pcs");
+    assert!(out.status.success(), "goruntime -frames failed");
+    let text = String::from_utf8(out.stdout).expect("UTF-8");
+    let mut blocks: Vec<Vec<(String, String)>> = vec![Vec::new()];
+    for line in text.lines() {
+        if line.is_empty() {
+            blocks.push(Vec::new());
+            continue;
+        }
+        let (f, pos) = line.split_once('\t').expect("function TAB file:line");
+        blocks
+            .last_mut()
+            .expect("block")
+            .push((f.to_string(), pos.to_string()));
+    }
+    blocks.pop();
+    blocks
+}
+
+/// The symbolizer against `runtime.CallersFrames` of the binary itself:
+/// every logical frame (function, file, line) at pcs spread over all
+/// functions, the runtime's wrapper elision applied. Before Go 1.23
+/// CallersFrames spells out only the innermost frame of a single pc, so
+/// there only that is compared; from Go 1.21 it names functions as
+/// tracebacks print them (`[...]` for bracketed parts).
+#[test]
+fn frames_equal_the_runtimes_own() {
+    let bins: Vec<CorpusBinary> = manifest()
+        .into_iter()
+        .filter(|b| b.program == "goruntime" && b.variant == "default")
+        .collect();
+    assert!(!bins.is_empty(), "no goruntime binaries in the corpus");
+    for b in &bins {
+        let bin = GoBinary::open(&b.path).expect("open");
+        let sym = Symbolizer::new(&bin).expect("symbolizer");
+        let id = |name: &str| {
+            let f = bin.function(name).expect("table").expect(name);
+            sym.func(f.address).expect("func").func_id()
+        };
+        let panics = [
+            id("runtime.gopanic"),
+            id("runtime.sigpanic"),
+            id("runtime.panicwrap"),
+        ];
+        // pcs with a line, whose pc + 1 (what the fixture hands
+        // CallersFrames, which looks up pc + 1 - 1) is still in the same
+        // function; not in the first function, which Go 1.19's runtime
+        // itself does not resolve.
+        let first = bin.function_table().expect("table")[0].address;
+        let pcs: Vec<u64> = sample_pcs(&bin, 3000)
+            .into_iter()
+            .filter(|&pc| {
+                sym.frame(pc).is_some_and(|f| f.line != 0)
+                    && sym
+                        .func(pc)
+                        .is_some_and(|f| pc + 1 < f.end() && f.entry() != first)
+            })
+            .collect();
+        let want = runtime_frames(&b.path, &pcs);
+        assert_eq!(want.len(), pcs.len(), "{}: one block per pc", b.label());
+        let minor: u32 = b
+            .go_version
+            .split('.')
+            .nth(1)
+            .and_then(|m| m.parse().ok())
+            .expect("Go minor");
+        let only_innermost = minor < 23;
+        let mut bad = Vec::new();
+        let mut inlined = 0;
+        for (pc, want) in pcs.iter().zip(&want) {
+            let frames = sym.frames(*pc);
+            inlined += usize::from(frames.len() > 1);
+            let mut got = Vec::new();
+            let mut callee = None;
+            for (i, f) in frames.iter().enumerate() {
+                let elided = i > 0
+                    && sym.is_wrapper(f.func_id) == Some(true)
+                    && !callee.is_some_and(|c| panics.contains(&c));
+                callee = Some(f.func_id);
+                if !elided {
+                    let name = if minor >= 21 {
+                        name_for_print(f.function)
+                    } else {
+                        f.function.to_string()
+                    };
+                    got.push((name, format!("{}:{}", f.file, f.line)));
+                }
+            }
+            if only_innermost {
+                got.truncate(1);
+            }
+            if &got != want {
+                bad.push(format!("{pc:#x}:\n  goprobe {got:?}\n  runtime {want:?}"));
+            }
+        }
+        assert!(
+            inlined > 100,
+            "{}: only {inlined} pcs in inlined calls",
+            b.label()
+        );
+        assert!(
+            bad.is_empty(),
+            "{}: {} of {} pcs differ from runtime.CallersFrames, e.g.:\n{}",
             b.label(),
             bad.len(),
             pcs.len(),

@@ -9,6 +9,7 @@
 use std::io::{self, BufRead};
 
 use super::view::SpanView;
+use crate::loss::{Losses, LostLine};
 use crate::sample::{CpuSample, RECORD_TYPE, SampleError};
 use crate::span::{Span, SpanError};
 
@@ -23,6 +24,11 @@ pub enum ReadError {
     InvalidSample { line: u64, source: SampleError },
     #[error("line {line}: not valid UTF-8")]
     NotUtf8 { line: u64 },
+    #[error("line {line}: not a span nor a lost line: {source}")]
+    BadLost {
+        line: u64,
+        source: serde_json::Error,
+    },
 }
 
 /// One record of a recording.
@@ -39,9 +45,12 @@ pub enum RecordView<'a> {
     Sample(CpuSample),
 }
 
-/// Iterates over the spans of an NDJSON stream. Blank lines are ignored.
-/// With `skip_invalid`, malformed lines are counted in [`SpanReader::skipped`]
-/// and the first few reported through [`SpanReader::take_warnings`].
+/// Iterates over the spans of an NDJSON stream. Blank lines are ignored;
+/// `record`'s `lost` lines are counted in [`SpanReader::losses`]. With
+/// `skip_invalid`, malformed lines are counted in [`SpanReader::skipped`]
+/// and the first few reported through [`SpanReader::take_warnings`]. A
+/// malformed last line without a newline (a recording cut off mid-write)
+/// is skipped with a warning either way.
 pub struct SpanReader<R> {
     input: R,
     buf: Vec<u8>,
@@ -52,6 +61,7 @@ pub struct SpanReader<R> {
     /// records of unknown types.
     passed: u64,
     warnings: Vec<String>,
+    losses: Losses,
 }
 
 /// How many skipped lines are described individually; the rest are only counted.
@@ -71,14 +81,15 @@ enum Line<'a> {
 enum After {
     Nothing,
     Passed,
-    Bad(ReadError),
+    /// And whether the line was the input's last, cut off.
+    Bad(ReadError, bool),
 }
 
 impl After {
-    fn of(line: Line<'_>) -> After {
+    fn of(line: Line<'_>, cut: bool) -> After {
         match line {
             Line::Other => After::Passed,
-            Line::Bad(err) => After::Bad(err),
+            Line::Bad(err) => After::Bad(err, cut),
             Line::Blank | Line::Record(_) => After::Nothing,
         }
     }
@@ -94,7 +105,13 @@ impl<R: BufRead> SpanReader<R> {
             skipped: 0,
             passed: 0,
             warnings: Vec::new(),
+            losses: Losses::default(),
         }
+    }
+
+    /// What the recording says it lost (its `lost` lines), by reason.
+    pub fn losses(&self) -> &Losses {
+        &self.losses
     }
 
     /// Lines skipped as invalid so far.
@@ -123,8 +140,23 @@ impl<R: BufRead> SpanReader<R> {
         Ok(true)
     }
 
-    /// Count a bad line under `--skip-invalid`, or stop with it.
-    fn skip(&mut self, err: ReadError) -> Result<(), ReadError> {
+    /// The line in `buf` has no newline: it was the input's last, cut off.
+    fn buf_cut_off(&self) -> bool {
+        self.buf.last().is_some_and(|b| *b != b'\n')
+    }
+
+    /// Count a bad line under `--skip-invalid`, or stop with it. A bad
+    /// last line that has no newline is the end of a recording cut off
+    /// mid-write: skipped either way.
+    fn skip(&mut self, err: ReadError, cut_off: bool) -> Result<(), ReadError> {
+        if cut_off {
+            self.skipped += 1;
+            self.warnings.push(format!(
+                "line {}: cut off (the input ends inside it)",
+                self.line
+            ));
+            return Ok(());
+        }
         if !self.skip_invalid {
             return Err(err);
         }
@@ -150,14 +182,15 @@ impl<R: BufRead> SpanReader<R> {
     /// The next record, `Ok(None)` at the end of the input.
     pub fn next_record(&mut self) -> Result<Option<Record>, ReadError> {
         while self.read_line()? {
-            match parse_line(&self.buf, self.line) {
+            let cut = self.buf_cut_off();
+            match parse_line(&self.buf, self.line, &mut self.losses) {
                 Line::Blank => {}
                 Line::Record(RecordView::Span(view)) => {
                     return Ok(Some(Record::Span(view.to_span())));
                 }
                 Line::Record(RecordView::Sample(s)) => return Ok(Some(Record::Sample(s))),
                 Line::Other => self.passed += 1,
-                Line::Bad(err) => self.skip(err)?,
+                Line::Bad(err) => self.skip(err, cut)?,
             }
         }
         Ok(None)
@@ -200,12 +233,12 @@ impl<R: BufRead> SpanReader<R> {
             }
             let outcome = if let Some(end) = memchr::memchr(b'\n', available) {
                 self.line += 1;
-                let outcome = match parse_line(&available[..=end], self.line) {
+                let outcome = match parse_line(&available[..=end], self.line, &mut self.losses) {
                     Line::Record(record) => {
                         f(record)?;
                         After::Nothing
                     }
-                    other => After::of(other),
+                    other => After::of(other, false),
                 };
                 self.input.consume(end + 1);
                 outcome
@@ -213,17 +246,18 @@ impl<R: BufRead> SpanReader<R> {
                 if !self.read_line()? {
                     return Ok(());
                 }
-                match parse_line(&self.buf, self.line) {
+                let cut = self.buf_cut_off();
+                match parse_line(&self.buf, self.line, &mut self.losses) {
                     Line::Record(record) => {
                         f(record)?;
                         After::Nothing
                     }
-                    other => After::of(other),
+                    other => After::of(other, cut),
                 }
             };
             match outcome {
                 After::Passed => self.passed += 1,
-                After::Bad(err) => self.skip(err)?,
+                After::Bad(err, cut) => self.skip(err, cut)?,
                 After::Nothing => {}
             }
         }
@@ -257,8 +291,8 @@ fn sample(buf: &[u8], line: u64) -> Line<'_> {
     }
 }
 
-/// One line as a record.
-fn parse_line(buf: &[u8], line: u64) -> Line<'_> {
+/// One line as a record; a `lost` line is counted into `losses`.
+fn parse_line<'b>(buf: &'b [u8], line: u64, losses: &mut Losses) -> Line<'b> {
     match buf.iter().find(|b| !b.is_ascii_whitespace()) {
         None => return Line::Blank,
         // Unicode whitespace (a blank line too) or not UTF-8 at all.
@@ -271,8 +305,17 @@ fn parse_line(buf: &[u8], line: u64) -> Line<'_> {
     }
     match record_type(buf) {
         Some(ty) if ty == RECORD_TYPE.as_bytes() => return sample(buf, line),
+        Some(b"lost") | None => {}
         Some(_) => return Line::Other,
+    }
+    // `record`'s lost lines (tagged `{"type"` first, as any record).
+    match LostLine::parse(buf) {
         None => {}
+        Some(Ok(l)) => {
+            losses.add(&l.reason, l.count);
+            return Line::Blank;
+        }
+        Some(Err(source)) => return Line::Bad(ReadError::BadLost { line, source }),
     }
     match SpanView::parse_bytes(buf) {
         Ok(view) => Line::Record(RecordView::Span(view)),
@@ -382,7 +425,7 @@ pub(crate) mod tests {
     fn samples_and_unknown_records_are_passed_by_next_span() {
         let sample = r#"{"type":"cpu_sample","time_unix_nano":1,"cpu_nanos":2}"#;
         let by_hand = r#"{ "cpu_nanos": 2, "type": "cpu_sample", "time_unix_nano": 1 }"#;
-        let other = r#"{"type":"lost","reason":"ringbuf_full","count":3}"#;
+        let other = r#"{"type":"some_future_record","count":3}"#;
         let input = format!(
             "{sample}\n{}\n{other}\n{by_hand}\n",
             line(1, 1, None, "a", 1, 2)
@@ -426,7 +469,8 @@ pub(crate) mod tests {
             .expect("spans");
             assert_eq!((spans, r.passed()), (1, 3));
         }
-        let bad = r#"{"type":"cpu_sample","time_unix_nano":"x"}"#;
+        // With its newline: a last line cut off mid-write is skipped instead.
+        let bad = "{\"type\":\"cpu_sample\",\"time_unix_nano\":\"x\"}\n";
         let err = SpanReader::new(bad.as_bytes(), false)
             .next_record()
             .expect_err("bad sample");

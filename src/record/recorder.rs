@@ -50,7 +50,8 @@ pub struct RecordStats {
     pub db: u64,
     /// Every panic seen (`exception` events), recovered or not.
     pub panics: u64,
-    pub lost: u64,
+    /// Losses by reason, as the stream's `lost` lines counted them.
+    pub lost: crate::loss::Losses,
     /// CPU samples written, and of them those in a span.
     pub samples: u64,
     pub samples_in_spans: u64,
@@ -105,6 +106,8 @@ pub struct Recorder {
     stacks: samples::Stacks,
     /// Sample records completed, for [`Recorder::take_samples`].
     samples_out: Vec<CpuSample>,
+    /// What spans leave out (secrets).
+    pub policy: crate::redact::Policy,
     pub stats: RecordStats,
 }
 
@@ -134,6 +137,7 @@ impl Recorder {
             samples_waiting: 0,
             stacks: samples::Stacks::default(),
             samples_out: Vec::new(),
+            policy: crate::redact::Policy::default(),
             stats: RecordStats::default(),
         }
     }
@@ -154,7 +158,7 @@ impl Recorder {
                 realtime_minus_monotonic_ns,
                 ..
             } => self.offset = Some(i128::from(realtime_minus_monotonic_ns)),
-            Line::Lost { count, .. } => self.stats.lost += count,
+            Line::Lost { reason, count, .. } => self.stats.lost.add(&reason, count),
             Line::Event(ev) => self.event(ev, out)?,
         }
         Ok(())
@@ -437,7 +441,8 @@ impl Recorder {
         out.push(span);
     }
 
-    fn span_of(&mut self, p: SpanParts, pid: u32, events: Vec<Event>) -> Span {
+    fn span_of(&mut self, mut p: SpanParts, pid: u32, events: Vec<Event>) -> Span {
+        crate::redact::scrub(&mut p.attributes, self.policy);
         Span {
             trace_id: NO_TRACE,
             span_id: new_span_id(),
@@ -460,6 +465,11 @@ impl Recorder {
             time_unix_nano: self.wall(p.time_ns),
             attributes: p.attributes,
         }
+    }
+
+    /// Wall-clock time of a CLOCK_MONOTONIC stamp, by the stream's clock line.
+    pub fn wall_time(&mut self, mono: u64) -> u64 {
+        self.wall(mono)
     }
 
     fn wall(&mut self, mono: u64) -> u64 {
