@@ -29,7 +29,13 @@
 # the calls answered meanwhile). GO_VERSION must be one the gRPC fixture
 # was built with (build-modules.sh: 1.19, 1.23.9, 1.26.6).
 #
-# Usage (as root): benches/attach.sh [GO_VERSION] [SECONDS] [CONCURRENCY] [ROUNDS] [hello|db|grpc]
+# Scenario `cpu` drives GET /hello as `hello` does, comparing `record`
+# without CPU sampling against `record --cpu=99` and `record --cpu=999`
+# (the cpu-clock perf event on every CPU: a BPF program per sample that
+# walks the user stack and looks the goroutine up): the added latency per
+# request of sampling, and the samples taken.
+#
+# Usage (as root): benches/attach.sh [GO_VERSION] [SECONDS] [CONCURRENCY] [ROUNDS] [hello|db|grpc|cpu]
 #   env: GOPROBE_CACHE (default <repo>/.cache), GOPROBE_BIN (default target/release/goprobe, else debug)
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -39,11 +45,13 @@ secs=${2:-10}
 conc=${3:-4}
 rounds=${4:-3}
 scenario=${5:-hello}
+configs="none empty record"
 case $scenario in
   hello) program=httpserver; path=/hello; per_request=1 ;;
   db) program=dbserver; path=/db/three; per_request=4 ;;
   grpc) program=greeter; path=/helloworld.Greeter/SayHello; per_request=1 ;;
-  *) echo "attach.sh: scenario is hello, db or grpc" >&2; exit 2 ;;
+  cpu) program=httpserver; path=/hello; per_request=1; configs="none record cpu99 cpu999" ;;
+  *) echo "attach.sh: scenario is hello, db, grpc or cpu" >&2; exit 2 ;;
 esac
 
 [ "$(id -u)" -eq 0 ] || { echo "attach.sh: run as root (eBPF)" >&2; exit 2; }
@@ -135,10 +143,10 @@ bpf_runs() {
     '($ids | split(",") | map(tonumber)) as $mine | [.[] | select(.id as $i | $mine | index($i)) | .run_cnt // 0] | add // 0'
 }
 
-echo "config	round	rps	mean_us	p50_us	p99_us	answered	spans	lost" > "$work/results.tsv"
+echo "config	round	rps	mean_us	p50_us	p99_us	answered	spans	lost	samples" > "$work/results.tsv"
 for round in $(seq "$rounds"); do
-  for config in none empty record; do
-    spans=- lost=-
+  for config in $configs; do
+    spans=- lost=- samples=-
     case $config in
       none) r=$(load) ;;
       empty)
@@ -154,9 +162,15 @@ for round in $(seq "$rounds"); do
         r=$(load); sleep 0.5; stop_goprobe
         spans=$(wc -l < "$work/spans.ndjson")
         lost=$(sed -n 's/.* \([0-9]*\) events lost.*/\1/p' "$work/goprobe.err" | tail -1) ;;
+      cpu99|cpu999)
+        start_goprobe "$work/spans.ndjson" record --pid "$server_pid" "--cpu=${config#cpu}"
+        r=$(load); sleep 0.5; stop_goprobe
+        samples=$(grep -c '^{"type":"cpu_sample"' "$work/spans.ndjson" || true)
+        spans=$(grep -vc '^{"type":' "$work/spans.ndjson" || true)
+        lost=$(sed -n 's/.* \([0-9]*\) events lost.*/\1/p' "$work/goprobe.err" | tail -1) ;;
     esac
-    echo "$r" | jq -r --arg c "$config" --arg r "$round" --arg s "$spans" --arg l "$lost" \
-      '[$c, $r, (.rps|floor), (.mean_us|floor), (.p50_us|floor), (.p99_us|floor), .total, $s, $l] | @tsv' >> "$work/results.tsv"
+    echo "$r" | jq -r --arg c "$config" --arg r "$round" --arg s "$spans" --arg l "$lost" --arg x "$samples" \
+      '[$c, $r, (.rps|floor), (.mean_us|floor), (.p50_us|floor), (.p99_us|floor), .total, $s, $l, $x] | @tsv' >> "$work/results.tsv"
     tail -1 "$work/results.tsv" >&2
   done
 done
@@ -164,16 +178,25 @@ done
 echo
 echo "Go $go_version $program GET $path, $conc connections, ${secs}s x $rounds rounds (medians):"
 # Medians per config, then added latency against `none` and the ratio.
-awk -F'\t' -v per="$per_request" 'NR > 1 { n[$1]++; rps[$1, n[$1]] = $3; mean[$1, n[$1]] = $4; p99[$1, n[$1]] = $6; if ($9 != "-") { lost += $9; if ($8 != $7 * per) missing += ($7 * per > $8 ? $7 * per - $8 : 0) } }
+awk -F'\t' -v per="$per_request" 'NR > 1 { n[$1]++; rps[$1, n[$1]] = $3; mean[$1, n[$1]] = $4; p99[$1, n[$1]] = $6; if ($10 != "-") smp[$1, n[$1]] = $10; if ($9 != "-") { lost += $9; if ($8 != $7 * per) missing += ($7 * per > $8 ? $7 * per - $8 : 0) } }
   function median(arr, c,    i, j, t, v, k) {
     k = n[c]; for (i = 1; i <= k; i++) v[i] = arr[c, i]
     for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
     return (k % 2) ? v[(k + 1) / 2] : (v[k / 2] + v[k / 2 + 1]) / 2 }
   END {
     for (c in n) printf "  %-7s %8.0f req/s  mean %7.1f us  p99 %7.1f us\n", c, median(rps, c), median(mean, c), median(p99, c)
-    base = median(mean, "none"); e = median(mean, "empty") - base; r = median(mean, "record") - base
-    printf "  added latency per request: empty probes %.1f us, goprobe record %.1f us", e, r
-    if (e > 0) printf ", ratio %.2f (target <= 1.15)", r / e
+    base = median(mean, "none"); r = median(mean, "record") - base
+    if ("cpu99" in n) {
+      printf "  added latency per request against none: record %.1f us", r
+      for (hz = 99; hz <= 999; hz += 900) {
+        c = "cpu" hz; x = median(mean, c)
+        printf ", record --cpu=%d %.1f us (%+.1f us against record, %.0f samples a run)", hz, x - base, x - base - r, median(smp, c)
+      }
+    } else {
+      e = median(mean, "empty") - base
+      printf "  added latency per request: empty probes %.1f us, goprobe record %.1f us", e, r
+      if (e > 0) printf ", ratio %.2f (target <= 1.15)", r / e
+    }
     printf "\n  lost events over all record runs: %d; spans missing (answered x spans per request - written): %d\n", lost, missing }' "$work/results.tsv"
 if [ -s "$work/traps.tsv" ]; then
   # Calls answered while the probes were attached include the warm-up's.

@@ -133,7 +133,7 @@ _goprobe() {
             return 0
             ;;
         goprobe__subcmd__attach)
-            opts="-h --pid --probes --offsets --strict-offsets --duration --ring-buffer-size --baseline-empty --help"
+            opts="-h --pid --probes --offsets --cpu --strict-offsets --duration --ring-buffer-size --baseline-empty --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -148,6 +148,10 @@ _goprobe() {
                     return 0
                     ;;
                 --offsets)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cpu)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -167,7 +171,7 @@ _goprobe() {
             return 0
             ;;
         goprobe__subcmd__convert)
-            opts="-o -h --to --output --endpoint --skip-invalid --batch-size --group-window --max-tries --format --signal --interval --json --trace-id --slowest --help"
+            opts="-o -h --to --output --endpoint --skip-invalid --batch-size --group-window --max-tries --span-name --format --signal --interval --json --trace-id --slowest --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -198,6 +202,10 @@ _goprobe() {
                     return 0
                     ;;
                 --max-tries)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --span-name)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -727,7 +735,7 @@ _goprobe() {
             return 0
             ;;
         goprobe__subcmd__record)
-            opts="-o -h --pid --probes --offsets --strict-offsets --duration --ring-buffer-size --limit --output --append --raw-queries --summary --help"
+            opts="-o -h --pid --probes --offsets --cpu --strict-offsets --duration --ring-buffer-size --limit --output --append --raw-queries --summary --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -742,6 +750,10 @@ _goprobe() {
                     return 0
                     ;;
                 --offsets)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cpu)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

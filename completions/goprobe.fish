@@ -53,6 +53,7 @@ complete -c goprobe -n "__fish_goprobe_using_subcommand offsets" -s h -l help -d
 complete -c goprobe -n "__fish_goprobe_using_subcommand attach" -l pid -d 'Trace this process; repeat for several (e.g. a client and its server)' -r
 complete -c goprobe -n "__fish_goprobe_using_subcommand attach" -l probes -d 'Comma-separated probes to attach, from the probe catalog: http.server, http.client, http.phases (connection phases of HTTP client calls), grpc.server, grpc.client, db.sql, go.panic, go.spawn (goroutine creation, so calls made on goroutines a handler starts join its trace), http.exchange (opt-in: request_sent and first_byte of a new connection\'s first request, two traps on every HTTP/1 client request); `default` is every probe but the opt-in ones, `all` every probe (e.g. `default,http.exchange`). Probes the binary cannot support (e.g. db.sql without database/sql) are skipped with a note on stderr; `goprobe inspect` says why' -r
 complete -c goprobe -n "__fish_goprobe_using_subcommand attach" -l offsets -d 'Field offsets as NDJSON from `goprobe offsets --json` (`-` for stdin); default: read them from the binary\'s DWARF, else the offsets table' -r -F
+complete -c goprobe -n "__fish_goprobe_using_subcommand attach" -l cpu -d 'Sample the CPU HZ times per second of CPU time (default 99) on every CPU, with the cpu-clock perf event: each sample of a target thread carries its user stack and goroutine, and `record` labels it with the span it ran in (`cpu_sample` records). Same as adding `cpu.sample` to --probes' -r
 complete -c goprobe -n "__fish_goprobe_using_subcommand attach" -l duration -d 'Stop after this long (e.g. 500ms, 30s, 5m), counted from the moment the probes are attached; default: until Ctrl-C, SIGTERM, or the traced process exits' -r
 complete -c goprobe -n "__fish_goprobe_using_subcommand attach" -l ring-buffer-size -d 'Ring buffer of every probe family, in bytes (a power of two, at least the page size; `K` and `M` suffixes), instead of the family\'s default (1 to 8 MiB). Smaller buffers drop events sooner under bursts (each drop is counted as `ringbuf_full`)' -r
 complete -c goprobe -n "__fish_goprobe_using_subcommand attach" -l strict-offsets -d 'Refuse a probe whose offsets only the offsets table knows for this binary\'s Go patch release, which the table was not generated from (by default the minor release\'s layouts are used, with a note)'
@@ -61,6 +62,7 @@ complete -c goprobe -n "__fish_goprobe_using_subcommand attach" -s h -l help -d 
 complete -c goprobe -n "__fish_goprobe_using_subcommand record" -l pid -d 'Trace this process; repeat for several (e.g. a client and its server)' -r
 complete -c goprobe -n "__fish_goprobe_using_subcommand record" -l probes -d 'Comma-separated probes to attach, from the probe catalog: http.server, http.client, http.phases (connection phases of HTTP client calls), grpc.server, grpc.client, db.sql, go.panic, go.spawn (goroutine creation, so calls made on goroutines a handler starts join its trace), http.exchange (opt-in: request_sent and first_byte of a new connection\'s first request, two traps on every HTTP/1 client request); `default` is every probe but the opt-in ones, `all` every probe (e.g. `default,http.exchange`). Probes the binary cannot support (e.g. db.sql without database/sql) are skipped with a note on stderr; `goprobe inspect` says why' -r
 complete -c goprobe -n "__fish_goprobe_using_subcommand record" -l offsets -d 'Field offsets as NDJSON from `goprobe offsets --json` (`-` for stdin); default: read them from the binary\'s DWARF, else the offsets table' -r -F
+complete -c goprobe -n "__fish_goprobe_using_subcommand record" -l cpu -d 'Sample the CPU HZ times per second of CPU time (default 99) on every CPU, with the cpu-clock perf event: each sample of a target thread carries its user stack and goroutine, and `record` labels it with the span it ran in (`cpu_sample` records). Same as adding `cpu.sample` to --probes' -r
 complete -c goprobe -n "__fish_goprobe_using_subcommand record" -l duration -d 'Stop after this long (e.g. 500ms, 30s, 5m), counted from the moment the probes are attached; default: until Ctrl-C, SIGTERM, or the traced process exits' -r
 complete -c goprobe -n "__fish_goprobe_using_subcommand record" -l ring-buffer-size -d 'Ring buffer of every probe family, in bytes (a power of two, at least the page size; `K` and `M` suffixes), instead of the family\'s default (1 to 8 MiB). Smaller buffers drop events sooner under bursts (each drop is counted as `ringbuf_full`)' -r
 complete -c goprobe -n "__fish_goprobe_using_subcommand record" -l limit -d 'Stop after writing this many spans' -r
@@ -72,10 +74,10 @@ complete -c goprobe -n "__fish_goprobe_using_subcommand record" -l summary -d 'A
 complete -c goprobe -n "__fish_goprobe_using_subcommand record" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c goprobe -n "__fish_goprobe_using_subcommand convert" -l to -d 'Output format' -r -f -a "otlp-json\t'OTLP/JSON, one ExportTraceServiceRequest per line (Collector file exporter format)'
 otlp\t'OTLP/HTTP protobuf pushed to --endpoint'
-pprof\t'Gzipped pprof profile.proto for `go tool pprof`'
-folded\t'Folded stacks (`service;root;child;span NANOS`, self time)'
-flamegraph\t'Flame graph SVG of self time'
-chrome\t'Trace Event Format JSON for Perfetto and chrome://tracing'
+pprof\t'Gzipped pprof profile.proto for `go tool pprof`: a CPU profile when the recording has CPU samples (`record --cpu`), else span times'
+folded\t'Folded stacks: CPU nanoseconds per Go stack under its span\'s name when there are CPU samples, else span self time (`service;root;child;span NANOS`)'
+flamegraph\t'Flame graph SVG of the folded stacks'
+chrome\t'Trace Event Format JSON for Perfetto and chrome://tracing (CPU samples as instant events on their trace\'s track)'
 text\t'Human-readable listing'
 metrics\t'RED metrics and a panic counter (--format prometheus or otlp-json)'
 summary\t'A table per service and route: count, errors, p50/p90/p99/max, panics'
@@ -85,12 +87,13 @@ complete -c goprobe -n "__fish_goprobe_using_subcommand convert" -l endpoint -d 
 complete -c goprobe -n "__fish_goprobe_using_subcommand convert" -l batch-size -d 'Spans per OTLP request / OTLP-JSON line' -r
 complete -c goprobe -n "__fish_goprobe_using_subcommand convert" -l group-window -d 'pprof/folded/flamegraph/html: a trace is complete once none of its spans was seen in this many spans (bounds memory; later stragglers become roots)' -r
 complete -c goprobe -n "__fish_goprobe_using_subcommand convert" -l max-tries -d 'otlp: attempts per batch, including the first' -r
+complete -c goprobe -n "__fish_goprobe_using_subcommand convert" -l span-name -d 'pprof/folded/flamegraph: only the CPU samples taken in a span of this name (the request\'s, e.g. \'GET /report\', or the innermost span\'s); without samples, the traces with a span of this name' -r
 complete -c goprobe -n "__fish_goprobe_using_subcommand convert" -l format -d 'metrics: the exposition format' -r -f -a "prometheus\t'Prometheus text exposition format 0.0.4'
 otlp-json\t'OTLP/JSON, one ExportMetricsServiceRequest per line'"
 complete -c goprobe -n "__fish_goprobe_using_subcommand convert" -l signal -d 'otlp: push the spans (traces) or metrics computed from them' -r -f -a "traces\t'The spans themselves, to URL/v1/traces'
 metrics\t'Metrics computed from the spans (as --to metrics), to URL/v1/metrics'"
 complete -c goprobe -n "__fish_goprobe_using_subcommand convert" -l interval -d 'metrics (and otlp --signal metrics): write the cumulative values every DURATION while the input is open (for `record | convert`), and once more at its end; with -o FILE and Prometheus the file is replaced each time' -r
-complete -c goprobe -n "__fish_goprobe_using_subcommand convert" -l trace-id -d 'html: draw this trace (32 hex digits)' -r
+complete -c goprobe -n "__fish_goprobe_using_subcommand convert" -l trace-id -d 'html: draw this trace (32 hex digits); pprof/folded/flamegraph: only this trace\'s CPU samples (or spans)' -r
 complete -c goprobe -n "__fish_goprobe_using_subcommand convert" -l slowest -d 'html: draw the N slowest traces (default 1), slowest first' -r
 complete -c goprobe -n "__fish_goprobe_using_subcommand convert" -l skip-invalid -d 'Skip malformed lines (counted on stderr) instead of stopping at the first'
 complete -c goprobe -n "__fish_goprobe_using_subcommand convert" -l json -d 'summary: JSON instead of the table'

@@ -159,6 +159,20 @@ pub enum Role {
     Event,
     /// goprobe's own bookkeeping (goroutine creation).
     Internal,
+    /// CPU samples: each labelled with the span its goroutine was serving;
+    /// opt-in (`--cpu`), never part of the default `all`.
+    Sample,
+}
+
+/// What fires a probe's eBPF programs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Attach {
+    /// Uprobes on the entries and RETs of the probe's hooked functions.
+    #[default]
+    Uprobes,
+    /// The software `cpu-clock` perf event on every CPU (no hooks).
+    CpuClock,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -172,7 +186,11 @@ pub struct Probe {
     /// The family serving it: `src/probes/<family>.rs`, `ebpf/probes/<family>.bpf.c`.
     pub family: String,
     pub role: Role,
-    #[serde(rename = "hook")]
+    /// What fires its programs: uprobes on its hooks (the default), or a
+    /// perf event (then it has no hooks and is present in every binary).
+    #[serde(default)]
+    pub attach: Attach,
+    #[serde(default, rename = "hook")]
     pub hooks: Vec<Hook>,
     #[serde(default, rename = "field")]
     pub fields: Vec<FieldNeed>,
@@ -252,6 +270,18 @@ impl Catalog {
             {
                 return Err(bad(format!("bad family name {:?}", p.family)));
             }
+            match (p.attach, p.hooks.is_empty()) {
+                (Attach::Uprobes, true) => return Err(bad("no hooks".into())),
+                (Attach::CpuClock, false) => {
+                    return Err(bad("a perf-event probe has no hooks".into()));
+                }
+                _ => {}
+            }
+            if (p.role == Role::Sample) != (p.attach == Attach::CpuClock) {
+                return Err(bad(
+                    "role \"sample\" goes with attach = \"cpu-clock\"".into()
+                ));
+            }
             for h in &p.hooks {
                 for r in [&h.go, &h.version].into_iter().flatten() {
                     VersionReq::parse(r).ok_or_else(|| bad(format!("bad range {r:?}")))?;
@@ -324,7 +354,8 @@ impl Catalog {
 
     /// The probes the binary contains: those with at least one hooked
     /// function (among the hooks that apply to this target) that
-    /// `has_function` finds. A plain HTTP service has no `db.sql`.
+    /// `has_function` finds, and the perf-event probes, which need none.
+    /// A plain HTTP service has no `db.sql`.
     pub fn probes_present<'c>(
         &'c self,
         target: &Target<'_>,
@@ -332,7 +363,10 @@ impl Catalog {
     ) -> Vec<&'c Probe> {
         self.probes
             .iter()
-            .filter(|p| p.hooks_for(target).any(|h| has_function(&h.function)))
+            .filter(|p| {
+                p.attach != Attach::Uprobes
+                    || p.hooks_for(target).any(|h| has_function(&h.function))
+            })
             .collect()
     }
 
@@ -534,7 +568,9 @@ mod tests {
         assert!(!names.contains(&"db.sql"), "{names:?}");
         let with_sql = |f: &str| f == "database/sql.(*DB).queryDC";
         let present = c.probes_present(&t, &with_sql);
-        assert_eq!(present.len(), 1);
+        let names: Vec<&str> = present.iter().map(|p| p.name.as_str()).collect();
+        // The CPU sampler needs no function: every Go binary has it.
+        assert_eq!(names, ["db.sql", "cpu.sample"]);
         let wanted = Catalog::wanted_fields(&present, &t);
         let opt = |name: &str| wanted.iter().find(|w| w.field == name).map(|w| w.optional);
         assert_eq!(opt("database/sql.Stmt.query"), Some(false));

@@ -23,6 +23,7 @@ pub mod probes;
 pub mod record;
 pub mod redact;
 pub mod remote;
+pub mod sample;
 pub mod span;
 pub mod sql;
 pub mod stream;

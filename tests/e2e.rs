@@ -202,6 +202,7 @@ fn a_rejected_family_leaves_the_others_recording() {
             ..serve.clone()
         }],
         config: GpConfig::default(),
+        perf: None,
     };
     // First, so that the others load after the rejection.
     plan.families.insert(0, broken);

@@ -2,16 +2,20 @@
 /* go_panic.bpf.c: the go_panic family (catalog probe go.panic): every
  * runtime.gopanic call, recovered or not, with the panic value's type
  * descriptor and the first words of its data (user space names the type
- * and, where Go's own text can be read exactly, the message).
+ * and, where Go's own text can be read exactly, the message), and the
+ * panicking goroutine's stack, walked by frame pointers from gopanic's
+ * entry (user space symbolizes it into the traceback Go prints).
  *
  * Hook slots (catalog `slot`):
  *   panic: 0,1 the panic value (eface: type, data)
  */
-#define GP_RINGBUF_BYTES (1 << 20)   /* about 4,000 panics of slack */
+#define GP_RINGBUF_BYTES (4 << 20)   /* about 3,000 panics with 127-frame stacks of slack */
 #include "fields.h"
 #include "family.h"
 
 #define GP_PANIC_TEXT_MAX 128
+/* Deepest stack captured: the kernel's default perf_event_max_stack. */
+#define GP_PANIC_STACK_MAX 127
 
 /* runtime.gopanic was called. */
 struct gp_panic_event {
@@ -26,8 +30,17 @@ struct gp_panic_event {
 	__u64 data_ptr;               /* the value's data word */
 	__u64 word[4];                /* 32 bytes at data_ptr (when readable) */
 	char text[GP_PANIC_TEXT_MAX]; /* bytes at word[0] */
+	__u64 sp;                     /* user registers at gopanic's entry */
+	__u64 bp;
+	__u64 sp_words[2];            /* [sp]: the return address into gopanic's caller */
+	__u64 gopc;                   /* g.gopc: the go statement that started the goroutine */
+	__u64 parent_goid;            /* g.parentGoid (Go >= 1.21) */
+	__u32 nframes;                /* pcs in stack[], gopanic's entry first */
+	__u32 _pad;
+	__u64 stack[GP_PANIC_STACK_MAX];
 };
-_Static_assert(sizeof(struct gp_panic_event) == 216, "gp_panic_event layout (src/probes/go_panic.rs)");
+_Static_assert(sizeof(struct gp_panic_event) == 272 + 8 * GP_PANIC_STACK_MAX, "gp_panic_event layout (src/probes/go_panic.rs)");
+#define GP_PANIC_HEADER (sizeof(struct gp_panic_event) - 8 * GP_PANIC_STACK_MAX)
 
 /* Scratch space: the event is too large for the 512-byte BPF stack. */
 struct {
@@ -84,6 +97,34 @@ int panic_entry(void *ctx)
 				ev->text_len = 0;
 		}
 	}
-	output(ev, sizeof(*ev));
+	ev->sp = regs->rsp;
+	ev->bp = regs->rbp;
+	ev->sp_words[0] = ev->sp_words[1] = 0;
+	ev->gopc = 0;
+	ev->parent_goid = 0;
+	ev->_pad = 0;
+	if (bpf_probe_read_user(ev->sp_words, sizeof(ev->sp_words), (void *)regs->rsp))
+		ev->flags |= GP_FLAG_READ_FAILED;
+	if (off(cfg, GP_F_g_gopc) != GP_NO_OFFSET)
+		read_u64(&ev->gopc, regs->r14 + off(cfg, GP_F_g_gopc));
+	if (off(cfg, GP_F_g_parentGoid) != GP_NO_OFFSET)
+		read_u64(&ev->parent_goid, regs->r14 + off(cfg, GP_F_g_parentGoid));
+	/* The kernel's frame-pointer walker, from the uprobe's registers: on
+	 * the goroutine's own stack, which is where gopanic runs. */
+	long n = bpf_get_stack(ctx, ev->stack, sizeof(ev->stack), BPF_F_USER_STACK);
+	if (n < 0) {
+		n = 0;
+		ev->flags |= GP_FLAG_READ_FAILED;
+	}
+	__u32 frames = (__u32)n / 8;
+	if (frames > GP_PANIC_STACK_MAX)
+		frames = GP_PANIC_STACK_MAX;
+	ev->nframes = frames;
+	__u64 size = GP_PANIC_HEADER + (__u64)frames * 8;
+	/* Re-checked after the barrier, for the verifier. */
+	asm volatile("" : "+r"(size));
+	if (size > sizeof(*ev))
+		size = sizeof(*ev);
+	output(ev, size);
 	return 0;
 }

@@ -29,6 +29,11 @@ use crate::stream::{Line, TargetInfo};
 /// the catalog; those the binary cannot support are skipped with a note.
 pub const DEFAULT_PROBES: &str = "default";
 
+/// CPU samples per second of CPU time with `--cpu` and no rate: a prime
+/// near 100, so sampling does not beat in step with periodic work (the
+/// usual choice of profilers).
+pub const DEFAULT_CPU_HZ: u32 = 99;
+
 #[derive(Debug, thiserror::Error)]
 pub enum AttachError {
     #[error("offsets line {line}: {msg}")]
@@ -46,14 +51,17 @@ pub enum AttachError {
 }
 
 /// Parse `--probes http.server,db.sql` against the catalog; `default` is
-/// every probe not marked `opt_in`, `all` every probe.
+/// every probe not marked `opt_in`, `all` every probe but the CPU sampler
+/// (role `sample`: it samples the whole system, so `--cpu` or its name
+/// adds it).
 pub fn parse_probes(list: &str) -> Result<Vec<String>, AttachError> {
     let catalog = Catalog::builtin()?;
     let mut out: Vec<String> = Vec::new();
     for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         if name == "all" || name == "default" {
             for p in &catalog.probes {
-                if (name == "all" || !p.opt_in) && !out.contains(&p.name) {
+                let wanted = p.role != catalog::Role::Sample && (name == "all" || !p.opt_in);
+                if wanted && !out.contains(&p.name) {
                     out.push(p.name.clone());
                 }
             }
@@ -97,6 +105,8 @@ pub struct Request {
     pub duration: Option<Duration>,
     /// Attach do-nothing programs instead (benchmark baseline).
     pub baseline_empty: bool,
+    /// CPU samples per second (`--cpu`), when `cpu.sample` is among the probes.
+    pub cpu_hz: Option<u32>,
     /// Every family's ring buffer size in bytes, instead of its default.
     pub ring_buffer_bytes: Option<u32>,
 }
@@ -234,6 +244,9 @@ fn start_one(
         }
     }
     let mut plan = Plan::new(&bin, pid, &req.probes, req.offsets.clone())?;
+    if let Some(hz) = req.cpu_hz {
+        plan.set_cpu_hz(hz);
+    }
     plan.ring_buffer_bytes = req.ring_buffer_bytes;
     let prefix = if req.targets.len() > 1 {
         format!("{}: ", describe(t))
@@ -286,7 +299,7 @@ mod tests {
             .unwrap()
             .probes
             .iter()
-            .filter(|p| p.opt_in)
+            .filter(|p| p.opt_in && p.role != catalog::Role::Sample)
             .map(|p| p.name.as_str())
             .collect();
         let default = parse_probes(DEFAULT_PROBES).expect("ok");
@@ -295,6 +308,14 @@ mod tests {
         let mut named = vec![DEFAULT_PROBES.to_owned()];
         named.extend(opt_in.iter().map(|p| p.to_string()));
         assert_eq!(parse_probes(&named.join(",")).expect("ok").len(), all.len());
+        assert!(!all.iter().any(|x| x == "cpu.sample"), "sampling is opt-in");
+        assert_eq!(
+            parse_probes("all,cpu.sample")
+                .expect("ok")
+                .last()
+                .map(String::as_str),
+            Some("cpu.sample")
+        );
         let err = parse_probes("grpc").expect_err("unknown");
         assert!(err.to_string().contains("db.sql"), "{err}");
     }

@@ -44,6 +44,21 @@ pub struct Hook {
     pub code: Vec<u8>,
 }
 
+/// A family fired by the cpu-clock perf event of every CPU instead of
+/// uprobes (catalog `attach = "cpu-clock"`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PerfAttach {
+    /// The catalog probe.
+    pub probe: String,
+    /// CPU time between two samples of one CPU.
+    pub period_ns: u64,
+}
+
+/// The sampling period of `hz` samples per second of CPU time.
+pub fn period_of_hz(hz: u32) -> u64 {
+    1_000_000_000 / u64::from(hz.max(1))
+}
+
 /// One family's part of a plan: its object is loaded, configured and
 /// attached on its own.
 pub struct FamilyPlan {
@@ -51,12 +66,14 @@ pub struct FamilyPlan {
     /// The family's hooks; a hook's index here is its uprobe cookie.
     pub hooks: Vec<Hook>,
     pub config: GpConfig,
+    /// For a perf-event family (no hooks): what it samples.
+    pub perf: Option<PerfAttach>,
 }
 
 impl FamilyPlan {
-    /// The catalog probes these hooks serve, each once.
+    /// The catalog probes these hooks (or this perf event) serve, each once.
     pub fn probes(&self) -> Vec<&str> {
-        let mut out: Vec<&str> = Vec::new();
+        let mut out: Vec<&str> = self.perf.iter().map(|p| p.probe.as_str()).collect();
         for h in &self.hooks {
             if !out.contains(&h.probe.as_str()) {
                 out.push(&h.probe);
@@ -120,16 +137,28 @@ impl Plan {
                 Offsets::resolved(bin, catalog)
             }
         };
-        let (hooks, reasons) = hooks_from_binary(bin, catalog, &probes, &offsets)?;
+        let (hooks, perf, reasons) = hooks_from_binary(bin, catalog, &probes, &offsets)?;
         skipped.extend(reasons);
         // Internal probes only support the others.
-        if !hooks
-            .iter()
-            .any(|h| catalog.probe(&h.probe).is_some_and(|p| !p.internal))
+        if perf.is_empty()
+            && !hooks
+                .iter()
+                .any(|h| catalog.probe(&h.probe).is_some_and(|p| !p.internal))
         {
             return Err(AttachError::NothingToAttach(skipped.join("; ")));
         }
         let mut families: Vec<FamilyPlan> = Vec::new();
+        for (probe, family) in perf {
+            families.push(FamilyPlan {
+                family,
+                hooks: Vec::new(),
+                config: family_config(catalog, family.name(), &offsets.fields),
+                perf: Some(PerfAttach {
+                    probe,
+                    period_ns: period_of_hz(super::DEFAULT_CPU_HZ),
+                }),
+            });
+        }
         for h in hooks {
             let name = catalog
                 .probe(&h.probe)
@@ -148,6 +177,7 @@ impl Plan {
                         family,
                         hooks: Vec::new(),
                         config: family_config(catalog, name, &offsets.fields),
+                        perf: None,
                     });
                     families.len() - 1
                 }
@@ -194,6 +224,15 @@ impl Plan {
     /// Every hook of every family.
     pub fn hooks(&self) -> impl Iterator<Item = &Hook> {
         self.families.iter().flat_map(|f| &f.hooks)
+    }
+
+    /// Sample the CPU `hz` times per second of CPU time (perf-event families).
+    pub fn set_cpu_hz(&mut self, hz: u32) {
+        for f in &mut self.families {
+            if let Some(p) = &mut f.perf {
+                p.period_ns = period_of_hz(hz);
+            }
+        }
     }
 }
 
@@ -264,16 +303,21 @@ fn gp_hook(family: &dyn Family, probe: &str, hook: &catalog::Hook) -> Result<GpH
     Ok(gp)
 }
 
-/// Resolve the catalog hooks of each probe in the binary. Returns the hooks
-/// and, for probes that cannot be instrumented, the reason. A probe is
-/// attached whole or not at all: a missing required hook or field skips it.
+/// The perf-event probes a plan attaches, with their families.
+pub type PerfProbes = Vec<(String, &'static dyn Family)>;
+
+/// Resolve the catalog hooks of each probe in the binary. Returns the
+/// hooks, the perf-event probes (which have none) and, for probes that
+/// cannot be instrumented, the reason. A probe is attached whole or not at
+/// all: a missing required hook or field skips it.
 pub fn hooks_from_binary(
     bin: &crate::gobin::GoBinary,
     catalog: &Catalog,
     probes: &[String],
     offsets: &Offsets,
-) -> Result<(Vec<Hook>, Vec<String>), AttachError> {
+) -> Result<(Vec<Hook>, PerfProbes, Vec<String>), AttachError> {
     let mut hooks = Vec::new();
+    let mut perf: PerfProbes = Vec::new();
     let mut reasons = Vec::new();
     let goarch = String::from(bin.elf().arch.clone());
     let key = crate::offsets::Key::for_binary(bin, &goarch);
@@ -307,6 +351,10 @@ pub fn hooks_from_binary(
                 "{name}: offsets unknown for {}",
                 missing.join(", ")
             ));
+            continue;
+        }
+        if probe.attach != catalog::Attach::Uprobes {
+            perf.push((name.clone(), family));
             continue;
         }
         let mut mine = Vec::new();
@@ -352,7 +400,7 @@ pub fn hooks_from_binary(
         }
         hooks.extend(mine);
     }
-    Ok((hooks, reasons))
+    Ok((hooks, perf, reasons))
 }
 
 /// The service name spans use: the last element of the main module path,

@@ -27,7 +27,17 @@ struct Attached {
     family: &'static dyn Family,
     object: bpf::Object,
     hooks: Vec<HookInfo>,
+    /// A perf-event family, whose programs sample only the processes in its
+    /// `targets` map.
+    perf: bool,
 }
+
+/// The map of a perf-event family's object with the process ids its
+/// programs sample (`tgid -> 1`).
+const TARGETS_MAP: &str = "targets";
+/// How often the processes running the binary are looked for again, when
+/// no pid was given (a process started later is sampled from then on).
+const TARGETS_REFRESH: Duration = Duration::from_secs(1);
 
 /// Attached probes and their event stream.
 pub struct Session {
@@ -41,7 +51,11 @@ pub struct Session {
     reported_lost: [u64; LOST_MAX as usize],
     reported_missed: u64,
     reported_lineage: u64,
-    /// Uprobes attached (entry + returns over all functions).
+    /// Perf-event families sample these processes: the pid given, or every
+    /// process running the binary, looked for again now and then.
+    sampled: SampledTargets,
+    /// Uprobes attached (entry + returns over all functions), and perf
+    /// events opened (one per CPU per perf-event family).
     pub links: usize,
     /// Probes attached.
     pub probes: Vec<String>,
@@ -80,6 +94,7 @@ impl Session {
                         family: fp.family,
                         object,
                         hooks: fp.hook_infos(),
+                        perf: fp.perf.is_some() && !empty,
                     });
                 }
                 Ok(None) => failed.push(format!("{label}: no hook could be attached")),
@@ -114,7 +129,7 @@ impl Session {
             symbols.bias(pid);
         }
         let links = attached.iter().map(|a| a.object.links()).sum();
-        Ok(Session {
+        let mut session = Session {
             attached,
             rings,
             waiter,
@@ -123,9 +138,45 @@ impl Session {
             reported_lost: [0; LOST_MAX as usize],
             reported_missed: 0,
             reported_lineage: 0,
+            sampled: SampledTargets {
+                pid: plan.target.pid,
+                binary: plan.target.binary.clone(),
+                last: None,
+            },
             links,
             probes,
-        })
+        };
+        session.refresh_targets()?;
+        Ok(session)
+    }
+
+    /// Tell the perf-event families which processes to sample; without a
+    /// pid, every process running the binary, looked for at most every
+    /// [`TARGETS_REFRESH`].
+    fn refresh_targets(&mut self) -> Result<(), AttachError> {
+        if !self.attached.iter().any(|a| a.perf) {
+            return Ok(());
+        }
+        let due = self
+            .sampled
+            .last
+            .is_none_or(|t| t.elapsed() >= TARGETS_REFRESH);
+        if !due || (self.sampled.pid.is_some() && self.sampled.last.is_some()) {
+            return Ok(());
+        }
+        self.sampled.last = Some(std::time::Instant::now());
+        let pids = match self.sampled.pid {
+            Some(p) => vec![p],
+            None => processes_running(&self.sampled.binary),
+        };
+        for a in self.attached.iter_mut().filter(|a| a.perf) {
+            a.object.set_keys(TARGETS_MAP, &pids)?;
+        }
+        for &p in &pids {
+            // Learn the load address while the process is alive.
+            self.symbols.bias(p);
+        }
+        Ok(())
     }
 
     /// Wait up to `timeout`, then pass every completed call to `f`, in
@@ -140,9 +191,11 @@ impl Session {
     }
 
     /// Wait up to `timeout` for this session's ring buffers (or a watched
-    /// descriptor, see [`Session::wake_on`]).
-    pub fn wait(&self, timeout: Duration) -> Result<(), AttachError> {
+    /// descriptor, see [`Session::wake_on`]); then tell the perf-event
+    /// families which processes to sample.
+    pub fn wait(&mut self, timeout: Duration) -> Result<(), AttachError> {
         self.waiter.wait(timeout)?;
+        self.refresh_targets()?;
         Ok(())
     }
 
@@ -296,6 +349,31 @@ pub fn order_cutoff() -> u64 {
     crate::clock::monotonic_now_ns().saturating_sub(ORDER_SLACK_NS)
 }
 
+/// Which processes the perf-event families sample.
+struct SampledTargets {
+    pid: Option<u32>,
+    binary: std::path::PathBuf,
+    last: Option<std::time::Instant>,
+}
+
+/// The processes whose executable is `binary` (same file: device and inode).
+fn processes_running(binary: &std::path::Path) -> Vec<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(want) = std::fs::metadata(binary) else {
+        return Vec::new();
+    };
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::metadata(format!("/proc/{pid}/exe"))
+                .is_ok_and(|m| m.dev() == want.dev() && m.ino() == want.ino())
+        })
+        .collect()
+}
+
 /// A family of goprobe's own bookkeeping (catalog role `internal`), whose
 /// events are not spans.
 fn is_internal(family: &dyn Family) -> bool {
@@ -338,6 +416,15 @@ fn attach_family(
     empty: bool,
     warnings: &mut Vec<String>,
 ) -> Result<Option<bpf::Object>, AttachError> {
+    if let Some(perf) = &fp.perf {
+        // The baseline measures uprobe traps; sampling has none to mimic.
+        if empty {
+            return Ok(None);
+        }
+        let mut object = loader.load(fp.family.object(), &fp.config, &[])?;
+        object.attach_cpu_clock(perf.period_ns)?;
+        return Ok(Some(object));
+    }
     let gp: Vec<abi::GpHook> = fp.hooks.iter().map(|h| h.gp).collect();
     let mut object = if empty {
         loader.load(bpf::BASELINE_OBJECT, &fp.config, &[])?

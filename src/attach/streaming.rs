@@ -106,7 +106,7 @@ pub fn stream(
             });
             // The round's wait shared among the sessions.
             let each = left.min(POLL) / n_sessions;
-            for (s, _) in sessions.iter() {
+            for (s, _) in sessions.iter_mut() {
                 s.wait(each)?;
             }
             // One cutoff for all: the merged stream stays in completion order.

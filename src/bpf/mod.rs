@@ -1,8 +1,8 @@
 //! Loading eBPF objects (one per probe family, each loaded on its own so
 //! that a rejection disables that family alone), attaching their programs
-//! to a Go binary's functions, and reading what they report: ring-buffer
-//! records and per-CPU lost-event counters, polled together over every
-//! loaded object.
+//! to a Go binary's functions (uprobes) or to the cpu-clock perf event of
+//! every CPU, and reading what they report: ring-buffer records and per-CPU
+//! lost-event counters, polled together over every loaded object.
 //!
 //! The programs themselves are C in `ebpf/`, compiled by `build.rs`; this
 //! module knows nothing of what any family reads.
@@ -22,8 +22,9 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use aya::maps::{Array, MapData, PerCpuArray, RingBuf};
-use aya::programs::UProbe;
+use aya::programs::perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent};
 use aya::programs::uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeLink, UProbeScope};
+use aya::programs::{Program, UProbe};
 use aya::{Ebpf, EbpfLoader};
 
 use abi::{GpConfig, GpHook};
@@ -78,6 +79,23 @@ pub enum BpfError {
     Relocate(String),
     #[error("polling the ring buffers: {0}")]
     Poll(#[source] std::io::Error),
+    #[error("eBPF program {0} is neither a uprobe nor a perf_event program")]
+    ProgramType(String),
+    #[error("listing the online CPUs ({what}): {source}")]
+    Cpus {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "attaching eBPF program {program} to the cpu-clock perf event of CPU {cpu}: {source} (needs root or CAP_PERFMON+CAP_BPF)"
+    )]
+    PerfEvent {
+        program: String,
+        cpu: u32,
+        #[source]
+        source: aya::programs::ProgramError,
+    },
     #[error("ring buffer size {bytes}: must be a power of two and at least the page size ({page})")]
     RingSize { bytes: u32, page: u64 },
     #[error("reading the kernel's information on eBPF program {0}: {1}")]
@@ -128,6 +146,9 @@ pub struct Object {
     /// perf-event uprobes, one per attach point.
     multi: Option<std::collections::HashMap<String, OwnedFd>>,
     links: Vec<Link>,
+    /// Perf events the object's perf_event programs are attached to (aya
+    /// keeps their links with the programs).
+    perf_events: usize,
 }
 
 /// Attached uprobes: one perf event each, or many in one uprobe_multi link.
@@ -232,25 +253,28 @@ fn load(
             })?;
         }
     }
-    if multi::supported() {
+    // A perf_event program (cpu_sample) is loaded and attached through aya.
+    let perf = ebpf
+        .programs()
+        .any(|(_, p)| matches!(p, Program::PerfEvent(_)));
+    if multi::supported() && !perf {
         let programs = multi::load_programs(object, &ebpf)?;
         return Ok(Object {
             ebpf,
             multi: Some(programs),
             links: Vec::new(),
+            perf_events: 0,
         });
     }
     let names: Vec<String> = ebpf.programs().map(|(n, _)| n.to_owned()).collect();
     for name in names {
-        let prog: &mut UProbe = ebpf
-            .program_mut(&name)
-            .ok_or_else(|| BpfError::MissingProgram(name.clone()))?
-            .try_into()
-            .map_err(|source| BpfError::Program {
-                name: name.clone(),
-                source,
-            })?;
-        prog.load().map_err(|source| match source {
+        let loaded = match ebpf.program_mut(&name) {
+            Some(Program::UProbe(p)) => p.load(),
+            Some(Program::PerfEvent(p)) => p.load(),
+            Some(_) => return Err(BpfError::ProgramType(name)),
+            None => return Err(BpfError::MissingProgram(name)),
+        };
+        loaded.map_err(|source| match source {
             aya::programs::ProgramError::LoadError {
                 io_error,
                 verifier_log,
@@ -268,6 +292,7 @@ fn load(
         ebpf,
         multi: None,
         links: Vec::new(),
+        perf_events: 0,
     })
 }
 
@@ -425,9 +450,61 @@ impl Object {
         Ok(())
     }
 
-    /// How many uprobes are attached.
+    /// Attach the object's perf_event programs to the software cpu-clock
+    /// event of every online CPU, sampling each CPU every `period_ns` of
+    /// CPU time (all processes: the programs filter them). Returns how
+    /// many perf events were opened.
+    pub fn attach_cpu_clock(&mut self, period_ns: u64) -> Result<usize, BpfError> {
+        let cpus =
+            aya::util::online_cpus().map_err(|(what, source)| BpfError::Cpus { what, source })?;
+        let mut opened = 0;
+        for (name, prog) in self.ebpf.programs_mut() {
+            let Program::PerfEvent(prog) = prog else {
+                continue;
+            };
+            for &cpu in &cpus {
+                prog.attach(
+                    PerfEventConfig::Software(SoftwareEvent::CpuClock),
+                    PerfEventScope::AllProcessesOneCpu { cpu },
+                    SamplePolicy::Period(period_ns.max(1)),
+                    false,
+                )
+                .map_err(|source| BpfError::PerfEvent {
+                    program: name.to_owned(),
+                    cpu,
+                    source,
+                })?;
+                opened += 1;
+            }
+        }
+        if opened == 0 {
+            return Err(BpfError::MissingProgram("a perf_event program".into()));
+        }
+        self.perf_events += opened;
+        Ok(opened)
+    }
+
+    /// Make the `u32` keys of hash map `name` exactly `keys` (a program's
+    /// set of process ids to watch).
+    pub fn set_keys(&mut self, name: &'static str, keys: &[u32]) -> Result<(), BpfError> {
+        let map = self.ebpf.map_mut(name).ok_or(BpfError::MissingMap(name))?;
+        let mut hash: aya::maps::HashMap<&mut MapData, u32, u32> =
+            aya::maps::HashMap::try_from(map).map_err(|source| BpfError::Map { name, source })?;
+        let old: Vec<u32> = hash.keys().filter_map(Result::ok).collect();
+        for k in old.iter().filter(|k| !keys.contains(k)) {
+            // Already gone is fine.
+            let _ = hash.remove(k);
+        }
+        for k in keys.iter().filter(|k| !old.contains(k)) {
+            hash.insert(k, 1, 0)
+                .map_err(|source| BpfError::Map { name, source })?;
+        }
+        Ok(())
+    }
+
+    /// How many uprobes (and perf events) are attached.
     pub fn links(&self) -> usize {
-        self.links.iter().map(Link::uprobes).sum()
+        self.links.iter().map(Link::uprobes).sum::<usize>() + self.perf_events
     }
 
     /// How many times the kernel skipped one of the object's programs

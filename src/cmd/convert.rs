@@ -11,8 +11,8 @@ use super::output::ReplaceFile;
 use crate::exit::Status;
 use crate::export::metrics::live::{self, Emitter, Encoding, Sink};
 use crate::export::{
-    self, ExportError, Summary, background::BackgroundWriter, chrome, folded, html, otlp_http,
-    otlp_json, pprof, reader::SpanReader, summary, text,
+    self, ExportError, Summary, background::BackgroundWriter, chrome, cpu::SampleFilter, folded,
+    html, otlp_http, otlp_json, pprof, reader::SpanReader, summary, text,
 };
 use crate::loss::Losses;
 use crate::span::TraceId;
@@ -23,13 +23,17 @@ pub enum Format {
     OtlpJson,
     /// OTLP/HTTP protobuf pushed to --endpoint.
     Otlp,
-    /// Gzipped pprof profile.proto for `go tool pprof`.
+    /// Gzipped pprof profile.proto for `go tool pprof`: a CPU profile when
+    /// the recording has CPU samples (`record --cpu`), else span times.
     Pprof,
-    /// Folded stacks (`service;root;child;span NANOS`, self time).
+    /// Folded stacks: CPU nanoseconds per Go stack under its span's name
+    /// when there are CPU samples, else span self time
+    /// (`service;root;child;span NANOS`).
     Folded,
-    /// Flame graph SVG of self time.
+    /// Flame graph SVG of the folded stacks.
     Flamegraph,
-    /// Trace Event Format JSON for Perfetto and chrome://tracing.
+    /// Trace Event Format JSON for Perfetto and chrome://tracing (CPU
+    /// samples as instant events on their trace's track).
     Chrome,
     /// Human-readable listing.
     Text,
@@ -89,6 +93,11 @@ pub struct Args {
     /// otlp: attempts per batch, including the first.
     #[arg(long, value_name = "N", default_value_t = 5)]
     pub max_tries: u32,
+    /// pprof/folded/flamegraph: only the CPU samples taken in a span of this
+    /// name (the request's, e.g. 'GET /report', or the innermost span's);
+    /// without samples, the traces with a span of this name.
+    #[arg(long, value_name = "NAME")]
+    pub span_name: Option<String>,
     /// metrics: the exposition format.
     #[arg(long, value_enum, value_name = "FORMAT", default_value = "prometheus")]
     pub format: Option<MetricsFormat>,
@@ -103,7 +112,8 @@ pub struct Args {
     /// summary: JSON instead of the table.
     #[arg(long)]
     pub json: bool,
-    /// html: draw this trace (32 hex digits).
+    /// html: draw this trace (32 hex digits); pprof/folded/flamegraph: only
+    /// this trace's CPU samples (or spans).
     #[arg(long, value_name = "ID", value_parser = TraceId::from_hex)]
     pub trace_id: Option<TraceId>,
     /// html: draw the N slowest traces (default 1), slowest first.
@@ -126,6 +136,10 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
     if args.interval.is_some() {
         return run_live(&args);
     }
+    let filter = SampleFilter {
+        span_name: args.span_name.clone(),
+        trace_id: args.trace_id,
+    };
     let input: Box<dyn BufRead> = if is_dash(&args.input) {
         Box::new(io::stdin().lock())
     } else {
@@ -162,10 +176,12 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
             };
             html::convert(&mut reader, &mut output()?, selection, args.group_window)
         }
-        Format::Pprof => pprof::convert(&mut reader, output()?, args.group_window),
-        Format::Folded => folded::convert_folded(&mut reader, &mut output()?, args.group_window),
+        Format::Pprof => pprof::convert(&mut reader, output()?, args.group_window, &filter),
+        Format::Folded => {
+            folded::convert_folded(&mut reader, &mut output()?, args.group_window, &filter)
+        }
         Format::Flamegraph => {
-            folded::convert_flamegraph(&mut reader, &mut output()?, args.group_window)
+            folded::convert_flamegraph(&mut reader, &mut output()?, args.group_window, &filter)
         }
         Format::Chrome => chrome::convert(&mut reader, output()?),
         Format::Text => text::convert(&mut reader, output()?),
@@ -200,6 +216,9 @@ fn open_output(args: &Args) -> anyhow::Result<(Box<dyn Write>, Option<ReplaceFil
 /// the recording itself reported (its lost lines).
 fn report(args: &Args, summary: &Summary, losses: Option<&Losses>) -> anyhow::Result<Status> {
     let mut line = format!("goprobe convert: {} spans", summary.spans);
+    if summary.samples > 0 {
+        line.push_str(&format!(", {} CPU samples", summary.samples));
+    }
     if summary.skipped > 0 {
         line.push_str(&format!(", {} invalid lines skipped", summary.skipped));
     }
@@ -255,8 +274,15 @@ fn check_format_flags(args: &Args) -> anyhow::Result<()> {
     if args.json && args.to != Format::Summary {
         bail!("--json only applies to --to summary");
     }
-    if (args.trace_id.is_some() || args.slowest.is_some()) && args.to != Format::Html {
-        bail!("--trace-id and --slowest only apply to --to html");
+    let profiles = matches!(args.to, Format::Pprof | Format::Folded | Format::Flamegraph);
+    if args.slowest.is_some() && args.to != Format::Html {
+        bail!("--slowest only applies to --to html");
+    }
+    if args.trace_id.is_some() && args.to != Format::Html && !profiles {
+        bail!("--trace-id only applies to --to html, pprof, folded and flamegraph");
+    }
+    if args.span_name.is_some() && !profiles {
+        bail!("--span-name only applies to --to pprof, folded and flamegraph");
     }
     if args.slowest == Some(0) {
         bail!("--slowest needs at least 1");

@@ -109,13 +109,34 @@ Output: one JSON object per line (stdout, or -o FILE):
                         exactly), a database call returning an error
   events                list of {name, time_unix_nano, attributes}: every panic on the request's goroutines is
                         an `exception` event (exception.type, exception.message where Go's own text can be
-                        read exactly, goroutine.id), recovered or not. An HTTP client call that opens a
-                        connection has its phases: dns.start/dns.end (dns.question.name,
-                        goprobe.dns.answer_count), connect.start/connect.end (network.peer.address,
-                        network.peer.port, error.type), tls.start/tls.end (tls.protocol.version)
-                        (http.phases), request_sent and first_byte (http.exchange, opt-in)
+                        read exactly, exception.stacktrace: the panicking goroutine's stack at the panic in
+                        the runtime's own format, `goroutine N [running]:` then `function(...)` and
+                        `\\tfile:line +0xoff` per frame, inlined calls included; goroutine.id), recovered or
+                        not. An HTTP client call that opens a connection has its phases: dns.start/dns.end
+                        (dns.question.name, goprobe.dns.answer_count), connect.start/connect.end
+                        (network.peer.address, network.peer.port, error.type), tls.start/tls.end
+                        (tls.protocol.version) (http.phases), request_sent and first_byte (http.exchange,
+                        opt-in)
   resource              service.name, process.pid, process.executable.path, process.runtime.name,
                         process.runtime.version
+
+With --cpu[=HZ] (default 99 samples a second of CPU time, on every CPU), CPU samples of the target's \
+threads are lines of their own beside the spans, tagged with a type:
+  type                  \"cpu_sample\"
+  time_unix_nano        when the sample was taken (wall clock, as spans)
+  cpu_nanos             the CPU time the sample stands for (1e9 / HZ)
+  trace_id, span_id, span_name   the innermost span the sampled goroutine was serving (absent: none)
+  local_root_span_id, local_root_span_name   that tree's outermost span in the process (the request)
+  attributes            http.route (the request's), goroutine.id, goroutine.state (running | system: the
+                        runtime on the system stack for it | none: no goroutine, e.g. the scheduler |
+                        unknown), thread.id, cpu.id
+  stack                 innermost first: {function, file, line, pc (link-time address), inlined (true for a
+                        call inlined into the next frame)}, symbolized from the binary's pclntab (stripped too)
+  resource              as spans'
+`goprobe convert --to pprof` turns them into a CPU profile labelled trace_id, span_id, span_name and \
+http.route (go tool pprof -tagfocus span_name='GET /report'); --to folded and flamegraph draw them under \
+their request (--span-name, --trace-id pick one); --to chrome shows them on their trace's track. \
+Samples lost in the kernel are counted with the lost events.
 
 An outgoing call or database call made while serving a request (on the handler's goroutine, or a goroutine \
 it started, seen through the go.spawn probe) is a child of that server span, in the same trace. \

@@ -12,6 +12,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::attach::{self, Offsets, Request};
+use crate::probes::cpu_sample::PROBE as CPU_PROBE;
 
 /// What to trace and how: shared by `attach` and `record`.
 #[derive(Debug, Clone, clap::Args)]
@@ -40,6 +41,20 @@ pub struct TargetArgs {
     /// default: read them from the binary's DWARF, else the offsets table.
     #[arg(long, value_name = "FILE")]
     pub offsets: Option<PathBuf>,
+    /// Sample the CPU HZ times per second of CPU time (default 99) on every
+    /// CPU, with the cpu-clock perf event: each sample of a target thread
+    /// carries its user stack and goroutine, and `record` labels it with the
+    /// span it ran in (`cpu_sample` records). Same as adding `cpu.sample` to
+    /// --probes.
+    #[arg(
+        long,
+        value_name = "HZ",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "99",
+        value_parser = clap::value_parser!(u32).range(1..=10_000)
+    )]
+    pub cpu: Option<u32>,
     /// Refuse a probe whose offsets only the offsets table knows for this
     /// binary's Go patch release, which the table was not generated from
     /// (by default the minor release's layouts are used, with a note).
@@ -92,7 +107,10 @@ impl TargetArgs {
                 )
             }
         };
-        let probes = attach::parse_probes(&self.probes)?;
+        let mut probes = attach::parse_probes(&self.probes)?;
+        if self.cpu.is_some() && !probes.iter().any(|p| p == CPU_PROBE) {
+            probes.push(CPU_PROBE.to_owned());
+        }
         if offsets.is_none() {
             // Offsets from each binary: say where table answers are not
             // exact, and refuse them under --strict-offsets.
@@ -134,6 +152,7 @@ impl TargetArgs {
             offsets,
             duration: self.duration,
             baseline_empty,
+            cpu_hz: self.cpu,
             ring_buffer_bytes: self.ring_buffer_size,
         })
     }

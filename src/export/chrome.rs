@@ -4,18 +4,23 @@
 //! One process per resource (service and pid) and one track ("thread") per
 //! trace, each named by a metadata event; every span is a complete event
 //! (`ph: "X"`) with `ts`/`dur` in microseconds and its attributes as `args`;
-//! span events are instant events on the same track. Timestamps are written
-//! as exact decimals (microseconds with three fraction digits), so no
-//! nanosecond is rounded away in the file. Spans stream straight through;
-//! only the resource and trace numbering stays in memory.
+//! span events are instant events on the same track. CPU samples
+//! (`cpu_sample` records) are instant events too, named after their
+//! innermost function, on the track of the trace they ran in (samples in
+//! no span get a `CPU samples (no span)` track per process), with the span
+//! and the whole stack as `args`. Timestamps are written as exact decimals
+//! (microseconds with three fraction digits), so no nanosecond is rounded
+//! away in the file. Records stream straight through; only the resource and
+//! trace numbering stays in memory.
 
 use std::collections::HashMap;
 use std::io::{self, BufRead, Write};
 
 use super::otlp_encode::hex;
-use super::reader::SpanReader;
+use super::reader::{RecordView, SpanReader};
 use super::view::{Attrs, SpanView, Value, write_json_string};
 use super::{ExportError, Summary};
+use crate::sample::CpuSample;
 use crate::span::{SpanKind, StatusCode, TraceId};
 
 /// Argument names goprobe sets itself; attributes with these names are left out.
@@ -43,7 +48,8 @@ struct Writer {
     /// The last few resources seen and their processes: most spans share
     /// one of them, and comparing is cheaper than encoding.
     recent: Vec<(Attrs<'static>, u64)>,
-    tids: HashMap<TraceId, u64>,
+    /// Track per trace, and per process (`None`) for samples in no span.
+    tids: HashMap<(Option<TraceId>, u64), u64>,
     scratch: Vec<u8>,
 }
 
@@ -127,17 +133,13 @@ impl Writer {
         Ok(())
     }
 
-    fn pid(&mut self, span: &SpanView<'_>) -> io::Result<u64> {
-        if let Some((_, pid)) = self
-            .recent
-            .iter()
-            .find(|(resource, _)| resource.identical(&span.resource))
-        {
+    fn pid(&mut self, resource: &Attrs<'_>, ts: u64) -> io::Result<u64> {
+        if let Some((_, pid)) = self.recent.iter().find(|(r, _)| r.identical(resource)) {
             return Ok(*pid);
         }
         self.scratch.clear();
         self.scratch.push(b'{');
-        for (i, (k, v)) in span.resource.iter().enumerate() {
+        for (i, (k, v)) in resource.iter().enumerate() {
             if i > 0 {
                 self.scratch.push(b',');
             }
@@ -151,34 +153,78 @@ impl Writer {
             None => {
                 let pid = self.pids.len() as u64 + 1;
                 self.pids.insert(self.scratch.clone(), pid);
-                let service = span
-                    .resource
+                let service = resource
                     .get_str("service.name")
                     .unwrap_or("unknown service");
-                let name = match span.resource.get("process.pid") {
+                let name = match resource.get("process.pid") {
                     Some(Value::Int(n)) => format!("{service} (pid {n})"),
                     _ => service.to_owned(),
                 };
-                self.metadata("process_name", pid, 0, span.start_time_unix_nano, &name)?;
+                self.metadata("process_name", pid, 0, ts, &name)?;
                 pid
             }
         };
         if self.recent.len() == RECENT {
             self.recent.remove(0);
         }
-        self.recent.push((span.resource.to_static(), pid));
+        self.recent.push((resource.to_static(), pid));
         Ok(pid)
     }
 
-    fn tid(&mut self, span: &SpanView<'_>, pid: u64) -> io::Result<u64> {
-        if let Some(&tid) = self.tids.get(&span.trace_id) {
+    /// The track of `trace`, or of `pid`'s samples in no span.
+    fn tid(&mut self, trace: Option<TraceId>, pid: u64, ts: u64) -> io::Result<u64> {
+        let key = (trace, if trace.is_some() { 0 } else { pid });
+        if let Some(&tid) = self.tids.get(&key) {
             return Ok(tid);
         }
         let tid = self.tids.len() as u64 + 1;
-        self.tids.insert(span.trace_id, tid);
-        let name = format!("trace {}", span.trace_id);
-        self.metadata("thread_name", pid, tid, span.start_time_unix_nano, &name)?;
+        self.tids.insert(key, tid);
+        let name = match trace {
+            Some(t) => format!("trace {t}"),
+            None => "CPU samples (no span)".to_owned(),
+        };
+        self.metadata("thread_name", pid, tid, ts, &name)?;
         Ok(tid)
+    }
+
+    /// A CPU sample: an instant event on its trace's track.
+    fn sample(&mut self, s: &CpuSample) -> io::Result<()> {
+        let resource = Attrs::from_attributes(&s.resource);
+        let pid = self.pid(&resource, s.time_unix_nano)?;
+        let tid = self.tid(s.trace_id, pid, s.time_unix_nano)?;
+        self.sep();
+        let leaf = s.stack.first().map_or("?", |f| f.function.as_str());
+        let out = &mut self.buf;
+        out.extend_from_slice(br#"{"ph":"i","s":"t","name":"#);
+        json(out, &format!("cpu: {leaf}"))?;
+        out.extend_from_slice(br#","cat":"cpu","ts":"#);
+        micros(out, s.time_unix_nano)?;
+        out.extend_from_slice(br#","dur":0,"pid":"#);
+        number(out, pid)?;
+        out.extend_from_slice(br#","tid":"#);
+        number(out, tid)?;
+        out.extend_from_slice(br#","args":{"cpu_nanos":"#);
+        number(out, s.cpu_nanos)?;
+        let stack: Vec<String> = s
+            .stack
+            .iter()
+            .map(|f| format!("{} {}:{}", f.function, f.file, f.line))
+            .collect();
+        out.extend_from_slice(br#","stack":"#);
+        json(out, &stack.join("\n"))?;
+        if let Some(id) = s.span_id {
+            out.extend_from_slice(br#","span_id":""#);
+            hex(out, &id.0);
+            out.push(b'"');
+        }
+        if let Some(name) = &s.span_name {
+            out.extend_from_slice(br#","span_name":"#);
+            json(out, name)?;
+        }
+        let attributes = Attrs::from_attributes(&s.attributes);
+        self.attributes(&attributes, false)?;
+        self.buf.extend_from_slice(b"}}");
+        Ok(())
     }
 
     /// `"key":value` pairs of attributes, each preceded by a comma unless
@@ -201,8 +247,8 @@ impl Writer {
     }
 
     fn span(&mut self, span: &SpanView<'_>) -> io::Result<()> {
-        let pid = self.pid(span)?;
-        let tid = self.tid(span, pid)?;
+        let pid = self.pid(&span.resource, span.start_time_unix_nano)?;
+        let tid = self.tid(Some(span.trace_id), pid, span.start_time_unix_nano)?;
         self.sep();
         let out = &mut self.buf;
         out.extend_from_slice(br#"{"ph":"X","name":"#);
@@ -276,9 +322,18 @@ pub fn convert<R: BufRead, W: Write>(
     w.buf
         .extend_from_slice(br#"{"displayTimeUnit":"ms","traceEvents":["#);
     let mut spans = 0u64;
-    reader.for_each_view(|span| {
-        spans += 1;
-        w.span(&span)?;
+    let mut samples = 0u64;
+    reader.for_each_record(|record| {
+        match record {
+            RecordView::Span(span) => {
+                spans += 1;
+                w.span(&span)?;
+            }
+            RecordView::Sample(s) => {
+                samples += 1;
+                w.sample(&s)?;
+            }
+        }
         if w.buf.len() >= CHUNK {
             out.write_all(&w.buf)?;
             w.buf.clear();
@@ -290,6 +345,7 @@ pub fn convert<R: BufRead, W: Write>(
     out.flush()?;
     Ok(Summary {
         spans,
+        samples,
         skipped: reader.skipped(),
         ..Default::default()
     })
@@ -334,6 +390,32 @@ mod tests {
                 .filter(|e| e["name"] == "process_name")
                 .count(),
             1
+        );
+    }
+
+    #[test]
+    fn samples_are_instant_events_on_their_trace_track() {
+        let span = line(0x0a, 1, None, "root", 1_000, 3_000);
+        let in_span = r#"{"type":"cpu_sample","time_unix_nano":2000,"cpu_nanos":10,"trace_id":"0000000000000000000000000000000a","span_id":"0000000000000001","span_name":"root","stack":[{"function":"main.burn","file":"/m.go","line":5,"pc":16}],"resource":{"service.name":"svc"}}"#;
+        let alone = r#"{"type":"cpu_sample","time_unix_nano":2500,"cpu_nanos":10,"resource":{"service.name":"svc"}}"#;
+        let input = [span.as_str(), in_span, alone].join("\n");
+        let mut out = Vec::new();
+        let summary =
+            convert(&mut SpanReader::new(input.as_bytes(), false), &mut out).expect("convert");
+        assert_eq!((summary.spans, summary.samples), (1, 2));
+        let v: serde_json::Value = serde_json::from_slice(&out).expect("json");
+        let events = v["traceEvents"].as_array().expect("events");
+        let span_tid = events.iter().find(|e| e["ph"] == "X").expect("span")["tid"].clone();
+        let cpu: Vec<_> = events.iter().filter(|e| e["cat"] == "cpu").collect();
+        assert_eq!(cpu.len(), 2);
+        assert_eq!(cpu[0]["name"], "cpu: main.burn");
+        assert_eq!(cpu[0]["tid"], span_tid);
+        assert_eq!(cpu[0]["args"]["stack"], "main.burn /m.go:5");
+        assert_ne!(cpu[1]["tid"], span_tid);
+        assert!(
+            events
+                .iter()
+                .any(|e| e["args"]["name"] == "CPU samples (no span)")
         );
     }
 

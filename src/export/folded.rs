@@ -5,13 +5,18 @@
 //! Stacks come from span ancestry under the span's service (see
 //! [`super::stacks`]), so the spans of a trace are grouped first (see
 //! [`super::traces`]); only the per-stack totals are kept after that.
+//!
+//! A recording with CPU samples folds those instead: CPU nanoseconds per Go
+//! stack, under the name of the span (the request) each ran in
+//! ([`super::cpu::FoldedCpu`]). `--span-name` and `--trace-id` narrow
+//! either to one span name or one trace.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
 
-use super::reader::SpanReader;
-use super::stacks::{self, Names, StackSpan};
+use super::cpu::{FoldedCpu, SampleFilter};
+use super::reader::{RecordView, SpanReader};
+use super::stacks::{self, Names, StackSpan, frame};
 use super::traces::{Trace, TraceGrouper};
 use super::{ExportError, Summary};
 
@@ -21,23 +26,6 @@ pub struct FoldedStacks {
     names: Names,
     /// Keyed by the frames (indices into `names`), root first.
     totals: HashMap<Vec<u32>, u64>,
-}
-
-/// A span or service name as one frame: `;` separates frames and a line
-/// break would end the record, so both are replaced.
-fn frame(name: &str) -> Cow<'_, str> {
-    if !name.contains([';', '\n', '\r']) {
-        return Cow::Borrowed(name);
-    }
-    Cow::Owned(
-        name.chars()
-            .map(|c| match c {
-                ';' => ':',
-                '\n' | '\r' => ' ',
-                c => c,
-            })
-            .collect(),
-    )
 }
 
 /// Adds each trace's self time per stack to `totals`.
@@ -89,34 +77,72 @@ impl FoldedStacks {
     }
 }
 
-/// Read every span and fold the stacks.
+/// What a recording folds into: CPU samples when it has any, else spans.
+pub struct Folded {
+    pub lines: Vec<String>,
+    /// The lines are CPU samples' stacks (nanoseconds of CPU).
+    pub cpu: bool,
+}
+
+/// Read every record and fold the stacks (see the module docs).
 pub fn fold<R: BufRead>(
     reader: &mut SpanReader<R>,
     window: u64,
-) -> Result<(FoldedStacks, Summary), ExportError> {
+    filter: &SampleFilter,
+) -> Result<(Folded, Summary), ExportError> {
     let mut names = Names::default();
+    // The frame of the wanted span name, interned first so that traces can
+    // be matched on it while `names` is lent to the reading loop.
+    let wanted = filter.span_name.as_deref().map(|n| names.id(&frame(n)));
     let mut totals = HashMap::new();
     let mut folder = Folder {
         totals: &mut totals,
         path: Vec::new(),
         frames: Vec::new(),
     };
+    let mut cpu = FoldedCpu::default();
+    let mut any_sample = false;
     let mut grouper = TraceGrouper::new(window);
     let mut spans = 0u64;
     let mut emit = |trace: Trace<StackSpan>| -> Result<(), ExportError> {
-        folder.add_trace(&trace);
+        if wanted.is_none_or(|n| trace.spans.iter().any(|s| s.name == n)) {
+            folder.add_trace(&trace);
+        }
         Ok(())
     };
-    reader.for_each_view(|span| {
-        spans += 1;
-        grouper.push(StackSpan::new(&span, &mut names, frame, false), &mut emit)
+    reader.for_each_record(|record| match record {
+        RecordView::Span(span) => {
+            spans += 1;
+            if !any_sample && filter.trace_id.is_none_or(|t| t == span.trace_id) {
+                grouper.push(StackSpan::new(&span, &mut names, frame, false), &mut emit)?;
+            }
+            Ok::<(), ExportError>(())
+        }
+        RecordView::Sample(s) => {
+            any_sample = true;
+            if filter.keeps(&s) {
+                cpu.add(&s);
+            }
+            Ok(())
+        }
     })?;
     let peak = grouper.peak_buffered();
-    grouper.finish(&mut emit)?;
+    if !any_sample {
+        grouper.finish(&mut emit)?;
+    }
+    let lines = if any_sample {
+        cpu.lines()
+    } else {
+        FoldedStacks { names, totals }.lines()
+    };
     Ok((
-        FoldedStacks { names, totals },
+        Folded {
+            lines,
+            cpu: any_sample,
+        },
         Summary {
             spans,
+            samples: cpu.samples,
             skipped: reader.skipped(),
             peak_buffered_spans: peak,
             ..Default::default()
@@ -129,9 +155,10 @@ pub fn convert_folded<R: BufRead, W: Write>(
     reader: &mut SpanReader<R>,
     out: &mut W,
     window: u64,
+    filter: &SampleFilter,
 ) -> Result<Summary, ExportError> {
-    let (folded, summary) = fold(reader, window)?;
-    for line in folded.lines() {
+    let (folded, summary) = fold(reader, window, filter)?;
+    for line in &folded.lines {
         out.write_all(line.as_bytes())?;
         out.write_all(b"\n")?;
     }
@@ -153,16 +180,22 @@ pub fn convert_flamegraph<R: BufRead, W: Write>(
     reader: &mut SpanReader<R>,
     out: &mut W,
     window: u64,
+    filter: &SampleFilter,
 ) -> Result<Summary, ExportError> {
-    let (folded, summary) = fold(reader, window)?;
-    let lines = folded.lines();
+    let (folded, summary) = fold(reader, window, filter)?;
+    let lines = &folded.lines;
     if lines.is_empty() {
         out.write_all(EMPTY_SVG.as_bytes())?;
     } else {
         let mut options = inferno::flamegraph::Options::default();
-        options.title = "goprobe spans (self time)".to_owned();
+        if folded.cpu {
+            options.title = "goprobe CPU samples (CPU time)".to_owned();
+            options.name_type = "Function:".to_owned();
+        } else {
+            options.title = "goprobe spans (self time)".to_owned();
+            options.name_type = "Span:".to_owned();
+        }
         options.count_name = "ns".to_owned();
-        options.name_type = "Span:".to_owned();
         inferno::flamegraph::from_lines(&mut options, lines.iter().map(String::as_str), &mut *out)?;
     }
     out.flush()?;
@@ -191,6 +224,7 @@ mod tests {
             &mut SpanReader::new(input().as_bytes(), false),
             &mut out,
             10,
+            &SampleFilter::default(),
         )
         .expect("convert");
         assert_eq!(summary.spans, 4);
@@ -198,6 +232,31 @@ mod tests {
             String::from_utf8(out).expect("utf8"),
             "svc;GET /a 120\nsvc;GET /a;db:query 30\nsvc;orphan 7\n"
         );
+    }
+
+    #[test]
+    fn span_name_and_trace_filters_keep_whole_traces() {
+        let run = |filter: SampleFilter| {
+            let mut out = Vec::new();
+            convert_folded(
+                &mut SpanReader::new(input().as_bytes(), false),
+                &mut out,
+                10,
+                &filter,
+            )
+            .expect("convert");
+            String::from_utf8(out).expect("utf8")
+        };
+        let named = run(SampleFilter {
+            span_name: Some("db;query".to_owned()),
+            trace_id: None,
+        });
+        assert_eq!(named, "svc;GET /a 70\nsvc;GET /a;db:query 30\n");
+        let one = run(SampleFilter {
+            span_name: None,
+            trace_id: Some(crate::span::TraceId::from_hex(&format!("{:032x}", 2)).expect("id")),
+        });
+        assert_eq!(one, "svc;GET /a 50\n");
     }
 
     /// inferno's SVG carries a DOCTYPE, so DTDs must be allowed.
@@ -217,13 +276,20 @@ mod tests {
             &mut SpanReader::new(input().as_bytes(), false),
             &mut out,
             10,
+            &SampleFilter::default(),
         )
         .expect("convert");
         let svg = String::from_utf8(out).expect("utf8");
         parse_svg(&svg);
         assert!(svg.contains("db:query"));
         let mut empty = Vec::new();
-        convert_flamegraph(&mut SpanReader::new(&b""[..], false), &mut empty, 10).expect("convert");
+        convert_flamegraph(
+            &mut SpanReader::new(&b""[..], false),
+            &mut empty,
+            10,
+            &SampleFilter::default(),
+        )
+        .expect("convert");
         parse_svg(std::str::from_utf8(&empty).expect("utf8"));
     }
 }

@@ -1,6 +1,8 @@
 //! Span exporters behind `goprobe convert`: one module per output format, a
 //! shared NDJSON span reader, and the per-trace grouping that the formats
-//! built on span ancestry (pprof, folded, flamegraph) need.
+//! built on span ancestry (pprof, folded, flamegraph) need. CPU samples
+//! recorded beside the spans become CPU profiles in those formats
+//! ([`cpu`]) and instant events in `--to chrome`.
 //!
 //! Every exporter reads spans through [`reader::SpanReader`]: owned
 //! ([`crate::span::Span`]) or, for the streaming converters, read in place
@@ -8,6 +10,7 @@
 
 pub mod background;
 pub mod chrome;
+pub mod cpu;
 pub mod folded;
 pub mod html;
 pub mod metrics;
@@ -19,7 +22,9 @@ pub mod otlp_json;
 pub mod otlp_schema;
 pub mod otlp_wire;
 pub mod pprof;
+pub mod pprof_proto;
 pub mod reader;
+pub mod spill;
 pub mod stacks;
 pub mod summary;
 pub mod text;
@@ -50,6 +55,8 @@ pub enum ExportError {
 pub struct Summary {
     /// Spans read and converted.
     pub spans: u64,
+    /// CPU samples converted (after `--span-name`/`--trace-id`).
+    pub samples: u64,
     /// Malformed lines skipped under `--skip-invalid`.
     pub skipped: u64,
     /// The most spans held in memory at once while grouping by trace (0 for

@@ -1,5 +1,7 @@
 //! `--to pprof`: a gzipped `profile.proto` (the format `go tool pprof`
-//! reads) with one sample per span.
+//! reads): a CPU profile when the recording has CPU samples (see
+//! [`super::cpu`]; the spans are then only their labels), else one sample
+//! per span, as below.
 //!
 //! Each sample has the values [spans/count, wall/nanoseconds,
 //! self/nanoseconds] and a stack built from the span's ancestry under its
@@ -16,7 +18,8 @@
 //! complete, and strings as soon as they are first used (protobuf
 //! concatenates repeated fields, so samples and strings may come before the
 //! other tables); only the distinct names, the locations and the open traces
-//! (a few numbers per span) stay in memory.
+//! (a few numbers per span) stay in memory. Until the input shows it has
+//! no CPU samples, the span profile goes to a [`Spill`] (a temporary file).
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -26,138 +29,14 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 use prost::Message;
 
-use super::reader::SpanReader;
+use super::cpu::{CpuProfile, SampleFilter};
+use super::reader::{RecordView, SpanReader};
+use super::spill::Spill;
 use super::stacks::{self, Names, StackSpan};
 use super::traces::{Trace, TraceGrouper};
 use super::{ExportError, Summary};
 
-/// The messages of pprof's profile.proto (package perftools.profiles), with
-/// their published field numbers.
-pub mod proto {
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Profile {
-        #[prost(message, repeated, tag = "1")]
-        pub sample_type: Vec<ValueType>,
-        #[prost(message, repeated, tag = "2")]
-        pub sample: Vec<Sample>,
-        #[prost(message, repeated, tag = "3")]
-        pub mapping: Vec<Mapping>,
-        #[prost(message, repeated, tag = "4")]
-        pub location: Vec<Location>,
-        #[prost(message, repeated, tag = "5")]
-        pub function: Vec<Function>,
-        #[prost(string, repeated, tag = "6")]
-        pub string_table: Vec<String>,
-        #[prost(int64, tag = "7")]
-        pub drop_frames: i64,
-        #[prost(int64, tag = "8")]
-        pub keep_frames: i64,
-        #[prost(int64, tag = "9")]
-        pub time_nanos: i64,
-        #[prost(int64, tag = "10")]
-        pub duration_nanos: i64,
-        #[prost(message, optional, tag = "11")]
-        pub period_type: Option<ValueType>,
-        #[prost(int64, tag = "12")]
-        pub period: i64,
-        #[prost(int64, repeated, tag = "13")]
-        pub comment: Vec<i64>,
-        #[prost(int64, tag = "14")]
-        pub default_sample_type: i64,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct ValueType {
-        #[prost(int64, tag = "1")]
-        pub r#type: i64,
-        #[prost(int64, tag = "2")]
-        pub unit: i64,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Sample {
-        #[prost(uint64, repeated, tag = "1")]
-        pub location_id: Vec<u64>,
-        #[prost(int64, repeated, tag = "2")]
-        pub value: Vec<i64>,
-        #[prost(message, repeated, tag = "3")]
-        pub label: Vec<Label>,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Label {
-        #[prost(int64, tag = "1")]
-        pub key: i64,
-        #[prost(int64, tag = "2")]
-        pub str: i64,
-        #[prost(int64, tag = "3")]
-        pub num: i64,
-        #[prost(int64, tag = "4")]
-        pub num_unit: i64,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Mapping {
-        #[prost(uint64, tag = "1")]
-        pub id: u64,
-        #[prost(uint64, tag = "2")]
-        pub memory_start: u64,
-        #[prost(uint64, tag = "3")]
-        pub memory_limit: u64,
-        #[prost(uint64, tag = "4")]
-        pub file_offset: u64,
-        #[prost(int64, tag = "5")]
-        pub filename: i64,
-        #[prost(int64, tag = "6")]
-        pub build_id: i64,
-        #[prost(bool, tag = "7")]
-        pub has_functions: bool,
-        #[prost(bool, tag = "8")]
-        pub has_filenames: bool,
-        #[prost(bool, tag = "9")]
-        pub has_line_numbers: bool,
-        #[prost(bool, tag = "10")]
-        pub has_inline_frames: bool,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Location {
-        #[prost(uint64, tag = "1")]
-        pub id: u64,
-        #[prost(uint64, tag = "2")]
-        pub mapping_id: u64,
-        #[prost(uint64, tag = "3")]
-        pub address: u64,
-        #[prost(message, repeated, tag = "4")]
-        pub line: Vec<Line>,
-        #[prost(bool, tag = "5")]
-        pub is_folded: bool,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Line {
-        #[prost(uint64, tag = "1")]
-        pub function_id: u64,
-        #[prost(int64, tag = "2")]
-        pub line: i64,
-        #[prost(int64, tag = "3")]
-        pub column: i64,
-    }
-
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Function {
-        #[prost(uint64, tag = "1")]
-        pub id: u64,
-        #[prost(int64, tag = "2")]
-        pub name: i64,
-        #[prost(int64, tag = "3")]
-        pub system_name: i64,
-        #[prost(int64, tag = "4")]
-        pub filename: i64,
-        #[prost(int64, tag = "5")]
-        pub start_line: i64,
-    }
-}
+pub use super::pprof_proto as proto;
 
 /// Field numbers of `Profile.sample` and `Profile.string_table`, for
 /// writing samples and strings one at a time.
@@ -398,40 +277,79 @@ fn clamp_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-/// Convert all spans; `window` is the trace grouping window (see [`TraceGrouper`]).
+/// Convert a recording; `window` is the trace grouping window (see
+/// [`TraceGrouper`]); `filter` picks the CPU samples of one span name or
+/// trace.
 pub fn convert<R: BufRead, W: Write>(
     reader: &mut SpanReader<R>,
     out: W,
     window: u64,
+    filter: &SampleFilter,
 ) -> Result<Summary, ExportError> {
-    let mut builder = Builder::new(out)?;
+    let mut builder = Builder::new(Spill::new())?;
     let mut names = Names::default();
     let mut grouper = TraceGrouper::new(window);
+    // The output, until the first CPU sample makes this a CPU profile
+    // written to it directly.
+    let mut output = Some(out);
+    let mut cpu: Option<(CpuProfile, GzEncoder<W>)> = None;
     let mut spans = 0u64;
     // Spans are turned into StackSpans (which interns their names) while
     // traces are written from the table filled so far; the two never run at
     // once, but both need `names`, so writing borrows it only for a trace.
     let mut done: Vec<Trace<StackSpan>> = Vec::new();
-    reader.for_each_view(|span| {
-        spans += 1;
-        let node = StackSpan::new(&span, &mut names, |s| Cow::Borrowed(s), true);
-        grouper.push(node, &mut |trace| -> Result<(), ExportError> {
-            done.push(trace);
-            Ok(())
-        })?;
-        for trace in done.drain(..) {
-            builder.trace(&names, &trace)?;
+    reader.for_each_record(|record| {
+        match record {
+            RecordView::Span(span) => {
+                spans += 1;
+                if cpu.is_some() {
+                    return Ok(());
+                }
+                let node = StackSpan::new(&span, &mut names, |s| Cow::Borrowed(s), true);
+                grouper.push(node, &mut |trace| -> Result<(), ExportError> {
+                    done.push(trace);
+                    Ok(())
+                })?;
+                for trace in done.drain(..) {
+                    builder.trace(&names, &trace)?;
+                }
+            }
+            RecordView::Sample(s) => {
+                if let (None, Some(out)) = (&cpu, output.take()) {
+                    cpu = Some((CpuProfile::new(), GzEncoder::new(out, Compression::fast())));
+                }
+                if let Some((profile, gz)) = &mut cpu
+                    && filter.keeps(&s)
+                {
+                    profile.add(&s, gz)?;
+                }
+            }
         }
         Ok::<(), ExportError>(())
     })?;
     let peak = grouper.peak_buffered();
-    grouper.finish(&mut |trace| -> Result<(), ExportError> {
-        builder.trace(&names, &trace)?;
-        Ok(())
-    })?;
-    builder.finish()?.flush()?;
+    let samples = match cpu {
+        Some((profile, mut gz)) => {
+            let n = profile.samples;
+            gz.write_all(&profile.tables().encode_to_vec())?;
+            gz.finish()?.flush()?;
+            n
+        }
+        None => {
+            grouper.finish(&mut |trace| -> Result<(), ExportError> {
+                builder.trace(&names, &trace)?;
+                Ok(())
+            })?;
+            if let Some(mut out) = output {
+                builder.finish()?.copy_to(&mut out)?;
+                out.flush()?;
+            }
+            0
+        }
+    };
     Ok(Summary {
         spans,
+        samples,
         skipped: reader.skipped(),
         peak_buffered_spans: peak,
         ..Default::default()
@@ -462,8 +380,13 @@ mod tests {
         ]
         .join("\n");
         let mut out = Vec::new();
-        let summary =
-            convert(&mut SpanReader::new(input.as_bytes(), false), &mut out, 10).expect("convert");
+        let summary = convert(
+            &mut SpanReader::new(input.as_bytes(), false),
+            &mut out,
+            10,
+            &SampleFilter::default(),
+        )
+        .expect("convert");
         assert_eq!(summary.spans, 3);
         let p = decode(&out);
         let s = |i: i64| p.string_table[i as usize].as_str();
@@ -526,7 +449,13 @@ mod tests {
     #[test]
     fn empty_input_is_a_valid_empty_profile() {
         let mut out = Vec::new();
-        convert(&mut SpanReader::new(&b""[..], false), &mut out, 10).expect("convert");
+        convert(
+            &mut SpanReader::new(&b""[..], false),
+            &mut out,
+            10,
+            &SampleFilter::default(),
+        )
+        .expect("convert");
         let p = decode(&out);
         assert!(p.sample.is_empty());
         assert_eq!(p.sample_type.len(), 3);

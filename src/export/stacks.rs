@@ -148,6 +148,23 @@ pub fn frames(trace: &Trace<StackSpan>, i: usize, path: &mut Vec<usize>, out: &m
     }
 }
 
+/// A span, service or function name as one folded-stack frame: `;` separates frames and a line
+/// break would end the record, so both are replaced.
+pub fn frame(name: &str) -> Cow<'_, str> {
+    if !name.contains([';', '\n', '\r']) {
+        return Cow::Borrowed(name);
+    }
+    Cow::Owned(
+        name.chars()
+            .map(|c| match c {
+                ';' => ':',
+                '\n' | '\r' => ' ',
+                c => c,
+            })
+            .collect(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -149,6 +149,17 @@ impl<'a> Attrs<'a> {
         )
     }
 
+    /// Owned attributes (a CPU sample's, read whole) as a view.
+    pub fn from_attributes(attributes: &Attributes) -> Attrs<'static> {
+        // A map iterates in key order, each key once: already sorted.
+        Attrs(
+            attributes
+                .iter()
+                .map(|(k, v)| (Cow::Owned(k.clone()), Value::from_attr_value(v)))
+                .collect(),
+        )
+    }
+
     pub fn to_attributes(&self) -> Attributes {
         self.0
             .iter()
@@ -176,6 +187,18 @@ impl Value<'_> {
             Value::Double(d) => Value::Double(*d),
             Value::String(s) => Value::String(Cow::Owned(s.clone().into_owned())),
             Value::Array(items) => Value::Array(items.iter().map(Value::to_static).collect()),
+        }
+    }
+
+    pub fn from_attr_value(v: &AttrValue) -> Value<'static> {
+        match v {
+            AttrValue::Bool(b) => Value::Bool(*b),
+            AttrValue::Int(n) => Value::Int(*n),
+            AttrValue::Double(d) => Value::Double(*d),
+            AttrValue::String(s) => Value::String(Cow::Owned(s.clone())),
+            AttrValue::Array(items) => {
+                Value::Array(items.iter().map(Value::from_attr_value).collect())
+            }
         }
     }
 

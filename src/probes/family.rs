@@ -108,6 +108,12 @@ pub trait Family: Sync {
     fn spawned_by(&self, ev: &RawEvent) -> Result<u64, RecordingError> {
         Err(RecordingError::role(self.name(), ev, "goroutine creation"))
     }
+
+    /// Role `sample`: the CPU sample one event is (the recorder labels it
+    /// with the span its goroutine was serving).
+    fn sample(&self, ev: &RawEvent) -> Result<SampleParts, RecordingError> {
+        Err(RecordingError::role(self.name(), ev, "CPU sample"))
+    }
 }
 
 /// What a family's configuration is computed from.
@@ -190,6 +196,20 @@ pub struct EventParts {
     /// CLOCK_MONOTONIC.
     pub time_ns: u64,
     pub attributes: Attributes,
+}
+
+/// A CPU sample as a family builds it; the recorder gives it its span,
+/// a wall-clock time and the resource.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SampleParts {
+    /// CLOCK_MONOTONIC.
+    pub time_ns: u64,
+    /// The CPU time it stands for.
+    pub cpu_nanos: u64,
+    /// `goroutine.id`, `goroutine.state`, `thread.id`, `cpu.id`.
+    pub attributes: Attributes,
+    /// Innermost frame first.
+    pub stack: Vec<crate::sample::StackFrame>,
 }
 
 /// Why an event could not be recorded.

@@ -4,13 +4,19 @@
 //!
 //! Stream fields: `type` (the panic value's Go type, as `%T` prints it),
 //! `message` (where Go's own text can be read exactly) and
-//! `message_truncated`, `read_failed`.
+//! `message_truncated`, `read_failed`, and `stacktrace`: the panicking
+//! goroutine's stack at the panic, walked by frame pointers in the kernel
+//! and symbolized from pclntab, in the format the runtime prints it when a
+//! panic crashes the program ([`super::traceback`]), also for panics that
+//! are recovered and for stripped binaries.
 
 use std::mem::size_of;
 
 use serde::{Deserialize, Serialize};
 
 use super::family::{Decode, EventParts, Family, RecordingError, SpanParts, is_false};
+use super::stacks::Captured;
+use super::traceback::{self, CreatedBy};
 use crate::bpf::abi::{self, Plain};
 use crate::span::{AttrValue, Attributes, SpanKind, Status};
 use crate::stream::RawEvent;
@@ -24,8 +30,11 @@ const PROBE: &str = "go.panic";
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/go_panic.bpf.o"));
 
 pub const PANIC_TEXT_MAX: usize = 128;
+/// `GP_PANIC_STACK_MAX`.
+pub const PANIC_STACK_MAX: usize = 127;
 
-/// `struct gp_panic_event`.
+/// `struct gp_panic_event` up to its stack, which follows with `nframes`
+/// entries (the record is cut after them).
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct PanicEvent {
@@ -40,8 +49,16 @@ pub struct PanicEvent {
     pub data_ptr: u64,
     pub word: [u64; 4],
     pub text: [u8; PANIC_TEXT_MAX],
+    pub sp: u64,
+    pub bp: u64,
+    pub sp_words: [u64; 2],
+    pub gopc: u64,
+    pub parent_goid: u64,
+    pub nframes: u32,
+    pub _pad: u32,
 }
-const _: () = assert!(size_of::<PanicEvent>() == 216);
+const HEADER: usize = size_of::<PanicEvent>();
+const _: () = assert!(HEADER == 272);
 
 // SAFETY: repr(C), integers and byte arrays only, no implicit padding (size
 // checked above), so every bit pattern is valid.
@@ -58,6 +75,8 @@ pub struct Fields {
     pub message_truncated: bool,
     #[serde(default, skip_serializing_if = "is_false")]
     pub read_failed: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stacktrace: Option<String>,
 }
 
 impl Family for GoPanic {
@@ -90,6 +109,7 @@ impl Family for GoPanic {
             f.ty = Some(t.name);
         }
         f.read_failed = ev.flags & abi::FLAG_READ_FAILED != 0;
+        f.stacktrace = stacktrace(&ev, record, ctx);
         Some(RawEvent {
             probe: PROBE.to_owned(),
             pid: ev.pid,
@@ -110,6 +130,9 @@ impl Family for GoPanic {
         }
         if let Some(m) = f.message {
             a.insert("exception.message".into(), m.into());
+        }
+        if let Some(st) = f.stacktrace {
+            a.insert("exception.stacktrace".into(), st.into());
         }
         a.insert(
             "goroutine.id".into(),
@@ -137,6 +160,42 @@ impl Family for GoPanic {
     }
 }
 
+/// The panicking goroutine's traceback, from the stack after the header
+/// (none when nothing was captured).
+fn stacktrace(ev: &PanicEvent, record: &[u8], ctx: &mut Decode<'_>) -> Option<String> {
+    let room = record.len().saturating_sub(HEADER) / 8;
+    let n = (ev.nframes as usize).min(PANIC_STACK_MAX).min(room);
+    if n == 0 {
+        return None;
+    }
+    let pcs: Vec<u64> = record[HEADER..HEADER + 8 * n]
+        .chunks_exact(8)
+        .map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default()))
+        .collect();
+    let stack = ctx.symbols.stack(
+        ev.pid,
+        &Captured {
+            pcs: &pcs,
+            sp: ev.sp,
+            bp: ev.bp,
+            sp_words: ev.sp_words,
+        },
+    );
+    let at = (ev.gopc != 0)
+        .then(|| ctx.symbols.return_frame(ev.pid, ev.gopc))
+        .flatten();
+    let created = at.as_ref().map(|at| CreatedBy {
+        at,
+        parent_goid: ev.parent_goid,
+    });
+    Some(traceback::format(
+        ev.goid,
+        &stack,
+        created,
+        n == PANIC_STACK_MAX,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,9 +207,12 @@ mod tests {
             abi::c_define(source, "GP_PANIC_TEXT_MAX"),
             Some(PANIC_TEXT_MAX as u64)
         );
+        assert_eq!(
+            abi::c_define(source, "GP_PANIC_STACK_MAX"),
+            Some(PANIC_STACK_MAX as u64)
+        );
         assert!(source.contains(&format!(
-            "sizeof(struct gp_panic_event) == {}",
-            size_of::<PanicEvent>()
+            "sizeof(struct gp_panic_event) == {HEADER} + 8 * GP_PANIC_STACK_MAX"
         )));
     }
 }

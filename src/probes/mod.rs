@@ -3,6 +3,7 @@
 //! the one place that lists them; nothing outside `src/probes/` knows any
 //! probe by name.
 
+pub mod cpu_sample;
 pub mod db_sql;
 pub mod family;
 pub mod go_panic;
@@ -14,7 +15,9 @@ pub mod http_phases;
 pub mod http_server;
 pub mod netaddr;
 pub mod rpc;
+pub mod stacks;
 pub mod symbols;
+pub mod traceback;
 
 pub use family::Family;
 
@@ -28,6 +31,7 @@ pub static FAMILIES: &[&dyn Family] = &[
     &go_spawn::FAMILY,
     &grpc_server::FAMILY,
     &grpc_client::FAMILY,
+    &cpu_sample::FAMILY,
 ];
 
 /// The family named `name` (the catalog's `family`).
@@ -112,6 +116,7 @@ mod tests {
                 Role::Server | Role::Client => not_mine(f.span(&ev, &[] as &[Event]).err()),
                 Role::Event => not_mine(f.event(&ev).err()),
                 Role::Internal => not_mine(f.spawned_by(&ev).err()),
+                Role::Sample => not_mine(f.sample(&ev).err()),
             };
             assert!(!refused, "{} ({:?})", p.name, p.role);
         }

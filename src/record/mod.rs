@@ -1,7 +1,8 @@
 //! Turning attach's raw event stream into spans (`crate::span` schema):
 //! [`Recorder`] nests events by their probes' catalog roles; a
 //! [`Recording`] feeds it stream lines and writes the spans it completes
-//! through a [`SpanWriter`] (with the `--limit`).
+//! through a [`SpanWriter`] (with the `--limit`), and the CPU samples it
+//! labels (`crate::sample` records) beside them.
 
 mod recorder;
 
@@ -9,6 +10,7 @@ pub use recorder::{RecordStats, Recorder};
 
 use crate::loss::{Effect, LostLine};
 use crate::probes::family::RecordingError;
+use crate::sample::CpuSample;
 use crate::span::Span;
 use crate::stream::Line;
 
@@ -73,6 +75,20 @@ impl SpanWriter {
 
     pub fn limit_reached(&self) -> bool {
         self.limit.is_some_and(|l| self.written >= l)
+    }
+
+    /// Write (and drain) `samples`: CPU sample records, which the limit
+    /// does not count (they stop with the spans).
+    pub fn write_samples(&mut self, samples: Vec<CpuSample>) -> std::io::Result<()> {
+        if samples.is_empty() || self.limit_reached() {
+            return Ok(());
+        }
+        self.buf.clear();
+        for s in &samples {
+            serde_json::to_writer(&mut self.buf, s)?;
+            self.buf.push(b'\n');
+        }
+        self.out.write_lines(&self.buf)
     }
 
     /// The recording starts: open the output (once).
@@ -172,8 +188,16 @@ impl RecordSummary {
                 ", {n} server spans linked to the client span that caused them ({a} more not linked: several client spans fit)"
             ),
         };
+        let samples = if st.samples > 0 {
+            format!(
+                ", {} CPU samples ({} in spans)",
+                st.samples, st.samples_in_spans
+            )
+        } else {
+            String::new()
+        };
         format!(
-            "{} spans ({} server, {} client of which {} database) written{links}, {} panics, {} events lost ({})",
+            "{} spans ({} server, {} client of which {} database) written{links}{samples}, {} panics, {} events lost ({})",
             self.written,
             st.server,
             st.client,
@@ -236,6 +260,7 @@ impl Recording {
     /// Write the spans completed so far, then the loss seen after them.
     fn write(&mut self, lost: Option<LostLine>) -> std::io::Result<()> {
         let n = self.rec.stats.lost.total(Effect::SpanLost);
+        self.writer.write_samples(self.rec.take_samples())?;
         self.writer.write(&mut self.spans, n)?;
         match lost {
             Some(l) => self.writer.write_lost(&[l]),

@@ -19,6 +19,10 @@
 //! by a client span of the same recording (a program calling itself, or
 //! another traced process): [`links`] holds it a moment and makes that
 //! client span its parent when exactly one fits.
+//!
+//! A `sample` event (a CPU sample) waits the same way and is labelled with
+//! the innermost span that encloses it and that span's local root; one
+//! that nothing encloses is written without a span ([`crate::sample`]).
 
 use std::collections::HashMap;
 
@@ -30,6 +34,7 @@ use crate::catalog::{Catalog, CatalogError, Role};
 use crate::clock::WallOffset;
 use crate::probes::family::{EventParts, RecordingError, SpanParts};
 use crate::probes::{self, Family};
+use crate::sample::CpuSample;
 use crate::span::{AttrValue, Attributes, Event, Span, SpanId, SpanKind, TraceId};
 use crate::stream::{Line, RawEvent, TargetInfo};
 use crate::tracecontext::{new_span_id, new_trace_id};
@@ -63,12 +68,16 @@ pub struct RecordStats {
     pub linked: u64,
     /// Server spans more than one client span could have caused (not linked).
     pub ambiguous_links: u64,
+    /// CPU samples written, and of them those in a span.
+    pub samples: u64,
+    pub samples_in_spans: u64,
 }
 
-/// A span and the spans nested in it.
+/// A span, the spans nested in it and the CPU samples taken in it.
 struct Node {
     span: Span,
     children: Vec<Node>,
+    samples: Vec<samples::Waiting>,
 }
 
 /// What waits for an enclosing span.
@@ -82,6 +91,8 @@ enum Item {
         event: Event,
         alone: Option<Span>,
     },
+    /// A CPU sample.
+    Sample(samples::Waiting),
 }
 
 struct Pending {
@@ -114,6 +125,11 @@ pub struct Recorder {
     newest_ns: u64,
     events_since_expire: u32,
     links: Links,
+    /// Of `pending`, how many are CPU samples (bounded on their own).
+    samples_waiting: usize,
+    stacks: samples::Stacks,
+    /// Sample records completed, for [`Recorder::take_samples`].
+    samples_out: Vec<CpuSample>,
     /// What spans leave out (secrets).
     pub policy: crate::redact::Policy,
     pub stats: RecordStats,
@@ -157,6 +173,9 @@ impl Recorder {
             newest_ns: 0,
             events_since_expire: 0,
             links: Links::default(),
+            samples_waiting: 0,
+            stacks: samples::Stacks::default(),
+            samples_out: Vec::new(),
             policy: crate::redact::Policy::default(),
             stats: RecordStats::default(),
         }
@@ -194,6 +213,18 @@ impl Recorder {
             return Ok(());
         };
         match role {
+            Role::Sample => {
+                let parts = family.sample(&ev)?;
+                let waiting = samples::Waiting {
+                    time_unix_nano: self.wall(parts.time_ns),
+                    cpu_nanos: parts.cpu_nanos,
+                    attributes: parts.attributes,
+                    stack: self.stacks.intern(parts.stack),
+                    resource: self.resource(ev.pid),
+                };
+                self.samples_waiting += 1;
+                self.wait(&ev, Item::Sample(waiting));
+            }
             Role::Internal => {
                 let parent = family.spawned_by(&ev)?;
                 self.parents
@@ -218,13 +249,17 @@ impl Recorder {
                 );
             }
             Role::Client | Role::Server => {
-                let (probes, events, children) = self.claim(&ev);
+                let (probes, events, children, samples) = self.claim(&ev);
                 let mut parts = family.span(&ev, &events)?;
                 self.annotate(&ev, &mut parts, &probes, &events);
                 let (incoming, connection) = (parts.incoming, parts.connection);
                 let (start, end) = (parts.start_ns, parts.end_ns);
                 let mut span = self.span_of(parts, ev.pid, events);
-                let node = |span| Node { span, children };
+                let node = |span| Node {
+                    span,
+                    children,
+                    samples,
+                };
                 if role == Role::Client {
                     if let Some(c) = &connection {
                         self.links.add_client(span.span_id, c, start, end);
@@ -234,16 +269,16 @@ impl Recorder {
                     // The caller's trace context came with the request: it wins.
                     span.parent_span_id = Some(t.parent_id);
                     span.trace_flags = Some(t.flags);
-                    self.emit(node(span), t.trace_id, out);
+                    self.emit(node(span), t.trace_id, None, out);
                 } else if let Some(c) = connection.filter(|c| c.peer.is_some()) {
                     self.links.hold(node(span), c, start, end);
                 } else {
-                    self.emit(node(span), new_trace_id(), out);
+                    self.emit(node(span), new_trace_id(), None, out);
                 }
             }
         }
         self.events_since_expire += 1;
-        if self.events_since_expire >= 1024 || self.pending.len() > PENDING_MAX {
+        if self.events_since_expire >= 1024 || self.over_bounds() {
             self.events_since_expire = 0;
             self.expire(out);
         }
@@ -251,19 +286,30 @@ impl Recorder {
         Ok(())
     }
 
+    /// More waits than the bounds allow (span events and CPU samples, each).
+    fn over_bounds(&self) -> bool {
+        self.pending.len() - self.samples_waiting > PENDING_MAX
+            || self.samples_waiting > samples::SAMPLES_MAX
+    }
+
+    /// Sample records completed since the last call, in no particular order.
+    pub fn take_samples(&mut self) -> Vec<CpuSample> {
+        std::mem::take(&mut self.samples_out)
+    }
+
     /// Write the held server spans whose wait for a client is over by
     /// `now_ns` (all of them with `None`).
     fn release(&mut self, now_ns: Option<u64>, out: &mut Vec<Span>) {
         for r in self.links.due(now_ns) {
             match r {
-                Resolved::Root(node) => self.emit(node, new_trace_id(), out),
+                Resolved::Root(node) => self.emit(node, new_trace_id(), None, out),
                 Resolved::Under {
                     mut node,
                     parent,
                     trace,
                 } => {
                     node.span.parent_span_id = Some(parent);
-                    self.emit(node, trace, out);
+                    self.emit(node, trace, None, out);
                 }
             }
         }
@@ -273,8 +319,13 @@ impl Recorder {
 
     /// Take the pending events `ev` encloses: on its goroutine inside its
     /// time, or on a goroutine that branched off it inside its time. Span
-    /// events (with the probe of each) and spans, each in start order.
-    fn claim(&mut self, ev: &RawEvent) -> (Vec<String>, Vec<Event>, Vec<Node>) {
+    /// events (with the probe of each), spans and CPU samples, each in
+    /// start order.
+    #[allow(clippy::type_complexity)]
+    fn claim(
+        &mut self,
+        ev: &RawEvent,
+    ) -> (Vec<String>, Vec<Event>, Vec<Node>, Vec<samples::Waiting>) {
         let mut claimed: Vec<Pending> = Vec::new();
         if let Some(cands) = self.index.remove(&(ev.pid, ev.goroutine)) {
             let mut keep = Vec::new();
@@ -302,6 +353,7 @@ impl Recorder {
         let mut probes = Vec::new();
         let mut events = Vec::new();
         let mut spans = Vec::new();
+        let mut samples = Vec::new();
         for p in claimed {
             match p.item {
                 Item::Event { probe, event, .. } => {
@@ -309,9 +361,13 @@ impl Recorder {
                     events.push(event);
                 }
                 Item::Span(node) => spans.push(node),
+                Item::Sample(s) => {
+                    self.samples_waiting -= 1;
+                    samples.push(s);
+                }
             }
         }
-        (probes, events, spans)
+        (probes, events, spans, samples)
     }
 
     /// Let the families of the `event` probes attached to `ev`'s process
@@ -373,14 +429,31 @@ impl Recorder {
     }
 
     /// Write pending events that can no longer be enclosed as roots, and
-    /// forget old goroutine creations.
+    /// forget old goroutine creations. Over a bound, every wait of that kind
+    /// is given up (span events), or the older half (CPU samples).
     fn expire(&mut self, out: &mut Vec<Span>) {
         let horizon = self.newest_ns.saturating_sub(PENDING_HORIZON_NS);
-        let force = self.pending.len() > PENDING_MAX;
+        let force = self.pending.len() - self.samples_waiting > PENDING_MAX;
+        let sample_cut = if self.samples_waiting > samples::SAMPLES_MAX {
+            let mut times: Vec<u64> = self
+                .pending
+                .values()
+                .filter(|p| matches!(p.item, Item::Sample(_)))
+                .map(|p| p.end_ns)
+                .collect();
+            let half = times.len() / 2;
+            times.select_nth_unstable(half);
+            times[half]
+        } else {
+            0
+        };
         let ids: Vec<u64> = self
             .pending
             .iter()
-            .filter(|(_, p)| force || p.end_ns < horizon)
+            .filter(|(_, p)| match p.item {
+                Item::Sample(_) => p.end_ns < horizon.max(sample_cut),
+                _ => force || p.end_ns < horizon,
+            })
             .map(|(id, _)| *id)
             .collect();
         let mut old: Vec<Pending> = ids
@@ -398,7 +471,7 @@ impl Recorder {
             self.root(p.item, out);
         }
         for node in self.links.prune(self.newest_ns) {
-            self.emit(node, new_trace_id(), out);
+            self.emit(node, new_trace_id(), None, out);
         }
     }
 
@@ -414,45 +487,73 @@ impl Recorder {
             self.root(p.item, out);
         }
         for node in self.links.leftovers() {
-            self.emit(node, new_trace_id(), out);
+            self.emit(node, new_trace_id(), None, out);
         }
     }
 
-    /// A pending item nothing encloses, written in a trace of its own.
+    /// A pending item nothing encloses, written in a trace of its own (a
+    /// CPU sample: without a span).
     fn root(&mut self, item: Item, out: &mut Vec<Span>) {
         match item {
-            Item::Span(node) => self.emit(node, new_trace_id(), out),
+            Item::Span(node) => self.emit(node, new_trace_id(), None, out),
             Item::Event {
                 alone: Some(alone), ..
             } => self.emit(
                 Node {
                     span: alone,
                     children: Vec::new(),
+                    samples: Vec::new(),
                 },
                 new_trace_id(),
+                None,
                 out,
             ),
             // Its family does not write it outside a span.
             Item::Event { alone: None, .. } => {}
+            Item::Sample(s) => {
+                self.samples_waiting -= 1;
+                self.stats.samples += 1;
+                self.samples_out.push(s.record(None));
+            }
         }
     }
 
     /// Write a span and, after it, the spans nested in it (each a child of
-    /// its enclosing span), all in `trace`.
-    fn emit(&mut self, node: Node, trace: TraceId, out: &mut Vec<Span>) {
+    /// its enclosing span), all in `trace`, and the CPU samples taken in
+    /// them. `root`: the local root of the tree (`None`: this span is it).
+    fn emit(
+        &mut self,
+        node: Node,
+        trace: TraceId,
+        root: Option<&samples::Named>,
+        out: &mut Vec<Span>,
+    ) {
         let Node {
             mut span,
             mut children,
+            samples,
         } = node;
         span.trace_id = trace;
         let id: SpanId = span.span_id;
+        let me = samples::Named::of(&span);
+        let root = root.cloned().unwrap_or_else(|| me.clone());
+        for s in samples {
+            let label = samples::Label {
+                trace,
+                span: &me,
+                root: &root,
+            };
+            self.stats.samples += 1;
+            self.stats.samples_in_spans += 1;
+            self.samples_out.push(s.record(Some(&label)));
+        }
         self.push(span, out);
         // Server spans this (client) span caused, waiting for its trace.
         children.extend(self.links.written(id, trace));
         children.sort_by_key(|c| c.span.start_time_unix_nano);
         for mut c in children {
             c.span.parent_span_id = Some(id);
-            self.emit(c, trace, out);
+            self.emit(c, trace, Some(&root), out);
         }
     }
 
@@ -530,5 +631,6 @@ impl Recorder {
     }
 }
 
+mod samples;
 #[cfg(test)]
 mod tests;

@@ -134,7 +134,11 @@ pub fn assess_probe(probe: &Probe, facts: &Facts<'_>) -> Verdict {
     if let Some(e) = unreadable {
         functions_missing = true;
         reasons.push(e);
-    } else if present_hooks.is_empty() && !functions_missing {
+    } else if present_hooks.is_empty()
+        && !functions_missing
+        && probe.attach == crate::catalog::Attach::Uprobes
+    {
+        // (A perf-event probe such as cpu.sample hooks no function.)
         functions_missing = true;
         let more = match absent_optional.len() {
             0 | 1 => String::new(),
@@ -408,7 +412,12 @@ mod tests {
     fn each_reason() {
         let t = full_table("go1.22.10", "amd64");
         let v = verdicts("go1.22.10", "amd64", &t, &[]);
-        assert!(v.iter().all(|v| !v.instrumentable));
+        // Only the CPU sampler hooks no function.
+        assert!(
+            v.iter()
+                .all(|v| v.instrumentable == (v.probe == "cpu.sample")),
+            "{v:?}"
+        );
         assert!(
             v[0].reasons[0].contains("function net/http.serverHandler.ServeHTTP not in the binary"),
             "{v:?}"
