@@ -21,13 +21,14 @@ struct gp_panic_event {
 	__u32 text_len;               /* word[1] when word[0] looks like a string's data */
 	__u64 goid;
 	__u64 g;
+	__u64 parent_goid;            /* runtime.g.parentGoid (Go >= 1.21), 0 when unknown */
 	__u64 ts_ns;
 	__u64 type_ptr;               /* the value's type descriptor (runtime address) */
 	__u64 data_ptr;               /* the value's data word */
 	__u64 word[4];                /* 32 bytes at data_ptr (when readable) */
 	char text[GP_PANIC_TEXT_MAX]; /* bytes at word[0] */
 };
-_Static_assert(sizeof(struct gp_panic_event) == 216, "gp_panic_event layout (src/probes/go_panic.rs)");
+_Static_assert(sizeof(struct gp_panic_event) == 224, "gp_panic_event layout (src/probes/go_panic.rs)");
 
 /* Scratch space: the event is too large for the 512-byte BPF stack. */
 struct {
@@ -56,6 +57,7 @@ int panic_entry(void *ctx)
 	ev->flags = 0;
 	ev->goid = 0;
 	ev->g = regs->r14;
+	ev->parent_goid = read_parent_goid(ctx, cfg);
 	ev->ts_ns = bpf_ktime_get_ns();
 	ev->type_ptr = slot(ctx, h, 0);
 	ev->data_ptr = slot(ctx, h, 1);

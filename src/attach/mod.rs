@@ -49,7 +49,9 @@ pub fn parse_probes(list: &str) -> Result<Vec<String>, AttachError> {
     let mut out: Vec<String> = Vec::new();
     for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         if name == "all" {
-            for p in &catalog.probes {
+            // Internal probes (goroutine creation) are added by the plan
+            // when the target needs them; naming one attaches it anyway.
+            for p in catalog.probes.iter().filter(|p| !p.internal) {
                 if !out.contains(&p.name) {
                     out.push(p.name.clone());
                 }
@@ -148,15 +150,15 @@ mod tests {
             vec!["http.client".to_owned(), "http.server".to_owned()]
         );
         let all = parse_probes("all").expect("ok");
-        for p in [
-            "http.server",
-            "http.client",
-            "db.sql",
-            "go.panic",
-            "go.spawn",
-        ] {
+        for p in ["http.server", "http.client", "db.sql", "go.panic"] {
             assert!(all.iter().any(|x| x == p), "{p}");
         }
+        assert!(!all.iter().any(|x| x == "go.spawn"), "added by the plan");
+        assert!(
+            parse_probes("all,go.spawn")
+                .expect("ok")
+                .contains(&"go.spawn".to_owned())
+        );
         let err = parse_probes("grpc").expect_err("unknown");
         assert!(err.to_string().contains("db.sql"), "{err}");
     }

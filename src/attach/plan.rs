@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use super::{AttachError, Offsets};
 use crate::bpf::abi::{self, GpConfig, GpHook};
-use crate::catalog::{self, Catalog, HookPoint};
+use crate::catalog::{self, Catalog, HookPoint, Role};
 use crate::probes::family::{ConfigInput, HookInfo};
 use crate::probes::{self, Family};
 use crate::stream::TargetInfo;
@@ -101,22 +101,21 @@ impl Plan {
         let catalog = Catalog::builtin()?;
         let mut skipped = Vec::new();
         let mut probes = probes.to_vec();
-        let offsets = match offsets {
-            Some(o) => o,
-            None => {
-                // Same verdicts (and reasons) as `goprobe inspect`, from the
-                // probe catalog, with offsets from DWARF or the offsets table.
-                let verdicts = crate::verdict::assess_binary(bin);
-                probes.retain(|p| match verdicts.iter().find(|v| &v.probe == p) {
-                    Some(v) if !v.instrumentable => {
-                        skipped.push(format!("{p}: {}", short_reasons(&v.reasons)));
-                        false
-                    }
-                    _ => true,
-                });
-                Offsets::resolved(bin, catalog)
-            }
-        };
+        let given = offsets.is_some();
+        let offsets = offsets.unwrap_or_else(|| Offsets::resolved(bin, catalog));
+        add_lineage(catalog, &mut probes, &offsets.fields);
+        if !given {
+            // Same verdicts (and reasons) as `goprobe inspect`, from the
+            // probe catalog, with offsets from DWARF or the offsets table.
+            let verdicts = crate::verdict::assess_binary(bin);
+            probes.retain(|p| match verdicts.iter().find(|v| &v.probe == p) {
+                Some(v) if !v.instrumentable => {
+                    skipped.push(format!("{p}: {}", short_reasons(&v.reasons)));
+                    false
+                }
+                _ => true,
+            });
+        }
         let (hooks, reasons) = hooks_from_binary(bin, catalog, &probes, &offsets)?;
         skipped.extend(reasons);
         // Internal probes only support the others.
@@ -186,6 +185,33 @@ impl Plan {
     /// Every hook of every family.
     pub fn hooks(&self) -> impl Iterator<Item = &Hook> {
         self.families.iter().flat_map(|f| &f.hooks)
+    }
+}
+
+/// The field a goroutine records its creator in (Go 1.21+).
+pub const PARENT_GOID: &str = "runtime.g.parentGoid";
+
+/// Goroutine lineage: calls and events on goroutines a handler started
+/// join the handler's span. Where the target's goroutines record their
+/// creator (`runtime.g.parentGoid`, Go 1.21+, offset known) the client and
+/// event programs read it, one goroutine deep, at no extra trap; otherwise
+/// the internal goroutine-creation probes (go.spawn: two traps on every
+/// goroutine creation, net/http alone starts one per request) are added,
+/// when a client or event probe is selected. Naming go.spawn attaches it
+/// anyway, for lineage at any depth.
+fn add_lineage(catalog: &Catalog, probes: &mut Vec<String>, offsets: &BTreeMap<String, u64>) {
+    let nests = probes.iter().any(|p| {
+        catalog
+            .probe(p)
+            .is_some_and(|p| matches!(p.role, Role::Client | Role::Event))
+    });
+    if !nests || offsets.contains_key(PARENT_GOID) {
+        return;
+    }
+    for p in catalog.probes.iter().filter(|p| p.internal) {
+        if !probes.contains(&p.name) {
+            probes.push(p.name.clone());
+        }
     }
 }
 

@@ -21,10 +21,14 @@ pub struct TargetArgs {
     #[arg(long, value_name = "N")]
     pub pid: Option<u32>,
     /// Comma-separated probes to attach, from the probe catalog: http.server,
-    /// http.client, db.sql, go.panic, go.spawn (goroutine creation, so calls
-    /// made on goroutines a handler starts join its trace), or `all`. Probes
-    /// the binary cannot support (e.g. db.sql without database/sql) are
-    /// skipped with a note on stderr; `goprobe inspect` says why.
+    /// http.client, db.sql, go.panic, or `all`. Probes the binary cannot
+    /// support (e.g. db.sql without database/sql) are skipped with a note on
+    /// stderr; `goprobe inspect` says why. Calls made on a goroutine a handler
+    /// starts join its trace: on Go 1.21+ from the goroutine's recorded parent,
+    /// at no extra cost, one goroutine deep; on older Go through go.spawn
+    /// (goroutine creation, two more uprobe hits per goroutine started), added
+    /// automatically. Name go.spawn to follow calls any number of goroutines
+    /// deep on Go 1.21+ too.
     #[arg(long, value_name = "LIST", default_value = attach::DEFAULT_PROBES)]
     pub probes: String,
     /// Field offsets as NDJSON from `goprobe offsets --json` (`-` for stdin);

@@ -35,13 +35,14 @@ pub struct PanicEvent {
     pub text_len: u32,
     pub goid: u64,
     pub g: u64,
+    pub parent_goid: u64,
     pub ts_ns: u64,
     pub type_ptr: u64,
     pub data_ptr: u64,
     pub word: [u64; 4],
     pub text: [u8; PANIC_TEXT_MAX],
 }
-const _: () = assert!(size_of::<PanicEvent>() == 216);
+const _: () = assert!(size_of::<PanicEvent>() == 224);
 
 // SAFETY: repr(C), integers and byte arrays only, no implicit padding (size
 // checked above), so every bit pattern is valid.
@@ -90,15 +91,18 @@ impl Family for GoPanic {
             f.ty = Some(t.name);
         }
         f.read_failed = ev.flags & abi::FLAG_READ_FAILED != 0;
-        Some(RawEvent {
-            probe: PROBE.to_owned(),
-            pid: ev.pid,
-            tid: ev.tid,
-            goroutine: ev.goid,
-            start_ns: ev.ts_ns,
-            end_ns: ev.ts_ns,
-            fields: RawEvent::fields_from(&f),
-        })
+        Some(
+            RawEvent {
+                probe: PROBE.to_owned(),
+                pid: ev.pid,
+                tid: ev.tid,
+                goroutine: ev.goid,
+                start_ns: ev.ts_ns,
+                end_ns: ev.ts_ns,
+                fields: RawEvent::fields_from(&f),
+            }
+            .with_parent_goroutine(ev.parent_goid),
+        )
     }
 
     fn event(&self, ev: &RawEvent) -> Result<EventParts, RecordingError> {

@@ -15,6 +15,7 @@ mod db;
 mod dbonly;
 mod html;
 mod inspect;
+mod lineage;
 mod metrics;
 mod metrics_live;
 mod nobuildinfo;
