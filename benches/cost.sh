@@ -168,7 +168,7 @@ awk -F'\t' '
     if (!(key in fh)) { fr[c, fam]++ ; if (!((c, fam) in fseen)) { fseen[c, fam] = 1; fams[c] = fams[c] " " fam } }
     fh[key] += $5 / $3; fns[key] += $6 / $3
     pk = c SUBSEP $4; if (!(pk in pseen)) { pseen[pk] = 1; progs[c] = progs[c] " " $4 }
-    ph[pk, $2] = $5 / $3; pns[pk, $2] = $6 / $3; rounds_of[c] = ($2 > rounds_of[c]) ? $2 : rounds_of[c]
+    ph[pk, $2] += $5 / $3; pns[pk, $2] += $6 / $3; rounds_of[c] = ($2 > rounds_of[c]) ? $2 : rounds_of[c]
   }
   END {
     for (i = 1; i <= nc; i++) { c = order[i]; k = n[c]

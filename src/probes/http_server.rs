@@ -3,7 +3,7 @@
 //! panic escaped (net/http's recovery ran instead of ServeHTTP's return).
 //!
 //! Stream fields: `method`, `path`, `host`, `proto`, `peer`, `route`,
-//! `traceparent` (each absent when empty, with `<name>_len` when the probe
+//! `traceparent`, `user_agent` (each absent when empty, with `<name>_len` when the probe
 //! cut it short), `status`, `panic_recovered_by` (the recovery function that
 //! ran), `read_failed`, `headers_not_searched` (Request.Header too big to
 //! search), `unfinished` (the process died while serving).
@@ -48,6 +48,7 @@ pub const METHOD_MAX: usize = 16;
 pub const SHORT_MAX: usize = 64;
 pub const LONG_MAX: usize = 256;
 pub const TRACEPARENT_MAX: usize = 64;
+pub const USER_AGENT_MAX: usize = 256;
 
 /// `struct gp_server_event`.
 #[repr(C)]
@@ -71,7 +72,7 @@ pub struct ServerEvent {
     pub peer_len: u32,
     pub route_len: u32,
     pub traceparent_len: u32,
-    pub _pad: u32,
+    pub user_agent_len: u32,
     pub method: [u8; METHOD_MAX],
     pub host: [u8; SHORT_MAX],
     pub proto: [u8; METHOD_MAX],
@@ -79,8 +80,9 @@ pub struct ServerEvent {
     pub path: [u8; LONG_MAX],
     pub route: [u8; LONG_MAX],
     pub traceparent: [u8; TRACEPARENT_MAX],
+    pub user_agent: [u8; USER_AGENT_MAX],
 }
-const _: () = assert!(size_of::<ServerEvent>() == 840);
+const _: () = assert!(size_of::<ServerEvent>() == 1096);
 
 // SAFETY: repr(C), integers and byte arrays only, no implicit padding (its
 // fields are laid out to multiples of 8; size checked above), so every bit
@@ -120,6 +122,11 @@ pub struct Fields {
     pub traceparent: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traceparent_len: Option<u32>,
+    /// The first User-Agent header (cut at 256 bytes, `user_agent_len` then the real length).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent_len: Option<u32>,
     /// HTTP status code, when the probe read one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<i64>,
@@ -144,6 +151,7 @@ impl Fields {
         let (peer, peer_len) = str_and_len(&ev.peer, ev.peer_len);
         let (route, route_len) = str_and_len(&ev.route, ev.route_len);
         let (traceparent, traceparent_len) = str_and_len(&ev.traceparent, ev.traceparent_len);
+        let (user_agent, user_agent_len) = str_and_len(&ev.user_agent, ev.user_agent_len);
         Fields {
             method,
             method_len,
@@ -159,6 +167,8 @@ impl Fields {
             route_len,
             traceparent,
             traceparent_len,
+            user_agent,
+            user_agent_len,
             status: (ev.status != 0).then_some(ev.status),
             panic_recovered_by: (ev.flags & FLAG_UNWOUND != 0).then(|| {
                 ctx.hook(ev.unwound_by)
@@ -354,6 +364,10 @@ fn server_span(ev: &RawEvent, f: &Fields, nested: &[Event]) -> SpanParts {
     if let Some((host, Some(port))) = f.peer.as_deref().and_then(otel::split_host_port) {
         a.insert("network.peer.address".into(), host.into());
         a.insert("network.peer.port".into(), AttrValue::Int(port));
+    }
+    if let Some(ua) = f.user_agent.as_deref().filter(|u| !u.is_empty()) {
+        // Cut at 256 bytes by the probe: the prefix is still the agent.
+        a.insert("user_agent.original".into(), ua.into());
     }
     // Semantic conventions: an unknown method names the span `HTTP`.
     let shown = if method == "_OTHER" { "HTTP" } else { method };
