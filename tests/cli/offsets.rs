@@ -351,7 +351,7 @@ fn inspect_require_passes_on_every_httpserver_binary() {
         if !amd64 {
             assert!(
                 stderr(&out).contains(&format!(
-                    "probe http.server is not instrumentable: unsupported architecture {} (supported: amd64)",
+                    "http.server: unsupported architecture {} (supported: amd64)",
                     bin.goarch
                 )),
                 "{}: {}",
