@@ -53,7 +53,7 @@ set edit:completion:arg-completer[goprobe] = {|@words|
         }
         &'goprobe;attach'= {
             cand --pid 'Trace only this process'
-            cand --probes 'Comma-separated probes to attach, from the probe catalog: http.server, http.client, db.sql, go.panic, go.spawn (goroutine creation, so calls made on goroutines a handler starts join its trace), or `all`. Probes the binary cannot support (e.g. db.sql without database/sql) are skipped with a note on stderr; `goprobe inspect` says why'
+            cand --probes 'Comma-separated probes to attach, from the probe catalog: http.server, http.client, db.sql, go.panic, or `all`. Probes the binary cannot support (e.g. db.sql without database/sql) are skipped with a note on stderr; `goprobe inspect` says why. Calls made on a goroutine a handler starts join its trace: on Go 1.21+ from the goroutine''s recorded parent, at no extra cost, one goroutine deep; on older Go through go.spawn (goroutine creation, two more uprobe hits per goroutine started), added automatically. Name go.spawn to follow calls any number of goroutines deep on Go 1.21+ too'
             cand --offsets 'Field offsets as NDJSON from `goprobe offsets --json` (`-` for stdin); default: read them from the binary''s DWARF, else the offsets table'
             cand --duration 'Stop after this long (e.g. 500ms, 30s, 5m); default: until Ctrl-C, SIGTERM, or the traced process exits'
             cand --strict-offsets 'Refuse a probe whose offsets only the offsets table knows for this binary''s Go patch release, which the table was not generated from (by default the minor release''s layouts are used, with a note)'
@@ -63,7 +63,7 @@ set edit:completion:arg-completer[goprobe] = {|@words|
         }
         &'goprobe;record'= {
             cand --pid 'Trace only this process'
-            cand --probes 'Comma-separated probes to attach, from the probe catalog: http.server, http.client, db.sql, go.panic, go.spawn (goroutine creation, so calls made on goroutines a handler starts join its trace), or `all`. Probes the binary cannot support (e.g. db.sql without database/sql) are skipped with a note on stderr; `goprobe inspect` says why'
+            cand --probes 'Comma-separated probes to attach, from the probe catalog: http.server, http.client, db.sql, go.panic, or `all`. Probes the binary cannot support (e.g. db.sql without database/sql) are skipped with a note on stderr; `goprobe inspect` says why. Calls made on a goroutine a handler starts join its trace: on Go 1.21+ from the goroutine''s recorded parent, at no extra cost, one goroutine deep; on older Go through go.spawn (goroutine creation, two more uprobe hits per goroutine started), added automatically. Name go.spawn to follow calls any number of goroutines deep on Go 1.21+ too'
             cand --offsets 'Field offsets as NDJSON from `goprobe offsets --json` (`-` for stdin); default: read them from the binary''s DWARF, else the offsets table'
             cand --duration 'Stop after this long (e.g. 500ms, 30s, 5m); default: until Ctrl-C, SIGTERM, or the traced process exits'
             cand --limit 'Stop after writing this many spans'

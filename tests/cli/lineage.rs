@@ -56,7 +56,7 @@ fn probe_events<'a>(lines: &'a [serde_json::Value], probe: &str) -> Vec<&'a serd
 
 /// The server span a client call made from /async at `depth` is nested in,
 /// if any (each request's client span is told apart by its start).
-fn parent_of_call<'a>(all: &'a [Span], depth: usize) -> Option<&'a Span> {
+fn parent_of_call(all: &[Span], depth: usize) -> Option<&Span> {
     let mut asyncs: Vec<&Span> = all
         .iter()
         .filter(|s| {
