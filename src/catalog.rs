@@ -112,6 +112,16 @@ pub struct FieldNeed {
     pub version: Option<String>,
     #[serde(default)]
     pub optional: bool,
+    /// False for a field the embedded offsets table does not carry (its
+    /// generator has not been run over every patch release since the field
+    /// was added): it comes from DWARF or type descriptors only, and the
+    /// probe works without it.
+    #[serde(default = "in_table")]
+    pub table: bool,
+}
+
+fn in_table() -> bool {
+    true
 }
 
 /// What a probe's events are in a recording (see `src/catalog.toml`).
@@ -325,6 +335,22 @@ impl Catalog {
             }
         }
         out
+    }
+
+    /// The fields the embedded offsets table carries (`table = false`
+    /// left out), in catalog order.
+    pub fn table_fields(&self) -> Vec<String> {
+        let skip: Vec<&str> = self
+            .probes
+            .iter()
+            .flat_map(|p| &p.fields)
+            .filter(|f| !f.table)
+            .map(|f| f.field.as_str())
+            .collect();
+        self.all_fields()
+            .into_iter()
+            .filter(|f| !skip.contains(&f.as_str()))
+            .collect()
     }
 }
 

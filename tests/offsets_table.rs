@@ -55,6 +55,7 @@ fn table_has_every_catalog_field_its_versions_need() {
         "empty offsets table: run scripts/gen-offsets-table.sh"
     );
     let none = |_: &str| None;
+    let in_table = catalog.table_fields();
     for (go, arches) in &table.stdlib {
         for arch in ["amd64", "arm64"] {
             let layouts = arches
@@ -65,6 +66,9 @@ fn table_has_every_catalog_field_its_versions_need() {
                 go_version: go,
                 module_version: &none,
             }) {
+                if !in_table.contains(&f) {
+                    continue;
+                }
                 assert!(
                     layouts.fields.contains_key(&f),
                     "table {go}/{arch} lacks catalog field {f}: add its type to reflectoffsets and regenerate"

@@ -118,7 +118,7 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
             let data = std::fs::read(&bin).with_context(|| format!("reading {}", bin.display()))?;
             let types =
                 DwarfTypes::from_elf(&data).with_context(|| format!("{}", bin.display()))?;
-            let mut wanted = Catalog::builtin()?.all_fields();
+            let mut wanted = Catalog::builtin()?.table_fields();
             wanted.extend(fields);
             let entry = Entry {
                 go: Some(go),
