@@ -30,6 +30,8 @@ Register-ArgumentCompleter -Native -CommandName 'goprobe' -ScriptBlock {
             [CompletionResult]::new('attach', 'attach', [CompletionResultType]::ParameterValue, 'Attach eBPF probes to a Go binary or process and stream completed calls as NDJSON')
             [CompletionResult]::new('record', 'record', [CompletionResultType]::ParameterValue, 'Record spans (NDJSON, goprobe''s span schema) from a Go binary, a process, or attach''s output on stdin')
             [CompletionResult]::new('convert', 'convert', [CompletionResultType]::ParameterValue, 'Convert span NDJSON into OTLP, pprof, flame graphs, Chrome traces, text, metrics, a summary or an HTML waterfall')
+            [CompletionResult]::new('heap', 'heap', [CompletionResultType]::ParameterValue, 'A running Go program''s own heap profile, read from outside, as pprof or NDJSON')
+            [CompletionResult]::new('goroutines', 'goroutines', [CompletionResultType]::ParameterValue, 'Every goroutine of a running Go program with its state and stack: NDJSON, pprof or Go''s dump text')
             [CompletionResult]::new('offsets-table', 'offsets-table', [CompletionResultType]::ParameterValue, 'Maintainer tool behind scripts/gen-offsets-table.sh')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -61,7 +63,8 @@ Register-ArgumentCompleter -Native -CommandName 'goprobe' -ScriptBlock {
             [CompletionResult]::new('--pid', '--pid', [CompletionResultType]::ParameterName, 'Trace only this process')
             [CompletionResult]::new('--probes', '--probes', [CompletionResultType]::ParameterName, 'Comma-separated probes to attach, from the probe catalog: http.server, http.client, db.sql, go.panic, or `all`. Probes the binary cannot support (e.g. db.sql without database/sql) are skipped with a note on stderr; `goprobe inspect` says why. Calls made on a goroutine a handler starts join its trace: on Go 1.21+ from the goroutine''s recorded parent, at no extra cost, one goroutine deep; on older Go through go.spawn (goroutine creation, two more uprobe hits per goroutine started), added automatically. Name go.spawn to follow calls any number of goroutines deep on Go 1.21+ too')
             [CompletionResult]::new('--offsets', '--offsets', [CompletionResultType]::ParameterName, 'Field offsets as NDJSON from `goprobe offsets --json` (`-` for stdin); default: read them from the binary''s DWARF, else the offsets table')
-            [CompletionResult]::new('--duration', '--duration', [CompletionResultType]::ParameterName, 'Stop after this long (e.g. 500ms, 30s, 5m); default: until Ctrl-C, SIGTERM, or the traced process exits')
+            [CompletionResult]::new('--duration', '--duration', [CompletionResultType]::ParameterName, 'Stop after this long (e.g. 500ms, 30s, 5m), counted from the moment the probes are attached; default: until Ctrl-C, SIGTERM, or the traced process exits')
+            [CompletionResult]::new('--ring-buffer-size', '--ring-buffer-size', [CompletionResultType]::ParameterName, 'Ring buffer of every probe family, in bytes (a power of two, at least the page size; `K` and `M` suffixes), instead of the family''s default (1 to 8 MiB). Smaller buffers drop events sooner under bursts (each drop is counted as `ringbuf_full`)')
             [CompletionResult]::new('--strict-offsets', '--strict-offsets', [CompletionResultType]::ParameterName, 'Refuse a probe whose offsets only the offsets table knows for this binary''s Go patch release, which the table was not generated from (by default the minor release''s layouts are used, with a note)')
             [CompletionResult]::new('--baseline-empty', '--baseline-empty', [CompletionResultType]::ParameterName, 'Benchmark baseline: attach programs that do nothing at the same points (measures the cost of the uprobe traps alone; no events)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -72,11 +75,14 @@ Register-ArgumentCompleter -Native -CommandName 'goprobe' -ScriptBlock {
             [CompletionResult]::new('--pid', '--pid', [CompletionResultType]::ParameterName, 'Trace only this process')
             [CompletionResult]::new('--probes', '--probes', [CompletionResultType]::ParameterName, 'Comma-separated probes to attach, from the probe catalog: http.server, http.client, db.sql, go.panic, or `all`. Probes the binary cannot support (e.g. db.sql without database/sql) are skipped with a note on stderr; `goprobe inspect` says why. Calls made on a goroutine a handler starts join its trace: on Go 1.21+ from the goroutine''s recorded parent, at no extra cost, one goroutine deep; on older Go through go.spawn (goroutine creation, two more uprobe hits per goroutine started), added automatically. Name go.spawn to follow calls any number of goroutines deep on Go 1.21+ too')
             [CompletionResult]::new('--offsets', '--offsets', [CompletionResultType]::ParameterName, 'Field offsets as NDJSON from `goprobe offsets --json` (`-` for stdin); default: read them from the binary''s DWARF, else the offsets table')
-            [CompletionResult]::new('--duration', '--duration', [CompletionResultType]::ParameterName, 'Stop after this long (e.g. 500ms, 30s, 5m); default: until Ctrl-C, SIGTERM, or the traced process exits')
+            [CompletionResult]::new('--duration', '--duration', [CompletionResultType]::ParameterName, 'Stop after this long (e.g. 500ms, 30s, 5m), counted from the moment the probes are attached; default: until Ctrl-C, SIGTERM, or the traced process exits')
+            [CompletionResult]::new('--ring-buffer-size', '--ring-buffer-size', [CompletionResultType]::ParameterName, 'Ring buffer of every probe family, in bytes (a power of two, at least the page size; `K` and `M` suffixes), instead of the family''s default (1 to 8 MiB). Smaller buffers drop events sooner under bursts (each drop is counted as `ringbuf_full`)')
             [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'Stop after writing this many spans')
-            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Write spans here instead of stdout (`-` is stdout)')
-            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Write spans here instead of stdout (`-` is stdout)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Write spans here instead of stdout (`-` is stdout). An existing FILE is replaced only once the recording starts (a failure before leaves it as it was); lines are written whole, so a killed recording leaves no cut-off line')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Write spans here instead of stdout (`-` is stdout). An existing FILE is replaced only once the recording starts (a failure before leaves it as it was); lines are written whole, so a killed recording leaves no cut-off line')
             [CompletionResult]::new('--strict-offsets', '--strict-offsets', [CompletionResultType]::ParameterName, 'Refuse a probe whose offsets only the offsets table knows for this binary''s Go patch release, which the table was not generated from (by default the minor release''s layouts are used, with a note)')
+            [CompletionResult]::new('--append', '--append', [CompletionResultType]::ParameterName, 'Add to the end of the -o FILE instead of replacing it')
+            [CompletionResult]::new('--raw-queries', '--raw-queries', [CompletionResultType]::ParameterName, 'Keep `db.query.text` as the program sent it. By default its string and number literals become `?` (credentials in `url.full` and sensitive query parameters are redacted either way)')
             [CompletionResult]::new('--summary', '--summary', [CompletionResultType]::ParameterName, 'At the end, print a table per service and route on stderr (as `convert --to summary`)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -97,6 +103,29 @@ Register-ArgumentCompleter -Native -CommandName 'goprobe' -ScriptBlock {
             [CompletionResult]::new('--slowest', '--slowest', [CompletionResultType]::ParameterName, 'html: draw the N slowest traces (default 1), slowest first')
             [CompletionResult]::new('--skip-invalid', '--skip-invalid', [CompletionResultType]::ParameterName, 'Skip malformed lines (counted on stderr) instead of stopping at the first')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'summary: JSON instead of the table')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'goprobe;heap' {
+            [CompletionResult]::new('--pid', '--pid', [CompletionResultType]::ParameterName, 'The process to read')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Where to write (`-`: stdout)')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Where to write (`-`: stdout)')
+            [CompletionResult]::new('--freeze-hold', '--freeze-hold', [CompletionResultType]::ParameterName, 'Keep a frozen process stopped this much longer (tests, demos)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'NDJSON instead of pprof: a `snapshot` line, then one `heap_sample` per allocation site (sampled and scaled counts, stack)')
+            [CompletionResult]::new('--freeze', '--freeze', [CompletionResultType]::ParameterName, 'Stop the process (every thread, with ptrace) for the length of the read, for an exact picture; how long it was stopped goes to stderr')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'goprobe;goroutines' {
+            [CompletionResult]::new('--pid', '--pid', [CompletionResultType]::ParameterName, 'The process to read')
+            [CompletionResult]::new('--to', '--to', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Where to write (`-`: stdout)')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Where to write (`-`: stdout)')
+            [CompletionResult]::new('--freeze-hold', '--freeze-hold', [CompletionResultType]::ParameterName, 'Keep a frozen process stopped this much longer (tests, demos)')
+            [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Keep runtime-internal goroutines and frames in text and pprof (like GOTRACEBACK=system)')
+            [CompletionResult]::new('--freeze', '--freeze', [CompletionResultType]::ParameterName, 'Stop the process (every thread, with ptrace) for the length of the read, for an exact picture; how long it was stopped goes to stderr')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
@@ -168,6 +197,8 @@ Register-ArgumentCompleter -Native -CommandName 'goprobe' -ScriptBlock {
             [CompletionResult]::new('attach', 'attach', [CompletionResultType]::ParameterValue, 'Attach eBPF probes to a Go binary or process and stream completed calls as NDJSON')
             [CompletionResult]::new('record', 'record', [CompletionResultType]::ParameterValue, 'Record spans (NDJSON, goprobe''s span schema) from a Go binary, a process, or attach''s output on stdin')
             [CompletionResult]::new('convert', 'convert', [CompletionResultType]::ParameterValue, 'Convert span NDJSON into OTLP, pprof, flame graphs, Chrome traces, text, metrics, a summary or an HTML waterfall')
+            [CompletionResult]::new('heap', 'heap', [CompletionResultType]::ParameterValue, 'A running Go program''s own heap profile, read from outside, as pprof or NDJSON')
+            [CompletionResult]::new('goroutines', 'goroutines', [CompletionResultType]::ParameterValue, 'Every goroutine of a running Go program with its state and stack: NDJSON, pprof or Go''s dump text')
             [CompletionResult]::new('offsets-table', 'offsets-table', [CompletionResultType]::ParameterValue, 'Maintainer tool behind scripts/gen-offsets-table.sh')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -185,6 +216,12 @@ Register-ArgumentCompleter -Native -CommandName 'goprobe' -ScriptBlock {
             break
         }
         'goprobe;help;convert' {
+            break
+        }
+        'goprobe;help;heap' {
+            break
+        }
+        'goprobe;help;goroutines' {
             break
         }
         'goprobe;help;offsets-table' {

@@ -27,6 +27,8 @@ set edit:completion:arg-completer[goprobe] = {|@words|
             cand attach 'Attach eBPF probes to a Go binary or process and stream completed calls as NDJSON'
             cand record 'Record spans (NDJSON, goprobe''s span schema) from a Go binary, a process, or attach''s output on stdin'
             cand convert 'Convert span NDJSON into OTLP, pprof, flame graphs, Chrome traces, text, metrics, a summary or an HTML waterfall'
+            cand heap 'A running Go program''s own heap profile, read from outside, as pprof or NDJSON'
+            cand goroutines 'Every goroutine of a running Go program with its state and stack: NDJSON, pprof or Go''s dump text'
             cand offsets-table 'Maintainer tool behind scripts/gen-offsets-table.sh'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -55,7 +57,8 @@ set edit:completion:arg-completer[goprobe] = {|@words|
             cand --pid 'Trace only this process'
             cand --probes 'Comma-separated probes to attach, from the probe catalog: http.server, http.client, db.sql, go.panic, or `all`. Probes the binary cannot support (e.g. db.sql without database/sql) are skipped with a note on stderr; `goprobe inspect` says why. Calls made on a goroutine a handler starts join its trace: on Go 1.21+ from the goroutine''s recorded parent, at no extra cost, one goroutine deep; on older Go through go.spawn (goroutine creation, two more uprobe hits per goroutine started), added automatically. Name go.spawn to follow calls any number of goroutines deep on Go 1.21+ too'
             cand --offsets 'Field offsets as NDJSON from `goprobe offsets --json` (`-` for stdin); default: read them from the binary''s DWARF, else the offsets table'
-            cand --duration 'Stop after this long (e.g. 500ms, 30s, 5m); default: until Ctrl-C, SIGTERM, or the traced process exits'
+            cand --duration 'Stop after this long (e.g. 500ms, 30s, 5m), counted from the moment the probes are attached; default: until Ctrl-C, SIGTERM, or the traced process exits'
+            cand --ring-buffer-size 'Ring buffer of every probe family, in bytes (a power of two, at least the page size; `K` and `M` suffixes), instead of the family''s default (1 to 8 MiB). Smaller buffers drop events sooner under bursts (each drop is counted as `ringbuf_full`)'
             cand --strict-offsets 'Refuse a probe whose offsets only the offsets table knows for this binary''s Go patch release, which the table was not generated from (by default the minor release''s layouts are used, with a note)'
             cand --baseline-empty 'Benchmark baseline: attach programs that do nothing at the same points (measures the cost of the uprobe traps alone; no events)'
             cand -h 'Print help (see more with ''--help'')'
@@ -65,11 +68,14 @@ set edit:completion:arg-completer[goprobe] = {|@words|
             cand --pid 'Trace only this process'
             cand --probes 'Comma-separated probes to attach, from the probe catalog: http.server, http.client, db.sql, go.panic, or `all`. Probes the binary cannot support (e.g. db.sql without database/sql) are skipped with a note on stderr; `goprobe inspect` says why. Calls made on a goroutine a handler starts join its trace: on Go 1.21+ from the goroutine''s recorded parent, at no extra cost, one goroutine deep; on older Go through go.spawn (goroutine creation, two more uprobe hits per goroutine started), added automatically. Name go.spawn to follow calls any number of goroutines deep on Go 1.21+ too'
             cand --offsets 'Field offsets as NDJSON from `goprobe offsets --json` (`-` for stdin); default: read them from the binary''s DWARF, else the offsets table'
-            cand --duration 'Stop after this long (e.g. 500ms, 30s, 5m); default: until Ctrl-C, SIGTERM, or the traced process exits'
+            cand --duration 'Stop after this long (e.g. 500ms, 30s, 5m), counted from the moment the probes are attached; default: until Ctrl-C, SIGTERM, or the traced process exits'
+            cand --ring-buffer-size 'Ring buffer of every probe family, in bytes (a power of two, at least the page size; `K` and `M` suffixes), instead of the family''s default (1 to 8 MiB). Smaller buffers drop events sooner under bursts (each drop is counted as `ringbuf_full`)'
             cand --limit 'Stop after writing this many spans'
-            cand -o 'Write spans here instead of stdout (`-` is stdout)'
-            cand --output 'Write spans here instead of stdout (`-` is stdout)'
+            cand -o 'Write spans here instead of stdout (`-` is stdout). An existing FILE is replaced only once the recording starts (a failure before leaves it as it was); lines are written whole, so a killed recording leaves no cut-off line'
+            cand --output 'Write spans here instead of stdout (`-` is stdout). An existing FILE is replaced only once the recording starts (a failure before leaves it as it was); lines are written whole, so a killed recording leaves no cut-off line'
             cand --strict-offsets 'Refuse a probe whose offsets only the offsets table knows for this binary''s Go patch release, which the table was not generated from (by default the minor release''s layouts are used, with a note)'
+            cand --append 'Add to the end of the -o FILE instead of replacing it'
+            cand --raw-queries 'Keep `db.query.text` as the program sent it. By default its string and number literals become `?` (credentials in `url.full` and sensitive query parameters are redacted either way)'
             cand --summary 'At the end, print a table per service and route on stderr (as `convert --to summary`)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
@@ -89,6 +95,27 @@ set edit:completion:arg-completer[goprobe] = {|@words|
             cand --slowest 'html: draw the N slowest traces (default 1), slowest first'
             cand --skip-invalid 'Skip malformed lines (counted on stderr) instead of stopping at the first'
             cand --json 'summary: JSON instead of the table'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'goprobe;heap'= {
+            cand --pid 'The process to read'
+            cand -o 'Where to write (`-`: stdout)'
+            cand --output 'Where to write (`-`: stdout)'
+            cand --freeze-hold 'Keep a frozen process stopped this much longer (tests, demos)'
+            cand --json 'NDJSON instead of pprof: a `snapshot` line, then one `heap_sample` per allocation site (sampled and scaled counts, stack)'
+            cand --freeze 'Stop the process (every thread, with ptrace) for the length of the read, for an exact picture; how long it was stopped goes to stderr'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'goprobe;goroutines'= {
+            cand --pid 'The process to read'
+            cand --to 'Output format'
+            cand -o 'Where to write (`-`: stdout)'
+            cand --output 'Where to write (`-`: stdout)'
+            cand --freeze-hold 'Keep a frozen process stopped this much longer (tests, demos)'
+            cand --all 'Keep runtime-internal goroutines and frames in text and pprof (like GOTRACEBACK=system)'
+            cand --freeze 'Stop the process (every thread, with ptrace) for the length of the read, for an exact picture; how long it was stopped goes to stderr'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
@@ -148,6 +175,8 @@ set edit:completion:arg-completer[goprobe] = {|@words|
             cand attach 'Attach eBPF probes to a Go binary or process and stream completed calls as NDJSON'
             cand record 'Record spans (NDJSON, goprobe''s span schema) from a Go binary, a process, or attach''s output on stdin'
             cand convert 'Convert span NDJSON into OTLP, pprof, flame graphs, Chrome traces, text, metrics, a summary or an HTML waterfall'
+            cand heap 'A running Go program''s own heap profile, read from outside, as pprof or NDJSON'
+            cand goroutines 'Every goroutine of a running Go program with its state and stack: NDJSON, pprof or Go''s dump text'
             cand offsets-table 'Maintainer tool behind scripts/gen-offsets-table.sh'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -160,6 +189,10 @@ set edit:completion:arg-completer[goprobe] = {|@words|
         &'goprobe;help;record'= {
         }
         &'goprobe;help;convert'= {
+        }
+        &'goprobe;help;heap'= {
+        }
+        &'goprobe;help;goroutines'= {
         }
         &'goprobe;help;offsets-table'= {
             cand entry 'Print one table entry (JSON) read from a binary''s DWARF: every catalog field it has'

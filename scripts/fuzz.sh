@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Fuzz goprobe's Go binary parsers for a bounded time: the `parsers` target
-# (build info, module info, pclntab, moduledata, type and struct descriptors
-# on raw bytes) and the
-# `binary` target (whole files through GoBinary::from_bytes). Seeds come from
-# the fixture corpus: real `.go.buildinfo` and `.gopclntab` sections and a
-# small stripped binary. Stable toolchain: RUSTC_BOOTSTRAP=1 lets cargo-fuzz
+# Fuzz goprobe's parsers of untrusted bytes for a bounded time: the `parsers`
+# target (build info, module info, pclntab, moduledata, type and struct
+# descriptors on raw bytes), the `binary` target (whole files through
+# GoBinary::from_bytes) and the `runtime_memory` target (the readers of heap
+# buckets, goroutine records and stacks on arbitrary target memory, with a
+# stripped goruntime fixture's code and layouts). Seeds come from the fixture
+# corpus: real `.go.buildinfo` and `.gopclntab` sections and a small stripped
+# binary. Stable toolchain: RUSTC_BOOTSTRAP=1 lets cargo-fuzz
 # use the sanitizer flags it needs.
 #
 # Usage: scripts/fuzz.sh [SECONDS_PER_TARGET]   (default 120)
@@ -22,7 +24,7 @@ fi
 manifest=$cache/corpus/manifest.tsv
 [ -f "$manifest" ] || { echo "fuzz: corpus missing: $manifest (tests/fixtures/build-corpus.sh)" >&2; exit 2; }
 
-mkdir -p fuzz/corpus/parsers fuzz/corpus/binary
+mkdir -p fuzz/corpus/parsers fuzz/corpus/binary fuzz/corpus/runtime_memory
 logs_tmp=$(mktemp -d)
 # Seeds: sections of one stripped hello per Go version, and the smallest binary whole.
 while IFS=$'\t' read -r ver prog variant bin _twin _arch; do
@@ -56,6 +58,16 @@ run() {
 }
 run parsers -max_len=1048576
 run binary -max_len="$max_len"
+# The runtime readers take a real binary's code and layouts.
+GOPROBE_FUZZ_BINARY=$(awk -F'\t' '$2 == "goruntime" && $3 == "stripped" {print $4}' "$manifest" | sort | tail -1)
+[ -n "$GOPROBE_FUZZ_BINARY" ] || { echo "fuzz: no stripped goruntime in the corpus" >&2; exit 2; }
+export GOPROBE_FUZZ_BINARY
+# Seeds shaped like runtime memory (buckets, allgs, goroutines and stacks
+# with the binary's layouts and pcs), and one random.
+cargo build --quiet --bin goprobe
+python3 scripts/fuzz-seeds-runtime.py target/debug/goprobe "$GOPROBE_FUZZ_BINARY" fuzz/corpus/runtime_memory
+head -c 4096 /dev/urandom > fuzz/corpus/runtime_memory/random
+run runtime_memory -max_len=65536 -timeout=10
 if compgen -G "fuzz/artifacts/*/crash-*" >/dev/null; then
   echo "fuzz: crashes found:" fuzz/artifacts/*/crash-* >&2
   status=1

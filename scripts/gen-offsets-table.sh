@@ -195,6 +195,13 @@ extras=(
   net/http.response.req net/http.response.wroteHeader net/http.response.contentLength
   net/http.pattern.method net/http.pattern.host
   net/http.Cookie.Name net/http.Cookie.Expires.ext net/http.Cookie.Expires.loc
+  # goprobe heap / goroutines (src/goruntime/layout.rs): runtime state read from live processes.
+  runtime.g.stack.lo runtime.g.stack.hi runtime.g.sched.sp runtime.g.sched.pc runtime.g.sched.bp
+  runtime.g.syscallsp runtime.g.syscallpc runtime.g.atomicstatus runtime.g.waitsince runtime.g.waitreason
+  runtime.g.gopc runtime.g.startpc runtime.g.parentGoid runtime.g.lockedm runtime.g.m runtime.m.procid
+  runtime.bucket.allnext runtime.bucket.typ runtime.bucket.size runtime.bucket.nstk
+  runtime.memRecord.active runtime.memRecord.future runtime.memRecord.active.allocs
+  runtime.memRecord.active.frees runtime.memRecord.active.alloc_bytes runtime.memRecord.active.free_bytes
 )
 extra_args=()
 for f in "${extras[@]}"; do extra_args+=(--field "$f"); done

@@ -30,6 +30,7 @@ packages=(
   dwarves              # pahole, the offsets benchmark baseline
   hyperfine            # benches: goprobe vs go version -m side by side
   binutils git
+  libcap2-bin          # setcap: the privileges tests grant goprobe its least capability set
   time                 # /usr/bin/time -v: peak RSS in benches/convert.sh
   postgresql           # server for the database/sql e2e tests (each test starts its own)
   golang-github-lib-pq-dev  # lib/pq sources for the dbserver fixture (GOPATH mode)
@@ -38,7 +39,8 @@ packages=(
 # Installed without recommends: promtool is all the tests need, not the
 # node exporter and the rest Debian's prometheus package recommends.
 lean_packages=(
-  prometheus           # promtool check metrics, for convert --to metrics
+  prometheus           # promtool check metrics, for convert --to metrics; and /usr/bin/prometheus,
+                       # a Go server nobody here built (tests/goruntime_prometheus.rs)
 )
 if [ "$mode" = --demo ]; then packages=("${demo_packages[@]}"); lean_packages=(); fi
 missing=()

@@ -58,9 +58,40 @@ pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
     })
 }
 
+/// The error as one line: each cause in its chain once. Many errors name
+/// their cause in their own message as well as in their source chain;
+/// printed as is (`{:#}`), the cause would appear twice.
+pub fn one_line(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_line_says_each_cause_once() {
+        let io = std::io::Error::from_raw_os_error(libc::EACCES);
+        #[derive(Debug, thiserror::Error)]
+        #[error("/proc/1/exe: {0}")]
+        struct Wrap(#[source] std::io::Error);
+        let err = anyhow::Error::new(Wrap(io)).context("opening the target");
+        assert_eq!(
+            one_line(&err),
+            "opening the target: /proc/1/exe: Permission denied (os error 13)"
+        );
+    }
 
     #[test]
     fn worst_prefers_errors() {

@@ -4,6 +4,11 @@
 
 use crate::span::{SpanKind, Status, StatusCode};
 
+/// The version of the semantic conventions goprobe's spans follow
+/// (`db.system.name`, `code.function.name`: stable since 1.33), as the
+/// schema URL OTLP output carries.
+pub const SCHEMA_URL: &str = "https://opentelemetry.io/schemas/1.37.0";
+
 /// `host:port`, `[v6]:port` or `host` -> (host, port).
 pub fn split_host_port(s: &str) -> Option<(&str, Option<i64>)> {
     if s.is_empty() {

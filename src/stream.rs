@@ -8,7 +8,7 @@
 //! * `event`: one completed call: probe, pid, tid, goroutine, monotonic
 //!   start/end and the fields read (each probe family documents its own);
 //! * `lost`: how many events a kernel counter says were dropped since the
-//!   previous `lost` line for that reason.
+//!   previous `lost` line for that reason (reasons: [`crate::loss`]).
 
 use std::collections::BTreeMap;
 
@@ -28,6 +28,9 @@ pub enum Line {
     Lost {
         reason: String,
         count: u64,
+        /// CLOCK_MONOTONIC when the count was read (absent from older goprobes).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        at_ns: Option<u64>,
     },
 }
 

@@ -56,4 +56,36 @@ static __always_inline __u64 itab_type(__u64 itab)
 		__r;                                                                 \
 	})
 
+/* The first 32 bytes of a value at `data` (an interface's data word) into
+ * word[4], and when word[0..2] could be a Go string header, up to
+ * `GP_CAPTURE_TEXT` bytes of its data into text (real length in *text_len).
+ * Whether they really are a string is decided in user space from the
+ * value's type; reading a wrong guess only fails or is ignored. */
+#define GP_CAPTURE_TEXT 128
+static __always_inline void capture_value(__u64 data, __u64 word[4], char text[GP_CAPTURE_TEXT],
+					  __u32 *text_len)
+{
+	word[0] = word[1] = word[2] = word[3] = 0;
+	*text_len = 0;
+	if (!data)
+		return;
+	/* The value may be smaller than 32 bytes and end at a page edge:
+	 * fall back to the first two words. */
+	if (bpf_probe_read_user(word, 32, (void *)data) &&
+	    bpf_probe_read_user(word, 16, (void *)data))
+		return;
+	__u64 p = word[0], n = word[1];
+	if (!p || !n || n >= (1ULL << 32))
+		return;
+	*text_len = (__u32)n;
+	if (n > GP_CAPTURE_TEXT)
+		n = GP_CAPTURE_TEXT;
+	/* Re-checked after the barrier, for the verifier. */
+	asm volatile("" : "+r"(n));
+	if (n > GP_CAPTURE_TEXT)
+		n = 0;
+	if (n && bpf_probe_read_user(text, n, (void *)p))
+		*text_len = 0;
+}
+
 #endif

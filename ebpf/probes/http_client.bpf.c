@@ -2,7 +2,9 @@
 /* http_client.bpf.c: the http_client family (catalog probe http.client):
  * outgoing HTTP calls through net/http.(*Transport).roundTrip, timed from
  * entry to return (every RET; see http_server.bpf.c for why), with method,
- * URL, the Host header, status and whether an error came back.
+ * URL, the Host header, status, and the error that came back: its dynamic
+ * type and the first words of its value (user space names the type and,
+ * where Go's text follows exactly from them, the message).
  *
  * Hook slots (catalog `slot`):
  *   http_client: 0 *Request  1 *Response (return)  2,3 error (return)
@@ -13,10 +15,12 @@
 
 /* gp_client_event.flags beyond GP_FLAG_* (src/probes/http_client.rs) */
 #define GP_FLAG_NO_RESPONSE (1 << 8) /* no *Response to read a status from */
+#define GP_FLAG_USERINFO (1 << 9)    /* URL.User is set: the URL carries credentials */
 
 #define GP_METHOD_MAX 16
 #define GP_SHORT_MAX 64
 #define GP_LONG_MAX 256
+#define GP_ERROR_TEXT_MAX 128
 
 /* One completed call; the in-flight map holds the same struct between
  * entry and return. */
@@ -43,8 +47,14 @@ struct gp_client_event {
 	char request_host[GP_SHORT_MAX];  /* Request.Host (the Host header, when set) */
 	char path[GP_LONG_MAX];
 	char query[GP_LONG_MAX];
+	__u64 error_type;             /* the error's dynamic type (runtime address), 0 without one */
+	__u64 error_data;             /* its data word */
+	__u64 error_word[4];          /* 32 bytes at error_data (when readable) */
+	__u32 error_text_len;         /* error_word[1] when error_word[0] looks like a string's data */
+	__u32 _pad1;
+	char error_text[GP_ERROR_TEXT_MAX]; /* bytes at error_word[0] */
 };
-_Static_assert(sizeof(struct gp_client_event) == 760, "gp_client_event layout (src/probes/http_client.rs)");
+_Static_assert(sizeof(struct gp_client_event) == 944, "gp_client_event layout (src/probes/http_client.rs)");
 
 /* Half the server's: a service rarely has more calls out than requests in. */
 struct {
@@ -87,6 +97,9 @@ int http_client_entry(void *ctx)
 	ev->request_host_len = 0;
 	ev->path_len = 0;
 	ev->query_len = 0;
+	ev->error_type = 0;
+	ev->error_data = 0;
+	ev->error_text_len = 0;
 	__u64 id = bpf_get_current_pid_tgid();
 	ev->pid = id >> 32;
 	ev->tid = (__u32)id;
@@ -105,6 +118,14 @@ int http_client_entry(void *ctx)
 		bad |= READ_GO_STRING(ev, url + off(cfg, GP_F_URL_Host), host, host_len);
 		bad |= READ_GO_STRING(ev, url + off(cfg, GP_F_URL_Path), path, path_len);
 		bad |= READ_GO_STRING(ev, url + off(cfg, GP_F_URL_RawQuery), query, query_len);
+		/* url.full says REDACTED:REDACTED@ for credentials, never them. */
+		if (off(cfg, GP_F_URL_User) != GP_NO_OFFSET) {
+			__u64 user = 0;
+			if (read_u64(&user, url + off(cfg, GP_F_URL_User)))
+				bad = 1;
+			else if (user)
+				ev->flags |= GP_FLAG_USERINFO;
+		}
 	}
 	if (bad) {
 		ev->flags |= GP_FLAG_READ_FAILED;
@@ -130,8 +151,13 @@ int http_client_return(void *ctx)
 		return 0;
 	}
 	__u64 resp = slot(ctx, h, 1);
-	if (slot(ctx, h, 2))
+	__u64 itab = slot(ctx, h, 2);
+	if (itab) {
 		ev->flags |= GP_FLAG_ERROR;
+		ev->error_type = itab_type(itab);
+		ev->error_data = slot(ctx, h, 3);
+		capture_value(ev->error_data, ev->error_word, ev->error_text, &ev->error_text_len);
+	}
 	if (resp) {
 		__s64 code = 0;
 		if (bpf_probe_read_user(&code, sizeof(code), (void *)(resp + off(cfg, GP_F_Response_StatusCode)))) {

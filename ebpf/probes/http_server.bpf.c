@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /* http_server.bpf.c: the http_server family (catalog probe http.server):
  * HTTP requests served by net/http, timed from the entry of
- * serverHandler.ServeHTTP to its return, with method, path, host,
- * protocol, peer, status, route, user agent and an incoming W3C traceparent.
+ * serverHandler.ServeHTTP to its return, with method, path, query, host,
+ * protocol, peer, status, route, user agent, whether it came over TLS and
+ * an incoming W3C traceparent.
  *
  * The entry program is attached after the function's stack-growth check, so
  * a call that grows its stack is seen once; the return program at every RET
@@ -25,6 +26,8 @@
 /* gp_server_event.flags beyond GP_FLAG_* (src/probes/http_server.rs) */
 #define GP_FLAG_UNWOUND (1 << 8)     /* ServeHTTP never returned; net/http's recovery ran instead */
 #define GP_FLAG_MAP_TOO_BIG (1 << 9) /* Request.Header too big to search for traceparent */
+#define GP_FLAG_TLS (1 << 10)        /* Request.TLS is set: the request came over TLS */
+#define GP_FLAG_TLS_KNOWN (1 << 11)  /* Request.TLS was read (its offset is known) */
 
 /* gp_config.mode slots and their values. */
 #define GP_MODE_ROUTE 0
@@ -65,7 +68,9 @@ struct gp_server_event {
 	__u32 peer_len;
 	__u32 route_len;
 	__u32 traceparent_len;
+	__u32 query_len;              /* URL.RawQuery */
 	__u32 user_agent_len;
+	__u32 _pad2;
 	char method[GP_METHOD_MAX];
 	char host[GP_SHORT_MAX];
 	char proto[GP_METHOD_MAX];
@@ -73,9 +78,10 @@ struct gp_server_event {
 	char path[GP_LONG_MAX];
 	char route[GP_LONG_MAX];
 	char traceparent[GP_TRACEPARENT_MAX];
+	char query[GP_LONG_MAX];
 	char user_agent[GP_USER_AGENT_MAX];
 };
-_Static_assert(sizeof(struct gp_server_event) == 1096, "gp_server_event layout (src/probes/http_server.rs)");
+_Static_assert(sizeof(struct gp_server_event) == 1360, "gp_server_event layout (src/probes/http_server.rs)");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -135,6 +141,7 @@ static __always_inline struct gp_server_event *start_event(void *ctx, struct gp_
 	ev->peer_len = 0;
 	ev->route_len = 0;
 	ev->traceparent_len = 0;
+	ev->query_len = 0;
 	ev->user_agent_len = 0;
 	__u64 id = bpf_get_current_pid_tgid();
 	ev->pid = id >> 32;
@@ -512,10 +519,20 @@ int http_server_entry(void *ctx)
 		if (headers && read_u64(&m, req + off(cfg, GP_F_Request_Header)))
 			m = 0;
 	}
-	if (!url)
+	if (!url) {
 		bad = 1;
-	else
+	} else {
 		bad |= READ_GO_STRING(ev, url + off(cfg, GP_F_URL_Path), path, path_len);
+		bad |= READ_GO_STRING(ev, url + off(cfg, GP_F_URL_RawQuery), query, query_len);
+	}
+	/* url.scheme: net/http sets Request.TLS for requests it read over TLS. */
+	if (off(cfg, GP_F_Request_TLS) != GP_NO_OFFSET) {
+		__u64 tls = 0;
+		if (read_u64(&tls, req + off(cfg, GP_F_Request_TLS)))
+			bad = 1;
+		else
+			ev->flags |= GP_FLAG_TLS_KNOWN | (tls ? GP_FLAG_TLS : 0);
+	}
 	if (bad)
 		ev->flags |= GP_FLAG_READ_FAILED;
 	if (m)

@@ -87,6 +87,8 @@ pub struct Request {
     pub duration: Option<Duration>,
     /// Attach do-nothing programs instead (benchmark baseline).
     pub baseline_empty: bool,
+    /// Every family's ring buffer size in bytes, instead of its default.
+    pub ring_buffer_bytes: Option<u32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -97,19 +99,40 @@ pub enum RunError {
     Attach(#[from] AttachError),
     #[error(transparent)]
     Stream(#[from] StreamError),
+    #[error(transparent)]
+    Privileges(#[from] crate::privileges::PrivilegeError),
+}
+
+/// A stream that ended, its probes still attached: the caller finishes its
+/// output first (so that the end of a recording is not delayed by the
+/// kernel's detaching), then detaches them, or drops this.
+pub struct Ended {
+    pub summary: StreamSummary,
+    session: Session,
+}
+
+impl Ended {
+    /// Detach the probes; how long it took.
+    pub fn detach(mut self) -> Duration {
+        self.session.detach()
+    }
 }
 
 /// Open the target, attach, stream lines into `sink` until `stop` is set
-/// (the command sets it on Ctrl-C or SIGTERM), the duration passes, or the
-/// target exits. `warn` gets human-readable notes (skipped probes, system
-/// warnings) and `on_attached` the number of uprobes once they are live.
+/// (the command sets it on Ctrl-C or SIGTERM, and makes `wake` readable),
+/// the duration passes, or the target exits. `warn` gets human-readable
+/// notes (skipped probes, system warnings) and `on_attached` the number of
+/// uprobes once they are live.
 pub fn run(
     req: &Request,
     stop: &std::sync::atomic::AtomicBool,
+    wake: Option<std::os::fd::BorrowedFd<'_>>,
     warn: &mut dyn FnMut(&str),
     on_attached: &mut dyn FnMut(usize),
     sink: impl FnMut(&Line) -> std::io::Result<()>,
-) -> Result<StreamSummary, RunError> {
+) -> Result<Ended, RunError> {
+    // Before anything else: a missing privilege is one line naming it.
+    crate::privileges::check_attach(req.pid)?;
     let bin = match (&req.binary, req.pid) {
         (_, Some(pid)) => crate::gobin::GoBinary::open_pid(pid)?,
         (Some(path), None) => crate::gobin::GoBinary::open(path)?,
@@ -117,7 +140,8 @@ pub fn run(
             return Err(AttachError::NothingToAttach("give a binary path or --pid".into()).into());
         }
     };
-    let plan = Plan::new(&bin, req.pid, &req.probes, req.offsets.clone())?;
+    let mut plan = Plan::new(&bin, req.pid, &req.probes, req.offsets.clone())?;
+    plan.ring_buffer_bytes = req.ring_buffer_bytes;
     for s in &plan.skipped {
         warn(&format!("not attaching {s}"));
     }
@@ -133,10 +157,12 @@ pub fn run(
     on_attached(session.links);
     let when = StopWhen {
         signal: stop,
+        wake,
         duration: req.duration,
         pid: req.pid,
     };
-    Ok(stream(&mut session, &plan.info, &when, sink)?)
+    let summary = stream(&mut session, &plan.info, &when, sink)?;
+    Ok(Ended { summary, session })
 }
 
 #[cfg(test)]

@@ -89,6 +89,9 @@ pub struct Plan {
     pub skipped: Vec<String>,
     /// What an attached probe will not report, with why (optional fields unknown).
     pub notes: Vec<String>,
+    /// Every family's ring buffer size, instead of its default (tests of
+    /// loss accounting make it tiny).
+    pub ring_buffer_bytes: Option<u32>,
 }
 
 impl Plan {
@@ -179,6 +182,7 @@ impl Plan {
             families,
             skipped,
             notes,
+            ring_buffer_bytes: None,
         })
     }
 

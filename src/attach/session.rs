@@ -9,6 +9,7 @@ use super::AttachError;
 use super::plan::{FamilyPlan, Plan};
 use crate::bpf::abi::{self, LOST_MAX};
 use crate::bpf::{self, BpfError, FunctionProbe, Ring, Waiter, rets};
+use crate::loss::Effect;
 use crate::probes::Family;
 use crate::probes::family::{Decode, HookInfo};
 use crate::probes::symbols::Symbols;
@@ -33,11 +34,13 @@ pub struct Session {
     attached: Vec<Attached>,
     /// Each ring buffer, with the index in `attached` of its family.
     rings: Vec<(usize, Ring)>,
-    waiter: Option<Waiter>,
+    waiter: Waiter,
     symbols: Symbols,
     /// Decoded events not yet old enough to be passed on in order.
     held: Vec<RawEvent>,
     reported_lost: [u64; LOST_MAX as usize],
+    reported_missed: u64,
+    reported_lineage: u64,
     /// Uprobes attached (entry + returns over all functions).
     pub links: usize,
     /// Probes attached.
@@ -63,6 +66,9 @@ impl Session {
         let mut probes: Vec<String> = Vec::new();
         let mut failed = Vec::new();
         let mut loader = bpf::Loader::new();
+        if let Some(bytes) = plan.ring_buffer_bytes {
+            loader.ring_buffer_bytes(bytes)?;
+        }
         for fp in &plan.families {
             let label = format!("{} ({})", fp.family.name(), fp.probes().join(", "));
             match attach_family(&mut loader, plan, fp, empty, warnings) {
@@ -100,13 +106,7 @@ impl Session {
                 }
             }
         }
-        let waiter = if rings.is_empty() {
-            None
-        } else {
-            Some(Waiter::new(
-                &rings.iter().map(|(_, r)| r).collect::<Vec<_>>(),
-            )?)
-        };
+        let waiter = Waiter::new(&rings.iter().map(|(_, r)| r).collect::<Vec<_>>())?;
         let mut symbols = Symbols::new(binary);
         // Learn the load address now: a process that crashes may be gone by
         // the time its last events are read.
@@ -121,6 +121,8 @@ impl Session {
             symbols,
             held: Vec::new(),
             reported_lost: [0; LOST_MAX as usize],
+            reported_missed: 0,
+            reported_lineage: 0,
             links,
             probes,
         })
@@ -133,15 +135,18 @@ impl Session {
         timeout: Duration,
         f: impl FnMut(RawEvent),
     ) -> Result<usize, AttachError> {
-        match &self.waiter {
-            Some(w) => w.wait(timeout)?,
-            None => std::thread::sleep(timeout),
-        }
+        self.waiter.wait(timeout)?;
         // Everything that ended before the cutoff has reached its ring
         // buffer by now, so it is all read below.
         let cutoff = crate::clock::monotonic_now_ns().saturating_sub(ORDER_SLACK_NS);
         self.read_rings();
         Ok(self.pass_on(Some(cutoff), f))
+    }
+
+    /// Also end [`Session::poll`]'s wait when `fd` becomes readable (a
+    /// signal's self-pipe, a pidfd that says the target exited).
+    pub fn wake_on(&self, fd: std::os::fd::BorrowedFd<'_>) -> Result<(), AttachError> {
+        Ok(self.waiter.watch(fd)?)
     }
 
     /// Read everything still in the ring buffers and pass it all on, in
@@ -203,24 +208,58 @@ impl Session {
     }
 
     /// Lost counts that grew since the last call, summed over the families
-    /// by reason, as `lost` lines.
+    /// by reason, as `lost` lines: the families' own counters and the
+    /// kernel's count of program runs it skipped.
     pub fn new_lost(&mut self) -> Result<Vec<Line>, AttachError> {
         let mut now = [0u64; LOST_MAX as usize];
-        for (_, r) in &self.rings {
-            for (sum, n) in now.iter_mut().zip(r.lost()?) {
-                *sum += n;
+        // Drops of goprobe's own bookkeeping (goroutine creations) lose no
+        // span: counted apart, so that spans + losses = calls exactly.
+        let mut lineage = 0;
+        for (i, r) in &self.rings {
+            let internal = is_internal(self.attached[*i].family);
+            for (k, (sum, n)) in now.iter_mut().zip(r.lost()?).enumerate() {
+                let lost_span = crate::loss::effect(abi::LOST_NAMES[k]) == Effect::SpanLost;
+                if internal && lost_span {
+                    lineage += n;
+                } else {
+                    *sum += n;
+                }
             }
         }
+        let mut missed = 0;
+        for a in &self.attached {
+            let n = a.object.program_misses()?;
+            if is_internal(a.family) {
+                lineage += n;
+            } else {
+                missed += n;
+            }
+        }
+        let at = crate::clock::monotonic_now_ns();
         let mut out = Vec::new();
-        for (i, (&n, old)) in now.iter().zip(self.reported_lost.iter_mut()).enumerate() {
+        let mut grew = |reason: &str, n: u64, old: &mut u64| {
             if n > *old {
                 out.push(Line::Lost {
-                    reason: abi::LOST_NAMES[i].to_owned(),
+                    reason: reason.to_owned(),
                     count: n - *old,
+                    at_ns: Some(at),
                 });
                 *old = n;
             }
+        };
+        for (i, (&n, old)) in now.iter().zip(self.reported_lost.iter_mut()).enumerate() {
+            grew(abi::LOST_NAMES[i], n, old);
         }
+        grew(
+            crate::loss::PROG_RUN_MISSED,
+            missed,
+            &mut self.reported_missed,
+        );
+        grew(
+            crate::loss::LINEAGE_LOST,
+            lineage,
+            &mut self.reported_lineage,
+        );
         Ok(out)
     }
 
@@ -230,7 +269,44 @@ impl Session {
             .iter()
             .copied()
             .zip(self.reported_lost.iter().copied())
+            .chain([
+                (crate::loss::PROG_RUN_MISSED, self.reported_missed),
+                (crate::loss::LINEAGE_LOST, self.reported_lineage),
+            ])
             .collect()
+    }
+}
+
+/// A family of goprobe's own bookkeeping (catalog role `internal`), whose
+/// events are not spans.
+fn is_internal(family: &dyn Family) -> bool {
+    let Ok(catalog) = crate::catalog::Catalog::builtin() else {
+        return false;
+    };
+    family
+        .probes()
+        .iter()
+        .all(|p| catalog.probe(p).is_some_and(|p| p.internal))
+}
+
+impl Session {
+    /// Detach every uprobe now, all at once (see [`bpf::detach`]); how long it took.
+    pub fn detach(&mut self) -> Duration {
+        let t = std::time::Instant::now();
+        let links = self
+            .attached
+            .iter_mut()
+            .flat_map(|a| a.object.take_links())
+            .collect();
+        bpf::detach(links);
+        t.elapsed()
+    }
+}
+
+impl Drop for Session {
+    /// Detaching one uprobe after the other takes seconds: all at once.
+    fn drop(&mut self) {
+        self.detach();
     }
 }
 
@@ -249,7 +325,7 @@ fn attach_family(
     } else {
         loader.load(fp.family.object(), &fp.config, &gp)?
     };
-    let mut any = false;
+    let mut functions = Vec::new();
     for (i, hook) in fp.hooks.iter().enumerate() {
         let points = match rets::probe_points(&hook.code, hook.address) {
             Ok(p) => p,
@@ -267,17 +343,19 @@ fn attach_family(
                 }
             })
         };
-        let f = FunctionProbe {
+        functions.push(FunctionProbe {
             entry: pick(&hook.entry_program),
             ret: pick(&hook.return_program),
             cookie: i as u64,
             file_offset: hook.file_offset,
             points,
-        };
-        object.attach(&plan.target.binary, plan.target.pid, &f)?;
-        any = true;
+        });
     }
-    Ok(any.then_some(object))
+    if functions.is_empty() {
+        return Ok(None);
+    }
+    object.attach_all(&plan.target.binary, plan.target.pid, &functions)?;
+    Ok(Some(object))
 }
 
 /// True while the process exists (and is not a zombie).

@@ -9,10 +9,23 @@ use crate::bpf::BpfError;
 use crate::clock::WallOffset;
 use crate::stream::{Line, RawEvent, TargetInfo};
 
+/// How long the stream may wait for events before it looks at its stop
+/// conditions again; the ring buffers' own wake-ups are batched, so this
+/// also bounds how stale a quiet stream can be, and how many events are
+/// still to be written when the recording ends (with 100 ms, a busy
+/// recording ended 150 ms after its deadline on a loaded machine: the last
+/// batch and the ordering slack were written after it). A wake-up costs
+/// a few microseconds.
+const POLL: Duration = Duration::from_millis(25);
+
 /// When a stream stops.
 pub struct StopWhen<'a> {
     /// Set by the Ctrl-C/SIGTERM handler.
     pub signal: &'a std::sync::atomic::AtomicBool,
+    /// Readable once `signal` is set (the handler's self-pipe), so that the
+    /// wait for events ends at once.
+    pub wake: Option<std::os::fd::BorrowedFd<'a>>,
+    /// Counted from the start of the stream (probes attached).
     pub duration: Option<Duration>,
     /// Stop when this process exits (attach by pid).
     pub pid: Option<u32>,
@@ -37,6 +50,16 @@ pub fn stream(
 ) -> Result<StreamSummary, StreamError> {
     use std::sync::atomic::Ordering;
     let started = std::time::Instant::now();
+    let deadline = stop.duration.map(|d| started + d);
+    if let Some(fd) = stop.wake {
+        session.wake_on(fd)?;
+    }
+    // The target's exit wakes the wait too (a pidfd is readable once the
+    // process is gone); without one it is noticed at the next poll.
+    let pidfd = stop.pid.and_then(pidfd_open);
+    if let Some(fd) = &pidfd {
+        session.wake_on(std::os::fd::AsFd::as_fd(fd))?;
+    }
     sink(&Line::Target(target.clone()))?;
     sink(&clock_line())?;
     let mut seen_pids = std::collections::BTreeSet::new();
@@ -48,7 +71,7 @@ pub fn stream(
     let reason = loop {
         let reason = if stop.signal.load(Ordering::Relaxed) {
             Some("interrupted")
-        } else if stop.duration.is_some_and(|d| started.elapsed() >= d) {
+        } else if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
             Some("duration elapsed")
         } else if stop.pid.is_some_and(|p| !process_alive(p)) {
             Some("target exited")
@@ -58,7 +81,10 @@ pub fn stream(
         if reason.is_some() {
             session.drain(|e| pending.push(e));
         } else {
-            session.poll(Duration::from_millis(100), |e| pending.push(e))?;
+            let left = deadline.map_or(POLL, |d| {
+                d.saturating_duration_since(std::time::Instant::now())
+            });
+            session.poll(left.min(POLL), |e| pending.push(e))?;
         }
         for ev in pending.drain(..) {
             if seen_pids.insert(ev.pid) {
@@ -85,6 +111,16 @@ pub fn stream(
     summary.reason = reason;
     summary.lost = session.lost_totals();
     Ok(summary)
+}
+
+/// A pidfd for `pid` (Linux 5.3+), readable once the process exits.
+fn pidfd_open(pid: u32) -> Option<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    let fd = i32::try_from(fd).ok().filter(|fd| *fd >= 0)?;
+    // SAFETY: fd is a new descriptor that nothing else owns.
+    Some(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
 }
 
 #[derive(Debug, thiserror::Error)]

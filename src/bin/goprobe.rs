@@ -25,7 +25,7 @@ fn main() -> ExitCode {
         Ok(status) => ExitCode::from(status.code()),
         Err(err) if exit::is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("goprobe: {err:#}");
+            eprintln!("goprobe: {}", exit::one_line(&err));
             ExitCode::from(exit::ERROR)
         }
     }

@@ -18,10 +18,10 @@ pub const LOST_MAX: u32 = 4;
 
 /// Names of the `lost` counters, indexed like `GP_LOST_*`.
 pub const LOST_NAMES: [&str; LOST_MAX as usize] = [
-    "ringbuf_full",
-    "inflight_map_full",
-    "read_failed",
-    "unpaired_return",
+    crate::loss::RINGBUF_FULL,
+    crate::loss::INFLIGHT_MAP_FULL,
+    crate::loss::READ_FAILED,
+    crate::loss::UNPAIRED_RETURN,
 ];
 
 /// `GP_NO_OFFSET`: a field the programs must not read.

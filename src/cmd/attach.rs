@@ -27,9 +27,10 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
     let stop = target::stop_on_signals()?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    let summary = attach::run(
+    let ended = attach::run(
         &req,
-        &stop,
+        &stop.flag,
+        Some(stop.wake_fd()),
         &mut |w| eprintln!("goprobe: {w}"),
         &mut |n| eprintln!("goprobe: attached {n} uprobes; streaming events (Ctrl-C to stop)"),
         |line| {
@@ -43,6 +44,7 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
         },
     )?;
     out.flush().context("writing output")?;
+    let summary = &ended.summary;
     let lost: Vec<String> = summary
         .lost
         .iter()
@@ -59,5 +61,6 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
             lost.join(", ")
         }
     );
+    ended.detach();
     Ok(Status::Success)
 }

@@ -2,18 +2,19 @@
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Write};
-use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 
+use super::output::ReplaceFile;
 use crate::exit::Status;
 use crate::export::metrics::live::{self, Emitter, Encoding, Sink};
 use crate::export::{
     self, ExportError, Summary, background::BackgroundWriter, chrome, folded, html, otlp_http,
     otlp_json, pprof, reader::SpanReader, summary, text,
 };
+use crate::loss::Losses;
 use crate::span::TraceId;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -133,7 +134,13 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
         Box::new(BufReader::with_capacity(1 << 16, file))
     };
     let mut reader = SpanReader::new(input, args.skip_invalid);
-    let output = || open_output(&args);
+    // An existing -o FILE is replaced only by a complete conversion.
+    let mut replace = None;
+    let mut output = || -> anyhow::Result<Box<dyn Write>> {
+        let (out, guard) = open_output(&args)?;
+        replace = guard;
+        Ok(out)
+    };
     let result: Result<Summary, ExportError> = match args.to {
         Format::OtlpJson => otlp_json::convert(&mut reader, &mut output()?, args.batch_size),
         Format::Otlp if args.signal == SignalArg::Metrics => live::convert(
@@ -166,29 +173,32 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
     for warning in reader.take_warnings() {
         eprintln!("goprobe convert: skipped {warning}");
     }
-    report(&args, &result?)
+    let summary = result?;
+    if let Some(guard) = replace {
+        guard.commit()?;
+    }
+    report(&args, &summary, Some(reader.losses()))
 }
 
-/// Standard output or the -o file, written by a background thread.
-fn open_output(args: &Args) -> anyhow::Result<Box<dyn Write>> {
-    let file = if is_dash(&args.output) {
+/// Standard output or the -o file (a temporary file beside it, which the
+/// returned guard puts in its place), written by a background thread.
+fn open_output(args: &Args) -> anyhow::Result<(Box<dyn Write>, Option<ReplaceFile>)> {
+    let (file, guard) = if is_dash(&args.output) {
         // A duplicate of fd 1 rather than `io::stdout()`, which is line
         // buffered: it would scan every chunk for its last newline and
         // split the write there.
-        let stdout = io::stdout()
-            .as_fd()
-            .try_clone_to_owned()
-            .context("standard output")?;
-        File::from(stdout)
+        (super::output::stdout_file()?, None)
     } else {
         let path = args.output.as_deref().unwrap_or_else(|| "-".as_ref());
-        File::create(path).with_context(|| format!("creating {}", path.display()))?
+        let (file, guard) = ReplaceFile::create(path)?;
+        (file, Some(guard))
     };
-    Ok(Box::new(BackgroundWriter::new(file)))
+    Ok((Box::new(BackgroundWriter::new(file)), guard))
 }
 
-/// The summary lines on stderr, and the exit status.
-fn report(args: &Args, summary: &Summary) -> anyhow::Result<Status> {
+/// The summary lines on stderr, and the exit status; `losses` are those
+/// the recording itself reported (its lost lines).
+fn report(args: &Args, summary: &Summary, losses: Option<&Losses>) -> anyhow::Result<Status> {
     let mut line = format!("goprobe convert: {} spans", summary.spans);
     if summary.skipped > 0 {
         line.push_str(&format!(", {} invalid lines skipped", summary.skipped));
@@ -200,6 +210,12 @@ fn report(args: &Args, summary: &Summary) -> anyhow::Result<Status> {
         ));
     }
     eprintln!("{line}");
+    if let Some(losses) = losses.filter(|l| l.iter().next().is_some()) {
+        eprintln!(
+            "goprobe convert: the recording says: {}",
+            losses.accounting()
+        );
+    }
     if args.to == Format::Otlp {
         let (signal, what) = match args.signal {
             SignalArg::Traces => (otlp_http::Signal::Traces, "spans"),
@@ -288,15 +304,22 @@ fn run_live(args: &Args) -> anyhow::Result<Status> {
         Sink::Push(pusher(args, otlp_http::Signal::Metrics))
     } else if !is_dash(&args.output) && args.format != Some(MetricsFormat::OtlpJson) {
         Sink::Replace(args.output.clone().unwrap_or_default())
+    } else if is_dash(&args.output) {
+        Sink::Stream(open_output(args)?.0)
     } else {
-        Sink::Stream(open_output(args)?)
+        // A live stream of OTLP/JSON metrics is read while it grows, so it
+        // is written in place, not renamed over FILE at the end.
+        let path = args.output.as_deref().unwrap_or_else(|| "-".as_ref());
+        super::output::check_writable(path)?;
+        let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
+        Sink::Stream(Box::new(BackgroundWriter::new(file)))
     };
     let stop = super::target::stop_on_signals()?;
     let every = args.interval.unwrap_or(Duration::from_secs(10));
     let result = live::run_intervals(
         reader,
         every,
-        &stop,
+        &stop.flag,
         STOP_GRACE,
         metrics_emitter(args, sink),
     );
@@ -304,5 +327,5 @@ fn run_live(args: &Args) -> anyhow::Result<Status> {
     for warning in end.warnings {
         eprintln!("goprobe convert: skipped {warning}");
     }
-    report(args, &end.summary)
+    report(args, &end.summary, None)
 }

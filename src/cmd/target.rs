@@ -2,6 +2,8 @@
 //! probe arguments, duration parsing, and stopping on Ctrl-C or SIGTERM.
 
 use std::io::Read;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -40,10 +42,17 @@ pub struct TargetArgs {
     /// (by default the minor release's layouts are used, with a note).
     #[arg(long)]
     pub strict_offsets: bool,
-    /// Stop after this long (e.g. 500ms, 30s, 5m); default: until Ctrl-C,
-    /// SIGTERM, or the traced process exits.
+    /// Stop after this long (e.g. 500ms, 30s, 5m), counted from the moment
+    /// the probes are attached; default: until Ctrl-C, SIGTERM, or the
+    /// traced process exits.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub duration: Option<std::time::Duration>,
+    /// Ring buffer of every probe family, in bytes (a power of two, at least
+    /// the page size; `K` and `M` suffixes), instead of the family's default
+    /// (1 to 8 MiB). Smaller buffers drop events sooner under bursts (each
+    /// drop is counted as `ringbuf_full`).
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
+    pub ring_buffer_size: Option<u32>,
 }
 
 impl TargetArgs {
@@ -54,6 +63,11 @@ impl TargetArgs {
 
     /// The library request these arguments describe.
     pub fn request(&self, baseline_empty: bool) -> anyhow::Result<Request> {
+        // Before the binary is read (which another user's process refuses
+        // too): a missing privilege is one line naming the whole set.
+        if self.has_target() {
+            crate::privileges::check_attach(self.pid)?;
+        }
         let offsets = match &self.offsets {
             None => None,
             Some(p) => {
@@ -97,19 +111,38 @@ impl TargetArgs {
             offsets,
             duration: self.duration,
             baseline_empty,
+            ring_buffer_bytes: self.ring_buffer_size,
         })
     }
 }
 
-/// A flag set by Ctrl-C (SIGINT) or SIGTERM, which then no longer end the
-/// process: the recording stops and flushes instead.
-pub fn stop_on_signals() -> anyhow::Result<Arc<AtomicBool>> {
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, Arc::clone(&stop))
-            .context("installing the signal handler")?;
+/// Ctrl-C (SIGINT) or SIGTERM, which then no longer end the process: the
+/// recording stops and flushes instead.
+pub struct Stop {
+    /// Set by the signal.
+    pub flag: Arc<AtomicBool>,
+    /// Readable once the signal came (a self-pipe), so that a wait for
+    /// events ends at once, whichever thread the signal interrupted.
+    wake: UnixStream,
+}
+
+impl Stop {
+    pub fn wake_fd(&self) -> BorrowedFd<'_> {
+        self.wake.as_fd()
     }
-    Ok(stop)
+}
+
+pub fn stop_on_signals() -> anyhow::Result<Stop> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let (wake, writer) = UnixStream::pair().context("creating the signal pipe")?;
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // The flag first: whoever wakes on the pipe finds it set.
+        signal_hook::flag::register(sig, Arc::clone(&flag))
+            .context("installing the signal handler")?;
+        let w = writer.try_clone().context("creating the signal pipe")?;
+        signal_hook::low_level::pipe::register(sig, w).context("installing the signal handler")?;
+    }
+    Ok(Stop { flag, wake })
 }
 
 /// Parse a duration written `500ms`, `30s`, `5m`, `1h` (or plain seconds).
@@ -135,6 +168,23 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// Parse a size written `4096`, `64K` or `8M`.
+pub fn parse_bytes(s: &str) -> Result<u32, String> {
+    let s = s.trim();
+    let (num, mult) = match s.strip_suffix(['K', 'k']) {
+        Some(n) => (n, 1u64 << 10),
+        None => match s.strip_suffix(['M', 'm']) {
+            Some(n) => (n, 1 << 20),
+            None => (s, 1),
+        },
+    };
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or_else(|| format!("invalid size {s:?} (use e.g. 4096, 64K, 8M)"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,5 +197,14 @@ mod tests {
         assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
         assert!(parse_duration("5d").is_err());
         assert!(parse_duration("x").is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_bytes("4096"), Ok(4096));
+        assert_eq!(parse_bytes("64K"), Ok(65536));
+        assert_eq!(parse_bytes("8M"), Ok(8 << 20));
+        assert!(parse_bytes("8G").is_err());
+        assert!(parse_bytes("5000M").is_err());
     }
 }

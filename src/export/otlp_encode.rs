@@ -282,7 +282,11 @@ mod json {
             out.write_all(frame)?;
             out.write_all(spans)?;
             frame.clear();
-            frame.extend_from_slice(br#"],"schemaUrl":""}],"schemaUrl":""}"#);
+            frame.extend_from_slice(br#"],"schemaUrl":"#);
+            string(frame, crate::otel::SCHEMA_URL)?;
+            frame.extend_from_slice(br#"}],"schemaUrl":"#);
+            string(frame, crate::otel::SCHEMA_URL)?;
+            frame.push(b'}');
         }
         frame.extend_from_slice(b"]}");
         out.write_all(frame)

@@ -130,9 +130,9 @@ pub fn export_request(batch: Vec<Span>) -> ExportTraceServiceRequest {
                         ..Default::default()
                     }),
                     spans,
-                    ..Default::default()
+                    schema_url: crate::otel::SCHEMA_URL.to_owned(),
                 }],
-                ..Default::default()
+                schema_url: crate::otel::SCHEMA_URL.to_owned(),
             })
             .collect(),
     }

@@ -186,10 +186,13 @@ pub(crate) fn request<'g>(
     frame: &mut Vec<u8>,
 ) -> io::Result<()> {
     let scope_len = nonempty_len(1, SCOPE_NAME.len()) + nonempty_len(2, VERSION.len());
+    let schema = crate::otel::SCHEMA_URL.as_bytes();
+    let schema_len = nonempty_len(3, schema.len());
     for (resource, spans) in groups {
         let resource_len = attributes_len(1, resource);
-        let scope_spans_len = field_len(1, scope_len) + spans.len();
-        let resource_spans_len = field_len(1, resource_len) + field_len(2, scope_spans_len);
+        let scope_spans_len = field_len(1, scope_len) + spans.len() + schema_len;
+        let resource_spans_len =
+            field_len(1, resource_len) + field_len(2, scope_spans_len) + schema_len;
         frame.clear();
         key(frame, 1, LEN);
         varint(frame, resource_spans_len as u64);
@@ -206,6 +209,12 @@ pub(crate) fn request<'g>(
         nonempty(frame, 2, VERSION.as_bytes());
         out.write_all(frame)?;
         out.write_all(spans)?;
+        // ScopeSpans.schema_url, then ResourceSpans.schema_url (in field
+        // order, as protobuf encoders write them).
+        frame.clear();
+        nonempty(frame, 3, schema);
+        nonempty(frame, 3, schema);
+        out.write_all(frame)?;
     }
     Ok(())
 }

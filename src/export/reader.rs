@@ -5,6 +5,7 @@
 use std::io::{self, BufRead};
 
 use super::view::SpanView;
+use crate::loss::{Losses, LostLine};
 use crate::span::{Span, SpanError};
 
 /// A line that could not be read as a span, or the input failing.
@@ -16,11 +17,19 @@ pub enum ReadError {
     Invalid { line: u64, source: SpanError },
     #[error("line {line}: not valid UTF-8")]
     NotUtf8 { line: u64 },
+    #[error("line {line}: not a span nor a lost line: {source}")]
+    BadLost {
+        line: u64,
+        source: serde_json::Error,
+    },
 }
 
-/// Iterates over the spans of an NDJSON stream. Blank lines are ignored.
-/// With `skip_invalid`, malformed lines are counted in [`SpanReader::skipped`]
-/// and the first few reported through [`SpanReader::take_warnings`].
+/// Iterates over the spans of an NDJSON stream. Blank lines are ignored;
+/// `record`'s `lost` lines are counted in [`SpanReader::losses`]. With
+/// `skip_invalid`, malformed lines are counted in [`SpanReader::skipped`]
+/// and the first few reported through [`SpanReader::take_warnings`]. A
+/// malformed last line without a newline (a recording cut off mid-write)
+/// is skipped with a warning either way.
 pub struct SpanReader<R> {
     input: R,
     buf: Vec<u8>,
@@ -28,6 +37,7 @@ pub struct SpanReader<R> {
     skip_invalid: bool,
     skipped: u64,
     warnings: Vec<String>,
+    losses: Losses,
 }
 
 /// How many skipped lines are described individually; the rest are only counted.
@@ -42,7 +52,13 @@ impl<R: BufRead> SpanReader<R> {
             skip_invalid,
             skipped: 0,
             warnings: Vec::new(),
+            losses: Losses::default(),
         }
+    }
+
+    /// What the recording says it lost (its `lost` lines), by reason.
+    pub fn losses(&self) -> &Losses {
+        &self.losses
     }
 
     /// Lines skipped as invalid so far.
@@ -65,8 +81,18 @@ impl<R: BufRead> SpanReader<R> {
         Ok(true)
     }
 
-    /// Count a bad line under `--skip-invalid`, or stop with it.
-    fn skip(&mut self, err: ReadError) -> Result<(), ReadError> {
+    /// Count a bad line under `--skip-invalid`, or stop with it. A bad
+    /// last line that has no newline is the end of a recording cut off
+    /// mid-write: skipped either way.
+    fn skip(&mut self, err: ReadError, cut_off: bool) -> Result<(), ReadError> {
+        if cut_off {
+            self.skipped += 1;
+            self.warnings.push(format!(
+                "line {}: cut off (the input ends inside it)",
+                self.line
+            ));
+            return Ok(());
+        }
         if !self.skip_invalid {
             return Err(err);
         }
@@ -77,13 +103,21 @@ impl<R: BufRead> SpanReader<R> {
         Ok(())
     }
 
+    /// The line in `buf` has no newline: it was the input's last, cut off.
+    fn buf_cut_off(&self) -> bool {
+        self.buf.last().is_some_and(|b| *b != b'\n')
+    }
+
     /// The next span, `Ok(None)` at the end of the input.
     pub fn next_span(&mut self) -> Result<Option<Span>, ReadError> {
         while self.read_line()? {
-            match parse_line(&self.buf, self.line) {
+            match parse_line(&self.buf, self.line, &mut self.losses) {
                 None => {}
                 Some(Ok(view)) => return Ok(Some(view.to_span())),
-                Some(Err(err)) => self.skip(err)?,
+                Some(Err(err)) => {
+                    let cut = self.buf_cut_off();
+                    self.skip(err, cut)?;
+                }
             }
         }
         Ok(None)
@@ -108,13 +142,13 @@ impl<R: BufRead> SpanReader<R> {
             }
             let bad = if let Some(end) = memchr::memchr(b'\n', available) {
                 self.line += 1;
-                let bad = match parse_line(&available[..=end], self.line) {
+                let bad = match parse_line(&available[..=end], self.line, &mut self.losses) {
                     None => None,
                     Some(Ok(view)) => {
                         f(view)?;
                         None
                     }
-                    Some(Err(err)) => Some(err),
+                    Some(Err(err)) => Some((err, false)),
                 };
                 self.input.consume(end + 1);
                 bad
@@ -122,24 +156,38 @@ impl<R: BufRead> SpanReader<R> {
                 if !self.read_line()? {
                     return Ok(());
                 }
-                match parse_line(&self.buf, self.line) {
+                let cut = self.buf_cut_off();
+                match parse_line(&self.buf, self.line, &mut self.losses) {
                     None => None,
                     Some(Ok(view)) => {
                         f(view)?;
                         None
                     }
-                    Some(Err(err)) => Some(err),
+                    Some(Err(err)) => Some((err, cut)),
                 }
             };
-            if let Some(err) = bad {
-                self.skip(err)?;
+            if let Some((err, cut)) = bad {
+                self.skip(err, cut)?;
             }
         }
     }
 }
 
-/// One line as a span; `None` for a blank line.
-fn parse_line(buf: &[u8], line: u64) -> Option<Result<SpanView<'_>, ReadError>> {
+/// One line as a span; `None` for a blank line or a `lost` line (counted
+/// into `losses`).
+fn parse_line<'b>(
+    buf: &'b [u8],
+    line: u64,
+    losses: &mut Losses,
+) -> Option<Result<SpanView<'b>, ReadError>> {
+    match LostLine::parse(buf) {
+        None => {}
+        Some(Ok(l)) => {
+            losses.add(&l.reason, l.count);
+            return None;
+        }
+        Some(Err(source)) => return Some(Err(ReadError::BadLost { line, source })),
+    }
     match buf.iter().find(|b| !b.is_ascii_whitespace()) {
         None => return None,
         // Unicode whitespace (a blank line too) or not UTF-8 at all.

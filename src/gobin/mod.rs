@@ -15,15 +15,18 @@
 //! * [`GoBinary::vaddr_to_file_offset`]
 //! * [`types::TypeTable`] (runtime type descriptors -> `%T` names), [`types::load_bias`]
 //! * [`values::panic_message`] (captured panic values -> the message Go prints)
+//! * [`symbolize::Symbolizer`] (pc -> function, file, line, inlined frames included)
 
 mod buildinfo;
 mod elf;
+mod functab;
 #[doc(hidden)]
 pub mod fuzz;
 mod modinfo;
 mod moduledata;
 mod pclntab;
 mod read;
+pub mod symbolize;
 pub mod types;
 pub mod values;
 mod version;
@@ -53,6 +56,11 @@ pub enum GoBinError {
     Malformed { path: PathBuf, what: String },
     #[error("no process with pid {0}")]
     NoSuchProcess(u32),
+    #[error(
+        "cannot read process {0}'s binary (/proc/{0}/exe): it belongs to another user; \
+         run goprobe as that user, as root (sudo), or with CAP_SYS_PTRACE"
+    )]
+    ProcessUnreadable(u32),
 }
 
 /// CPU architecture of the binary, named as GOARCH names it.
@@ -225,6 +233,13 @@ impl GoBinary {
             // The process can exit between the check and the open.
             Err(GoBinError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
                 Err(GoBinError::NoSuchProcess(pid))
+            }
+            // ptrace access to /proc/PID: another user's (or a non-dumpable) process.
+            Err(GoBinError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::PermissionDenied
+                    && std::fs::read_link(&exe).is_err() =>
+            {
+                Err(GoBinError::ProcessUnreadable(pid))
             }
             other => other,
         }
@@ -424,6 +439,13 @@ impl GoBinary {
             .iter()
             .find(|f| f.name == name)
             .cloned())
+    }
+
+    /// Address of a symbol in `.symtab` (none in stripped binaries).
+    pub fn symbol(&self, name: &str) -> Option<u64> {
+        let file = object::File::parse(self.data()).ok()?;
+        let [addr] = elf::symbol_addresses(&file, [name]);
+        addr
     }
 
     /// File offset of a virtual address, through the `PT_LOAD` segments.

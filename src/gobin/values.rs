@@ -73,6 +73,40 @@ pub fn panic_message(ty: &GoType, cap: &Captured<'_>) -> Option<Message> {
     }
 }
 
+/// The message of an `error` value of type `ty` captured as `cap` (what
+/// its `Error()` returns), or `None` when it does not follow exactly from
+/// the capture: the string-carrying errors panic values know, and errors
+/// of net/http's round trip and of package context.
+pub fn error_message(ty: &GoType, cap: &Captured<'_>) -> Option<Message> {
+    if ty.ptr_size != 8 {
+        return None;
+    }
+    let fixed = |text: &str| {
+        Some(Message {
+            text: text.to_owned(),
+            truncated: false,
+        })
+    };
+    let pkg = ty.pkg_path.as_deref().unwrap_or("");
+    match (ty.kind, ty.name.as_str(), pkg) {
+        // net/http: type httpError struct { err string; timeout bool }, Error() = err.
+        (Kind::Pointer, "*http.httpError", "net/http") => {
+            let (s, truncated) = string_at(cap)?;
+            Some(Message { text: s, truncated })
+        }
+        (Kind::Struct, "context.deadlineExceededError", "context") => {
+            fixed("context deadline exceeded")
+        }
+        (Kind::Struct, "http.tlsHandshakeTimeoutError", "net/http") => {
+            fixed("net/http: TLS handshake timeout")
+        }
+        (Kind::Pointer, "*errors.errorString", "errors")
+        | (Kind::Pointer, "*fmt.wrapError", "fmt")
+        | (Kind::Pointer, "*fmt.wrapErrors", "fmt") => panic_message(ty, cap),
+        _ => None,
+    }
+}
+
 /// The string whose header is `words[0..2]`, from the captured text; and
 /// whether the capture was cut short.
 fn string_at(cap: &Captured<'_>) -> Option<(String, bool)> {

@@ -3,8 +3,11 @@
 //!
 //! Stream fields: `method`, `scheme`, `host` (URL.Host), `path`, `query`,
 //! `request_host` (Request.Host) (each absent when empty, with `<name>_len`
-//! when the probe cut it short), `status`, `error` (the round trip returned
-//! one), `read_failed`.
+//! when the probe cut it short), `userinfo` (the URL carries credentials,
+//! never written out), `status`, `error` (the round trip returned one),
+//! `error_type` (its Go type, as `%T` prints it), `error_message` (its
+//! text, where Go's own text follows exactly from what was read),
+//! `read_failed`.
 
 use std::mem::size_of;
 
@@ -26,10 +29,13 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/ht
 
 /// `GP_FLAG_NO_RESPONSE`: no *Response to read a status from.
 pub const FLAG_NO_RESPONSE: u32 = 1 << 8;
+/// `GP_FLAG_USERINFO`: URL.User is set.
+pub const FLAG_USERINFO: u32 = 1 << 9;
 
 pub const METHOD_MAX: usize = 16;
 pub const SHORT_MAX: usize = 64;
 pub const LONG_MAX: usize = 256;
+pub const ERROR_TEXT_MAX: usize = 128;
 
 /// `struct gp_client_event`.
 #[repr(C)]
@@ -57,8 +63,14 @@ pub struct ClientEvent {
     pub request_host: [u8; SHORT_MAX],
     pub path: [u8; LONG_MAX],
     pub query: [u8; LONG_MAX],
+    pub error_type: u64,
+    pub error_data: u64,
+    pub error_word: [u64; 4],
+    pub error_text_len: u32,
+    pub _pad1: u32,
+    pub error_text: [u8; ERROR_TEXT_MAX],
 }
-const _: () = assert!(size_of::<ClientEvent>() == 760);
+const _: () = assert!(size_of::<ClientEvent>() == 944);
 
 // SAFETY: repr(C), integers and byte arrays only, no implicit padding (size
 // checked above), so every bit pattern is valid.
@@ -91,10 +103,16 @@ pub struct Fields {
     pub request_host: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_host_len: Option<u32>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub userinfo: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<i64>,
     #[serde(default, skip_serializing_if = "is_false")]
     pub error: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_message: Option<String>,
     #[serde(default, skip_serializing_if = "is_false")]
     pub read_failed: bool,
 }
@@ -112,8 +130,24 @@ impl Family for HttpClient {
         OBJECT
     }
 
-    fn decode(&self, record: &[u8], _ctx: &mut Decode<'_>) -> Option<RawEvent> {
+    fn decode(&self, record: &[u8], ctx: &mut Decode<'_>) -> Option<RawEvent> {
         let ev = ClientEvent::read(record)?;
+        let error = ev.flags & abi::FLAG_ERROR != 0;
+        let mut error_type = None;
+        let mut error_message = None;
+        if error && let Some(t) = ctx.symbols.type_name(ev.pid, ev.error_type) {
+            let n = (ev.error_text_len as usize).min(ev.error_text.len());
+            let captured = crate::gobin::values::Captured {
+                data: ev.error_data,
+                words: ev.error_word,
+                text: ev.error_text.get(..n).unwrap_or_default(),
+            };
+            // Only a whole message: a cut one is not what Go says.
+            error_message = crate::gobin::values::error_message(&t, &captured)
+                .filter(|m| !m.truncated)
+                .map(|m| m.text);
+            error_type = Some(t.name);
+        }
         let (method, method_len) = str_and_len(&ev.method, ev.method_len);
         let (scheme, scheme_len) = str_and_len(&ev.scheme, ev.scheme_len);
         let (host, host_len) = str_and_len(&ev.host, ev.host_len);
@@ -133,8 +167,11 @@ impl Family for HttpClient {
             query_len,
             request_host,
             request_host_len,
+            userinfo: ev.flags & FLAG_USERINFO != 0,
             status: (ev.status != 0).then_some(ev.status),
-            error: ev.flags & abi::FLAG_ERROR != 0,
+            error,
+            error_type,
+            error_message,
             read_failed: ev.flags & abi::FLAG_READ_FAILED != 0,
         };
         Some(
@@ -168,6 +205,12 @@ impl Family for HttpClient {
         // url.full only from what was read: no scheme or host is guessed.
         let path = f.path.as_deref().unwrap_or("");
         if let Some(url) = otel::url_full(scheme, host, path, f.query.as_deref()) {
+            // The credentials themselves were never read.
+            let url = if f.userinfo {
+                url.replacen("://", "://REDACTED:REDACTED@", 1)
+            } else {
+                url
+            };
             a.insert("url.full".into(), url.into());
         }
         if let Some((h, port)) = otel::split_host_port(host) {
@@ -180,14 +223,29 @@ impl Family for HttpClient {
             a.insert("http.response.status_code".into(), AttrValue::Int(s));
         }
         let status = if f.error {
-            a.insert("error.type".into(), "error".into());
+            // The Go error's dynamic type (`*net.OpError`), as the
+            // conventions ask; `_OTHER` when it could not be named.
+            let ty = f.error_type.as_deref().unwrap_or("_OTHER");
+            a.insert("error.type".into(), ty.into());
             Status {
                 code: StatusCode::Error,
-                message: Some("round trip returned an error".into()),
+                message: Some(match &f.error_message {
+                    Some(m) => m.clone(),
+                    None if f.error_type.is_some() => format!("roundTrip returned a {ty}"),
+                    None => "roundTrip returned an error".to_owned(),
+                }),
             }
         } else {
-            f.status
-                .map_or_else(Status::default, |s| otel::http_status(s, SpanKind::Client))
+            let st = f
+                .status
+                .map_or_else(Status::default, |s| otel::http_status(s, SpanKind::Client));
+            // A status code that is an error is the error type.
+            if st.code == StatusCode::Error
+                && let Some(code) = f.status
+            {
+                a.insert("error.type".into(), code.to_string().into());
+            }
+            st
         };
         Ok(SpanParts {
             name: if method == "_OTHER" {
@@ -214,6 +272,8 @@ mod tests {
         let source = include_str!("../../ebpf/probes/http_client.bpf.c");
         for (name, value) in [
             ("GP_FLAG_NO_RESPONSE", u64::from(FLAG_NO_RESPONSE)),
+            ("GP_FLAG_USERINFO", u64::from(FLAG_USERINFO)),
+            ("GP_ERROR_TEXT_MAX", ERROR_TEXT_MAX as u64),
             ("GP_METHOD_MAX", METHOD_MAX as u64),
             ("GP_SHORT_MAX", SHORT_MAX as u64),
             ("GP_LONG_MAX", LONG_MAX as u64),

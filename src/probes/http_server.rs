@@ -2,10 +2,11 @@
 //! by net/http (`serverHandler.ServeHTTP`), and requests whose handler a
 //! panic escaped (net/http's recovery ran instead of ServeHTTP's return).
 //!
-//! Stream fields: `method`, `path`, `host`, `proto`, `peer`, `route`,
-//! `traceparent`, `user_agent` (each absent when empty, with `<name>_len` when the probe
-//! cut it short), `status`, `panic_recovered_by` (the recovery function that
-//! ran), `read_failed`, `headers_not_searched` (Request.Header too big to
+//! Stream fields: `method`, `path`, `query`, `host`, `proto`, `peer`,
+//! `route`, `traceparent`, `user_agent` (each absent when empty, with
+//! `<name>_len` when the probe cut it short), `tls` (whether the request
+//! came over TLS, when known), `status`, `panic_recovered_by` (the recovery
+//! function that ran), `read_failed`, `headers_not_searched` (Request.Header too big to
 //! search), `unfinished` (the process died while serving).
 
 use std::collections::BTreeMap;
@@ -33,6 +34,10 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/ht
 pub const FLAG_UNWOUND: u32 = 1 << 8;
 /// `GP_FLAG_MAP_TOO_BIG`: Request.Header too big to search for traceparent.
 pub const FLAG_MAP_TOO_BIG: u32 = 1 << 9;
+/// `GP_FLAG_TLS`: Request.TLS is set.
+pub const FLAG_TLS: u32 = 1 << 10;
+/// `GP_FLAG_TLS_KNOWN`: Request.TLS was read.
+pub const FLAG_TLS_KNOWN: u32 = 1 << 11;
 
 /// `gp_config.mode` slots and values (`ebpf/probes/http_server.bpf.c`).
 pub const MODE_ROUTE: usize = 0;
@@ -72,7 +77,9 @@ pub struct ServerEvent {
     pub peer_len: u32,
     pub route_len: u32,
     pub traceparent_len: u32,
+    pub query_len: u32,
     pub user_agent_len: u32,
+    pub _pad2: u32,
     pub method: [u8; METHOD_MAX],
     pub host: [u8; SHORT_MAX],
     pub proto: [u8; METHOD_MAX],
@@ -80,9 +87,10 @@ pub struct ServerEvent {
     pub path: [u8; LONG_MAX],
     pub route: [u8; LONG_MAX],
     pub traceparent: [u8; TRACEPARENT_MAX],
+    pub query: [u8; LONG_MAX],
     pub user_agent: [u8; USER_AGENT_MAX],
 }
-const _: () = assert!(size_of::<ServerEvent>() == 1096);
+const _: () = assert!(size_of::<ServerEvent>() == 1360);
 
 // SAFETY: repr(C), integers and byte arrays only, no implicit padding (its
 // fields are laid out to multiples of 8; size checked above), so every bit
@@ -102,10 +110,18 @@ pub struct Fields {
     pub path: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path_len: Option<u32>,
+    /// URL.RawQuery, as received (redacted when spans are made).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query_len: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_len: Option<u32>,
+    /// Whether the request came over TLS (Request.TLS set); absent when unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proto: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -146,6 +162,7 @@ impl Fields {
     fn of(ev: &ServerEvent, ctx: &Decode<'_>) -> Fields {
         let (method, method_len) = str_and_len(&ev.method, ev.method_len);
         let (path, path_len) = str_and_len(&ev.path, ev.path_len);
+        let (query, query_len) = str_and_len(&ev.query, ev.query_len);
         let (host, host_len) = str_and_len(&ev.host, ev.host_len);
         let (proto, proto_len) = str_and_len(&ev.proto, ev.proto_len);
         let (peer, peer_len) = str_and_len(&ev.peer, ev.peer_len);
@@ -157,8 +174,11 @@ impl Fields {
             method_len,
             path,
             path_len,
+            query,
+            query_len,
             host,
             host_len,
+            tls: (ev.flags & FLAG_TLS_KNOWN != 0).then_some(ev.flags & FLAG_TLS != 0),
             proto,
             proto_len,
             peer,
@@ -332,6 +352,16 @@ fn server_span(ev: &RawEvent, f: &Fields, nested: &[Event]) -> SpanParts {
     if let Some(p) = &f.path {
         a.insert("url.path".into(), p.as_str().into());
     }
+    if let Some(q) = f.query.as_deref().filter(|q| !q.is_empty()) {
+        // Sensitive values are redacted with every span (crate::redact).
+        a.insert("url.query".into(), q.into());
+    }
+    if let Some(tls) = f.tls {
+        a.insert(
+            "url.scheme".into(),
+            if tls { "https" } else { "http" }.into(),
+        );
+    }
     let route = f.route.as_deref().filter(|r| !r.is_empty());
     if let Some(r) = route {
         // Go 1.22 patterns may start with a method ("GET /users/{id}").
@@ -376,7 +406,12 @@ fn server_span(ev: &RawEvent, f: &Fields, nested: &[Event]) -> SpanParts {
         Some(r) => format!("{shown} {r}"),
         None => shown.to_owned(),
     };
-    let mut status = otel::http_status(status, SpanKind::Server);
+    let code = status;
+    let mut status = otel::http_status(code, SpanKind::Server);
+    // Semantic conventions: a status code that is an error is the error type.
+    if status.code == StatusCode::Error {
+        a.insert("error.type".into(), code.to_string().into());
+    }
     // ServeHTTP never returned: the process died while serving the
     // request, or a panic escaped the handler and net/http caught it. The
     // last panic seen on the request says why.
@@ -387,6 +422,8 @@ fn server_span(ev: &RawEvent, f: &Fields, nested: &[Event]) -> SpanParts {
     };
     let (ty, msg) = (text("exception.type"), text("exception.message"));
     let why = if f.unfinished {
+        // Marked as such: its end is when goprobe saw the process gone.
+        a.insert("goprobe.unfinished".into(), AttrValue::Bool(true));
         if let Some(t) = ty {
             a.insert("error.type".into(), t.into());
         }
@@ -435,6 +472,8 @@ mod tests {
         for (name, value) in [
             ("GP_FLAG_UNWOUND", u64::from(FLAG_UNWOUND)),
             ("GP_FLAG_MAP_TOO_BIG", u64::from(FLAG_MAP_TOO_BIG)),
+            ("GP_FLAG_TLS", u64::from(FLAG_TLS)),
+            ("GP_FLAG_TLS_KNOWN", u64::from(FLAG_TLS_KNOWN)),
             ("GP_MODE_ROUTE", MODE_ROUTE as u64),
             ("GP_ROUTE_NONE", u64::from(ROUTE_NONE)),
             ("GP_ROUTE_PATTERN", u64::from(ROUTE_PATTERN)),

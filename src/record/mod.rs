@@ -7,30 +7,60 @@ mod recorder;
 
 pub use recorder::{RecordStats, Recorder};
 
+use crate::loss::{Effect, LostLine};
 use crate::probes::family::RecordingError;
 use crate::span::Span;
 use crate::stream::Line;
 
-/// Where recorded spans go: the output stream and the `--limit`; `on_write`
+/// Where a recording's lines go.
+pub trait Output {
+    /// The recording really started (its first input line came). A file
+    /// is created or truncated only now, so that a recording that never
+    /// starts (a dead pid, missing privileges, input that is not attach's)
+    /// leaves an existing file as it was.
+    fn start(&mut self) -> std::io::Result<()>;
+    /// Write whole lines (each ending in `\n`) at once, unbuffered: a
+    /// recording killed at any moment leaves every line it wrote whole.
+    fn write_lines(&mut self, lines: &[u8]) -> std::io::Result<()>;
+}
+
+/// Any writer, used from the start (stdout, a pipe, a test's buffer).
+pub struct Plain<W>(pub W);
+
+impl<W: std::io::Write> Output for Plain<W> {
+    fn start(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn write_lines(&mut self, lines: &[u8]) -> std::io::Result<()> {
+        self.0.write_all(lines)?;
+        self.0.flush()
+    }
+}
+
+/// Where recorded spans go: the output and the `--limit`; `on_write`
 /// hears the counts after each write (the command's progress line).
 pub struct SpanWriter {
-    out: Box<dyn std::io::Write>,
+    out: Box<dyn Output>,
+    buf: Vec<u8>,
     limit: Option<u64>,
     written: u64,
+    started: bool,
     on_write: Option<Box<dyn FnMut(u64, u64)>>,
 }
 
 impl SpanWriter {
-    pub fn new(out: Box<dyn std::io::Write>, limit: Option<u64>) -> SpanWriter {
+    pub fn new(out: Box<dyn Output>, limit: Option<u64>) -> SpanWriter {
         SpanWriter {
             out,
+            buf: Vec::new(),
             limit,
             written: 0,
+            started: false,
             on_write: None,
         }
     }
 
-    /// Call `f(spans written, events lost)` after every write.
+    /// Call `f(spans written, spans lost)` after every write.
     pub fn on_write(mut self, f: impl FnMut(u64, u64) + 'static) -> SpanWriter {
         self.on_write = Some(Box::new(f));
         self
@@ -45,27 +75,53 @@ impl SpanWriter {
         self.limit.is_some_and(|l| self.written >= l)
     }
 
-    /// Write (and drain) `spans`, up to the limit, then flush so a pipe sees
-    /// them promptly. Past the limit it writes nothing and returns
-    /// [`LimitReached`] wrapped in an `io::Error`, which stops the stream.
+    /// The recording starts: open the output (once).
+    fn start(&mut self) -> std::io::Result<()> {
+        if !self.started {
+            self.out.start()?;
+            self.started = true;
+        }
+        Ok(())
+    }
+
+    /// Write (and drain) `spans`, up to the limit, in one write of whole
+    /// lines. Past the limit it writes nothing and returns [`LimitReached`]
+    /// wrapped in an `io::Error`, which stops the stream.
     pub fn write(&mut self, spans: &mut Vec<Span>, lost: u64) -> std::io::Result<()> {
-        use std::io::Write;
+        self.buf.clear();
+        let mut over = false;
         for s in spans.drain(..) {
-            if self.limit_reached() {
-                return Err(std::io::Error::other(LimitReached));
+            if self.limit.is_some_and(|l| self.written >= l) {
+                over = true;
+                break;
             }
-            serde_json::to_writer(&mut self.out, &s)?;
-            self.out.write_all(b"\n")?;
+            serde_json::to_writer(&mut self.buf, &s)?;
+            self.buf.push(b'\n');
             self.written += 1;
         }
-        self.out.flush()?;
+        if !self.buf.is_empty() {
+            self.out.write_lines(&self.buf)?;
+        }
         if let Some(f) = &mut self.on_write {
             f(self.written, lost);
         }
-        if self.limit_reached() {
+        if over || self.limit_reached() {
             return Err(std::io::Error::other(LimitReached));
         }
         Ok(())
+    }
+
+    /// Write `lost` lines in-band, among the spans.
+    pub fn write_lost(&mut self, lines: &[LostLine]) -> std::io::Result<()> {
+        if lines.is_empty() || self.limit_reached() {
+            return Ok(());
+        }
+        self.buf.clear();
+        for l in lines {
+            serde_json::to_writer(&mut self.buf, l)?;
+            self.buf.push(b'\n');
+        }
+        self.out.write_lines(&self.buf)
     }
 }
 
@@ -111,8 +167,20 @@ impl RecordSummary {
         let st = &self.stats;
         format!(
             "{} spans ({} server, {} client of which {} database) written, {} panics, {} events lost ({})",
-            self.written, st.server, st.client, st.db, st.panics, st.lost, self.reason
+            self.written,
+            st.server,
+            st.client,
+            st.db,
+            st.panics,
+            st.lost.total(Effect::SpanLost),
+            self.reason
         )
+    }
+
+    /// Every loss reason with its count (zeros too), grouped by what it
+    /// means for the recording: the second line of the summary.
+    pub fn accounting(&self) -> String {
+        self.stats.lost.accounting()
     }
 }
 
@@ -132,14 +200,46 @@ impl Recording {
         })
     }
 
-    /// Feed one line and write the spans it completes. An error (the
-    /// output closed, [`LimitReached`], or an event whose fields do not fit
-    /// its probe's schema) means: stop feeding.
+    /// Feed one line and write the spans it completes, and a `lost` line
+    /// for a loss. An error (the output closed, [`LimitReached`], or an
+    /// event whose fields do not fit its probe's schema) means: stop feeding.
     pub fn line(&mut self, line: Line) -> std::io::Result<()> {
-        self.rec
-            .line(line, &mut self.spans)
-            .map_err(std::io::Error::other)?;
-        self.writer.write(&mut self.spans, self.rec.stats.lost)
+        self.writer.start()?;
+        let lost = self.feed(line).map_err(std::io::Error::other)?;
+        self.write(lost)
+    }
+
+    /// Feed one line; the `lost` line to write for it, if it is a loss.
+    fn feed(&mut self, line: Line) -> Result<Option<LostLine>, RecordingError> {
+        let lost = match &line {
+            Line::Lost {
+                reason,
+                count,
+                at_ns,
+            } => {
+                let mono = at_ns.unwrap_or_else(crate::clock::monotonic_now_ns);
+                Some(LostLine::new(reason, *count, self.rec.wall_time(mono)))
+            }
+            _ => None,
+        };
+        self.rec.line(line, &mut self.spans)?;
+        Ok(lost)
+    }
+
+    /// Write the spans completed so far, then the loss seen after them.
+    fn write(&mut self, lost: Option<LostLine>) -> std::io::Result<()> {
+        let n = self.rec.stats.lost.total(Effect::SpanLost);
+        self.writer.write(&mut self.spans, n)?;
+        match lost {
+            Some(l) => self.writer.write_lost(&[l]),
+            None => Ok(()),
+        }
+    }
+
+    /// What spans leave out (default: secrets; see [`crate::redact`]).
+    pub fn policy(mut self, policy: crate::redact::Policy) -> Recording {
+        self.rec.policy = policy;
+        self
     }
 
     pub fn limit_reached(&self) -> bool {
@@ -159,13 +259,12 @@ impl Recording {
                     line: i + 1,
                     source,
                 })?;
-            self.rec
-                .line(parsed, &mut self.spans)
-                .map_err(|source| RecordError::BadFields {
-                    line: i + 1,
-                    source,
-                })?;
-            if let Err(e) = self.writer.write(&mut self.spans, self.rec.stats.lost) {
+            self.writer.start().map_err(RecordError::Write)?;
+            let lost = self.feed(parsed).map_err(|source| RecordError::BadFields {
+                line: i + 1,
+                source,
+            })?;
+            if let Err(e) = self.write(lost) {
                 if self.limit_reached() {
                     break;
                 }
@@ -185,8 +284,7 @@ impl Recording {
     pub fn finish(mut self, reason: String) -> Result<RecordSummary, RecordError> {
         if !self.writer.limit_reached() {
             self.rec.finish(&mut self.spans);
-            let lost = self.rec.stats.lost;
-            match self.writer.write(&mut self.spans, lost) {
+            match self.write(None) {
                 Err(_) if self.writer.limit_reached() => {}
                 other => other.map_err(RecordError::Write)?,
             }

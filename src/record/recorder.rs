@@ -47,7 +47,8 @@ pub struct RecordStats {
     pub db: u64,
     /// Every panic seen (`exception` events), recovered or not.
     pub panics: u64,
-    pub lost: u64,
+    /// Losses by reason, as the stream's `lost` lines counted them.
+    pub lost: crate::loss::Losses,
 }
 
 /// A span and the spans nested in it.
@@ -91,6 +92,8 @@ pub struct Recorder {
     next_id: u64,
     newest_ns: u64,
     events_since_expire: u32,
+    /// What spans leave out (secrets).
+    pub policy: crate::redact::Policy,
     pub stats: RecordStats,
 }
 
@@ -117,6 +120,7 @@ impl Recorder {
             next_id: 0,
             newest_ns: 0,
             events_since_expire: 0,
+            policy: crate::redact::Policy::default(),
             stats: RecordStats::default(),
         }
     }
@@ -137,7 +141,7 @@ impl Recorder {
                 realtime_minus_monotonic_ns,
                 ..
             } => self.offset = Some(i128::from(realtime_minus_monotonic_ns)),
-            Line::Lost { count, .. } => self.stats.lost += count,
+            Line::Lost { reason, count, .. } => self.stats.lost.add(&reason, count),
             Line::Event(ev) => self.event(ev, out)?,
         }
         Ok(())
@@ -357,7 +361,8 @@ impl Recorder {
         out.push(span);
     }
 
-    fn span_of(&mut self, p: SpanParts, pid: u32, events: Vec<Event>) -> Span {
+    fn span_of(&mut self, mut p: SpanParts, pid: u32, events: Vec<Event>) -> Span {
+        crate::redact::scrub(&mut p.attributes, self.policy);
         Span {
             trace_id: NO_TRACE,
             span_id: new_span_id(),
@@ -380,6 +385,11 @@ impl Recorder {
             time_unix_nano: self.wall(p.time_ns),
             attributes: p.attributes,
         }
+    }
+
+    /// Wall-clock time of a CLOCK_MONOTONIC stamp, by the stream's clock line.
+    pub fn wall_time(&mut self, mono: u64) -> u64 {
+        self.wall(mono)
     }
 
     fn wall(&mut self, mono: u64) -> u64 {

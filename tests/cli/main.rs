@@ -10,9 +10,12 @@ mod common;
 mod attach;
 mod collector;
 mod context;
+mod conventions;
 mod convert;
 mod db;
 mod dbonly;
+mod faults;
+mod files;
 mod html;
 mod inspect;
 mod lineage;
@@ -21,28 +24,42 @@ mod metrics_live;
 mod nobuildinfo;
 mod offsets;
 mod patches;
+mod privileges;
 mod record;
+mod runtime_state;
 mod summary;
 mod synth;
+mod timing;
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A running `goprobe` with its stdout collected in the background.
 pub struct Running {
     pub child: Child,
     stdout: mpsc::Receiver<String>,
     pub stderr: std::sync::Arc<std::sync::Mutex<String>>,
+    /// When the line saying the uprobes are attached came.
+    pub attached_at: Instant,
+    /// When `record`'s summary line (the recording is complete) came.
+    pub summary_at: std::sync::Arc<std::sync::Mutex<Option<Instant>>>,
 }
 
 /// Start `goprobe ARGS` (or `sh -c` a pipeline when `shell` is set) and wait
 /// until it reports its uprobes are attached.
 pub fn start(args: &[&str]) -> Running {
     common::require_root();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_goprobe"))
-        .args(args)
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_goprobe"));
+    cmd.args(args);
+    start_command(cmd)
+}
+
+/// Start `cmd` (a goprobe, perhaps run through another program) and wait
+/// until it reports its uprobes are attached.
+pub fn start_command(mut cmd: Command) -> Running {
+    let mut child = cmd
         .env("GOPROBE_CACHE", common::cache_dir())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -59,24 +76,32 @@ pub fn start(args: &[&str]) -> Running {
     let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
     let (ready_tx, ready) = mpsc::channel();
     let sink = std::sync::Arc::clone(&stderr);
+    let summary_at = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let summary_seen = std::sync::Arc::clone(&summary_at);
     std::thread::spawn(move || {
         for line in BufReader::new(err).lines().map_while(Result::ok) {
+            let now = Instant::now();
             if line.contains("attached") {
-                let _ = ready_tx.send(());
+                let _ = ready_tx.send(now);
+            }
+            if line.contains(" spans (") && line.contains(" written, ") {
+                summary_seen.lock().expect("lock").get_or_insert(now);
             }
             let mut s = sink.lock().expect("lock");
             s.push_str(&line);
             s.push('\n');
         }
     });
-    if ready.recv_timeout(Duration::from_secs(60)).is_err() {
+    let Ok(attached_at) = ready.recv_timeout(Duration::from_secs(60)) else {
         let _ = child.kill();
         panic!("goprobe did not attach: {}", stderr.lock().expect("lock"));
-    }
+    };
     Running {
         child,
         stdout,
         stderr,
+        attached_at,
+        summary_at,
     }
 }
 
@@ -100,9 +125,17 @@ impl Running {
     }
 }
 
-/// Span NDJSON (`goprobe record` output), each line checked against the schema.
+/// Span NDJSON (`goprobe record` output), each line checked against the
+/// schema; `lost` lines (checked too) are left out.
 pub fn spans(out: &str) -> Vec<goprobe::span::Span> {
     out.lines()
+        .filter(|l| match goprobe::loss::LostLine::parse(l.as_bytes()) {
+            None => true,
+            Some(parsed) => {
+                parsed.unwrap_or_else(|e| panic!("bad lost line {l}: {e}"));
+                false
+            }
+        })
         .map(|l| {
             goprobe::span::Span::from_json_line(l).unwrap_or_else(|e| panic!("bad span {l}: {e}"))
         })

@@ -5,6 +5,9 @@
 //! need it fail with a message saying how to build it; they never skip.
 #![allow(dead_code)]
 
+pub mod goruntime;
+pub mod load;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -166,12 +166,18 @@ impl Family for DbSql {
         let mut a = Attributes::new();
         let system = f.db_system.as_deref().unwrap_or("other_sql");
         a.insert("db.system.name".into(), system.into());
-        let shape = f.query.as_deref().map(sql::query_shape);
-        let operation = f
-            .operation
-            .clone()
-            .or_else(|| shape.as_ref().and_then(|s| s.operation.clone()));
-        let collection = shape.as_ref().and_then(|s| s.collection.clone());
+        let mut shape = f.query.as_deref().map_or(
+            crate::sql::QueryShape {
+                operation: None,
+                collection: None,
+            },
+            crate::sql::shape,
+        );
+        // The catalog's fixed operation (Commit: COMMIT) comes first.
+        if let Some(op) = &f.operation {
+            shape.operation = Some(op.clone());
+        }
+        let (operation, collection) = (shape.operation.clone(), shape.collection.clone());
         if let Some(q) = &f.query {
             a.insert("db.query.text".into(), q.as_str().into());
             if let Some(n) = f.query_len {
@@ -209,13 +215,7 @@ impl Family for DbSql {
         } else {
             Status::default()
         };
-        // Semantic conventions: "{operation} {target}", else the operation,
-        // else the database system.
-        let name = match (&operation, &collection) {
-            (Some(op), Some(c)) => format!("{op} {c}"),
-            (Some(op), None) => op.clone(),
-            _ => system.to_owned(),
-        };
+        let name = crate::sql::span_name(&shape, system);
         Ok(SpanParts {
             name,
             kind: SpanKind::Client,

@@ -1,7 +1,7 @@
 //! What the `db_sql` family knows about database/sql calls beyond the
-//! bytes its programs read: which database system a driver talks to, where the server is
-//! (from a DSN), and the operation and table a query names, for span names
-//! and the `db.*` semantic-convention attributes.
+//! bytes its programs read: which database system a driver talks to, and
+//! where the server is (from a DSN). The operation and table a query names
+//! are [`crate::sql`]'s.
 
 /// `db.system.name` for a driver, from its Go type (`*pq.Driver`) and,
 /// when known, the full import path of the type's package. Unknown drivers
@@ -76,80 +76,6 @@ pub fn server_from_dsn(dsn: &str) -> Option<(String, Option<u16>)> {
     host.filter(|h| !h.is_empty()).map(|h| (h, port))
 }
 
-/// The operation and the table a query names, when its text says so plainly.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QueryShape {
-    /// `SELECT`, `INSERT`, `UPDATE`, `DELETE`, … (upper case).
-    pub operation: Option<String>,
-    /// The table (`db.collection.name`), when the statement has one obvious target.
-    pub collection: Option<String>,
-}
-
-/// Reads the leading keyword and the table of simple statements:
-/// `SELECT … FROM t`, `INSERT INTO t`, `UPDATE t`, `DELETE FROM t`. Anything
-/// with a subquery in the FROM position, several tables, or no recognisable
-/// shape gets no collection; the operation is the first keyword.
-pub fn query_shape(query: &str) -> QueryShape {
-    let words: Vec<&str> = tokens(query).collect();
-    let operation = words
-        .first()
-        .filter(|w| w.chars().all(|c| c.is_ascii_alphabetic()))
-        .map(|w| w.to_ascii_uppercase());
-    let upper: Vec<String> = words.iter().map(|w| w.to_ascii_uppercase()).collect();
-    let after = |kw: &str| -> Option<String> {
-        let i = upper.iter().position(|w| w == kw)?;
-        let t = *words.get(i + 1)?;
-        table_name(t, words.get(i + 2).copied())
-    };
-    let collection = match operation.as_deref() {
-        Some("SELECT") => after("FROM"),
-        Some("INSERT") | Some("REPLACE") => after("INTO"),
-        Some("UPDATE") => words
-            .get(1)
-            .and_then(|t| table_name(t, words.get(2).copied())),
-        Some("DELETE") => after("FROM"),
-        _ => None,
-    };
-    QueryShape {
-        operation,
-        collection,
-    }
-}
-
-/// A plain table name (optionally schema-qualified or quoted), not a
-/// subquery and not the first of a comma-separated list.
-fn table_name(t: &str, next: Option<&str>) -> Option<String> {
-    if next == Some(",") {
-        return None;
-    }
-    let t = t.trim_end_matches(';');
-    let ok = !t.is_empty()
-        && t.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '"' | '`' | '$'));
-    ok.then(|| t.replace(['"', '`'], ""))
-}
-
-/// Words, with `(`, `)` and `,` as their own tokens.
-fn tokens(q: &str) -> impl Iterator<Item = &str> {
-    let mut out = Vec::new();
-    for w in q.split_whitespace() {
-        let mut start = 0;
-        for (i, c) in w.char_indices() {
-            if matches!(c, '(' | ')' | ',') {
-                if start < i {
-                    out.push(&w[start..i]);
-                }
-                out.push(&w[i..i + 1]);
-                start = i + 1;
-            }
-        }
-        if start < w.len() {
-            out.push(&w[start..]);
-        }
-    }
-    out.into_iter()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,38 +120,5 @@ mod tests {
         );
         assert_eq!(server_from_dsn("user=u dbname=d"), None);
         assert_eq!(server_from_dsn("postgres:///db"), None);
-    }
-
-    #[test]
-    fn shapes() {
-        let s = |q: &str| {
-            let s = query_shape(q);
-            (s.operation, s.collection)
-        };
-        let some = |a: &str, b: Option<&str>| (Some(a.to_owned()), b.map(str::to_owned));
-        assert_eq!(
-            s("SELECT id, name FROM users WHERE id = $1"),
-            some("SELECT", Some("users"))
-        );
-        assert_eq!(
-            s("select count(*) from public.users"),
-            some("SELECT", Some("public.users"))
-        );
-        assert_eq!(
-            s("INSERT INTO users (name) VALUES ($1)"),
-            some("INSERT", Some("users"))
-        );
-        assert_eq!(
-            s("UPDATE \"users\" SET name = $1"),
-            some("UPDATE", Some("users"))
-        );
-        assert_eq!(
-            s("DELETE FROM users WHERE id = $1"),
-            some("DELETE", Some("users"))
-        );
-        assert_eq!(s("SELECT * FROM a, b"), some("SELECT", None));
-        assert_eq!(s("SELECT * FROM (SELECT 1) x"), some("SELECT", None));
-        assert_eq!(s("SELECT 1"), some("SELECT", None));
-        assert_eq!(s("  "), (None, None));
     }
 }
