@@ -75,6 +75,9 @@ pub struct RawEvent {
     pub fields: BTreeMap<String, serde_json::Value>,
 }
 
+/// The field naming the goroutine that started an event's goroutine.
+pub const PARENT_GOROUTINE: &str = "parent_goroutine";
+
 /// A family's fields did not fit its schema.
 #[derive(Debug, thiserror::Error)]
 #[error("{probe} event: {source}")]
@@ -95,6 +98,25 @@ impl RawEvent {
             probe: self.probe.clone(),
             source,
         })
+    }
+
+    /// Records the goroutine that started this event's goroutine (the
+    /// `parent_goroutine` field, which any family may carry: Go 1.21+ keeps
+    /// it in `runtime.g.parentGoid`); 0, unknown, is left out.
+    pub fn with_parent_goroutine(mut self, parent: u64) -> RawEvent {
+        if parent != 0 {
+            self.fields
+                .insert(PARENT_GOROUTINE.to_owned(), serde_json::Value::from(parent));
+        }
+        self
+    }
+
+    /// The `parent_goroutine` field, when present and a number.
+    pub fn parent_goroutine(&self) -> Option<u64> {
+        self.fields
+            .get(PARENT_GOROUTINE)?
+            .as_u64()
+            .filter(|&p| p != 0)
     }
 
     /// Typed fields as the stream's map. `fields` must serialize to a JSON

@@ -105,6 +105,23 @@ static __always_inline int read_goid(void *ctx, struct gp_config *cfg, __u64 *ds
 	return read_u64(dst, regs->r14 + off(cfg, GP_F_g_goid));
 }
 
+#ifdef GP_F_g_parentGoid
+/* The id of the goroutine that started the current one (runtime.g.parentGoid,
+ * set by the runtime since Go 1.21; 0 for goroutines it did not record, or
+ * when the offset is unknown). With it a call on a goroutine a handler
+ * started joins the handler's span without a uprobe on every goroutine
+ * creation: net/http alone starts one per request. */
+static __always_inline __u64 read_parent_goid(void *ctx, struct gp_config *cfg)
+{
+	struct gp_regs_x86_64 *regs = (struct gp_regs_x86_64 *)ctx;
+	__u64 p = 0;
+	if (off(cfg, GP_F_g_parentGoid) == GP_NO_OFFSET ||
+	    read_u64(&p, regs->r14 + off(cfg, GP_F_g_parentGoid)))
+		return 0;
+	return p;
+}
+#endif
+
 /* The hook this uprobe was attached for: its index is the attach cookie. */
 static __always_inline struct gp_hook *get_hook(void *ctx)
 {

@@ -22,30 +22,38 @@ static __always_inline __u64 itab_type(__u64 itab)
 	return t;
 }
 
+/* Copies up to sizeof(ev->field) bytes of the Go string (ptr, n), whose
+ * header was already read, into ev->field and stores the real length in
+ * ev->len_field. Non-zero when the read failed. */
+#define COPY_GO_STRING(ev, ptr, n, field, len_field)                            \
+	({                                                                           \
+		int __ret = 0;                                                       \
+		__u64 __n = (n);                                                     \
+		(ev)->len_field = __n > 0xffffffffULL ? 0xffffffffU : (__u32)__n;    \
+		if (__n > sizeof((ev)->field))                                       \
+			__n = sizeof((ev)->field);                                   \
+		/* The verifier needs the bound re-checked on the value it sees, \
+		 * not one clang has already proven. */                           \
+		asm volatile("" : "+r"(__n));                                        \
+		if (__n > sizeof((ev)->field))                                       \
+			__n = 0;                                                     \
+		if (__n && bpf_probe_read_user((ev)->field, __n, (void *)(ptr)))     \
+			__ret = -1;                                                  \
+		__ret;                                                               \
+	})
+
 /* Reads a Go string header (ptr, len) at `addr` and copies up to
  * sizeof(ev->field) bytes of its data into ev->field. Stores the real length
  * in ev->len_field. Non-zero when a read failed. */
 #define READ_GO_STRING(ev, addr, field, len_field)                              \
 	({                                                                           \
-		int __ret = 0;                                                       \
+		int __r = 0;                                                         \
 		__u64 __hdr[2] = {0, 0};                                             \
-		if (bpf_probe_read_user(__hdr, sizeof(__hdr), (void *)(addr))) {     \
-			__ret = -1;                                                  \
-		} else {                                                             \
-			__u64 __n = __hdr[1];                                        \
-			(ev)->len_field = __n > 0xffffffffULL ? 0xffffffffU : (__u32)__n; \
-			if (__n > sizeof((ev)->field))                               \
-				__n = sizeof((ev)->field);                           \
-			/* The verifier needs the bound re-checked on the value   \
-			 * it sees, not one clang has already proven. */          \
-			asm volatile("" : "+r"(__n));                                \
-			if (__n > sizeof((ev)->field))                               \
-				__n = 0;                                             \
-			if (__n && bpf_probe_read_user((ev)->field, __n,             \
-						       (void *)__hdr[0]))            \
-				__ret = -1;                                          \
-		}                                                                    \
-		__ret;                                                               \
+		if (bpf_probe_read_user(__hdr, sizeof(__hdr), (void *)(addr)))       \
+			__r = -1;                                                    \
+		else                                                                 \
+			__r = COPY_GO_STRING(ev, __hdr[0], __hdr[1], field, len_field); \
+		__r;                                                                 \
 	})
 
 /* The first 32 bytes of a value at `data` (an interface's data word) into

@@ -41,6 +41,7 @@ struct gp_db_event {
 	__u32 hook;                   /* index in `hooks`: which function */
 	__u64 goid;
 	__u64 g;
+	__u64 parent_goid;            /* runtime.g.parentGoid (Go >= 1.21), 0 when unknown */
 	__u64 start_ns;
 	__u64 end_ns;
 	__u64 connector_type;         /* DB.connector's dynamic type */
@@ -51,7 +52,7 @@ struct gp_db_event {
 	char dsn[GP_DSN_MAX];         /* dsnConnector.dsn, for server.address/port only; never written out */
 	char query[GP_QUERY_MAX];
 };
-_Static_assert(sizeof(struct gp_db_event) == 1232, "gp_db_event layout (src/probes/db_sql/mod.rs)");
+_Static_assert(sizeof(struct gp_db_event) == 1240, "gp_db_event layout (src/probes/db_sql/mod.rs)");
 
 /* Calls in flight: small records, the text is read at return. */
 struct {
@@ -121,6 +122,9 @@ int db_call_return(void *ctx)
 	ev->flags = c->flags;
 	ev->goid = c->goid;
 	ev->g = regs->r14;
+	/* Same goroutine as at entry: its parent is read here, keeping the
+	 * in-flight record small. */
+	ev->parent_goid = read_parent_goid(ctx, cfg);
 	ev->start_ns = c->start_ns;
 	ev->end_ns = bpf_ktime_get_ns();
 	ev->hook = c->hook;

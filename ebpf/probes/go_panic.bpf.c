@@ -25,6 +25,7 @@ struct gp_panic_event {
 	__u32 text_len;               /* word[1] when word[0] looks like a string's data */
 	__u64 goid;
 	__u64 g;
+	__u64 parent_goid;            /* runtime.g.parentGoid (Go >= 1.21), 0 when unknown */
 	__u64 ts_ns;
 	__u64 type_ptr;               /* the value's type descriptor (runtime address) */
 	__u64 data_ptr;               /* the value's data word */
@@ -34,7 +35,6 @@ struct gp_panic_event {
 	__u64 bp;
 	__u64 sp_words[2];            /* [sp]: the return address into gopanic's caller */
 	__u64 gopc;                   /* g.gopc: the go statement that started the goroutine */
-	__u64 parent_goid;            /* g.parentGoid (Go >= 1.21) */
 	__u32 nframes;                /* pcs in stack[], gopanic's entry first */
 	__u32 _pad;
 	__u64 stack[GP_PANIC_STACK_MAX];
@@ -69,6 +69,7 @@ int panic_entry(void *ctx)
 	ev->flags = 0;
 	ev->goid = 0;
 	ev->g = regs->r14;
+	ev->parent_goid = read_parent_goid(ctx, cfg);
 	ev->ts_ns = bpf_ktime_get_ns();
 	ev->type_ptr = slot(ctx, h, 0);
 	ev->data_ptr = slot(ctx, h, 1);
@@ -101,14 +102,11 @@ int panic_entry(void *ctx)
 	ev->bp = regs->rbp;
 	ev->sp_words[0] = ev->sp_words[1] = 0;
 	ev->gopc = 0;
-	ev->parent_goid = 0;
 	ev->_pad = 0;
 	if (bpf_probe_read_user(ev->sp_words, sizeof(ev->sp_words), (void *)regs->rsp))
 		ev->flags |= GP_FLAG_READ_FAILED;
 	if (off(cfg, GP_F_g_gopc) != GP_NO_OFFSET)
 		read_u64(&ev->gopc, regs->r14 + off(cfg, GP_F_g_gopc));
-	if (off(cfg, GP_F_g_parentGoid) != GP_NO_OFFSET)
-		read_u64(&ev->parent_goid, regs->r14 + off(cfg, GP_F_g_parentGoid));
 	/* The kernel's frame-pointer walker, from the uprobe's registers: on
 	 * the goroutine's own stack, which is where gopanic runs. */
 	long n = bpf_get_stack(ctx, ev->stack, sizeof(ev->stack), BPF_F_USER_STACK);

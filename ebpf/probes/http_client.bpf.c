@@ -50,6 +50,7 @@ struct gp_client_event {
 	__u32 _pad0;
 	__u64 goid;
 	__u64 g;
+	__u64 parent_goid;            /* runtime.g.parentGoid (Go >= 1.21), 0 when unknown */
 	__u64 start_ns;
 	__u64 end_ns;
 	__s64 status;                 /* Response.StatusCode, 0 when unknown */
@@ -81,7 +82,7 @@ struct gp_client_event {
 	__u32 _pad1;
 	char error_text[GP_ERROR_TEXT_MAX]; /* bytes at error_word[0] */
 };
-_Static_assert(sizeof(struct gp_client_event) == 1104, "gp_client_event layout (src/probes/http_client.rs)");
+_Static_assert(sizeof(struct gp_client_event) == 1112, "gp_client_event layout (src/probes/http_client.rs)");
 
 /* Half the server's: a service rarely has more calls out than requests in. */
 struct {
@@ -152,6 +153,7 @@ int http_client_entry(void *ctx)
 	ev->g = regs->r14;
 	ev->start_ns = bpf_ktime_get_ns();
 	int bad = read_goid(ctx, cfg, &ev->goid);
+	ev->parent_goid = read_parent_goid(ctx, cfg);
 	__u64 req = slot(ctx, h, 0);
 	bad |= READ_GO_STRING(ev, req + off(cfg, GP_F_Request_Method), method, method_len);
 	bad |= READ_GO_STRING(ev, req + off(cfg, GP_F_Request_Host), request_host, request_host_len);

@@ -2,8 +2,8 @@
 /* http_server.bpf.c: the http_server family (catalog probe http.server):
  * HTTP requests served by net/http, timed from the entry of
  * serverHandler.ServeHTTP to its return, with method, path, query, host,
- * protocol, peer, status, route, whether it came over TLS and an incoming
- * W3C traceparent.
+ * protocol, peer, status, route, user agent, whether it came over TLS and
+ * an incoming W3C traceparent.
  *
  * The entry program is attached after the function's stack-growth check, so
  * a call that grows its stack is seen once; the return program at every RET
@@ -66,6 +66,7 @@
 #define GP_SHORT_MAX 64
 #define GP_LONG_MAX 256
 #define GP_TRACEPARENT_MAX 64   /* a version-00 traceparent is 55 bytes */
+#define GP_USER_AGENT_MAX 256
 
 /* One request served, as sent through the ring buffer; the in-flight map
  * holds the same struct between entry and return. */
@@ -94,6 +95,8 @@ struct gp_server_event {
 	__u32 route_len;
 	__u32 traceparent_len;
 	__u32 query_len;              /* URL.RawQuery */
+	__u32 user_agent_len;
+	__u32 _pad2;
 	char method[GP_METHOD_MAX];
 	char host[GP_SHORT_MAX];
 	char proto[GP_METHOD_MAX];
@@ -102,8 +105,9 @@ struct gp_server_event {
 	char route[GP_LONG_MAX];
 	char traceparent[GP_TRACEPARENT_MAX];
 	char query[GP_LONG_MAX];
+	char user_agent[GP_USER_AGENT_MAX];
 };
-_Static_assert(sizeof(struct gp_server_event) == 1128, "gp_server_event layout (src/probes/http_server.rs)");
+_Static_assert(sizeof(struct gp_server_event) == 1392, "gp_server_event layout (src/probes/http_server.rs)");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -124,7 +128,14 @@ struct {
 #define GP_BUCKET_BYTES 336
 struct gp_mapbuf {
 	__u8 b[GP_BUCKET_BYTES];
+	/* GP_FOUND_* of the header walk. Kept in map memory, not a register:
+	 * the verifier then sees an unknown value at each slot instead of
+	 * following every combination of matches through the unrolled
+	 * loops (which exceeds its instruction budget). */
+	__u32 found;
 };
+/* Volatile: clang must not keep it in a register either. */
+#define FOUND(mb) (*(volatile __u32 *)&(mb)->found)
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
@@ -162,6 +173,7 @@ static __always_inline struct gp_server_event *start_event(void *ctx, struct gp_
 	ev->route_len = 0;
 	ev->traceparent_len = 0;
 	ev->query_len = 0;
+	ev->user_agent_len = 0;
 	__u64 id = bpf_get_current_pid_tgid();
 	ev->pid = id >> 32;
 	ev->tid = (__u32)id;
@@ -188,15 +200,22 @@ static __always_inline void finish(struct gp_server_event *ev, struct gp_call_ke
 	bpf_map_delete_elem(&inflight, key);
 }
 
-/* --- Incoming trace context: the Traceparent entry of Request.Header ---
+/* --- Incoming trace context and user agent: the Traceparent and
+ * User-Agent entries of Request.Header, found in one walk ---
  *
  * Header is a map[string][]string. goprobe cannot hash the key (the seed
  * is per map and the hash is the runtime's), so it scans every slot and
  * compares keys; a header map is small. Keys are canonical
- * ("Traceparent"). Only the first value is used. Bounds keep the verifier
- * happy and the cost fixed; a bigger map sets GP_FLAG_MAP_TOO_BIG. */
-#define GP_TP_KEY "Traceparent"
+ * ("Traceparent", "User-Agent"). Only the first value is used. Bounds keep
+ * the verifier happy and the cost fixed; a bigger map sets
+ * GP_FLAG_MAP_TOO_BIG. The cost is in the user-memory reads, so each
+ * bucket or group is read whole, and a key is read only when its length
+ * is one of the two wanted. */
 #define GP_TP_KEY_LEN 11
+#define GP_UA_KEY_LEN 10
+#define GP_FOUND_TP 1
+#define GP_FOUND_UA 2
+#define GP_FOUND_ALL 3
 
 /* Slot layout for map[string][]string on 64-bit: a string key is 16 bytes,
  * a []string value 24.
@@ -217,36 +236,57 @@ static __always_inline void finish(struct gp_server_event *ev, struct gp_call_ke
 #define GP_MAX_TABLES 4
 #define GP_MAX_GROUPS 16
 
-/* If the key at buf+koff is "Traceparent", copy the first value of the
- * []string at buf+voff into ev and return 1. */
-static __always_inline int match_slot(struct gp_server_event *ev, __u8 *buf, __u32 koff, __u32 voff)
+/* The two keys as the little-endian words of their bytes, zero-padded to
+ * 16: "Tracepar" "ent", "User-Age" "nt". A key is compared as two words,
+ * without a loop or a branch per byte (which multiplies the paths the
+ * verifier follows through the unrolled slot loops). */
+#define GP_TP_W0 0x7261706563617254ULL
+#define GP_TP_W1 0x746e65ULL
+#define GP_UA_W0 0x6567412d72657355ULL
+#define GP_UA_W1 0x746eULL
+
+/* If the key at buf+koff is one still wanted (`found` has what is not),
+ * copy the first value of the []string at buf+voff into ev; returns the
+ * GP_FOUND_* bit it matched, 0 for none. */
+static __always_inline __u32 match_slot(struct gp_server_event *ev, __u8 *buf, __u32 koff, __u32 voff, __u32 found)
 {
 	if (koff > GP_BUCKET_BYTES - 16 || voff > GP_BUCKET_BYTES - 24)
 		return 0;
 	__u64 kptr = *(__u64 *)(buf + koff);
 	__u64 klen = *(__u64 *)(buf + koff + 8);
-	if (klen != GP_TP_KEY_LEN || !kptr)
+	/* Cheap rejection first: only two key lengths are of interest. */
+	if ((klen != GP_TP_KEY_LEN && klen != GP_UA_KEY_LEN) || !kptr)
 		return 0;
-	char k[GP_TP_KEY_LEN];
-	if (bpf_probe_read_user(k, sizeof(k), (void *)kptr))
+	__u64 k[2] = {0, 0};
+	/* Clang knows klen is 10 or 11 and would drop the mask the verifier
+	 * needs to bound the read (it only sees klen & ~1 == 10). */
+	__u64 n = klen;
+	asm volatile("" : "+r"(n));
+	if (bpf_probe_read_user(k, n & 15, (void *)kptr))
 		return 0;
-	const char want[] = GP_TP_KEY;
-#pragma unroll
-	for (int i = 0; i < GP_TP_KEY_LEN; i++)
-		if (k[i] != want[i])
-			return 0;
+	__u32 hit = 0;
+	if (k[0] == GP_TP_W0 && k[1] == GP_TP_W1)
+		hit = GP_FOUND_TP;
+	else if (k[0] == GP_UA_W0 && k[1] == GP_UA_W1)
+		hit = GP_FOUND_UA;
+	if (!hit || (found & hit))
+		return 0;
 	__u64 vptr = *(__u64 *)(buf + voff);
 	__u64 vlen = *(__u64 *)(buf + voff + 8);
 	if (!vptr || vlen < 1)
-		return 1;
-	if (READ_GO_STRING(ev, vptr, traceparent, traceparent_len))
+		return hit;
+	int bad = hit == GP_FOUND_TP ? READ_GO_STRING(ev, vptr, traceparent, traceparent_len)
+				     : READ_GO_STRING(ev, vptr, user_agent, user_agent_len);
+	if (bad)
 		ev->flags |= GP_FLAG_READ_FAILED;
-	return 1;
+	return hit;
 }
 
-/* Scan one bucket (and up to GP_MAX_CHAIN-1 overflow buckets). */
-static __always_inline int scan_buckets(struct gp_server_event *ev, __u8 *buf, __u64 addr)
+/* Scan one bucket (and up to GP_MAX_CHAIN-1 overflow buckets); 1 when
+ * everything wanted was found. */
+static __always_inline int scan_buckets(struct gp_server_event *ev, struct gp_mapbuf *mb, __u64 addr)
 {
+	__u8 *buf = mb->b;
 	for (int c = 0; c < GP_MAX_CHAIN; c++) {
 		if (!addr)
 			return 0;
@@ -256,7 +296,8 @@ static __always_inline int scan_buckets(struct gp_server_event *ev, __u8 *buf, _
 		for (int s = 0; s < 8; s++) {
 			if (buf[s] < GP_MIN_TOPHASH)
 				continue;
-			if (match_slot(ev, buf, GP_BK_KEYS + 16 * s, GP_BK_ELEMS + 24 * s))
+			FOUND(mb) |= match_slot(ev, buf, GP_BK_KEYS + 16 * s, GP_BK_ELEMS + 24 * s, FOUND(mb));
+			if (FOUND(mb) == GP_FOUND_ALL)
 				return 1;
 		}
 		addr = *(__u64 *)(buf + GP_BK_OVERFLOW);
@@ -266,8 +307,10 @@ static __always_inline int scan_buckets(struct gp_server_event *ev, __u8 *buf, _
 	return 0;
 }
 
-static __always_inline int scan_group(struct gp_server_event *ev, __u8 *buf, __u64 addr)
+/* One Swiss-table group; 1 when everything wanted was found. */
+static __always_inline int scan_group(struct gp_server_event *ev, struct gp_mapbuf *mb, __u64 addr)
 {
+	__u8 *buf = mb->b;
 	if (!addr || bpf_probe_read_user(buf, GP_GR_BYTES, (void *)addr))
 		return 0;
 #pragma unroll
@@ -275,30 +318,66 @@ static __always_inline int scan_group(struct gp_server_event *ev, __u8 *buf, __u
 		/* internal/runtime/maps: a control byte with the high bit clear is a full slot. */
 		if (buf[s] & 0x80)
 			continue;
-		if (match_slot(ev, buf, 8 + GP_GR_SLOT_SIZE * s, 8 + GP_GR_SLOT_SIZE * s + 16))
+		FOUND(mb) |= match_slot(ev, buf, 8 + GP_GR_SLOT_SIZE * s, 8 + GP_GR_SLOT_SIZE * s + 16, FOUND(mb));
+		if (FOUND(mb) == GP_FOUND_ALL)
 			return 1;
 	}
 	return 0;
 }
 
-static __always_inline void read_traceparent(struct gp_server_event *ev, struct gp_config *cfg, __u64 req)
+/* The map header (runtime.hmap or internal/runtime/maps.Map) is read in
+ * one piece: every field the walk needs lies in its first 48 bytes in all
+ * supported releases (checked against the offsets, headers_readable: a
+ * layout that moved them out is not searched). */
+#define GP_MAPHDR_BYTES 48
+
+/* The word at byte `off` of the header: a stack buffer, where the verifier
+ * wants 8-byte loads at an offset it knows to be aligned, hence the index
+ * (headers_readable checked the offsets are aligned). */
+static __always_inline __u64 hdr_u64(__u64 *hdr, __u64 off)
 {
-	if (mode(cfg, GP_MODE_MAP) == GP_MAP_NONE || off(cfg, GP_F_Request_Header) == GP_NO_OFFSET)
-		return;
+	__u64 i = off >> 3;
+	if (i >= GP_MAPHDR_BYTES / 8)
+		return 0;
+	return hdr[i];
+}
+
+static __always_inline int word_in_hdr(__u64 off)
+{
+	return off <= GP_MAPHDR_BYTES - 8 && (off & 7) == 0;
+}
+
+/* Offsets known and every field the walk needs inside the map header. */
+static __always_inline int headers_readable(struct gp_config *cfg)
+{
+	__u32 m = mode(cfg, GP_MODE_MAP);
+	if (m == GP_MAP_BUCKETS)
+		return off(cfg, GP_F_hmap_B) <= GP_MAPHDR_BYTES - 1 &&
+		       word_in_hdr(off(cfg, GP_F_hmap_buckets)) &&
+		       word_in_hdr(off(cfg, GP_F_hmap_oldbuckets));
+	if (m == GP_MAP_SWISS)
+		return word_in_hdr(off(cfg, GP_F_Map_dirPtr)) && word_in_hdr(off(cfg, GP_F_Map_dirLen));
+	return 0;
+}
+
+/* m: the Header map (non-nil). */
+static __always_inline void read_headers(struct gp_server_event *ev, struct gp_config *cfg, __u64 m)
+{
 	__u32 zero = 0;
 	struct gp_mapbuf *mb = bpf_map_lookup_elem(&mapbuf, &zero);
 	if (!mb)
 		return;
-	__u64 m = 0;
-	if (read_u64(&m, req + off(cfg, GP_F_Request_Header)) || !m)
+	__u64 hdr[GP_MAPHDR_BYTES / 8] = {};
+	if (bpf_probe_read_user(hdr, sizeof(hdr), (void *)m))
 		return;
+	FOUND(mb) = 0;
 	if (mode(cfg, GP_MODE_MAP) == GP_MAP_BUCKETS) {
-		__u8 b = 0;
-		__u64 buckets = 0, old = 0;
-		if (bpf_probe_read_user(&b, 1, (void *)(m + off(cfg, GP_F_hmap_B))) ||
-		    read_u64(&buckets, m + off(cfg, GP_F_hmap_buckets)) ||
-		    read_u64(&old, m + off(cfg, GP_F_hmap_oldbuckets)))
+		__u64 boff = off(cfg, GP_F_hmap_B);
+		if (boff > GP_MAPHDR_BYTES - 1)
 			return;
+		__u8 b = *((__u8 *)hdr + boff);
+		__u64 buckets = hdr_u64(hdr, off(cfg, GP_F_hmap_buckets));
+		__u64 old = hdr_u64(hdr, off(cfg, GP_F_hmap_oldbuckets));
 		if (b > GP_MAX_B) {
 			ev->flags |= GP_FLAG_MAP_TOO_BIG;
 			return;
@@ -307,7 +386,7 @@ static __always_inline void read_traceparent(struct gp_server_event *ev, struct 
 		for (__u32 i = 0; i < (1u << GP_MAX_B); i++) {
 			if (i >= n)
 				break;
-			if (scan_buckets(ev, mb->b, buckets + (__u64)i * GP_BUCKET_BYTES))
+			if (scan_buckets(ev, mb, buckets + (__u64)i * GP_BUCKET_BYTES))
 				return;
 		}
 		/* While the map grows, entries not yet moved are in the old
@@ -315,19 +394,17 @@ static __always_inline void read_traceparent(struct gp_server_event *ev, struct 
 		for (__u32 i = 0; old && i < (1u << (GP_MAX_B - 1)); i++) {
 			if (i >= n / 2)
 				break;
-			if (scan_buckets(ev, mb->b, old + (__u64)i * GP_BUCKET_BYTES))
+			if (scan_buckets(ev, mb, old + (__u64)i * GP_BUCKET_BYTES))
 				return;
 		}
 		return;
 	}
 	/* GP_MAP_SWISS */
-	__u64 dir = 0, dirlen = 0;
-	if (read_u64(&dir, m + off(cfg, GP_F_Map_dirPtr)) ||
-	    read_u64(&dirlen, m + off(cfg, GP_F_Map_dirLen)))
-		return;
+	__u64 dir = hdr_u64(hdr, off(cfg, GP_F_Map_dirPtr));
+	__u64 dirlen = hdr_u64(hdr, off(cfg, GP_F_Map_dirLen));
 	if (dirlen == 0) {
 		/* A small map (up to 8 entries): dirPtr points at its one group. */
-		scan_group(ev, mb->b, dir);
+		scan_group(ev, mb, dir);
 		return;
 	}
 	if (dirlen > GP_MAX_TABLES) {
@@ -338,12 +415,19 @@ static __always_inline void read_traceparent(struct gp_server_event *ev, struct 
 	for (__u32 t = 0; t < GP_MAX_TABLES; t++) {
 		if (t >= dirlen)
 			break;
-		__u64 table = 0, data = 0, mask = 0;
+		__u64 table = 0, gr[2] = {0, 0};
 		if (read_u64(&table, dir + 8 * (__u64)t) || !table)
 			return;
-		if (read_u64(&data, table + groups_off + off(cfg, GP_F_groupsReference_data)) ||
-		    read_u64(&mask, table + groups_off + off(cfg, GP_F_groupsReference_lengthMask)))
+		__u64 data_off = groups_off + off(cfg, GP_F_groupsReference_data);
+		__u64 mask_off = groups_off + off(cfg, GP_F_groupsReference_lengthMask);
+		/* groupsReference is {data, lengthMask}: one read when adjacent. */
+		if (mask_off == data_off + 8) {
+			if (bpf_probe_read_user(gr, sizeof(gr), (void *)(table + data_off)))
+				return;
+		} else if (read_u64(&gr[0], table + data_off) || read_u64(&gr[1], table + mask_off)) {
 			return;
+		}
+		__u64 data = gr[0], mask = gr[1];
 		if (mask + 1 > GP_MAX_GROUPS) {
 			ev->flags |= GP_FLAG_MAP_TOO_BIG;
 			return;
@@ -351,7 +435,7 @@ static __always_inline void read_traceparent(struct gp_server_event *ev, struct 
 		for (__u32 g = 0; g < GP_MAX_GROUPS; g++) {
 			if (g > mask)
 				break;
-			if (scan_group(ev, mb->b, data + (__u64)g * GP_GR_BYTES))
+			if (scan_group(ev, mb, data + (__u64)g * GP_GR_BYTES))
 				return;
 		}
 	}
@@ -402,6 +486,29 @@ static __always_inline __s64 xnet_h2_status(struct gp_config *cfg, __u64 rw)
 			 off(cfg, GP_F_golang_org_x_net_http2_responseWriterState_status));
 }
 
+/* The Request fields the entry reads (Method, URL, Proto, Header, Host,
+ * RemoteAddr) lie in its first GP_REQ_WINDOW bytes in every supported
+ * release; they are read in one piece (the scratch map bucket holds it
+ * until the header walk), and field by field only when an offset says
+ * otherwise. Each user-memory read costs more than the rest of the
+ * program, so this is where its time goes. */
+#define GP_REQ_WINDOW 256
+_Static_assert(GP_REQ_WINDOW <= GP_BUCKET_BYTES, "the request window fits the map bucket buffer");
+
+/* The 8 bytes at `o` in the window. */
+static __always_inline __u64 win_u64(__u8 *w, __u64 o)
+{
+	if (o > GP_REQ_WINDOW - 8)
+		return 0;
+	return *(__u64 *)(w + o);
+}
+
+static __always_inline int in_window(struct gp_config *cfg, int f, __u64 size)
+{
+	__u64 o = off(cfg, f);
+	return o != GP_NO_OFFSET && o + size <= GP_REQ_WINDOW;
+}
+
 /* net/http.serverHandler.ServeHTTP(sh serverHandler, rw ResponseWriter, req *Request);
  * golang.org/x/net/http2.(*serverConn).runHandler(sc, rw *responseWriter, req *Request, handler) */
 SEC("uprobe")
@@ -434,12 +541,62 @@ int http_server_entry(void *ctx)
 	if (h->flags & GP_HOOK_XNET_RUNHANDLER)
 		ev->flags |= GP_FLAG_XNET;
 	int bad = 0;
-	bad |= READ_GO_STRING(ev, req + off(cfg, GP_F_Request_Method), method, method_len);
-	bad |= READ_GO_STRING(ev, req + off(cfg, GP_F_Request_Proto), proto, proto_len);
-	bad |= READ_GO_STRING(ev, req + off(cfg, GP_F_Request_Host), host, host_len);
-	bad |= READ_GO_STRING(ev, req + off(cfg, GP_F_Request_RemoteAddr), peer, peer_len);
-	__u64 url = 0;
-	if (read_u64(&url, req + off(cfg, GP_F_Request_URL)) || !url) {
+	__u64 url = 0, m = 0;
+	int headers = headers_readable(cfg) && off(cfg, GP_F_Request_Header) != GP_NO_OFFSET;
+	__u32 zero = 0;
+	struct gp_mapbuf *wb = bpf_map_lookup_elem(&mapbuf, &zero);
+	if (wb && in_window(cfg, GP_F_Request_Method, 16) && in_window(cfg, GP_F_Request_Proto, 16) &&
+	    in_window(cfg, GP_F_Request_Host, 16) && in_window(cfg, GP_F_Request_RemoteAddr, 16) &&
+	    in_window(cfg, GP_F_Request_URL, 8) && (!headers || in_window(cfg, GP_F_Request_Header, 8))) {
+		/* The window ends at the last field read, so it never runs past
+		 * the Request into memory that may not be mapped. */
+		__u64 end = off(cfg, GP_F_Request_Method) + 16;
+		__u64 e;
+		e = off(cfg, GP_F_Request_Proto) + 16;
+		end = e > end ? e : end;
+		e = off(cfg, GP_F_Request_Host) + 16;
+		end = e > end ? e : end;
+		e = off(cfg, GP_F_Request_RemoteAddr) + 16;
+		end = e > end ? e : end;
+		e = off(cfg, GP_F_Request_URL) + 8;
+		end = e > end ? e : end;
+		if (headers) {
+			e = off(cfg, GP_F_Request_Header) + 8;
+			end = e > end ? e : end;
+		}
+		asm volatile("" : "+r"(end));
+		if (end > GP_REQ_WINDOW)
+			end = GP_REQ_WINDOW;
+		__u8 *w = wb->b;
+		if (bpf_probe_read_user(w, end, (void *)req)) {
+			bad = 1;
+		} else {
+			/* Take the string headers out before the buffer is reused. */
+			__u64 mo = off(cfg, GP_F_Request_Method), po = off(cfg, GP_F_Request_Proto);
+			__u64 ho = off(cfg, GP_F_Request_Host), ro = off(cfg, GP_F_Request_RemoteAddr);
+			__u64 meth_p = win_u64(w, mo), meth_n = win_u64(w, mo + 8);
+			__u64 proto_p = win_u64(w, po), proto_n = win_u64(w, po + 8);
+			__u64 host_p = win_u64(w, ho), host_n = win_u64(w, ho + 8);
+			__u64 peer_p = win_u64(w, ro), peer_n = win_u64(w, ro + 8);
+			url = win_u64(w, off(cfg, GP_F_Request_URL));
+			if (headers)
+				m = win_u64(w, off(cfg, GP_F_Request_Header));
+			bad |= COPY_GO_STRING(ev, meth_p, meth_n, method, method_len);
+			bad |= COPY_GO_STRING(ev, proto_p, proto_n, proto, proto_len);
+			bad |= COPY_GO_STRING(ev, host_p, host_n, host, host_len);
+			bad |= COPY_GO_STRING(ev, peer_p, peer_n, peer, peer_len);
+		}
+	} else {
+		bad |= READ_GO_STRING(ev, req + off(cfg, GP_F_Request_Method), method, method_len);
+		bad |= READ_GO_STRING(ev, req + off(cfg, GP_F_Request_Proto), proto, proto_len);
+		bad |= READ_GO_STRING(ev, req + off(cfg, GP_F_Request_Host), host, host_len);
+		bad |= READ_GO_STRING(ev, req + off(cfg, GP_F_Request_RemoteAddr), peer, peer_len);
+		if (read_u64(&url, req + off(cfg, GP_F_Request_URL)))
+			url = 0;
+		if (headers && read_u64(&m, req + off(cfg, GP_F_Request_Header)))
+			m = 0;
+	}
+	if (!url) {
 		bad = 1;
 	} else {
 		bad |= READ_GO_STRING(ev, url + off(cfg, GP_F_URL_Path), path, path_len);
@@ -463,7 +620,8 @@ int http_server_entry(void *ctx)
 	}
 	if (bad)
 		ev->flags |= GP_FLAG_READ_FAILED;
-	read_traceparent(ev, cfg, req);
+	if (m)
+		read_headers(ev, cfg, m);
 	store_inflight(ev);
 	return 0;
 }

@@ -53,13 +53,16 @@ pub enum AttachError {
 /// Parse `--probes http.server,db.sql` against the catalog; `default` is
 /// every probe not marked `opt_in`, `all` every probe but the CPU sampler
 /// (role `sample`: it samples the whole system, so `--cpu` or its name
-/// adds it).
+/// adds it); neither has the internal ones, which the plan adds when the
+/// target needs them.
 pub fn parse_probes(list: &str) -> Result<Vec<String>, AttachError> {
     let catalog = Catalog::builtin()?;
     let mut out: Vec<String> = Vec::new();
     for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         if name == "all" || name == "default" {
-            for p in &catalog.probes {
+            // Internal probes (goroutine creation) are added by the plan
+            // when the target needs them; naming one attaches it anyway.
+            for p in catalog.probes.iter().filter(|p| !p.internal) {
                 let wanted = p.role != catalog::Role::Sample && (name == "all" || !p.opt_in);
                 if wanted && !out.contains(&p.name) {
                     out.push(p.name.clone());
@@ -285,13 +288,7 @@ mod tests {
             vec!["http.client".to_owned(), "http.server".to_owned()]
         );
         let all = parse_probes("all").expect("ok");
-        for p in [
-            "http.server",
-            "http.client",
-            "db.sql",
-            "go.panic",
-            "go.spawn",
-        ] {
+        for p in ["http.server", "http.client", "db.sql", "go.panic"] {
             assert!(all.iter().any(|x| x == p), "{p}");
         }
         // Opt-in probes are in `all` and by name, not in `default`.
@@ -299,7 +296,7 @@ mod tests {
             .unwrap()
             .probes
             .iter()
-            .filter(|p| p.opt_in && p.role != catalog::Role::Sample)
+            .filter(|p| p.opt_in && !p.internal && p.role != catalog::Role::Sample)
             .map(|p| p.name.as_str())
             .collect();
         let default = parse_probes(DEFAULT_PROBES).expect("ok");
@@ -315,6 +312,12 @@ mod tests {
                 .last()
                 .map(String::as_str),
             Some("cpu.sample")
+        );
+        assert!(!all.iter().any(|x| x == "go.spawn"), "added by the plan");
+        assert!(
+            parse_probes("all,go.spawn")
+                .expect("ok")
+                .contains(&"go.spawn".to_owned())
         );
         let err = parse_probes("grpc").expect_err("unknown");
         assert!(err.to_string().contains("db.sql"), "{err}");

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use super::{AttachError, Offsets};
 use crate::bpf::abi::{self, GpConfig, GpHook};
-use crate::catalog::{self, Catalog, HookPoint};
+use crate::catalog::{self, Catalog, HookPoint, Role};
 use crate::probes::family::{ConfigInput, HookInfo};
 use crate::probes::{self, Family};
 use crate::stream::TargetInfo;
@@ -121,22 +121,22 @@ impl Plan {
         let catalog = Catalog::builtin()?;
         let mut skipped = Vec::new();
         let mut probes = probes.to_vec();
-        let offsets = match offsets {
-            Some(o) => o,
-            None => {
-                // Same verdicts (and reasons) as `goprobe inspect`, from the
-                // probe catalog, with offsets from DWARF or the offsets table.
-                let verdicts = crate::verdict::assess_binary(bin);
-                probes.retain(|p| match verdicts.iter().find(|v| &v.probe == p) {
-                    Some(v) if !v.instrumentable => {
-                        skipped.push(format!("{p}: {}", short_reasons(&v.reasons)));
-                        false
-                    }
-                    _ => true,
-                });
-                Offsets::resolved(bin, catalog)
-            }
-        };
+        let given = offsets.is_some();
+        let offsets = offsets.unwrap_or_else(|| Offsets::resolved(bin, catalog));
+        if !given {
+            // Same verdicts (and reasons) as `goprobe inspect`, from the
+            // probe catalog, with offsets from DWARF or the offsets table.
+            let verdicts = crate::verdict::assess_binary(bin);
+            probes.retain(|p| match verdicts.iter().find(|v| &v.probe == p) {
+                Some(v) if !v.instrumentable => {
+                    skipped.push(format!("{p}: {}", short_reasons(&v.reasons)));
+                    false
+                }
+                _ => true,
+            });
+        }
+        // After the verdicts: only probes that really attach ask for lineage.
+        add_lineage(catalog, &mut probes, &offsets.fields);
         let (hooks, perf, reasons) = hooks_from_binary(bin, catalog, &probes, &offsets)?;
         skipped.extend(reasons);
         // Internal probes only support the others.
@@ -232,6 +232,38 @@ impl Plan {
             if let Some(p) = &mut f.perf {
                 p.period_ns = period_of_hz(hz);
             }
+        }
+    }
+}
+
+/// The field a goroutine records its creator in (Go 1.21+).
+pub const PARENT_GOID: &str = "runtime.g.parentGoid";
+
+/// Goroutine lineage: calls and events on goroutines a handler started
+/// join the handler's span. Where the target's goroutines record their
+/// creator (`runtime.g.parentGoid`, Go 1.21+, offset known) the client and
+/// event programs read it, one goroutine deep, at no extra trap; otherwise
+/// the internal goroutine-creation probes (go.spawn: two traps on every
+/// goroutine creation, net/http alone starts one per request) are added,
+/// when a client or event probe is selected. Naming go.spawn attaches it
+/// anyway, for lineage at any depth.
+fn add_lineage(catalog: &Catalog, probes: &mut Vec<String>, offsets: &BTreeMap<String, u64>) {
+    // A probe whose events nest in spans of other goroutines needs to know
+    // who started its goroutine: from its own events' parent goroutine
+    // (Go 1.21+, when the probe reads it), else from goroutine creations.
+    let known = offsets.contains_key(PARENT_GOID);
+    let needs_creations = probes.iter().any(|p| {
+        catalog.probe(p).is_some_and(|p| {
+            matches!(p.role, Role::Client | Role::Event)
+                && !(known && p.fields.iter().any(|f| f.field == PARENT_GOID))
+        })
+    });
+    if !needs_creations {
+        return;
+    }
+    for p in catalog.probes.iter().filter(|p| p.internal) {
+        if !probes.contains(&p.name) {
+            probes.push(p.name.clone());
         }
     }
 }

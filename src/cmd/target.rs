@@ -27,14 +27,19 @@ pub struct TargetArgs {
     pub pids: Vec<u32>,
     /// Comma-separated probes to attach, from the probe catalog: http.server,
     /// http.client, http.phases (connection phases of HTTP client calls),
-    /// grpc.server, grpc.client, db.sql, go.panic, go.spawn (goroutine
-    /// creation, so calls made on goroutines a handler starts join its
-    /// trace), http.exchange (opt-in: request_sent and first_byte of a new
-    /// connection's first request, two traps on every HTTP/1 client
-    /// request); `default` is every probe but the opt-in ones, `all` every
-    /// probe (e.g. `default,http.exchange`). Probes
-    /// the binary cannot support (e.g. db.sql without database/sql) are
-    /// skipped with a note on stderr; `goprobe inspect` says why.
+    /// grpc.server, grpc.client, db.sql, go.panic, http.exchange (opt-in:
+    /// request_sent and first_byte of a new connection's first request,
+    /// two traps on every HTTP/1 client request); `default` is every probe
+    /// but the opt-in ones, `all` every probe (e.g. `default,http.exchange`).
+    /// Probes the binary cannot support (e.g. db.sql without database/sql)
+    /// are skipped with a note on stderr; `goprobe inspect` says why. Calls
+    /// made on a goroutine a handler starts join its trace: on Go 1.21+ from
+    /// the goroutine's recorded parent, at no extra cost, one goroutine deep,
+    /// for the probes that read it (http.client, db.sql, go.panic); else
+    /// through go.spawn (goroutine creation, two more uprobe hits per
+    /// goroutine started), added automatically (http.phases needs it: DNS
+    /// runs two goroutines below the caller). Name go.spawn to follow calls
+    /// any number of goroutines deep.
     #[arg(long, value_name = "LIST", default_value = attach::DEFAULT_PROBES)]
     pub probes: String,
     /// Field offsets as NDJSON from `goprobe offsets --json` (`-` for stdin);

@@ -44,6 +44,7 @@ pub struct PanicEvent {
     pub text_len: u32,
     pub goid: u64,
     pub g: u64,
+    pub parent_goid: u64,
     pub ts_ns: u64,
     pub type_ptr: u64,
     pub data_ptr: u64,
@@ -53,7 +54,6 @@ pub struct PanicEvent {
     pub bp: u64,
     pub sp_words: [u64; 2],
     pub gopc: u64,
-    pub parent_goid: u64,
     pub nframes: u32,
     pub _pad: u32,
 }
@@ -110,15 +110,18 @@ impl Family for GoPanic {
         }
         f.read_failed = ev.flags & abi::FLAG_READ_FAILED != 0;
         f.stacktrace = stacktrace(&ev, record, ctx);
-        Some(RawEvent {
-            probe: PROBE.to_owned(),
-            pid: ev.pid,
-            tid: ev.tid,
-            goroutine: ev.goid,
-            start_ns: ev.ts_ns,
-            end_ns: ev.ts_ns,
-            fields: RawEvent::fields_from(&f),
-        })
+        Some(
+            RawEvent {
+                probe: PROBE.to_owned(),
+                pid: ev.pid,
+                tid: ev.tid,
+                goroutine: ev.goid,
+                start_ns: ev.ts_ns,
+                end_ns: ev.ts_ns,
+                fields: RawEvent::fields_from(&f),
+            }
+            .with_parent_goroutine(ev.parent_goid),
+        )
     }
 
     fn event(&self, ev: &RawEvent) -> Result<EventParts, RecordingError> {

@@ -60,6 +60,7 @@ pub struct ClientEvent {
     pub _pad0: u32,
     pub goid: u64,
     pub g: u64,
+    pub parent_goid: u64,
     pub start_ns: u64,
     pub end_ns: u64,
     pub status: i64,
@@ -91,7 +92,7 @@ pub struct ClientEvent {
     pub _pad1: u32,
     pub error_text: [u8; ERROR_TEXT_MAX],
 }
-const _: () = assert!(size_of::<ClientEvent>() == 1104);
+const _: () = assert!(size_of::<ClientEvent>() == 1112);
 
 // SAFETY: repr(C), integers and byte arrays only, no implicit padding (size
 // checked above), so every bit pattern is valid.
@@ -209,15 +210,18 @@ impl Family for HttpClient {
             error_message,
             read_failed: ev.flags & abi::FLAG_READ_FAILED != 0,
         };
-        Some(RawEvent {
-            probe: PROBE.to_owned(),
-            pid: ev.pid,
-            tid: ev.tid,
-            goroutine: ev.goid,
-            start_ns: ev.start_ns,
-            end_ns: ev.end_ns,
-            fields: RawEvent::fields_from(&fields),
-        })
+        Some(
+            RawEvent {
+                probe: PROBE.to_owned(),
+                pid: ev.pid,
+                tid: ev.tid,
+                goroutine: ev.goid,
+                start_ns: ev.start_ns,
+                end_ns: ev.end_ns,
+                fields: RawEvent::fields_from(&fields),
+            }
+            .with_parent_goroutine(ev.parent_goid),
+        )
     }
 
     fn span(&self, ev: &RawEvent, _nested: &[Event]) -> Result<SpanParts, RecordingError> {

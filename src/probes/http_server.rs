@@ -6,10 +6,10 @@
 //! of ServeHTTP's return). h2c's connection preface (`PRI *`) is no request.
 //!
 //! Stream fields: `method`, `path`, `query`, `host`, `proto`, `peer`,
-//! `route`, `traceparent` (each absent when empty, with `<name>_len` when
-//! the probe cut it short), `tls` (whether the request came over TLS, when
-//! known), `status`, `panic_recovered_by` (the recovery function that ran),
-//! `read_failed`, `headers_not_searched` (Request.Header too big to
+//! `route`, `traceparent`, `user_agent` (each absent when empty, with
+//! `<name>_len` when the probe cut it short), `tls` (whether the request
+//! came over TLS, when known), `status`, `panic_recovered_by` (the recovery
+//! function that ran), `read_failed`, `headers_not_searched` (Request.Header too big to
 //! search), `unfinished` (the process died while serving).
 
 use std::collections::BTreeMap;
@@ -71,6 +71,7 @@ pub const METHOD_MAX: usize = 16;
 pub const SHORT_MAX: usize = 64;
 pub const LONG_MAX: usize = 256;
 pub const TRACEPARENT_MAX: usize = 64;
+pub const USER_AGENT_MAX: usize = 256;
 
 /// `struct gp_server_event`.
 #[repr(C)]
@@ -100,6 +101,8 @@ pub struct ServerEvent {
     pub route_len: u32,
     pub traceparent_len: u32,
     pub query_len: u32,
+    pub user_agent_len: u32,
+    pub _pad2: u32,
     pub method: [u8; METHOD_MAX],
     pub host: [u8; SHORT_MAX],
     pub proto: [u8; METHOD_MAX],
@@ -108,8 +111,9 @@ pub struct ServerEvent {
     pub route: [u8; LONG_MAX],
     pub traceparent: [u8; TRACEPARENT_MAX],
     pub query: [u8; LONG_MAX],
+    pub user_agent: [u8; USER_AGENT_MAX],
 }
-const _: () = assert!(size_of::<ServerEvent>() == 1128);
+const _: () = assert!(size_of::<ServerEvent>() == 1392);
 
 // SAFETY: repr(C), integers and byte arrays only, no implicit padding (its
 // fields are laid out to multiples of 8; size checked above), so every bit
@@ -157,6 +161,11 @@ pub struct Fields {
     pub traceparent: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traceparent_len: Option<u32>,
+    /// The first User-Agent header (cut at 256 bytes, `user_agent_len` then the real length).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent_len: Option<u32>,
     /// HTTP status code, when the probe read one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<i64>,
@@ -193,6 +202,7 @@ impl Fields {
         let (peer, peer_len) = str_and_len(&ev.peer, ev.peer_len);
         let (route, route_len) = str_and_len(&ev.route, ev.route_len);
         let (traceparent, traceparent_len) = str_and_len(&ev.traceparent, ev.traceparent_len);
+        let (user_agent, user_agent_len) = str_and_len(&ev.user_agent, ev.user_agent_len);
         Fields {
             method,
             method_len,
@@ -211,6 +221,8 @@ impl Fields {
             route_len,
             traceparent,
             traceparent_len,
+            user_agent,
+            user_agent_len,
             status: Self::status(ev, ctx),
             panic_recovered_by: (ev.flags & FLAG_UNWOUND != 0).then(|| {
                 // x/net's runHandler recovers the panic itself.
@@ -450,6 +462,10 @@ fn server_span(ev: &RawEvent, f: &Fields, nested: &[Event]) -> SpanParts {
     if let Some((host, Some(port))) = f.peer.as_deref().and_then(otel::split_host_port) {
         a.insert("network.peer.address".into(), host.into());
         a.insert("network.peer.port".into(), AttrValue::Int(port));
+    }
+    if let Some(ua) = f.user_agent.as_deref().filter(|u| !u.is_empty()) {
+        // Cut at 256 bytes by the probe: the prefix is still the agent.
+        a.insert("user_agent.original".into(), ua.into());
     }
     // Semantic conventions: an unknown method names the span `HTTP`.
     let shown = if method == "_OTHER" { "HTTP" } else { method };

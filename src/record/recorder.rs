@@ -3,7 +3,9 @@
 //! A `server` event becomes a span that opens a scope: in the caller's trace
 //! when the request carried a W3C `traceparent`, else in a new trace. A
 //! `client` or `event` event on the same goroutine of the same process (or
-//! on a goroutine it started, through `internal` goroutine-creation events),
+//! on a goroutine it started: the event's `parent_goroutine`, read from
+//! `runtime.g.parentGoid` since Go 1.21, and `internal` goroutine-creation
+//! events for deeper lines and older Go),
 //! inside an enclosing span's time, is nested in it: a client span becomes a
 //! child span (and may itself enclose further client spans and events), an
 //! event becomes a span event. Inner events arrive before their enclosing
@@ -214,6 +216,7 @@ impl Recorder {
         };
         match role {
             Role::Sample => {
+                self.note_parent(&ev);
                 let parts = family.sample(&ev)?;
                 let waiting = samples::Waiting {
                     time_unix_nano: self.wall(parts.time_ns),
@@ -231,6 +234,7 @@ impl Recorder {
                     .insert((ev.pid, ev.goroutine), (parent, ev.start_ns));
             }
             Role::Event => {
+                self.note_parent(&ev);
                 let parts = family.event(&ev)?;
                 if parts.name == "exception" {
                     self.stats.panics += 1;
@@ -249,6 +253,9 @@ impl Recorder {
                 );
             }
             Role::Client | Role::Server => {
+                if role == Role::Client {
+                    self.note_parent(&ev);
+                }
                 let (probes, events, children, samples) = self.claim(&ev);
                 let mut parts = family.span(&ev, &events)?;
                 self.annotate(&ev, &mut parts, &probes, &events);
@@ -315,6 +322,19 @@ impl Recorder {
         }
         self.stats.linked = self.links.linked;
         self.stats.ambiguous_links = self.links.ambiguous;
+    }
+
+    /// An event that names the goroutine that started its own (Go 1.21+
+    /// `runtime.g.parentGoid`) links the two like a goroutine-creation event,
+    /// as created when the event started: a span on the parent encloses it
+    /// when the event starts inside the span. A creation event seen before
+    /// (go.spawn, with the real creation time) is kept.
+    fn note_parent(&mut self, ev: &RawEvent) {
+        if let Some(parent) = ev.parent_goroutine() {
+            self.parents
+                .entry((ev.pid, ev.goroutine))
+                .or_insert((parent, ev.start_ns));
+        }
     }
 
     /// Take the pending events `ev` encloses: on its goroutine inside its

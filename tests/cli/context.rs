@@ -30,15 +30,21 @@ const PARENT: &str = "00f067aa0ba902b7";
 /// the caller's span as parent, the sampled flag kept); requests without one
 /// (or with an invalid one) start new traces. Maps of every size the
 /// probe searches are covered: a few headers (one bucket / one Swiss
-/// group) and 40 (several buckets, a Swiss table).
+/// group) and 40 (several buckets, a Swiss table). The same walk finds
+/// User-Agent (`user_agent.original`, cut at 256 bytes).
 fn joins_incoming_trace(go: &str, variant: &str) {
     let many: Vec<(String, String)> = (0..40)
         .map(|i| (format!("X-Extra-{i}"), format!("v{i}")))
         .collect();
+    let long_agent = format!("long-agent/1.0 ({})", "x".repeat(300));
     let (all, err) = record(go, variant, |addr| {
         let tp = format!("00-{TRACE}-{PARENT}-01");
         assert_eq!(
-            common::get_with(addr, "/hello?case=sampled", &[("traceparent", &tp)]),
+            common::get_with(
+                addr,
+                "/hello?case=sampled",
+                &[("User-Agent", "curl/8.5.0"), ("traceparent", &tp)]
+            ),
             200
         );
         let tp0 = format!("00-{TRACE}-{PARENT}-00");
@@ -49,6 +55,7 @@ fn joins_incoming_trace(go: &str, variant: &str) {
         let mut headers: Vec<(&str, &str)> =
             many.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         headers.push(("traceparent", &tp));
+        headers.push(("User-Agent", &long_agent));
         assert_eq!(common::get_with(addr, "/hello?case=many", &headers), 200);
         assert_eq!(common::get(addr, "/hello?case=none"), 200);
         assert_eq!(
@@ -80,6 +87,18 @@ fn joins_incoming_trace(go: &str, variant: &str) {
         assert!(s.trace_flags.is_none());
     }
     assert_ne!(none.trace_id, invalid.trace_id);
+    let agent = |s: &Span| s.attributes.get("user_agent.original").cloned();
+    assert_eq!(
+        agent(sampled),
+        Some(AttrValue::from("curl/8.5.0")),
+        "{go} {variant}"
+    );
+    assert_eq!(
+        agent(many),
+        Some(AttrValue::from(&long_agent[..256])),
+        "{go} {variant}"
+    );
+    assert_eq!(agent(none), None, "{go} {variant}: no User-Agent header");
 }
 
 #[test]

@@ -20,6 +20,7 @@ mod files;
 mod grpc;
 mod html;
 mod inspect;
+mod lineage;
 mod metrics;
 mod metrics_live;
 mod nobuildinfo;

@@ -47,6 +47,7 @@ pub struct DbEvent {
     pub hook: u32,
     pub goid: u64,
     pub g: u64,
+    pub parent_goid: u64,
     pub start_ns: u64,
     pub end_ns: u64,
     pub connector_type: u64,
@@ -57,7 +58,7 @@ pub struct DbEvent {
     pub dsn: [u8; DSN_MAX],
     pub query: [u8; QUERY_MAX],
 }
-const _: () = assert!(size_of::<DbEvent>() == 1232);
+const _: () = assert!(size_of::<DbEvent>() == 1240);
 
 // SAFETY: repr(C), integers and byte arrays only, no implicit padding (size
 // checked above), so every bit pattern is valid.
@@ -146,15 +147,18 @@ impl Family for DbSql {
             f.error_type = ctx.symbols.type_name(ev.pid, ev.error_type).map(|t| t.name);
         }
         f.read_failed = ev.flags & abi::FLAG_READ_FAILED != 0;
-        Some(RawEvent {
-            probe: PROBE.to_owned(),
-            pid: ev.pid,
-            tid: ev.tid,
-            goroutine: ev.goid,
-            start_ns: ev.start_ns,
-            end_ns: ev.end_ns,
-            fields: RawEvent::fields_from(&f),
-        })
+        Some(
+            RawEvent {
+                probe: PROBE.to_owned(),
+                pid: ev.pid,
+                tid: ev.tid,
+                goroutine: ev.goid,
+                start_ns: ev.start_ns,
+                end_ns: ev.end_ns,
+                fields: RawEvent::fields_from(&f),
+            }
+            .with_parent_goroutine(ev.parent_goid),
+        )
     }
 
     fn span(&self, ev: &RawEvent, _nested: &[Event]) -> Result<SpanParts, RecordingError> {

@@ -28,6 +28,7 @@ fn constants_match_the_c_file() {
         ("GP_SHORT_MAX", SHORT_MAX as u64),
         ("GP_LONG_MAX", LONG_MAX as u64),
         ("GP_TRACEPARENT_MAX", TRACEPARENT_MAX as u64),
+        ("GP_USER_AGENT_MAX", USER_AGENT_MAX as u64),
     ] {
         assert_eq!(abi::c_define(SOURCE, name), Some(value), "{name}");
     }
@@ -76,6 +77,8 @@ fn decodes_records_into_stream_fields() {
     ev.path = [b'a'; LONG_MAX];
     ev.path_len = 300;
     ev.status = 503;
+    ev.user_agent = [b'u'; USER_AGENT_MAX];
+    ev.user_agent_len = 400;
     ev.flags = FLAG_UNWOUND | abi::FLAG_READ_FAILED;
     ev.unwound_by = 1;
     // SAFETY: as above, writing one ServerEvent into its own bytes.
@@ -106,7 +109,9 @@ fn decodes_records_into_stream_fields() {
             "path",
             "path_len",
             "read_failed",
-            "status"
+            "status",
+            "user_agent",
+            "user_agent_len"
         ]
     );
     assert_eq!(
@@ -119,4 +124,10 @@ fn decodes_records_into_stream_fields() {
     let back: Fields = raw.fields_as().unwrap();
     assert_eq!(back.method.as_deref(), Some("GET"));
     assert_eq!(back.path_len, Some(300));
+    assert_eq!(back.user_agent_len, Some(400));
+    let span = FAMILY.span(&raw, &[]).expect("span");
+    assert_eq!(
+        span.attributes["user_agent.original"],
+        AttrValue::from("u".repeat(USER_AGENT_MAX).as_str())
+    );
 }

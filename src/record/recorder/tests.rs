@@ -258,6 +258,51 @@ fn client_on_spawned_goroutine_is_child() {
     );
 }
 
+/// Go 1.21+: a client event naming its goroutine's parent (parentGoid) is
+/// the child of a span on that parent when it starts inside the span; a
+/// call on the same kind of goroutine that started outside is not.
+#[test]
+fn client_naming_its_parent_goroutine_is_child() {
+    let mut r = Recorder::new().expect("catalog");
+    let mut out = Vec::new();
+    let call = |g: u64, start: u64, end: u64, path: &str| {
+        ev(
+            "http.client",
+            g,
+            start,
+            end,
+            serde_json::json!({"method":"GET","scheme":"http","host":"x:1","path": path,
+                "parent_goroutine": 10}),
+        )
+    };
+    feed(&mut r, call(11, 150, 250, "/inside"), &mut out);
+    feed(&mut r, call(12, 20, 30, "/before"), &mut out);
+    feed(
+        &mut r,
+        ev(
+            "http.server",
+            10,
+            100,
+            300,
+            serde_json::json!({"method":"GET","path":"/h"}),
+        ),
+        &mut out,
+    );
+    assert_eq!(out.len(), 2, "{out:?}");
+    assert_eq!(out[1].parent_span_id, Some(out[0].span_id));
+    assert_eq!(out[1].trace_id, out[0].trace_id);
+    assert_eq!(
+        out[1].attributes["url.full"],
+        AttrValue::from("http://x:1/inside")
+    );
+    r.finish(&mut out);
+    assert_eq!(out.len(), 3);
+    assert!(
+        out[2].parent_span_id.is_none(),
+        "started before the handler"
+    );
+}
+
 /// Nesting by role at any depth: a database call and a panic inside an
 /// outgoing call inside a request; the client span is the database
 /// span's parent and carries the panic; a call outside stays out.

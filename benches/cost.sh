@@ -1,0 +1,197 @@
+#!/usr/bin/env bash
+# Benchmark (not a test): what goprobe costs per request, in absolute terms,
+# against no probes and against the physical floor of a span from uprobes.
+#
+# A companion to benches/attach.sh (which reports a ratio to empty programs):
+# this one reads the kernel's own BPF statistics (kernel.bpf_stats_enabled,
+# then run_cnt / run_time_ns of each of goprobe's programs from bpftool), so
+# it reports per request and per probe family exactly how many uprobe hits
+# there were and how much BPF program time they took. Configurations, run
+# interleaved over rounds so that machine noise hits them alike:
+#   none    no probes;
+#   floor   the physical floor of the spans the request makes: do-nothing
+#           programs on the entry and every RET of the hooked functions only
+#           (`attach --baseline-empty --probes http.server[,db.sql]`): two
+#           traps per span, no program work;
+#   empty   do-nothing programs at every point `record` attaches (its
+#           default probes), so `record - empty` is program time plus
+#           user-space work;
+#   record  `goprobe record` writing spans to a file, with BPF statistics;
+#   base    (when GOPROBE_BASE_BIN is set) the same `record` with another
+#           goprobe build, e.g. main's, for before/after in one run.
+# BPF statistics stay enabled for every configuration (they add two clock
+# reads per program run), so the latencies compare like with like.
+#
+# Scenario `db` drives GET /db/three at the corpus dbserver (lib/pq) against
+# a throwaway PostgreSQL on loopback: one server span and three database
+# spans per request.
+#
+# Usage (as root): benches/cost.sh [GO_VERSION] [SECONDS] [CONCURRENCY] [ROUNDS] [hello|db]
+#   env: GOPROBE_CACHE (default <repo>/.cache), GOPROBE_BIN (default
+#        target/release/goprobe, else debug), GOPROBE_BASE_BIN (optional
+#        second build, reported as `base`), COST_PROBES (record's --probes,
+#        default all).
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cache=${GOPROBE_CACHE:-$repo/.cache}
+go_version=${1:-1.26.6}
+secs=${2:-5}
+conc=${3:-4}
+rounds=${4:-3}
+scenario=${5:-hello}
+probes=${COST_PROBES:-all}
+case $scenario in
+  hello) program=httpserver; path=/hello; floor_probes=http.server ;;
+  db) program=dbserver; path=/db/three; floor_probes=http.server,db.sql ;;
+  *) echo "cost.sh: scenario is hello or db" >&2; exit 2 ;;
+esac
+
+[ "$(id -u)" -eq 0 ] || { echo "cost.sh: run as root (eBPF)" >&2; exit 2; }
+for tool in jq bpftool; do
+  command -v $tool >/dev/null || { echo "cost.sh: $tool missing (scripts/setup.sh)" >&2; exit 2; }
+done
+bin=$cache/corpus/go$go_version/$program/default
+[ -x "$bin" ] || { echo "cost.sh: $bin missing: run tests/fixtures/build-corpus.sh --versions $go_version" >&2; exit 2; }
+goprobe=${GOPROBE_BIN:-}
+if [ -z "$goprobe" ]; then
+  if [ -x "$repo/target/release/goprobe" ]; then goprobe=$repo/target/release/goprobe
+  else (cd "$repo" && cargo build -q) && goprobe=$repo/target/debug/goprobe; fi
+fi
+base=${GOPROBE_BASE_BIN:-}
+gotool=$cache/go/1.19/go/bin/go
+[ -x "$gotool" ] || gotool=go
+
+work=$(mktemp -d)
+server_pid=
+pg_ctl=
+stats_before=$(sysctl -n kernel.bpf_stats_enabled)
+cleanup() {
+  sysctl -qw kernel.bpf_stats_enabled="$stats_before" || true
+  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null || true
+  [ -n "$pg_ctl" ] && runuser -u postgres -- "$pg_ctl" stop -D "$work/pg" -m immediate >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+chmod 755 "$work"
+sysctl -qw kernel.bpf_stats_enabled=1
+
+server_args=()
+if [ "$scenario" = db ]; then
+  pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+  [ -x "$pgbin/initdb" ] || { echo "cost.sh: PostgreSQL missing (scripts/setup.sh)" >&2; exit 2; }
+  pg_ctl=$pgbin/pg_ctl
+  mkdir -p "$work/pg" && chown postgres "$work/pg"
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  runuser -u postgres -- "$pgbin/initdb" -D "$work/pg" -A trust -U postgres >/dev/null
+  runuser -u postgres -- "$pg_ctl" start -D "$work/pg" -w -l "$work/pg/log" \
+    -o "-c listen_addresses=127.0.0.1 -p $port -k $work/pg" >/dev/null
+  "$pgbin/psql" -h 127.0.0.1 -p "$port" -U postgres -qc "CREATE ROLE goprobe LOGIN" >/dev/null
+  "$pgbin/psql" -h 127.0.0.1 -p "$port" -U postgres -qc "CREATE DATABASE goprobe OWNER goprobe" >/dev/null
+  server_args=(-dsn "postgres://goprobe@127.0.0.1:$port/goprobe?sslmode=disable")
+fi
+
+(cd "$repo/benches/loadgen" && GOTOOLCHAIN=local GOFLAGS=-mod=mod GOPROXY=off "$gotool" build -o "$work/loadgen" .)
+
+"$bin" "${server_args[@]}" > "$work/addr" 2>/dev/null &
+server_pid=$!
+for _ in $(seq 50); do [ -s "$work/addr" ] && break; sleep 0.1; done
+url="http://$(head -1 "$work/addr")$path"
+
+start_goprobe() {
+  local exe=$1 out=$2; shift 2
+  rm -f "$work/goprobe.err"
+  "$exe" "$@" > "$out" 2> "$work/goprobe.err" &
+  gp_pid=$!
+  for _ in $(seq 300); do grep -q attached "$work/goprobe.err" 2>/dev/null && return 0; sleep 0.1; done
+  echo "cost.sh: goprobe did not attach: $(cat "$work/goprobe.err")" >&2; exit 2
+}
+stop_goprobe() { kill -INT "$gp_pid"; wait "$gp_pid" || true; }
+
+# The BPF statistics of the programs goprobe process $1 holds, one line each:
+# name, run_cnt, run_time_ns. The process's program ids come from its
+# /proc fdinfo (Debian's bpftool cannot list a program's pids), so the
+# programs of other goprobe processes on the machine are not counted.
+prog_stats() {
+  local ids
+  ids=$(grep -h '^prog_id:' /proc/"$1"/fdinfo/* 2>/dev/null | awk '{print $2}' | sort -un | jq -sc .)
+  bpftool prog show -j | jq -r --argjson ids "$ids" \
+    '.[] | select(.id as $i | $ids | index($i)) | [.name, (.run_cnt // 0), (.run_time_ns // 0)] | @tsv'
+}
+
+# Appends the BPF statistics of the running goprobe to progs.tsv, per
+# request answered (warm-up included: the programs ran for those too).
+stats() {
+  local answered
+  answered=$(echo "$r" | jq .total)
+  prog_stats "$gp_pid" | sed "s/^/$config\t$round\t$answered\t/" >> "$work/progs.tsv"
+}
+
+load() { "$work/loadgen" -url "$url" -c "$conc" -d "${secs}s" -warmup 1s; }
+
+configs="none floor empty record"
+[ -n "$base" ] && configs="$configs base"
+printf 'config\tround\trps\tmean_us\tp50_us\tp99_us\tanswered\n' > "$work/results.tsv"
+: > "$work/progs.tsv"   # config, round, answered, program, run_cnt, run_time_ns
+for round in $(seq "$rounds"); do
+  for config in $configs; do
+    case $config in
+      none) r=$(load) ;;
+      floor)
+        start_goprobe "$goprobe" /dev/null attach --pid "$server_pid" --baseline-empty --probes "$floor_probes"
+        r=$(load); stats; stop_goprobe ;;
+      empty)
+        start_goprobe "$goprobe" /dev/null attach --pid "$server_pid" --baseline-empty --probes "$probes"
+        r=$(load); stats; stop_goprobe ;;
+      record|base)
+        exe=$goprobe; [ "$config" = base ] && exe=$base
+        start_goprobe "$exe" "$work/spans.ndjson" record --pid "$server_pid" --probes "$probes"
+        r=$(load); stats; stop_goprobe ;;
+    esac
+    echo "$r" | jq -r --arg c "$config" --arg r "$round" \
+      '[$c, $r, (.rps|floor), .mean_us, .p50_us, .p99_us, .total] | @tsv' >> "$work/results.tsv"
+    tail -1 "$work/results.tsv" >&2
+  done
+done
+
+echo
+echo "Go $go_version $program GET $path, $conc connections, ${secs}s x $rounds rounds (medians, [min-max] over rounds):"
+awk -F'\t' '
+  function sort(v, k,    i, j, t) { for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t } }
+  function med(v, k) { sort(v, k); return (k % 2) ? v[(k + 1) / 2] : (v[k / 2] + v[k / 2 + 1]) / 2 }
+  NR == FNR { if (FNR > 1) { c = $1; n[c]++; if (!(c in seen)) { seen[c] = 1; order[++nc] = c }
+      rps[c, n[c]] = $3; mean[c, n[c]] = $4; p99[c, n[c]] = $6 } ; next }
+  { # progs.tsv: per program and round, per answered request
+    c = $1; fam = $4
+    sub(/_(e|en|ent|entr|entry|r|re|ret|retu|retur|return|u|un|unw|unwo|unwound.*)$/, "", fam)
+    if (fam == "db_call") fam = "db_sql"; else if (fam == "panic") fam = "go_panic"; else if (fam == "spawn") fam = "go_spawn"
+    key = c SUBSEP fam SUBSEP $2
+    if (!(key in fh)) { fr[c, fam]++ ; if (!((c, fam) in fseen)) { fseen[c, fam] = 1; fams[c] = fams[c] " " fam } }
+    fh[key] += $5 / $3; fns[key] += $6 / $3
+    pk = c SUBSEP $4; if (!(pk in pseen)) { pseen[pk] = 1; progs[c] = progs[c] " " $4 }
+    ph[pk, $2] += $5 / $3; pns[pk, $2] += $6 / $3; rounds_of[c] = ($2 > rounds_of[c]) ? $2 : rounds_of[c]
+  }
+  END {
+    for (i = 1; i <= nc; i++) { c = order[i]; k = n[c]
+      for (j = 1; j <= k; j++) { a[j] = mean[c, j]; b[j] = p99[c, j]; r[j] = rps[c, j] }
+      m = med(a, k); lo = a[1]; hi = a[k]; M[c] = m
+      printf "  %-7s %7.0f req/s  mean %7.1f us [%.1f-%.1f]  p99 %7.1f us\n", c, med(r, k), m, lo, hi, med(b, k) }
+    printf "  added latency per request (medians): floor %.1f us over none", M["floor"] - M["none"]
+    if ("empty" in M) printf "; empty %.1f us over none", M["empty"] - M["none"]
+    for (i = 1; i <= nc; i++) { c = order[i]; if (c == "record" || c == "base")
+      printf "; %s %.1f us over none, %.1f us over the floor", c, M[c] - M["none"], M[c] - M["floor"] }
+    printf "\n"
+    for (i = 1; i <= nc; i++) { c = order[i]; if (!(c in fams)) continue
+      printf "  %s: uprobe hits and BPF time per request, per family (median over rounds [min-max]):\n", c
+      nf = split(fams[c], F, " "); th = 0; tn = 0
+      for (f = 1; f <= nf; f++) { k = 0
+        for (rd = 1; rd <= rounds_of[c]; rd++) if ((c, F[f], rd) in fh) { k++; h[k] = fh[c, F[f], rd]; t[k] = fns[c, F[f], rd] }
+        mh = med(h, k); mt = med(t, k); th += mh; tn += mt
+        printf "    %-12s %5.2f hits  %7.0f ns [%.0f-%.0f]\n", F[f], mh, mt, t[1], t[k] }
+      printf "    %-12s %5.2f hits  %7.0f ns\n", "total", th, tn
+      np = split(progs[c], P, " ")
+      for (p = 1; p <= np; p++) { k = 0
+        for (rd = 1; rd <= rounds_of[c]; rd++) if ((c, P[p], rd) in ph) { k++; h[k] = ph[c, P[p], rd]; t[k] = pns[c, P[p], rd] }
+        mh = med(h, k); mt = med(t, k)
+        printf "      %-16s %5.2f hits  %6.0f ns/request  %5.0f ns/hit\n", P[p], mh, mt, (mh > 0 ? mt / mh : 0) } }
+  }' "$work/results.tsv" "$work/progs.tsv"
+echo "  per-round results:"; sed 's/^/    /' "$work/results.tsv"
