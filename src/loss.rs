@@ -46,6 +46,17 @@ pub enum Effect {
     NotLost,
 }
 
+impl Effect {
+    /// The name `lost` lines and metrics give it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Effect::SpanLost => "span_lost",
+            Effect::SpanIncomplete => "span_incomplete",
+            Effect::NotLost => "not_lost",
+        }
+    }
+}
+
 /// The effect of `reason`; a reason this goprobe does not know (a newer
 /// one's) counts as lost spans, the safe reading.
 pub fn effect(reason: &str) -> Effect {

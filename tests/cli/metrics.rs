@@ -498,3 +498,108 @@ fn metrics_flags_are_checked() {
     assert_ok(&out);
     assert!(stdout(&out).contains("goprobe_convert_skipped_lines_total{job=\"goprobe\"} 0"));
 }
+
+/// The recording's in-band `lost` lines (what `record` writes when the
+/// kernel side dropped something) become `goprobe.events.lost`, by reason
+/// and effect, summed over the lines, in both formats; the spans are
+/// measured as without them.
+#[test]
+fn lost_lines_become_a_counter_by_reason() {
+    let s = synth::spans(200, 11);
+    let lost = |reason: &str, effect: &str, count: u64| {
+        format!(
+            r#"{{"type":"lost","reason":"{reason}","effect":"{effect}","count":{count},"time_unix_nano":1}}"#
+        )
+    };
+    let mut input = String::new();
+    for (i, line) in s.ndjson().lines().enumerate() {
+        input.push_str(line);
+        input.push('\n');
+        match i {
+            10 => input.push_str(&(lost("ringbuf_full", "span_lost", 3) + "\n")),
+            50 => input.push_str(&(lost("read_failed", "span_incomplete", 1) + "\n")),
+            120 => input.push_str(&(lost("ringbuf_full", "span_lost", 2) + "\n")),
+            _ => {}
+        }
+    }
+    input.push_str(&(lost("unpaired_return", "not_lost", 4) + "\n"));
+
+    let out = convert(&["--to", "metrics"], &input);
+    assert_ok(&out);
+    let text = stdout(&out);
+    let parsed: Vec<Value> = python("metrics_check.py", &["prom"], &text)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    let mut got: BTreeMap<(String, String), f64> = BTreeMap::new();
+    for v in parsed
+        .iter()
+        .filter(|v| v["metric"] == "goprobe_events_lost_total")
+    {
+        got.insert(
+            (
+                v["labels"]["goprobe_loss_reason"]
+                    .as_str()
+                    .expect("reason")
+                    .to_owned(),
+                v["labels"]["goprobe_loss_effect"]
+                    .as_str()
+                    .expect("effect")
+                    .to_owned(),
+            ),
+            v["value"].as_f64().expect("value"),
+        );
+    }
+    let want: BTreeMap<(String, String), f64> = [
+        ("read_failed", "span_incomplete", 1.0),
+        ("ringbuf_full", "span_lost", 5.0),
+        ("unpaired_return", "not_lost", 4.0),
+    ]
+    .into_iter()
+    .map(|(r, e, n)| ((r.to_owned(), e.to_owned()), n))
+    .collect();
+    assert_eq!(got, want, "{text}");
+    // The spans are all measured, no line was taken for invalid.
+    assert!(text.contains("goprobe_convert_skipped_lines_total{job=\"goprobe\"} 0"));
+    let without = stdout(&convert(&["--to", "metrics"], &s.ndjson()));
+    let strip = |t: &str| -> Vec<String> {
+        t.lines()
+            .filter(|l| !l.contains("goprobe_events_lost"))
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(strip(&text), strip(&without));
+    assert!(
+        !without.contains("goprobe_events_lost"),
+        "no lost line, no series"
+    );
+
+    let out = convert(&["--to", "metrics", "--format", "otlp-json"], &input);
+    assert_ok(&out);
+    let points: Vec<Value> = python("metrics_check.py", &["otlp"], &stdout(&out))
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    let mut got: BTreeMap<(String, String), f64> = BTreeMap::new();
+    for p in points
+        .iter()
+        .filter(|p| p["metric"] == "goprobe.events.lost")
+    {
+        assert_eq!(p["type"], "counter");
+        assert_eq!(p["monotonic"], true);
+        got.insert(
+            (
+                p["labels"]["goprobe.loss.reason"]
+                    .as_str()
+                    .expect("reason")
+                    .to_owned(),
+                p["labels"]["goprobe.loss.effect"]
+                    .as_str()
+                    .expect("effect")
+                    .to_owned(),
+            ),
+            p["value"].as_f64().expect("value"),
+        );
+    }
+    assert_eq!(got, want);
+}

@@ -21,6 +21,7 @@ use super::{Aggregator, otlp, prometheus};
 use crate::export::otlp_http::Pusher;
 use crate::export::reader::{ReadError, SpanReader};
 use crate::export::{ExportError, Summary};
+use crate::loss::Losses;
 use crate::span::Span;
 
 /// The text encodings (a push is always protobuf).
@@ -154,6 +155,7 @@ pub fn convert<R: BufRead>(
         agg.add(&span);
     }
     agg.skipped = reader.skipped();
+    agg.lost = reader.losses().clone();
     let time = agg.last_end_ns.max(agg.first_start_ns.unwrap_or(0));
     emitter.emit(&agg, time)?;
     Ok(emitter.finish(&agg))
@@ -161,7 +163,9 @@ pub fn convert<R: BufRead>(
 
 enum Msg {
     Span(Box<Span>, u64),
-    End(Result<(), ReadError>, u64, Vec<String>),
+    /// The recording's lost lines so far (sent when they change).
+    Lost(Losses),
+    End(Result<(), ReadError>, u64, Vec<String>, Losses),
 }
 
 /// How a live conversion ended.
@@ -188,11 +192,30 @@ pub fn run_intervals<R: BufRead + Send + 'static>(
     emitter.start_ns.get_or_insert_with(now_ns);
     let (tx, rx) = mpsc::sync_channel::<Msg>(4096);
     thread::spawn(move || {
+        let mut lost_seen = Losses::default();
         loop {
-            let msg = match reader.next_span() {
+            let next = reader.next_span();
+            // Lost lines come between spans: pass them on as they change.
+            if *reader.losses() != lost_seen {
+                lost_seen = reader.losses().clone();
+                if tx.send(Msg::Lost(lost_seen.clone())).is_err() {
+                    return;
+                }
+            }
+            let msg = match next {
                 Ok(Some(span)) => Msg::Span(Box::new(span), reader.skipped()),
-                Ok(None) => Msg::End(Ok(()), reader.skipped(), reader.take_warnings()),
-                Err(e) => Msg::End(Err(e), reader.skipped(), reader.take_warnings()),
+                Ok(None) => Msg::End(
+                    Ok(()),
+                    reader.skipped(),
+                    reader.take_warnings(),
+                    lost_seen.clone(),
+                ),
+                Err(e) => Msg::End(
+                    Err(e),
+                    reader.skipped(),
+                    reader.take_warnings(),
+                    lost_seen.clone(),
+                ),
             };
             let end = matches!(msg, Msg::End(..));
             if tx.send(msg).is_err() || end {
@@ -227,8 +250,10 @@ pub fn run_intervals<R: BufRead + Send + 'static>(
                 agg.add(&span);
                 agg.skipped = skipped;
             }
-            Ok(Msg::End(result, skipped, warnings)) => {
+            Ok(Msg::Lost(lost)) => agg.lost = lost,
+            Ok(Msg::End(result, skipped, warnings, lost)) => {
                 agg.skipped = skipped;
+                agg.lost = lost;
                 break (result.map_err(ExportError::from), warnings);
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}

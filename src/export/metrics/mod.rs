@@ -20,7 +20,9 @@
 //! `goprobe.panics` counts the `exception` events goprobe records for Go
 //! panics, by `exception.type` and `goprobe.panic.recovered` (see
 //! [`panic_outcomes`]). `goprobe.convert.skipped_lines` counts input lines
-//! skipped as invalid. All values are cumulative over the input (or, live,
+//! skipped as invalid. `goprobe.events.lost` counts what the recording
+//! itself says it could not record (`record`'s in-band `lost` lines), by
+//! `goprobe.loss.reason` and `goprobe.loss.effect` (see [`crate::loss`]). All values are cumulative over the input (or, live,
 //! since the converter started); [`live`] emits them per interval.
 
 pub mod live;
@@ -257,6 +259,13 @@ impl Instrument {
 pub const PANICS: &str = "goprobe.panics";
 pub const PANICS_DESCRIPTION: &str =
     "Go panics seen in the target, recovered or not (exception events on spans).";
+/// The counter of events the recording could not record.
+pub const LOST: &str = "goprobe.events.lost";
+pub const LOST_DESCRIPTION: &str = "Events goprobe could not record, as the recording's lost lines count them, by reason and by what it means for the spans (span_lost: a call has no span; span_incomplete: a span lacks fields or its parent; not_lost: a call already running when the probes attached).";
+/// Its attributes.
+pub const LOSS_REASON: &str = "goprobe.loss.reason";
+pub const LOSS_EFFECT: &str = "goprobe.loss.effect";
+
 /// The attribute saying whether a panic was recovered by the code that raised it.
 pub const RECOVERED: &str = "goprobe.panic.recovered";
 /// The skipped-lines counter.
@@ -320,6 +329,8 @@ pub struct Aggregator {
     pub spans: u64,
     /// Input lines skipped as invalid.
     pub skipped: u64,
+    /// What the recording's `lost` lines counted.
+    pub lost: crate::loss::Losses,
     /// Earliest span start and latest span end seen.
     pub first_start_ns: Option<u64>,
     pub last_end_ns: u64,

@@ -14,8 +14,8 @@ use opentelemetry_proto::tonic::metrics::v1 as proto;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
 use super::{
-    Aggregator, Histogram, Instrument, Label, LabelSet, PANICS, PANICS_DESCRIPTION, SKIPPED,
-    SKIPPED_DESCRIPTION,
+    Aggregator, Histogram, Instrument, LOSS_EFFECT, LOSS_REASON, LOST, LOST_DESCRIPTION, Label,
+    LabelSet, PANICS, PANICS_DESCRIPTION, SKIPPED, SKIPPED_DESCRIPTION,
 };
 use crate::export::otlp_json::key_values;
 use crate::export::otlp_schema::SCOPE_NAME;
@@ -172,15 +172,30 @@ pub fn request(agg: &Aggregator, start_ns: u64, time_ns: u64) -> ExportMetricsSe
         .collect();
     let mut own = Attributes::new();
     own.insert("service.name".into(), AttrValue::from("goprobe"));
-    resource_metrics_list.push(resource_metrics(
-        own,
-        vec![counter(
-            SKIPPED,
-            SKIPPED_DESCRIPTION,
-            "{line}",
-            vec![int_point(&Vec::new(), agg.skipped, start_ns, time_ns)],
-        )],
-    ));
+    let mut own_metrics = vec![counter(
+        SKIPPED,
+        SKIPPED_DESCRIPTION,
+        "{line}",
+        vec![int_point(&Vec::new(), agg.skipped, start_ns, time_ns)],
+    )];
+    let lost: Vec<proto::NumberDataPoint> = agg
+        .lost
+        .iter()
+        .map(|(reason, n)| {
+            let labels: LabelSet = vec![
+                (LOSS_REASON, Label::Str(reason.to_owned())),
+                (
+                    LOSS_EFFECT,
+                    Label::Str(crate::loss::effect(reason).as_str().to_owned()),
+                ),
+            ];
+            int_point(&labels, n, start_ns, time_ns)
+        })
+        .collect();
+    if !lost.is_empty() {
+        own_metrics.push(counter(LOST, LOST_DESCRIPTION, "{event}", lost));
+    }
+    resource_metrics_list.push(resource_metrics(own, own_metrics));
     ExportMetricsServiceRequest {
         resource_metrics: resource_metrics_list,
     }

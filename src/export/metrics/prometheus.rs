@@ -16,8 +16,8 @@ use std::collections::BTreeMap;
 use std::io::{self, Write};
 
 use super::{
-    Aggregator, Histogram, Instrument, LabelSet, PANICS, PANICS_DESCRIPTION, SKIPPED,
-    SKIPPED_DESCRIPTION,
+    Aggregator, Histogram, Instrument, LOSS_EFFECT, LOSS_REASON, LOST, LOST_DESCRIPTION, LabelSet,
+    PANICS, PANICS_DESCRIPTION, SKIPPED, SKIPPED_DESCRIPTION,
 };
 use crate::span::{AttrValue, Attributes};
 
@@ -186,6 +186,24 @@ pub fn write(agg: &Aggregator, out: &mut impl Write) -> io::Result<()> {
     let name = format!("{}_total", sanitize(SKIPPED));
     header(out, &name, "counter", SKIPPED_DESCRIPTION)?;
     writeln!(out, "{name}{{job=\"goprobe\"}} {}", agg.skipped)?;
+    // The reasons the recording reported (none: no lost line was read).
+    if agg.lost.iter().next().is_some() {
+        let name = format!("{}_total", sanitize(LOST));
+        header(out, &name, "counter", LOST_DESCRIPTION)?;
+        for (reason, n) in agg.lost.iter() {
+            let labels: Labels = vec![
+                ("job".to_owned(), "goprobe".to_owned()),
+                (
+                    sanitize(LOSS_EFFECT),
+                    crate::loss::effect(reason).as_str().to_owned(),
+                ),
+                (sanitize(LOSS_REASON), reason.to_owned()),
+            ];
+            write!(out, "{name}")?;
+            write_labels(out, &labels, None)?;
+            writeln!(out, " {n}")?;
+        }
+    }
     let mut targets: BTreeMap<Labels, ()> = BTreeMap::new();
     for resource in agg.resources() {
         let mut labels = job_instance(resource);
