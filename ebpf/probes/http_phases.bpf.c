@@ -51,6 +51,7 @@ struct gp_phase_event {
 	__u32 phase;          /* GP_PHASE_* */
 	__u64 goid;
 	__u64 g;
+	__u64 parent_goid;    /* runtime.g.parentGoid (Go >= 1.21), 0 when unknown */
 	__u64 start_ns;       /* the phase's start */
 	__u64 end_ns;         /* its end; = start_ns for a start or an instant */
 	__u64 err_type;       /* the error's dynamic type (runtime address), 0 for none */
@@ -64,7 +65,7 @@ struct gp_phase_event {
 	char host[GP_HOST_MAX];
 	__u8 addr[GP_ADDR_MAX];
 };
-_Static_assert(sizeof(struct gp_phase_event) == 240, "gp_phase_event layout (src/probes/http_phases.rs)");
+_Static_assert(sizeof(struct gp_phase_event) == 248, "gp_phase_event layout (src/probes/http_phases.rs)");
 
 /* A phase in progress on one goroutine. */
 struct gp_phase_key {
@@ -126,6 +127,9 @@ static __always_inline struct gp_phase_event *new_event(void *ctx, struct gp_con
 	ev->phase = phase;
 	ev->goid = 0;
 	ev->g = regs->r14;
+	/* Phases run on net/http's goroutines (the dial's, its connection's
+	 * loops): who started them links them to the caller's span. */
+	ev->parent_goid = read_parent_goid(ctx, cfg);
 	ev->start_ns = bpf_ktime_get_ns();
 	ev->end_ns = ev->start_ns;
 	ev->err_type = 0;

@@ -35,11 +35,10 @@ pub struct TargetArgs {
     /// are skipped with a note on stderr; `goprobe inspect` says why. Calls
     /// made on a goroutine a handler starts join its trace: on Go 1.21+ from
     /// the goroutine's recorded parent, at no extra cost, one goroutine deep,
-    /// for the probes that read it (http.client, db.sql, go.panic); else
-    /// through go.spawn (goroutine creation, two more uprobe hits per
-    /// goroutine started), added automatically (http.phases needs it: DNS
-    /// runs two goroutines below the caller). Name go.spawn to follow calls
-    /// any number of goroutines deep.
+    /// for the probes that read it (http.client, http.phases, db.sql,
+    /// go.panic); else through go.spawn (goroutine creation, two more uprobe
+    /// hits per goroutine started), added automatically (for grpc.client,
+    /// say). Name go.spawn to follow calls any number of goroutines deep.
     #[arg(long, value_name = "LIST", default_value = attach::DEFAULT_PROBES)]
     pub probes: String,
     /// Field offsets as NDJSON from `goprobe offsets --json` (`-` for stdin);

@@ -72,6 +72,7 @@ pub struct PhaseEvent {
     pub phase: u32,
     pub goid: u64,
     pub g: u64,
+    pub parent_goid: u64,
     pub start_ns: u64,
     pub end_ns: u64,
     pub err_type: u64,
@@ -85,7 +86,7 @@ pub struct PhaseEvent {
     pub host: [u8; HOST_MAX],
     pub addr: [u8; ADDR_MAX],
 }
-const _: () = assert!(size_of::<PhaseEvent>() == 240);
+const _: () = assert!(size_of::<PhaseEvent>() == 248);
 
 // SAFETY: repr(C), integers and byte arrays only, no implicit padding (size
 // checked above), so every bit pattern is valid.
@@ -242,15 +243,18 @@ impl Family for HttpPhases {
         if f.error {
             f.error_type = ctx.symbols.type_name(ev.pid, ev.err_type).map(|t| t.name);
         }
-        Some(RawEvent {
-            probe: phase.probe().to_owned(),
-            pid: ev.pid,
-            tid: ev.tid,
-            goroutine: ev.goid,
-            start_ns: ev.start_ns,
-            end_ns: ev.end_ns.max(ev.start_ns),
-            fields: RawEvent::fields_from(&f),
-        })
+        Some(
+            RawEvent {
+                probe: phase.probe().to_owned(),
+                pid: ev.pid,
+                tid: ev.tid,
+                goroutine: ev.goid,
+                start_ns: ev.start_ns,
+                end_ns: ev.end_ns.max(ev.start_ns),
+                fields: RawEvent::fields_from(&f),
+            }
+            .with_parent_goroutine(ev.parent_goid),
+        )
     }
 
     fn event(&self, ev: &RawEvent) -> Result<EventParts, RecordingError> {

@@ -2,8 +2,7 @@
 //! children of the handler's span. On Go 1.21+ the client program reads the
 //! goroutine's recorded parent (`runtime.g.parentGoid`), one goroutine deep,
 //! with no probe on goroutine creation; naming go.spawn follows any depth;
-//! on Go 1.19, or with a probe that does not read the parent (http.phases),
-//! go.spawn is attached automatically.
+//! on Go 1.19 go.spawn is attached automatically.
 
 use std::time::Duration;
 
@@ -85,18 +84,17 @@ fn parent_of_call(all: &[Span], depth: usize) -> Option<&Span> {
     Some(parent)
 }
 
-/// Go 1.21+ with probes that read their goroutine's parent (http.phases
-/// does not: it needs goroutine creations, so it is left out here): no
-/// goroutine-creation probe, the client events carry their goroutine's
-/// parent, and a call one goroutine below the handler is its child; two
-/// below is not followed (documented).
+/// Go 1.21+ by default: no goroutine-creation probe (every probe that
+/// nests, http.phases included, reads its goroutine's parent), the client
+/// events carry their goroutine's parent, and a call one goroutine below the
+/// handler is its child; two below is not followed (documented).
 #[test]
 fn one_goroutine_deep_without_a_creation_probe() {
     for go in ["1.23", "1.26"] {
-        let (lines, all) = run(go, "http.server,http.client,db.sql,go.panic");
+        let (lines, all) = run(go, "all");
         assert!(
             probe_events(&lines, "go.spawn").is_empty(),
-            "go {go}: no go.spawn for probes that read the parent"
+            "go {go}: no go.spawn by default"
         );
         let servers = probe_events(&lines, "http.server");
         for c in probe_events(&lines, "http.client") {
@@ -123,17 +121,11 @@ fn one_goroutine_deep_without_a_creation_probe() {
     }
 }
 
-/// Naming go.spawn on Go 1.21+, by default on Go 1.21+ too (http.phases
-/// cannot name its goroutine's parent, so the plan adds go.spawn), and by
-/// default on Go 1.19 (no parentGoid): calls one and two goroutines below
-/// the handler are both its children.
+/// Naming go.spawn on Go 1.21+, and by default on Go 1.19 (no parentGoid):
+/// calls one and two goroutines below the handler are both its children.
 #[test]
 fn any_depth_with_the_creation_probe() {
-    for (go, probes) in [
-        ("1.26", "all,go.spawn"),
-        ("1.26", "default"),
-        ("1.19", "all"),
-    ] {
+    for (go, probes) in [("1.26", "all,go.spawn"), ("1.19", "all")] {
         let (lines, all) = run(go, probes);
         assert!(
             !probe_events(&lines, "go.spawn").is_empty(),

@@ -31,6 +31,7 @@ fn record(phase: u32, flags: u32) -> PhaseEvent {
         phase,
         goid: 42,
         g: 0xc000_0001,
+        parent_goid: 0,
         start_ns: 1_000,
         end_ns: if flags & FLAG_END != 0 { 5_000 } else { 1_000 },
         err_type: 0,
