@@ -66,10 +66,20 @@ fn exact_server_events_with(go: &str, variant: &str, offsets_file: bool) {
         .iter()
         .filter_map(|p| p.as_str())
         .collect();
-    assert!(
-        attached.contains(&"http.server") && attached.contains(&"go.spawn"),
-        "{attached:?}"
-    );
+    assert!(attached.contains(&"http.server"), "{attached:?}");
+    // Goroutine creations only where the nesting probes cannot name their
+    // goroutine's parent themselves: before Go 1.21, or when the offsets
+    // given leave runtime.g.parentGoid out (the file written here does).
+    if !offsets_file {
+        let old_go = ["1.17", "1.18", "1.19", "1.20"]
+            .iter()
+            .any(|m| go == *m || go.starts_with(&format!("{m}.")));
+        assert_eq!(
+            attached.contains(&"go.spawn"),
+            old_go,
+            "go {go}: {attached:?}"
+        );
+    }
     assert!(
         !attached.contains(&"db.sql"),
         "no database/sql: {attached:?}"
@@ -276,7 +286,7 @@ fn errors_are_clear() {
         "{out:?}"
     );
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_goprobe"))
-        .args(["attach", "/bin/sh", "--probes", "grpc.server"])
+        .args(["attach", "/bin/sh", "--probes", "redis.client"])
         .output()
         .expect("run");
     assert_eq!(out.status.code(), Some(2));
