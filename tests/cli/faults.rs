@@ -29,7 +29,8 @@ fn lost(out: &str) -> goprobe::loss::Losses {
 /// binary: addresses are link-time ones), with the bytes there in the file.
 fn probe_points(pid: u32) -> Vec<(u64, u8)> {
     let bin = goprobe::gobin::GoBinary::open_pid(pid).expect("open target");
-    let probes = goprobe::attach::parse_probes("all").expect("probes");
+    // What `record` attaches by default (opt-in probes left out).
+    let probes = goprobe::attach::parse_probes(goprobe::attach::DEFAULT_PROBES).expect("probes");
     let plan = goprobe::attach::Plan::new(&bin, Some(pid), &probes, None).expect("plan");
     let mut out = Vec::new();
     for h in plan.hooks() {

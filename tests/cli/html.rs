@@ -92,10 +92,13 @@ fn expected_order(spans: &[Value]) -> Vec<(String, Option<String>, usize)> {
 /// Headless Chromium, as root, with every way out to the network closed:
 /// a dead proxy, a resolver that finds nothing, no background services.
 fn chromium(extra: &[&str], page: &Path) -> (String, String) {
+    // One profile per run: tests run in parallel, and Chromium refuses a
+    // profile another instance holds.
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let profile = std::env::temp_dir().join(format!(
         "goprobe-chromium-{}-{}",
         std::process::id(),
-        extra.len()
+        RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     ));
     let _ = std::fs::remove_dir_all(&profile);
     let out = Command::new("chromium")
