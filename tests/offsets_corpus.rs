@@ -126,7 +126,7 @@ fn offsets_equal_reflect_ground_truth_for_every_corpus_binary() {
                     module_version: &none,
                 })
                 .into_iter()
-                .filter(|f| !is_map_internal(f))
+                .filter(|f| !is_map_internal(f) && !without_reflect_truth(f))
             {
                 assert!(
                     truth.contains_key(&f),
@@ -200,6 +200,38 @@ fn offsets_equal_reflect_ground_truth_for_every_corpus_binary() {
 /// Runtime map internals: checked by walking real maps, not by reflect.
 fn is_map_internal(field: &str) -> bool {
     field.starts_with("runtime.hmap.") || field.starts_with("internal/runtime/maps.")
+}
+
+/// Catalog fields the reflectoffsets fixture has no reflect ground truth
+/// for yet: runtime.g/runtime.m fields the CPU sampler and panic stacks
+/// read (reflect cannot reach the runtime's own structs), and the
+/// connection and HTTP/2 fields of the client-server linking (unexported
+/// types reached only through interface values at run time, or through
+/// fields the fixture does not walk yet). They are checked against DWARF
+/// by type_descriptor_offsets_equal_reflect_and_dwarf_on_every_corpus_binary
+/// (type descriptors = DWARF wherever both answer) and by the end-to-end
+/// tests that read them (tests/cli/cpu.rs, panics.rs, grpc.rs).
+fn without_reflect_truth(field: &str) -> bool {
+    const FIELDS: &[&str] = &[
+        "runtime.g.gopc",
+        "runtime.g.m",
+        "runtime.m.curg",
+        "runtime.m.g0",
+        "runtime.m.procid",
+        "crypto/tls.Conn.conn",
+        "net.TCPConn.conn",
+        "net.conn.fd",
+        "net.netFD.laddr",
+        "net.netFD.raddr",
+        "net/http.persistConn.conn",
+        "net/http.http2ClientConn.tconn",
+        "net/http.http2responseWriter.rws",
+        "net/http.http2responseWriterState.status",
+        "net/http/internal/http2.ClientConn.tconn",
+        "net/http/internal/http2.responseWriter.rws",
+        "net/http/internal/http2.responseWriterState.status",
+    ];
+    FIELDS.contains(&field)
 }
 
 #[derive(Debug, serde::Deserialize)]

@@ -162,14 +162,36 @@ fn unknown_field_exits_1() {
 
 #[test]
 fn stripped_binary_of_a_version_not_in_the_table() {
-    let bin = corpus("httpserver", "stripped");
+    // The newest build whose minor is one layout group in the table: a minor
+    // with patch releases split off it answers only the releases it lists.
+    let table: serde_json::Value =
+        serde_json::from_str(goprobe::offsets::table::BUILTIN_TABLE_JSON).unwrap();
+    let groups: Vec<String> = table["stdlib"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    let bin = manifest()
+        .into_iter()
+        .rev()
+        .find(|b| {
+            let Some(minor) = goprobe::offsets::table::minor_of(&format!("go{}", b.go_version))
+            else {
+                return false;
+            };
+            b.program == "httpserver"
+                && b.variant == "stripped"
+                && !groups.iter().any(|g| g.starts_with(&format!("{minor}.")))
+        })
+        .expect("a stripped httpserver of a minor with one layout group");
     let minor = goprobe::offsets::table::minor_of(&format!("go{}", bin.go_version))
         .or_else(|| Some(format!("go{}", bin.go_version)))
         .unwrap();
     // 1) A table without the binary's minor: the type descriptors still
     // answer every field the probes need, unchecked by any table.
     let no_minor = edited_table("table-without-minor.json", |t| {
-        t["stdlib"].as_object_mut().unwrap().remove(&minor);
+        drop_minor(t, &minor);
     });
     let out = goprobe(&["offsets", "--json", "--table", s(&no_minor), s(&bin.path)]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -427,6 +449,14 @@ fn inspect_require_fails_with_reasons() {
     );
 }
 
+/// Remove every layout group of `minor` ("go1.27"): the minor's own and the
+/// patch releases split off it ("go1.27.2").
+fn drop_minor(table: &mut serde_json::Value, minor: &str) {
+    let groups = table["stdlib"].as_object_mut().unwrap();
+    let split = format!("{minor}.");
+    groups.retain(|k, _| k != minor && !k.starts_with(&split));
+}
+
 /// The built-in table, edited by `edit`, written to a scratch file.
 fn edited_table(name: &str, edit: impl Fn(&mut serde_json::Value)) -> PathBuf {
     let mut table: serde_json::Value =
@@ -448,7 +478,7 @@ fn default_fields_are_those_of_the_probes_in_the_binary() {
     let http = corpus("httpserver", "default");
     let no_version = edited_table("table-no-version-default.json", |t| {
         let key = goprobe::offsets::table::minor_of(&format!("go{}", http.go_version)).unwrap();
-        t["stdlib"].as_object_mut().unwrap().remove(&key);
+        drop_minor(t, &key);
     });
     let out = goprobe(&[
         "offsets",
