@@ -18,7 +18,7 @@
 use std::collections::HashMap;
 
 use super::super::GoBinary;
-use super::{Kind, TFLAG_NAMED, TFLAG_UNCOMMON, TypeError, TypeTable};
+use super::{Kind, TFLAG_EXTRA_STAR, TFLAG_NAMED, TFLAG_UNCOMMON, TypeError, TypeTable};
 use crate::dwarf::split_field_name;
 
 /// Why a field could not be answered from the type descriptors.
@@ -53,11 +53,20 @@ pub struct FieldLayout {
 }
 
 /// The named struct descriptors of one binary.
+///
+/// Building the index only sorts the section's candidate descriptors by the
+/// name their type string gives after the package name (`Request` of
+/// `http.Request`), without decoding them; a look-up checks in full only
+/// the candidates of the name it asks for, so an index that answers a few
+/// dozen fields costs a pass over the section, not a decoding of every
+/// struct in it.
 #[derive(Debug)]
 pub struct StructIndex<'b> {
     table: TypeTable<'b>,
-    /// `PKGPATH.Name` -> descriptor addresses (one, unless ambiguous).
-    by_name: HashMap<String, Vec<u64>>,
+    /// Type-string local name -> descriptor addresses, in section order:
+    /// named structs with an uncommon part whose type string reads, not yet
+    /// checked in full (see [`full_name`]).
+    by_local: HashMap<&'b [u8], Vec<u64>>,
 }
 
 impl<'b> StructIndex<'b> {
@@ -71,9 +80,9 @@ impl<'b> StructIndex<'b> {
         let (types, etypes) = table.range();
         let ps = table.ptr_size();
         let hs = table.header_size();
-        let mut by_name: HashMap<String, Vec<u64>> = HashMap::new();
+        let mut by_local: HashMap<&'b [u8], Vec<u64>> = HashMap::new();
         let Some(section) = table.bytes(types, etypes - types) else {
-            return StructIndex { table, by_name };
+            return StructIndex { table, by_local };
         };
         let kind_at = (2 * ps + 7) as usize;
         let tflag_at = (2 * ps + 4) as usize;
@@ -90,27 +99,48 @@ impl<'b> StructIndex<'b> {
                 && table.kind_of(kind) == Some(Kind::Struct)
             {
                 let addr = types + off as u64;
-                if let Some(name) = full_name(&table, addr) {
-                    let slot = by_name.entry(name).or_default();
-                    slot.push(addr);
+                if let Some(local) = local_name(&table, addr) {
+                    by_local.entry(local).or_default().push(addr);
                 }
             }
             off += ps as usize;
         }
-        StructIndex { table, by_name }
+        StructIndex { table, by_local }
     }
 
-    /// Number of distinct named struct types found.
+    /// Number of distinct named struct types found (every candidate checked
+    /// in full: this decodes the whole section).
     pub fn struct_count(&self) -> usize {
-        self.by_name.len()
+        let mut names = std::collections::HashSet::new();
+        for &addr in self.by_local.values().flatten() {
+            if let Some(name) = full_name(&self.table, addr) {
+                names.insert(name);
+            }
+        }
+        names.len()
+    }
+
+    /// The descriptors named `ty` (`net/http.Request`) that hold up in full,
+    /// in section order. The package path may hold dots, so every split of
+    /// `ty` into `PKGPATH.local` is asked for; [`full_name`] has the last word.
+    fn descriptors(&self, ty: &str) -> Vec<u64> {
+        let mut out: Vec<u64> = ty
+            .match_indices('.')
+            .filter_map(|(i, _)| self.by_local.get(ty.get(i + 1..)?.as_bytes()))
+            .flatten()
+            .copied()
+            .filter(|&addr| full_name(&self.table, addr).is_some_and(|n| n == ty))
+            .collect();
+        out.sort_unstable();
+        out
     }
 
     /// The descriptor address of the named struct `ty` (`net/http.Request`).
     pub fn lookup(&self, ty: &str) -> Result<u64, RtypeError> {
-        match self.by_name.get(ty).map(Vec::as_slice) {
-            None | Some([]) => Err(RtypeError::NoType(ty.to_string())),
-            Some([one]) => Ok(*one),
-            Some(many) => {
+        match self.descriptors(ty).as_slice() {
+            [] => Err(RtypeError::NoType(ty.to_string())),
+            [one] => Ok(*one),
+            many => {
                 // The same layout twice is no ambiguity for offsets (it does
                 // not happen in one executable, but costs nothing to allow).
                 let first = self.table.struct_fields(many[0]).ok();
@@ -179,6 +209,25 @@ impl<'b> StructIndex<'b> {
             type_size,
         })
     }
+}
+
+/// The part after the package name of the type string of the descriptor at
+/// `addr` (`Request` of `http.Request`), when it can be that of a named
+/// struct (what [`full_name`] requires of the type string, checked without
+/// decoding more). Borrowed from the section: indexing allocates no names.
+fn local_name<'b>(table: &TypeTable<'b>, addr: u64) -> Option<&'b [u8]> {
+    let h = table.header(addr).ok()?;
+    let at = table.types.checked_add(u64::try_from(h.str_off).ok()?)?;
+    let (_, mut name) = table.name_bytes_at_addr(at)?;
+    if h.tflag & TFLAG_EXTRA_STAR != 0 {
+        name = name.strip_prefix(b"*")?;
+    }
+    if name.starts_with(b"*") || name.starts_with(b"[") || name.starts_with(b" ") {
+        return None;
+    }
+    let dot = memchr::memchr(b'.', name)?;
+    let local = &name[dot + 1..];
+    (!local.is_empty()).then_some(local)
 }
 
 /// `PKGPATH.Name` of the named struct descriptor at `addr`, when it is one
