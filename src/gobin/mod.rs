@@ -397,7 +397,9 @@ impl GoBinary {
         self.data_sections
             .iter()
             // Every section was checked to lie inside the file when it opened.
-            .filter_map(|&(off, len)| read::slice_at(data, read::to_usize(off)?, read::to_usize(len)?))
+            .filter_map(|&(off, len)| {
+                read::slice_at(data, read::to_usize(off)?, read::to_usize(len)?)
+            })
             .collect()
     }
     pub fn build_info(&self) -> &BuildInfo {

@@ -201,12 +201,21 @@ pub(crate) fn has_functions(tab: &[u8], h: &Header, names: &[&str]) -> Result<Ve
         .map(|(i, n)| (name_key(n.as_bytes()), i))
         .collect();
     keys.sort_unstable();
+    // 64 Kbit of the keys' low bits: most names are turned away by one bit.
+    let mut seen_bits = vec![0u64; 1 << 10];
+    let bit = |key: u64| (key ^ (key >> 16) ^ (key >> 32) ^ (key >> 48)) as usize & 0xffff;
+    for &(k, _) in &keys {
+        seen_bits[bit(k) >> 6] |= 1 << (bit(k) & 63);
+    }
     walk(tab, h, |_, name_at, _, _| {
         // A name without its NUL is no name (and matches nothing).
         let Some(name) = cstr_at(tab, name_at) else {
             return Ok(left > 0);
         };
         let key = name_key(name);
+        if seen_bits[bit(key) >> 6] & (1 << (bit(key) & 63)) == 0 {
+            return Ok(true);
+        }
         let from = keys.partition_point(|&(k, _)| k < key);
         for &(k, i) in &keys[from..] {
             if k != key {
