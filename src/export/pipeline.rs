@@ -23,6 +23,7 @@ use std::thread;
 use super::reader::{Line, ReadError, RecordView, SpanReader, parse_line};
 use super::view::SpanView;
 use crate::loss::Losses;
+use crate::sample::CpuSample;
 
 /// Bytes of input per block (a few hundred spans); a longer line makes
 /// its block longer.
@@ -41,11 +42,19 @@ pub trait Encode: Send {
     fn encode(&mut self, span: &SpanView<'_>, out: &mut Vec<u8>) -> Self::Out;
 }
 
+/// A record handed to the calling thread, in input order.
+pub enum Handed<'a, T> {
+    /// What the encoder returned for a span, and the bytes it wrote.
+    Span(T, &'a [u8]),
+    Sample(CpuSample),
+}
+
 /// What one line of a block came to.
 enum Item<T> {
     /// A span and the range of the block's output its encoding took.
     Span(T, Range<usize>),
-    /// A record other than a span.
+    Sample(CpuSample),
+    /// A record of a type this goprobe does not know.
     Passed,
     /// With its line number and whether it was the input's last, cut off.
     Bad(ReadError, u64, bool),
@@ -98,6 +107,27 @@ where
     E: Encode,
     F: From<ReadError>,
 {
+    for_each_handed(reader, workers, new_encoder, false, |handed| match handed {
+        Handed::Span(out, bytes) => consume(out, bytes),
+        // Passed by before they get here.
+        Handed::Sample(_) => Ok(()),
+    })
+}
+
+/// [`for_each_encoded`], CPU samples handed on too (when `samples`; else
+/// passed by) as [`SpanReader::for_each_record`] does.
+pub fn for_each_handed<R, E, F>(
+    reader: &mut SpanReader<R>,
+    workers: usize,
+    new_encoder: impl Fn() -> E + Sync,
+    samples: bool,
+    mut consume: impl FnMut(Handed<'_, E::Out>) -> Result<(), F>,
+) -> Result<(), F>
+where
+    R: BufRead,
+    E: Encode,
+    F: From<ReadError>,
+{
     let (jobs, queue) = mpsc::sync_channel::<Job<E::Out>>(IN_FLIGHT);
     let queue = Mutex::new(queue);
     thread::scope(|scope| {
@@ -116,7 +146,7 @@ where
                 }
             });
         }
-        let result = hand_on(reader, &jobs, &mut consume);
+        let result = hand_on(reader, &jobs, samples, &mut consume);
         // Closing the queue ends the workers, which the scope waits for.
         drop(jobs);
         result
@@ -128,7 +158,8 @@ where
 fn hand_on<R: BufRead, T, F: From<ReadError>>(
     reader: &mut SpanReader<R>,
     jobs: &SyncSender<Job<T>>,
-    consume: &mut impl FnMut(T, &[u8]) -> Result<(), F>,
+    samples: bool,
+    consume: &mut impl FnMut(Handed<'_, T>) -> Result<(), F>,
 ) -> Result<(), F> {
     let stopped = || ReadError::Io(io::Error::other("a span-reading thread stopped"));
     let mut pending: VecDeque<Receiver<Job<T>>> = VecDeque::with_capacity(IN_FLIGHT);
@@ -165,8 +196,9 @@ fn hand_on<R: BufRead, T, F: From<ReadError>>(
         let mut job = back.recv().map_err(|_| stopped())?;
         for item in job.items.drain(..) {
             match item {
-                Item::Span(out, range) => consume(out, &job.out[range])?,
-                Item::Passed => reader.pass(),
+                Item::Span(out, range) => consume(Handed::Span(out, &job.out[range]))?,
+                Item::Sample(s) if samples => consume(Handed::Sample(s))?,
+                Item::Sample(_) | Item::Passed => reader.pass(),
                 Item::Bad(err, line, cut) => reader.skip_at(err, line, cut)?,
             }
         }
@@ -201,7 +233,8 @@ fn work<E: Encode>(job: &mut Job<E::Out>, encoder: &mut E) {
                 let out = encoder.encode(&view, &mut job.out);
                 job.items.push(Item::Span(out, start..job.out.len()));
             }
-            Line::Record(RecordView::Sample(_)) | Line::Other => job.items.push(Item::Passed),
+            Line::Record(RecordView::Sample(s)) => job.items.push(Item::Sample(s)),
+            Line::Other => job.items.push(Item::Passed),
             Line::Bad(err) => job.items.push(Item::Bad(err, line, cut)),
         }
         line += 1;
