@@ -53,6 +53,8 @@ struct Writer {
     /// Track per trace, and per process (`None`) for samples in no span.
     tids: HashMap<(Option<TraceId>, u64), u64>,
     scratch: Vec<u8>,
+    /// The resource of the last span handed on.
+    resource: Option<Arc<Attrs<'static>>>,
 }
 
 /// Nanoseconds as microseconds with three exact fraction digits.
@@ -232,7 +234,15 @@ impl Writer {
     /// A span encoded by [`SpanEncoder`]: each of its trace events with
     /// its process and track put in.
     fn span(&mut self, span: &Encoded, bytes: &[u8]) -> io::Result<()> {
-        let pid = self.pid(&span.resource, span.start)?;
+        if let Some(resource) = &span.resource {
+            self.resource = Some(Arc::clone(resource));
+        }
+        // A block's first span always names its resource.
+        let resource = self
+            .resource
+            .clone()
+            .ok_or_else(|| io::Error::other("a span came without its resource"))?;
+        let pid = self.pid(&resource, span.start)?;
         let tid = self.tid(Some(span.trace_id), pid, span.start)?;
         let mut at = 0;
         for &(ids, end) in std::iter::once(&span.first).chain(&span.events) {
@@ -271,7 +281,10 @@ fn attributes(out: &mut Vec<u8>, attributes: &Attrs<'_>, mut first: bool) -> io:
 /// the spans before it: each event's bytes up to `"pid":` and from after
 /// its track number on, as offsets into the span's bytes.
 struct Encoded {
-    resource: Arc<Attrs<'static>>,
+    /// The span's resource, when it is not the previous span's in its block
+    /// (an `Arc` handed across threads for every span kept its count's
+    /// cache line moving between cores).
+    resource: Option<Arc<Attrs<'static>>>,
     trace_id: TraceId,
     start: u64,
     /// Where the span's complete event takes its process and track, and
@@ -286,19 +299,29 @@ struct Encoded {
 struct SpanEncoder {
     /// The last few resources seen, shared by the spans that have them.
     recent: Vec<Arc<Attrs<'static>>>,
+    /// The previous span's resource, in this block.
+    last: Option<Arc<Attrs<'static>>>,
 }
 
 impl SpanEncoder {
-    fn resource(&mut self, resource: &Attrs<'_>) -> Arc<Attrs<'static>> {
-        if let Some(known) = self.recent.iter().find(|r| r.identical(resource)) {
-            return Arc::clone(known);
+    /// The span's resource for [`Encoded::resource`].
+    fn resource(&mut self, resource: &Attrs<'_>) -> Option<Arc<Attrs<'static>>> {
+        if self.last.as_ref().is_some_and(|r| r.identical(resource)) {
+            return None;
         }
-        if self.recent.len() == RECENT {
-            self.recent.remove(0);
-        }
-        let made = Arc::new(resource.to_static());
-        self.recent.push(Arc::clone(&made));
-        made
+        let shared = match self.recent.iter().find(|r| r.identical(resource)) {
+            Some(known) => Arc::clone(known),
+            None => {
+                if self.recent.len() == RECENT {
+                    self.recent.remove(0);
+                }
+                let made = Arc::new(resource.to_static());
+                self.recent.push(Arc::clone(&made));
+                made
+            }
+        };
+        self.last = Some(Arc::clone(&shared));
+        Some(shared)
     }
 
     /// The span's trace events into `out`, and where each takes its
@@ -364,10 +387,15 @@ impl SpanEncoder {
 impl Encode for SpanEncoder {
     type Out = io::Result<Encoded>;
 
+    fn start_block(&mut self) {
+        self.last = None;
+    }
+
     fn encode(&mut self, span: &SpanView<'_>, out: &mut Vec<u8>) -> Self::Out {
         let (first, cuts) = self.events(out, span)?;
         Ok(Encoded {
             resource: self.resource(&span.resource),
+
             trace_id: span.trace_id,
             start: span.start_time_unix_nano,
             first,
@@ -387,6 +415,7 @@ pub fn convert<R: BufRead, W: Write>(
         pids: HashMap::new(),
         recent: Vec::new(),
         tids: HashMap::new(),
+        resource: None,
         scratch: Vec::new(),
     };
     w.buf

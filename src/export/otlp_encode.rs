@@ -166,7 +166,18 @@ pub struct SpanEncoder {
     /// The last few resources seen, so that spans of one resource share
     /// one copy (and the batch finds their group by pointer).
     recent: Vec<Arc<Attrs<'static>>>,
+    /// The previous span's resource, in this block.
+    last: Option<Arc<Attrs<'static>>>,
     scratch: Vec<u8>,
+}
+
+/// A span's resource as a [`SpanEncoder`] gives it: a new one only when it
+/// changes within a block (an `Arc` handed across threads for every span
+/// kept its count's cache line moving between cores).
+pub enum SpanResource {
+    /// The previous span's.
+    Same,
+    Changed(Arc<Attrs<'static>>),
 }
 
 /// Resources a [`SpanEncoder`] remembers.
@@ -177,6 +188,7 @@ impl SpanEncoder {
         SpanEncoder {
             encoding,
             recent: Vec::new(),
+            last: None,
             scratch: Vec::new(),
         }
     }
@@ -197,7 +209,7 @@ impl SpanEncoder {
 }
 
 impl Encode for SpanEncoder {
-    type Out = io::Result<Arc<Attrs<'static>>>;
+    type Out = io::Result<SpanResource>;
 
     /// The span's bytes as [`Batch::add`] writes them into its group (a
     /// JSON object; a protobuf `ScopeSpans.spans` field), and its resource.
@@ -210,7 +222,18 @@ impl Encode for SpanEncoder {
                 otlp_wire::bytes_field(out, 2, &self.scratch);
             }
         }
-        Ok(self.resource(&span.resource))
+        if let Some(last) = &self.last
+            && last.identical(&span.resource)
+        {
+            return Ok(SpanResource::Same);
+        }
+        let resource = self.resource(&span.resource);
+        self.last = Some(Arc::clone(&resource));
+        Ok(SpanResource::Changed(resource))
+    }
+
+    fn start_block(&mut self) {
+        self.last = None;
     }
 }
 

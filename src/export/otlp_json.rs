@@ -20,7 +20,7 @@ use opentelemetry_proto::tonic::common::v1::{
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1 as proto;
 
-use super::otlp_encode::{Batch, Encoding, SpanEncoder};
+use super::otlp_encode::{Batch, Encoding, SpanEncoder, SpanResource};
 use super::otlp_schema::{FLAG_HAS_IS_REMOTE, FLAG_IS_REMOTE, FLAG_SAMPLED, SCOPE_NAME};
 use super::pipeline;
 use super::reader::SpanReader;
@@ -176,13 +176,21 @@ pub fn for_each_request<R: BufRead>(
     let batch_size = batch_size.max(1);
     let mut batch = Batch::new(encoding);
     let mut count = 0u64;
+    let mut resource = None;
     pipeline::for_each_encoded(
         reader,
         pipeline::workers(),
         || SpanEncoder::new(encoding),
-        |resource, encoded| {
+        |changed, encoded| {
             count += 1;
-            batch.push(&resource?, encoded);
+            if let SpanResource::Changed(r) = changed? {
+                resource = Some(r);
+            }
+            // A block's first span always names its resource.
+            let resource = resource
+                .as_ref()
+                .ok_or_else(|| ExportError::Other("a span came without its resource".to_owned()))?;
+            batch.push(resource, encoded);
             if batch.len() == batch_size {
                 sink(&mut batch)?;
             }

@@ -40,6 +40,10 @@ pub trait Encode: Send {
     type Out: Send;
     /// Encode `span`, appending its bytes to `out`.
     fn encode(&mut self, span: &SpanView<'_>, out: &mut Vec<u8>) -> Self::Out;
+    /// A new block starts: its spans are handed on after those of a block
+    /// another worker may have had, so nothing may refer to the spans
+    /// before it.
+    fn start_block(&mut self) {}
 }
 
 /// A record handed to the calling thread, in input order.
@@ -62,7 +66,10 @@ enum Item<T> {
 
 /// A block going to a worker and coming back worked on.
 struct Job<T> {
+    /// The block is `input[..len]`; the rest is room to read into, kept
+    /// initialized from one block to the next.
     input: Vec<u8>,
+    len: usize,
     first_line: u64,
     out: Vec<u8>,
     items: Vec<Item<T>>,
@@ -74,6 +81,7 @@ impl<T> Default for Job<T> {
     fn default() -> Self {
         Job {
             input: Vec::new(),
+            len: 0,
             first_line: 0,
             out: Vec::new(),
             items: Vec::new(),
@@ -173,18 +181,18 @@ fn hand_on<R: BufRead, T, F: From<ReadError>>(
         while !at_end && pending.len() < IN_FLIGHT {
             let mut job = spare.pop().unwrap_or_default();
             match read_block(reader.input_mut(), &mut carry, &mut job.input) {
-                Ok(end) => at_end = end,
+                Ok((len, end)) => (job.len, at_end) = (len, end),
                 Err(err) => {
                     read_error = Some(err);
-                    at_end = true;
+                    (job.len, at_end) = (0, true);
                 }
             }
-            if job.input.is_empty() {
+            if job.len == 0 {
                 spare.push(job);
                 break;
             }
             job.first_line = lines + 1;
-            lines += count_lines(&job.input);
+            lines += count_lines(&job.input[..job.len]);
             let (reply, back) = mpsc::sync_channel(1);
             job.reply = Some(reply);
             jobs.send(job).map_err(|_| stopped())?;
@@ -204,7 +212,10 @@ fn hand_on<R: BufRead, T, F: From<ReadError>>(
         }
         reader.losses_mut().merge(&job.losses);
         job.losses = Losses::default();
-        job.input.clear();
+        if job.input.len() > 4 * BLOCK {
+            // Grown for a long line: not kept.
+            job.input = Vec::new();
+        }
         job.out.clear();
         spare.push(job);
     }
@@ -217,8 +228,9 @@ fn hand_on<R: BufRead, T, F: From<ReadError>>(
 
 /// A worker's side: every line of the block.
 fn work<E: Encode>(job: &mut Job<E::Out>, encoder: &mut E) {
+    encoder.start_block();
     let mut line = job.first_line;
-    let mut rest = &job.input[..];
+    let mut rest = &job.input[..job.len];
     while !rest.is_empty() {
         let (text, next) = match memchr::memchr(b'\n', rest) {
             Some(end) => rest.split_at(end + 1),
@@ -248,51 +260,45 @@ fn count_lines(block: &[u8]) -> u64 {
     newlines + u64::from(block.last().is_some_and(|&b| b != b'\n'))
 }
 
-/// Fill `block` with `carry` (the start of a line the last block cut) and
-/// input up to about [`BLOCK`] bytes, ending at a newline; what follows the
-/// newline is the next `carry`. True when the input ended: `block` then
-/// holds the rest of it.
+/// Read a block into `block`: `carry` (the start of a line the last
+/// block cut), then input until [`BLOCK`] bytes are there, ended after the
+/// last newline; what follows it is the next `carry`. Input is read
+/// straight into the block (a `BufReader` passes large reads through).
+/// Returns the block's length, and true when the input ended: the block
+/// then holds the rest of it.
 fn read_block<R: BufRead>(
     input: &mut R,
     carry: &mut Vec<u8>,
     block: &mut Vec<u8>,
-) -> io::Result<bool> {
-    block.clear();
-    block.append(carry);
+) -> io::Result<(usize, bool)> {
+    if block.len() < BLOCK.max(carry.len()) {
+        block.resize(BLOCK.max(carry.len()), 0);
+    }
+    let mut len = carry.len();
+    block[..len].copy_from_slice(carry);
+    carry.clear();
+    // Where the search for the last newline starts: a line longer than
+    // the block has none before it.
+    let mut scanned = 0;
     loop {
-        let available = match input.fill_buf() {
-            Ok(bytes) => bytes,
+        if len == block.len() {
+            if let Some(at) = memchr::memrchr(b'\n', &block[scanned..len]) {
+                let end = scanned + at + 1;
+                carry.extend_from_slice(&block[end..len]);
+                return Ok((end, false));
+            }
+            scanned = len;
+            block.resize(len + BLOCK, 0);
+        }
+        let n = match input.read(&mut block[len..]) {
+            Ok(n) => n,
             Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
             Err(err) => return Err(err),
         };
-        if available.is_empty() {
-            return Ok(true);
+        if n == 0 {
+            return Ok((len, true));
         }
-        if block.len() < BLOCK {
-            let n = available.len().min(BLOCK - block.len());
-            block.extend_from_slice(&available[..n]);
-            input.consume(n);
-            continue;
-        }
-        // Full: end the block after its last newline, or, inside a line
-        // longer than a block, at the next newline the input holds.
-        if let Some(end) = memchr::memrchr(b'\n', block) {
-            carry.extend_from_slice(&block[end + 1..]);
-            block.truncate(end + 1);
-            return Ok(false);
-        }
-        match memchr::memchr(b'\n', available) {
-            Some(end) => {
-                block.extend_from_slice(&available[..=end]);
-                input.consume(end + 1);
-                return Ok(false);
-            }
-            None => {
-                let n = available.len();
-                block.extend_from_slice(available);
-                input.consume(n);
-            }
-        }
+        len += n;
     }
 }
 
