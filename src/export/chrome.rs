@@ -289,10 +289,14 @@ struct Encoded {
     start: u64,
     /// Where the span's complete event takes its process and track, and
     /// where it ends.
-    first: (usize, usize),
+    first: Cut,
     /// The same for each span event's instant event.
-    events: Vec<(usize, usize)>,
+    events: Vec<Cut>,
 }
+
+/// Where a trace event's process and track go in its bytes, and where the
+/// event ends.
+type Cut = (usize, usize);
 
 /// Encodes spans on the [`super::pipeline`]'s worker threads.
 #[derive(Default)]
@@ -326,11 +330,7 @@ impl SpanEncoder {
 
     /// The span's trace events into `out`, and where each takes its
     /// process and track and ends: the span's, and its events' (if any).
-    fn events(
-        &self,
-        out: &mut Vec<u8>,
-        span: &SpanView<'_>,
-    ) -> io::Result<((usize, usize), Vec<(usize, usize)>)> {
+    fn events(&self, out: &mut Vec<u8>, span: &SpanView<'_>) -> io::Result<(Cut, Vec<Cut>)> {
         let base = out.len();
         out.extend_from_slice(br#"{"ph":"X","name":"#);
         write_json_string(out, &span.name)?;
