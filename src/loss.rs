@@ -119,6 +119,13 @@ impl Losses {
         *self.0.entry(reason.to_owned()).or_default() += count;
     }
 
+    /// Add every count of `other`.
+    pub fn merge(&mut self, other: &Losses) {
+        for (reason, count) in &other.0 {
+            *self.0.entry(reason.clone()).or_default() += count;
+        }
+    }
+
     /// The total of the reasons with this effect.
     pub fn total(&self, effect_: Effect) -> u64 {
         self.0

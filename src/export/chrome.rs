@@ -15,9 +15,11 @@
 
 use std::collections::HashMap;
 use std::io::{self, BufRead, Write};
+use std::sync::Arc;
 
 use super::otlp_encode::hex;
-use super::reader::{RecordView, SpanReader};
+use super::pipeline::{self, Encode, Handed};
+use super::reader::SpanReader;
 use super::view::{Attrs, SpanView, Value, write_json_string};
 use super::{ExportError, Summary};
 use crate::sample::CpuSample;
@@ -51,6 +53,8 @@ struct Writer {
     /// Track per trace, and per process (`None`) for samples in no span.
     tids: HashMap<(Option<TraceId>, u64), u64>,
     scratch: Vec<u8>,
+    /// The resource of the last span handed on.
+    resource: Option<Arc<Attrs<'static>>>,
 }
 
 /// Nanoseconds as microseconds with three exact fraction digits.
@@ -221,36 +225,113 @@ impl Writer {
             out.extend_from_slice(br#","span_name":"#);
             json(out, name)?;
         }
-        let attributes = Attrs::from_attributes(&s.attributes);
-        self.attributes(&attributes, false)?;
+        let attrs = Attrs::from_attributes(&s.attributes);
+        attributes(&mut self.buf, &attrs, false)?;
         self.buf.extend_from_slice(b"}}");
         Ok(())
     }
 
-    /// `"key":value` pairs of attributes, each preceded by a comma unless
-    /// it is the first in the object.
-    fn attributes(&mut self, attributes: &Attrs<'_>, mut first: bool) -> io::Result<()> {
-        let out = &mut self.buf;
-        for (key, v) in attributes.iter() {
-            if OWN_ARGS.contains(&key.as_ref()) {
-                continue;
-            }
-            if !first {
-                out.push(b',');
-            }
-            first = false;
-            write_json_string(out, key)?;
-            out.push(b':');
-            value(out, v)?;
+    /// A span encoded by [`SpanEncoder`]: each of its trace events with
+    /// its process and track put in.
+    fn span(&mut self, span: &Encoded, bytes: &[u8]) -> io::Result<()> {
+        if let Some(resource) = &span.resource {
+            self.resource = Some(Arc::clone(resource));
+        }
+        // A block's first span always names its resource.
+        let resource = self
+            .resource
+            .clone()
+            .ok_or_else(|| io::Error::other("a span came without its resource"))?;
+        let pid = self.pid(&resource, span.start)?;
+        let tid = self.tid(Some(span.trace_id), pid, span.start)?;
+        let mut at = 0;
+        for &(ids, end) in std::iter::once(&span.first).chain(&span.events) {
+            self.sep();
+            let out = &mut self.buf;
+            out.extend_from_slice(&bytes[at..ids]);
+            number(out, pid)?;
+            out.extend_from_slice(br#","tid":"#);
+            number(out, tid)?;
+            out.extend_from_slice(&bytes[ids..end]);
+            at = end;
         }
         Ok(())
     }
+}
 
-    fn span(&mut self, span: &SpanView<'_>) -> io::Result<()> {
-        let pid = self.pid(&span.resource, span.start_time_unix_nano)?;
-        let tid = self.tid(Some(span.trace_id), pid, span.start_time_unix_nano)?;
-        self.sep();
-        let out = &mut self.buf;
+/// `"key":value` pairs of attributes, each preceded by a comma unless it
+/// is the first in the object.
+fn attributes(out: &mut Vec<u8>, attributes: &Attrs<'_>, mut first: bool) -> io::Result<()> {
+    for (key, v) in attributes.iter() {
+        if OWN_ARGS.contains(&key.as_ref()) {
+            continue;
+        }
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        write_json_string(out, key)?;
+        out.push(b':');
+        value(out, v)?;
+    }
+    Ok(())
+}
+
+/// A span's trace events without their process and track, which depend on
+/// the spans before it: each event's bytes up to `"pid":` and from after
+/// its track number on, as offsets into the span's bytes.
+struct Encoded {
+    /// The span's resource, when it is not the previous span's in its block
+    /// (an `Arc` handed across threads for every span kept its count's
+    /// cache line moving between cores).
+    resource: Option<Arc<Attrs<'static>>>,
+    trace_id: TraceId,
+    start: u64,
+    /// Where the span's complete event takes its process and track, and
+    /// where it ends.
+    first: Cut,
+    /// The same for each span event's instant event.
+    events: Vec<Cut>,
+}
+
+/// Where a trace event's process and track go in its bytes, and where the
+/// event ends.
+type Cut = (usize, usize);
+
+/// Encodes spans on the [`super::pipeline`]'s worker threads.
+#[derive(Default)]
+struct SpanEncoder {
+    /// The last few resources seen, shared by the spans that have them.
+    recent: Vec<Arc<Attrs<'static>>>,
+    /// The previous span's resource, in this block.
+    last: Option<Arc<Attrs<'static>>>,
+}
+
+impl SpanEncoder {
+    /// The span's resource for [`Encoded::resource`].
+    fn resource(&mut self, resource: &Attrs<'_>) -> Option<Arc<Attrs<'static>>> {
+        if self.last.as_ref().is_some_and(|r| r.identical(resource)) {
+            return None;
+        }
+        let shared = match self.recent.iter().find(|r| r.identical(resource)) {
+            Some(known) => Arc::clone(known),
+            None => {
+                if self.recent.len() == RECENT {
+                    self.recent.remove(0);
+                }
+                let made = Arc::new(resource.to_static());
+                self.recent.push(Arc::clone(&made));
+                made
+            }
+        };
+        self.last = Some(Arc::clone(&shared));
+        Some(shared)
+    }
+
+    /// The span's trace events into `out`, and where each takes its
+    /// process and track and ends: the span's, and its events' (if any).
+    fn events(&self, out: &mut Vec<u8>, span: &SpanView<'_>) -> io::Result<(Cut, Vec<Cut>)> {
+        let base = out.len();
         out.extend_from_slice(br#"{"ph":"X","name":"#);
         write_json_string(out, &span.name)?;
         out.extend_from_slice(br#","cat":""#);
@@ -260,9 +341,7 @@ impl Writer {
         out.extend_from_slice(br#","dur":"#);
         micros(out, span.duration_nanos())?;
         out.extend_from_slice(br#","pid":"#);
-        number(out, pid)?;
-        out.extend_from_slice(br#","tid":"#);
-        number(out, tid)?;
+        let mut ids = out.len() - base;
         out.extend_from_slice(br#","args":{"trace_id":""#);
         hex(out, &span.trace_id.0);
         out.extend_from_slice(br#"","span_id":""#);
@@ -285,24 +364,43 @@ impl Writer {
             out.extend_from_slice(br#","status.message":"#);
             write_json_string(out, message)?;
         }
-        self.attributes(&span.attributes, false)?;
-        self.buf.extend_from_slice(b"}}");
+        attributes(out, &span.attributes, false)?;
+        out.extend_from_slice(b"}}");
+        let first = (ids, out.len() - base);
+        let mut cuts = Vec::with_capacity(span.events.len());
         for event in &span.events {
-            self.sep();
-            let out = &mut self.buf;
             out.extend_from_slice(br#"{"ph":"i","s":"t","name":"#);
             write_json_string(out, &event.name)?;
             out.extend_from_slice(br#","ts":"#);
             micros(out, event.time_unix_nano)?;
             out.extend_from_slice(br#","dur":0,"pid":"#);
-            number(out, pid)?;
-            out.extend_from_slice(br#","tid":"#);
-            number(out, tid)?;
+            ids = out.len() - base;
             out.extend_from_slice(br#","args":{"#);
-            self.attributes(&event.attributes, true)?;
-            self.buf.extend_from_slice(b"}}");
+            attributes(out, &event.attributes, true)?;
+            out.extend_from_slice(b"}}");
+            cuts.push((ids, out.len() - base));
         }
-        Ok(())
+        Ok((first, cuts))
+    }
+}
+
+impl Encode for SpanEncoder {
+    type Out = io::Result<Encoded>;
+
+    fn start_block(&mut self) {
+        self.last = None;
+    }
+
+    fn encode(&mut self, span: &SpanView<'_>, out: &mut Vec<u8>) -> Self::Out {
+        let (first, cuts) = self.events(out, span)?;
+        Ok(Encoded {
+            resource: self.resource(&span.resource),
+
+            trace_id: span.trace_id,
+            start: span.start_time_unix_nano,
+            first,
+            events: cuts,
+        })
     }
 }
 
@@ -317,29 +415,36 @@ pub fn convert<R: BufRead, W: Write>(
         pids: HashMap::new(),
         recent: Vec::new(),
         tids: HashMap::new(),
+        resource: None,
         scratch: Vec::new(),
     };
     w.buf
         .extend_from_slice(br#"{"displayTimeUnit":"ms","traceEvents":["#);
     let mut spans = 0u64;
     let mut samples = 0u64;
-    reader.for_each_record(|record| {
-        match record {
-            RecordView::Span(span) => {
-                spans += 1;
-                w.span(&span)?;
+    pipeline::for_each_handed(
+        reader,
+        pipeline::workers(),
+        SpanEncoder::default,
+        true,
+        |record| {
+            match record {
+                Handed::Span(span, bytes) => {
+                    spans += 1;
+                    w.span(&span?, bytes)?;
+                }
+                Handed::Sample(s) => {
+                    samples += 1;
+                    w.sample(&s)?;
+                }
             }
-            RecordView::Sample(s) => {
-                samples += 1;
-                w.sample(&s)?;
+            if w.buf.len() >= CHUNK {
+                out.write_all(&w.buf)?;
+                w.buf.clear();
             }
-        }
-        if w.buf.len() >= CHUNK {
-            out.write_all(&w.buf)?;
-            w.buf.clear();
-        }
-        Ok::<(), ExportError>(())
-    })?;
+            Ok::<(), ExportError>(())
+        },
+    )?;
     w.buf.extend_from_slice(b"\n]}\n");
     out.write_all(&w.buf)?;
     out.flush()?;
@@ -417,6 +522,78 @@ mod tests {
                 .iter()
                 .any(|e| e["args"]["name"] == "CPU samples (no span)")
         );
+    }
+
+    /// Encoded on worker threads over many blocks, the events come out in
+    /// input order, each on its trace's track and its service's process,
+    /// numbered in order of first appearance.
+    #[test]
+    fn tracks_across_blocks_follow_the_input() {
+        let sample = r#"{"type":"cpu_sample","time_unix_nano":5,"cpu_nanos":1,"resource":{"service.name":"svc"}}"#;
+        let mut input = String::new();
+        // Track numbers in order of first appearance, the samples' own too.
+        let mut tracks: Vec<Option<u8>> = Vec::new();
+        let mut expected = Vec::new();
+        for i in 0..6000u32 {
+            let trace = (i * 7 % 251 + 1) as u8;
+            let mut l = line(trace, (i % 200 + 1) as u8, None, &format!("n{i}"), 1, 2);
+            if i % 3 == 0 {
+                l = l.replace(
+                    r#""resource":"#,
+                    r#""events":[{"name":"e","time_unix_nano":1,"attributes":{"k":"v"}}],"resource":"#,
+                );
+            }
+            if i % 5 == 0 {
+                l = l.replace(r#""service.name":"svc""#, r#""service.name":"other""#);
+            }
+            input.push_str(&l);
+            input.push('\n');
+            if !tracks.contains(&Some(trace)) {
+                tracks.push(Some(trace));
+            }
+            let tid = tracks
+                .iter()
+                .position(|t| *t == Some(trace))
+                .expect("known")
+                + 1;
+            // The first span is of "other".
+            let pid = if i % 5 == 0 { 1 } else { 2 };
+            expected.push((format!("n{i}"), pid, tid as u64, i % 3 == 0));
+            if i == 1000 {
+                input.push_str(sample);
+                input.push('\n');
+                tracks.push(None);
+            }
+        }
+        let mut out = Vec::new();
+        let summary =
+            convert(&mut SpanReader::new(input.as_bytes(), false), &mut out).expect("convert");
+        assert_eq!((summary.spans, summary.samples), (6000, 1));
+        let v: serde_json::Value = serde_json::from_slice(&out).expect("json");
+        let events = v["traceEvents"].as_array().expect("events");
+        let complete: Vec<_> = events.iter().filter(|e| e["ph"] == "X").collect();
+        assert_eq!(complete.len(), 6000);
+        for (e, (name, pid, tid, _)) in complete.iter().zip(&expected) {
+            assert_eq!(e["name"], name.as_str());
+            assert_eq!(e["tid"], *tid, "{name}");
+            assert_eq!(e["pid"], *pid, "{name}");
+        }
+        // Each span event right after its span, on the same track.
+        let mut with_event = 0;
+        for pair in events.windows(2) {
+            if pair[1]["ph"] == "i" && pair[1]["name"] == "e" {
+                assert_eq!(pair[0]["ph"], "X");
+                assert_eq!(
+                    (&pair[0]["pid"], &pair[0]["tid"]),
+                    (&pair[1]["pid"], &pair[1]["tid"])
+                );
+                assert_eq!(pair[1]["args"]["k"], "v");
+                with_event += 1;
+            }
+        }
+        assert_eq!(with_event, expected.iter().filter(|e| e.3).count());
+        let names = |what: &str| events.iter().filter(|e| e["name"] == what).count();
+        assert_eq!((names("process_name"), names("thread_name")), (2, 252));
     }
 
     #[test]

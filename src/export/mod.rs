@@ -21,6 +21,7 @@ pub mod otlp_http;
 pub mod otlp_json;
 pub mod otlp_schema;
 pub mod otlp_wire;
+pub mod pipeline;
 pub mod pprof;
 pub mod pprof_proto;
 pub mod reader;

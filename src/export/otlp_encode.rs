@@ -9,9 +9,11 @@
 //! costs an allocation per string and dominated the conversion.
 
 use std::io::{self, Write};
+use std::sync::Arc;
 
 use super::otlp_schema::{SCOPE_NAME, VERSION, code_number, flags, kind_number};
 use super::otlp_wire;
+use super::pipeline::Encode;
 use super::view::{Attrs, SpanView, Value, write_json_string};
 
 /// The wire format of a batch.
@@ -37,7 +39,7 @@ pub struct Batch {
 }
 
 struct Group {
-    resource: Attrs<'static>,
+    resource: Arc<Attrs<'static>>,
     /// The encoded spans: comma-separated JSON objects, or protobuf
     /// `ScopeSpans.spans` fields.
     spans: Vec<u8>,
@@ -64,27 +66,56 @@ impl Batch {
         self.spans == 0
     }
 
-    pub fn add(&mut self, span: &SpanView<'_>) -> io::Result<()> {
+    /// The group of spans of `resource`, a new one (its resource made by
+    /// `make`) when there is none yet.
+    fn group_of(
+        &mut self,
+        resource: &Attrs<'_>,
+        make: impl FnOnce() -> Arc<Attrs<'static>>,
+    ) -> &mut Group {
         let at = if self
             .groups
             .get(self.last)
-            .is_some_and(|g| g.resource == span.resource)
+            .is_some_and(|g| *g.resource == *resource)
         {
             self.last
-        } else if let Some(i) = self.groups.iter().position(|g| g.resource == span.resource) {
+        } else if let Some(i) = self.groups.iter().position(|g| *g.resource == *resource) {
             i
         } else {
             let spans = self.spare.pop().unwrap_or_default();
             self.groups.push(Group {
-                resource: span.resource.to_static(),
+                resource: make(),
                 spans,
             });
             self.groups.len() - 1
         };
         self.last = at;
         self.spans += 1;
-        let group = &mut self.groups[at];
-        match self.encoding {
+        &mut self.groups[at]
+    }
+
+    /// Add a span that a [`SpanEncoder`] of this batch's encoding encoded.
+    pub fn push(&mut self, resource: &Arc<Attrs<'static>>, encoded: &[u8]) {
+        let json = self.encoding == Encoding::Json;
+        // Spans of one resource come in runs, mostly from one worker's cache.
+        let group = match self.groups.get(self.last) {
+            Some(g) if Arc::ptr_eq(&g.resource, resource) => {
+                self.spans += 1;
+                &mut self.groups[self.last]
+            }
+            _ => self.group_of(resource, || Arc::clone(resource)),
+        };
+        if json && !group.spans.is_empty() {
+            group.spans.push(b',');
+        }
+        group.spans.extend_from_slice(encoded);
+    }
+
+    pub fn add(&mut self, span: &SpanView<'_>) -> io::Result<()> {
+        let encoding = self.encoding;
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let group = self.group_of(&span.resource, || Arc::new(span.resource.to_static()));
+        let result = match encoding {
             Encoding::Json => {
                 if !group.spans.is_empty() {
                     group.spans.push(b',');
@@ -92,12 +123,14 @@ impl Batch {
                 json::span(&mut group.spans, span)
             }
             Encoding::Protobuf => {
-                self.scratch.clear();
-                otlp_wire::span(&mut self.scratch, span);
-                otlp_wire::bytes_field(&mut group.spans, 2, &self.scratch);
+                scratch.clear();
+                otlp_wire::span(&mut scratch, span);
+                otlp_wire::bytes_field(&mut group.spans, 2, &scratch);
                 Ok(())
             }
-        }
+        };
+        self.scratch = scratch;
+        result
     }
 
     /// Write the request holding every span added so far to `out`, and
@@ -107,12 +140,12 @@ impl Batch {
         match self.encoding {
             Encoding::Json => json::request(
                 out,
-                self.groups.iter().map(|g| (&g.resource, &g.spans[..])),
+                self.groups.iter().map(|g| (&*g.resource, &g.spans[..])),
                 &mut self.scratch,
             )?,
             Encoding::Protobuf => otlp_wire::request(
                 out,
-                self.groups.iter().map(|g| (&g.resource, &g.spans[..])),
+                self.groups.iter().map(|g| (&*g.resource, &g.spans[..])),
                 &mut self.scratch,
             )?,
         }
@@ -123,6 +156,84 @@ impl Batch {
         self.spans = 0;
         self.last = 0;
         Ok(())
+    }
+}
+
+/// Encodes spans one at a time for [`Batch::push`], on the
+/// [`super::pipeline`]'s worker threads.
+pub struct SpanEncoder {
+    encoding: Encoding,
+    /// The last few resources seen, so that spans of one resource share
+    /// one copy (and the batch finds their group by pointer).
+    recent: Vec<Arc<Attrs<'static>>>,
+    /// The previous span's resource, in this block.
+    last: Option<Arc<Attrs<'static>>>,
+    scratch: Vec<u8>,
+}
+
+/// A span's resource as a [`SpanEncoder`] gives it: a new one only when it
+/// changes within a block (an `Arc` handed across threads for every span
+/// kept its count's cache line moving between cores).
+pub enum SpanResource {
+    /// The previous span's.
+    Same,
+    Changed(Arc<Attrs<'static>>),
+}
+
+/// Resources a [`SpanEncoder`] remembers.
+const RECENT_RESOURCES: usize = 8;
+
+impl SpanEncoder {
+    pub fn new(encoding: Encoding) -> SpanEncoder {
+        SpanEncoder {
+            encoding,
+            recent: Vec::new(),
+            last: None,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// The shared copy of `resource`: one remembered only when identical
+    /// (doubles bit for bit), so it encodes to the same bytes.
+    fn resource(&mut self, resource: &Attrs<'_>) -> Arc<Attrs<'static>> {
+        if let Some(known) = self.recent.iter().find(|r| r.identical(resource)) {
+            return Arc::clone(known);
+        }
+        if self.recent.len() == RECENT_RESOURCES {
+            self.recent.remove(0);
+        }
+        let made = Arc::new(resource.to_static());
+        self.recent.push(Arc::clone(&made));
+        made
+    }
+}
+
+impl Encode for SpanEncoder {
+    type Out = io::Result<SpanResource>;
+
+    /// The span's bytes as [`Batch::add`] writes them into its group (a
+    /// JSON object; a protobuf `ScopeSpans.spans` field), and its resource.
+    fn encode(&mut self, span: &SpanView<'_>, out: &mut Vec<u8>) -> Self::Out {
+        match self.encoding {
+            Encoding::Json => json::span(out, span)?,
+            Encoding::Protobuf => {
+                self.scratch.clear();
+                otlp_wire::span(&mut self.scratch, span);
+                otlp_wire::bytes_field(out, 2, &self.scratch);
+            }
+        }
+        if let Some(last) = &self.last
+            && last.identical(&span.resource)
+        {
+            return Ok(SpanResource::Same);
+        }
+        let resource = self.resource(&span.resource);
+        self.last = Some(Arc::clone(&resource));
+        Ok(SpanResource::Changed(resource))
+    }
+
+    fn start_block(&mut self) {
+        self.last = None;
     }
 }
 

@@ -68,7 +68,7 @@ pub struct SpanReader<R> {
 const MAX_WARNINGS: u64 = 10;
 
 /// What one line held.
-enum Line<'a> {
+pub(super) enum Line<'a> {
     Blank,
     Record(RecordView<'a>),
     /// A record of a `type` this goprobe does not know.
@@ -128,6 +128,41 @@ impl<R: BufRead> SpanReader<R> {
     /// records of unknown types.
     pub fn passed(&self) -> u64 {
         self.passed
+    }
+
+    /// The number of the last line read.
+    pub(super) fn line_number(&self) -> u64 {
+        self.line
+    }
+
+    /// For readers that read ahead ([`super::pipeline`]): the lines read.
+    pub(super) fn set_line_number(&mut self, line: u64) {
+        self.line = line;
+    }
+
+    /// The input, for readers that read it in blocks ([`super::pipeline`]).
+    pub(super) fn input_mut(&mut self) -> &mut R {
+        &mut self.input
+    }
+
+    /// Count a record passed by.
+    pub(super) fn pass(&mut self) {
+        self.passed += 1;
+    }
+
+    pub(super) fn losses_mut(&mut self) -> &mut Losses {
+        &mut self.losses
+    }
+
+    /// [`SpanReader::skip`] for line `line`, read ahead of the others.
+    pub(super) fn skip_at(
+        &mut self,
+        err: ReadError,
+        line: u64,
+        cut: bool,
+    ) -> Result<(), ReadError> {
+        self.line = line;
+        self.skip(err, cut)
     }
 
     /// Read the next line into `buf`; false at the end of the input.
@@ -292,7 +327,7 @@ fn sample(buf: &[u8], line: u64) -> Line<'_> {
 }
 
 /// One line as a record; a `lost` line is counted into `losses`.
-fn parse_line<'b>(buf: &'b [u8], line: u64, losses: &mut Losses) -> Line<'b> {
+pub(super) fn parse_line<'b>(buf: &'b [u8], line: u64, losses: &mut Losses) -> Line<'b> {
     match buf.iter().find(|b| !b.is_ascii_whitespace()) {
         None => return Line::Blank,
         // Unicode whitespace (a blank line too) or not UTF-8 at all.

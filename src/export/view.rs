@@ -222,11 +222,17 @@ impl<'a> SpanView<'a> {
         Self::parse_bytes(line.as_bytes())
     }
 
-    /// [`SpanView::parse`] on bytes: whatever parses is valid UTF-8
-    /// (serde_json checks every string, and other bytes must be ASCII), so
-    /// the line need not be checked first.
+    /// [`SpanView::parse`] on bytes. The whole line is checked for UTF-8
+    /// once and then parsed as a `str`: serde_json checks each string of a
+    /// byte slice on its own, which cost more than one pass over the line.
+    /// A line that is not UTF-8 is parsed as bytes for serde_json's error
+    /// (whatever parses is valid UTF-8: serde_json checks every string,
+    /// and other bytes must be ASCII).
     pub fn parse_bytes(line: &'a [u8]) -> Result<SpanView<'a>, SpanError> {
-        let span: SpanView<'a> = serde_json::from_slice(line)?;
+        let span: SpanView<'a> = match std::str::from_utf8(line) {
+            Ok(text) => serde_json::from_str(text)?,
+            Err(_) => serde_json::from_slice(line)?,
+        };
         if span.end_time_unix_nano < span.start_time_unix_nano {
             return Err(SpanError::EndBeforeStart {
                 start: span.start_time_unix_nano,
