@@ -31,6 +31,11 @@ fn main() {
     println!("cargo:rerun-if-env-changed=GOPROBE_CLANG");
     let clang = env::var("GOPROBE_CLANG").unwrap_or_else(|_| "clang-14".to_owned());
     let catalog = std::fs::read_to_string("src/catalog.toml").expect("reading src/catalog.toml");
+    // The catalog as JSON too: goprobe parses it on every run, and JSON
+    // parses several times faster than TOML (`Catalog::builtin`).
+    let table: toml::Table = catalog.parse().expect("src/catalog.toml is not valid TOML");
+    let json = serde_json::to_string(&table).expect("src/catalog.toml as JSON");
+    std::fs::write(out.join("catalog.json"), json).expect("writing catalog.json");
     let families = families(&catalog);
     for (family, fields) in &families {
         let dir = out.join("ebpf").join(family);

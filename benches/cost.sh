@@ -26,7 +26,17 @@
 # a throwaway PostgreSQL on loopback: one server span and three database
 # spans per request.
 #
-# Usage (as root): benches/cost.sh [GO_VERSION] [SECONDS] [CONCURRENCY] [ROUNDS] [hello|db]
+# Scenario `grpc` drives unary SayHello calls (benches/grpcload, built
+# against gRPC 1.64.1 from the module proxy) at the gRPC fixture's server
+# (gRPC ${GRPC_VERSION:-1.85.0}; GO_VERSION one build-modules.sh built it
+# with: 1.19, 1.23.9, 1.26.6), probe grpc.server: one server span per call.
+#
+# Scenario `cpu` is `hello` plus a configuration `cpu` (record with
+# --cpu=${COST_CPU_HZ:-99}: the cpu-clock perf event on every CPU): the
+# sampler's program runs per sample, not per request, so its hits and time
+# are reported per request at that load and per hit (per sample).
+#
+# Usage (as root): benches/cost.sh [GO_VERSION] [SECONDS] [CONCURRENCY] [ROUNDS] [hello|db|grpc|cpu]
 #   env: GOPROBE_CACHE (default <repo>/.cache), GOPROBE_BIN (default
 #        target/release/goprobe, else debug), GOPROBE_BASE_BIN (optional
 #        second build, reported as `base`), COST_PROBES (record's --probes,
@@ -40,10 +50,13 @@ conc=${3:-4}
 rounds=${4:-3}
 scenario=${5:-hello}
 probes=${COST_PROBES:-all}
+extra_configs=""
 case $scenario in
   hello) program=httpserver; path=/hello; floor_probes=http.server ;;
   db) program=dbserver; path=/db/three; floor_probes=http.server,db.sql ;;
-  *) echo "cost.sh: scenario is hello or db" >&2; exit 2 ;;
+  grpc) program=greeter; path=; floor_probes=grpc.server; probes=${COST_PROBES:-grpc.server} ;;
+  cpu) program=httpserver; path=/hello; floor_probes=http.server; extra_configs=cpu ;;
+  *) echo "cost.sh: scenario is hello, db, grpc or cpu" >&2; exit 2 ;;
 esac
 
 [ "$(id -u)" -eq 0 ] || { echo "cost.sh: run as root (eBPF)" >&2; exit 2; }
@@ -51,7 +64,8 @@ for tool in jq bpftool; do
   command -v $tool >/dev/null || { echo "cost.sh: $tool missing (scripts/setup.sh)" >&2; exit 2; }
 done
 bin=$cache/corpus/go$go_version/$program/default
-[ -x "$bin" ] || { echo "cost.sh: $bin missing: run tests/fixtures/build-corpus.sh --versions $go_version" >&2; exit 2; }
+[ "$scenario" = grpc ] && bin=$cache/grpc/go$go_version/grpc${GRPC_VERSION:-1.85.0}/default
+[ -x "$bin" ] || { echo "cost.sh: $bin missing: run tests/fixtures/build-corpus.sh --versions $go_version (tests/fixtures/build-modules.sh for grpc)" >&2; exit 2; }
 goprobe=${GOPROBE_BIN:-}
 if [ -z "$goprobe" ]; then
   if [ -x "$repo/target/release/goprobe" ]; then goprobe=$repo/target/release/goprobe
@@ -90,12 +104,26 @@ if [ "$scenario" = db ]; then
   server_args=(-dsn "postgres://goprobe@127.0.0.1:$port/goprobe?sslmode=disable")
 fi
 
-(cd "$repo/benches/loadgen" && GOTOOLCHAIN=local GOFLAGS=-mod=mod GOPROXY=off "$gotool" build -o "$work/loadgen" .)
+if [ "$scenario" = grpc ]; then
+  # grpcload needs a Go that builds gRPC 1.64 (1.21+): the corpus's newest.
+  mkdir -p "$work/grpcload"
+  cp "$repo/benches/grpcload/main.go" "$work/grpcload/"
+  printf 'module example.com/grpcload\n\ngo 1.21\n' > "$work/grpcload/go.mod"
+  lgo=$cache/go/1.26.6/go
+  (cd "$work/grpcload" && env -u GOFLAGS GOROOT="$lgo" GOTOOLCHAIN=local GOCACHE="$cache/gocache" \
+    GOMODCACHE="$cache/gomodcache" GOPATH="$cache/gopath" GOFLAGS=-mod=mod GOSUMDB=off CGO_ENABLED=0 \
+    GOPROXY="${GOPROXY:-https://proxy.golang.org}" sh -c \
+    "'$lgo/bin/go' get google.golang.org/grpc@v1.64.1 >/dev/null 2>&1 && '$lgo/bin/go' build -o '$work/loadgen' .")
+  server_args=(serve)
+else
+  (cd "$repo/benches/loadgen" && GOTOOLCHAIN=local GOFLAGS=-mod=mod GOPROXY=off "$gotool" build -o "$work/loadgen" .)
+fi
 
 "$bin" "${server_args[@]}" > "$work/addr" 2>/dev/null &
 server_pid=$!
 for _ in $(seq 50); do [ -s "$work/addr" ] && break; sleep 0.1; done
 url="http://$(head -1 "$work/addr")$path"
+[ "$scenario" = grpc ] && url=$(head -1 "$work/addr")
 
 start_goprobe() {
   local exe=$1 out=$2; shift 2
@@ -126,9 +154,12 @@ stats() {
   prog_stats "$gp_pid" | sed "s/^/$config\t$round\t$answered\t/" >> "$work/progs.tsv"
 }
 
-load() { "$work/loadgen" -url "$url" -c "$conc" -d "${secs}s" -warmup 1s; }
+load() {
+  if [ "$scenario" = grpc ]; then "$work/loadgen" -addr "$url" -c "$conc" -d "${secs}s" -warmup 1s
+  else "$work/loadgen" -url "$url" -c "$conc" -d "${secs}s" -warmup 1s; fi
+}
 
-configs="none floor empty record"
+configs="none floor empty record $extra_configs"
 [ -n "$base" ] && configs="$configs base"
 printf 'config\tround\trps\tmean_us\tp50_us\tp99_us\tanswered\n' > "$work/results.tsv"
 : > "$work/progs.tsv"   # config, round, answered, program, run_cnt, run_time_ns
@@ -146,6 +177,9 @@ for round in $(seq "$rounds"); do
         exe=$goprobe; [ "$config" = base ] && exe=$base
         start_goprobe "$exe" "$work/spans.ndjson" record --pid "$server_pid" --probes "$probes"
         r=$(load); stats; stop_goprobe ;;
+      cpu)
+        start_goprobe "$goprobe" "$work/spans.ndjson" record --pid "$server_pid" --probes "$probes" "--cpu=${COST_CPU_HZ:-99}"
+        r=$(load); stats; stop_goprobe ;;
     esac
     echo "$r" | jq -r --arg c "$config" --arg r "$round" \
       '[$c, $r, (.rps|floor), .mean_us, .p50_us, .p99_us, .total] | @tsv' >> "$work/results.tsv"
@@ -154,16 +188,19 @@ for round in $(seq "$rounds"); do
 done
 
 echo
-echo "Go $go_version $program GET $path, $conc connections, ${secs}s x $rounds rounds (medians, [min-max] over rounds):"
+echo "Go $go_version $program ${path:-SayHello}, $conc connections, ${secs}s x $rounds rounds (medians, [min-max] over rounds):"
 awk -F'\t' '
   function sort(v, k,    i, j, t) { for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t } }
   function med(v, k) { sort(v, k); return (k % 2) ? v[(k + 1) / 2] : (v[k / 2] + v[k / 2 + 1]) / 2 }
   NR == FNR { if (FNR > 1) { c = $1; n[c]++; if (!(c in seen)) { seen[c] = 1; order[++nc] = c }
       rps[c, n[c]] = $3; mean[c, n[c]] = $4; p99[c, n[c]] = $6 } ; next }
   { # progs.tsv: per program and round, per answered request
+    # The family of a program, from its name (bpftool shows 15 characters).
     c = $1; fam = $4
-    sub(/_(e|en|ent|entr|entry|r|re|ret|retu|retur|return|u|un|unw|unwo|unwound.*)$/, "", fam)
-    if (fam == "db_call") fam = "db_sql"; else if (fam == "panic") fam = "go_panic"; else if (fam == "spawn") fam = "go_spawn"
+    if (fam ~ /^(http_server|http_client|grpc_server|grpc_client|cpu_sample)/) fam = substr(fam, 1, 11)
+    else if (fam ~ /^db_call/) fam = "db_sql"; else if (fam ~ /^panic/) fam = "go_panic"
+    else if (fam ~ /^spawn/) fam = "go_spawn"; else if (fam ~ /^ph_/) fam = "http_phases"
+    else sub(/_(e|en|ent|entr|entry|r|re|ret|retu|retur|return)$/, "", fam)
     key = c SUBSEP fam SUBSEP $2
     if (!(key in fh)) { fr[c, fam]++ ; if (!((c, fam) in fseen)) { fseen[c, fam] = 1; fams[c] = fams[c] " " fam } }
     fh[key] += $5 / $3; fns[key] += $6 / $3
@@ -177,7 +214,7 @@ awk -F'\t' '
       printf "  %-7s %7.0f req/s  mean %7.1f us [%.1f-%.1f]  p99 %7.1f us\n", c, med(r, k), m, lo, hi, med(b, k) }
     printf "  added latency per request (medians): floor %.1f us over none", M["floor"] - M["none"]
     if ("empty" in M) printf "; empty %.1f us over none", M["empty"] - M["none"]
-    for (i = 1; i <= nc; i++) { c = order[i]; if (c == "record" || c == "base")
+    for (i = 1; i <= nc; i++) { c = order[i]; if (c == "record" || c == "base" || c == "cpu")
       printf "; %s %.1f us over none, %.1f us over the floor", c, M[c] - M["none"], M[c] - M["floor"] }
     printf "\n"
     for (i = 1; i <= nc; i++) { c = order[i]; if (!(c in fams)) continue

@@ -1,22 +1,32 @@
 #!/usr/bin/env bash
-# Speed of `goprobe inspect` against the Go toolchain's own tools, run side by
-# side with hyperfine (release build):
-#   * `goprobe inspect --json BIN`       vs `go version -m BIN`   (build info)
+# Speed of `goprobe inspect` against the Go toolchain's own tools (release
+# build), each pair run side by side with hyperfine, interleaved over rounds
+# (ROUNDS rounds of RUNS runs of each command, so a burst of load on the
+# machine hits both), reported as the median and spread (25th-75th
+# percentile, min-max) of all runs:
+#   * `goprobe inspect --json BIN`       vs `go version -m BIN`   (build info
+#     and the per-probe verdicts against build info alone)
 #   * `goprobe inspect --functions BIN`  vs `go tool nm TWIN`     (function table;
 #     nm needs the unstripped twin, goprobe reads the stripped binary's pclntab)
-# on the largest corpus binary and its stripped variant, and on a large real Go
-# binary (the newest corpus toolchain's `compile`, ~25 MB) unless BIN is given.
+# on the largest corpus binary and its stripped variant, the newest corpus
+# toolchain's `compile` (~25 MB, symbols, no DWARF), the same `cmd/compile`
+# built with DWARF (~33 MB unstripped; built once into the cache), and the
+# Debian-packaged Go servers the tests install (/usr/bin/prometheus, 50 MB
+# stripped; caddy; etcd) when present. Prints the load average too.
 #
 # Usage: benches/inspect.sh [BIN GO_VERSION]
-# Prints hyperfine's tables and the ratios (baseline mean / goprobe mean).
+# Env: ROUNDS (default 5), RUNS (default 10); NM=0 skips the function-table pairs.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
 cache=${GOPROBE_CACHE:-$repo/.cache}
 manifest=$cache/corpus/manifest.tsv
+rounds=${ROUNDS:-5}
+runs=${RUNS:-10}
 export GOTOOLCHAIN=local GOFLAGS=-mod=mod GOPROXY=off
 
 command -v hyperfine >/dev/null || { echo "bench: hyperfine missing (scripts/setup.sh installs it)" >&2; exit 2; }
+command -v jq >/dev/null || { echo "bench: jq missing (scripts/setup.sh installs it)" >&2; exit 2; }
 [ -f "$manifest" ] || { echo "bench: corpus missing: $manifest (tests/fixtures/build-corpus.sh)" >&2; exit 2; }
 
 cargo build --release --quiet
@@ -24,26 +34,35 @@ goprobe=$repo/target/release/goprobe
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
-# mean seconds of command N (0-based) in a hyperfine JSON export
-mean() { jq -r ".results[$2].mean" "$1"; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1fx", a / b }'; }
-ms() { awk -v a="$1" 'BEGIN { printf "%.2f ms", a * 1000 }'; }
+# pair LABEL NAME_A CMD_A NAME_B CMD_B: interleaved rounds, then one line
+# per command: median, interquartile range and min-max in ms, and the ratio.
+pair() {
+  local label=$1 na=$2 a=$3 nb=$4 b=$5 r
+  for r in $(seq "$rounds"); do
+    hyperfine -N --warmup 2 --runs "$runs" --export-json "$out/r$r.json" \
+      -n "$na" "$a" -n "$nb" "$b" >/dev/null 2>&1
+  done
+  jq -rs --arg what "$label" '
+    def q($p): sort | .[((length - 1) * $p | floor)];
+    def ms: . * 1000 * 100 | round / 100;
+    [.[].results] | transpose | map({name: .[0].command, t: (map(.times) | add)})
+    | "  \($what)",
+      (.[] | "    \(.name): median \(.t | q(0.5) | ms) ms (IQR \(.t | q(0.25) | ms)-\(.t | q(0.75) | ms), range \(.t | min | ms)-\(.t | max | ms), \(.t | length) runs)"),
+      "    ratio of medians (toolchain / goprobe; above 1: goprobe faster): \((.[0].t | q(0.5)) / (.[1].t | q(0.5)) * 100 | round / 100)"
+  ' "$out"/r*.json
+}
 
-# bench LABEL BIN TWIN GO_VERSION
+# bench LABEL BIN TWIN GO_VERSION [skip-nm]
 bench() {
   local label=$1 bin=$2 twin=$3 ver=$4
   local go=$cache/go/$ver/go/bin/go
-  echo "== $label: $bin ($(du -h "$bin" | cut -f1), Go $ver)"
-  hyperfine -N --warmup 5 --min-runs 30 --export-json "$out/bi.json" \
-    -n "go version -m" "$go version -m $bin" \
-    -n "goprobe inspect --json" "$goprobe inspect --json $bin" >&2
-  hyperfine -N --warmup 5 --min-runs 30 --export-json "$out/fn.json" \
-    -n "go tool nm (unstripped twin)" "$go tool nm $twin" \
-    -n "goprobe inspect --functions" "$goprobe inspect --functions $bin" >&2
-  local fns
-  fns=$("$goprobe" inspect --functions "$bin" | wc -l)
-  echo "  build info: go version -m $(ms "$(mean "$out/bi.json" 0)"), goprobe $(ms "$(mean "$out/bi.json" 1)"): goprobe $(ratio "$(mean "$out/bi.json" 0)" "$(mean "$out/bi.json" 1)") faster"
-  echo "  functions ($fns): go tool nm $(ms "$(mean "$out/fn.json" 0)"), goprobe $(ms "$(mean "$out/fn.json" 1)"): goprobe $(ratio "$(mean "$out/fn.json" 0)" "$(mean "$out/fn.json" 1)") faster"
+  echo "== $label: $bin ($(du -h "$bin" | cut -f1), Go $ver); load average $(cut -d' ' -f1-3 /proc/loadavg)"
+  pair "build info" "go version -m" "$go version -m $bin" "goprobe inspect --json" "$goprobe inspect --json $bin"
+  if [ -z "${5:-}" ] && [ "${NM:-1}" != 0 ]; then
+    local fns
+    fns=$("$goprobe" inspect --functions "$bin" | wc -l)
+    pair "functions ($fns)" "go tool nm (unstripped twin)" "$go tool nm $twin" "goprobe inspect --functions" "$goprobe inspect --functions $bin"
+  fi
 }
 
 if [ $# -ge 2 ]; then
@@ -60,9 +79,24 @@ if [ -n "$stripped" ]; then
   bench "its stripped variant" "$stripped" "$twin" "$ver"
 fi
 
-# A large real Go program: the compiler of the newest corpus toolchain.
+# A large real Go program: the compiler of the newest corpus toolchain, as
+# shipped (symbols, no DWARF) and built with DWARF (unstripped, compressed
+# DWARF: the verdicts cross-check DWARF against the type descriptors).
 newest=$(cut -f1 "$manifest" | sort -V | tail -1)
 compile=$cache/go/$newest/go/pkg/tool/linux_amd64/compile
 if [ -f "$compile" ]; then
-  bench "large real Go binary (cmd/compile)" "$compile" "$compile" "$newest"
+  bench "large real Go binary (cmd/compile as shipped)" "$compile" "$compile" "$newest"
+  dwarf_bin=$cache/bench/compile-dwarf-$newest
+  if [ ! -f "$dwarf_bin" ]; then
+    mkdir -p "$cache/bench"
+    echo "bench: building cmd/compile with DWARF ($newest) into $dwarf_bin" >&2
+    GOCACHE=${GOCACHE:-$cache/gocache} "$cache/go/$newest/go/bin/go" build -o "$dwarf_bin" cmd/compile
+  fi
+  bench "large unstripped Go binary (cmd/compile with DWARF)" "$dwarf_bin" "$dwarf_bin" "$newest"
 fi
+
+# Go servers as Debian packages them (GOPATH builds, stripped).
+for deb in /usr/bin/prometheus /usr/bin/caddy /usr/bin/etcd; do
+  [ -f "$deb" ] && bench "Debian package ($(basename "$deb"), stripped)" "$deb" "$deb" "$newest" skip-nm
+done
+exit 0

@@ -133,6 +133,24 @@ impl DwarfTypes {
             RunTimeEndian::Big
         };
         let load = |id: gimli::SectionId| -> Result<Cow<'_, [u8]>, object::Error> {
+            use gimli::SectionId as S;
+            // Location and range lists, address ranges, macros and name
+            // indexes say nothing of types: left compressed, unread. (The
+            // line table stays: reading a unit parses its header.)
+            if matches!(
+                id,
+                S::DebugLoc
+                    | S::DebugLocLists
+                    | S::DebugRanges
+                    | S::DebugRngLists
+                    | S::DebugAranges
+                    | S::DebugMacinfo
+                    | S::DebugMacro
+                    | S::DebugNames
+                    | S::DebugTypes
+            ) {
+                return Ok(Cow::Borrowed(&[][..]));
+            }
             match file.section_by_name(id.name()) {
                 Some(section) => section.uncompressed_data(),
                 None => Ok(Cow::Borrowed(&[][..])),

@@ -62,6 +62,7 @@ struct gp_grpc_client_event {
 	__u64 end_ns;
 	__u64 error_type;             /* the call's error's dynamic type, 0 for nil */
 	__u64 cs;                     /* the *clientStream, once newClientStreamWithParams returned it */
+	__u64 parent_goid;            /* runtime.g.parentGoid (Go >= 1.21), 0 when unknown */
 	__u32 stream_id;
 	__u32 method_len;
 	__u32 message_len;
@@ -75,7 +76,7 @@ struct gp_grpc_client_event {
 	char target[GP_TARGET_MAX];   /* ClientConn.target: what the program dialled */
 	char error_text[GP_ERROR_TEXT_MAX]; /* an *errors.errorString's text */
 };
-_Static_assert(sizeof(struct gp_grpc_client_event) == 536, "gp_grpc_client_event layout (src/probes/grpc_client.rs)");
+_Static_assert(sizeof(struct gp_grpc_client_event) == 544, "gp_grpc_client_event layout (src/probes/grpc_client.rs)");
 
 /* Calls between newClientStream's entry and return, by goroutine. */
 struct {
@@ -223,6 +224,7 @@ int grpc_client_entry(void *ctx)
 	ev->g = regs->r14;
 	ev->start_ns = bpf_ktime_get_ns();
 	int bad = read_goid(ctx, cfg, &ev->goid);
+	ev->parent_goid = read_parent_goid(ctx, cfg);
 	/* The method string is in two registers: copy it from its bytes. */
 	__u64 mptr = slot(ctx, h, 0), mlen = slot(ctx, h, 1);
 	ev->method_len = mlen > 0xffffffffULL ? 0xffffffffU : (__u32)mlen;

@@ -504,6 +504,56 @@ mod tests {
         );
     }
 
+    /// Go 1.21+ (the parent goroutine's offset known): every client and
+    /// event probe reads its goroutine's creator, so no selection brings the
+    /// goroutine-creation probes with their two traps per goroutine; without
+    /// the offset (Go 1.19, 1.20) any client or event probe brings them.
+    #[test]
+    fn lineage_needs_goroutine_creations_only_without_parent_goid() {
+        let catalog = Catalog::builtin().expect("catalog");
+        let linked: Vec<&catalog::Probe> = catalog
+            .probes
+            .iter()
+            .filter(|p| matches!(p.role, Role::Client | Role::Event))
+            .collect();
+        assert!(linked.iter().any(|p| p.name == "grpc.client"));
+        let spawn: Vec<&str> = catalog
+            .probes
+            .iter()
+            .filter(|p| p.internal)
+            .map(|p| p.name.as_str())
+            .collect();
+        assert!(spawn.contains(&"go.spawn"), "{spawn:?}");
+        let with: BTreeMap<String, u64> = [(PARENT_GOID.to_owned(), 272)].into();
+        let without = BTreeMap::new();
+        for p in &linked {
+            let mut probes = vec!["http.server".to_owned(), p.name.clone()];
+            add_lineage(catalog, &mut probes, &with);
+            assert_eq!(
+                probes,
+                ["http.server", p.name.as_str()],
+                "{} on Go 1.21+",
+                p.name
+            );
+            let mut probes = vec![p.name.clone()];
+            add_lineage(catalog, &mut probes, &without);
+            for s in &spawn {
+                assert!(
+                    probes.iter().any(|x| x == s),
+                    "{} before Go 1.21: {probes:?}",
+                    p.name
+                );
+            }
+        }
+        let mut servers = vec!["http.server".to_owned(), "grpc.server".to_owned()];
+        add_lineage(catalog, &mut servers, &without);
+        assert_eq!(
+            servers,
+            ["http.server", "grpc.server"],
+            "servers alone need no lineage"
+        );
+    }
+
     #[test]
     fn service_names() {
         assert_eq!(

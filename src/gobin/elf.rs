@@ -11,8 +11,10 @@ use super::read::{Words, slice_at, to_usize};
 /// `PF_X`, `PF_W` from the ELF specification.
 const PF_X: u32 = 1;
 const PF_W: u32 = 2;
-/// `SHF_COMPRESSED`.
+/// `SHF_COMPRESSED`, `SHF_ALLOC`, `SHF_EXECINSTR`.
 const SHF_COMPRESSED: u64 = 0x800;
+const SHF_ALLOC: u64 = 0x2;
+const SHF_EXECINSTR: u64 = 0x4;
 
 /// One `PT_LOAD` segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,6 +119,22 @@ pub(crate) fn section(file: &object::File<'_>, name: &str) -> Option<SectionRang
         offset,
         size,
     })
+}
+
+/// File ranges (offset, size) of the sections that can hold the program's
+/// string data: loaded, not code, with file contents, and not the function
+/// table (names and file paths only). Go's linker writes string literals to
+/// `.rodata`; the other data sections are kept so nothing depends on that.
+/// Empty when the file has no section headers.
+pub(crate) fn data_sections(file: &object::File<'_>) -> Vec<(u64, u64)> {
+    file.sections()
+        .filter(|s| {
+            matches!(s.flags(), SectionFlags::Elf { sh_flags }
+                if sh_flags & SHF_ALLOC != 0 && sh_flags & SHF_EXECINSTR == 0)
+                && !s.name().is_ok_and(|n| n.ends_with(".gopclntab"))
+        })
+        .filter_map(|s| s.file_range())
+        .collect()
 }
 
 /// The name of a section whose file contents do not fit in a file of

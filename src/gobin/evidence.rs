@@ -13,15 +13,24 @@ const MARKERS: [(&str, &[u8]); 1] = [("google.golang.org/grpc", b"grpc-go/")];
 
 /// The modules whose versions `data` shows, each as `v<version>`.
 pub fn module_versions(data: &[u8]) -> Vec<Module> {
+    module_versions_in(&[data])
+}
+
+/// [`module_versions`] over several parts of a file (its data sections,
+/// [`super::GoBinary::data_parts`]), taken together.
+pub fn module_versions_in(parts: &[&[u8]]) -> Vec<Module> {
     let mut out = Vec::new();
     for (path, marker) in MARKERS {
+        let finder = memchr::memmem::Finder::new(marker);
         let mut found: Vec<String> = Vec::new();
-        for at in memchr::memmem::find_iter(data, marker) {
-            let Some(v) = version_at(&data[at + marker.len()..]) else {
-                continue;
-            };
-            if !found.contains(&v) {
-                found.push(v);
+        for data in parts {
+            for at in finder.find_iter(data) {
+                let Some(v) = version_at(&data[at + marker.len()..]) else {
+                    continue;
+                };
+                if !found.contains(&v) {
+                    found.push(v);
+                }
             }
         }
         if let [v] = found.as_slice() {

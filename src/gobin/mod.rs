@@ -203,6 +203,9 @@ pub struct GoBinary {
     pclntab: Result<Located, String>,
     /// Resolved on first use.
     functions: OnceLock<Vec<Function>>,
+    /// File ranges of the data sections ([`elf::data_sections`]); empty
+    /// without section headers.
+    data_sections: Vec<(u64, u64)>,
 }
 
 impl std::fmt::Debug for GoBinary {
@@ -310,6 +313,7 @@ impl GoBinary {
             )));
         }
         let facts = elf::facts(&file);
+        let data_sections = elf::data_sections(&file);
 
         let pclntab = {
             let sections: Vec<_> = [".gopclntab", ".data.rel.ro.gopclntab"]
@@ -368,6 +372,7 @@ impl GoBinary {
             layout,
             pclntab,
             functions: OnceLock::new(),
+            data_sections,
         })
     }
 
@@ -379,6 +384,23 @@ impl GoBinary {
     }
     pub fn data(&self) -> &[u8] {
         self.bytes.as_slice()
+    }
+
+    /// The parts of the file that can hold the program's data (string
+    /// literals among it): its loaded, non-code sections other than the
+    /// function table; the whole file when it has no section headers.
+    pub fn data_parts(&self) -> Vec<&[u8]> {
+        let data = self.data();
+        if self.data_sections.is_empty() {
+            return vec![data];
+        }
+        self.data_sections
+            .iter()
+            // Every section was checked to lie inside the file when it opened.
+            .filter_map(|&(off, len)| {
+                read::slice_at(data, read::to_usize(off)?, read::to_usize(len)?)
+            })
+            .collect()
     }
     pub fn build_info(&self) -> &BuildInfo {
         &self.build_info

@@ -188,27 +188,55 @@ pub(crate) fn functions(tab: &[u8], h: &Header, text_start: u64) -> Result<Vec<R
 
 /// Which of `names` the table has functions for (exactly named), in one
 /// pass. Needs neither the text start nor a string per function, so it is
-/// cheap enough for verdicts on binaries with tens of thousands of functions.
+/// cheap enough for verdicts on binaries with tens of thousands of functions:
+/// each function's name is measured once and looked up by a key (its length
+/// and last bytes) among the wanted names, instead of being compared with
+/// every one of them.
 pub(crate) fn has_functions(tab: &[u8], h: &Header, names: &[&str]) -> Result<Vec<bool>, String> {
     let mut found = vec![false; names.len()];
     let mut left = names.len();
+    let mut keys: Vec<(u64, usize)> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (name_key(n.as_bytes()), i))
+        .collect();
+    keys.sort_unstable();
+    // 64 Kbit of the keys' low bits: most names are turned away by one bit.
+    let mut seen_bits = vec![0u64; 1 << 10];
+    let bit = |key: u64| (key ^ (key >> 16) ^ (key >> 32) ^ (key >> 48)) as usize & 0xffff;
+    for &(k, _) in &keys {
+        seen_bits[bit(k) >> 6] |= 1 << (bit(k) & 63);
+    }
     walk(tab, h, |_, name_at, _, _| {
-        for (name, seen) in names.iter().zip(found.iter_mut()) {
-            // Compare in place (name, then its NUL) instead of measuring
-            // every name first: most names differ in their first bytes.
-            let want = name.as_bytes();
-            let hit = name_at
-                .checked_add(want.len())
-                .and_then(|end| Some((tab.get(name_at..end)?, tab.get(end)?)))
-                .is_some_and(|(bytes, &nul)| bytes == want && nul == 0);
-            if hit && !*seen {
-                *seen = true;
+        // A name without its NUL is no name (and matches nothing).
+        let Some(name) = cstr_at(tab, name_at) else {
+            return Ok(left > 0);
+        };
+        let key = name_key(name);
+        if seen_bits[bit(key) >> 6] & (1 << (bit(key) & 63)) == 0 {
+            return Ok(true);
+        }
+        let from = keys.partition_point(|&(k, _)| k < key);
+        for &(k, i) in &keys[from..] {
+            if k != key {
+                break;
+            }
+            if !found[i] && names[i].as_bytes() == name {
+                found[i] = true;
                 left -= 1;
             }
         }
         Ok(left > 0)
     })?;
     Ok(found)
+}
+
+/// A cheap lookup key of a function name: its length and its last 8 bytes
+/// (where Go names differ most: the method or function itself).
+fn name_key(name: &[u8]) -> u64 {
+    let tail = &name[name.len().saturating_sub(8)..];
+    let last = tail.iter().fold(0u64, |k, &b| (k << 8) | u64::from(b));
+    last ^ (name.len() as u64).rotate_right(8)
 }
 
 /// Visit each function (its index, the offset of its NUL-terminated name in

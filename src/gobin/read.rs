@@ -75,7 +75,7 @@ pub(crate) fn cstr_at(data: &[u8], off: usize) -> Option<&[u8]> {
 }
 
 fn memchr_nul(b: &[u8]) -> Option<usize> {
-    b.iter().position(|&c| c == 0)
+    memchr::memchr(0, b)
 }
 
 /// A Go `uvarint` at `off`: the value and the offset just past it.

@@ -129,7 +129,7 @@ impl Key {
     /// ([`crate::gobin::evidence`]: a GOPATH build of gRPC).
     pub fn for_binary(bin: &crate::gobin::GoBinary, goarch: &str) -> Key {
         let mut key = Key::from_build_info(bin.build_info(), goarch);
-        for m in crate::gobin::evidence::module_versions(bin.data()) {
+        for m in crate::gobin::evidence::module_versions_in(&bin.data_parts()) {
             if !key.modules.iter().any(|k| k.path == m.path) {
                 key.modules.push(m);
             }

@@ -217,9 +217,24 @@ impl<'a> Resolver<'a> {
                     },
                 ),
                 None => {
+                    // A split minor's unseen patch release: the fields on
+                    // which all its layout groups agree, marked inexact.
+                    let ty = crate::dwarf::split_field_name(field).map(|(ty, _)| ty);
+                    if let Some(a) = self.table.stdlib_agreed(go, arch, field, ty) {
+                        return Answer::Known {
+                            offset: a.entry.offset,
+                            size: Some(a.entry.size),
+                            type_size: a.type_size,
+                            table: Some(TableProvenance {
+                                key: a.minor,
+                                verified: a.verified,
+                                exact: false,
+                            }),
+                        };
+                    }
                     return Answer::Unavailable(match super::table::minor_of(go) {
                         Some(minor) if self.table.split_minor(go).is_some() => format!(
-                            "{minor} layouts changed between patch releases and the offsets table lists {go} in none of its groups: {}",
+                            "{minor} layouts changed between patch releases (this field among them) and the offsets table lists {go} in none of its groups: {}",
                             self.table.split_minor(go).unwrap_or_default()
                         ),
                         Some(minor) => format!("{minor}/{arch} not in the offsets table"),
@@ -417,6 +432,64 @@ mod tests {
         assert_eq!(
             k.module_version("example.com/greet").as_deref(),
             Some("v1.3.0")
+        );
+    }
+
+    /// A minor split by a patch release that moved one field: an unseen
+    /// patch release of it gets the fields all groups agree on, inexact,
+    /// and not the moved one.
+    #[test]
+    fn split_minor_answers_agreed_fields_for_unseen_releases() {
+        let mut t = Table::default();
+        for (go, moved) in [("go1.26.8", 200), ("go1.26.9", 192)] {
+            let mut l = Layouts::default();
+            l.fields.insert(
+                "net/http.Request.Method".into(),
+                FieldEntry {
+                    offset: 0,
+                    size: 16,
+                },
+            );
+            l.fields.insert(
+                "net/http.http2ClientConn.tconn".into(),
+                FieldEntry {
+                    offset: moved,
+                    size: 16,
+                },
+            );
+            let e = Entry {
+                go: Some(go.into()),
+                module: None,
+                version: None,
+                goarch: "amd64".into(),
+                layouts: l,
+            };
+            t.insert_with(e, true).unwrap();
+        }
+        let r = Resolver::new(Err("no DWARF".into()), &t, key("go1.26.12", vec![]));
+        let got = r.resolve("net/http.Request.Method");
+        assert_eq!((got.offset, got.source), (Some(0), Source::Table));
+        assert!(got.is_inexact_table());
+        assert_eq!(got.table.unwrap().verified, ["go1.26.8", "go1.26.9"]);
+        let got = r.resolve("net/http.http2ClientConn.tconn");
+        assert_eq!(got.source, Source::Unknown);
+        assert!(
+            got.reason
+                .unwrap()
+                .contains("changed between patch releases")
+        );
+        // A release a group lists keeps its own group's offset, exactly.
+        let r = Resolver::new(Err("no DWARF".into()), &t, key("go1.26.9", vec![]));
+        let got = r.resolve("net/http.http2ClientConn.tconn");
+        assert_eq!(got.offset, Some(192));
+        assert!(!got.is_inexact_table());
+        let strict = Resolver::new(Err("no DWARF".into()), &t, key("go1.26.12", vec![]));
+        assert_eq!(
+            strict
+                .strict(true)
+                .resolve("net/http.Request.Method")
+                .source,
+            Source::Unknown
         );
     }
 

@@ -131,6 +131,18 @@ pub struct StdlibMatch<'t> {
     pub exact: bool,
 }
 
+/// A field every layout group of a split minor agrees on ([`Table::stdlib_agreed`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Agreed {
+    pub entry: FieldEntry,
+    /// The struct's size, when every group has the same.
+    pub type_size: Option<u64>,
+    /// The minor's key (`go1.26`).
+    pub minor: String,
+    /// Every group's releases, in version order.
+    pub verified: Vec<String>,
+}
+
 /// The minor key (`go1.23`) of a Go release version (`go1.23.4`, `go1.19`);
 /// `None` for prereleases (`go1.23rc1`), development builds and versions
 /// with GOEXPERIMENTs (`go1.23.4 X:nocoverageredesign`), whose layouts a
@@ -271,6 +283,52 @@ impl Table {
             }),
             _ => None,
         }
+    }
+
+    /// One field for a release in none of its split minor's layout groups
+    /// (a patch release the generator did not see): known when every group
+    /// of the minor holds it for this GOARCH at the same offset and size
+    /// (the patch releases that split the minor changed other fields), with
+    /// the struct `ty`'s size when the groups agree on it too; the minor's
+    /// key and every group's releases for the provenance. `None` when the
+    /// minor is not split, or a group lacks the field or places it elsewhere.
+    pub fn stdlib_agreed(
+        &self,
+        go_version: &str,
+        goarch: &str,
+        field: &str,
+        ty: Option<&str>,
+    ) -> Option<Agreed> {
+        let minor = minor_of(go_version)?;
+        let groups: Vec<&Minor> = self.groups(&minor).map(|(_, m)| m).collect();
+        if groups.len() < 2 {
+            return None;
+        }
+        let mut entry: Option<&FieldEntry> = None;
+        let mut type_size: Option<Option<u64>> = None;
+        let mut verified = Vec::new();
+        for m in &groups {
+            let l = m.archs.get(goarch)?;
+            let e = l.fields.get(field)?;
+            if entry.is_some_and(|prev| prev != e) {
+                return None;
+            }
+            entry = Some(e);
+            let size = ty.and_then(|t| l.types.get(t).copied());
+            type_size = match type_size {
+                None => Some(size),
+                Some(prev) if prev == size => Some(prev),
+                Some(_) => Some(None),
+            };
+            verified.extend(m.verified.iter().cloned());
+        }
+        sort_versions(&mut verified);
+        Some(Agreed {
+            entry: *entry?,
+            type_size: type_size.flatten(),
+            minor,
+            verified,
+        })
     }
 
     /// When `go_version`'s minor has several layout groups and the release

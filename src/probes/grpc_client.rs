@@ -67,6 +67,8 @@ pub struct ClientEvent {
     pub end_ns: u64,
     pub error_type: u64,
     pub cs: u64,
+    /// `runtime.g.parentGoid` (Go 1.21+), 0 when unknown.
+    pub parent_goid: u64,
     pub stream_id: u32,
     pub method_len: u32,
     pub message_len: u32,
@@ -80,7 +82,7 @@ pub struct ClientEvent {
     pub target: [u8; TARGET_MAX],
     pub error_text: [u8; ERROR_TEXT_MAX],
 }
-const _: () = assert!(size_of::<ClientEvent>() == 536);
+const _: () = assert!(size_of::<ClientEvent>() == 544);
 
 // SAFETY: repr(C), integers and byte arrays only, no implicit padding (size
 // checked above), so every bit pattern is valid.
@@ -226,15 +228,18 @@ impl Family for GrpcClient {
             }
         }
         // An error whose type cannot be named has no code: nothing is guessed.
-        Some(RawEvent {
-            probe: PROBE.to_owned(),
-            pid: ev.pid,
-            tid: ev.tid,
-            goroutine: ev.goid,
-            start_ns: ev.start_ns,
-            end_ns: ev.end_ns,
-            fields: RawEvent::fields_from(&f),
-        })
+        Some(
+            RawEvent {
+                probe: PROBE.to_owned(),
+                pid: ev.pid,
+                tid: ev.tid,
+                goroutine: ev.goid,
+                start_ns: ev.start_ns,
+                end_ns: ev.end_ns,
+                fields: RawEvent::fields_from(&f),
+            }
+            .with_parent_goroutine(ev.parent_goid),
+        )
     }
 
     fn span(&self, ev: &RawEvent, _nested: &[Event]) -> Result<SpanParts, RecordingError> {
@@ -380,6 +385,15 @@ mod tests {
         };
         let raw = FAMILY.decode(&bytes, &mut ctx).expect("decodes");
         assert_eq!(raw.fields["code"], 0, "no error is OK");
+        assert_eq!(raw.parent_goroutine(), None, "0: creator not known");
+        // Go 1.21+: the goroutine's creator, for lineage without go.spawn.
+        let mut child = ev;
+        child.parent_goid = 41;
+        let mut cb = vec![0u8; size_of::<ClientEvent>()];
+        // SAFETY: writing one ClientEvent into its own bytes.
+        unsafe { std::ptr::write_unaligned(cb.as_mut_ptr().cast::<ClientEvent>(), child) };
+        let linked = FAMILY.decode(&cb, &mut ctx).expect("decodes");
+        assert_eq!(linked.parent_goroutine(), Some(41));
         let mut with = raw.clone();
         with.fields
             .insert("target".into(), "dns:///greeter:50051".into());

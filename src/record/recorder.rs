@@ -29,8 +29,10 @@
 use std::collections::HashMap;
 
 mod links;
+mod waiting;
 
 use links::{Links, Resolved};
+use waiting::{Claimed, Pending, PendingRef};
 
 use crate::catalog::{Catalog, CatalogError, Role};
 use crate::clock::WallOffset;
@@ -40,14 +42,6 @@ use crate::sample::CpuSample;
 use crate::span::{AttrValue, Attributes, Event, Span, SpanId, SpanKind, TraceId};
 use crate::stream::{Line, RawEvent, TargetInfo};
 use crate::tracecontext::{new_span_id, new_trace_id};
-
-/// Pending events waiting longer than this (monotonic ns behind the newest
-/// event) are given up on and written as roots, bounding memory.
-const PENDING_HORIZON_NS: u64 = 120_000_000_000;
-const PENDING_MAX: usize = 100_000;
-
-/// How far up the goroutine family tree an event looks for its enclosing span.
-const MAX_ANCESTORS: usize = 16;
 
 /// Stands in for the trace id of a span not yet given its trace (set
 /// before any span is written).
@@ -96,16 +90,6 @@ enum Item {
     /// A CPU sample.
     Sample(samples::Waiting),
 }
-
-struct Pending {
-    start_ns: u64,
-    end_ns: u64,
-    item: Item,
-}
-
-/// A pending event's id, and when its goroutine line branched off the
-/// indexed goroutine (None: it ran on that goroutine itself).
-type PendingRef = (u64, Option<u64>);
 
 /// Stateful converter from stream lines to spans.
 pub struct Recorder {
@@ -256,7 +240,12 @@ impl Recorder {
                 if role == Role::Client {
                     self.note_parent(&ev);
                 }
-                let (probes, events, children, samples) = self.claim(&ev);
+                let Claimed {
+                    probes,
+                    events,
+                    spans: children,
+                    samples,
+                } = self.claim(&ev);
                 let mut parts = family.span(&ev, &events)?;
                 self.annotate(&ev, &mut parts, &probes, &events);
                 let (incoming, connection) = (parts.incoming, parts.connection);
@@ -293,12 +282,6 @@ impl Recorder {
         Ok(())
     }
 
-    /// More waits than the bounds allow (span events and CPU samples, each).
-    fn over_bounds(&self) -> bool {
-        self.pending.len() - self.samples_waiting > PENDING_MAX
-            || self.samples_waiting > samples::SAMPLES_MAX
-    }
-
     /// Sample records completed since the last call, in no particular order.
     pub fn take_samples(&mut self) -> Vec<CpuSample> {
         std::mem::take(&mut self.samples_out)
@@ -322,72 +305,6 @@ impl Recorder {
         }
         self.stats.linked = self.links.linked;
         self.stats.ambiguous_links = self.links.ambiguous;
-    }
-
-    /// An event that names the goroutine that started its own (Go 1.21+
-    /// `runtime.g.parentGoid`) links the two like a goroutine-creation event,
-    /// as created when the event started: a span on the parent encloses it
-    /// when the event starts inside the span. A creation event seen before
-    /// (go.spawn, with the real creation time) is kept.
-    fn note_parent(&mut self, ev: &RawEvent) {
-        if let Some(parent) = ev.parent_goroutine() {
-            self.parents
-                .entry((ev.pid, ev.goroutine))
-                .or_insert((parent, ev.start_ns));
-        }
-    }
-
-    /// Take the pending events `ev` encloses: on its goroutine inside its
-    /// time, or on a goroutine that branched off it inside its time. Span
-    /// events (with the probe of each), spans and CPU samples, each in
-    /// start order.
-    #[allow(clippy::type_complexity)]
-    fn claim(
-        &mut self,
-        ev: &RawEvent,
-    ) -> (Vec<String>, Vec<Event>, Vec<Node>, Vec<samples::Waiting>) {
-        let mut claimed: Vec<Pending> = Vec::new();
-        if let Some(cands) = self.index.remove(&(ev.pid, ev.goroutine)) {
-            let mut keep = Vec::new();
-            for (id, branched) in cands {
-                let Some(p) = self.pending.get(&id) else {
-                    continue;
-                };
-                let inside = match branched {
-                    None => p.start_ns >= ev.start_ns && p.end_ns <= ev.end_ns,
-                    Some(ts) => ts >= ev.start_ns && ts <= ev.end_ns,
-                };
-                if inside {
-                    if let Some(p) = self.pending.remove(&id) {
-                        claimed.push(p);
-                    }
-                } else {
-                    keep.push((id, branched));
-                }
-            }
-            if !keep.is_empty() {
-                self.index.insert((ev.pid, ev.goroutine), keep);
-            }
-        }
-        claimed.sort_by_key(|p| p.start_ns);
-        let mut probes = Vec::new();
-        let mut events = Vec::new();
-        let mut spans = Vec::new();
-        let mut samples = Vec::new();
-        for p in claimed {
-            match p.item {
-                Item::Event { probe, event, .. } => {
-                    probes.push(probe);
-                    events.push(event);
-                }
-                Item::Span(node) => spans.push(node),
-                Item::Sample(s) => {
-                    self.samples_waiting -= 1;
-                    samples.push(s);
-                }
-            }
-        }
-        (probes, events, spans, samples)
     }
 
     /// Let the families of the `event` probes attached to `ev`'s process
@@ -415,83 +332,6 @@ impl Recorder {
             for (k, v) in family.enclosing_attributes(&ev.probe, parts, &mine) {
                 parts.attributes.entry(k).or_insert(v);
             }
-        }
-    }
-
-    /// Keep `item` until a span encloses it: indexed under its goroutine
-    /// and every ancestor.
-    fn wait(&mut self, ev: &RawEvent, item: Item) {
-        let id = self.next_id;
-        self.next_id += 1;
-        let mut g = ev.goroutine;
-        let mut branched = None;
-        for _ in 0..MAX_ANCESTORS {
-            self.index
-                .entry((ev.pid, g))
-                .or_default()
-                .push((id, branched));
-            match self.parents.get(&(ev.pid, g)) {
-                Some(&(parent, ts)) if parent != g => {
-                    branched = Some(ts);
-                    g = parent;
-                }
-                _ => break,
-            }
-        }
-        self.pending.insert(
-            id,
-            Pending {
-                start_ns: ev.start_ns,
-                end_ns: ev.end_ns,
-                item,
-            },
-        );
-    }
-
-    /// Write pending events that can no longer be enclosed as roots, and
-    /// forget old goroutine creations. Over a bound, every wait of that kind
-    /// is given up (span events), or the older half (CPU samples).
-    fn expire(&mut self, out: &mut Vec<Span>) {
-        let horizon = self.newest_ns.saturating_sub(PENDING_HORIZON_NS);
-        let force = self.pending.len() - self.samples_waiting > PENDING_MAX;
-        let sample_cut = if self.samples_waiting > samples::SAMPLES_MAX {
-            let mut times: Vec<u64> = self
-                .pending
-                .values()
-                .filter(|p| matches!(p.item, Item::Sample(_)))
-                .map(|p| p.end_ns)
-                .collect();
-            let half = times.len() / 2;
-            times.select_nth_unstable(half);
-            times[half]
-        } else {
-            0
-        };
-        let ids: Vec<u64> = self
-            .pending
-            .iter()
-            .filter(|(_, p)| match p.item {
-                Item::Sample(_) => p.end_ns < horizon.max(sample_cut),
-                _ => force || p.end_ns < horizon,
-            })
-            .map(|(id, _)| *id)
-            .collect();
-        let mut old: Vec<Pending> = ids
-            .iter()
-            .filter_map(|id| self.pending.remove(id))
-            .collect();
-        let pending = &self.pending;
-        self.index.retain(|_, v| {
-            v.retain(|(id, _)| pending.contains_key(id));
-            !v.is_empty()
-        });
-        self.parents.retain(|_, (_, ts)| *ts >= horizon);
-        old.sort_by_key(|p| p.start_ns);
-        for p in old {
-            self.root(p.item, out);
-        }
-        for node in self.links.prune(self.newest_ns) {
-            self.emit(node, new_trace_id(), None, out);
         }
     }
 

@@ -729,3 +729,102 @@ fn table_generator_fails_when_patch_releases_disagree() {
     );
     assert_eq!(std::fs::read_to_string(&table).unwrap(), written);
 }
+
+/// A patch release the generator did not see, of a minor whose later patch
+/// releases moved some fields (the table splits it into layout groups): the
+/// fields every group places alike come from the table, marked inexact with
+/// every group's releases; a moved field is never answered by the table (here
+/// the binary's own descriptors answer it).
+#[test]
+fn unseen_patch_release_of_a_split_minor_gets_the_agreed_fields() {
+    let table: serde_json::Value =
+        serde_json::from_str(goprobe::offsets::table::BUILTIN_TABLE_JSON).unwrap();
+    let stdlib = table["stdlib"].as_object().unwrap();
+    let groups_of = |minor: &str| -> Vec<&serde_json::Value> {
+        stdlib
+            .iter()
+            .filter(|(k, _)| *k == minor || k.starts_with(&format!("{minor}.")))
+            .map(|(_, v)| v)
+            .collect()
+    };
+    let fields = |g: &serde_json::Value| g["archs"]["amd64"]["fields"].clone();
+    // The fields some patch release of `minor` moved.
+    let moved_in = |minor: &str| -> Vec<String> {
+        let groups = groups_of(minor);
+        let first = fields(groups[0]);
+        first
+            .as_object()
+            .unwrap()
+            .keys()
+            .filter(|k| {
+                groups
+                    .iter()
+                    .any(|g| fields(g)[k.as_str()] != first[k.as_str()])
+            })
+            .cloned()
+            .collect()
+    };
+    // Stripped httpservers of split minors, newest first; one whose minor
+    // moved fields (not only struct sizes) if there is one.
+    let candidates: Vec<(CorpusBinary, String)> = manifest()
+        .into_iter()
+        .rev()
+        .filter(|b| b.program == "httpserver" && b.variant == "stripped")
+        .filter_map(|b| {
+            let m = goprobe::offsets::table::minor_of(&format!("go{}", b.go_version))?;
+            (groups_of(&m).len() > 1).then_some((b, m))
+        })
+        .collect();
+    let (bin, minor) = candidates
+        .iter()
+        .find(|(_, m)| !moved_in(m).is_empty())
+        .or(candidates.first())
+        .cloned()
+        .expect("a stripped httpserver of a split minor (go1.26 is split)");
+    let groups = groups_of(&minor);
+    let moved = moved_in(&minor);
+    let unseen = format!("{minor}.99");
+    let ask = |field: &str| {
+        let out = goprobe(&[
+            "offsets",
+            "--json",
+            "--go-version",
+            &unseen,
+            "--field",
+            field,
+            s(&bin.path),
+        ]);
+        (
+            out.status.code(),
+            parse_ndjson(out.stdout.as_slice()).unwrap()[field].clone(),
+            stderr(&out),
+        )
+    };
+    // No database/sql in this program: no descriptor, the table answers.
+    let (code, r, err) = ask("database/sql.Stmt.query");
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(r.source, Source::Table, "{r:?}");
+    let t = r.table.as_ref().unwrap();
+    assert!(!t.exact && t.key == minor, "{r:?}");
+    let all: usize = groups
+        .iter()
+        .map(|g| g["verified"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(t.verified.len(), all, "every group's releases: {r:?}");
+    for field in &moved {
+        let (_, r, _) = ask(field);
+        assert_ne!(
+            r.source,
+            Source::Table,
+            "{field} moved between patch releases: {r:?}"
+        );
+        assert!(
+            r.source == Source::Rtype
+                || r.reason
+                    .as_deref()
+                    .unwrap_or("")
+                    .contains("changed between patch releases"),
+            "{field}: {r:?}"
+        );
+    }
+}

@@ -15,10 +15,8 @@
 //! pick. A struct whose descriptor the binary lacks is not here: that stays
 //! a matter for DWARF or the offsets table.
 
-use std::collections::HashMap;
-
 use super::super::GoBinary;
-use super::{Kind, TFLAG_NAMED, TFLAG_UNCOMMON, TypeError, TypeTable};
+use super::{Kind, TFLAG_EXTRA_STAR, TFLAG_NAMED, TFLAG_UNCOMMON, TypeError, TypeTable};
 use crate::dwarf::split_field_name;
 
 /// Why a field could not be answered from the type descriptors.
@@ -53,11 +51,20 @@ pub struct FieldLayout {
 }
 
 /// The named struct descriptors of one binary.
+///
+/// Building the index only sorts the section's candidate descriptors by a
+/// key of the name their type string gives after the package name
+/// (`Request` of `http.Request`: its length, first and last byte), without
+/// decoding them further; a look-up checks in full only the candidates of
+/// the name it asks for. An index that answers a few dozen fields costs a
+/// pass over the section, not a decoding of every struct in it.
 #[derive(Debug)]
 pub struct StructIndex<'b> {
     table: TypeTable<'b>,
-    /// `PKGPATH.Name` -> descriptor addresses (one, unless ambiguous).
-    by_name: HashMap<String, Vec<u64>>,
+    /// ([`local_key`], descriptor address) of the named structs with an
+    /// uncommon part whose type string reads, sorted (so section order
+    /// within a key); not yet checked in full (see [`full_name`]).
+    candidates: Vec<(u32, u64)>,
 }
 
 impl<'b> StructIndex<'b> {
@@ -71,46 +78,89 @@ impl<'b> StructIndex<'b> {
         let (types, etypes) = table.range();
         let ps = table.ptr_size();
         let hs = table.header_size();
-        let mut by_name: HashMap<String, Vec<u64>> = HashMap::new();
+        let mut candidates = Vec::new();
         let Some(section) = table.bytes(types, etypes - types) else {
-            return StructIndex { table, by_name };
+            return StructIndex { table, candidates };
         };
-        let kind_at = (2 * ps + 7) as usize;
-        let tflag_at = (2 * ps + 4) as usize;
+        let ps = ps as usize;
+        // `TFlag` and `Kind_` sit in one word of the descriptor (the third:
+        // after `Size_` and `PtrBytes`, behind the 4-byte `Hash`), so the
+        // section is read word by word and each word is the flags word of
+        // the descriptor that would start `flags_word` words before it.
+        let (tflag_at, kind_at) = (2 * ps + 4, 2 * ps + 7);
+        let flags_word = tflag_at / ps;
+        let (tflag_in, kind_in) = (tflag_at % ps, kind_at % ps);
+        // Up to Go 1.25 the kind is `Kind_`'s low 5 bits (see [`TypeTable::kind_of`]).
+        let kind_mask = if table.release().at_least(26) {
+            0xff
+        } else {
+            0x1f
+        };
         // The section start is pointer-aligned in every Go binary; be exact anyway.
-        let mut off = ((types.next_multiple_of(ps)) - types) as usize;
-        while (off as u64) + hs <= section.len() as u64 {
-            let (Some(&tflag), Some(&kind)) =
-                (section.get(off + tflag_at), section.get(off + kind_at))
-            else {
-                break;
-            };
+        let first = (types.next_multiple_of(ps as u64) - types) as usize;
+        let words = section.get(first..).unwrap_or_default().chunks_exact(ps);
+        for (i, word) in words.enumerate().skip(flags_word) {
             // Cheap filter first: a named struct with an uncommon part.
-            if tflag & (TFLAG_NAMED | TFLAG_UNCOMMON) == (TFLAG_NAMED | TFLAG_UNCOMMON)
-                && table.kind_of(kind) == Some(Kind::Struct)
+            if word[kind_in] & kind_mask != Kind::Struct as u8
+                || word[tflag_in] & (TFLAG_NAMED | TFLAG_UNCOMMON) != (TFLAG_NAMED | TFLAG_UNCOMMON)
             {
-                let addr = types + off as u64;
-                if let Some(name) = full_name(&table, addr) {
-                    let slot = by_name.entry(name).or_default();
-                    slot.push(addr);
-                }
+                continue;
             }
-            off += ps as usize;
+            let off = first + (i - flags_word) * ps;
+            if off as u64 + hs > section.len() as u64 {
+                break;
+            }
+            let addr = types + off as u64;
+            if let Some(local) = local_name(&table, addr) {
+                candidates.push((local_key(local), addr));
+            }
         }
-        StructIndex { table, by_name }
+        candidates.sort_unstable();
+        StructIndex { table, candidates }
     }
 
-    /// Number of distinct named struct types found.
+    /// Number of distinct named struct types found (every candidate checked
+    /// in full: this decodes the whole section).
     pub fn struct_count(&self) -> usize {
-        self.by_name.len()
+        let mut names = std::collections::HashSet::new();
+        for &(_, addr) in &self.candidates {
+            if let Some(name) = full_name(&self.table, addr) {
+                names.insert(name);
+            }
+        }
+        names.len()
+    }
+
+    /// The descriptors named `ty` (`net/http.Request`) that hold up in full,
+    /// in section order. The package path may hold dots, so every split of
+    /// `ty` into `PKGPATH.local` is asked for; [`full_name`] has the last word.
+    fn descriptors(&self, ty: &str) -> Vec<u64> {
+        let mut out = Vec::new();
+        for (i, _) in ty.match_indices('.') {
+            let local = &ty.as_bytes()[i + 1..];
+            let key = local_key(local);
+            let from = self.candidates.partition_point(|&(k, _)| k < key);
+            for &(k, addr) in &self.candidates[from..] {
+                if k != key {
+                    break;
+                }
+                if local_name(&self.table, addr) == Some(local)
+                    && full_name(&self.table, addr).is_some_and(|n| n == ty)
+                {
+                    out.push(addr);
+                }
+            }
+        }
+        out.sort_unstable();
+        out
     }
 
     /// The descriptor address of the named struct `ty` (`net/http.Request`).
     pub fn lookup(&self, ty: &str) -> Result<u64, RtypeError> {
-        match self.by_name.get(ty).map(Vec::as_slice) {
-            None | Some([]) => Err(RtypeError::NoType(ty.to_string())),
-            Some([one]) => Ok(*one),
-            Some(many) => {
+        match self.descriptors(ty).as_slice() {
+            [] => Err(RtypeError::NoType(ty.to_string())),
+            [one] => Ok(*one),
+            many => {
                 // The same layout twice is no ambiguity for offsets (it does
                 // not happen in one executable, but costs nothing to allow).
                 let first = self.table.struct_fields(many[0]).ok();
@@ -179,6 +229,32 @@ impl<'b> StructIndex<'b> {
             type_size,
         })
     }
+}
+
+/// The part after the package name of the type string of the descriptor at
+/// `addr` (`Request` of `http.Request`), when it can be that of a named
+/// struct (what [`full_name`] requires of the type string, checked without
+/// decoding more). Borrowed from the section: indexing allocates no names.
+fn local_name<'b>(table: &TypeTable<'b>, addr: u64) -> Option<&'b [u8]> {
+    let h = table.header(addr).ok()?;
+    let at = table.types.checked_add(u64::try_from(h.str_off).ok()?)?;
+    let (_, mut name) = table.name_bytes_at_addr(at)?;
+    if h.tflag & TFLAG_EXTRA_STAR != 0 {
+        name = name.strip_prefix(b"*")?;
+    }
+    if name.starts_with(b"*") || name.starts_with(b"[") || name.starts_with(b" ") {
+        return None;
+    }
+    let dot = memchr::memchr(b'.', name)?;
+    let local = &name[dot + 1..];
+    (!local.is_empty()).then_some(local)
+}
+
+/// The sort key of a local name: its length, first and last byte.
+fn local_key(local: &[u8]) -> u32 {
+    let len = u32::try_from(local.len()).unwrap_or(u32::MAX).min(0xffff);
+    let (first, last) = (local.first(), local.last());
+    (len << 16) | u32::from(*first.unwrap_or(&0)) << 8 | u32::from(*last.unwrap_or(&0))
 }
 
 /// `PKGPATH.Name` of the named struct descriptor at `addr`, when it is one

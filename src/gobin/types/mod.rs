@@ -304,6 +304,12 @@ impl<'b> TypeTable<'b> {
     /// The name whose data starts at link-time address `at` (a `Name`'s
     /// `Bytes` pointer): its flags byte and text.
     pub(super) fn name_at_addr(&self, at: u64) -> Option<(u8, String)> {
+        let (flags, bytes) = self.name_bytes_at_addr(at)?;
+        Some((flags, String::from_utf8(bytes.to_vec()).ok()?))
+    }
+
+    /// [`TypeTable::name_at_addr`] without the UTF-8 check and the copy.
+    pub(super) fn name_bytes_at_addr(&self, at: u64) -> Option<(u8, &'b [u8])> {
         // Flags byte and at most a 10-byte uvarint, cut at the section end.
         let avail = self.etypes.checked_sub(at)?.min(11);
         let head = self.bytes(at, avail)?;
@@ -313,7 +319,7 @@ impl<'b> TypeTable<'b> {
             return None;
         }
         let bytes = self.bytes(at.checked_add(data_at as u64)?, len)?;
-        Some((flags, String::from_utf8(bytes.to_vec()).ok()?))
+        Some((flags, bytes))
     }
 
     /// The name at `off` from `types`: flags byte, uvarint length, bytes.

@@ -139,6 +139,66 @@ fn a_minor_whose_patch_releases_changed_layouts_is_split() {
         Some("go1.26 (go1.26.1 go1.26.10), go1.26.11 (go1.26.11 go1.26.12)")
     );
     assert!(t.split_minor("go1.27.0").is_none());
+    // A field every group places alike is known for the unseen release.
+    let mut t2 = t.clone();
+    for m in t2.stdlib.values_mut() {
+        for l in m.archs.values_mut() {
+            l.fields.insert(
+                "net/url.URL.Path".into(),
+                FieldEntry {
+                    offset: 56,
+                    size: 16,
+                },
+            );
+            l.types.insert("net/url.URL".into(), 144);
+        }
+    }
+    let a = t2
+        .stdlib_agreed("go1.26.5", "amd64", "net/url.URL.Path", Some("net/url.URL"))
+        .expect("agreed");
+    assert_eq!(
+        (a.entry.offset, a.type_size, a.minor.as_str()),
+        (56, Some(144), "go1.26")
+    );
+    assert_eq!(
+        a.verified,
+        ["go1.26.1", "go1.26.10", "go1.26.11", "go1.26.12"]
+    );
+    // The struct size is left out where the groups differ on it.
+    t2.stdlib
+        .get_mut("go1.26.11")
+        .unwrap()
+        .archs
+        .get_mut("amd64")
+        .unwrap()
+        .types
+        .insert("net/url.URL".into(), 152);
+    let a = t2
+        .stdlib_agreed("go1.26.5", "amd64", "net/url.URL.Path", Some("net/url.URL"))
+        .expect("agreed");
+    assert_eq!(a.type_size, None);
+    // The field that split the minor stays unknown, as does every field of
+    // a minor that is not split (its single group answers instead).
+    let moved = t.stdlib["go1.26"].archs["amd64"]
+        .fields
+        .keys()
+        .next()
+        .unwrap()
+        .clone();
+    assert!(
+        t2.stdlib_agreed("go1.26.5", "amd64", &moved, None)
+            .is_none()
+    );
+    assert!(
+        t2.stdlib_agreed("go1.26.5", "riscv64", "net/url.URL.Path", None)
+            .is_none()
+    );
+    let single = Table::default();
+    assert!(
+        single
+            .stdlib_agreed("go1.26.5", "amd64", "net/url.URL.Path", None)
+            .is_none()
+    );
     // Round trip, and the check finds each release in its group.
     let back = Table::parse(&t.to_json_string()).unwrap();
     assert_eq!(back, t);
