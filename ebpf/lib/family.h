@@ -148,13 +148,40 @@ static __always_inline __u64 slot(void *ctx, struct gp_hook *h, int s)
 	return word(ctx, h->reg[s & (GP_SLOTS - 1)]);
 }
 
+/* Whether the record of `size` bytes about to be sent wakes the reader:
+ * only when it makes the waiting data cross a multiple of GP_WAKEUP_BYTES.
+ * A wake-up is an inter-processor interrupt (a VM exit here) that costs
+ * several microseconds inside the program; waking on every record while
+ * the reader lags behind the threshold costs that on every call, and the
+ * reader, once awake, reads everything there is anyway (its epoll is
+ * level-triggered). A crossing missed in a race between two CPUs is
+ * caught at the next multiple, or by the reader's timeout. */
+static __always_inline __u64 wakeup_flags(__u64 size)
+{
+	__u64 avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+	/* 8: the record header. */
+	return avail / GP_WAKEUP_BYTES != (avail + size + 8) / GP_WAKEUP_BYTES ? BPF_RB_FORCE_WAKEUP
+										: BPF_RB_NO_WAKEUP;
+}
+
 static __always_inline void output(void *data, __u64 size)
 {
-	__u64 flags = BPF_RB_NO_WAKEUP;
-	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= GP_WAKEUP_BYTES)
-		flags = BPF_RB_FORCE_WAKEUP;
-	if (bpf_ringbuf_output(&events, data, size, flags))
+	if (bpf_ringbuf_output(&events, data, size, wakeup_flags(size)))
 		count_lost(GP_LOST_RINGBUF);
 }
+
+/* A record of `size` bytes reserved in the ring buffer, to be filled in
+ * place and sent with bpf_ringbuf_submit(rec, wakeup_flags(size)) (or dropped
+ * with bpf_ringbuf_discard): no copy through a scratch buffer, and only
+ * the bytes written are touched. Its memory is not cleared: every scalar
+ * must be set, and string bytes past a length are never read. 0 (counted
+ * as lost) when the ring buffer is full. */
+#define RESERVE(size)                                                    \
+	({                                                                   \
+		void *__rec = bpf_ringbuf_reserve(&events, (size), 0);       \
+		if (!__rec)                                                  \
+			count_lost(GP_LOST_RINGBUF);                         \
+		__rec;                                                       \
+	})
 
 #endif

@@ -31,6 +31,7 @@ struct gp_call {
 	__u32 flags;                  /* GP_FLAG_*, and GP_CALL_SKIP */
 };
 #define GP_CALL_SKIP 0x80000000      /* gp_call.flags: paired but sends nothing */
+#define GP_CALL_DONE 0x40000000      /* gp_call.flags: the call ended, the entry waits for reuse */
 
 /* One completed call. Type descriptors are sent as the target's runtime
  * addresses; user space names them from the ELF file. */
@@ -62,13 +63,6 @@ struct {
 	__type(value, struct gp_call);
 } calls SEC(".maps");
 
-/* Scratch space: the event is too large for the 512-byte BPF stack. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct gp_db_event);
-} scratch SEC(".maps");
 
 SEC("uprobe")
 int db_call_entry(void *ctx)
@@ -90,8 +84,14 @@ int db_call_entry(void *ctx)
 		if (bpf_probe_read_user(&done, sizeof(done), (void *)(c.w[0] + off(cfg, GP_F_Tx_done))) == 0 && done)
 			c.flags |= GP_CALL_SKIP;
 	}
+	/* The goroutine's entry of an ended call is reused in place (its
+	 * return marks it GP_CALL_DONE instead of deleting it): a map update
+	 * and delete per call cost more than a lookup (see http_server.bpf.c). */
 	struct gp_call_key key = call_key(ctx);
-	if (bpf_map_update_elem(&calls, &key, &c, BPF_ANY))
+	struct gp_call *open = bpf_map_lookup_elem(&calls, &key);
+	if (open)
+		*open = c;
+	else if (bpf_map_update_elem(&calls, &key, &c, BPF_ANY))
 		count_lost(GP_LOST_INFLIGHT);
 	return 0;
 }
@@ -107,19 +107,22 @@ int db_call_return(void *ctx)
 	__u64 id = bpf_get_current_pid_tgid();
 	struct gp_call_key key = call_key(ctx);
 	struct gp_call *c = bpf_map_lookup_elem(&calls, &key);
-	if (!c) {
+	if (!c || (c->flags & GP_CALL_DONE)) {
 		count_lost(GP_LOST_UNPAIRED);
 		return 0;
 	}
-	__u32 zero = 0;
-	struct gp_db_event *ev = bpf_map_lookup_elem(&scratch, &zero);
-	if (!ev) {
-		bpf_map_delete_elem(&calls, &key);
+	__u32 skip = c->flags & GP_CALL_SKIP;
+	c->flags |= GP_CALL_DONE;
+	if (skip)
 		return 0;
-	}
+	/* The event is built in its ring-buffer record: most of it is the
+	 * query buffer, of which only the text's bytes are written. */
+	struct gp_db_event *ev = RESERVE(sizeof(*ev));
+	if (!ev)
+		return 0;
 	ev->pid = id >> 32;
 	ev->tid = (__u32)id;
-	ev->flags = c->flags;
+	ev->flags = c->flags & ~(GP_CALL_SKIP | GP_CALL_DONE);
 	ev->goid = c->goid;
 	ev->g = regs->r14;
 	/* Same goroutine as at entry: its parent is read here, keeping the
@@ -134,11 +137,6 @@ int db_call_return(void *ctx)
 	ev->driver_type = 0;
 	ev->error_type = 0;
 	__u64 recv = c->w[0], qptr = c->w[1], qlen = c->w[2], db = recv;
-	__u32 skip = c->flags & GP_CALL_SKIP;
-	bpf_map_delete_elem(&calls, &key);
-	if (skip)
-		return 0;
-	ev->flags &= ~GP_CALL_SKIP;
 	int bad = 0;
 	if (h->flags & GP_HOOK_RECEIVER_IS_STMT) {
 		__u64 hdr[2] = {0, 0};
@@ -191,6 +189,6 @@ int db_call_return(void *ctx)
 		ev->flags |= GP_FLAG_READ_FAILED;
 		count_lost(GP_LOST_READ);
 	}
-	output(ev, sizeof(*ev));
+	bpf_ringbuf_submit(ev, wakeup_flags(sizeof(*ev)));
 	return 0;
 }

@@ -29,6 +29,7 @@
 /* gp_client_event.flags beyond GP_FLAG_* (src/probes/http_client.rs) */
 #define GP_FLAG_NO_RESPONSE (1 << 8) /* no *Response to read a status from */
 #define GP_FLAG_USERINFO (1 << 9)    /* URL.User is set: the URL carries credentials */
+#define GP_FLAG_DONE (1 << 14)       /* in the in-flight map only: the call ended, the entry waits for reuse */
 
 /* gp_hook.flags of http_client_conn hooks (catalog `flags`): where the
  * receiver keeps its net.Conn. */
@@ -111,23 +112,37 @@ int http_client_entry(void *ctx)
 		return 0;
 	/* A round trip inside one already open on this goroutine is the same
 	 * call (a reused g of another goroutine has another id: stale). */
-	struct gp_call_key open_key = call_key(ctx);
-	struct gp_client_event *open = bpf_map_lookup_elem(&inflight, &open_key);
-	if (open && open->depth < 8) {
-		__u64 goid = 0;
-		if (read_goid(ctx, cfg, &goid) == 0 && goid && goid == open->goid) {
-			open->depth++;
+	__u64 goid = 0;
+	int bad = read_goid(ctx, cfg, &goid);
+	struct gp_call_key key = call_key(ctx);
+	struct gp_client_event *open = bpf_map_lookup_elem(&inflight, &key);
+	if (open && !(open->flags & GP_FLAG_DONE) && open->depth < 8 && !bad && goid && goid == open->goid) {
+		open->depth++;
+		return 0;
+	}
+	/* The goroutine's entry is filled in place: an ended call's entry is
+	 * kept (GP_FLAG_DONE) for the goroutine's next call, so a client that
+	 * calls out again and again pays no map update and delete per call
+	 * (which copy the whole event into and out of cold map memory; see
+	 * http_server.bpf.c). */
+	struct gp_client_event *ev = open;
+	if (!ev) {
+		__u32 zero = 0;
+		struct gp_client_event *tmpl = bpf_map_lookup_elem(&scratch, &zero);
+		if (!tmpl)
+			return 0;
+		if (bpf_map_update_elem(&inflight, &key, tmpl, BPF_ANY)) {
+			count_lost(GP_LOST_INFLIGHT);
 			return 0;
 		}
+		ev = bpf_map_lookup_elem(&inflight, &key);
+		if (!ev)
+			return 0;
 	}
-	__u32 zero = 0;
-	struct gp_client_event *ev = bpf_map_lookup_elem(&scratch, &zero);
-	if (!ev)
-		return 0;
-	/* The scratch slot is reused: reset every scalar (string bytes past
+	/* The entry is reused: reset every scalar (string bytes past
 	 * each *_len are never read). */
 	ev->flags = 0;
-	ev->goid = 0;
+	ev->goid = goid;
 	ev->end_ns = 0;
 	ev->status = 0;
 	ev->method_len = 0;
@@ -152,7 +167,6 @@ int http_client_entry(void *ctx)
 	ev->tid = (__u32)id;
 	ev->g = regs->r14;
 	ev->start_ns = bpf_ktime_get_ns();
-	int bad = read_goid(ctx, cfg, &ev->goid);
 	ev->parent_goid = read_parent_goid(ctx, cfg);
 	__u64 req = slot(ctx, h, 0);
 	bad |= READ_GO_STRING(ev, req + off(cfg, GP_F_Request_Method), method, method_len);
@@ -178,9 +192,6 @@ int http_client_entry(void *ctx)
 		ev->flags |= GP_FLAG_READ_FAILED;
 		count_lost(GP_LOST_READ);
 	}
-	struct gp_call_key key = {.tgid = ev->pid, .g = ev->g};
-	if (bpf_map_update_elem(&inflight, &key, ev, BPF_ANY))
-		count_lost(GP_LOST_INFLIGHT);
 	return 0;
 }
 
@@ -193,7 +204,7 @@ int http_client_return(void *ctx)
 		return 0;
 	struct gp_call_key key = call_key(ctx);
 	struct gp_client_event *ev = bpf_map_lookup_elem(&inflight, &key);
-	if (!ev) {
+	if (!ev || (ev->flags & GP_FLAG_DONE)) {
 		count_lost(GP_LOST_UNPAIRED);
 		return 0;
 	}
@@ -223,7 +234,7 @@ int http_client_return(void *ctx)
 	}
 	ev->end_ns = bpf_ktime_get_ns();
 	output(ev, sizeof(*ev));
-	bpf_map_delete_elem(&inflight, &key);
+	ev->flags |= GP_FLAG_DONE;
 	return 0;
 }
 
@@ -253,7 +264,7 @@ int http_client_conn_entry(void *ctx)
 		return 0;
 	struct gp_call_key key = call_key(ctx);
 	struct gp_client_event *ev = bpf_map_lookup_elem(&inflight, &key);
-	if (!ev || ev->conn_type)
+	if (!ev || (ev->flags & GP_FLAG_DONE) || ev->conn_type)
 		return 0;
 	__u64 fo = GP_NO_OFFSET;
 	if (h->flags & GP_HOOK_CONN_PERSIST)

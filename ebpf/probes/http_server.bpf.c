@@ -8,8 +8,9 @@
  * The entry program is attached after the function's stack-growth check, so
  * a call that grows its stack is seen once; the return program at every RET
  * instruction (Go must never get uretprobes, which corrupt moving goroutine
- * stacks). Entry stores a partially filled event in the in-flight LRU map
- * keyed by (tgid, goroutine pointer); return completes it and sends it.
+ * stacks). Entry fills an event in the in-flight LRU map keyed by (tgid,
+ * goroutine pointer), in place; return completes it and sends it, and
+ * leaves the entry (marked done) for the goroutine's next request.
  *
  * A request whose ServeHTTP never returns (a panic escaped the handler, and
  * net/http's recovery runs) ends at the entry of that recovery function:
@@ -46,6 +47,7 @@
 #define GP_FLAG_TLS_KNOWN (1 << 11)  /* Request.TLS was read (its offset is known) */
 #define GP_FLAG_XNET (1 << 12)       /* served by x/net's runHandler: status_xnet is the status */
 #define GP_FLAG_PREFACE (1 << 13)    /* h2c's connection preface: tracked to its end, never sent */
+#define GP_FLAG_DONE (1 << 14)       /* in the in-flight map only: the call ended, the entry waits for reuse */
 
 /* gp_hook.flags (catalog `flags`) */
 #define GP_HOOK_XNET_RUNHANDLER 1    /* golang.org/x/net/http2.(*serverConn).runHandler */
@@ -143,19 +145,39 @@ struct {
 	__type(value, struct gp_mapbuf);
 } mapbuf SEC(".maps");
 
-static __always_inline struct gp_server_event *start_event(void *ctx, struct gp_config *cfg)
+/* The in-flight entry of the goroutine that entered: the one it already
+ * has, else a new one. An entry is not deleted when its call ends (it is
+ * marked GP_FLAG_DONE) and the goroutine's next request reuses it in place:
+ * net/http serves every request of a keep-alive connection on one
+ * goroutine, and the runtime recycles goroutine structs (so HTTP/2's
+ * goroutine per request mostly lands on a known g). A map update and
+ * delete per request, which copy the whole event into and out of cold
+ * preallocated elements, cost more than the rest of the programs. The
+ * LRU map evicts the entries of goroutines that are gone. */
+static __always_inline struct gp_server_event *entry_slot(struct gp_call_key *key, struct gp_server_event *open)
+{
+	if (open)
+		return open;
+	__u32 zero = 0;
+	struct gp_server_event *tmpl = bpf_map_lookup_elem(&scratch, &zero);
+	if (!tmpl)
+		return 0;
+	if (bpf_map_update_elem(&inflight, key, tmpl, BPF_ANY)) {
+		count_lost(GP_LOST_INFLIGHT);
+		return 0;
+	}
+	return bpf_map_lookup_elem(&inflight, key);
+}
+
+/* Resets every scalar of a (reused) entry; string bytes past each *_len
+ * are left stale (too big to clear cheaply): user space never reads past
+ * min(len, buffer size). */
+static __always_inline void start_event(void *ctx, struct gp_server_event *ev, __u64 goid, int goid_bad)
 {
 	struct gp_regs_x86_64 *regs = (struct gp_regs_x86_64 *)ctx;
-	__u32 zero = 0;
-	struct gp_server_event *ev = bpf_map_lookup_elem(&scratch, &zero);
-	if (!ev)
-		return 0;
-	/* The scratch slot is reused: reset every scalar a previous event set.
-	 * String bytes past each *_len are left stale (too big to clear
-	 * cheaply); user space never reads past min(len, buffer size). */
-	ev->flags = 0;
+	ev->flags = goid_bad ? GP_FLAG_READ_FAILED : 0;
 	ev->unwound_by = 0;
-	ev->goid = 0;
+	ev->goid = goid;
 	ev->end_ns = 0;
 	ev->status = 0;
 	ev->req = 0;
@@ -179,25 +201,25 @@ static __always_inline struct gp_server_event *start_event(void *ctx, struct gp_
 	ev->tid = (__u32)id;
 	ev->g = regs->r14;
 	ev->start_ns = bpf_ktime_get_ns();
-	if (read_goid(ctx, cfg, &ev->goid))
-		ev->flags |= GP_FLAG_READ_FAILED;
+}
+
+/* The call in flight on this goroutine, or 0 (none, or ended). */
+static __always_inline struct gp_server_event *in_flight(struct gp_call_key *key)
+{
+	struct gp_server_event *ev = bpf_map_lookup_elem(&inflight, key);
+	if (!ev || (ev->flags & GP_FLAG_DONE))
+		return 0;
 	return ev;
 }
 
-static __always_inline void store_inflight(struct gp_server_event *ev)
+/* The call ended: sent (unless it was h2c's preface) and kept for reuse. */
+static __always_inline void finish(struct gp_server_event *ev)
 {
-	struct gp_call_key key = {.tgid = ev->pid, .g = ev->g};
-	if (ev->flags & GP_FLAG_READ_FAILED)
-		count_lost(GP_LOST_READ);
-	if (bpf_map_update_elem(&inflight, &key, ev, BPF_ANY))
-		count_lost(GP_LOST_INFLIGHT);
-}
-
-static __always_inline void finish(struct gp_server_event *ev, struct gp_call_key *key)
-{
-	ev->end_ns = bpf_ktime_get_ns();
-	output(ev, sizeof(*ev));
-	bpf_map_delete_elem(&inflight, key);
+	if (!(ev->flags & GP_FLAG_PREFACE)) {
+		ev->end_ns = bpf_ktime_get_ns();
+		output(ev, sizeof(*ev));
+	}
+	ev->flags |= GP_FLAG_DONE;
 }
 
 /* --- Incoming trace context and user agent: the Traceparent and
@@ -509,6 +531,35 @@ static __always_inline int in_window(struct gp_config *cfg, int f, __u64 size)
 	return o != GP_NO_OFFSET && o + size <= GP_REQ_WINDOW;
 }
 
+/* The URL's Path and RawQuery in one read when they lie close together
+ * (they do in every supported release: Path @56, RawQuery @96), else one
+ * by one. */
+#define GP_URL_SPAN 64
+static __always_inline int read_url(struct gp_server_event *ev, struct gp_config *cfg, __u64 url)
+{
+	__u64 po = off(cfg, GP_F_URL_Path), qo = off(cfg, GP_F_URL_RawQuery);
+	if (po != GP_NO_OFFSET && qo != GP_NO_OFFSET && qo > po && ((qo - po) & 7) == 0 &&
+	    qo + 16 - po <= GP_URL_SPAN) {
+		__u64 w[GP_URL_SPAN / 8] = {};
+		__u64 n = qo + 16 - po;
+		/* Re-checked after the barrier, for the verifier. */
+		asm volatile("" : "+r"(n));
+		if (n > sizeof(w))
+			return -1;
+		if (bpf_probe_read_user(w, n, (void *)(url + po)))
+			return -1;
+		__u64 qi = ((qo - po) >> 3) & (GP_URL_SPAN / 8 - 1);
+		if (qi > GP_URL_SPAN / 8 - 2)
+			return -1;
+		int bad = COPY_GO_STRING(ev, w[0], w[1], path, path_len);
+		bad |= COPY_GO_STRING(ev, w[qi], w[qi + 1], query, query_len);
+		return bad;
+	}
+	int bad = READ_GO_STRING(ev, url + po, path, path_len);
+	bad |= READ_GO_STRING(ev, url + qo, query, query_len);
+	return bad;
+}
+
 /* net/http.serverHandler.ServeHTTP(sh serverHandler, rw ResponseWriter, req *Request);
  * golang.org/x/net/http2.(*serverConn).runHandler(sc, rw *responseWriter, req *Request, handler) */
 SEC("uprobe")
@@ -518,21 +569,22 @@ int http_server_entry(void *ctx)
 	struct gp_hook *h = get_hook(ctx);
 	if (!cfg || !h)
 		return 0;
+	__u64 goid = 0;
+	int goid_bad = read_goid(ctx, cfg, &goid);
 	/* x/net's runHandler already opened this request on this goroutine:
 	 * its ServeHTTP is the same request. A goroutine's g can be reused by
 	 * a later goroutine, which has another id: that entry is stale. */
 	struct gp_call_key key = call_key(ctx);
 	struct gp_server_event *open = bpf_map_lookup_elem(&inflight, &key);
-	if (open && open->depth < 8) {
-		__u64 goid = 0;
-		if (read_goid(ctx, cfg, &goid) == 0 && goid && goid == open->goid) {
-			open->depth++;
-			return 0;
-		}
+	if (open && !(open->flags & GP_FLAG_DONE) && open->depth < 8 && !goid_bad && goid &&
+	    goid == open->goid) {
+		open->depth++;
+		return 0;
 	}
-	struct gp_server_event *ev = start_event(ctx, cfg);
+	struct gp_server_event *ev = entry_slot(&key, open);
 	if (!ev)
 		return 0;
+	start_event(ctx, ev, goid, goid_bad);
 	__u64 req = slot(ctx, h, 2);
 	ev->req = req;
 	ev->resp = slot(ctx, h, 1);
@@ -541,13 +593,15 @@ int http_server_entry(void *ctx)
 	if (h->flags & GP_HOOK_XNET_RUNHANDLER)
 		ev->flags |= GP_FLAG_XNET;
 	int bad = 0;
-	__u64 url = 0, m = 0;
+	__u64 url = 0, m = 0, tls = 0;
 	int headers = headers_readable(cfg) && off(cfg, GP_F_Request_Header) != GP_NO_OFFSET;
+	int tls_known = off(cfg, GP_F_Request_TLS) != GP_NO_OFFSET;
 	__u32 zero = 0;
 	struct gp_mapbuf *wb = bpf_map_lookup_elem(&mapbuf, &zero);
 	if (wb && in_window(cfg, GP_F_Request_Method, 16) && in_window(cfg, GP_F_Request_Proto, 16) &&
 	    in_window(cfg, GP_F_Request_Host, 16) && in_window(cfg, GP_F_Request_RemoteAddr, 16) &&
-	    in_window(cfg, GP_F_Request_URL, 8) && (!headers || in_window(cfg, GP_F_Request_Header, 8))) {
+	    in_window(cfg, GP_F_Request_URL, 8) && (!headers || in_window(cfg, GP_F_Request_Header, 8)) &&
+	    (!tls_known || in_window(cfg, GP_F_Request_TLS, 8))) {
 		/* The window ends at the last field read, so it never runs past
 		 * the Request into memory that may not be mapped. */
 		__u64 end = off(cfg, GP_F_Request_Method) + 16;
@@ -564,12 +618,17 @@ int http_server_entry(void *ctx)
 			e = off(cfg, GP_F_Request_Header) + 8;
 			end = e > end ? e : end;
 		}
+		if (tls_known) {
+			e = off(cfg, GP_F_Request_TLS) + 8;
+			end = e > end ? e : end;
+		}
 		asm volatile("" : "+r"(end));
 		if (end > GP_REQ_WINDOW)
 			end = GP_REQ_WINDOW;
 		__u8 *w = wb->b;
 		if (bpf_probe_read_user(w, end, (void *)req)) {
 			bad = 1;
+			tls_known = 0;
 		} else {
 			/* Take the string headers out before the buffer is reused. */
 			__u64 mo = off(cfg, GP_F_Request_Method), po = off(cfg, GP_F_Request_Proto);
@@ -581,6 +640,8 @@ int http_server_entry(void *ctx)
 			url = win_u64(w, off(cfg, GP_F_Request_URL));
 			if (headers)
 				m = win_u64(w, off(cfg, GP_F_Request_Header));
+			if (tls_known)
+				tls = win_u64(w, off(cfg, GP_F_Request_TLS));
 			bad |= COPY_GO_STRING(ev, meth_p, meth_n, method, method_len);
 			bad |= COPY_GO_STRING(ev, proto_p, proto_n, proto, proto_len);
 			bad |= COPY_GO_STRING(ev, host_p, host_n, host, host_len);
@@ -595,34 +656,31 @@ int http_server_entry(void *ctx)
 			url = 0;
 		if (headers && read_u64(&m, req + off(cfg, GP_F_Request_Header)))
 			m = 0;
-	}
-	if (!url) {
-		bad = 1;
-	} else {
-		bad |= READ_GO_STRING(ev, url + off(cfg, GP_F_URL_Path), path, path_len);
-		bad |= READ_GO_STRING(ev, url + off(cfg, GP_F_URL_RawQuery), query, query_len);
-	}
-	/* url.scheme: net/http sets Request.TLS for requests it read over TLS. */
-	if (off(cfg, GP_F_Request_TLS) != GP_NO_OFFSET) {
-		__u64 tls = 0;
-		if (read_u64(&tls, req + off(cfg, GP_F_Request_TLS)))
+		if (tls_known && read_u64(&tls, req + off(cfg, GP_F_Request_TLS))) {
 			bad = 1;
-		else
-			ev->flags |= GP_FLAG_TLS_KNOWN | (tls ? GP_FLAG_TLS : 0);
+			tls_known = 0;
+		}
 	}
+	if (!url)
+		bad = 1;
+	else
+		bad |= read_url(ev, cfg, url);
+	/* url.scheme: net/http sets Request.TLS for requests it read over TLS. */
+	if (tls_known)
+		ev->flags |= GP_FLAG_TLS_KNOWN | (tls ? GP_FLAG_TLS : 0);
 	/* h2c's connection preface, "PRI * HTTP/2.0", is not a request: it is
 	 * tracked (its return is no lost event) but never sent. */
 	if (ev->method_len == 3 && ev->method[0] == 'P' && ev->method[1] == 'R' && ev->method[2] == 'I' &&
 	    ev->path_len == 1 && ev->path[0] == '*') {
 		ev->flags = GP_FLAG_PREFACE;
-		store_inflight(ev);
 		return 0;
 	}
 	if (bad)
 		ev->flags |= GP_FLAG_READ_FAILED;
 	if (m)
 		read_headers(ev, cfg, m);
-	store_inflight(ev);
+	if (ev->flags & GP_FLAG_READ_FAILED)
+		count_lost(GP_LOST_READ);
 	return 0;
 }
 
@@ -633,7 +691,7 @@ int http_server_return(void *ctx)
 	if (!cfg)
 		return 0;
 	struct gp_call_key key = call_key(ctx);
-	struct gp_server_event *ev = bpf_map_lookup_elem(&inflight, &key);
+	struct gp_server_event *ev = in_flight(&key);
 	if (!ev) {
 		count_lost(GP_LOST_UNPAIRED);
 		return 0;
@@ -644,7 +702,7 @@ int http_server_return(void *ctx)
 		return 0;
 	}
 	if (ev->flags & GP_FLAG_PREFACE) {
-		bpf_map_delete_elem(&inflight, &key);
+		finish(ev);
 		return 0;
 	}
 	if (ev->flags & GP_FLAG_XNET) {
@@ -670,7 +728,7 @@ int http_server_return(void *ctx)
 		ev->status_xnet = xnet_h2_status(cfg, ev->resp);
 	}
 	read_route(ev, cfg, ev->req);
-	finish(ev, &key);
+	finish(ev);
 	return 0;
 }
 
@@ -684,7 +742,7 @@ int http_server_xnet_done_entry(void *ctx)
 	if (!cfg)
 		return 0;
 	struct gp_call_key key = call_key(ctx);
-	struct gp_server_event *ev = bpf_map_lookup_elem(&inflight, &key);
+	struct gp_server_event *ev = in_flight(&key);
 	if (ev && (ev->flags & GP_FLAG_XNET) && !ev->depth)
 		ev->status_xnet = xnet_h2_status(cfg, ev->resp);
 	return 0;
@@ -702,16 +760,14 @@ int http_server_unwound_entry(void *ctx)
 	if (!cfg)
 		return 0;
 	struct gp_call_key key = call_key(ctx);
-	struct gp_server_event *ev = bpf_map_lookup_elem(&inflight, &key);
+	struct gp_server_event *ev = in_flight(&key);
 	if (!ev)
 		return 0;
-	if (ev->flags & GP_FLAG_PREFACE) {
-		bpf_map_delete_elem(&inflight, &key);
-		return 0;
+	if (!(ev->flags & GP_FLAG_PREFACE)) {
+		ev->unwound_by = (__u32)bpf_get_attach_cookie(ctx);
+		ev->flags |= GP_FLAG_UNWOUND;
+		read_route(ev, cfg, ev->req);
 	}
-	ev->unwound_by = (__u32)bpf_get_attach_cookie(ctx);
-	ev->flags |= GP_FLAG_UNWOUND;
-	read_route(ev, cfg, ev->req);
-	finish(ev, &key);
+	finish(ev);
 	return 0;
 }

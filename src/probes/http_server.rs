@@ -48,6 +48,9 @@ pub const FLAG_TLS_KNOWN: u32 = 1 << 11;
 pub const FLAG_XNET: u32 = 1 << 12;
 /// `GP_FLAG_PREFACE`: h2c's connection preface (never sent).
 pub const FLAG_PREFACE: u32 = 1 << 13;
+/// `GP_FLAG_DONE`: an in-flight map entry whose call ended (kept for the
+/// goroutine's next request); never set on a sent event.
+pub const FLAG_DONE: u32 = 1 << 14;
 /// `GP_HOOK_XNET_RUNHANDLER`.
 pub const HOOK_XNET_RUNHANDLER: u32 = 1;
 
@@ -396,7 +399,7 @@ impl Family for HttpServer {
     ) -> Result<Vec<RawEvent>, BpfError> {
         let mut out = Vec::new();
         for mut ev in object.hash_values::<GpCallKey, ServerEvent>("inflight")? {
-            if !gone(ev.pid) || ev.flags & FLAG_PREFACE != 0 {
+            if !gone(ev.pid) || ev.flags & (FLAG_PREFACE | FLAG_DONE) != 0 {
                 continue;
             }
             ev.end_ns = now_ns.max(ev.start_ns);

@@ -13,6 +13,7 @@ fn constants_match_the_c_file() {
         ("GP_FLAG_MAP_TOO_BIG", u64::from(FLAG_MAP_TOO_BIG)),
         ("GP_FLAG_XNET", u64::from(FLAG_XNET)),
         ("GP_FLAG_PREFACE", u64::from(FLAG_PREFACE)),
+        ("GP_FLAG_DONE", u64::from(FLAG_DONE)),
         ("GP_HOOK_XNET_RUNHANDLER", u64::from(HOOK_XNET_RUNHANDLER)),
         ("GP_FLAG_TLS", u64::from(FLAG_TLS)),
         ("GP_FLAG_TLS_KNOWN", u64::from(FLAG_TLS_KNOWN)),
