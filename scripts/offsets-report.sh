@@ -18,7 +18,14 @@ for m in manifest.tsv patches.tsv; do
   f="$cache/corpus/$m"
   [ -f "$f" ] || { echo "offsets-report: $f missing (tests/fixtures/build-corpus.sh)" >&2; exit 2; }
   while IFS=$'\t' read -r ver prog variant bin _twin _arch; do
-    "$goprobe" offsets --json "$bin" 2>/dev/null | sed "s|^|$m\t$ver\t$variant\t|" || true
+    # A binary whose offsets fail (sources disagreeing are refused, never
+    # picked) is counted and named, not left out of the figures.
+    if out=$("$goprobe" offsets --json "$bin" 2>/tmp/offsets-report.err); then
+      printf '%s\n' "$out" | sed "s|^|$m\t$ver\t$variant\t|"
+    else
+      printf '%s\t%s\t%s\t{"failed": %s}\n' "$m" "$ver" "$variant" \
+        "$(head -1 /tmp/offsets-report.err | python3 -c 'import json,sys; print(json.dumps(sys.stdin.read().strip()))')"
+    fi
   done < "$f"
 done | python3 -c '
 import json, sys, collections
@@ -27,6 +34,10 @@ for line in sys.stdin:
     m, ver, variant, js = line.rstrip("\n").split("\t", 3)
     r = json.loads(js)
     c = by[m]
+    if "failed" in r:
+        c["binaries failed"] += 1
+        print(m, ver, variant, r["failed"], file=sys.stderr)
+        continue
     c["fields"] += 1
     c["source:" + r["source"]] += 1
     if r.get("checked"):
