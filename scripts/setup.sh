@@ -43,6 +43,8 @@ lean_packages=(
   prometheus           # promtool check metrics, for convert --to metrics; and /usr/bin/prometheus,
                        # a Go server nobody here built (tests/goruntime_prometheus.rs, the linking test)
   etcd-server          # a real gRPC server (and gateway client) for the real-program tests
+  caddy                # a real reverse proxy that forwards traceparent as it is (real-program tests)
+  prometheus-node-exporter  # its upstream in those tests
 )
 if [ "$mode" = --demo ]; then packages=("${demo_packages[@]}"); lean_packages=(); fi
 missing=()

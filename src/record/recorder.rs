@@ -250,7 +250,7 @@ impl Recorder {
                 self.annotate(&ev, &mut parts, &probes, &events);
                 let (incoming, connection) = (parts.incoming, parts.connection);
                 let (start, end) = (parts.start_ns, parts.end_ns);
-                let mut span = self.span_of(parts, ev.pid, events);
+                let span = self.span_of(parts, ev.pid, events);
                 let node = |span| Node {
                     span,
                     children,
@@ -261,15 +261,12 @@ impl Recorder {
                         self.links.add_client(span.span_id, c, start, end);
                     }
                     self.wait(&ev, Item::Span(node(span)));
-                } else if let Some(t) = incoming {
-                    // The caller's trace context came with the request: it wins.
-                    span.parent_span_id = Some(t.parent_id);
-                    span.trace_flags = Some(t.flags);
-                    self.emit(node(span), t.trace_id, None, out);
                 } else if let Some(c) = connection.filter(|c| c.peer.is_some()) {
-                    self.links.hold(node(span), c, start, end);
+                    // Held a moment: the client span that caused it may be
+                    // in this recording too (see links).
+                    self.links.hold(node(span), c, incoming, start, end);
                 } else {
-                    self.emit(node(span), new_trace_id(), None, out);
+                    self.resolved(Resolved::AsItCame(node(span), incoming), out);
                 }
             }
         }
@@ -291,20 +288,31 @@ impl Recorder {
     /// `now_ns` (all of them with `None`).
     fn release(&mut self, now_ns: Option<u64>, out: &mut Vec<Span>) {
         for r in self.links.due(now_ns) {
-            match r {
-                Resolved::Root(node) => self.emit(node, new_trace_id(), None, out),
-                Resolved::Under {
-                    mut node,
-                    parent,
-                    trace,
-                } => {
-                    node.span.parent_span_id = Some(parent);
-                    self.emit(node, trace, None, out);
-                }
-            }
+            self.resolved(r, out);
         }
         self.stats.linked = self.links.linked;
         self.stats.ambiguous_links = self.links.ambiguous;
+    }
+
+    /// Write a server span as linking decided.
+    fn resolved(&mut self, r: Resolved, out: &mut Vec<Span>) {
+        match r {
+            // The caller's trace context came with the request: it wins.
+            Resolved::AsItCame(mut node, Some(t)) => {
+                node.span.parent_span_id = Some(t.parent_id);
+                node.span.trace_flags = Some(t.flags);
+                self.emit(node, t.trace_id, None, out);
+            }
+            Resolved::AsItCame(node, None) => self.emit(node, new_trace_id(), None, out),
+            Resolved::Under {
+                mut node,
+                parent,
+                trace,
+            } => {
+                node.span.parent_span_id = Some(parent);
+                self.emit(node, trace, None, out);
+            }
+        }
     }
 
     /// Let the families of the `event` probes attached to `ev`'s process
@@ -346,9 +354,10 @@ impl Recorder {
         for p in rest {
             self.root(p.item, out);
         }
-        for node in self.links.leftovers() {
-            self.emit(node, new_trace_id(), None, out);
+        for r in self.links.leftovers() {
+            self.resolved(r, out);
         }
+        self.stats.linked = self.links.linked;
     }
 
     /// A pending item nothing encloses, written in a trace of its own (a
@@ -409,11 +418,15 @@ impl Recorder {
         }
         self.push(span, out);
         // Server spans this (client) span caused, waiting for its trace.
-        children.extend(self.links.written(id, trace));
+        let (caused, elsewhere) = self.links.written(id, trace);
+        children.extend(caused);
         children.sort_by_key(|c| c.span.start_time_unix_nano);
         for mut c in children {
             c.span.parent_span_id = Some(id);
             self.emit(c, trace, Some(&root), out);
+        }
+        for r in elsewhere {
+            self.resolved(r, out);
         }
     }
 

@@ -3,8 +3,11 @@
 //! and the server span it causes, in one process, through go-conntrack's
 //! connection wrapper), and etcd's gRPC gateway (an HTTP request, the gRPC
 //! call the gateway makes to etcd's own gRPC server, and that server's
-//! span, one trace). Needs root and Debian's prometheus and etcd-server
-//! (scripts/setup.sh installs them).
+//! span, one trace), and Caddy's reverse proxy in front of the node
+//! exporter (two processes in one recording, the proxy forwarding the
+//! caller's `traceparent` as it is). Needs root and Debian's prometheus,
+//! etcd-server, caddy and prometheus-node-exporter (scripts/setup.sh
+//! installs them).
 
 use std::net::TcpListener;
 use std::path::Path;
@@ -258,4 +261,117 @@ fn etcd_gateway_links_http_and_grpc() {
             assert_eq!(srv["status"]["code"], "unset", "{srv}");
         }
     }
+}
+
+/// Caddy's reverse proxy in front of the node exporter, both Debian's, both
+/// in one recording. Caddy is not instrumented: it forwards the
+/// `traceparent` it received as it is. Each request is three spans in the
+/// caller's trace, each the parent of the next: Caddy's server span (under
+/// the caller the header names), Caddy's client span, and the node
+/// exporter's server span (under Caddy's client span, not beside Caddy's
+/// server span as the forwarded header alone would have it). Without a
+/// header, the same three spans in a trace of their own.
+#[test]
+fn caddy_proxy_forwarding_traceparent_links_to_its_upstream() {
+    let (proxy_port, upstream_port) = (free_port(), free_port());
+    let exporter = Daemon::start(
+        "/usr/bin/prometheus-node-exporter",
+        &[format!("--web.listen-address=127.0.0.1:{upstream_port}")],
+        scratch("node-exporter"),
+        upstream_port,
+    );
+    let dir = scratch("caddy");
+    let caddyfile = dir.join("Caddyfile");
+    std::fs::write(
+        &caddyfile,
+        format!(
+            "{{\n\tadmin off\n\tauto_https off\n}}\n:{proxy_port} {{\n\t\
+             reverse_proxy 127.0.0.1:{upstream_port}\n}}\n"
+        ),
+    )
+    .expect("Caddyfile");
+    let caddy = Daemon::start(
+        "/usr/bin/caddy",
+        &[
+            "run".into(),
+            "--config".into(),
+            caddyfile.display().to_string(),
+            "--adapter".into(),
+            "caddyfile".into(),
+        ],
+        dir,
+        proxy_port,
+    );
+    let run = start(&[
+        "record",
+        "--pid",
+        &caddy.pid(),
+        "--pid",
+        &exporter.pid(),
+        "--probes",
+        "http.server,http.client",
+    ]);
+    let (trace, caller) = ("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7");
+    let get = |path: &str, header: bool| {
+        let url = format!("http://127.0.0.1:{proxy_port}{path}");
+        let mut args = vec!["-s", "-o", "/dev/null", "-w", "%{http_code}"];
+        let tp = format!("traceparent: 00-{trace}-{caller}-01");
+        if header {
+            args.extend(["-H", tp.as_str()]);
+        }
+        args.push(&url);
+        let out = Command::new("curl").args(&args).output().expect("curl");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "200", "{url}");
+    };
+    get("/metrics", true);
+    get("/metrics", true);
+    get("/", false);
+    // Held server spans wait a second for the client span that caused them.
+    std::thread::sleep(Duration::from_millis(1500));
+    run.interrupt();
+    let (code, out, err) = run.finish();
+    assert_eq!(code, 0, "{err}");
+    spans(&out);
+    let all = ndjson(&out);
+    let pid_of = |x: &Value| x["resource"]["process.pid"].to_string();
+    let by_id = |id: &str| all.iter().find(|x| s(x, "span_id") == id);
+    let upstream: Vec<&Value> = all
+        .iter()
+        .filter(|x| pid_of(x) == exporter.pid() && s(x, "kind") == "server")
+        .collect();
+    assert_eq!(upstream.len(), 3, "{all:#?}\n{err}");
+    let mut traces = std::collections::BTreeSet::new();
+    for u in &upstream {
+        let cli = by_id(s(u, "parent_span_id"))
+            .unwrap_or_else(|| panic!("upstream span not under the proxy's call: {u}\n{err}"));
+        assert_eq!(s(cli, "kind"), "client", "{cli}");
+        assert_eq!(pid_of(cli), caddy.pid(), "{cli}");
+        assert_eq!(cli["attributes"]["server.port"], upstream_port, "{cli}");
+        assert_eq!(
+            cli["attributes"]["url.full"],
+            format!(
+                "http://127.0.0.1:{upstream_port}{}",
+                u["attributes"]["url.path"].as_str().unwrap_or("?")
+            ),
+            "{cli}"
+        );
+        let srv = by_id(s(cli, "parent_span_id"))
+            .unwrap_or_else(|| panic!("proxy call outside its request: {cli}"));
+        assert_eq!(s(srv, "kind"), "server", "{srv}");
+        assert_eq!(pid_of(srv), caddy.pid(), "{srv}");
+        assert_eq!(srv["attributes"]["server.port"], proxy_port, "{srv}");
+        for x in [cli, *u] {
+            assert_eq!(s(x, "trace_id"), s(srv, "trace_id"), "{x}");
+        }
+        if srv["attributes"]["url.path"] == "/metrics" {
+            assert_eq!(s(srv, "trace_id"), trace, "{srv}");
+            assert_eq!(s(srv, "parent_span_id"), caller, "{srv}");
+        } else {
+            assert_ne!(s(srv, "trace_id"), trace, "{srv}");
+            assert!(srv["parent_span_id"].is_null(), "{srv}");
+        }
+        traces.insert(s(srv, "trace_id").to_owned());
+    }
+    assert_eq!(traces.len(), 2, "the header's trace and one of its own");
+    assert!(err.contains("3 server spans linked"), "{err}");
 }

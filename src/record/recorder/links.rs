@@ -3,17 +3,27 @@
 //! processes), without writing anything into either: by what both ends
 //! read from their own connection structs.
 //!
-//! A server span that did not come with its caller's trace context and
-//! knows its peer's address is held for [`LINK_WAIT_NS`] after it ends
-//! (stream time: events and `tick` lines), so the client span that caused
-//! it has time to arrive, in whichever order the two came. Then it is
-//! matched against the client spans seen: the client's local address equals
-//! the server's peer address (and the client's peer the server's local
-//! address, and the HTTP/2 stream ids, where both ends know them), and the
-//! server span starts inside the client span. Exactly one match makes the
-//! client span its parent, in the client's trace (the server span waits for
-//! the client span's trace when that is not decided yet); none leaves it a
-//! root, as before; several link nothing and are counted.
+//! A server span that knows its peer's address is held for
+//! [`LINK_WAIT_NS`] after it ends (stream time: events and `tick` lines), so
+//! the client span that caused it has time to arrive, in whichever order
+//! the two came. Then it is matched against the client spans seen: the
+//! client's local address equals the server's peer address (and the
+//! client's peer the server's local address, and the HTTP/2 stream ids,
+//! where both ends know them), and the server span starts inside the client
+//! span. Exactly one match makes the client span its parent, in the
+//! client's trace (the server span waits for the client span's trace when
+//! that is not decided yet); none leaves it as it came (a root, or under
+//! the caller its `traceparent` names); several link nothing and are
+//! counted.
+//!
+//! A server span that came with a `traceparent` is linked too, when the
+//! client span that caused it is in the same trace: a proxy that is not
+//! instrumented (Caddy's or net/http/httputil's reverse proxy) forwards the
+//! header it received as it is, so the header names the proxy's own caller
+//! and the upstream's span would otherwise become the proxy's sibling. The
+//! client span goprobe saw make the call is the nearer, true parent. In
+//! another trace (a caller that started a trace of its own), the header
+//! wins.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -21,6 +31,7 @@ use std::net::SocketAddr;
 use super::Node;
 use crate::probes::family::Connection;
 use crate::span::{SpanId, TraceId};
+use crate::tracecontext::TraceParent;
 
 /// How long (monotonic ns, after it ended) a server span waits for the
 /// client span that caused it. The client usually ends microseconds after
@@ -46,14 +57,23 @@ struct ClientRec {
 struct Held {
     node: Node,
     conn: Connection,
+    /// The trace context its request carried.
+    incoming: Option<TraceParent>,
     start_ns: u64,
     end_ns: u64,
 }
 
+/// A server span matched to a client span not written yet.
+struct Awaiting {
+    node: Node,
+    incoming: Option<TraceParent>,
+}
+
 /// What to do with a server span whose wait is over.
 pub enum Resolved {
-    /// Write it as before: a root in a trace of its own.
-    Root(Node),
+    /// Write it as it came: a root in a trace of its own, or under the
+    /// caller its request's trace context names.
+    AsItCame(Node, Option<TraceParent>),
     /// Write it now under `parent`, in `trace`.
     Under {
         node: Node,
@@ -69,7 +89,7 @@ pub struct Links {
     by_local: HashMap<SocketAddr, Vec<SpanId>>,
     held: Vec<Held>,
     /// Server spans matched to a client span not written yet.
-    awaiting: HashMap<SpanId, Vec<Node>>,
+    awaiting: HashMap<SpanId, Vec<Awaiting>>,
     /// Server spans given a client parent.
     pub linked: u64,
     /// Server spans more than one client span could have caused: not linked.
@@ -94,19 +114,41 @@ impl Links {
     }
 
     /// Span `id` was written in `trace`: if it is a client span, the server
-    /// spans matched to it, each to be written under it in `trace`.
-    pub fn written(&mut self, id: SpanId, trace: TraceId) -> Vec<Node> {
+    /// spans matched to it: those to be written under it in `trace`, and
+    /// those whose request's trace context names another trace (written as
+    /// they came).
+    pub fn written(&mut self, id: SpanId, trace: TraceId) -> (Vec<Node>, Vec<Resolved>) {
         if let Some(c) = self.clients.get_mut(&id) {
             c.trace = Some(trace);
         }
-        self.awaiting.remove(&id).unwrap_or_default()
+        let mut under = Vec::new();
+        let mut other = Vec::new();
+        for a in self.awaiting.remove(&id).unwrap_or_default() {
+            match a.incoming {
+                Some(t) if t.trace_id != trace => {
+                    self.linked -= 1;
+                    other.push(Resolved::AsItCame(a.node, a.incoming));
+                }
+                _ => under.push(a.node),
+            }
+        }
+        (under, other)
     }
 
-    /// Hold server span `node` (which came with no trace context) to link it.
-    pub fn hold(&mut self, node: Node, conn: Connection, start_ns: u64, end_ns: u64) {
+    /// Hold server span `node`, whose request came with trace context
+    /// `incoming` or none, to link it.
+    pub fn hold(
+        &mut self,
+        node: Node,
+        conn: Connection,
+        incoming: Option<TraceParent>,
+        start_ns: u64,
+        end_ns: u64,
+    ) {
         self.held.push(Held {
             node,
             conn,
+            incoming,
             start_ns,
             end_ns,
         });
@@ -125,21 +167,32 @@ impl Links {
         for h in due {
             let candidates = self.candidates(&h);
             match candidates.as_slice() {
-                [] => out.push(Resolved::Root(h.node)),
-                [id] => {
-                    self.linked += 1;
-                    match self.clients.get(id).and_then(|c| c.trace) {
-                        Some(trace) => out.push(Resolved::Under {
+                [] => out.push(Resolved::AsItCame(h.node, h.incoming)),
+                [id] => match self.clients.get(id).and_then(|c| c.trace) {
+                    Some(trace) if h.incoming.is_some_and(|t| t.trace_id != trace) => {
+                        out.push(Resolved::AsItCame(h.node, h.incoming));
+                    }
+                    Some(trace) => {
+                        self.linked += 1;
+                        out.push(Resolved::Under {
                             node: h.node,
                             parent: *id,
                             trace,
-                        }),
-                        None => self.awaiting.entry(*id).or_default().push(h.node),
+                        });
                     }
-                }
+                    None => {
+                        // Counted now, taken back in `written` if the
+                        // client's trace turns out to be another.
+                        self.linked += 1;
+                        self.awaiting.entry(*id).or_default().push(Awaiting {
+                            node: h.node,
+                            incoming: h.incoming,
+                        });
+                    }
+                },
                 _ => {
                     self.ambiguous += 1;
-                    out.push(Resolved::Root(h.node));
+                    out.push(Resolved::AsItCame(h.node, h.incoming));
                 }
             }
         }
@@ -166,8 +219,8 @@ impl Links {
 
     /// Forget client spans that ended before `horizon_ns` less the keep
     /// time. Server spans still waiting for one of them (never written: a
-    /// bug elsewhere) are handed back to be written as roots.
-    pub fn prune(&mut self, newest_ns: u64) -> Vec<Node> {
+    /// bug elsewhere) are handed back to be written as they came.
+    pub fn prune(&mut self, newest_ns: u64) -> Vec<Resolved> {
         let horizon = newest_ns.saturating_sub(CLIENT_KEEP_NS);
         let old: Vec<SpanId> = self
             .clients
@@ -178,7 +231,7 @@ impl Links {
         let mut orphans = Vec::new();
         for id in &old {
             self.clients.remove(id);
-            orphans.extend(self.awaiting.remove(id).unwrap_or_default());
+            orphans.extend(self.unawait(id));
         }
         let clients = &self.clients;
         self.by_local.retain(|_, ids| {
@@ -189,9 +242,20 @@ impl Links {
     }
 
     /// End of stream, after every pending span was written: what still
-    /// waits for a client span that never came.
-    pub fn leftovers(&mut self) -> Vec<Node> {
-        self.awaiting.drain().flat_map(|(_, v)| v).collect()
+    /// waits for a client span that never came, to be written as it came.
+    pub fn leftovers(&mut self) -> Vec<Resolved> {
+        let ids: Vec<SpanId> = self.awaiting.keys().copied().collect();
+        ids.iter().flat_map(|id| self.unawait(id)).collect()
+    }
+
+    /// The server spans waiting for client span `id`, no longer linked.
+    fn unawait(&mut self, id: &SpanId) -> Vec<Resolved> {
+        let waiting = self.awaiting.remove(id).unwrap_or_default();
+        self.linked -= waiting.len() as u64;
+        waiting
+            .into_iter()
+            .map(|a| Resolved::AsItCame(a.node, a.incoming))
+            .collect()
     }
 }
 

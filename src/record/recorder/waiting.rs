@@ -6,7 +6,6 @@
 use super::{Item, Node, Recorder, samples};
 use crate::span::{Event, Span};
 use crate::stream::RawEvent;
-use crate::tracecontext::new_trace_id;
 
 /// Pending events waiting longer than this (monotonic ns behind the newest
 /// event) are given up on and written as roots, bounding memory.
@@ -181,8 +180,8 @@ impl Recorder {
         for p in old {
             self.root(p.item, out);
         }
-        for node in self.links.prune(self.newest_ns) {
-            self.emit(node, new_trace_id(), None, out);
+        for r in self.links.prune(self.newest_ns) {
+            self.resolved(r, out);
         }
     }
 }
