@@ -148,7 +148,9 @@ pub fn assess_probe(probe: &Probe, facts: &Facts<'_>) -> Verdict {
             "no function it hooks is in the binary ({}{more})",
             absent_optional.first().copied().unwrap_or("none")
         ));
-    } else {
+    } else if !functions_missing {
+        // Only where the probe attaches: "the others are traced" would be
+        // untrue of a probe a required function keeps out.
         for f in &absent_optional {
             notes.push(format!(
                 "optional function {f} not in the binary (the program does not use that path; the others are traced)"
