@@ -77,6 +77,22 @@ pub fn needed_fields<'p>(
         .collect()
 }
 
+/// Whether optional field `need` is missing from a type that has another
+/// optional field, reached from the same place, which is known: the two
+/// are one version's field and another's.
+fn has_alternative(need: &FieldNeed, needed: &[&FieldNeed], facts: &Facts<'_>) -> bool {
+    let Some((ty, _)) = need.field.rsplit_once('.') else {
+        return false;
+    };
+    needed.iter().any(|other| {
+        other.optional
+            && other.field != need.field
+            && other.from == need.from
+            && other.field.rsplit_once('.').is_some_and(|(t, _)| t == ty)
+            && facts.resolver.resolvable(&other.field).is_known()
+    })
+}
+
 /// The verdict for one probe.
 pub fn assess_probe(probe: &Probe, facts: &Facts<'_>) -> Verdict {
     let key = facts.resolver.key();
@@ -161,7 +177,8 @@ pub fn assess_probe(probe: &Probe, facts: &Facts<'_>) -> Verdict {
     // binary would not have the types anyway: one reason is enough.
     let present = |h: &Hook| present_hooks.contains(&h.function.as_str());
     let mut inexact = Vec::new();
-    for need in needed_fields(probe, &target, &present) {
+    let needed = needed_fields(probe, &target, &present);
+    for need in &needed {
         if functions_missing {
             break;
         }
@@ -190,7 +207,13 @@ pub fn assess_probe(probe: &Probe, facts: &Facts<'_>) -> Verdict {
         // A conflict is a reason even for an optional field: one of
         // goprobe's readers is wrong about this binary.
         if need.optional && r.source != crate::offsets::Source::Conflict {
-            notes.push(format!("optional {problem}"));
+            // A field this version of the type does not have, where the
+            // probe reads the version's own field instead (gRPC's
+            // status.Error held `e *spb.Status` before `s *Status`): the
+            // way the type is, not something lost.
+            if !has_alternative(need, &needed, facts) {
+                notes.push(format!("optional {problem}"));
+            }
         } else {
             reasons.push(problem);
         }
@@ -316,241 +339,4 @@ pub fn check_probe_names(names: &[String]) -> Result<(), ProbeNameError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::offsets::Key;
-    use crate::offsets::table::{Entry, FieldEntry, Layouts, Table};
-
-    fn full_table(go: &str, arch: &str) -> Table {
-        let catalog = Catalog::builtin().unwrap();
-        let mut l = Layouts::default();
-        for (i, f) in catalog.all_fields().into_iter().enumerate() {
-            l.fields.insert(
-                f,
-                FieldEntry {
-                    offset: 8 * i as u64,
-                    size: 8,
-                },
-            );
-        }
-        let mut t = Table::default();
-        t.insert(Entry {
-            go: Some(go.into()),
-            module: None,
-            version: None,
-            goarch: arch.into(),
-            layouts: l,
-        })
-        .unwrap();
-        t
-    }
-
-    fn verdicts(go: &str, arch: &str, table: &Table, functions: &[&str]) -> Vec<Verdict> {
-        let key = Key {
-            go_version: go.into(),
-            goarch: arch.into(),
-            modules: vec![],
-        };
-        let resolver = Resolver::new(Err("no DWARF".into()), table, key);
-        let has = |n: &str| Ok(functions.contains(&n));
-        assess(
-            Catalog::builtin().unwrap(),
-            &Facts {
-                goarch: arch,
-                has_function: &has,
-                resolver: &resolver,
-            },
-        )
-    }
-
-    /// Every function the catalog hooks, so that a binary with all of them
-    /// has every probe (taken from the catalog: a new probe needs no edit here).
-    fn all_functions() -> Vec<&'static str> {
-        let catalog = Catalog::builtin().unwrap();
-        let mut out: Vec<&'static str> = Vec::new();
-        for h in catalog.probes.iter().flat_map(|p| &p.hooks) {
-            if !out.contains(&h.function.as_str()) {
-                out.push(&h.function);
-            }
-        }
-        out
-    }
-
-    /// An HTTP service's functions: no database/sql.
-    const HTTP_ONLY: [&str; 2] = [
-        "net/http.serverHandler.ServeHTTP",
-        "net/http.(*Transport).roundTrip",
-    ];
-
-    #[test]
-    fn all_good() {
-        let t = full_table("go1.22.10", "amd64");
-        let v = verdicts("go1.22.10", "amd64", &t, &all_functions());
-        assert!(
-            v.iter().all(|v| v.instrumentable && v.reasons.is_empty()),
-            "{v:?}"
-        );
-        // A program without gRPC: every other probe is instrumentable.
-        let no_grpc: Vec<&str> = all_functions()
-            .into_iter()
-            .filter(|f| !f.starts_with("google.golang.org/grpc"))
-            .collect();
-        let v = verdicts("go1.22.10", "amd64", &t, &no_grpc);
-        let (grpc, rest): (Vec<&Verdict>, Vec<&Verdict>) =
-            v.iter().partition(|v| v.probe.starts_with("grpc."));
-        assert!(
-            rest.iter()
-                .all(|v| v.instrumentable && v.reasons.is_empty()),
-            "{v:?}"
-        );
-        assert!(
-            grpc.iter()
-                .all(|v| !v.instrumentable && v.reasons[0].ends_with("not in the binary")),
-            "{grpc:?}"
-        );
-    }
-
-    #[test]
-    fn each_reason() {
-        let t = full_table("go1.22.10", "amd64");
-        let v = verdicts("go1.22.10", "amd64", &t, &[]);
-        // Only the CPU sampler hooks no function.
-        assert!(
-            v.iter()
-                .all(|v| v.instrumentable == (v.probe == "cpu.sample")),
-            "{v:?}"
-        );
-        assert!(
-            v[0].reasons[0].contains("function net/http.serverHandler.ServeHTTP not in the binary"),
-            "{v:?}"
-        );
-        let v = verdicts("go1.23.0", "amd64", &t, &all_functions());
-        assert!(
-            v[0].reasons.iter().any(
-                |r| r.contains("offset of net/http.Request.Method unknown for go1.23.0/amd64")
-            ),
-            "{v:?}"
-        );
-        // Another patch release of a table minor: instrumentable, said in a note.
-        let v = verdicts("go1.22.11", "amd64", &t, &all_functions());
-        assert!(v[0].instrumentable, "{v:?}");
-        assert!(
-            v[0].notes
-                .iter()
-                .any(|n| n
-                    .contains("from the go1.22 table, verified on go1.22.10 but not on go1.22.11")),
-            "{v:?}"
-        );
-        let t386 = full_table("go1.22.10", "386");
-        let v = verdicts("go1.22.10", "386", &t386, &all_functions());
-        assert_eq!(v[0].reasons.len(), 1, "{v:?}");
-        assert!(v[0].reasons[0].starts_with("unsupported architecture 386"));
-        let t16 = full_table("go1.16.15", "amd64");
-        let v = verdicts("go1.16.15", "amd64", &t16, &all_functions());
-        assert!(
-            v[0].reasons.iter().any(|r| r.contains("register ABI")),
-            "{v:?}"
-        );
-    }
-
-    #[test]
-    fn optional_fields_are_notes_and_internal_probes_are_marked() {
-        let catalog = Catalog::builtin().unwrap();
-        let mut t = full_table("go1.22.10", "amd64");
-        // The Traceparent map internals (optional in http.server) unknown.
-        let l = t
-            .stdlib
-            .get_mut("go1.22")
-            .and_then(|m| m.archs.get_mut("amd64"))
-            .unwrap();
-        l.fields.retain(|f, _| !f.starts_with("runtime.hmap."));
-        let v = verdicts("go1.22.10", "amd64", &t, &all_functions());
-        let server = v.iter().find(|v| v.probe == "http.server").unwrap();
-        assert!(server.instrumentable, "{server:?}");
-        assert_eq!(server.notes.len(), 3, "{server:?}");
-        assert!(
-            server.notes[0].starts_with("optional offset of runtime.hmap.B unknown"),
-            "{server:?}"
-        );
-        let spawn = v.iter().find(|v| v.probe == "go.spawn").unwrap();
-        assert!(spawn.internal && catalog.probe("go.spawn").unwrap().internal);
-        assert!(!server.internal);
-        // Without its functions, db.sql says so once, not per field.
-        let v = verdicts(
-            "go1.22.10",
-            "amd64",
-            &full_table("go1.22.10", "amd64"),
-            &HTTP_ONLY,
-        );
-        let db = v.iter().find(|v| v.probe == "db.sql").unwrap();
-        assert!(!db.instrumentable);
-        assert!(
-            db.reasons
-                .iter()
-                .all(|r| r.starts_with("no function it hooks is in the binary")),
-            "{db:?}"
-        );
-        assert!(db.notes.is_empty(), "{db:?}");
-    }
-
-    #[test]
-    fn hooks_attach_one_by_one() {
-        // Only DB.Query/DB.Exec: no Stmt or Tx methods (the linker dropped
-        // them), and a table without the Stmt and Tx fields.
-        let mut t = full_table("go1.23.4", "amd64");
-        let l = t
-            .stdlib
-            .get_mut("go1.23")
-            .and_then(|m| m.archs.get_mut("amd64"))
-            .unwrap();
-        l.fields.retain(|f, _| {
-            !f.starts_with("database/sql.Stmt") && !f.starts_with("database/sql.Tx")
-        });
-        let funcs = ["database/sql.(*DB).queryDC", "database/sql.(*DB).execDC"];
-        let v = verdicts("go1.23.4", "amd64", &t, &funcs);
-        let db = v.iter().find(|v| v.probe == "db.sql").unwrap();
-        assert!(db.instrumentable, "{db:?}");
-        assert_eq!(db.notes.len(), 4, "{db:?}");
-        assert!(
-            db.notes[0].starts_with(
-                "optional function database/sql.(*Stmt).QueryContext not in the binary"
-            ),
-            "{db:?}"
-        );
-        // With a Stmt hook present, its fields are needed again.
-        let funcs = [
-            "database/sql.(*DB).queryDC",
-            "database/sql.(*Stmt).QueryContext",
-        ];
-        let v = verdicts("go1.23.4", "amd64", &t, &funcs);
-        let db = v.iter().find(|v| v.probe == "db.sql").unwrap();
-        assert!(!db.instrumentable);
-        assert!(
-            db.reasons
-                .iter()
-                .any(|r| r.starts_with("offset of database/sql.Stmt.query unknown")),
-            "{db:?}"
-        );
-        assert!(
-            !db.reasons.iter().any(|r| r.contains("database/sql.Tx.")),
-            "{db:?}"
-        );
-        // An exec-only program.
-        let v = verdicts(
-            "go1.23.4",
-            "amd64",
-            &t,
-            &funcs[..0]
-                .iter()
-                .chain(&["database/sql.(*DB).execDC"])
-                .copied()
-                .collect::<Vec<_>>(),
-        );
-        assert!(
-            v.iter()
-                .find(|v| v.probe == "db.sql")
-                .unwrap()
-                .instrumentable
-        );
-    }
-}
+mod tests;
