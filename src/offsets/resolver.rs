@@ -52,6 +52,32 @@ impl<'a> Resolver<'a> {
         if let Some(v) = go_version {
             key.go_version = normalize_go_version(v);
         }
+        Resolver::for_binary_with(bin, table, key, OnceCell::new())
+    }
+
+    /// [`Resolver::for_binary`] with the key ([`Key::for_binary`]) and the
+    /// type descriptor index ([`Resolver::index_types`]) already made, on
+    /// another thread perhaps.
+    pub fn for_binary_prepared(
+        bin: &'a GoBinary,
+        table: &'a Table,
+        key: Key,
+        rtype: Result<StructIndex<'a>, String>,
+    ) -> Resolver<'a> {
+        Resolver::for_binary_with(bin, table, key, OnceCell::from(rtype))
+    }
+
+    /// The type descriptor index of `bin`, as a resolver builds it on first use.
+    pub fn index_types(bin: &'a GoBinary) -> Result<StructIndex<'a>, String> {
+        StructIndex::new(bin).map_err(|e| format!("type descriptors unreadable: {e}"))
+    }
+
+    fn for_binary_with(
+        bin: &'a GoBinary,
+        table: &'a Table,
+        key: Key,
+        rtype: OnceCell<Result<StructIndex<'a>, String>>,
+    ) -> Resolver<'a> {
         let dwarf = OnceCell::new();
         if !bin.elf().dwarf {
             let _ = dwarf.set(Err("stripped (no DWARF)".to_string()));
@@ -59,7 +85,7 @@ impl<'a> Resolver<'a> {
         Resolver {
             dwarf,
             bin: Some(bin),
-            rtype: OnceCell::new(),
+            rtype,
             table,
             key,
             strict: false,
@@ -90,9 +116,7 @@ impl<'a> Resolver<'a> {
     fn rtype(&self) -> Result<&StructIndex<'a>, &str> {
         self.rtype
             .get_or_init(|| match self.bin {
-                Some(bin) => {
-                    StructIndex::new(bin).map_err(|e| format!("type descriptors unreadable: {e}"))
-                }
+                Some(bin) => Resolver::index_types(bin),
                 None => Err("no binary".to_string()),
             })
             .as_ref()
