@@ -389,7 +389,12 @@ fn has_functions_by_walk(tab: &[u8], h: &Header, names: &[&str]) -> Result<Vec<b
 /// (where Go names differ most: the method or function itself).
 fn name_key(name: &[u8]) -> u64 {
     let tail = &name[name.len().saturating_sub(8)..];
-    let last = tail.iter().fold(0u64, |k, &b| (k << 8) | u64::from(b));
+    // One load for the usual name of 8 bytes or more (the same value as
+    // the bytes folded in order).
+    let last = match <[u8; 8]>::try_from(tail) {
+        Ok(eight) => u64::from_be_bytes(eight),
+        Err(_) => tail.iter().fold(0u64, |k, &b| (k << 8) | u64::from(b)),
+    };
     last ^ (name.len() as u64).rotate_right(8)
 }
 

@@ -52,32 +52,17 @@ impl<'a> Resolver<'a> {
         if let Some(v) = go_version {
             key.go_version = normalize_go_version(v);
         }
-        Resolver::for_binary_with(bin, table, key, OnceCell::new())
-    }
-
-    /// [`Resolver::for_binary`] with the key ([`Key::for_binary`]) and the
-    /// type descriptor index ([`Resolver::index_types`]) already made, on
-    /// another thread perhaps.
-    pub fn for_binary_prepared(
-        bin: &'a GoBinary,
-        table: &'a Table,
-        key: Key,
-        rtype: Result<StructIndex<'a>, String>,
-    ) -> Resolver<'a> {
-        Resolver::for_binary_with(bin, table, key, OnceCell::from(rtype))
+        Resolver::for_binary_with_key(bin, table, key)
     }
 
     /// The type descriptor index of `bin`, as a resolver builds it on first use.
-    pub fn index_types(bin: &'a GoBinary) -> Result<StructIndex<'a>, String> {
+    fn index_types(bin: &'a GoBinary) -> Result<StructIndex<'a>, String> {
         StructIndex::new(bin).map_err(|e| format!("type descriptors unreadable: {e}"))
     }
 
-    fn for_binary_with(
-        bin: &'a GoBinary,
-        table: &'a Table,
-        key: Key,
-        rtype: OnceCell<Result<StructIndex<'a>, String>>,
-    ) -> Resolver<'a> {
+    /// [`Resolver::for_binary`] with the key already made
+    /// ([`Key::for_binary`], on another thread perhaps).
+    pub fn for_binary_with_key(bin: &'a GoBinary, table: &'a Table, key: Key) -> Resolver<'a> {
         let dwarf = OnceCell::new();
         if !bin.elf().dwarf {
             let _ = dwarf.set(Err("stripped (no DWARF)".to_string()));
@@ -85,7 +70,7 @@ impl<'a> Resolver<'a> {
         Resolver {
             dwarf,
             bin: Some(bin),
-            rtype,
+            rtype: OnceCell::new(),
             table,
             key,
             strict: false,

@@ -247,37 +247,30 @@ pub fn assess_binary_with(bin: &GoBinary, strict: bool) -> Vec<Verdict> {
         }
     };
     let goarch = String::from(bin.elf().arch.clone());
-    // Three passes over different parts of a large binary are independent:
-    // the module evidence (its data sections) and the type descriptor index
-    // (its type section) are made on a second thread while this one parses
-    // the offsets table and looks the hooked functions up in pclntab. (The
-    // index is needed as soon as one probe's functions are there, the
-    // runtime's own among them, so making it unasked wastes nothing.)
-    let side = || {
-        (
-            crate::offsets::Key::for_binary(bin, &goarch),
-            Resolver::index_types(bin),
-        )
-    };
-    let (table, has_function, (key, rtype)) = std::thread::scope(|s| {
+    // The module evidence is a pass over the data sections (more than
+    // 10 MB of a 50 MB binary), independent of the offsets table and of the
+    // hooked functions' look-up in pclntab: it is made on a second thread
+    // meanwhile. (The type descriptor index stays on first use, here.)
+    let evidence = || crate::offsets::Key::for_binary(bin, &goarch);
+    let (table, has_function, key) = std::thread::scope(|s| {
         let spawned = std::thread::Builder::new()
-            .name("inspect-side".into())
-            .spawn_scoped(s, side);
+            .name("inspect-evidence".into())
+            .spawn_scoped(s, evidence);
         let table = match crate::offsets::table::Table::builtin() {
             Ok(t) => t,
             Err(e) => crate::offsets::table::Table::default_with_warning(&e),
         };
         let has_function = hooked_functions(catalog, bin);
-        let prepared = match spawned {
+        let key = match spawned {
             Ok(handle) => handle
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
             // No thread to be had: the same work, one after the other.
-            Err(_) => side(),
+            Err(_) => evidence(),
         };
-        (table, has_function, prepared)
+        (table, has_function, key)
     });
-    let resolver = Resolver::for_binary_prepared(bin, &table, key, rtype).strict(strict);
+    let resolver = Resolver::for_binary_with_key(bin, &table, key).strict(strict);
     assess(
         catalog,
         &Facts {
