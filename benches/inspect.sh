@@ -62,7 +62,7 @@ pair() {
     [.[].results] | transpose
     | map({name: .[0].command, t: (map(.times) | add), cpu: map(.user + .system)})
     | "  \($what)",
-      (.[] | "    \(.name): median \(.t | q(0.5) | ms) ms (IQR \(.t | q(0.25) | ms)-\(.t | q(0.75) | ms), range \(.t | min | ms)-\(.t | max | ms), \(.t | length) runs); CPU \(.cpu | q(0.5) | ms) ms",
+      (.[] | "    \(.name): median \(.t | q(0.5) | ms) ms (IQR \(.t | q(0.25) | ms)-\(.t | q(0.75) | ms), range \(.t | min | ms)-\(.t | max | ms), \(.t | length) runs); CPU \(.cpu | q(0.5) | ms) ms"),
       "    ratio of medians (toolchain / goprobe; above 1: goprobe faster): \((.[0].t | q(0.5)) / (.[1].t | q(0.5)) * 100 | round / 100)"
   ' "$out"/r*.json
 }
