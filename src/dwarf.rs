@@ -135,8 +135,7 @@ impl DwarfTypes {
         let load = |id: gimli::SectionId| -> Result<Cow<'_, [u8]>, object::Error> {
             use gimli::SectionId as S;
             // Location and range lists, address ranges, macros and name
-            // indexes say nothing of types: left compressed, unread. (The
-            // line table stays: reading a unit parses its header.)
+            // indexes say nothing of types: left compressed, unread.
             if matches!(
                 id,
                 S::DebugLoc
