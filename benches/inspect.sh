@@ -14,8 +14,14 @@
 # Debian-packaged Go servers the tests install (/usr/bin/prometheus, 50 MB
 # stripped; caddy; etcd) when present. Prints the load average too.
 #
+# Each command's CPU time (user + system, hyperfine's mean per round, then
+# the median of the rounds) is printed beside its wall time: it is what a
+# loaded machine disturbs least.
+#
 # Usage: benches/inspect.sh [BIN GO_VERSION]
-# Env: ROUNDS (default 5), RUNS (default 10); NM=0 skips the function-table pairs.
+# Env: ROUNDS (default 5), RUNS (default 10); NM=0 skips the function-table
+# pairs; BASE=PATH runs another goprobe build (say main's release binary)
+# in the same rounds as a third command, to compare a change with its base.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
@@ -34,20 +40,29 @@ goprobe=$repo/target/release/goprobe
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
-# pair LABEL NAME_A CMD_A NAME_B CMD_B: interleaved rounds, then one line
-# per command: median, interquartile range and min-max in ms, and the ratio.
+# pair LABEL NAME_A CMD_A NAME_B CMD_B [NAME_C CMD_C]: interleaved rounds,
+# then one line per command: median, interquartile range and min-max of the
+# wall times in ms, the median CPU time, and the ratio of A to B.
 pair() {
-  local label=$1 na=$2 a=$3 nb=$4 b=$5 r
+  local label=$1 r
+  shift
+  local args=()
+  while [ $# -ge 2 ]; do
+    args+=(-n "$1" "$2")
+    shift 2
+  done
+  rm -f "$out"/r*.json
   for r in $(seq "$rounds"); do
     hyperfine -N --warmup 2 --runs "$runs" --export-json "$out/r$r.json" \
-      -n "$na" "$a" -n "$nb" "$b" >/dev/null 2>&1
+      "${args[@]}" >/dev/null 2>&1
   done
   jq -rs --arg what "$label" '
     def q($p): sort | .[((length - 1) * $p | floor)];
     def ms: . * 1000 * 100 | round / 100;
-    [.[].results] | transpose | map({name: .[0].command, t: (map(.times) | add)})
+    [.[].results] | transpose
+    | map({name: .[0].command, t: (map(.times) | add), cpu: map(.user + .system)})
     | "  \($what)",
-      (.[] | "    \(.name): median \(.t | q(0.5) | ms) ms (IQR \(.t | q(0.25) | ms)-\(.t | q(0.75) | ms), range \(.t | min | ms)-\(.t | max | ms), \(.t | length) runs)"),
+      (.[] | "    \(.name): median \(.t | q(0.5) | ms) ms (IQR \(.t | q(0.25) | ms)-\(.t | q(0.75) | ms), range \(.t | min | ms)-\(.t | max | ms), \(.t | length) runs); CPU \(.cpu | q(0.5) | ms) ms"),
       "    ratio of medians (toolchain / goprobe; above 1: goprobe faster): \((.[0].t | q(0.5)) / (.[1].t | q(0.5)) * 100 | round / 100)"
   ' "$out"/r*.json
 }
@@ -57,11 +72,16 @@ bench() {
   local label=$1 bin=$2 twin=$3 ver=$4
   local go=$cache/go/$ver/go/bin/go
   echo "== $label: $bin ($(du -h "$bin" | cut -f1), Go $ver); load average $(cut -d' ' -f1-3 /proc/loadavg)"
-  pair "build info" "go version -m" "$go version -m $bin" "goprobe inspect --json" "$goprobe inspect --json $bin"
+  local base_json=() base_fns=()
+  if [ -n "${BASE:-}" ]; then
+    base_json=("base: goprobe inspect --json" "$BASE inspect --json $bin")
+    base_fns=("base: goprobe inspect --functions" "$BASE inspect --functions $bin")
+  fi
+  pair "build info" "go version -m" "$go version -m $bin" "goprobe inspect --json" "$goprobe inspect --json $bin" "${base_json[@]}"
   if [ -z "${5:-}" ] && [ "${NM:-1}" != 0 ]; then
     local fns
     fns=$("$goprobe" inspect --functions "$bin" | wc -l)
-    pair "functions ($fns)" "go tool nm (unstripped twin)" "$go tool nm $twin" "goprobe inspect --functions" "$goprobe inspect --functions $bin"
+    pair "functions ($fns)" "go tool nm (unstripped twin)" "$go tool nm $twin" "goprobe inspect --functions" "$goprobe inspect --functions $bin" "${base_fns[@]}"
   fi
 }
 

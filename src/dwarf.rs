@@ -135,8 +135,7 @@ impl DwarfTypes {
         let load = |id: gimli::SectionId| -> Result<Cow<'_, [u8]>, object::Error> {
             use gimli::SectionId as S;
             // Location and range lists, address ranges, macros and name
-            // indexes say nothing of types: left compressed, unread. (The
-            // line table stays: reading a unit parses its header.)
+            // indexes say nothing of types: left compressed, unread.
             if matches!(
                 id,
                 S::DebugLoc
@@ -148,6 +147,13 @@ impl DwarfTypes {
                     | S::DebugMacro
                     | S::DebugNames
                     | S::DebugTypes
+                    // Units are read from their headers and raw entries,
+                    // not as `gimli::Unit`s, which would parse each one's
+                    // line program and base address: the line table (as
+                    // large as a third of the compressed DWARF) and the
+                    // address table are not needed either.
+                    | S::DebugLine
+                    | S::DebugAddr
             ) {
                 return Ok(Cow::Borrowed(&[][..]));
             }
@@ -161,24 +167,42 @@ impl DwarfTypes {
         let mut types = DwarfTypes::default();
         let mut units = dwarf.units();
         while let Some(header) = units.next()? {
-            let unit = dwarf.unit(header)?;
-            types.index_unit(&dwarf, &unit)?;
+            let abbreviations = dwarf.abbreviations(&header)?;
+            types.index_unit(&dwarf, &header, &abbreviations)?;
         }
         Ok(types)
     }
 
-    fn index_unit(
+    fn index_unit<'d>(
         &mut self,
-        dwarf: &gimli::Dwarf<EndianSlice<'_, RunTimeEndian>>,
-        unit: &gimli::Unit<EndianSlice<'_, RunTimeEndian>>,
+        dwarf: &gimli::Dwarf<EndianSlice<'d, RunTimeEndian>>,
+        header: &gimli::UnitHeader<EndianSlice<'d, RunTimeEndian>>,
+        abbreviations: &gimli::Abbreviations,
     ) -> Result<(), DwarfError> {
-        let unit_base = unit
-            .header
+        let unit_base = header
             .offset()
-            .to_debug_info_offset(&unit.header)
+            .to_debug_info_offset(header)
             .map_or(0, |o| o.0);
-        let address_size = unit.header.address_size();
-        let mut raw = unit.entries_raw(None)?;
+        let address_size = header.address_size();
+        // Where a unit's `DW_FORM_strx` names are indexed from (DWARF 5 C
+        // units; Go writes its names inline): the unit entry's
+        // `DW_AT_str_offsets_base`, as `gimli::Unit` reads it.
+        let mut str_offsets_base = gimli::DebugStrOffsetsBase::default_for_encoding_and_file(
+            header.encoding(),
+            dwarf.file_type,
+        );
+        let string = |value: AttributeValue<EndianSlice<'d, RunTimeEndian>>,
+                      base: gimli::DebugStrOffsetsBase<usize>|
+         -> gimli::Result<EndianSlice<'d, RunTimeEndian>> {
+            match value {
+                AttributeValue::DebugStrOffsetsIndex(index) => dwarf
+                    .debug_str_offsets
+                    .get_str_offset(header.format(), base, index)
+                    .and_then(|offset| dwarf.string(offset)),
+                other => dwarf.attr_line_string(other),
+            }
+        };
+        let mut raw = header.entries_raw(abbreviations, None)?;
         // Index (into `entries`) of the struct whose members are being read,
         // with the depth of its children.
         let mut open_struct: Option<(u32, isize)> = None;
@@ -189,6 +213,17 @@ impl DwarfTypes {
                 continue;
             };
             let tag = abbrev.tag();
+            if depth == 0 && matches!(tag, dw::DW_TAG_compile_unit | dw::DW_TAG_partial_unit) {
+                for spec in abbrev.attributes() {
+                    let attr = raw.read_attribute(*spec)?;
+                    if let (dw::DW_AT_str_offsets_base, AttributeValue::DebugStrOffsetsBase(base)) =
+                        (attr.name(), attr.value())
+                    {
+                        str_offsets_base = base;
+                    }
+                }
+                continue;
+            }
             if let Some((_, d)) = open_struct
                 && depth < d
             {
@@ -200,6 +235,9 @@ impl DwarfTypes {
                 raw.skip_attributes(abbrev.attributes())?;
                 continue;
             }
+            // Only members and structs keep their names: no string is
+            // made for the (many more) pointers, typedefs and base types.
+            let named = wanted_member || tag == dw::DW_TAG_structure_type;
             let mut name = None;
             let mut byte_size = None;
             let mut target = None;
@@ -207,8 +245,8 @@ impl DwarfTypes {
             for spec in abbrev.attributes() {
                 let attr = raw.read_attribute(*spec)?;
                 match attr.name() {
-                    dw::DW_AT_name => {
-                        if let Ok(s) = dwarf.attr_string(unit, attr.value()) {
+                    dw::DW_AT_name if named => {
+                        if let Ok(s) = string(attr.value(), str_offsets_base) {
                             name = Some(String::from_utf8_lossy(s.slice()).into_owned());
                         }
                     }

@@ -36,6 +36,9 @@ pub(crate) struct Header {
     pub text_start: u64,
     /// Start of the function name table.
     pub funcname_off: usize,
+    /// End of the function name table (the CU table's start; Go 1.16+,
+    /// zero before, where names are spread over the table).
+    pub funcname_end: usize,
     /// Start of the `(entry, funcoff)` table.
     pub functab_off: usize,
     /// What `funcoff` values are relative to.
@@ -118,14 +121,14 @@ pub(crate) fn parse_header(tab: &[u8], big_endian: bool, ptr_size: u8) -> Result
             .ok_or_else(|| format!("pclntab header offset {v:#x}"))
     };
     let nfunc = to_usize(word(0)?).ok_or("pclntab function count")?;
-    let (text_start, funcname_off, functab_off, funcdata_off) = match version {
+    let (text_start, (funcname_off, funcname_end), functab_off, funcdata_off) = match version {
         PclntabVersion::Go12 => {
             let functab = 8 + usize::from(ptr_size);
-            (0, 0, functab, 0)
+            (0, (0, 0), functab, 0)
         }
-        PclntabVersion::Go116 => (0, offset(2)?, offset(6)?, offset(6)?),
+        PclntabVersion::Go116 => (0, (offset(2)?, offset(3)?), offset(6)?, offset(6)?),
         PclntabVersion::Go118 | PclntabVersion::Go120 => {
-            (word(2)?, offset(3)?, offset(7)?, offset(7)?)
+            (word(2)?, (offset(3)?, offset(4)?), offset(7)?, offset(7)?)
         }
     };
     let header = Header {
@@ -134,6 +137,7 @@ pub(crate) fn parse_header(tab: &[u8], big_endian: bool, ptr_size: u8) -> Result
         nfunc,
         text_start,
         funcname_off,
+        funcname_end,
         functab_off,
         funcdata_off,
     };
@@ -186,44 +190,194 @@ pub(crate) fn functions(tab: &[u8], h: &Header, text_start: u64) -> Result<Vec<R
     Ok(out)
 }
 
-/// Which of `names` the table has functions for (exactly named), in one
-/// pass. Needs neither the text start nor a string per function, so it is
-/// cheap enough for verdicts on binaries with tens of thousands of functions:
-/// each function's name is measured once and looked up by a key (its length
-/// and last bytes) among the wanted names, instead of being compared with
-/// every one of them.
+/// Which of `names` the table has functions for (exactly named). Needs
+/// neither the text start nor a string per function, so it is cheap enough
+/// for verdicts on binaries with tens of thousands of functions: each name
+/// is looked up by a key (its length and last bytes) among the wanted
+/// names, instead of being compared with every one of them.
 pub(crate) fn has_functions(tab: &[u8], h: &Header, names: &[&str]) -> Result<Vec<bool>, String> {
-    let mut found = vec![false; names.len()];
-    let mut left = names.len();
-    let mut keys: Vec<(u64, usize)> = names
-        .iter()
-        .enumerate()
-        .map(|(i, n)| (name_key(n.as_bytes()), i))
-        .collect();
-    keys.sort_unstable();
-    // 64 Kbit of the keys' low bits: most names are turned away by one bit.
-    let mut seen_bits = vec![0u64; 1 << 10];
-    let bit = |key: u64| (key ^ (key >> 16) ^ (key >> 32) ^ (key >> 48)) as usize & 0xffff;
-    for &(k, _) in &keys {
-        seen_bits[bit(k) >> 6] |= 1 << (bit(k) & 63);
-    }
-    walk(tab, h, |_, name_at, _, _| {
-        // A name without its NUL is no name (and matches nothing).
-        let Some(name) = cstr_at(tab, name_at) else {
-            return Ok(left > 0);
-        };
-        let key = name_key(name);
-        if seen_bits[bit(key) >> 6] & (1 << (bit(key) & 63)) == 0 {
-            return Ok(true);
+    match tab.get(h.funcname_off..h.funcname_end) {
+        Some(names_table) if h.funcname_off < h.funcname_end => {
+            has_functions_by_name_table(tab, h, names_table, names)
         }
-        let from = keys.partition_point(|&(k, _)| k < key);
-        for &(k, i) in &keys[from..] {
-            if k != key {
+        // Go 1.2 format (names spread over the table), or a header whose
+        // name table is out of order.
+        _ => has_functions_by_walk(tab, h, names),
+    }
+}
+
+/// [`has_functions`] from the name table (Go 1.16+): the table's names are
+/// matched in one sequential pass, then each matched name is confirmed by
+/// finding a function record that names it. A name in the table is not yet
+/// a function (the table names inlined functions too), and one not in it is
+/// none, so no name is read per function.
+///
+/// The linker writes the names in function order, each the first time it
+/// is met (as a function or as a function inlined into an earlier one), so
+/// name offsets mostly grow with the function index: a binary search finds
+/// most functions by their name's offset in a few records. The ones it
+/// misses (a function inlined before its own turn puts its name out of
+/// order) are looked for in a walk over every record.
+fn has_functions_by_name_table(
+    tab: &[u8],
+    h: &Header,
+    names_table: &[u8],
+    names: &[&str],
+) -> Result<Vec<bool>, String> {
+    let mut found = vec![false; names.len()];
+    let filter = NameFilter::new(names);
+    // (offset of the name in `tab`, index into `names`), in offset order.
+    let mut matched: Vec<(usize, usize)> = Vec::new();
+    let mut start = 0;
+    for_each_nul(names_table, |nul| {
+        let name = &names_table[start..nul];
+        for i in filter.matches(name, names) {
+            matched.push((h.funcname_off + start, i));
+        }
+        start = nul + 1;
+    });
+    // Binary search by name offset, checking every record it reads.
+    let mut missed = Vec::new();
+    for &(at, i) in &matched {
+        if found[i] {
+            continue;
+        }
+        let (mut lo, mut hi) = (0, h.nfunc);
+        let mut hit = false;
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let entry_raw = h.field(tab, 2 * mid).ok_or("pclntab function table")?;
+            let name_at = name_of(tab, h, mid, entry_raw)?;
+            if name_at == at {
+                hit = true;
                 break;
             }
-            if !found[i] && names[i].as_bytes() == name {
+            if name_at < at {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        if hit {
+            found[i] = true;
+        } else {
+            missed.push((at, i));
+        }
+    }
+    missed.retain(|&(_, i)| !found[i]);
+    if missed.is_empty() {
+        return Ok(found);
+    }
+    let mut left = missed.len();
+    let mut confirmed = vec![false; missed.len()];
+    walk(tab, h, |_, name_at, _, _| {
+        let from = missed.partition_point(|&(at, _)| at < name_at);
+        for (j, &(at, i)) in missed.iter().enumerate().skip(from) {
+            if at != name_at {
+                break;
+            }
+            if !confirmed[j] {
+                confirmed[j] = true;
                 found[i] = true;
                 left -= 1;
+            }
+        }
+        Ok(left > 0)
+    })?;
+    Ok(found)
+}
+
+/// Call `f` with the index of every NUL byte of `bytes`, in order: eight
+/// bytes at a time (names average some 40 bytes, too short for a search
+/// call per name to pay).
+fn for_each_nul(bytes: &[u8], mut f: impl FnMut(usize)) {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut chunks = bytes.chunks_exact(8);
+    let mut base = 0;
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let v = u64::from_le_bytes(word);
+        // The high bit of each byte of `nonzero` is set exactly when that
+        // byte of `v` is not zero (no carry crosses bytes: 0x7f + 0x7f < 0x100).
+        let nonzero = ((v & LOW7) + LOW7) | v;
+        let mut zeros = !nonzero & HIGH;
+        while zeros != 0 {
+            f(base + zeros.trailing_zeros() as usize / 8);
+            zeros &= zeros - 1;
+        }
+        base += 8;
+    }
+    for (k, &b) in chunks.remainder().iter().enumerate() {
+        if b == 0 {
+            f(base + k);
+        }
+    }
+}
+
+/// The wanted names, looked up by a cheap key (see [`name_key`]) behind a
+/// 64 Kbit filter of the keys' low bits: most names are turned away by one bit.
+struct NameFilter {
+    /// (key, index into the names), sorted.
+    keys: Vec<(u64, usize)>,
+    bits: Vec<u64>,
+}
+
+impl NameFilter {
+    fn new(names: &[&str]) -> NameFilter {
+        let mut keys: Vec<(u64, usize)> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (name_key(n.as_bytes()), i))
+            .collect();
+        keys.sort_unstable();
+        let mut bits = vec![0u64; 1 << 10];
+        for &(k, _) in &keys {
+            let b = Self::bit(k);
+            bits[b >> 6] |= 1 << (b & 63);
+        }
+        NameFilter { keys, bits }
+    }
+
+    fn bit(key: u64) -> usize {
+        (key ^ (key >> 16) ^ (key >> 32) ^ (key >> 48)) as usize & 0xffff
+    }
+
+    /// The indexes of the `names` (those [`NameFilter::new`] had) equal to `name`.
+    fn matches<'s>(
+        &'s self,
+        name: &'s [u8],
+        names: &'s [&str],
+    ) -> impl Iterator<Item = usize> + 's {
+        let key = name_key(name);
+        let b = Self::bit(key);
+        let from = if self.bits[b >> 6] & (1 << (b & 63)) == 0 {
+            self.keys.len()
+        } else {
+            self.keys.partition_point(|&(k, _)| k < key)
+        };
+        self.keys[from..]
+            .iter()
+            .take_while(move |&&(k, _)| k == key)
+            .map(|&(_, i)| i)
+            .filter(move |&i| names[i].as_bytes() == name)
+    }
+}
+
+/// [`has_functions`] by reading each function's name (the Go 1.2 format).
+fn has_functions_by_walk(tab: &[u8], h: &Header, names: &[&str]) -> Result<Vec<bool>, String> {
+    let filter = NameFilter::new(names);
+    let mut found = vec![false; names.len()];
+    let mut left = names.len();
+    walk(tab, h, |_, name_at, _, _| {
+        // A name without its NUL is no name (and matches nothing).
+        if let Some(name) = cstr_at(tab, name_at) {
+            for i in filter.matches(name, names) {
+                if !found[i] {
+                    found[i] = true;
+                    left -= 1;
+                }
             }
         }
         Ok(left > 0)
@@ -235,7 +389,12 @@ pub(crate) fn has_functions(tab: &[u8], h: &Header, names: &[&str]) -> Result<Ve
 /// (where Go names differ most: the method or function itself).
 fn name_key(name: &[u8]) -> u64 {
     let tail = &name[name.len().saturating_sub(8)..];
-    let last = tail.iter().fold(0u64, |k, &b| (k << 8) | u64::from(b));
+    // One load for the usual name of 8 bytes or more (the same value as
+    // the bytes folded in order).
+    let last = match <[u8; 8]>::try_from(tail) {
+        Ok(eight) => u64::from_be_bytes(eight),
+        Err(_) => tail.iter().fold(0u64, |k, &b| (k << 8) | u64::from(b)),
+    };
     last ^ (name.len() as u64).rotate_right(8)
 }
 
@@ -247,44 +406,51 @@ fn walk(
     h: &Header,
     mut visit: impl FnMut(usize, usize, u64, u64) -> Result<bool, String>,
 ) -> Result<(), String> {
-    let rel = h.relative_entries();
-    let ps = usize::from(h.words.ptr_size);
     let mut entry_raw = h.field(tab, 0).ok_or("pclntab function table")?;
     for i in 0..h.nfunc {
-        let funcoff = h.field(tab, 2 * i + 1).ok_or("pclntab function table")?;
         let next_raw = h.field(tab, 2 * i + 2).ok_or("pclntab function table")?;
         if next_raw < entry_raw {
             return Err(format!("pclntab function table not sorted at entry {i}"));
         }
-        let func = to_usize(funcoff)
-            .and_then(|f| f.checked_add(h.funcdata_off))
-            .ok_or_else(|| format!("pclntab function {i} offset {funcoff:#x}"))?;
-        // The _func record repeats the entry (an offset from Go 1.18 on), then
-        // the name offset; a disagreement means we are not reading a real table.
-        let (own_entry, name_field) = if rel {
-            (h.words.u32(tab, func).map(u64::from), func.checked_add(4))
-        } else {
-            (h.words.word(tab, func), func.checked_add(ps))
-        };
-        if own_entry != Some(entry_raw) {
-            return Err(format!(
-                "pclntab function {i}: record entry does not match the table"
-            ));
-        }
-        let name_off = name_field
-            .and_then(|o| h.words.u32(tab, o))
-            .ok_or_else(|| format!("pclntab function {i} record"))?;
-        let name_at = usize::try_from(name_off as i32)
-            .ok()
-            .and_then(|n| n.checked_add(h.funcname_off))
-            .filter(|&n| n < tab.len())
-            .ok_or_else(|| format!("pclntab function {i} name"))?;
+        let name_at = name_of(tab, h, i, entry_raw)?;
         if !visit(i, name_at, entry_raw, next_raw)? {
             return Ok(());
         }
         entry_raw = next_raw;
     }
     Ok(())
+}
+
+/// The offset in `tab` of function `i`'s name, `entry_raw` being its
+/// functab entry; checked against the function's record.
+fn name_of(tab: &[u8], h: &Header, i: usize, entry_raw: u64) -> Result<usize, String> {
+    let funcoff = h.field(tab, 2 * i + 1).ok_or("pclntab function table")?;
+    let func = to_usize(funcoff)
+        .and_then(|f| f.checked_add(h.funcdata_off))
+        .ok_or_else(|| format!("pclntab function {i} offset {funcoff:#x}"))?;
+    // The _func record repeats the entry (an offset from Go 1.18 on), then
+    // the name offset; a disagreement means we are not reading a real table.
+    let (own_entry, name_field) = if h.relative_entries() {
+        (h.words.u32(tab, func).map(u64::from), func.checked_add(4))
+    } else {
+        (
+            h.words.word(tab, func),
+            func.checked_add(usize::from(h.words.ptr_size)),
+        )
+    };
+    if own_entry != Some(entry_raw) {
+        return Err(format!(
+            "pclntab function {i}: record entry does not match the table"
+        ));
+    }
+    let name_off = name_field
+        .and_then(|o| h.words.u32(tab, o))
+        .ok_or_else(|| format!("pclntab function {i} record"))?;
+    usize::try_from(name_off as i32)
+        .ok()
+        .and_then(|n| n.checked_add(h.funcname_off))
+        .filter(|&n| n < tab.len())
+        .ok_or_else(|| format!("pclntab function {i} name"))
 }
 
 /// Where the table is in the file.

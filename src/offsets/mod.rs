@@ -129,11 +129,12 @@ impl Key {
     /// ([`crate::gobin::evidence`]: a GOPATH build of gRPC).
     pub fn for_binary(bin: &crate::gobin::GoBinary, goarch: &str) -> Key {
         let mut key = Key::from_build_info(bin.build_info(), goarch);
-        for m in crate::gobin::evidence::module_versions_in(&bin.data_parts()) {
-            if !key.modules.iter().any(|k| k.path == m.path) {
-                key.modules.push(m);
-            }
-        }
+        // Evidence is never used for a module the build info names, so it
+        // is not looked for either.
+        let found = crate::gobin::evidence::module_versions_unless(&bin.data_parts(), |path| {
+            key.modules.iter().any(|k| k.path == path)
+        });
+        key.modules.extend(found);
         key
     }
 

@@ -52,6 +52,17 @@ impl<'a> Resolver<'a> {
         if let Some(v) = go_version {
             key.go_version = normalize_go_version(v);
         }
+        Resolver::for_binary_with_key(bin, table, key)
+    }
+
+    /// The type descriptor index of `bin`, as a resolver builds it on first use.
+    fn index_types(bin: &'a GoBinary) -> Result<StructIndex<'a>, String> {
+        StructIndex::new(bin).map_err(|e| format!("type descriptors unreadable: {e}"))
+    }
+
+    /// [`Resolver::for_binary`] with the key already made
+    /// ([`Key::for_binary`], on another thread perhaps).
+    pub fn for_binary_with_key(bin: &'a GoBinary, table: &'a Table, key: Key) -> Resolver<'a> {
         let dwarf = OnceCell::new();
         if !bin.elf().dwarf {
             let _ = dwarf.set(Err("stripped (no DWARF)".to_string()));
@@ -90,9 +101,7 @@ impl<'a> Resolver<'a> {
     fn rtype(&self) -> Result<&StructIndex<'a>, &str> {
         self.rtype
             .get_or_init(|| match self.bin {
-                Some(bin) => {
-                    StructIndex::new(bin).map_err(|e| format!("type descriptors unreadable: {e}"))
-                }
+                Some(bin) => Resolver::index_types(bin),
                 None => Err("no binary".to_string()),
             })
             .as_ref()

@@ -226,11 +226,18 @@ impl Table {
         struct Format {
             format: u32,
         }
-        let f: Format = serde_json::from_str(text)?;
-        if f.format != FORMAT {
-            return Err(TableError::Format(f.format));
+        // One parse when the table reads (as the built-in one always does);
+        // the format alone is read only to say why one does not, with the
+        // errors a format check first would give.
+        match serde_json::from_str::<Table>(text) {
+            Ok(t) if t.format == FORMAT => Ok(t),
+            Ok(t) => Err(TableError::Format(t.format)),
+            Err(e) => Err(match serde_json::from_str::<Format>(text) {
+                Err(format_unreadable) => TableError::Json(format_unreadable),
+                Ok(f) if f.format != FORMAT => TableError::Format(f.format),
+                Ok(_) => TableError::Json(e),
+            }),
         }
-        Ok(serde_json::from_str(text)?)
     }
 
     /// An empty table, after warning on stderr that the built-in one is unusable

@@ -256,6 +256,10 @@ pub fn assess_binary(bin: &GoBinary) -> Vec<Verdict> {
     assess_binary_with(bin, false)
 }
 
+/// Data sections from which the module evidence is searched on a thread of
+/// its own (see [`assess_binary_with`]).
+const EVIDENCE_THREAD_MIN: usize = 8 << 20;
+
 /// [`assess_binary`]; `strict`: a table answer for a Go patch release the
 /// table was not generated from counts as unknown (`--strict-offsets`).
 pub fn assess_binary_with(bin: &GoBinary, strict: bool) -> Vec<Verdict> {
@@ -271,13 +275,35 @@ pub fn assess_binary_with(bin: &GoBinary, strict: bool) -> Vec<Verdict> {
             }];
         }
     };
-    let table = match crate::offsets::table::Table::builtin() {
-        Ok(t) => t,
-        Err(e) => crate::offsets::table::Table::default_with_warning(&e),
-    };
-    let resolver = Resolver::for_binary(bin, &table, None).strict(strict);
     let goarch = String::from(bin.elf().arch.clone());
-    let has_function = hooked_functions(catalog, bin);
+    // The module evidence is a pass over the data sections (more than
+    // 10 MB of a 50 MB binary), independent of the offsets table and of the
+    // hooked functions' look-up in pclntab: on a large binary it is made on
+    // a second thread meanwhile. (A thread costs more CPU than it saves
+    // time on a few MB. The type descriptor index stays on first use, here.)
+    let evidence = || crate::offsets::Key::for_binary(bin, &goarch);
+    let data_bytes: usize = bin.data_parts().iter().map(|p| p.len()).sum();
+    let (table, has_function, key) = std::thread::scope(|s| {
+        let spawned = (data_bytes >= EVIDENCE_THREAD_MIN).then(|| {
+            std::thread::Builder::new()
+                .name("inspect-evidence".into())
+                .spawn_scoped(s, evidence)
+        });
+        let table = match crate::offsets::table::Table::builtin() {
+            Ok(t) => t,
+            Err(e) => crate::offsets::table::Table::default_with_warning(&e),
+        };
+        let has_function = hooked_functions(catalog, bin);
+        let key = match spawned {
+            Some(Ok(handle)) => handle
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            // A small binary, or no thread to be had: one after the other.
+            None | Some(Err(_)) => evidence(),
+        };
+        (table, has_function, key)
+    });
+    let resolver = Resolver::for_binary_with_key(bin, &table, key).strict(strict);
     assess(
         catalog,
         &Facts {

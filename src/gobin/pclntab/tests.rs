@@ -274,3 +274,99 @@ fn locate_by_section_symbol_and_scan() {
     };
     assert!(locate(&data, &layout, &[wrong], None).is_err());
 }
+
+#[test]
+fn has_functions_in_every_format() {
+    let names = [
+        "runtime.morestack",
+        "main.main",
+        "main.absent",
+        "net/http.(*Server).Serve",
+        "main.main",
+        "",
+        "main",
+    ];
+    for (ver, ps, big, tab, _) in all_formats() {
+        let h = parse_header(&tab, big, ps).unwrap();
+        assert_eq!(
+            has_functions(&tab, &h, &names).unwrap(),
+            [true, true, false, true, true, false, false],
+            "{ver:?} {ps} {big}"
+        );
+    }
+}
+
+#[test]
+fn a_name_no_function_has_is_not_a_function() {
+    // Function 1 renamed to function 0's name: "runtime.morestack" stays in
+    // the name table (as an inlined function's name would) but names nothing.
+    let mut tab = build(PclntabVersion::Go120, 8, false, &FUNCS_REL, 0x180, 0x401000);
+    let h = parse_header(&tab, false, 8).unwrap();
+    let name_field = h.functab_off + h.functab_len().unwrap() + 8 + 4;
+    tab[name_field..name_field + 4].copy_from_slice(&0u32.to_le_bytes());
+    let h = parse_header(&tab, false, 8).unwrap();
+    assert_eq!(
+        has_functions(&tab, &h, &["runtime.morestack", "main.main"]).unwrap(),
+        [false, true]
+    );
+    assert_eq!(functions(&tab, &h, 0x401000).unwrap()[1].name, "main.main");
+}
+
+#[test]
+fn every_nul_is_found() {
+    let bytes: Vec<u8> = (0..300u32)
+        .map(|i| {
+            if i % 7 == 0 || i % 11 == 3 {
+                0
+            } else {
+                (i % 255 + 1) as u8
+            }
+        })
+        .chain([0x80, 0x00, 0xff, 0x01, 0x00])
+        .collect();
+    for len in 0..bytes.len() {
+        let mut got = Vec::new();
+        for_each_nul(&bytes[..len], |i| got.push(i));
+        let want: Vec<usize> = (0..len).filter(|&i| bytes[i] == 0).collect();
+        assert_eq!(got, want, "len {len}");
+    }
+}
+
+#[test]
+fn a_function_named_out_of_order_is_found() {
+    // Names in the table in the reverse of function order (as when each
+    // function was inlined into an earlier one first): the binary search
+    // misses some, the walk finds them.
+    let funcs = [
+        ("c.c", 0u64),
+        ("b.b", 0x40),
+        ("a.a", 0x80),
+        ("z.z", 0xc0),
+        ("y.y", 0x100),
+    ];
+    let tab = build(PclntabVersion::Go120, 8, false, &funcs, 0x180, 0x401000);
+    let h = parse_header(&tab, false, 8).unwrap();
+    // Reverse the name offsets in the records.
+    let mut tab = tab;
+    let recs = h.functab_off + h.functab_len().unwrap();
+    let offs: Vec<[u8; 4]> = (0..5)
+        .map(|i| tab[recs + 8 * i + 4..recs + 8 * i + 8].try_into().unwrap())
+        .collect();
+    let mut names_order = Vec::new();
+    for (i, off) in offs.iter().rev().enumerate() {
+        tab[recs + 8 * i + 4..recs + 8 * i + 8].copy_from_slice(off);
+        names_order.push(funcs[4 - i].0);
+    }
+    let h = parse_header(&tab, false, 8).unwrap();
+    let got: Vec<String> = functions(&tab, &h, 0x401000)
+        .unwrap()
+        .into_iter()
+        .map(|f| f.name)
+        .collect();
+    assert_eq!(got, names_order);
+    let want = ["a.a", "b.b", "c.c", "y.y", "z.z", "x.x"];
+    assert_eq!(
+        has_functions(&tab, &h, &want).unwrap(),
+        [true, true, true, true, true, false]
+    );
+}
