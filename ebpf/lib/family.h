@@ -148,6 +148,49 @@ static __always_inline __u64 slot(void *ctx, struct gp_hook *h, int s)
 	return word(ctx, h->reg[s & (GP_SLOTS - 1)]);
 }
 
+/* itab -> dynamic type, cached: a direct-mapped cache of the interface
+ * tables seen last, per CPU (so no entry is ever seen half written: the
+ * programs of one object do not nest on a CPU). Exact, not a heuristic:
+ * the runtime never frees or changes an itab (the binary's own are static,
+ * the others persistentalloc'd), so an address once seen with a type keeps
+ * it for the life of the process (the key has its tgid). A user-memory
+ * read costs some 60-100 ns in the program; the lookup a few: the
+ * ResponseWriter's, a connector's or a connection's itab is the same one
+ * call after call. */
+#define GP_ITAB_CACHE 64
+struct gp_itab_slot {
+	__u64 itab;
+	__u64 type;
+	__u32 tgid;
+	__u32 _pad;
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, GP_ITAB_CACHE);
+	__type(key, __u32);
+	__type(value, struct gp_itab_slot);
+} itab_cache SEC(".maps");
+
+static __always_inline __u64 itab_type(__u64 itab)
+{
+	if (!itab)
+		return 0;
+	/* itabs are 8-byte aligned and a few dozen bytes apart. */
+	__u32 idx = (__u32)(itab >> 3) & (GP_ITAB_CACHE - 1);
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct gp_itab_slot *s = bpf_map_lookup_elem(&itab_cache, &idx);
+	if (s && s->itab == itab && s->tgid == tgid)
+		return s->type;
+	__u64 t = read_itab_type(itab);
+	/* 0: unreadable; not cached, so it is tried again. */
+	if (s && t) {
+		s->itab = itab;
+		s->type = t;
+		s->tgid = tgid;
+	}
+	return t;
+}
+
 /* Whether the record of `size` bytes about to be sent wakes the reader:
  * only when it makes the waiting data cross a multiple of GP_WAKEUP_BYTES.
  * A wake-up is an inter-processor interrupt (a VM exit here) that costs
