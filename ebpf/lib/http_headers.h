@@ -8,8 +8,11 @@
 
 /* One map bucket or group of Request.Header while searching it. */
 #define GP_BUCKET_BYTES 336
+/* The buffer also holds the Request's first bytes and then its request
+ * line at ServeHTTP's entry (http_request.h), before the walk. */
+#define GP_MAPBUF_BYTES 768
 struct gp_mapbuf {
-	__u8 b[GP_BUCKET_BYTES];
+	__u8 b[GP_MAPBUF_BYTES];
 	/* GP_FOUND_* of the header walk. Kept in map memory, not a register:
 	 * the verifier then sees an unknown value at each slot instead of
 	 * following every combination of matches through the unrolled

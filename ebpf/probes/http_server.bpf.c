@@ -87,6 +87,7 @@ struct gp_server_event {
 	__u64 resp_type;              /* the ResponseWriter's dynamic type (0: x/net's runHandler) */
 	__s64 status_h2;              /* HTTP/2: the status as net/http's own server keeps it (-1: unread) */
 	__s64 status_xnet;            /* HTTP/2: the status as golang.org/x/net/http2 keeps it (-1: unread) */
+	__u64 peer_ptr;               /* RemoteAddr's data pointer, to skip copying it again (http_request.h) */
 	__u32 hook;                   /* index in `hooks` of the function entered */
 	__u32 depth;                  /* nested entries on this goroutine for the same request */
 	__u32 method_len;             /* real lengths (may exceed the buffers) */
@@ -109,7 +110,7 @@ struct gp_server_event {
 	char query[GP_LONG_MAX];
 	char user_agent[GP_USER_AGENT_MAX];
 };
-_Static_assert(sizeof(struct gp_server_event) == 1392, "gp_server_event layout (src/probes/http_server.rs)");
+_Static_assert(sizeof(struct gp_server_event) == 1400, "gp_server_event layout (src/probes/http_server.rs)");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -166,6 +167,7 @@ static __always_inline void start_event(void *ctx, struct gp_server_event *ev, _
 	ev->resp_type = 0;
 	ev->status_h2 = -1;
 	ev->status_xnet = -1;
+	ev->peer_ptr = 0;
 	ev->hook = 0;
 	ev->depth = 0;
 	ev->method_len = 0;
@@ -250,57 +252,7 @@ static __always_inline __s64 xnet_h2_status(struct gp_config *cfg, __u64 rw)
 			 off(cfg, GP_F_golang_org_x_net_http2_responseWriterState_status));
 }
 
-/* The Request fields the entry reads (Method, URL, Proto, Header, Host,
- * RemoteAddr) lie in its first GP_REQ_WINDOW bytes in every supported
- * release; they are read in one piece (the scratch map bucket holds it
- * until the header walk), and field by field only when an offset says
- * otherwise. Each user-memory read costs more than the rest of the
- * program, so this is where its time goes. */
-#define GP_REQ_WINDOW 256
-_Static_assert(GP_REQ_WINDOW <= GP_BUCKET_BYTES, "the request window fits the map bucket buffer");
-
-/* The 8 bytes at `o` in the window. */
-static __always_inline __u64 win_u64(__u8 *w, __u64 o)
-{
-	if (o > GP_REQ_WINDOW - 8)
-		return 0;
-	return *(__u64 *)(w + o);
-}
-
-static __always_inline int in_window(struct gp_config *cfg, int f, __u64 size)
-{
-	__u64 o = off(cfg, f);
-	return o != GP_NO_OFFSET && o + size <= GP_REQ_WINDOW;
-}
-
-/* The URL's Path and RawQuery in one read when they lie close together
- * (they do in every supported release: Path @56, RawQuery @96), else one
- * by one. */
-#define GP_URL_SPAN 64
-static __always_inline int read_url(struct gp_server_event *ev, struct gp_config *cfg, __u64 url)
-{
-	__u64 po = off(cfg, GP_F_URL_Path), qo = off(cfg, GP_F_URL_RawQuery);
-	if (po != GP_NO_OFFSET && qo != GP_NO_OFFSET && qo > po && ((qo - po) & 7) == 0 &&
-	    qo + 16 - po <= GP_URL_SPAN) {
-		__u64 w[GP_URL_SPAN / 8] = {};
-		__u64 n = qo + 16 - po;
-		/* Re-checked after the barrier, for the verifier. */
-		asm volatile("" : "+r"(n));
-		if (n > sizeof(w))
-			return -1;
-		if (bpf_probe_read_user(w, n, (void *)(url + po)))
-			return -1;
-		__u64 qi = ((qo - po) >> 3) & (GP_URL_SPAN / 8 - 1);
-		if (qi > GP_URL_SPAN / 8 - 2)
-			return -1;
-		int bad = COPY_GO_STRING(ev, w[0], w[1], path, path_len);
-		bad |= COPY_GO_STRING(ev, w[qi], w[qi + 1], query, query_len);
-		return bad;
-	}
-	int bad = READ_GO_STRING(ev, url + po, path, path_len);
-	bad |= READ_GO_STRING(ev, url + qo, query, query_len);
-	return bad;
-}
+#include "http_request.h"
 
 /* net/http.serverHandler.ServeHTTP(sh serverHandler, rw ResponseWriter, req *Request);
  * golang.org/x/net/http2.(*serverConn).runHandler(sc, rw *responseWriter, req *Request, handler) */
@@ -322,6 +274,13 @@ int http_server_entry(void *ctx)
 	    goid == open->goid) {
 		open->depth++;
 		return 0;
+	}
+	/* What the goroutine's previous request left (read_peer). */
+	struct gp_req_strs rs = {};
+	if (open) {
+		rs.prev_peer = open->peer_ptr;
+		rs.prev_goid = open->goid;
+		rs.prev_peer_len = open->peer_len;
 	}
 	struct gp_server_event *ev = entry_slot(&key, open);
 	if (!ev)
@@ -375,25 +334,25 @@ int http_server_entry(void *ctx)
 			/* Take the string headers out before the buffer is reused. */
 			__u64 mo = off(cfg, GP_F_Request_Method), po = off(cfg, GP_F_Request_Proto);
 			__u64 ho = off(cfg, GP_F_Request_Host), ro = off(cfg, GP_F_Request_RemoteAddr);
-			__u64 meth_p = win_u64(w, mo), meth_n = win_u64(w, mo + 8);
-			__u64 proto_p = win_u64(w, po), proto_n = win_u64(w, po + 8);
-			__u64 host_p = win_u64(w, ho), host_n = win_u64(w, ho + 8);
-			__u64 peer_p = win_u64(w, ro), peer_n = win_u64(w, ro + 8);
+			rs.meth.p = win_u64(w, mo);
+			rs.meth.n = win_u64(w, mo + 8);
+			rs.proto.p = win_u64(w, po);
+			rs.proto.n = win_u64(w, po + 8);
+			rs.host.p = win_u64(w, ho);
+			rs.host.n = win_u64(w, ho + 8);
+			rs.peer.p = win_u64(w, ro);
+			rs.peer.n = win_u64(w, ro + 8);
 			url = win_u64(w, off(cfg, GP_F_Request_URL));
 			if (headers)
 				m = win_u64(w, off(cfg, GP_F_Request_Header));
 			if (tls_known)
 				tls = win_u64(w, off(cfg, GP_F_Request_TLS));
-			bad |= COPY_GO_STRING(ev, meth_p, meth_n, method, method_len);
-			bad |= COPY_GO_STRING(ev, proto_p, proto_n, proto, proto_len);
-			bad |= COPY_GO_STRING(ev, host_p, host_n, host, host_len);
-			bad |= COPY_GO_STRING(ev, peer_p, peer_n, peer, peer_len);
 		}
 	} else {
-		bad |= READ_GO_STRING(ev, req + off(cfg, GP_F_Request_Method), method, method_len);
-		bad |= READ_GO_STRING(ev, req + off(cfg, GP_F_Request_Proto), proto, proto_len);
-		bad |= READ_GO_STRING(ev, req + off(cfg, GP_F_Request_Host), host, host_len);
-		bad |= READ_GO_STRING(ev, req + off(cfg, GP_F_Request_RemoteAddr), peer, peer_len);
+		bad |= bpf_probe_read_user(&rs.meth, sizeof(rs.meth), (void *)(req + off(cfg, GP_F_Request_Method))) ? 1 : 0;
+		bad |= bpf_probe_read_user(&rs.proto, sizeof(rs.proto), (void *)(req + off(cfg, GP_F_Request_Proto))) ? 1 : 0;
+		bad |= bpf_probe_read_user(&rs.host, sizeof(rs.host), (void *)(req + off(cfg, GP_F_Request_Host))) ? 1 : 0;
+		bad |= bpf_probe_read_user(&rs.peer, sizeof(rs.peer), (void *)(req + off(cfg, GP_F_Request_RemoteAddr))) ? 1 : 0;
 		if (read_u64(&url, req + off(cfg, GP_F_Request_URL)))
 			url = 0;
 		if (headers && read_u64(&m, req + off(cfg, GP_F_Request_Header)))
@@ -403,10 +362,9 @@ int http_server_entry(void *ctx)
 			tls_known = 0;
 		}
 	}
-	if (!url)
+	if (!url || url_strings(cfg, url, &rs.path, &rs.query))
 		bad = 1;
-	else
-		bad |= read_url(ev, cfg, url);
+	bad |= read_req_strings(ev, wb, &rs);
 	/* url.scheme: net/http sets Request.TLS for requests it read over TLS. */
 	if (tls_known)
 		ev->flags |= GP_FLAG_TLS_KNOWN | (tls ? GP_FLAG_TLS : 0);
