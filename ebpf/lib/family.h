@@ -120,6 +120,38 @@ static __always_inline __u64 read_parent_goid(void *ctx, struct gp_config *cfg)
 		return 0;
 	return p;
 }
+
+/* The goroutine's id into *goid (as read_goid) and its parent's into
+ * *parent (as read_parent_goid), in one read when the two fields lie
+ * within GP_G_SPAN bytes of each other (goid @152, parentGoid @272 or 280
+ * in every release that has it): a user-memory read costs more than the
+ * rest of most programs. Non-zero when the goid's read failed. */
+#define GP_G_SPAN 192
+static __always_inline int read_goids(void *ctx, struct gp_config *cfg, __u64 *goid, __u64 *parent)
+{
+	struct gp_regs_x86_64 *regs = (struct gp_regs_x86_64 *)ctx;
+	__u64 og = off(cfg, GP_F_g_goid), op = off(cfg, GP_F_g_parentGoid);
+	*parent = 0;
+	if (og != GP_NO_OFFSET && op != GP_NO_OFFSET && op > og && ((op - og) & 7) == 0 &&
+	    op - og <= GP_G_SPAN - 8) {
+		__u64 w[GP_G_SPAN / 8];
+		__u64 n = op - og + 8;
+		/* Re-checked after the barrier, for the verifier. */
+		asm volatile("" : "+r"(n));
+		if (n < 16 || n > sizeof(w))
+			return -1;
+		if (bpf_probe_read_user(w, n, (void *)(regs->r14 + og)))
+			return -1;
+		__u64 i = ((op - og) >> 3) & (GP_G_SPAN / 8 - 1);
+		if (i >= GP_G_SPAN / 8)
+			return -1;
+		*goid = w[0];
+		*parent = w[i];
+		return 0;
+	}
+	*parent = read_parent_goid(ctx, cfg);
+	return read_goid(ctx, cfg, goid);
+}
 #endif
 
 /* The hook this uprobe was attached for: its index is the attach cookie. */

@@ -171,8 +171,8 @@ int http_client_entry(void *ctx)
 		return 0;
 	/* A round trip inside one already open on this goroutine is the same
 	 * call (a reused g of another goroutine has another id: stale). */
-	__u64 goid = 0;
-	int bad = read_goid(ctx, cfg, &goid);
+	__u64 goid = 0, parent = 0;
+	int bad = read_goids(ctx, cfg, &goid, &parent);
 	struct gp_call_key key = call_key(ctx);
 	struct gp_client_event *open = bpf_map_lookup_elem(&inflight, &key);
 	if (open && !(open->flags & GP_FLAG_DONE) && open->depth < 8 && !bad && goid && goid == open->goid) {
@@ -226,7 +226,7 @@ int http_client_entry(void *ctx)
 	ev->tid = (__u32)id;
 	ev->g = regs->r14;
 	ev->start_ns = bpf_ktime_get_ns();
-	ev->parent_goid = read_parent_goid(ctx, cfg);
+	ev->parent_goid = parent;
 	__u64 req = slot(ctx, h, 0);
 	__u32 zero = 0;
 	struct gp_win *w = bpf_map_lookup_elem(&win, &zero);
