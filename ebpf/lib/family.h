@@ -142,7 +142,9 @@ static __always_inline int read_goids(void *ctx, struct gp_config *cfg, __u64 *g
 			return -1;
 		if (bpf_probe_read_user(w, n, (void *)(regs->r14 + og)))
 			return -1;
-		__u64 i = ((op - og) >> 3) & (GP_G_SPAN / 8 - 1);
+		__u64 i = (op - og) >> 3;
+		/* Re-checked after the barrier, for the verifier. */
+		asm volatile("" : "+r"(i));
 		if (i >= GP_G_SPAN / 8)
 			return -1;
 		*goid = w[0];
