@@ -187,7 +187,12 @@ static __always_inline __u64 slot(void *ctx, struct gp_hook *h, int s)
  * programs of one object do not nest on a CPU). Exact, not a heuristic:
  * the runtime never frees or changes an itab (the binary's own are static,
  * the others persistentalloc'd), so an address once seen with a type keeps
- * it for the life of the process (the key has its tgid). A user-memory
+ * it for the life of the process (the key has its tgid; only a pid reused
+ * within one recording, by a process with an itab at the very address,
+ * could meet another's entry). Speculative reads (a word that may not be
+ * an itab at all) cache what they read too: such a word is never a real
+ * itab's address (itabs live off the Go heap), so it only takes a slot. A
+ * user-memory
  * read costs some 60-100 ns in the program; the lookup a few: the
  * ResponseWriter's, a connector's or a connection's itab is the same one
  * call after call. */
