@@ -31,12 +31,18 @@
 # (gRPC ${GRPC_VERSION:-1.85.0}; GO_VERSION one build-modules.sh built it
 # with: 1.19, 1.23.9, 1.26.6), probe grpc.server: one server span per call.
 #
+# Scenario `call` drives GET /call at the corpus httpserver: its handler
+# calls the same server's /hello through a keep-alive http.Client, so a
+# request is two server spans and one client span (probes http.server,
+# http.client). Scenario `panic` drives GET /recovered, whose handler panics
+# and recovers: one server span and one go.panic event (with its stack).
+#
 # Scenario `cpu` is `hello` plus a configuration `cpu` (record with
 # --cpu=${COST_CPU_HZ:-99}: the cpu-clock perf event on every CPU): the
 # sampler's program runs per sample, not per request, so its hits and time
 # are reported per request at that load and per hit (per sample).
 #
-# Usage (as root): benches/cost.sh [GO_VERSION] [SECONDS] [CONCURRENCY] [ROUNDS] [hello|db|grpc|cpu]
+# Usage (as root): benches/cost.sh [GO_VERSION] [SECONDS] [CONCURRENCY] [ROUNDS] [hello|db|grpc|cpu|call|panic]
 #   env: GOPROBE_CACHE (default <repo>/.cache), GOPROBE_BIN (default
 #        target/release/goprobe, else debug), GOPROBE_BASE_BIN (optional
 #        second build, reported as `base`), COST_PROBES (record's --probes,
@@ -56,7 +62,9 @@ case $scenario in
   db) program=dbserver; path=/db/three; floor_probes=http.server,db.sql ;;
   grpc) program=greeter; path=; floor_probes=grpc.server; probes=${COST_PROBES:-grpc.server} ;;
   cpu) program=httpserver; path=/hello; floor_probes=http.server; extra_configs=cpu ;;
-  *) echo "cost.sh: scenario is hello, db, grpc or cpu" >&2; exit 2 ;;
+  call) program=httpserver; path=/call; floor_probes=http.server,http.client; probes=${COST_PROBES:-http.server,http.client} ;;
+  panic) program=httpserver; path=/recovered; floor_probes=http.server,go.panic; probes=${COST_PROBES:-http.server,go.panic} ;;
+  *) echo "cost.sh: scenario is hello, db, grpc, cpu, call or panic" >&2; exit 2 ;;
 esac
 
 [ "$(id -u)" -eq 0 ] || { echo "cost.sh: run as root (eBPF)" >&2; exit 2; }

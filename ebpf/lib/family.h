@@ -120,6 +120,40 @@ static __always_inline __u64 read_parent_goid(void *ctx, struct gp_config *cfg)
 		return 0;
 	return p;
 }
+
+/* The goroutine's id into *goid (as read_goid) and its parent's into
+ * *parent (as read_parent_goid), in one read when the two fields lie
+ * within GP_G_SPAN bytes of each other (goid @152, parentGoid @272 or 280
+ * in every release that has it): a user-memory read costs more than the
+ * rest of most programs. Non-zero when the goid's read failed. */
+#define GP_G_SPAN 192
+static __always_inline int read_goids(void *ctx, struct gp_config *cfg, __u64 *goid, __u64 *parent)
+{
+	struct gp_regs_x86_64 *regs = (struct gp_regs_x86_64 *)ctx;
+	__u64 og = off(cfg, GP_F_g_goid), op = off(cfg, GP_F_g_parentGoid);
+	*parent = 0;
+	if (og != GP_NO_OFFSET && op != GP_NO_OFFSET && op > og && ((op - og) & 7) == 0 &&
+	    op - og <= GP_G_SPAN - 8) {
+		__u64 w[GP_G_SPAN / 8];
+		__u64 n = op - og + 8;
+		/* Re-checked after the barrier, for the verifier. */
+		asm volatile("" : "+r"(n));
+		if (n < 16 || n > sizeof(w))
+			return -1;
+		if (bpf_probe_read_user(w, n, (void *)(regs->r14 + og)))
+			return -1;
+		__u64 i = (op - og) >> 3;
+		/* Re-checked after the barrier, for the verifier. */
+		asm volatile("" : "+r"(i));
+		if (i >= GP_G_SPAN / 8)
+			return -1;
+		*goid = w[0];
+		*parent = w[i];
+		return 0;
+	}
+	*parent = read_parent_goid(ctx, cfg);
+	return read_goid(ctx, cfg, goid);
+}
 #endif
 
 /* The hook this uprobe was attached for: its index is the attach cookie. */
@@ -146,6 +180,54 @@ static __always_inline __u64 word(void *ctx, __u8 w)
 static __always_inline __u64 slot(void *ctx, struct gp_hook *h, int s)
 {
 	return word(ctx, h->reg[s & (GP_SLOTS - 1)]);
+}
+
+/* itab -> dynamic type, cached: a direct-mapped cache of the interface
+ * tables seen last, per CPU (so no entry is ever seen half written: the
+ * programs of one object do not nest on a CPU). Exact, not a heuristic:
+ * the runtime never frees or changes an itab (the binary's own are static,
+ * the others persistentalloc'd), so an address once seen with a type keeps
+ * it for the life of the process (the key has its tgid; only a pid reused
+ * within one recording, by a process with an itab at the very address,
+ * could meet another's entry). Speculative reads (a word that may not be
+ * an itab at all) cache what they read too: such a word is never a real
+ * itab's address (itabs live off the Go heap), so it only takes a slot. A
+ * user-memory
+ * read costs some 60-100 ns in the program; the lookup a few: the
+ * ResponseWriter's, a connector's or a connection's itab is the same one
+ * call after call. */
+#define GP_ITAB_CACHE 64
+struct gp_itab_slot {
+	__u64 itab;
+	__u64 type;
+	__u32 tgid;
+	__u32 _pad;
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, GP_ITAB_CACHE);
+	__type(key, __u32);
+	__type(value, struct gp_itab_slot);
+} itab_cache SEC(".maps");
+
+static __always_inline __u64 itab_type(__u64 itab)
+{
+	if (!itab)
+		return 0;
+	/* itabs are 8-byte aligned and a few dozen bytes apart. */
+	__u32 idx = (__u32)(itab >> 3) & (GP_ITAB_CACHE - 1);
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct gp_itab_slot *s = bpf_map_lookup_elem(&itab_cache, &idx);
+	if (s && s->itab == itab && s->tgid == tgid)
+		return s->type;
+	__u64 t = read_itab_type(itab);
+	/* 0: unreadable; not cached, so it is tried again. */
+	if (s && t) {
+		s->itab = itab;
+		s->type = t;
+		s->tgid = tgid;
+	}
+	return t;
 }
 
 /* Whether the record of `size` bytes about to be sent wakes the reader:

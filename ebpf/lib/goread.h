@@ -13,8 +13,9 @@ static __always_inline int read_u64(__u64 *dst, __u64 addr)
 }
 
 /* The dynamic type of a non-empty interface: itab->_type, the second word
- * of runtime.itab (internal/abi.ITab) in every Go release goprobe supports. */
-static __always_inline __u64 itab_type(__u64 itab)
+ * of runtime.itab (internal/abi.ITab) in every Go release goprobe supports.
+ * Programs call itab_type (family.h), which caches this read. */
+static __always_inline __u64 read_itab_type(__u64 itab)
 {
 	__u64 t = 0;
 	if (itab)

@@ -43,11 +43,18 @@ static __always_inline int read_tcpaddr(struct gp_tcpaddr *a, __u64 iface, __u64
 	if (!w[0] || !w[1])
 		return 0;
 	a->type = itab_type(w[0]);
-	__u64 ip[2] = {0, 0};
+	__u64 ip[4] = {0, 0, 0, 0};
 	__s64 port = 0;
-	if (bpf_probe_read_user(ip, sizeof(ip), (void *)(w[1] + off_ip)) ||
-	    bpf_probe_read_user(&port, sizeof(port), (void *)(w[1] + off_port)))
+	if (off_port == off_ip + 24) {
+		/* IP's slice header and Port side by side (every supported
+		 * release): one read instead of two. */
+		if (bpf_probe_read_user(ip, sizeof(ip), (void *)(w[1] + off_ip)))
+			return -1;
+		port = (__s64)ip[3];
+	} else if (bpf_probe_read_user(ip, 16, (void *)(w[1] + off_ip)) ||
+		   bpf_probe_read_user(&port, sizeof(port), (void *)(w[1] + off_port))) {
 		return -1;
+	}
 	__u64 n = ip[1];
 	if (n != 4 && n != 16)
 		return 0;

@@ -26,6 +26,7 @@
 struct gp_call {
 	__u64 start_ns;
 	__u64 goid;
+	__u64 parent_goid;            /* runtime.g.parentGoid, read with goid (read_goids) */
 	__u64 w[3];                   /* the hook's slots 0..2 */
 	__u32 hook;                   /* index in `hooks` */
 	__u32 flags;                  /* GP_FLAG_*, and GP_CALL_SKIP */
@@ -74,7 +75,7 @@ int db_call_entry(void *ctx)
 	struct gp_call c = {};
 	c.start_ns = bpf_ktime_get_ns();
 	c.hook = (__u32)bpf_get_attach_cookie(ctx);
-	if (read_goid(ctx, cfg, &c.goid))
+	if (read_goids(ctx, cfg, &c.goid, &c.parent_goid))
 		c.flags |= GP_FLAG_READ_FAILED;
 	c.w[0] = slot(ctx, h, 0);
 	c.w[1] = slot(ctx, h, 1);
@@ -125,9 +126,7 @@ int db_call_return(void *ctx)
 	ev->flags = c->flags & ~(GP_CALL_SKIP | GP_CALL_DONE);
 	ev->goid = c->goid;
 	ev->g = regs->r14;
-	/* Same goroutine as at entry: its parent is read here, keeping the
-	 * in-flight record small. */
-	ev->parent_goid = read_parent_goid(ctx, cfg);
+	ev->parent_goid = c->parent_goid;
 	ev->start_ns = c->start_ns;
 	ev->end_ns = bpf_ktime_get_ns();
 	ev->hook = c->hook;
@@ -170,13 +169,24 @@ int db_call_return(void *ctx)
 	__u64 conn[2] = {0, 0};
 	if (db && bpf_probe_read_user(conn, sizeof(conn), (void *)(db + off(cfg, GP_F_DB_connector))) == 0) {
 		ev->connector_type = itab_type(conn[0]);
-		if (conn[1] && off(cfg, GP_F_dsnConnector_driver) != GP_NO_OFFSET) {
-			__u64 drv[2] = {0, 0};
-			if (bpf_probe_read_user(drv, sizeof(drv), (void *)(conn[1] + off(cfg, GP_F_dsnConnector_driver))) == 0)
-				ev->driver_type = itab_type(drv[0]);
+		__u64 od = off(cfg, GP_F_dsnConnector_dsn), ov = off(cfg, GP_F_dsnConnector_driver);
+		if (conn[1] && od == 0 && ov == 16) {
+			/* dsnConnector{dsn string; driver driver.Driver} in every
+			 * supported release: both in one read instead of two. */
+			__u64 dc[4] = {0, 0, 0, 0};
+			if (bpf_probe_read_user(dc, sizeof(dc), (void *)conn[1]) == 0) {
+				ev->driver_type = itab_type(dc[2]);
+				COPY_GO_STRING(ev, dc[0], dc[1], dsn, dsn_len);
+			}
+		} else {
+			if (conn[1] && ov != GP_NO_OFFSET) {
+				__u64 drv[2] = {0, 0};
+				if (bpf_probe_read_user(drv, sizeof(drv), (void *)(conn[1] + ov)) == 0)
+					ev->driver_type = itab_type(drv[0]);
+			}
+			if (conn[1] && od != GP_NO_OFFSET)
+				READ_GO_STRING(ev, conn[1] + od, dsn, dsn_len);
 		}
-		if (conn[1] && off(cfg, GP_F_dsnConnector_dsn) != GP_NO_OFFSET)
-			READ_GO_STRING(ev, conn[1] + off(cfg, GP_F_dsnConnector_dsn), dsn, dsn_len);
 	} else {
 		bad = 1;
 	}

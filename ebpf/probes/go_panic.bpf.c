@@ -69,13 +69,13 @@ int panic_entry(void *ctx)
 	ev->flags = 0;
 	ev->goid = 0;
 	ev->g = regs->r14;
-	ev->parent_goid = read_parent_goid(ctx, cfg);
+
 	ev->ts_ns = bpf_ktime_get_ns();
 	ev->type_ptr = slot(ctx, h, 0);
 	ev->data_ptr = slot(ctx, h, 1);
 	ev->word[0] = ev->word[1] = ev->word[2] = ev->word[3] = 0;
 	ev->text_len = 0;
-	if (read_goid(ctx, cfg, &ev->goid))
+	if (read_goids(ctx, cfg, &ev->goid, &ev->parent_goid))
 		ev->flags |= GP_FLAG_READ_FAILED;
 	if (ev->data_ptr) {
 		/* The value may be smaller than 32 bytes and end at a page edge:

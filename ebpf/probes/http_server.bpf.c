@@ -87,6 +87,7 @@ struct gp_server_event {
 	__u64 resp_type;              /* the ResponseWriter's dynamic type (0: x/net's runHandler) */
 	__s64 status_h2;              /* HTTP/2: the status as net/http's own server keeps it (-1: unread) */
 	__s64 status_xnet;            /* HTTP/2: the status as golang.org/x/net/http2 keeps it (-1: unread) */
+	__u64 peer_ptr;               /* RemoteAddr's data pointer, to skip copying it again (http_request.h) */
 	__u32 hook;                   /* index in `hooks` of the function entered */
 	__u32 depth;                  /* nested entries on this goroutine for the same request */
 	__u32 method_len;             /* real lengths (may exceed the buffers) */
@@ -109,7 +110,7 @@ struct gp_server_event {
 	char query[GP_LONG_MAX];
 	char user_agent[GP_USER_AGENT_MAX];
 };
-_Static_assert(sizeof(struct gp_server_event) == 1392, "gp_server_event layout (src/probes/http_server.rs)");
+_Static_assert(sizeof(struct gp_server_event) == 1400, "gp_server_event layout (src/probes/http_server.rs)");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -125,25 +126,6 @@ struct {
 	__type(key, __u32);
 	__type(value, struct gp_server_event);
 } scratch SEC(".maps");
-
-/* One map bucket or group of Request.Header while searching it. */
-#define GP_BUCKET_BYTES 336
-struct gp_mapbuf {
-	__u8 b[GP_BUCKET_BYTES];
-	/* GP_FOUND_* of the header walk. Kept in map memory, not a register:
-	 * the verifier then sees an unknown value at each slot instead of
-	 * following every combination of matches through the unrolled
-	 * loops (which exceeds its instruction budget). */
-	__u32 found;
-};
-/* Volatile: clang must not keep it in a register either. */
-#define FOUND(mb) (*(volatile __u32 *)&(mb)->found)
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct gp_mapbuf);
-} mapbuf SEC(".maps");
 
 /* The in-flight entry of the goroutine that entered: the one it already
  * has, else a new one. An entry is not deleted when its call ends (it is
@@ -185,6 +167,7 @@ static __always_inline void start_event(void *ctx, struct gp_server_event *ev, _
 	ev->resp_type = 0;
 	ev->status_h2 = -1;
 	ev->status_xnet = -1;
+	ev->peer_ptr = 0;
 	ev->hook = 0;
 	ev->depth = 0;
 	ev->method_len = 0;
@@ -222,246 +205,7 @@ static __always_inline void finish(struct gp_server_event *ev)
 	ev->flags |= GP_FLAG_DONE;
 }
 
-/* --- Incoming trace context and user agent: the Traceparent and
- * User-Agent entries of Request.Header, found in one walk ---
- *
- * Header is a map[string][]string. goprobe cannot hash the key (the seed
- * is per map and the hash is the runtime's), so it scans every slot and
- * compares keys; a header map is small. Keys are canonical
- * ("Traceparent", "User-Agent"). Only the first value is used. Bounds keep
- * the verifier happy and the cost fixed; a bigger map sets
- * GP_FLAG_MAP_TOO_BIG. The cost is in the user-memory reads, so each
- * bucket or group is read whole, and a key is read only when its length
- * is one of the two wanted. */
-#define GP_TP_KEY_LEN 11
-#define GP_UA_KEY_LEN 10
-#define GP_FOUND_TP 1
-#define GP_FOUND_UA 2
-#define GP_FOUND_ALL 3
-
-/* Slot layout for map[string][]string on 64-bit: a string key is 16 bytes,
- * a []string value 24.
- * Go < 1.24 bucket: tophash[8] @0, keys[8] @8, elems[8] @136, overflow @328.
- * Go >= 1.24 group: ctrl word @0, then 8 slots of {key @0, elem @16}, 40 bytes each. */
-#define GP_BK_KEYS 8
-#define GP_BK_ELEMS 136
-#define GP_BK_OVERFLOW 328
-#define GP_GR_SLOTS 8
-#define GP_GR_SLOT_SIZE 40
-#define GP_GR_BYTES 328
-/* runtime/map.go: tophash values below minTopHash (5) mark empty or evacuated slots. */
-#define GP_MIN_TOPHASH 5
-/* Limits: 2^4 buckets (about 104 headers) plus the old array while growing;
- * 4 Swiss tables of up to 16 groups. */
-#define GP_MAX_B 4
-#define GP_MAX_CHAIN 2
-#define GP_MAX_TABLES 4
-#define GP_MAX_GROUPS 16
-
-/* The two keys as the little-endian words of their bytes, zero-padded to
- * 16: "Tracepar" "ent", "User-Age" "nt". A key is compared as two words,
- * without a loop or a branch per byte (which multiplies the paths the
- * verifier follows through the unrolled slot loops). */
-#define GP_TP_W0 0x7261706563617254ULL
-#define GP_TP_W1 0x746e65ULL
-#define GP_UA_W0 0x6567412d72657355ULL
-#define GP_UA_W1 0x746eULL
-
-/* If the key at buf+koff is one still wanted (`found` has what is not),
- * copy the first value of the []string at buf+voff into ev; returns the
- * GP_FOUND_* bit it matched, 0 for none. */
-static __always_inline __u32 match_slot(struct gp_server_event *ev, __u8 *buf, __u32 koff, __u32 voff, __u32 found)
-{
-	if (koff > GP_BUCKET_BYTES - 16 || voff > GP_BUCKET_BYTES - 24)
-		return 0;
-	__u64 kptr = *(__u64 *)(buf + koff);
-	__u64 klen = *(__u64 *)(buf + koff + 8);
-	/* Cheap rejection first: only two key lengths are of interest. */
-	if ((klen != GP_TP_KEY_LEN && klen != GP_UA_KEY_LEN) || !kptr)
-		return 0;
-	__u64 k[2] = {0, 0};
-	/* Clang knows klen is 10 or 11 and would drop the mask the verifier
-	 * needs to bound the read (it only sees klen & ~1 == 10). */
-	__u64 n = klen;
-	asm volatile("" : "+r"(n));
-	if (bpf_probe_read_user(k, n & 15, (void *)kptr))
-		return 0;
-	__u32 hit = 0;
-	if (k[0] == GP_TP_W0 && k[1] == GP_TP_W1)
-		hit = GP_FOUND_TP;
-	else if (k[0] == GP_UA_W0 && k[1] == GP_UA_W1)
-		hit = GP_FOUND_UA;
-	if (!hit || (found & hit))
-		return 0;
-	__u64 vptr = *(__u64 *)(buf + voff);
-	__u64 vlen = *(__u64 *)(buf + voff + 8);
-	if (!vptr || vlen < 1)
-		return hit;
-	int bad = hit == GP_FOUND_TP ? READ_GO_STRING(ev, vptr, traceparent, traceparent_len)
-				     : READ_GO_STRING(ev, vptr, user_agent, user_agent_len);
-	if (bad)
-		ev->flags |= GP_FLAG_READ_FAILED;
-	return hit;
-}
-
-/* Scan one bucket (and up to GP_MAX_CHAIN-1 overflow buckets); 1 when
- * everything wanted was found. */
-static __always_inline int scan_buckets(struct gp_server_event *ev, struct gp_mapbuf *mb, __u64 addr)
-{
-	__u8 *buf = mb->b;
-	for (int c = 0; c < GP_MAX_CHAIN; c++) {
-		if (!addr)
-			return 0;
-		if (bpf_probe_read_user(buf, GP_BUCKET_BYTES, (void *)addr))
-			return 0;
-#pragma unroll
-		for (int s = 0; s < 8; s++) {
-			if (buf[s] < GP_MIN_TOPHASH)
-				continue;
-			FOUND(mb) |= match_slot(ev, buf, GP_BK_KEYS + 16 * s, GP_BK_ELEMS + 24 * s, FOUND(mb));
-			if (FOUND(mb) == GP_FOUND_ALL)
-				return 1;
-		}
-		addr = *(__u64 *)(buf + GP_BK_OVERFLOW);
-	}
-	if (addr)
-		ev->flags |= GP_FLAG_MAP_TOO_BIG;
-	return 0;
-}
-
-/* One Swiss-table group; 1 when everything wanted was found. */
-static __always_inline int scan_group(struct gp_server_event *ev, struct gp_mapbuf *mb, __u64 addr)
-{
-	__u8 *buf = mb->b;
-	if (!addr || bpf_probe_read_user(buf, GP_GR_BYTES, (void *)addr))
-		return 0;
-#pragma unroll
-	for (int s = 0; s < GP_GR_SLOTS; s++) {
-		/* internal/runtime/maps: a control byte with the high bit clear is a full slot. */
-		if (buf[s] & 0x80)
-			continue;
-		FOUND(mb) |= match_slot(ev, buf, 8 + GP_GR_SLOT_SIZE * s, 8 + GP_GR_SLOT_SIZE * s + 16, FOUND(mb));
-		if (FOUND(mb) == GP_FOUND_ALL)
-			return 1;
-	}
-	return 0;
-}
-
-/* The map header (runtime.hmap or internal/runtime/maps.Map) is read in
- * one piece: every field the walk needs lies in its first 48 bytes in all
- * supported releases (checked against the offsets, headers_readable: a
- * layout that moved them out is not searched). */
-#define GP_MAPHDR_BYTES 48
-
-/* The word at byte `off` of the header: a stack buffer, where the verifier
- * wants 8-byte loads at an offset it knows to be aligned, hence the index
- * (headers_readable checked the offsets are aligned). */
-static __always_inline __u64 hdr_u64(__u64 *hdr, __u64 off)
-{
-	__u64 i = off >> 3;
-	if (i >= GP_MAPHDR_BYTES / 8)
-		return 0;
-	return hdr[i];
-}
-
-static __always_inline int word_in_hdr(__u64 off)
-{
-	return off <= GP_MAPHDR_BYTES - 8 && (off & 7) == 0;
-}
-
-/* Offsets known and every field the walk needs inside the map header. */
-static __always_inline int headers_readable(struct gp_config *cfg)
-{
-	__u32 m = mode(cfg, GP_MODE_MAP);
-	if (m == GP_MAP_BUCKETS)
-		return off(cfg, GP_F_hmap_B) <= GP_MAPHDR_BYTES - 1 &&
-		       word_in_hdr(off(cfg, GP_F_hmap_buckets)) &&
-		       word_in_hdr(off(cfg, GP_F_hmap_oldbuckets));
-	if (m == GP_MAP_SWISS)
-		return word_in_hdr(off(cfg, GP_F_Map_dirPtr)) && word_in_hdr(off(cfg, GP_F_Map_dirLen));
-	return 0;
-}
-
-/* m: the Header map (non-nil). */
-static __always_inline void read_headers(struct gp_server_event *ev, struct gp_config *cfg, __u64 m)
-{
-	__u32 zero = 0;
-	struct gp_mapbuf *mb = bpf_map_lookup_elem(&mapbuf, &zero);
-	if (!mb)
-		return;
-	__u64 hdr[GP_MAPHDR_BYTES / 8] = {};
-	if (bpf_probe_read_user(hdr, sizeof(hdr), (void *)m))
-		return;
-	FOUND(mb) = 0;
-	if (mode(cfg, GP_MODE_MAP) == GP_MAP_BUCKETS) {
-		__u64 boff = off(cfg, GP_F_hmap_B);
-		if (boff > GP_MAPHDR_BYTES - 1)
-			return;
-		__u8 b = *((__u8 *)hdr + boff);
-		__u64 buckets = hdr_u64(hdr, off(cfg, GP_F_hmap_buckets));
-		__u64 old = hdr_u64(hdr, off(cfg, GP_F_hmap_oldbuckets));
-		if (b > GP_MAX_B) {
-			ev->flags |= GP_FLAG_MAP_TOO_BIG;
-			return;
-		}
-		__u32 n = 1u << b;
-		for (__u32 i = 0; i < (1u << GP_MAX_B); i++) {
-			if (i >= n)
-				break;
-			if (scan_buckets(ev, mb, buckets + (__u64)i * GP_BUCKET_BYTES))
-				return;
-		}
-		/* While the map grows, entries not yet moved are in the old
-		 * array (half the size); moved ones are marked evacuated there. */
-		for (__u32 i = 0; old && i < (1u << (GP_MAX_B - 1)); i++) {
-			if (i >= n / 2)
-				break;
-			if (scan_buckets(ev, mb, old + (__u64)i * GP_BUCKET_BYTES))
-				return;
-		}
-		return;
-	}
-	/* GP_MAP_SWISS */
-	__u64 dir = hdr_u64(hdr, off(cfg, GP_F_Map_dirPtr));
-	__u64 dirlen = hdr_u64(hdr, off(cfg, GP_F_Map_dirLen));
-	if (dirlen == 0) {
-		/* A small map (up to 8 entries): dirPtr points at its one group. */
-		scan_group(ev, mb, dir);
-		return;
-	}
-	if (dirlen > GP_MAX_TABLES) {
-		ev->flags |= GP_FLAG_MAP_TOO_BIG;
-		return;
-	}
-	__u64 groups_off = off(cfg, GP_F_table_groups);
-	for (__u32 t = 0; t < GP_MAX_TABLES; t++) {
-		if (t >= dirlen)
-			break;
-		__u64 table = 0, gr[2] = {0, 0};
-		if (read_u64(&table, dir + 8 * (__u64)t) || !table)
-			return;
-		__u64 data_off = groups_off + off(cfg, GP_F_groupsReference_data);
-		__u64 mask_off = groups_off + off(cfg, GP_F_groupsReference_lengthMask);
-		/* groupsReference is {data, lengthMask}: one read when adjacent. */
-		if (mask_off == data_off + 8) {
-			if (bpf_probe_read_user(gr, sizeof(gr), (void *)(table + data_off)))
-				return;
-		} else if (read_u64(&gr[0], table + data_off) || read_u64(&gr[1], table + mask_off)) {
-			return;
-		}
-		__u64 data = gr[0], mask = gr[1];
-		if (mask + 1 > GP_MAX_GROUPS) {
-			ev->flags |= GP_FLAG_MAP_TOO_BIG;
-			return;
-		}
-		for (__u32 g = 0; g < GP_MAX_GROUPS; g++) {
-			if (g > mask)
-				break;
-			if (scan_group(ev, mb, data + (__u64)g * GP_GR_BYTES))
-				return;
-		}
-	}
-}
+#include "http_headers.h"
 
 /* The mux fills the route in during ServeHTTP, so it is read at return
  * (or when a panic escapes the handler). */
@@ -508,57 +252,7 @@ static __always_inline __s64 xnet_h2_status(struct gp_config *cfg, __u64 rw)
 			 off(cfg, GP_F_golang_org_x_net_http2_responseWriterState_status));
 }
 
-/* The Request fields the entry reads (Method, URL, Proto, Header, Host,
- * RemoteAddr) lie in its first GP_REQ_WINDOW bytes in every supported
- * release; they are read in one piece (the scratch map bucket holds it
- * until the header walk), and field by field only when an offset says
- * otherwise. Each user-memory read costs more than the rest of the
- * program, so this is where its time goes. */
-#define GP_REQ_WINDOW 256
-_Static_assert(GP_REQ_WINDOW <= GP_BUCKET_BYTES, "the request window fits the map bucket buffer");
-
-/* The 8 bytes at `o` in the window. */
-static __always_inline __u64 win_u64(__u8 *w, __u64 o)
-{
-	if (o > GP_REQ_WINDOW - 8)
-		return 0;
-	return *(__u64 *)(w + o);
-}
-
-static __always_inline int in_window(struct gp_config *cfg, int f, __u64 size)
-{
-	__u64 o = off(cfg, f);
-	return o != GP_NO_OFFSET && o + size <= GP_REQ_WINDOW;
-}
-
-/* The URL's Path and RawQuery in one read when they lie close together
- * (they do in every supported release: Path @56, RawQuery @96), else one
- * by one. */
-#define GP_URL_SPAN 64
-static __always_inline int read_url(struct gp_server_event *ev, struct gp_config *cfg, __u64 url)
-{
-	__u64 po = off(cfg, GP_F_URL_Path), qo = off(cfg, GP_F_URL_RawQuery);
-	if (po != GP_NO_OFFSET && qo != GP_NO_OFFSET && qo > po && ((qo - po) & 7) == 0 &&
-	    qo + 16 - po <= GP_URL_SPAN) {
-		__u64 w[GP_URL_SPAN / 8] = {};
-		__u64 n = qo + 16 - po;
-		/* Re-checked after the barrier, for the verifier. */
-		asm volatile("" : "+r"(n));
-		if (n > sizeof(w))
-			return -1;
-		if (bpf_probe_read_user(w, n, (void *)(url + po)))
-			return -1;
-		__u64 qi = ((qo - po) >> 3) & (GP_URL_SPAN / 8 - 1);
-		if (qi > GP_URL_SPAN / 8 - 2)
-			return -1;
-		int bad = COPY_GO_STRING(ev, w[0], w[1], path, path_len);
-		bad |= COPY_GO_STRING(ev, w[qi], w[qi + 1], query, query_len);
-		return bad;
-	}
-	int bad = READ_GO_STRING(ev, url + po, path, path_len);
-	bad |= READ_GO_STRING(ev, url + qo, query, query_len);
-	return bad;
-}
+#include "http_request.h"
 
 /* net/http.serverHandler.ServeHTTP(sh serverHandler, rw ResponseWriter, req *Request);
  * golang.org/x/net/http2.(*serverConn).runHandler(sc, rw *responseWriter, req *Request, handler) */
@@ -580,6 +274,13 @@ int http_server_entry(void *ctx)
 	    goid == open->goid) {
 		open->depth++;
 		return 0;
+	}
+	/* What the goroutine's previous request left (read_peer). */
+	struct gp_req_strs rs = {};
+	if (open) {
+		rs.prev_peer = open->peer_ptr;
+		rs.prev_goid = open->goid;
+		rs.prev_peer_len = open->peer_len;
 	}
 	struct gp_server_event *ev = entry_slot(&key, open);
 	if (!ev)
@@ -633,25 +334,25 @@ int http_server_entry(void *ctx)
 			/* Take the string headers out before the buffer is reused. */
 			__u64 mo = off(cfg, GP_F_Request_Method), po = off(cfg, GP_F_Request_Proto);
 			__u64 ho = off(cfg, GP_F_Request_Host), ro = off(cfg, GP_F_Request_RemoteAddr);
-			__u64 meth_p = win_u64(w, mo), meth_n = win_u64(w, mo + 8);
-			__u64 proto_p = win_u64(w, po), proto_n = win_u64(w, po + 8);
-			__u64 host_p = win_u64(w, ho), host_n = win_u64(w, ho + 8);
-			__u64 peer_p = win_u64(w, ro), peer_n = win_u64(w, ro + 8);
+			rs.meth.p = win_u64(w, mo);
+			rs.meth.n = win_u64(w, mo + 8);
+			rs.proto.p = win_u64(w, po);
+			rs.proto.n = win_u64(w, po + 8);
+			rs.host.p = win_u64(w, ho);
+			rs.host.n = win_u64(w, ho + 8);
+			rs.peer.p = win_u64(w, ro);
+			rs.peer.n = win_u64(w, ro + 8);
 			url = win_u64(w, off(cfg, GP_F_Request_URL));
 			if (headers)
 				m = win_u64(w, off(cfg, GP_F_Request_Header));
 			if (tls_known)
 				tls = win_u64(w, off(cfg, GP_F_Request_TLS));
-			bad |= COPY_GO_STRING(ev, meth_p, meth_n, method, method_len);
-			bad |= COPY_GO_STRING(ev, proto_p, proto_n, proto, proto_len);
-			bad |= COPY_GO_STRING(ev, host_p, host_n, host, host_len);
-			bad |= COPY_GO_STRING(ev, peer_p, peer_n, peer, peer_len);
 		}
 	} else {
-		bad |= READ_GO_STRING(ev, req + off(cfg, GP_F_Request_Method), method, method_len);
-		bad |= READ_GO_STRING(ev, req + off(cfg, GP_F_Request_Proto), proto, proto_len);
-		bad |= READ_GO_STRING(ev, req + off(cfg, GP_F_Request_Host), host, host_len);
-		bad |= READ_GO_STRING(ev, req + off(cfg, GP_F_Request_RemoteAddr), peer, peer_len);
+		bad |= bpf_probe_read_user(&rs.meth, sizeof(rs.meth), (void *)(req + off(cfg, GP_F_Request_Method))) ? 1 : 0;
+		bad |= bpf_probe_read_user(&rs.proto, sizeof(rs.proto), (void *)(req + off(cfg, GP_F_Request_Proto))) ? 1 : 0;
+		bad |= bpf_probe_read_user(&rs.host, sizeof(rs.host), (void *)(req + off(cfg, GP_F_Request_Host))) ? 1 : 0;
+		bad |= bpf_probe_read_user(&rs.peer, sizeof(rs.peer), (void *)(req + off(cfg, GP_F_Request_RemoteAddr))) ? 1 : 0;
 		if (read_u64(&url, req + off(cfg, GP_F_Request_URL)))
 			url = 0;
 		if (headers && read_u64(&m, req + off(cfg, GP_F_Request_Header)))
@@ -661,10 +362,9 @@ int http_server_entry(void *ctx)
 			tls_known = 0;
 		}
 	}
-	if (!url)
+	if (!url || url_strings(cfg, url, &rs.path, &rs.query))
 		bad = 1;
-	else
-		bad |= read_url(ev, cfg, url);
+	bad |= read_req_strings(ev, wb, &rs);
 	/* url.scheme: net/http sets Request.TLS for requests it read over TLS. */
 	if (tls_known)
 		ev->flags |= GP_FLAG_TLS_KNOWN | (tls ? GP_FLAG_TLS : 0);

@@ -94,6 +94,7 @@ pub struct ServerEvent {
     pub resp_type: u64,
     pub status_h2: i64,
     pub status_xnet: i64,
+    pub peer_ptr: u64,
     pub hook: u32,
     pub depth: u32,
     pub method_len: u32,
@@ -116,7 +117,7 @@ pub struct ServerEvent {
     pub query: [u8; LONG_MAX],
     pub user_agent: [u8; USER_AGENT_MAX],
 }
-const _: () = assert!(size_of::<ServerEvent>() == 1392);
+const _: () = assert!(size_of::<ServerEvent>() == 1400);
 
 // SAFETY: repr(C), integers and byte arrays only, no implicit padding (its
 // fields are laid out to multiples of 8; size checked above), so every bit
