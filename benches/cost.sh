@@ -143,6 +143,17 @@ start_goprobe() {
 }
 stop_goprobe() { kill -INT "$gp_pid"; wait "$gp_pid" || true; }
 
+# After a recording: its events lost (the summary's "lost N (...)" line) and
+# spans written, beside the requests answered, into lost.tsv. A lost event
+# costs less BPF time than a sent one, so a run that lost many flatters its
+# BPF figures: they are printed together.
+losses() {
+  local lost spans
+  lost=$(grep -o '^goprobe: lost [0-9]*' "$work/goprobe.err" | awk '{print $3}' | head -1)
+  spans=$(grep -o '[0-9]* spans (' "$work/goprobe.err" | awk '{print $1}' | head -1)
+  printf '%s\t%s\t%s\t%s\t%s\n' "$config" "$round" "$(echo "$r" | jq .total)" "${lost:-?}" "${spans:-?}" >> "$work/lost.tsv"
+}
+
 # The BPF statistics of the programs goprobe process $1 holds, one line each:
 # name, run_cnt, run_time_ns. The process's program ids come from its
 # /proc fdinfo (Debian's bpftool cannot list a program's pids), so the
@@ -171,6 +182,7 @@ configs="none floor empty record $extra_configs"
 [ -n "$base" ] && configs="$configs base"
 printf 'config\tround\trps\tmean_us\tp50_us\tp99_us\tanswered\n' > "$work/results.tsv"
 : > "$work/progs.tsv"   # config, round, answered, program, run_cnt, run_time_ns
+: > "$work/lost.tsv"    # config, round, answered, events lost, spans written
 for round in $(seq "$rounds"); do
   for config in $configs; do
     case $config in
@@ -184,10 +196,10 @@ for round in $(seq "$rounds"); do
       record|base)
         exe=$goprobe; [ "$config" = base ] && exe=$base
         start_goprobe "$exe" "$work/spans.ndjson" record --pid "$server_pid" --probes "$probes"
-        r=$(load); stats; stop_goprobe ;;
+        r=$(load); stats; stop_goprobe; losses ;;
       cpu)
         start_goprobe "$goprobe" "$work/spans.ndjson" record --pid "$server_pid" --probes "$probes" "--cpu=${COST_CPU_HZ:-99}"
-        r=$(load); stats; stop_goprobe ;;
+        r=$(load); stats; stop_goprobe; losses ;;
     esac
     echo "$r" | jq -r --arg c "$config" --arg r "$round" \
       '[$c, $r, (.rps|floor), .mean_us, .p50_us, .p99_us, .total] | @tsv' >> "$work/results.tsv"
@@ -239,4 +251,6 @@ awk -F'\t' '
         mh = med(h, k); mt = med(t, k)
         printf "      %-16s %5.2f hits  %6.0f ns/request  %5.0f ns/hit\n", P[p], mh, mt, (mh > 0 ? mt / mh : 0) } }
   }' "$work/results.tsv" "$work/progs.tsv"
+echo "  recordings: events lost and spans written per round (requests answered include the warm-up):"
+awk -F'\t' '{ printf "    %-7s round %s: %s answered, %s spans written, %s events lost\n", $1, $2, $3, $5, $4 }' "$work/lost.tsv"
 echo "  per-round results:"; sed 's/^/    /' "$work/results.tsv"

@@ -25,7 +25,7 @@
 //! another trace (a caller that started a trace of its own), the header
 //! wins.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 
 use super::Node;
@@ -60,7 +60,6 @@ struct Held {
     /// The trace context its request carried.
     incoming: Option<TraceParent>,
     start_ns: u64,
-    end_ns: u64,
 }
 
 /// A server span matched to a client span not written yet.
@@ -87,7 +86,10 @@ pub struct Links {
     clients: HashMap<SpanId, ClientRec>,
     /// Client spans by their local address.
     by_local: HashMap<SocketAddr, Vec<SpanId>>,
-    held: Vec<Held>,
+    /// By (end, arrival): the ones due first come first, so deciding them
+    /// touches only those (this runs after every event).
+    held: BTreeMap<(u64, u64), Held>,
+    held_seq: u64,
     /// Server spans matched to a client span not written yet.
     awaiting: HashMap<SpanId, Vec<Awaiting>>,
     /// Server spans given a client parent.
@@ -145,23 +147,32 @@ impl Links {
         start_ns: u64,
         end_ns: u64,
     ) {
-        self.held.push(Held {
-            node,
-            conn,
-            incoming,
-            start_ns,
-            end_ns,
-        });
+        self.held_seq += 1;
+        self.held.insert(
+            (end_ns, self.held_seq),
+            Held {
+                node,
+                conn,
+                incoming,
+                start_ns,
+            },
+        );
     }
 
     /// The held server spans whose wait is over by `now_ns` (all of them
     /// with `None`: the stream ended), decided, oldest first.
     pub fn due(&mut self, now_ns: Option<u64>) -> Vec<Resolved> {
-        let (due, keep): (Vec<Held>, Vec<Held>) = std::mem::take(&mut self.held)
-            .into_iter()
-            .partition(|h| now_ns.is_none_or(|n| h.end_ns.saturating_add(LINK_WAIT_NS) <= n));
-        self.held = keep;
-        let mut due = due;
+        let mut due: Vec<Held> = Vec::new();
+        while let Some(entry) = self.held.first_entry() {
+            let end = entry.key().0;
+            if now_ns.is_some_and(|n| end.saturating_add(LINK_WAIT_NS) > n) {
+                break;
+            }
+            due.push(entry.remove());
+        }
+        if due.is_empty() {
+            return Vec::new();
+        }
         due.sort_by_key(|h| h.start_ns);
         let mut out = Vec::new();
         for h in due {
