@@ -81,11 +81,49 @@ pub enum Resolved {
     },
 }
 
+/// The client spans of one local address (one connection), by end: a
+/// keep-alive connection carries thousands in the time they are kept, and
+/// a server span can only be caused by one that ends after it starts and
+/// starts before it does, so it looks at those alone.
+#[derive(Default)]
+struct OnConnection {
+    /// (end, id), in end order.
+    by_end: Vec<(u64, SpanId)>,
+    /// The longest client span seen on it: one ending later than a server
+    /// span's start by more than this started after it.
+    longest_ns: u64,
+}
+
+impl OnConnection {
+    fn insert(&mut self, end_ns: u64, duration_ns: u64, id: SpanId) {
+        // Spans come nearly in end order: the place is found from the back.
+        let at = self.by_end.len()
+            - self
+                .by_end
+                .iter()
+                .rev()
+                .take_while(|(e, _)| *e > end_ns)
+                .count();
+        self.by_end.insert(at, (end_ns, id));
+        self.longest_ns = self.longest_ns.max(duration_ns);
+    }
+
+    /// The ids of the client spans that can enclose an instant `at_ns`.
+    fn around(&self, at_ns: u64) -> impl Iterator<Item = SpanId> + '_ {
+        let first = self.by_end.partition_point(|(e, _)| *e < at_ns);
+        let last = at_ns.saturating_add(self.longest_ns);
+        self.by_end[first..]
+            .iter()
+            .take_while(move |(e, _)| *e <= last)
+            .map(|(_, id)| *id)
+    }
+}
+
 #[derive(Default)]
 pub struct Links {
     clients: HashMap<SpanId, ClientRec>,
     /// Client spans by their local address.
-    by_local: HashMap<SocketAddr, Vec<SpanId>>,
+    by_local: HashMap<SocketAddr, OnConnection>,
     /// By (end, arrival): the ones due first come first, so deciding them
     /// touches only those (this runs after every event).
     held: BTreeMap<(u64, u64), Held>,
@@ -112,7 +150,10 @@ impl Links {
                 trace: None,
             },
         );
-        self.by_local.entry(local).or_default().push(id);
+        self.by_local
+            .entry(local)
+            .or_default()
+            .insert(end_ns, end_ns.saturating_sub(start_ns), id);
     }
 
     /// Span `id` was written in `trace`: if it is a client span, the server
@@ -215,11 +256,10 @@ impl Links {
         let Some(peer) = h.conn.peer else {
             return Vec::new();
         };
-        let Some(ids) = self.by_local.get(&peer) else {
+        let Some(on) = self.by_local.get(&peer) else {
             return Vec::new();
         };
-        ids.iter()
-            .copied()
+        on.around(h.start_ns)
             .filter(|id| {
                 self.clients
                     .get(id)
@@ -245,9 +285,9 @@ impl Links {
             orphans.extend(self.unawait(id));
         }
         let clients = &self.clients;
-        self.by_local.retain(|_, ids| {
-            ids.retain(|id| clients.contains_key(id));
-            !ids.is_empty()
+        self.by_local.retain(|_, on| {
+            on.by_end.retain(|(_, id)| clients.contains_key(id));
+            !on.by_end.is_empty()
         });
         orphans
     }
@@ -298,6 +338,47 @@ mod tests {
             peer: peer.parse().ok(),
             stream,
         }
+    }
+
+    /// `around` never misses a span that encloses the instant (checked
+    /// against every span, on calls in sequence, overlapping, and out of
+    /// end order), and on a connection of short calls in sequence it looks
+    /// at a few, not at all of them.
+    #[test]
+    fn clients_around_an_instant() {
+        let id = |n: u32| {
+            let mut b = [0u8; 8];
+            b[..4].copy_from_slice(&n.to_le_bytes());
+            SpanId(b)
+        };
+        let mut spans: Vec<(u32, u64, u64)> = (0..1000u32)
+            .map(|n| (n, 100 * u64::from(n), 100 * u64::from(n) + 90))
+            .collect();
+        // A long call overlapping many, and two ending out of order.
+        spans.push((5000, 3_000, 60_000));
+        spans.push((5001, 70_010, 70_095));
+        spans.push((5002, 70_000, 70_099));
+        let mut on = OnConnection::default();
+        for &(n, start, end) in &spans {
+            on.insert(end, end - start, id(n));
+        }
+        assert!(
+            on.by_end.windows(2).all(|w| w[0].0 <= w[1].0),
+            "in end order"
+        );
+        for t in (0..101_000).step_by(37) {
+            let got: Vec<SpanId> = on.around(t).collect();
+            for &(n, start, end) in &spans {
+                if start < t && t <= end {
+                    assert!(got.contains(&id(n)), "{n} ({start}-{end}) encloses {t}");
+                }
+            }
+        }
+        let mut short = OnConnection::default();
+        for &(n, start, end) in &spans[..1000] {
+            short.insert(end, end - start, id(n));
+        }
+        assert!(short.around(50_050).count() <= 2);
     }
 
     #[test]
