@@ -178,8 +178,7 @@ pub fn run(
     let mut sessions: Vec<(Session, TargetInfo)> = Vec::new();
     let mut first_binary: Option<Vec<u8>> = None;
     let mut last_error = None;
-    for t in &req.targets {
-        let started = start_one(req, t, warn, &mut first_binary);
+    for (t, started) in start_all(req, warn, &mut first_binary) {
         match started {
             Ok(s) => sessions.push(s),
             // One target that cannot be traced is a note when others can.
@@ -214,6 +213,59 @@ pub fn run(
     })
 }
 
+/// A target's session, started, with what the stream says of it.
+type Started = Result<(Session, TargetInfo), RunError>;
+
+/// Start every target's session, each with what `warn` gets about it in
+/// target order. Loading a family's programs is mostly the kernel's
+/// verifier (a second or more for http.server's entry program on a busy
+/// machine), one object per target: several targets load side by side, one
+/// thread each. With --offsets, one after the other (every target must run
+/// the binary the file describes, checked against the first).
+fn start_all<'t>(
+    req: &'t Request,
+    warn: &mut dyn FnMut(&str),
+    first_binary: &mut Option<Vec<u8>>,
+) -> Vec<(&'t TargetSpec, Started)> {
+    if req.targets.len() < 2 || req.offsets.is_some() {
+        return req
+            .targets
+            .iter()
+            .map(|t| (t, start_one(req, t, warn, first_binary)))
+            .collect();
+    }
+    let started: Vec<(Vec<String>, Started)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = req
+            .targets
+            .iter()
+            .map(|t| {
+                scope.spawn(move || {
+                    let mut notes = Vec::new();
+                    let r = start_one(req, t, &mut |w| notes.push(w.to_owned()), &mut None);
+                    (notes, r)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| match h.join() {
+                Ok(x) => x,
+                Err(panic) => std::panic::resume_unwind(panic),
+            })
+            .collect()
+    });
+    req.targets
+        .iter()
+        .zip(started)
+        .map(|(t, (notes, r))| {
+            for n in &notes {
+                warn(n);
+            }
+            (t, r)
+        })
+        .collect()
+}
+
 fn describe(t: &TargetSpec) -> String {
     match t {
         TargetSpec::Binary(p) => p.display().to_string(),
@@ -227,7 +279,7 @@ fn start_one(
     t: &TargetSpec,
     warn: &mut dyn FnMut(&str),
     first_binary: &mut Option<Vec<u8>>,
-) -> Result<(Session, TargetInfo), RunError> {
+) -> Started {
     let (bin, pid) = match t {
         TargetSpec::Pid(pid) => (crate::gobin::GoBinary::open_pid(*pid)?, Some(*pid)),
         TargetSpec::Binary(path) => (crate::gobin::GoBinary::open(path)?, None),

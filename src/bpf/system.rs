@@ -9,6 +9,12 @@ use super::BpfError;
 /// raises RLIMIT_MEMLOCK (needed by kernels before 5.11, harmless after)
 /// and mounts tracefs when it is not mounted. Returns warnings to print.
 pub fn prepare_system() -> Result<Vec<String>, BpfError> {
+    // Sessions of several targets start side by side: one at a time here,
+    // so that tracefs is mounted once.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut warnings = Vec::new();
     crate::privileges::check_attach(None).map_err(|e| BpfError::Privileges(e.0))?;
     if !Path::new("/sys/kernel/btf/vmlinux").exists() {
