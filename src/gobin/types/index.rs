@@ -9,6 +9,10 @@
 //! a few dozen descriptors) and takes the pointer's element. The typelinks
 //! reach only some structs: one the program never points to has no `*T`
 //! (and Go 1.27 binaries and releases before 1.19 have no list read here).
+//! In practice they reach every one the probes need: over the corpus and
+//! Debian's Go servers, all 5104 catalog struct types that Go 1.19-1.26
+//! binaries hold (tests/typelinks_corpus.rs), so the scan is left for types
+//! a binary lacks (a program without `database/sql`) and for Go 1.27.
 //! When that finds none, the index looks at every aligned word of the section
 //! (once, on the first such look-up) and keeps the named struct descriptors
 //! that hold up in full: a valid kind, a type string and package path, and a
