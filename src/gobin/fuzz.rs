@@ -46,8 +46,8 @@ pub fn parsers(data: &[u8]) {
         }
         // The bytes as a type section, descriptors resolved at every word,
         // with the Go 1.25 and 1.26 kind encodings; struct descriptors read
-        // at every word and indexed, with the Go 1.18 (offsetEmbed) and 1.19+
-        // field layouts.
+        // at every word and indexed (through the typelinks, then the scan),
+        // with the Go 1.18 (offsetEmbed) and 1.19+ field layouts.
         for minor in [18, 25, 26] {
             let release = GoRelease { major: 1, minor };
             let table = TypeTable::from_parts(data, &layout, 0x10000, 0x10000 + len, release);
@@ -55,9 +55,12 @@ pub fn parsers(data: &[u8]) {
                 let _ = table.resolve(0x10000 + at);
                 let _ = table.struct_fields(0x10000 + at);
             }
-            let index = StructIndex::from_table(table);
-            let _ = index.struct_count();
+            // The same bytes as the typelinks list too: binary searches
+            // over garbage, then the scan's fallback.
+            let index = StructIndex::from_table(table.with_typelinks(data));
             let _ = index.field("main.T.a.b");
+            let _ = index.linked_descriptors("example.com/p/v2.T");
+            let _ = index.struct_count();
         }
         if let Ok(Some(loc)) = pclntab::locate(data, &layout, &[], None) {
             let hints = moduledata::Hints {

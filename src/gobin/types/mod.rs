@@ -22,6 +22,9 @@
 //!   follows the kind-specific descriptor; `TFlagExtraStar` (bit 1): the name
 //!   has a leading `*` that is not part of the type string.
 //! * A name is a flags byte, a uvarint length, then the bytes (Go 1.17+).
+//! * Go 1.19 through 1.26: `moduledata.typelinks` lists the unnamed
+//!   composite types (`*T` among them) sorted by type string ([`links`]);
+//!   Go 1.27 dropped the slice.
 
 use std::path::PathBuf;
 
@@ -31,6 +34,7 @@ use super::read::{to_usize, uvarint};
 
 mod bias;
 mod index;
+mod links;
 mod names;
 mod release;
 mod structs;
@@ -103,6 +107,9 @@ pub struct TypeTable<'b> {
     types: u64,
     etypes: u64,
     release: GoRelease,
+    /// The moduledata's `typelinks` entries (`int32` offsets from `types`),
+    /// empty when the release has none or they do not read ([`links`]).
+    typelinks: &'b [u8],
 }
 
 /// Word indexes of `types` and `etypes` in `runtime.moduledata`.
@@ -161,13 +168,11 @@ impl<'b> TypeTable<'b> {
                 "moduledata type section [{types:#x}, {etypes:#x}) is not in the file"
             )));
         }
-        Ok(TypeTable {
-            data: bin.data(),
-            layout: &bin.layout,
-            types,
-            etypes,
-            release,
-        })
+        let mut table = TypeTable::from_parts(bin.data(), &bin.layout, types, etypes, release);
+        if let Some(at) = links::typelinks_word(release) {
+            table.typelinks = table.read_typelinks(md, at);
+        }
+        Ok(table)
     }
 
     /// A table over an explicit type section (fuzzing and unit tests).
@@ -184,7 +189,14 @@ impl<'b> TypeTable<'b> {
             types,
             etypes,
             release,
+            typelinks: &[],
         }
+    }
+
+    /// This table with `typelinks` as its typelinks list (fuzzing and unit tests).
+    pub(crate) fn with_typelinks(mut self, typelinks: &'b [u8]) -> TypeTable<'b> {
+        self.typelinks = typelinks;
+        self
     }
 
     /// `[types, etypes)`: where every type descriptor of the binary lies.
