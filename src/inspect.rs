@@ -23,6 +23,11 @@ pub struct Report<'a> {
     pub main_package: Option<&'a str>,
     pub main: Option<&'a Module>,
     pub deps: &'a [Module],
+    /// Modules the binary shows although its build info does not list them
+    /// (a GOPATH build: Debian's), whose versions the verdicts and offsets
+    /// use ([`crate::gobin::evidence`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub modules_seen: Vec<Module>,
     pub settings: Settings<'a>,
     pub arch: String,
     pub pie: bool,
@@ -55,6 +60,7 @@ impl<'a> Report<'a> {
     pub fn new(bin: &'a GoBinary) -> Report<'a> {
         let bi = bin.build_info();
         let elf = bin.elf();
+        let (probes, modules_seen) = crate::verdict::assess_binary_seen(bin);
         Report {
             path: bin.path().display().to_string(),
             pid: bin.pid(),
@@ -63,6 +69,7 @@ impl<'a> Report<'a> {
             main_package: bi.path.as_deref(),
             main: bi.main.as_ref(),
             deps: &bi.deps,
+            modules_seen,
             settings: Settings(&bi.settings),
             arch: elf.arch.clone().into(),
             pie: elf.pie,
@@ -71,7 +78,7 @@ impl<'a> Report<'a> {
             dwarf_compressed: elf.dwarf_compressed,
             pclntab_version: elf.pclntab_version.map(|v| v.as_str()),
             pclntab_error: bin.pclntab_error(),
-            probes: crate::verdict::assess_binary(bin),
+            probes,
         }
     }
 }
@@ -162,6 +169,15 @@ pub fn write_text(out: &mut impl Write, bin: &GoBinary) -> std::io::Result<Optio
     writeln!(out, "  dependencies  {}", r.deps.len())?;
     for d in r.deps {
         writeln!(out, "    {}", module_text(d))?;
+    }
+    if !r.modules_seen.is_empty() {
+        writeln!(
+            out,
+            "  seen in the binary, not in its build info (the verdicts use them)"
+        )?;
+        for m in &r.modules_seen {
+            writeln!(out, "    {} {}", m.path, m.version)?;
+        }
     }
     if !r.settings.0.is_empty() {
         writeln!(out, "  build settings")?;

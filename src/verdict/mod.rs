@@ -256,23 +256,35 @@ pub fn assess_binary(bin: &GoBinary) -> Vec<Verdict> {
     assess_binary_with(bin, false)
 }
 
-/// Data sections from which the module evidence is searched on a thread of
-/// its own (see [`assess_binary_with`]).
-const EVIDENCE_THREAD_MIN: usize = 8 << 20;
+/// [`assess_binary`], and the modules the verdicts took from the binary
+/// itself because its build info does not list them
+/// ([`crate::gobin::evidence`]: a GOPATH build's gRPC).
+pub fn assess_binary_seen(bin: &GoBinary) -> (Vec<Verdict>, Vec<crate::gobin::Module>) {
+    assess_opened(bin, false)
+}
 
 /// [`assess_binary`]; `strict`: a table answer for a Go patch release the
 /// table was not generated from counts as unknown (`--strict-offsets`).
 pub fn assess_binary_with(bin: &GoBinary, strict: bool) -> Vec<Verdict> {
+    assess_opened(bin, strict).0
+}
+
+/// Data sections from which the module evidence is searched on a thread of
+/// its own (see [`assess_binary_with`]).
+const EVIDENCE_THREAD_MIN: usize = 8 << 20;
+
+fn assess_opened(bin: &GoBinary, strict: bool) -> (Vec<Verdict>, Vec<crate::gobin::Module>) {
     let catalog = match Catalog::builtin() {
         Ok(c) => c,
         Err(e) => {
-            return vec![Verdict {
+            let v = Verdict {
                 probe: "*".into(),
                 instrumentable: false,
                 reasons: vec![e.to_string()],
                 notes: Vec::new(),
                 internal: false,
-            }];
+            };
+            return (vec![v], Vec::new());
         }
     };
     let goarch = String::from(bin.elf().arch.clone());
@@ -303,15 +315,23 @@ pub fn assess_binary_with(bin: &GoBinary, strict: bool) -> Vec<Verdict> {
         };
         (table, has_function, key)
     });
+    let bi = bin.build_info();
+    let seen: Vec<crate::gobin::Module> = key
+        .modules
+        .iter()
+        .filter(|m| !bi.main.iter().chain(&bi.deps).any(|b| b.path == m.path))
+        .cloned()
+        .collect();
     let resolver = Resolver::for_binary_with_key(bin, &table, key).strict(strict);
-    assess(
+    let verdicts = assess(
         catalog,
         &Facts {
             goarch: &goarch,
             has_function: &has_function,
             resolver: &resolver,
         },
-    )
+    );
+    (verdicts, seen)
 }
 
 /// Which of the catalog's hooked functions `bin` has, looked up in one pass

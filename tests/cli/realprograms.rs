@@ -375,3 +375,36 @@ fn caddy_proxy_forwarding_traceparent_links_to_its_upstream() {
     assert_eq!(traces.len(), 2, "the header's trace and one of its own");
     assert!(err.contains("3 server spans linked"), "{err}");
 }
+
+/// Debian builds etcd in GOPATH mode: its build info lists no modules, but
+/// the binary names its gRPC (1.33.3, in its user agent), whose offsets and
+/// hooks the verdicts use; `inspect` says so, in text and JSON.
+#[test]
+fn inspect_shows_modules_the_build_info_does_not_list() {
+    let bin = "/usr/bin/etcd";
+    assert!(
+        Path::new(bin).exists(),
+        "{bin} missing: install Debian's etcd-server (scripts/setup.sh does)"
+    );
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_goprobe"))
+            .args(args)
+            .output()
+            .expect("goprobe");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8")
+    };
+    let json: Value = serde_json::from_str(&run(&["inspect", "--json", bin])).expect("json");
+    assert_eq!(json["deps"], serde_json::json!([]), "{json}");
+    assert_eq!(json["modules_seen"][0]["path"], "google.golang.org/grpc");
+    assert_eq!(json["modules_seen"][0]["version"], "v1.33.3");
+    let text = run(&["inspect", bin]);
+    assert!(
+        text.contains("seen in the binary, not in its build info (the verdicts use them)\n    google.golang.org/grpc v1.33.3\n"),
+        "{text}"
+    );
+}
