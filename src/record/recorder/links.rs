@@ -167,12 +167,11 @@ impl Links {
         let mut under = Vec::new();
         let mut other = Vec::new();
         for a in self.awaiting.remove(&id).unwrap_or_default() {
-            match a.incoming {
-                Some(t) if t.trace_id != trace => {
-                    self.linked -= 1;
-                    other.push(Resolved::AsItCame(a.node, a.incoming));
-                }
-                _ => under.push(a.node),
+            if names_another_trace(a.incoming, trace) {
+                other.push(Resolved::AsItCame(a.node, a.incoming));
+            } else {
+                self.linked += 1;
+                under.push(a.node);
             }
         }
         (under, other)
@@ -221,7 +220,7 @@ impl Links {
             match candidates.as_slice() {
                 [] => out.push(Resolved::AsItCame(h.node, h.incoming)),
                 [id] => match self.clients.get(id).and_then(|c| c.trace) {
-                    Some(trace) if h.incoming.is_some_and(|t| t.trace_id != trace) => {
+                    Some(trace) if names_another_trace(h.incoming, trace) => {
                         out.push(Resolved::AsItCame(h.node, h.incoming));
                     }
                     Some(trace) => {
@@ -232,10 +231,8 @@ impl Links {
                             trace,
                         });
                     }
+                    // Counted once written under it (see `written`).
                     None => {
-                        // Counted now, taken back in `written` if the
-                        // client's trace turns out to be another.
-                        self.linked += 1;
                         self.awaiting.entry(*id).or_default().push(Awaiting {
                             node: h.node,
                             incoming: h.incoming,
@@ -299,15 +296,20 @@ impl Links {
         ids.iter().flat_map(|id| self.unawait(id)).collect()
     }
 
-    /// The server spans waiting for client span `id`, no longer linked.
+    /// The server spans waiting for client span `id`, not to be linked.
     fn unawait(&mut self, id: &SpanId) -> Vec<Resolved> {
         let waiting = self.awaiting.remove(id).unwrap_or_default();
-        self.linked -= waiting.len() as u64;
         waiting
             .into_iter()
             .map(|a| Resolved::AsItCame(a.node, a.incoming))
             .collect()
     }
+}
+
+/// Whether a request's trace context names another trace than `trace`
+/// (its caller's own): then the header, not the client span, is the parent.
+fn names_another_trace(incoming: Option<TraceParent>, trace: TraceId) -> bool {
+    incoming.is_some_and(|t| t.trace_id != trace)
 }
 
 /// Could client `c` have caused the server span on `conn` starting at
