@@ -42,6 +42,12 @@ pub enum BpfError {
     Load(#[source] aya::EbpfError),
     #[error("the kernel's verifier rejected eBPF program {program}: {reason}")]
     Rejected { program: String, reason: String },
+    /// The kernel stops verifying a program when a signal is pending (its
+    /// load returns EAGAIN): Ctrl-C while the probes load, not a rejection.
+    #[error(
+        "loading eBPF program {0} was interrupted by a signal (Ctrl-C while the probes were loading)"
+    )]
+    Interrupted(String),
     #[error("eBPF program {0} missing from the object")]
     MissingProgram(String),
     #[error("{0} hooks exceed the {max} the eBPF hooks map holds", max = abi::HOOKS_MAX)]
@@ -268,13 +274,25 @@ fn load(
     }
     let names: Vec<String> = ebpf.programs().map(|(n, _)| n.to_owned()).collect();
     for name in names {
-        let loaded = match ebpf.program_mut(&name) {
-            Some(Program::UProbe(p)) => p.load(),
-            Some(Program::PerfEvent(p)) => p.load(),
-            Some(_) => return Err(BpfError::ProgramType(name)),
-            None => return Err(BpfError::MissingProgram(name)),
+        let mut tries = 0;
+        let loaded = loop {
+            let loaded = match ebpf.program_mut(&name) {
+                Some(Program::UProbe(p)) => p.load(),
+                Some(Program::PerfEvent(p)) => p.load(),
+                Some(_) => return Err(BpfError::ProgramType(name)),
+                None => return Err(BpfError::MissingProgram(name)),
+            };
+            tries += 1;
+            match &loaded {
+                Err(aya::programs::ProgramError::LoadError { io_error, .. })
+                    if interrupted(io_error) && tries < LOAD_TRIES => {}
+                _ => break loaded,
+            }
         };
         loaded.map_err(|source| match source {
+            aya::programs::ProgramError::LoadError { io_error, .. } if interrupted(&io_error) => {
+                BpfError::Interrupted(name.clone())
+            }
             aya::programs::ProgramError::LoadError {
                 io_error,
                 verifier_log,
@@ -294,6 +312,17 @@ fn load(
         links: Vec::new(),
         perf_events: 0,
     })
+}
+
+/// How many times a program's load is tried when a signal interrupts the
+/// verifier: the handler has run by the next try (a Ctrl-C is seen by the
+/// command's stop flag once the probes are in), so a second signal in a
+/// row is the user's.
+const LOAD_TRIES: u32 = 3;
+
+/// The kernel's verifier gives up with EAGAIN when a signal is pending.
+fn interrupted(e: &std::io::Error) -> bool {
+    e.raw_os_error() == Some(libc::EAGAIN)
 }
 
 /// The one line of a verifier log that says why: the last one before the

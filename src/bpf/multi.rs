@@ -87,7 +87,16 @@ pub fn load_programs(object: &[u8], ebpf: &Ebpf) -> Result<HashMap<String, Owned
         let Some(function) = obj.functions.get(&prog.function_key()) else {
             return Err(BpfError::MissingProgram(name.clone()));
         };
-        let fd = match prog_load(name, &function.instructions, &prog.license, None) {
+        let mut result = prog_load(name, &function.instructions, &prog.license, None);
+        for _ in 1..super::LOAD_TRIES {
+            match &result {
+                Err(e) if super::interrupted(e) => {
+                    result = prog_load(name, &function.instructions, &prog.license, None);
+                }
+                _ => break,
+            }
+        }
+        let fd = match result {
             Ok(fd) => fd,
             // EPERM is never the verifier's: privileges are missing, or BPF
             // is restricted (kernel lockdown).
@@ -96,6 +105,9 @@ pub fn load_programs(object: &[u8], ebpf: &Ebpf) -> Result<HashMap<String, Owned
                     "loading eBPF program {name} was refused ({e}): it needs root or CAP_BPF + \
                      CAP_PERFMON, and BPF must not be locked down (kernel lockdown=confidentiality)"
                 )));
+            }
+            Err(e) if super::interrupted(&e) => {
+                return Err(BpfError::Interrupted(name.clone()));
             }
             Err(first) => {
                 // Again with the verifier's log, to say why.

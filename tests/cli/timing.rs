@@ -146,3 +146,49 @@ fn duration_and_ctrl_c_end_on_time_under_load() {
         assert!(took < duration + SLACK, "ended {took:?} after attaching");
     }
 }
+
+/// How many eBPF programs `pid` holds open: loaded by then, so the
+/// verifier is at work on the next ones until the probes are attached.
+fn programs_loaded(pid: u32) -> usize {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return 0;
+    };
+    fds.filter_map(Result::ok)
+        .filter(|fd| {
+            std::fs::read_link(fd.path())
+                .is_ok_and(|l| l.to_string_lossy() == "anon_inode:bpf-prog")
+        })
+        .count()
+}
+
+#[test]
+fn ctrl_c_while_the_verifier_runs_ends_the_recording_not_the_probes() {
+    // The kernel's verifier gives up with EAGAIN when a signal is pending:
+    // a Ctrl-C that lands while a program loads must stop the recording
+    // like any other Ctrl-C, not be reported as the verifier's rejection.
+    // The signal is sent once the first program is loaded, while the rest
+    // (the server's entry program takes the verifier a second) still load.
+    let entry = common::corpus_binary("1.26", "httpserver", "default");
+    let server = common::Server::start(&entry.binary);
+    common::require_root();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_goprobe"))
+        .args(["record", "--pid", &server.pid().to_string()])
+        .env("GOPROBE_CACHE", common::cache_dir())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn goprobe");
+    let gp = child.id();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while programs_loaded(gp) == 0 {
+        assert!(Instant::now() < deadline, "goprobe never loaded a program");
+        std::thread::sleep(Duration::from_micros(500));
+    }
+    // SAFETY: kill with a valid pid and signal has no memory effects.
+    unsafe { libc::kill(gp as i32, libc::SIGINT) };
+    let out = child.wait_with_output().expect("wait");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("rejected"), "{err}");
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("(interrupted)"), "{err}");
+}
