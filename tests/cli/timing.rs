@@ -171,7 +171,7 @@ fn ctrl_c_while_the_verifier_runs_ends_the_recording_not_the_probes() {
     let entry = common::corpus_binary("1.26", "httpserver", "default");
     let server = common::Server::start(&entry.binary);
     common::require_root();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_goprobe"))
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_goprobe"))
         .args(["record", "--pid", &server.pid().to_string()])
         .env("GOPROBE_CACHE", common::cache_dir())
         .stdout(std::process::Stdio::null())
