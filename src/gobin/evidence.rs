@@ -11,6 +11,11 @@ use super::Module;
 /// (module path, the bytes that precede its version in the binary).
 const MARKERS: [(&str, &[u8]); 1] = [("google.golang.org/grpc", b"grpc-go/")];
 
+/// The paths of the modules whose versions evidence can show.
+pub fn module_paths() -> impl Iterator<Item = &'static str> {
+    MARKERS.iter().map(|(path, _)| *path)
+}
+
 /// The modules whose versions `data` shows, each as `v<version>`.
 pub fn module_versions(data: &[u8]) -> Vec<Module> {
     module_versions_in(&[data])

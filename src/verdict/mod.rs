@@ -295,13 +295,32 @@ fn assess_opened(bin: &GoBinary, strict: bool) -> (Vec<Verdict>, Vec<crate::gobi
     // time on a few MB. The type descriptor index stays on first use, here.)
     let evidence = || crate::offsets::Key::for_binary(bin, &goarch);
     let data_bytes: usize = bin.data_parts().iter().map(|p| p.len()).sum();
+    // Only the table entries this binary can use are read: its Go minor's
+    // for its GOARCH, and those of the modules its build info lists (under
+    // their own paths and their replacements') or evidence can show.
+    let bi = bin.build_info();
+    let mut module_paths: Vec<&str> = bi
+        .main
+        .iter()
+        .chain(&bi.deps)
+        .flat_map(|m| std::iter::once(&m.path).chain(m.replace.iter().map(|r| &r.path)))
+        .map(String::as_str)
+        .collect();
+    for path in crate::gobin::evidence::module_paths() {
+        module_paths.push(path);
+    }
+    let wanted = crate::offsets::table::Wanted {
+        go_version: &bi.go_version,
+        goarch: &goarch,
+        modules: &module_paths,
+    };
     let (table, has_function, key) = std::thread::scope(|s| {
         let spawned = (data_bytes >= EVIDENCE_THREAD_MIN).then(|| {
             std::thread::Builder::new()
                 .name("inspect-evidence".into())
                 .spawn_scoped(s, evidence)
         });
-        let table = match crate::offsets::table::Table::builtin() {
+        let table = match crate::offsets::table::Table::builtin_for(&wanted) {
             Ok(t) => t,
             Err(e) => crate::offsets::table::Table::default_with_warning(&e),
         };
@@ -315,7 +334,6 @@ fn assess_opened(bin: &GoBinary, strict: bool) -> (Vec<Verdict>, Vec<crate::gobi
         };
         (table, has_function, key)
     });
-    let bi = bin.build_info();
     let seen: Vec<crate::gobin::Module> = key
         .modules
         .iter()
