@@ -16,6 +16,7 @@ use super::{ByArch, FORMAT, Layouts, Minor, Table, TableError, minor_of};
 
 /// The built-in table's parts, as build.rs cut them.
 mod builtin {
+    #![allow(clippy::type_complexity)]
     include!(concat!(env!("OUT_DIR"), "/table_parts.rs"));
 }
 
@@ -48,7 +49,7 @@ impl Wanted<'_> {
     }
 
     fn keeps_module(&self, path: &str) -> bool {
-        self.modules.iter().any(|m| *m == path)
+        self.modules.contains(&path)
     }
 }
 
@@ -58,10 +59,11 @@ impl Table {
     /// parse, makes this read the whole table, so that it fails (or not)
     /// as [`Table::builtin`] does.
     pub fn builtin_for(wanted: &Wanted<'_>) -> Result<Table, TableError> {
-        if builtin::SPLIT && builtin::FORMAT == u64::from(FORMAT) {
-            if let Ok(t) = Table::from_parts(builtin::STDLIB, builtin::MODULES, wanted) {
-                return Ok(t);
-            }
+        if builtin::SPLIT
+            && builtin::FORMAT == u64::from(FORMAT)
+            && let Ok(t) = Table::from_parts(builtin::STDLIB, builtin::MODULES, wanted)
+        {
+            return Ok(t);
         }
         Table::builtin().map(|t| t.part(wanted))
     }
@@ -176,10 +178,12 @@ mod tests {
     /// whole table.
     #[test]
     fn builtin_parts_are_the_whole_tables_parts() {
-        assert!(
-            builtin::SPLIT,
-            "build.rs could not cut src/offsets/table.json"
-        );
+        const {
+            assert!(
+                builtin::SPLIT,
+                "build.rs could not cut src/offsets/table.json"
+            )
+        };
         let full = Table::builtin().unwrap();
         check_parts(
             &full,
