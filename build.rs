@@ -36,6 +36,7 @@ fn main() {
     let table: toml::Table = catalog.parse().expect("src/catalog.toml is not valid TOML");
     let json = serde_json::to_string(&table).expect("src/catalog.toml as JSON");
     std::fs::write(out.join("catalog.json"), json).expect("writing catalog.json");
+    table_parts(&out);
     let families = families(&catalog);
     for (family, fields) in &families {
         let dir = out.join("ebpf").join(family);
@@ -60,6 +61,87 @@ fn main() {
         &[Path::new("ebpf/test")],
         &out.join("test_broken.bpf.o"),
     );
+}
+
+/// The offsets table (`src/offsets/table.json`) cut into the parts one
+/// binary uses, as `$OUT_DIR/table_parts.rs`: each standard-library layout
+/// group's `verified` list and each GOARCH's layouts, each module version's
+/// layouts per GOARCH, every part its own JSON text, so that a run parses
+/// only its binary's parts (`src/offsets/table/part.rs`). A table that does
+/// not have the expected shape is not cut (`SPLIT` false): goprobe then
+/// parses it whole, and reports what is wrong with it as before.
+fn table_parts(out: &Path) {
+    println!("cargo:rerun-if-changed=src/offsets/table.json");
+    let text =
+        std::fs::read_to_string("src/offsets/table.json").expect("reading src/offsets/table.json");
+    let code = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| table_parts_code(&v))
+        .unwrap_or_else(|| {
+            "pub const SPLIT: bool = false;\npub const FORMAT: u64 = 0;\n\
+             pub const STDLIB: &[(&str, &str, &[(&str, &str)])] = &[];\n\
+             pub const MODULES: &[(&str, &str, &[(&str, &str)])] = &[];\n"
+                .to_owned()
+        });
+    std::fs::write(out.join("table_parts.rs"), code).expect("writing table_parts.rs");
+}
+
+/// The Rust source of [`table_parts`], `None` when the table is not an
+/// object of `format`, `stdlib` (minor -> `verified`, `archs`) and
+/// `modules` (path -> version -> GOARCH -> layouts).
+fn table_parts_code(v: &serde_json::Value) -> Option<String> {
+    let top = v.as_object()?;
+    if top
+        .keys()
+        .any(|k| !["format", "stdlib", "modules"].contains(&k.as_str()))
+    {
+        return None;
+    }
+    let json = |v: &serde_json::Value| serde_json::to_string(v).expect("JSON values serialize");
+    let archs = |v: &serde_json::Value| -> Option<String> {
+        let mut s = String::from("&[");
+        for (arch, layouts) in v.as_object()? {
+            let _ = write!(s, "({arch:?}, {:?}), ", json(layouts));
+        }
+        s.push(']');
+        Some(s)
+    };
+    let mut code = String::from("pub const SPLIT: bool = true;\n");
+    let _ = writeln!(
+        code,
+        "pub const FORMAT: u64 = {};",
+        top.get("format")?.as_u64()?
+    );
+    code.push_str("pub const STDLIB: &[(&str, &str, &[(&str, &str)])] = &[\n");
+    let empty = serde_json::Map::new();
+    let stdlib = match top.get("stdlib") {
+        Some(s) => s.as_object()?,
+        None => &empty,
+    };
+    for (minor, m) in stdlib {
+        let m = m.as_object()?;
+        if m.keys().any(|k| k != "verified" && k != "archs") {
+            return None;
+        }
+        let verified = json(m.get("verified")?);
+        let _ = writeln!(
+            code,
+            "    ({minor:?}, {verified:?}, {}),",
+            archs(m.get("archs")?)?
+        );
+    }
+    code.push_str("];\npub const MODULES: &[(&str, &str, &[(&str, &str)])] = &[\n");
+    let modules = match top.get("modules") {
+        Some(m) => m.as_object()?,
+        None => &empty,
+    };
+    for (path, versions) in modules {
+        for (version, by_arch) in versions.as_object()? {
+            let _ = writeln!(code, "    ({path:?}, {version:?}, {}),", archs(by_arch)?);
+        }
+    }
+    code.push_str("];\n");
+    Some(code)
 }
 
 /// Each family the catalog names, in catalog order, with the fields its

@@ -12,6 +12,7 @@
 //! * [`GoBinary::elf`] -> [`ElfFacts`] (arch, pie, stripped, dwarf, pclntab_version)
 //! * [`GoBinary::functions`] -> `Vec<Function>` (name, entry vaddr, size, file offset)
 //! * [`GoBinary::function`] -> one function by exact name
+//! * [`GoBinary::survey`] -> hooked functions and module evidence in one pass
 //! * [`GoBinary::vaddr_to_file_offset`]
 //! * [`types::TypeTable`] (runtime type descriptors -> `%T` names), [`types::load_bias`]
 //! * [`values::panic_message`] (captured panic values -> the message Go prints)
@@ -27,6 +28,7 @@ mod modinfo;
 mod moduledata;
 mod pclntab;
 mod read;
+mod scan;
 pub mod symbolize;
 pub mod types;
 pub mod values;
@@ -38,6 +40,7 @@ use std::sync::OnceLock;
 
 use self::elf::Layout;
 use self::pclntab::Located;
+pub use self::scan::Survey;
 
 /// Why a file could not be read as a Go binary. Each variant's message is one
 /// line naming the problem, suitable for `goprobe: {err}`.
@@ -386,22 +389,6 @@ impl GoBinary {
         self.bytes.as_slice()
     }
 
-    /// The parts of the file that can hold the program's data (string
-    /// literals among it): its loaded, non-code sections other than the
-    /// function table; the whole file when it has no section headers.
-    pub fn data_parts(&self) -> Vec<&[u8]> {
-        let data = self.data();
-        if self.data_sections.is_empty() {
-            return vec![data];
-        }
-        self.data_sections
-            .iter()
-            // Every section was checked to lie inside the file when it opened.
-            .filter_map(|&(off, len)| {
-                read::slice_at(data, read::to_usize(off)?, read::to_usize(len)?)
-            })
-            .collect()
-    }
     pub fn build_info(&self) -> &BuildInfo {
         &self.build_info
     }
@@ -432,27 +419,6 @@ impl GoBinary {
                 what,
             })?;
         Ok(self.functions.get_or_init(|| table))
-    }
-
-    /// Which of `names` pclntab has functions for (exact names), in one
-    /// pass; cheaper than [`GoBinary::function`] when the table has not been
-    /// read yet.
-    pub fn has_functions(&self, names: &[&str]) -> Result<Vec<bool>, GoBinError> {
-        if let Some(fns) = self.functions.get() {
-            return Ok(names
-                .iter()
-                .map(|n| fns.iter().any(|f| f.name == *n))
-                .collect());
-        }
-        let malformed = |what: String| GoBinError::Malformed {
-            path: self.path.clone(),
-            what,
-        };
-        let loc = self.pclntab.as_ref().map_err(|e| malformed(e.clone()))?;
-        let tab = loc
-            .bytes(self.data())
-            .ok_or_else(|| malformed("pclntab".into()))?;
-        pclntab::has_functions(tab, &loc.header, names).map_err(malformed)
     }
 
     /// One function by exact name.

@@ -131,9 +131,8 @@ impl Key {
         let mut key = Key::from_build_info(bin.build_info(), goarch);
         // Evidence is never used for a module the build info names, so it
         // is not looked for either.
-        let found = crate::gobin::evidence::module_versions_unless(&bin.data_parts(), |path| {
-            key.modules.iter().any(|k| k.path == path)
-        });
+        let known = |path: &str| key.modules.iter().any(|k| k.path == path);
+        let found = bin.survey(&[], known, || ()).0.modules;
         key.modules.extend(found);
         key
     }

@@ -2,7 +2,8 @@
 //! descriptors and the table, cross-checked (by [`super::combine`]). The
 //! DWARF and descriptor indexes are built on first use.
 
-use std::cell::OnceCell;
+use std::cell::{OnceCell, RefCell};
+use std::collections::HashMap;
 
 use super::combine::{Answer, combine, unknown};
 use super::table::{Table, is_stdlib_package, package_of};
@@ -23,6 +24,10 @@ pub struct Resolver<'a> {
     key: Key,
     /// Refuse table answers for patch releases the table was not generated from.
     strict: bool,
+    /// Each field's answer, once resolved: the verdicts ask for some
+    /// fields for several probes (`runtime.g.goid` for each), and each
+    /// answer walks the type descriptors.
+    resolved: RefCell<HashMap<String, Resolved>>,
 }
 
 impl<'a> Resolver<'a> {
@@ -36,6 +41,7 @@ impl<'a> Resolver<'a> {
             table,
             key,
             strict: false,
+            resolved: RefCell::default(),
         }
     }
 
@@ -74,6 +80,7 @@ impl<'a> Resolver<'a> {
             table,
             key,
             strict: false,
+            resolved: RefCell::default(),
         }
     }
 
@@ -81,6 +88,7 @@ impl<'a> Resolver<'a> {
     /// the table was not generated from, instead of using its minor's layouts.
     pub fn strict(mut self, strict: bool) -> Resolver<'a> {
         self.strict = strict;
+        self.resolved.get_mut().clear();
         self
     }
 
@@ -160,6 +168,17 @@ impl<'a> Resolver<'a> {
 
     /// Resolve one `PKG.Type.field` from every source that can answer.
     pub fn resolve(&self, field: &str) -> Resolved {
+        if let Some(r) = self.resolved.borrow().get(field) {
+            return r.clone();
+        }
+        let r = self.resolve_uncached(field);
+        self.resolved
+            .borrow_mut()
+            .insert(field.to_string(), r.clone());
+        r
+    }
+
+    fn resolve_uncached(&self, field: &str) -> Resolved {
         let Some(pkg) = package_of(field) else {
             return unknown(
                 field,

@@ -23,6 +23,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::dwarf::{DwarfTypes, split_field_name};
 
+mod part;
+pub use part::Wanted;
+
 /// The table built into goprobe.
 pub const BUILTIN_TABLE_JSON: &str = include_str!("table.json");
 

@@ -269,10 +269,6 @@ pub fn assess_binary_with(bin: &GoBinary, strict: bool) -> Vec<Verdict> {
     assess_opened(bin, strict).0
 }
 
-/// Data sections from which the module evidence is searched on a thread of
-/// its own (see [`assess_binary_with`]).
-const EVIDENCE_THREAD_MIN: usize = 8 << 20;
-
 fn assess_opened(bin: &GoBinary, strict: bool) -> (Vec<Verdict>, Vec<crate::gobin::Module>) {
     let catalog = match Catalog::builtin() {
         Ok(c) => c,
@@ -288,34 +284,43 @@ fn assess_opened(bin: &GoBinary, strict: bool) -> (Vec<Verdict>, Vec<crate::gobi
         }
     };
     let goarch = String::from(bin.elf().arch.clone());
-    // The module evidence is a pass over the data sections (more than
-    // 10 MB of a 50 MB binary), independent of the offsets table and of the
-    // hooked functions' look-up in pclntab: on a large binary it is made on
-    // a second thread meanwhile. (A thread costs more CPU than it saves
-    // time on a few MB. The type descriptor index stays on first use, here.)
-    let evidence = || crate::offsets::Key::for_binary(bin, &goarch);
-    let data_bytes: usize = bin.data_parts().iter().map(|p| p.len()).sum();
-    let (table, has_function, key) = std::thread::scope(|s| {
-        let spawned = (data_bytes >= EVIDENCE_THREAD_MIN).then(|| {
-            std::thread::Builder::new()
-                .name("inspect-evidence".into())
-                .spawn_scoped(s, evidence)
-        });
-        let table = match crate::offsets::table::Table::builtin() {
+    let bi = bin.build_info();
+    // Only the table entries this binary can use are read: its Go minor's
+    // for its GOARCH, and those of the modules its build info lists (under
+    // their own paths and their replacements') or evidence can show.
+    let mut module_paths: Vec<&str> = bi
+        .main
+        .iter()
+        .chain(&bi.deps)
+        .flat_map(|m| std::iter::once(&m.path).chain(m.replace.iter().map(|r| &r.path)))
+        .map(String::as_str)
+        .collect();
+    for path in crate::gobin::evidence::module_paths() {
+        module_paths.push(path);
+    }
+    let wanted = crate::offsets::table::Wanted {
+        go_version: &bi.go_version,
+        goarch: &goarch,
+        modules: &module_paths,
+    };
+    // The hooked functions' look-up in pclntab and the module evidence (a
+    // pass over the data sections: more than 10 MB of a 50 MB binary) are
+    // one survey, on two threads for a large binary; the table is read
+    // meanwhile. Evidence is never used for a module the build info names,
+    // so it is not looked for either (as in `Key::for_binary`).
+    let names = hooked_names(catalog);
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let named = |path: &str| bi.main.iter().chain(&bi.deps).any(|m| m.path == path);
+    let (survey, table) = bin.survey(&refs, named, || {
+        let t = match crate::offsets::table::Table::builtin_for(&wanted) {
             Ok(t) => t,
             Err(e) => crate::offsets::table::Table::default_with_warning(&e),
         };
-        let has_function = hooked_functions(catalog, bin);
-        let key = match spawned {
-            Some(Ok(handle)) => handle
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-            // A small binary, or no thread to be had: one after the other.
-            None | Some(Err(_)) => evidence(),
-        };
-        (table, has_function, key)
+        t
     });
-    let bi = bin.build_info();
+    let has_function = function_lookup(names, survey.functions.map_err(|e| e.to_string()));
+    let mut key = crate::offsets::Key::from_build_info(bi, &goarch);
+    key.modules.extend(survey.modules);
     let seen: Vec<crate::gobin::Module> = key
         .modules
         .iter()
@@ -334,12 +339,8 @@ fn assess_opened(bin: &GoBinary, strict: bool) -> (Vec<Verdict>, Vec<crate::gobi
     (verdicts, seen)
 }
 
-/// Which of the catalog's hooked functions `bin` has, looked up in one pass
-/// over pclntab: a lookup answering `Err` when the function table is unreadable.
-pub fn hooked_functions(
-    catalog: &Catalog,
-    bin: &GoBinary,
-) -> impl Fn(&str) -> Result<bool, String> + use<> {
+/// Every function a catalog probe hooks, sorted, each once.
+fn hooked_names(catalog: &Catalog) -> Vec<String> {
     let mut names: Vec<String> = catalog
         .probes
         .iter()
@@ -347,12 +348,30 @@ pub fn hooked_functions(
         .collect();
     names.sort_unstable();
     names.dedup();
-    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    let present = bin.has_functions(&refs).map_err(|e| e.to_string());
+    names
+}
+
+/// A lookup of `names` in what [`GoBinary::has_functions`] answered for them.
+fn function_lookup(
+    names: Vec<String>,
+    present: Result<Vec<bool>, String>,
+) -> impl Fn(&str) -> Result<bool, String> + use<> {
     move |name: &str| match &present {
         Ok(found) => Ok(names.iter().zip(found).any(|(n, &f)| f && n == name)),
         Err(e) => Err(e.clone()),
     }
+}
+
+/// Which of the catalog's hooked functions `bin` has, looked up in one pass
+/// over pclntab: a lookup answering `Err` when the function table is unreadable.
+pub fn hooked_functions(
+    catalog: &Catalog,
+    bin: &GoBinary,
+) -> impl Fn(&str) -> Result<bool, String> + use<> {
+    let names = hooked_names(catalog);
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let present = bin.has_functions(&refs).map_err(|e| e.to_string());
+    function_lookup(names, present)
 }
 
 /// A `--require`/`--probes` list that cannot be checked.

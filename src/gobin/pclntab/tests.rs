@@ -326,7 +326,7 @@ fn every_nul_is_found() {
         .collect();
     for len in 0..bytes.len() {
         let mut got = Vec::new();
-        for_each_nul(&bytes[..len], |i| got.push(i));
+        names::for_each_nul(&bytes[..len], |i| got.push(i));
         let want: Vec<usize> = (0..len).filter(|&i| bytes[i] == 0).collect();
         assert_eq!(got, want, "len {len}");
     }

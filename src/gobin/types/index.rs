@@ -26,7 +26,8 @@
 //! ways for every catalog type). A struct whose descriptor the binary lacks
 //! is not here: that stays a matter for DWARF or the offsets table.
 
-use std::cell::OnceCell;
+use std::cell::{OnceCell, RefCell};
+use std::collections::HashMap;
 
 use super::super::GoBinary;
 use super::{Kind, TFLAG_EXTRA_STAR, TFLAG_NAMED, TFLAG_UNCOMMON, TypeError, TypeTable};
@@ -79,6 +80,10 @@ pub struct StructIndex<'b> {
     /// within a key); not yet checked in full (see [`full_name`]). Filled
     /// by the scan, on the first look-up the typelinks do not answer.
     candidates: OnceCell<Vec<(u32, u64)>>,
+    /// Each type's [`StructIndex::lookup`], once made: a probe's fields
+    /// are mostly of a few types, and each look-up is a binary search of
+    /// the typelinks that reads some 20 descriptors.
+    lookups: RefCell<HashMap<String, Result<u64, RtypeError>>>,
 }
 
 impl<'b> StructIndex<'b> {
@@ -92,6 +97,7 @@ impl<'b> StructIndex<'b> {
         StructIndex {
             table,
             candidates: OnceCell::new(),
+            lookups: RefCell::default(),
         }
     }
 
@@ -241,6 +247,15 @@ impl<'b> StructIndex<'b> {
 
     /// The descriptor address of the named struct `ty` (`net/http.Request`).
     pub fn lookup(&self, ty: &str) -> Result<u64, RtypeError> {
+        if let Some(r) = self.lookups.borrow().get(ty) {
+            return r.clone();
+        }
+        let r = self.lookup_uncached(ty);
+        self.lookups.borrow_mut().insert(ty.to_string(), r.clone());
+        r
+    }
+
+    fn lookup_uncached(&self, ty: &str) -> Result<u64, RtypeError> {
         match self.descriptors(ty).as_slice() {
             [] => Err(RtypeError::NoType(ty.to_string())),
             [one] => Ok(*one),
