@@ -311,13 +311,15 @@ fn assess_opened(bin: &GoBinary, strict: bool) -> (Vec<Verdict>, Vec<crate::gobi
     let names = hooked_names(catalog);
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     let named = |path: &str| bi.main.iter().chain(&bi.deps).any(|m| m.path == path);
-    let (survey, table) = bin.survey(&refs, named, || {
-        let t = match crate::offsets::table::Table::builtin_for(&wanted) {
-            Ok(t) => t,
-            Err(e) => crate::offsets::table::Table::default_with_warning(&e),
-        };
-        t
-    });
+    let (survey, table) =
+        bin.survey(
+            &refs,
+            named,
+            || match crate::offsets::table::Table::builtin_for(&wanted) {
+                Ok(t) => t,
+                Err(e) => crate::offsets::table::Table::default_with_warning(&e),
+            },
+        );
     let has_function = function_lookup(names, survey.functions.map_err(|e| e.to_string()));
     let mut key = crate::offsets::Key::from_build_info(bi, &goarch);
     key.modules.extend(survey.modules);
