@@ -274,20 +274,11 @@ fn load(
     }
     let names: Vec<String> = ebpf.programs().map(|(n, _)| n.to_owned()).collect();
     for name in names {
-        let mut tries = 0;
-        let loaded = loop {
-            let loaded = match ebpf.program_mut(&name) {
-                Some(Program::UProbe(p)) => p.load(),
-                Some(Program::PerfEvent(p)) => p.load(),
-                Some(_) => return Err(BpfError::ProgramType(name)),
-                None => return Err(BpfError::MissingProgram(name)),
-            };
-            tries += 1;
-            match &loaded {
-                Err(aya::programs::ProgramError::LoadError { io_error, .. })
-                    if interrupted(io_error) && tries < LOAD_TRIES => {}
-                _ => break loaded,
-            }
+        let loaded = match ebpf.program_mut(&name) {
+            Some(Program::UProbe(p)) => retry_interrupted(|| p.load(), load_errno),
+            Some(Program::PerfEvent(p)) => retry_interrupted(|| p.load(), load_errno),
+            Some(_) => return Err(BpfError::ProgramType(name)),
+            None => return Err(BpfError::MissingProgram(name)),
         };
         loaded.map_err(|source| match source {
             aya::programs::ProgramError::LoadError { io_error, .. } if interrupted(&io_error) => {
@@ -323,6 +314,30 @@ const LOAD_TRIES: u32 = 3;
 /// The kernel's verifier gives up with EAGAIN when a signal is pending.
 fn interrupted(e: &std::io::Error) -> bool {
     e.raw_os_error() == Some(libc::EAGAIN)
+}
+
+/// `load()`, tried again (LOAD_TRIES in all) while its error, whose errno
+/// `errno` gives, says a signal interrupted the verifier.
+fn retry_interrupted<T, E>(
+    mut load: impl FnMut() -> Result<T, E>,
+    errno: impl Fn(&E) -> Option<&std::io::Error>,
+) -> Result<T, E> {
+    let mut result = load();
+    for _ in 1..LOAD_TRIES {
+        match &result {
+            Err(e) if errno(e).is_some_and(interrupted) => result = load(),
+            _ => break,
+        }
+    }
+    result
+}
+
+/// The errno of a failed program load.
+fn load_errno(e: &aya::programs::ProgramError) -> Option<&std::io::Error> {
+    match e {
+        aya::programs::ProgramError::LoadError { io_error, .. } => Some(io_error),
+        _ => None,
+    }
 }
 
 /// The one line of a verifier log that says why: the last one before the

@@ -87,15 +87,10 @@ pub fn load_programs(object: &[u8], ebpf: &Ebpf) -> Result<HashMap<String, Owned
         let Some(function) = obj.functions.get(&prog.function_key()) else {
             return Err(BpfError::MissingProgram(name.clone()));
         };
-        let mut result = prog_load(name, &function.instructions, &prog.license, None);
-        for _ in 1..super::LOAD_TRIES {
-            match &result {
-                Err(e) if super::interrupted(e) => {
-                    result = prog_load(name, &function.instructions, &prog.license, None);
-                }
-                _ => break,
-            }
-        }
+        let result = super::retry_interrupted(
+            || prog_load(name, &function.instructions, &prog.license, None),
+            |e: &std::io::Error| Some(e),
+        );
         let fd = match result {
             Ok(fd) => fd,
             // EPERM is never the verifier's: privileges are missing, or BPF
