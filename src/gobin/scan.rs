@@ -129,15 +129,7 @@ impl GoBinary {
             }
         }
         if !search.is_empty() {
-            let parts: Vec<(usize, usize)> = if self.data_sections.is_empty() {
-                vec![(0, self.data().len())]
-            } else {
-                self.data_sections
-                    .iter()
-                    .filter_map(|&(off, len)| Some((read::to_usize(off)?, read::to_usize(len)?)))
-                    .collect()
-            };
-            for (off, len) in parts {
+            for (off, len) in self.data_ranges() {
                 let end = off.saturating_add(len);
                 for core_from in (off..end).step_by(CHUNK) {
                     let core_to = core_from.saturating_add(CHUNK).min(end);
@@ -223,15 +215,21 @@ impl GoBinary {
     /// function table; the whole file when it has no section headers.
     pub fn data_parts(&self) -> Vec<&[u8]> {
         let data = self.data();
+        self.data_ranges()
+            .into_iter()
+            // Every section was checked to lie inside the file when it opened.
+            .filter_map(|(off, len)| read::slice_at(data, off, len))
+            .collect()
+    }
+
+    /// [`GoBinary::data_parts`] as (file offset, length) pairs.
+    fn data_ranges(&self) -> Vec<(usize, usize)> {
         if self.data_sections.is_empty() {
-            return vec![data];
+            return vec![(0, self.data().len())];
         }
         self.data_sections
             .iter()
-            // Every section was checked to lie inside the file when it opened.
-            .filter_map(|&(off, len)| {
-                read::slice_at(data, read::to_usize(off)?, read::to_usize(len)?)
-            })
+            .filter_map(|&(off, len)| Some((read::to_usize(off)?, read::to_usize(len)?)))
             .collect()
     }
 }
