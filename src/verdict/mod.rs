@@ -310,7 +310,8 @@ fn assess_opened(bin: &GoBinary, strict: bool) -> (Vec<Verdict>, Vec<crate::gobi
     // so it is not looked for either (as in `Key::for_binary`).
     let names = hooked_names(catalog);
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    let named = |path: &str| bi.main.iter().chain(&bi.deps).any(|m| m.path == path);
+    let mut key = crate::offsets::Key::from_build_info(bi, &goarch);
+    let named = |path: &str| key.modules.iter().any(|k| k.path == path);
     let (survey, table) =
         bin.survey(
             &refs,
@@ -321,7 +322,6 @@ fn assess_opened(bin: &GoBinary, strict: bool) -> (Vec<Verdict>, Vec<crate::gobi
             },
         );
     let has_function = function_lookup(names, survey.functions.map_err(|e| e.to_string()));
-    let mut key = crate::offsets::Key::from_build_info(bi, &goarch);
     key.modules.extend(survey.modules);
     let seen: Vec<crate::gobin::Module> = key
         .modules
