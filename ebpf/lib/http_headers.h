@@ -18,9 +18,17 @@ struct gp_mapbuf {
 	 * following every combination of matches through the unrolled
 	 * loops (which exceeds its instruction budget). */
 	__u32 found;
+	/* GP_FOUND_* whose first value's string header is in `val`: the walk
+	 * only notes them, and the bytes are copied once it is over, outside
+	 * its unrolled loops (an append there multiplied the paths the
+	 * verifier follows past its limits). */
+	__u32 got;
+	__u64 val[4];                 /* Traceparent's (data, len), then User-Agent's */
 };
-/* Volatile: clang must not keep it in a register either. */
+/* Volatile: clang must not keep them in registers either. */
 #define FOUND(mb) (*(volatile __u32 *)&(mb)->found)
+#define GOT(mb) (*(volatile __u32 *)&(mb)->got)
+#define VAL(mb, i) (*(volatile __u64 *)&(mb)->val[(i) & 3])
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
@@ -74,9 +82,10 @@ struct {
 #define GP_UA_W1 0x746eULL
 
 /* If the key at buf+koff is one still wanted (`found` has what is not),
- * copy the first value of the []string at buf+voff into ev; returns the
- * GP_FOUND_* bit it matched, 0 for none. */
-static __always_inline __u32 match_slot(struct gp_server_event *ev, __u8 *buf, __u32 koff, __u32 voff, __u32 found)
+ * note the string header of the first value of the []string at buf+voff
+ * in mb (GOT, VAL); returns the GP_FOUND_* bit it matched, 0 for none. */
+static __always_inline __u32 match_slot(struct gp_server_event *ev, struct gp_mapbuf *mb, __u8 *buf, __u32 koff,
+					__u32 voff, __u32 found)
 {
 	if (koff > GP_BUCKET_BYTES - 16 || voff > GP_BUCKET_BYTES - 24)
 		return 0;
@@ -103,10 +112,16 @@ static __always_inline __u32 match_slot(struct gp_server_event *ev, __u8 *buf, _
 	__u64 vlen = *(__u64 *)(buf + voff + 8);
 	if (!vptr || vlen < 1)
 		return hit;
-	int bad = hit == GP_FOUND_TP ? READ_GO_STRING(ev, vptr, traceparent, traceparent_len)
-				     : READ_GO_STRING(ev, vptr, user_agent, user_agent_len);
-	if (bad)
+	/* The first value's string header, noted for read_headers. */
+	__u64 hdr[2] = {0, 0};
+	if (bpf_probe_read_user(hdr, sizeof(hdr), (void *)vptr)) {
 		ev->flags |= GP_FLAG_READ_FAILED;
+		return hit;
+	}
+	__u32 v = hit == GP_FOUND_TP ? 0 : 2;
+	VAL(mb, v) = hdr[0];
+	VAL(mb, v + 1) = hdr[1];
+	GOT(mb) |= hit;
 	return hit;
 }
 
@@ -124,7 +139,7 @@ static __always_inline int scan_buckets(struct gp_server_event *ev, struct gp_ma
 		for (int s = 0; s < 8; s++) {
 			if (buf[s] < GP_MIN_TOPHASH)
 				continue;
-			FOUND(mb) |= match_slot(ev, buf, GP_BK_KEYS + 16 * s, GP_BK_ELEMS + 24 * s, FOUND(mb));
+			FOUND(mb) |= match_slot(ev, mb, buf, GP_BK_KEYS + 16 * s, GP_BK_ELEMS + 24 * s, FOUND(mb));
 			if (FOUND(mb) == GP_FOUND_ALL)
 				return 1;
 		}
@@ -146,7 +161,7 @@ static __always_inline int scan_group(struct gp_server_event *ev, struct gp_mapb
 		/* internal/runtime/maps: a control byte with the high bit clear is a full slot. */
 		if (buf[s] & 0x80)
 			continue;
-		FOUND(mb) |= match_slot(ev, buf, 8 + GP_GR_SLOT_SIZE * s, 8 + GP_GR_SLOT_SIZE * s + 16, FOUND(mb));
+		FOUND(mb) |= match_slot(ev, mb, buf, 8 + GP_GR_SLOT_SIZE * s, 8 + GP_GR_SLOT_SIZE * s + 16, FOUND(mb));
 		if (FOUND(mb) == GP_FOUND_ALL)
 			return 1;
 	}
@@ -188,17 +203,13 @@ static __always_inline int headers_readable(struct gp_config *cfg)
 	return 0;
 }
 
-/* m: the Header map (non-nil). */
-static __always_inline void read_headers(struct gp_server_event *ev, struct gp_config *cfg, __u64 m)
+/* The walk of the Header map m (non-nil): what it finds is noted in mb. */
+static __always_inline void walk_headers(struct gp_server_event *ev, struct gp_config *cfg, __u64 m,
+					 struct gp_mapbuf *mb)
 {
-	__u32 zero = 0;
-	struct gp_mapbuf *mb = bpf_map_lookup_elem(&mapbuf, &zero);
-	if (!mb)
-		return;
 	__u64 hdr[GP_MAPHDR_BYTES / 8] = {};
 	if (bpf_probe_read_user(hdr, sizeof(hdr), (void *)m))
 		return;
-	FOUND(mb) = 0;
 	if (mode(cfg, GP_MODE_MAP) == GP_MAP_BUCKETS) {
 		__u64 boff = off(cfg, GP_F_hmap_B);
 		if (boff > GP_MAPHDR_BYTES - 1)
@@ -267,6 +278,29 @@ static __always_inline void read_headers(struct gp_server_event *ev, struct gp_c
 				return;
 		}
 	}
+}
+
+/* m: the Header map (non-nil). Traceparent's and User-Agent's first values
+ * into ev. */
+static __always_inline void read_headers(struct gp_server_event *ev, struct gp_config *cfg, __u64 m)
+{
+	__u32 zero = 0;
+	struct gp_mapbuf *mb = bpf_map_lookup_elem(&mapbuf, &zero);
+	if (!mb)
+		return;
+	FOUND(mb) = 0;
+	GOT(mb) = 0;
+	walk_headers(ev, cfg, m, mb);
+	__u32 got = GOT(mb);
+	int bad = 0;
+	if (got & GP_FOUND_TP)
+		bad |= APPEND_GO_STRING(ev, VAL(mb, 0), VAL(mb, 1), GP_AT_TRACEPARENT, GP_TRACEPARENT_MAX,
+					traceparent_len);
+	if (got & GP_FOUND_UA)
+		bad |= APPEND_GO_STRING(ev, VAL(mb, 2), VAL(mb, 3), GP_AT_USER_AGENT, GP_USER_AGENT_MAX,
+					user_agent_len);
+	if (bad)
+		ev->flags |= GP_FLAG_READ_FAILED;
 }
 
 #endif

@@ -116,6 +116,32 @@ static __always_inline __u64 line_end(__u64 base, struct gp_str *s, __u64 keep)
 		COPY_WORDS((ev)->field, line, o, sizeof((ev)->field) / 8);        \
 	} while (0)
 
+/* s (up to GP_LONG_MAX bytes) from the line appended to ev->buf as packed
+ * string i (APPEND_GO_STRING): GP_LONG_MAX bytes' words are copied,
+ * straight-line, and `used` grows by the string's part of them; what runs
+ * past it is overwritten by the next string or never sent. Non-zero when
+ * buf has no room (never: see struct gp_server_event). */
+#define APPEND_FROM_LINE(ev, line, o, s, i, len_field)                          \
+	({                                                                           \
+		int __ret = 0;                                                       \
+		__u64 __n = (s).n;                                                   \
+		__u64 __u = (ev)->used;                                              \
+		(ev)->len_field = __n > 0xffffffffULL ? 0xffffffffU : (__u32)__n;    \
+		if (__n > GP_LONG_MAX)                                               \
+			__n = GP_LONG_MAX;                                           \
+		/* Re-checked after the barrier, for the verifier. */               \
+		asm volatile("" : "+r"(__u));                                        \
+		if (__u > GP_PACKED_BYTES - GP_LONG_MAX) {                           \
+			(ev)->len_field = 0;                                         \
+			__ret = -1;                                                  \
+		} else {                                                             \
+			(ev)->at[(i)] = (__u16)__u;                                  \
+			COPY_WORDS((ev)->buf + __u, line, o, GP_LONG_MAX / 8);       \
+			(ev)->used = (__u16)(__u + __n);                             \
+		}                                                                    \
+		__ret;                                                               \
+	})
+
 /* Method, path, query and protocol into ev (step 3); non-zero when a read
  * failed. `buf` holds the line (0: read one by one). All four come out of
  * the line or none does: a choice per string would multiply the paths the
@@ -143,16 +169,13 @@ static __always_inline int read_line(struct gp_server_event *ev, __u8 *buf, stru
 	if (line) {
 		FROM_LINE(ev, buf, meth->p - base, *meth, method, method_len);
 		FROM_LINE(ev, buf, proto->p - base, *proto, proto, proto_len);
-		FROM_LINE(ev, buf, path->p - base, *path, path, path_len);
-		/* An empty query's words are copied too (from wherever its data
-		 * pointer says, masked into the buffer): its length says 0. */
-		FROM_LINE(ev, buf, query->p - base, *query, query, query_len);
-		return 0;
+		return APPEND_FROM_LINE(ev, buf, path->p - base, *path, GP_AT_PATH, path_len) |
+		       APPEND_FROM_LINE(ev, buf, query->p - base, *query, GP_AT_QUERY, query_len);
 	}
 	return COPY_GO_STRING(ev, meth->p, meth->n, method, method_len) |
 	       COPY_GO_STRING(ev, proto->p, proto->n, proto, proto_len) |
-	       COPY_GO_STRING(ev, path->p, path->n, path, path_len) |
-	       COPY_GO_STRING(ev, query->p, query->n, query, query_len);
+	       APPEND_GO_STRING(ev, path->p, path->n, GP_AT_PATH, GP_LONG_MAX, path_len) |
+	       APPEND_GO_STRING(ev, query->p, query->n, GP_AT_QUERY, GP_LONG_MAX, query_len);
 }
 
 /* RemoteAddr, unless the previous request on this entry already copied it:
@@ -190,7 +213,7 @@ static __always_inline int read_req_strings(struct gp_server_event *ev, struct g
 	if (!ev || !r)
 		return 1;
 	int bad = read_line(ev, mb ? mb->b : 0, &r->meth, &r->proto, &r->path, &r->query);
-	bad |= COPY_GO_STRING(ev, r->host.p, r->host.n, host, host_len);
+	bad |= APPEND_GO_STRING(ev, r->host.p, r->host.n, GP_AT_HOST, GP_SHORT_MAX, host_len);
 	bad |= read_peer(ev, &r->peer, r->prev_peer, r->prev_goid, r->prev_peer_len);
 	return bad;
 }

@@ -71,7 +71,25 @@
 #define GP_USER_AGENT_MAX 256
 
 /* One request served, as sent through the ring buffer; the in-flight map
- * holds the same struct between entry and return. */
+ * holds the same struct between entry and return.
+ *
+ * Method, protocol and peer have fixed places (the programs look at the
+ * first two; the peer is kept for the next request of a keep-alive
+ * connection, read_peer). The other strings are packed into `buf` one
+ * after another as they are read, each at its `at[GP_AT_*]`, and only the
+ * fixed part and the `used` bytes of buf are sent: a request's strings
+ * are a few dozen bytes, and writing 1,400 bytes into the ring buffer
+ * (cold memory, line after line) cost a quarter of the return program.
+ * Each packed string is appended at most once per request, so the sum of
+ * their buffer sizes always fits buf. */
+#define GP_AT_HOST 0
+#define GP_AT_PATH 1
+#define GP_AT_QUERY 2
+#define GP_AT_USER_AGENT 3
+#define GP_AT_TRACEPARENT 4
+#define GP_AT_ROUTE 5
+#define GP_AT_N 6
+#define GP_PACKED_BYTES (GP_SHORT_MAX + 3 * GP_LONG_MAX + GP_USER_AGENT_MAX + GP_TRACEPARENT_MAX)
 struct gp_server_event {
 	__u32 pid;                    /* tgid */
 	__u32 tid;
@@ -100,17 +118,58 @@ struct gp_server_event {
 	__u32 query_len;              /* URL.RawQuery */
 	__u32 user_agent_len;
 	__u32 _pad2;
+	__u16 at[GP_AT_N];            /* where each packed string starts in buf */
+	__u16 used;                   /* bytes of buf filled (and sent) */
+	__u16 _pad3;
 	char method[GP_METHOD_MAX];
-	char host[GP_SHORT_MAX];
 	char proto[GP_METHOD_MAX];
 	char peer[GP_SHORT_MAX];
-	char path[GP_LONG_MAX];
-	char route[GP_LONG_MAX];
-	char traceparent[GP_TRACEPARENT_MAX];
-	char query[GP_LONG_MAX];
-	char user_agent[GP_USER_AGENT_MAX];
+	char buf[GP_PACKED_BYTES];    /* host, path, query, user agent, traceparent, route, up to their sizes */
 };
-_Static_assert(sizeof(struct gp_server_event) == 1400, "gp_server_event layout (src/probes/http_server.rs)");
+#define GP_EVENT_FIXED (sizeof(struct gp_server_event) - GP_PACKED_BYTES)
+_Static_assert(sizeof(struct gp_server_event) == 1416, "gp_server_event layout (src/probes/http_server.rs)");
+_Static_assert(GP_EVENT_FIXED == 264, "gp_server_event's fixed part (src/probes/http_server.rs)");
+
+/* Appends up to `max` bytes of the Go string (ptr, n), whose header was
+ * already read, to ev->buf as packed string `i` (real length into
+ * ev->len_field). Non-zero when the read failed (its bytes are then stale,
+ * as with COPY_GO_STRING, and the event says READ_FAILED). */
+#define APPEND_GO_STRING(ev, ptr, n, i, max, len_field)                         \
+	({                                                                           \
+		int __ret = 0;                                                       \
+		__u64 __n = (n);                                                     \
+		__u64 __u = (ev)->used;                                              \
+		(ev)->len_field = __n > 0xffffffffULL ? 0xffffffffU : (__u32)__n;    \
+		if (__n > (max))                                                     \
+			__n = (max);                                                 \
+		/* The verifier needs the bounds re-checked on the values it     \
+		 * sees, not ones clang has already proven. */                     \
+		asm volatile("" : "+r"(__n));                                        \
+		asm volatile("" : "+r"(__u));                                        \
+		if (__n > (max) || __u > GP_PACKED_BYTES - (max)) {                  \
+			/* Never: each string is appended once (see above). */      \
+			(ev)->len_field = 0;                                         \
+			__ret = -1;                                                  \
+		} else {                                                             \
+			(ev)->at[(i)] = (__u16)__u;                                  \
+			if (__n && bpf_probe_read_user((ev)->buf + __u, __n, (void *)(ptr))) \
+				__ret = -1;                                          \
+			(ev)->used = (__u16)(__u + __n);                             \
+		}                                                                    \
+		__ret;                                                               \
+	})
+
+/* Reads a Go string header at `addr` and appends its data (as above). */
+#define READ_APPEND_GO_STRING(ev, addr, i, max, len_field)                      \
+	({                                                                           \
+		int __r = 0;                                                         \
+		__u64 __hdr[2] = {0, 0};                                             \
+		if (bpf_probe_read_user(__hdr, sizeof(__hdr), (void *)(addr)))       \
+			__r = -1;                                                    \
+		else                                                                 \
+			__r = APPEND_GO_STRING(ev, __hdr[0], __hdr[1], i, max, len_field); \
+		__r;                                                                 \
+	})
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -179,6 +238,7 @@ static __always_inline void start_event(void *ctx, struct gp_server_event *ev, _
 	ev->traceparent_len = 0;
 	ev->query_len = 0;
 	ev->user_agent_len = 0;
+	ev->used = 0;
 	__u64 id = bpf_get_current_pid_tgid();
 	ev->pid = id >> 32;
 	ev->tid = (__u32)id;
@@ -200,7 +260,12 @@ static __always_inline void finish(struct gp_server_event *ev)
 {
 	if (!(ev->flags & GP_FLAG_PREFACE)) {
 		ev->end_ns = bpf_ktime_get_ns();
-		output(ev, sizeof(*ev));
+		__u64 n = ev->used;
+		/* Re-checked after the barrier, for the verifier. */
+		asm volatile("" : "+r"(n));
+		if (n > GP_PACKED_BYTES)
+			n = GP_PACKED_BYTES;
+		output(ev, GP_EVENT_FIXED + n);
 	}
 	ev->flags |= GP_FLAG_DONE;
 }
@@ -212,12 +277,12 @@ static __always_inline void finish(struct gp_server_event *ev)
 static __always_inline void read_route(struct gp_server_event *ev, struct gp_config *cfg, __u64 req)
 {
 	if (mode(cfg, GP_MODE_ROUTE) == GP_ROUTE_PATTERN) {
-		if (READ_GO_STRING(ev, req + off(cfg, GP_F_Request_Pattern), route, route_len))
+		if (READ_APPEND_GO_STRING(ev, req + off(cfg, GP_F_Request_Pattern), GP_AT_ROUTE, GP_LONG_MAX, route_len))
 			ev->flags |= GP_FLAG_READ_FAILED;
 	} else if (mode(cfg, GP_MODE_ROUTE) == GP_ROUTE_PAT_PTR) {
 		__u64 pat = 0;
 		if (read_u64(&pat, req + off(cfg, GP_F_Request_pat)) == 0 && pat) {
-			if (READ_GO_STRING(ev, pat + off(cfg, GP_F_pattern_str), route, route_len))
+			if (READ_APPEND_GO_STRING(ev, pat + off(cfg, GP_F_pattern_str), GP_AT_ROUTE, GP_LONG_MAX, route_len))
 				ev->flags |= GP_FLAG_READ_FAILED;
 		}
 	}
@@ -370,8 +435,11 @@ int http_server_entry(void *ctx)
 		ev->flags |= GP_FLAG_TLS_KNOWN | (tls ? GP_FLAG_TLS : 0);
 	/* h2c's connection preface, "PRI * HTTP/2.0", is not a request: it is
 	 * tracked (its return is no lost event) but never sent. */
+	__u64 at_path = ev->at[GP_AT_PATH];
+	/* Re-checked after the barrier, for the verifier. */
+	asm volatile("" : "+r"(at_path));
 	if (ev->method_len == 3 && ev->method[0] == 'P' && ev->method[1] == 'R' && ev->method[2] == 'I' &&
-	    ev->path_len == 1 && ev->path[0] == '*') {
+	    ev->path_len == 1 && at_path < GP_PACKED_BYTES && ev->buf[at_path] == '*') {
 		ev->flags = GP_FLAG_PREFACE;
 		return 0;
 	}

@@ -76,7 +76,19 @@ pub const LONG_MAX: usize = 256;
 pub const TRACEPARENT_MAX: usize = 64;
 pub const USER_AGENT_MAX: usize = 256;
 
-/// `struct gp_server_event`.
+/// `GP_AT_*`: the packed strings of [`ServerEvent::buf`], by index in `at`.
+pub const AT_HOST: usize = 0;
+pub const AT_PATH: usize = 1;
+pub const AT_QUERY: usize = 2;
+pub const AT_USER_AGENT: usize = 3;
+pub const AT_TRACEPARENT: usize = 4;
+pub const AT_ROUTE: usize = 5;
+pub const AT_N: usize = 6;
+/// `GP_PACKED_BYTES`: every packed string at its buffer size.
+pub const PACKED_BYTES: usize = SHORT_MAX + 3 * LONG_MAX + USER_AGENT_MAX + TRACEPARENT_MAX;
+
+/// `struct gp_server_event`. A record is its fixed part ([`EVENT_FIXED`]
+/// bytes) and the `used` bytes of `buf`; an in-flight map entry is whole.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct ServerEvent {
@@ -107,17 +119,21 @@ pub struct ServerEvent {
     pub query_len: u32,
     pub user_agent_len: u32,
     pub _pad2: u32,
+    /// Where each packed string starts in `buf` (`GP_AT_*`).
+    pub at: [u16; AT_N],
+    /// Bytes of `buf` filled (and sent).
+    pub used: u16,
+    pub _pad3: u16,
     pub method: [u8; METHOD_MAX],
-    pub host: [u8; SHORT_MAX],
     pub proto: [u8; METHOD_MAX],
     pub peer: [u8; SHORT_MAX],
-    pub path: [u8; LONG_MAX],
-    pub route: [u8; LONG_MAX],
-    pub traceparent: [u8; TRACEPARENT_MAX],
-    pub query: [u8; LONG_MAX],
-    pub user_agent: [u8; USER_AGENT_MAX],
+    /// Host, path, query, user agent, traceparent and route, packed.
+    pub buf: [u8; PACKED_BYTES],
 }
-const _: () = assert!(size_of::<ServerEvent>() == 1400);
+const _: () = assert!(size_of::<ServerEvent>() == 1416);
+/// `GP_EVENT_FIXED`: the bytes of a record before its packed strings.
+pub const EVENT_FIXED: usize = size_of::<ServerEvent>() - PACKED_BYTES;
+const _: () = assert!(EVENT_FIXED == 264);
 
 // SAFETY: repr(C), integers and byte arrays only, no implicit padding (its
 // fields are laid out to multiples of 8; size checked above), so every bit
@@ -125,6 +141,34 @@ const _: () = assert!(size_of::<ServerEvent>() == 1400);
 unsafe impl Plain for ServerEvent {}
 // SAFETY: as above.
 unsafe impl aya::Pod for ServerEvent {}
+
+impl ServerEvent {
+    /// One ring-buffer record: the fixed part and the packed strings sent
+    /// (`None` when shorter than the fixed part, or when it says more of
+    /// buf is used than it carries: a record the programs never write).
+    pub fn from_record(record: &[u8]) -> Option<ServerEvent> {
+        if record.len() < EVENT_FIXED || record.len() > size_of::<ServerEvent>() {
+            return None;
+        }
+        let mut whole = [0u8; size_of::<ServerEvent>()];
+        whole[..record.len()].copy_from_slice(record);
+        let ev = ServerEvent::read(&whole)?;
+        (usize::from(ev.used) <= record.len() - EVENT_FIXED).then_some(ev)
+    }
+
+    /// Packed string `i` (`AT_*`) of real length `len`, cut at `max` bytes:
+    /// its bytes in buf, `None` when they lie past the bytes used (the
+    /// event is then not what the programs write).
+    fn packed(&self, i: usize, len: u32, max: usize) -> Option<&[u8]> {
+        let n = (len as usize).min(max);
+        let at = usize::from(*self.at.get(i)?);
+        let end = at.checked_add(n)?;
+        if end > usize::from(self.used) {
+            return None;
+        }
+        self.buf.get(at..end)
+    }
+}
 
 /// The stream fields of an `http.server` event.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -198,15 +242,24 @@ fn h2_status(read: i64, unwound: bool) -> Option<i64> {
 
 impl Fields {
     fn of(ev: &ServerEvent, ctx: &mut Decode<'_>) -> Fields {
+        let mut bad_layout = false;
+        let mut packed = |i: usize, len: u32, max: usize| match ev.packed(i, len, max) {
+            Some(b) => str_and_len(b, len),
+            None => {
+                bad_layout = true;
+                (None, None)
+            }
+        };
+        let (path, path_len) = packed(AT_PATH, ev.path_len, LONG_MAX);
+        let (query, query_len) = packed(AT_QUERY, ev.query_len, LONG_MAX);
+        let (host, host_len) = packed(AT_HOST, ev.host_len, SHORT_MAX);
+        let (route, route_len) = packed(AT_ROUTE, ev.route_len, LONG_MAX);
+        let (traceparent, traceparent_len) =
+            packed(AT_TRACEPARENT, ev.traceparent_len, TRACEPARENT_MAX);
+        let (user_agent, user_agent_len) = packed(AT_USER_AGENT, ev.user_agent_len, USER_AGENT_MAX);
         let (method, method_len) = str_and_len(&ev.method, ev.method_len);
-        let (path, path_len) = str_and_len(&ev.path, ev.path_len);
-        let (query, query_len) = str_and_len(&ev.query, ev.query_len);
-        let (host, host_len) = str_and_len(&ev.host, ev.host_len);
         let (proto, proto_len) = str_and_len(&ev.proto, ev.proto_len);
         let (peer, peer_len) = str_and_len(&ev.peer, ev.peer_len);
-        let (route, route_len) = str_and_len(&ev.route, ev.route_len);
-        let (traceparent, traceparent_len) = str_and_len(&ev.traceparent, ev.traceparent_len);
-        let (user_agent, user_agent_len) = str_and_len(&ev.user_agent, ev.user_agent_len);
         Fields {
             method,
             method_len,
@@ -238,7 +291,7 @@ impl Fields {
                 ctx.hook(by)
                     .map_or_else(|| "net/http".to_owned(), |h| h.function.clone())
             }),
-            read_failed: ev.flags & abi::FLAG_READ_FAILED != 0,
+            read_failed: ev.flags & abi::FLAG_READ_FAILED != 0 || bad_layout,
             headers_not_searched: ev.flags & FLAG_MAP_TOO_BIG != 0,
             unfinished: false,
         }
@@ -385,7 +438,7 @@ impl Family for HttpServer {
     }
 
     fn decode(&self, record: &[u8], ctx: &mut Decode<'_>) -> Option<RawEvent> {
-        let ev = ServerEvent::read(record)?;
+        let ev = ServerEvent::from_record(record)?;
         Some(raw(&ev, &Fields::of(&ev, ctx)))
     }
 
