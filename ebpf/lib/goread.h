@@ -57,6 +57,67 @@ static __always_inline __u64 read_itab_type(__u64 itab)
 		__r;                                                                 \
 	})
 
+/* Packed strings: an event with `__u16 at[]`, `__u16 used` and `char buf[]`
+ * keeps some of its strings one after another in buf, each at its at[i],
+ * and is sent only up to the bytes used (a request's strings are a few
+ * dozen bytes; writing whole fixed-size buffers into the ring buffer, cold
+ * memory line after line, cost a quarter of a return program). Each
+ * string is appended at most once per event, and buf is the sum of their
+ * sizes, so it always has room. src/bpf/abi.rs reads them back.
+ *
+ * APPEND_GO_STRING appends up to `max` bytes of the Go string (ptr, n),
+ * whose header was already read, as string `i` (real length into
+ * ev->len_field). Non-zero when the read failed (its bytes are then stale,
+ * as with COPY_GO_STRING, and the caller marks the event READ_FAILED). */
+#define APPEND_GO_STRING(ev, ptr, n, i, max, len_field)                         \
+	({                                                                           \
+		int __ret = 0;                                                       \
+		__u64 __n = (n);                                                     \
+		__u64 __u = (ev)->used;                                              \
+		(ev)->len_field = __n > 0xffffffffULL ? 0xffffffffU : (__u32)__n;    \
+		if (__n > (max))                                                     \
+			__n = (max);                                                 \
+		/* The verifier needs the bounds re-checked on the values it     \
+		 * sees, not ones clang has already proven. */                     \
+		asm volatile("" : "+r"(__n));                                        \
+		asm volatile("" : "+r"(__u));                                        \
+		if (__n > (max) || __u > sizeof((ev)->buf) - (max)) {                \
+			/* Never: each string is appended once (see above). */      \
+			(ev)->len_field = 0;                                         \
+			__ret = -1;                                                  \
+		} else {                                                             \
+			(ev)->at[(i)] = (__u16)__u;                                  \
+			if (__n && bpf_probe_read_user((ev)->buf + __u, __n, (void *)(ptr))) \
+				__ret = -1;                                          \
+			(ev)->used = (__u16)(__u + __n);                             \
+		}                                                                    \
+		__ret;                                                               \
+	})
+
+/* Reads a Go string header at `addr` and appends its data (as above). */
+#define READ_APPEND_GO_STRING(ev, addr, i, max, len_field)                      \
+	({                                                                           \
+		int __r = 0;                                                         \
+		__u64 __hdr[2] = {0, 0};                                             \
+		if (bpf_probe_read_user(__hdr, sizeof(__hdr), (void *)(addr)))       \
+			__r = -1;                                                    \
+		else                                                                 \
+			__r = APPEND_GO_STRING(ev, __hdr[0], __hdr[1], i, max, len_field); \
+		__r;                                                                 \
+	})
+
+/* The bytes of ev's packed strings that are used, for sending: at most
+ * sizeof(ev->buf), in a form the verifier can bound. */
+#define PACKED_USED(ev)                                                          \
+	({                                                                           \
+		__u64 __n = (ev)->used;                                              \
+		/* Re-checked after the barrier, for the verifier. */               \
+		asm volatile("" : "+r"(__n));                                        \
+		if (__n > sizeof((ev)->buf))                                         \
+			__n = sizeof((ev)->buf);                                     \
+		__n;                                                                 \
+	})
+
 /* The first 32 bytes of a value at `data` (an interface's data word) into
  * word[4], and when word[0..2] could be a Go string header, up to
  * `GP_CAPTURE_TEXT` bytes of its data into text (real length in *text_len).

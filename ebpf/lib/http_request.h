@@ -131,7 +131,7 @@ static __always_inline __u64 line_end(__u64 base, struct gp_str *s, __u64 keep)
 			__n = GP_LONG_MAX;                                           \
 		/* Re-checked after the barrier, for the verifier. */               \
 		asm volatile("" : "+r"(__u));                                        \
-		if (__u > GP_PACKED_BYTES - GP_LONG_MAX) {                           \
+		if (__u > sizeof((ev)->buf) - GP_LONG_MAX) {                           \
 			(ev)->len_field = 0;                                         \
 			__ret = -1;                                                  \
 		} else {                                                             \

@@ -42,7 +42,16 @@
 #define GP_LONG_MAX 256
 #define GP_ERROR_TEXT_MAX 128
 
-/* One completed call; the in-flight map holds the same struct between
+/* The packed strings of gp_client_event, by index in `at`. */
+#define GP_AT_HOST 0
+#define GP_AT_REQUEST_HOST 1
+#define GP_AT_PATH 2
+#define GP_AT_QUERY 3
+#define GP_AT_N 4
+#define GP_PACKED_BYTES (2 * GP_SHORT_MAX + 2 * GP_LONG_MAX)
+
+/* One completed call, as sent through the ring buffer (its fixed part and
+ * the used bytes of buf); the in-flight map holds the same struct between
  * entry and return. */
 struct gp_client_event {
 	__u32 pid;
@@ -69,21 +78,25 @@ struct gp_client_event {
 	__u32 query_len;
 	__u32 proto_len;
 	__u32 depth;                  /* nested round trips on this goroutine (the same call) */
+	__u16 at[GP_AT_N];            /* where each packed string starts in buf */
+	__u16 used;                   /* bytes of buf filled (and sent) */
+	__u16 _pad2[3];
 	char proto[GP_METHOD_MAX];    /* Response.Proto */
 	char method[GP_METHOD_MAX];
 	char scheme[GP_METHOD_MAX];
-	char host[GP_SHORT_MAX];          /* URL.Host */
-	char request_host[GP_SHORT_MAX];  /* Request.Host (the Host header, when set) */
-	char path[GP_LONG_MAX];
-	char query[GP_LONG_MAX];
 	__u64 error_type;             /* the error's dynamic type (runtime address), 0 without one */
 	__u64 error_data;             /* its data word */
 	__u64 error_word[4];          /* 32 bytes at error_data (when readable) */
 	__u32 error_text_len;         /* error_word[1] when error_word[0] looks like a string's data */
 	__u32 _pad1;
 	char error_text[GP_ERROR_TEXT_MAX]; /* bytes at error_word[0] */
+	/* URL.Host, Request.Host (the Host header, when set), URL.Path and
+	 * URL.RawQuery, packed (APPEND_GO_STRING, goread.h). */
+	char buf[GP_PACKED_BYTES];
 };
-_Static_assert(sizeof(struct gp_client_event) == 1112, "gp_client_event layout (src/probes/http_client.rs)");
+#define GP_EVENT_FIXED (sizeof(struct gp_client_event) - GP_PACKED_BYTES)
+_Static_assert(sizeof(struct gp_client_event) == 1128, "gp_client_event layout (src/probes/http_client.rs)");
+_Static_assert(GP_EVENT_FIXED == 488, "gp_client_event's fixed part (src/probes/http_client.rs)");
 
 /* Half the server's: a service rarely has more calls out than requests in. */
 struct {
@@ -212,6 +225,7 @@ int http_client_entry(void *ctx)
 	ev->query_len = 0;
 	ev->proto_len = 0;
 	ev->depth = 0;
+	ev->used = 0;
 	ev->conn_type = 0;
 	ev->inner_type = 0;
 	clear_tcpaddr(&ev->tcp_local);
@@ -254,7 +268,7 @@ int http_client_entry(void *ctx)
 	else if (read_u64(&url, req + off(cfg, GP_F_Request_URL)))
 		url = 0;
 	bad |= COPY_GO_STRING(ev, meth[0], meth[1], method, method_len);
-	bad |= COPY_GO_STRING(ev, rhost[0], rhost[1], request_host, request_host_len);
+	bad |= APPEND_GO_STRING(ev, rhost[0], rhost[1], GP_AT_REQUEST_HOST, GP_SHORT_MAX, request_host_len);
 	if (!url) {
 		bad = 1;
 	} else {
@@ -289,9 +303,9 @@ int http_client_entry(void *ctx)
 		if (user)
 			ev->flags |= GP_FLAG_USERINFO;
 		bad |= COPY_GO_STRING(ev, scheme[0], scheme[1], scheme, scheme_len);
-		bad |= COPY_GO_STRING(ev, host[0], host[1], host, host_len);
-		bad |= COPY_GO_STRING(ev, path[0], path[1], path, path_len);
-		bad |= COPY_GO_STRING(ev, query[0], query[1], query, query_len);
+		bad |= APPEND_GO_STRING(ev, host[0], host[1], GP_AT_HOST, GP_SHORT_MAX, host_len);
+		bad |= APPEND_GO_STRING(ev, path[0], path[1], GP_AT_PATH, GP_LONG_MAX, path_len);
+		bad |= APPEND_GO_STRING(ev, query[0], query[1], GP_AT_QUERY, GP_LONG_MAX, query_len);
 	}
 	if (bad) {
 		ev->flags |= GP_FLAG_READ_FAILED;
@@ -338,7 +352,7 @@ int http_client_return(void *ctx)
 		ev->flags |= GP_FLAG_NO_RESPONSE;
 	}
 	ev->end_ns = bpf_ktime_get_ns();
-	output(ev, sizeof(*ev));
+	output(ev, GP_EVENT_FIXED + PACKED_USED(ev));
 	ev->flags |= GP_FLAG_DONE;
 	return 0;
 }

@@ -70,18 +70,14 @@
 #define GP_TRACEPARENT_MAX 64   /* a version-00 traceparent is 55 bytes */
 #define GP_USER_AGENT_MAX 256
 
-/* One request served, as sent through the ring buffer; the in-flight map
- * holds the same struct between entry and return.
+/* One request served, as sent through the ring buffer (its fixed part and
+ * the used bytes of buf); the in-flight map holds the same struct between
+ * entry and return.
  *
  * Method, protocol and peer have fixed places (the programs look at the
  * first two; the peer is kept for the next request of a keep-alive
- * connection, read_peer). The other strings are packed into `buf` one
- * after another as they are read, each at its `at[GP_AT_*]`, and only the
- * fixed part and the `used` bytes of buf are sent: a request's strings
- * are a few dozen bytes, and writing 1,400 bytes into the ring buffer
- * (cold memory, line after line) cost a quarter of the return program.
- * Each packed string is appended at most once per request, so the sum of
- * their buffer sizes always fits buf. */
+ * connection, read_peer). The other strings are packed into `buf`
+ * (APPEND_GO_STRING, goread.h), each at its `at[GP_AT_*]`. */
 #define GP_AT_HOST 0
 #define GP_AT_PATH 1
 #define GP_AT_QUERY 2
@@ -129,47 +125,6 @@ struct gp_server_event {
 #define GP_EVENT_FIXED (sizeof(struct gp_server_event) - GP_PACKED_BYTES)
 _Static_assert(sizeof(struct gp_server_event) == 1416, "gp_server_event layout (src/probes/http_server.rs)");
 _Static_assert(GP_EVENT_FIXED == 264, "gp_server_event's fixed part (src/probes/http_server.rs)");
-
-/* Appends up to `max` bytes of the Go string (ptr, n), whose header was
- * already read, to ev->buf as packed string `i` (real length into
- * ev->len_field). Non-zero when the read failed (its bytes are then stale,
- * as with COPY_GO_STRING, and the event says READ_FAILED). */
-#define APPEND_GO_STRING(ev, ptr, n, i, max, len_field)                         \
-	({                                                                           \
-		int __ret = 0;                                                       \
-		__u64 __n = (n);                                                     \
-		__u64 __u = (ev)->used;                                              \
-		(ev)->len_field = __n > 0xffffffffULL ? 0xffffffffU : (__u32)__n;    \
-		if (__n > (max))                                                     \
-			__n = (max);                                                 \
-		/* The verifier needs the bounds re-checked on the values it     \
-		 * sees, not ones clang has already proven. */                     \
-		asm volatile("" : "+r"(__n));                                        \
-		asm volatile("" : "+r"(__u));                                        \
-		if (__n > (max) || __u > GP_PACKED_BYTES - (max)) {                  \
-			/* Never: each string is appended once (see above). */      \
-			(ev)->len_field = 0;                                         \
-			__ret = -1;                                                  \
-		} else {                                                             \
-			(ev)->at[(i)] = (__u16)__u;                                  \
-			if (__n && bpf_probe_read_user((ev)->buf + __u, __n, (void *)(ptr))) \
-				__ret = -1;                                          \
-			(ev)->used = (__u16)(__u + __n);                             \
-		}                                                                    \
-		__ret;                                                               \
-	})
-
-/* Reads a Go string header at `addr` and appends its data (as above). */
-#define READ_APPEND_GO_STRING(ev, addr, i, max, len_field)                      \
-	({                                                                           \
-		int __r = 0;                                                         \
-		__u64 __hdr[2] = {0, 0};                                             \
-		if (bpf_probe_read_user(__hdr, sizeof(__hdr), (void *)(addr)))       \
-			__r = -1;                                                    \
-		else                                                                 \
-			__r = APPEND_GO_STRING(ev, __hdr[0], __hdr[1], i, max, len_field); \
-		__r;                                                                 \
-	})
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -260,12 +215,7 @@ static __always_inline void finish(struct gp_server_event *ev)
 {
 	if (!(ev->flags & GP_FLAG_PREFACE)) {
 		ev->end_ns = bpf_ktime_get_ns();
-		__u64 n = ev->used;
-		/* Re-checked after the barrier, for the verifier. */
-		asm volatile("" : "+r"(n));
-		if (n > GP_PACKED_BYTES)
-			n = GP_PACKED_BYTES;
-		output(ev, GP_EVENT_FIXED + n);
+		output(ev, GP_EVENT_FIXED + PACKED_USED(ev));
 	}
 	ev->flags |= GP_FLAG_DONE;
 }

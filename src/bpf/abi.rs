@@ -113,6 +113,44 @@ pub unsafe trait Plain: Sized {
     }
 }
 
+/// A record whose last `packed_bytes` bytes are a buffer of packed strings
+/// (`APPEND_GO_STRING`, ebpf/lib/goread.h), sent only up to the bytes used:
+/// the fixed part and what it carries of the buffer, the rest zeros. `None`
+/// when it is shorter than the fixed part, longer than the struct, or when
+/// `used` says it filled more of the buffer than it carries.
+pub fn read_packed<T: Plain>(
+    bytes: &[u8],
+    packed_bytes: usize,
+    used: impl Fn(&T) -> u16,
+) -> Option<T> {
+    let fixed = size_of::<T>().checked_sub(packed_bytes)?;
+    if bytes.len() < fixed || bytes.len() > size_of::<T>() {
+        return None;
+    }
+    let mut v = std::mem::MaybeUninit::<T>::zeroed();
+    // SAFETY: at most size_of::<T>() bytes are copied (checked above) into
+    // a zeroed T, which is plain old data valid for any bit pattern (trait
+    // contract), zeros included; the source is bytes, the target a local.
+    let ev = unsafe {
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), v.as_mut_ptr().cast::<u8>(), bytes.len());
+        v.assume_init()
+    };
+    (usize::from(used(&ev)) <= bytes.len() - fixed).then_some(ev)
+}
+
+/// Packed string `at` of a buffer filled up to `used`, of real length `len`
+/// and cut at `max` bytes: its bytes, `None` when they lie past the bytes
+/// used (the record is then not what the programs write).
+pub fn packed(buf: &[u8], used: u16, at: u16, len: u32, max: usize) -> Option<&[u8]> {
+    let n = (len as usize).min(max);
+    let at = usize::from(at);
+    let end = at.checked_add(n)?;
+    if end > usize::from(used) {
+        return None;
+    }
+    buf.get(at..end)
+}
+
 /// The first `min(len, buf.len())` bytes of a string field, lossily as UTF-8.
 pub fn field_str(buf: &[u8], len: u32) -> String {
     let n = (len as usize).min(buf.len());
@@ -167,6 +205,41 @@ mod tests {
         assert_eq!(str_and_len(b"GET", 0), (None, None));
         assert_eq!(str_and_len(b"GET", 3), (Some("GET".into()), None));
         assert_eq!(str_and_len(b"GET", 9), (Some("GET".into()), Some(9)));
+    }
+
+    /// A struct with a 4-byte fixed part and an 8-byte packed buffer.
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Packed {
+        used: u16,
+        at: [u16; 1],
+        buf: [u8; 8],
+    }
+    // SAFETY: repr(C), integers and byte arrays only, no padding (12 bytes).
+    unsafe impl Plain for Packed {}
+
+    #[test]
+    fn packed_records_carry_only_the_bytes_used() {
+        let used = |p: &Packed| p.used;
+        // used 3, string 0 at 0: "abc", and nothing past it.
+        let rec = [3, 0, 0, 0, b'a', b'b', b'c'];
+        let p = read_packed(&rec, 8, used).expect("decodes");
+        assert_eq!(packed(&p.buf, p.used, p.at[0], 3, 8), Some(&b"abc"[..]));
+        // Cut at the buffer's size: the bytes kept, not the real length.
+        assert_eq!(packed(&p.buf, p.used, p.at[0], 300, 2), Some(&b"ab"[..]));
+        // Past the used bytes, or from past them: not what the programs write.
+        assert_eq!(packed(&p.buf, p.used, p.at[0], 4, 8), None);
+        assert_eq!(packed(&p.buf, p.used, 7, 1, 8), None);
+        assert_eq!(packed(&p.buf, p.used, u16::MAX, 1, 8), None);
+        // Shorter than the fixed part, shorter than it says, longer than the struct.
+        assert!(read_packed(&rec[..3], 8, used).is_none());
+        assert!(read_packed(&rec[..6], 8, used).is_none());
+        assert!(read_packed(&[0u8; 13], 8, used).is_none());
+        // A whole struct (an in-flight map entry) reads as one.
+        let mut whole = [0u8; 12];
+        whole[..7].copy_from_slice(&rec);
+        assert!(read_packed(&whole, 8, used).is_some());
+        assert!(read_packed(&whole, 13, used).is_none());
     }
 
     /// The constants here are the header's.

@@ -50,7 +50,17 @@ pub const SHORT_MAX: usize = 64;
 pub const LONG_MAX: usize = 256;
 pub const ERROR_TEXT_MAX: usize = 128;
 
-/// `struct gp_client_event`.
+/// `GP_AT_*`: the packed strings of [`ClientEvent::buf`], by index in `at`.
+pub const AT_HOST: usize = 0;
+pub const AT_REQUEST_HOST: usize = 1;
+pub const AT_PATH: usize = 2;
+pub const AT_QUERY: usize = 3;
+pub const AT_N: usize = 4;
+/// `GP_PACKED_BYTES`: every packed string at its buffer size.
+pub const PACKED_BYTES: usize = 2 * SHORT_MAX + 2 * LONG_MAX;
+
+/// `struct gp_client_event`. A record is its fixed part ([`EVENT_FIXED`]
+/// bytes) and the `used` bytes of `buf`.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct ClientEvent {
@@ -78,21 +88,27 @@ pub struct ClientEvent {
     pub query_len: u32,
     pub proto_len: u32,
     pub depth: u32,
+    /// Where each packed string starts in `buf` (`GP_AT_*`).
+    pub at: [u16; AT_N],
+    /// Bytes of `buf` filled (and sent).
+    pub used: u16,
+    pub _pad2: [u16; 3],
     pub proto: [u8; METHOD_MAX],
     pub method: [u8; METHOD_MAX],
     pub scheme: [u8; METHOD_MAX],
-    pub host: [u8; SHORT_MAX],
-    pub request_host: [u8; SHORT_MAX],
-    pub path: [u8; LONG_MAX],
-    pub query: [u8; LONG_MAX],
     pub error_type: u64,
     pub error_data: u64,
     pub error_word: [u64; 4],
     pub error_text_len: u32,
     pub _pad1: u32,
     pub error_text: [u8; ERROR_TEXT_MAX],
+    /// URL.Host, Request.Host, URL.Path and URL.RawQuery, packed.
+    pub buf: [u8; PACKED_BYTES],
 }
-const _: () = assert!(size_of::<ClientEvent>() == 1112);
+const _: () = assert!(size_of::<ClientEvent>() == 1128);
+/// `GP_EVENT_FIXED`: the bytes of a record before its packed strings.
+pub const EVENT_FIXED: usize = size_of::<ClientEvent>() - PACKED_BYTES;
+const _: () = assert!(EVENT_FIXED == 488);
 
 // SAFETY: repr(C), integers and byte arrays only, no implicit padding (size
 // checked above), so every bit pattern is valid.
@@ -163,7 +179,7 @@ impl Family for HttpClient {
     }
 
     fn decode(&self, record: &[u8], ctx: &mut Decode<'_>) -> Option<RawEvent> {
-        let ev = ClientEvent::read(record)?;
+        let ev = abi::read_packed(record, PACKED_BYTES, |ev: &ClientEvent| ev.used)?;
         let error = ev.flags & abi::FLAG_ERROR != 0;
         let mut error_type = None;
         let mut error_message = None;
@@ -182,10 +198,21 @@ impl Family for HttpClient {
         }
         let (method, method_len) = str_and_len(&ev.method, ev.method_len);
         let (scheme, scheme_len) = str_and_len(&ev.scheme, ev.scheme_len);
-        let (host, host_len) = str_and_len(&ev.host, ev.host_len);
-        let (path, path_len) = str_and_len(&ev.path, ev.path_len);
-        let (query, query_len) = str_and_len(&ev.query, ev.query_len);
-        let (request_host, request_host_len) = str_and_len(&ev.request_host, ev.request_host_len);
+        let mut bad_layout = false;
+        let mut packed = |i: usize, len: u32, max: usize| match abi::packed(
+            &ev.buf, ev.used, ev.at[i], len, max,
+        ) {
+            Some(b) => str_and_len(b, len),
+            None => {
+                bad_layout = true;
+                (None, None)
+            }
+        };
+        let (host, host_len) = packed(AT_HOST, ev.host_len, SHORT_MAX);
+        let (path, path_len) = packed(AT_PATH, ev.path_len, LONG_MAX);
+        let (query, query_len) = packed(AT_QUERY, ev.query_len, LONG_MAX);
+        let (request_host, request_host_len) =
+            packed(AT_REQUEST_HOST, ev.request_host_len, SHORT_MAX);
         let (local, remote) = connection_ends(&ev, ctx);
         let fields = Fields {
             method,
@@ -208,7 +235,7 @@ impl Family for HttpClient {
             error,
             error_type,
             error_message,
-            read_failed: ev.flags & abi::FLAG_READ_FAILED != 0,
+            read_failed: ev.flags & abi::FLAG_READ_FAILED != 0 || bad_layout,
         };
         Some(
             RawEvent {
@@ -360,6 +387,52 @@ fn connection_ends(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::probes::family::HookInfo;
+    use crate::probes::symbols::Symbols;
+
+    #[test]
+    fn decodes_records_with_packed_strings() {
+        let zeros = vec![0u8; size_of::<ClientEvent>()];
+        let mut ev = ClientEvent::read(&zeros).expect("long enough");
+        ev.pid = 42;
+        ev.method[..3].copy_from_slice(b"GET");
+        ev.method_len = 3;
+        let mut append = |i: usize, s: &[u8]| {
+            let at = usize::from(ev.used);
+            ev.at[i] = ev.used;
+            ev.buf[at..at + s.len()].copy_from_slice(s);
+            ev.used += u16::try_from(s.len()).unwrap();
+            u32::try_from(s.len()).unwrap()
+        };
+        let rh = append(AT_REQUEST_HOST, b"");
+        let h = append(AT_HOST, b"example.com:8080");
+        let p = append(AT_PATH, b"/v1/items");
+        let q = append(AT_QUERY, b"a=1");
+        (ev.request_host_len, ev.host_len, ev.path_len, ev.query_len) = (rh, h, p, q);
+        ev.status = 204;
+        let mut bytes = zeros.clone();
+        // SAFETY: writing one ClientEvent into bytes of its size.
+        unsafe { std::ptr::write_unaligned(bytes.as_mut_ptr().cast::<ClientEvent>(), ev) };
+        bytes.truncate(EVENT_FIXED + usize::from(ev.used));
+        let hooks = [HookInfo {
+            function: "net/http.(*Client).do".into(),
+            operation: None,
+        }];
+        let mut symbols = Symbols::new(None);
+        let mut ctx = Decode {
+            hooks: &hooks,
+            symbols: &mut symbols,
+        };
+        let raw = FAMILY.decode(&bytes, &mut ctx).expect("decodes");
+        assert_eq!(raw.fields["host"], "example.com:8080");
+        assert_eq!(raw.fields["path"], "/v1/items");
+        assert_eq!(raw.fields["query"], "a=1");
+        assert_eq!(raw.fields["status"], 204);
+        assert!(!raw.fields.contains_key("request_host"));
+        assert!(!raw.fields.contains_key("read_failed"));
+        assert!(FAMILY.decode(&bytes[..bytes.len() - 1], &mut ctx).is_none());
+        assert!(FAMILY.decode(&bytes[..EVENT_FIXED - 1], &mut ctx).is_none());
+    }
 
     #[test]
     fn constants_match_the_c_file() {
@@ -374,6 +447,11 @@ mod tests {
             ("GP_METHOD_MAX", METHOD_MAX as u64),
             ("GP_SHORT_MAX", SHORT_MAX as u64),
             ("GP_LONG_MAX", LONG_MAX as u64),
+            ("GP_AT_HOST", AT_HOST as u64),
+            ("GP_AT_REQUEST_HOST", AT_REQUEST_HOST as u64),
+            ("GP_AT_PATH", AT_PATH as u64),
+            ("GP_AT_QUERY", AT_QUERY as u64),
+            ("GP_AT_N", AT_N as u64),
         ] {
             assert_eq!(abi::c_define(source, name), Some(value), "{name}");
         }
@@ -381,5 +459,6 @@ mod tests {
             "sizeof(struct gp_client_event) == {}",
             size_of::<ClientEvent>()
         )));
+        assert!(source.contains(&format!("GP_EVENT_FIXED == {EVENT_FIXED}")));
     }
 }

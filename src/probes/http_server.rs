@@ -143,30 +143,14 @@ unsafe impl Plain for ServerEvent {}
 unsafe impl aya::Pod for ServerEvent {}
 
 impl ServerEvent {
-    /// One ring-buffer record: the fixed part and the packed strings sent
-    /// (`None` when shorter than the fixed part, or when it says more of
-    /// buf is used than it carries: a record the programs never write).
+    /// One ring-buffer record: the fixed part and the packed strings sent.
     pub fn from_record(record: &[u8]) -> Option<ServerEvent> {
-        if record.len() < EVENT_FIXED || record.len() > size_of::<ServerEvent>() {
-            return None;
-        }
-        let mut whole = [0u8; size_of::<ServerEvent>()];
-        whole[..record.len()].copy_from_slice(record);
-        let ev = ServerEvent::read(&whole)?;
-        (usize::from(ev.used) <= record.len() - EVENT_FIXED).then_some(ev)
+        abi::read_packed(record, PACKED_BYTES, |ev: &ServerEvent| ev.used)
     }
 
-    /// Packed string `i` (`AT_*`) of real length `len`, cut at `max` bytes:
-    /// its bytes in buf, `None` when they lie past the bytes used (the
-    /// event is then not what the programs write).
+    /// Packed string `i` (`AT_*`) of real length `len`, cut at `max` bytes.
     fn packed(&self, i: usize, len: u32, max: usize) -> Option<&[u8]> {
-        let n = (len as usize).min(max);
-        let at = usize::from(*self.at.get(i)?);
-        let end = at.checked_add(n)?;
-        if end > usize::from(self.used) {
-            return None;
-        }
-        self.buf.get(at..end)
+        abi::packed(&self.buf, self.used, *self.at.get(i)?, len, max)
     }
 }
 
