@@ -46,7 +46,9 @@
 #   env: GOPROBE_CACHE (default <repo>/.cache), GOPROBE_BIN (default
 #        target/release/goprobe, else debug), GOPROBE_BASE_BIN (optional
 #        second build, reported as `base`), COST_PROBES (record's --probes,
-#        default all).
+#        default all), COST_CONFIGS (the configurations to run, default
+#        "none floor empty record" and the scenario's extra; `base` is
+#        added when GOPROBE_BASE_BIN is set).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cache=${GOPROBE_CACHE:-$repo/.cache}
@@ -178,7 +180,7 @@ load() {
   else "$work/loadgen" -url "$url" -c "$conc" -d "${secs}s" -warmup 1s; fi
 }
 
-configs="none floor empty record $extra_configs"
+configs=${COST_CONFIGS:-"none floor empty record $extra_configs"}
 [ -n "$base" ] && configs="$configs base"
 printf 'config\tround\trps\tmean_us\tp50_us\tp99_us\tanswered\n' > "$work/results.tsv"
 : > "$work/progs.tsv"   # config, round, answered, program, run_cnt, run_time_ns
