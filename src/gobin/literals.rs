@@ -1,12 +1,12 @@
 //! Where a Go binary's string literals lie, so that the search for module
 //! versions they show ([`super::evidence`]) reads that part of the file
-//! instead of every data section: 8 of the 13.5 MB of Debian's prometheus
+//! instead of every data section: 8.5 of the 13.5 MB of Debian's prometheus
 //! (Go 1.19, types and literals), a few hundred KB of a Go 1.27 binary's
 //! megabytes of type descriptors and data.
 //!
-//! What this relies on, read in `cmd/compile` and `cmd/link` of Go 1.19,
-//! 1.21, 1.22, 1.23, 1.25, 1.26 and 1.27 (1.20 and 1.24 lie between releases
-//! that agree) and checked on the corpus:
+//! What this relies on, read in `cmd/compile` and `cmd/link` of Go 1.19 and
+//! 1.21 through 1.27, and checked on the corpus (and on Go 1.24.11 builds:
+//! default, stripped, PIE, cgo, externally linked cgo PIE, arm64):
 //! * The compiler writes the bytes of every string literal as a symbol named
 //!   `go:string."…"` (`go.string.` up to Go 1.19; long ones by hash,
 //!   `go:string.<len>.<hash>`; string-typed `//go:embed` files the same way),
@@ -24,10 +24,12 @@
 //!   linking that section also holds the C objects' read-only data, which
 //!   is then searched too.)
 //! * Word indexes of `rodata` and `gofunc` in `runtime.moduledata`: 37 and
-//!   38 in Go 1.19; 39 and 40 from Go 1.20 (`covctrs, ecovctrs` before
-//!   them); 42 and 43 in Go 1.27 (`typedesclen`, `itaboffset, itabsize`).
+//!   38 in Go 1.19; 39 and 40 from Go 1.21 (`covctrs, ecovctrs` before
+//!   them, since Go 1.20); 42 and 43 in Go 1.27 (`typedesclen`,
+//!   `itaboffset, itabsize`).
 //!
-//! Go 1.17 records no `gofunc` and Go 1.18 is not checked here: for those,
+//! Go 1.17 records no `gofunc`, and Go 1.18 and 1.20 are not checked here
+//! (no toolchain of theirs on this machine): for those,
 //! for a release not known, and for a binary whose moduledata does not read
 //! or whose words fail the checks, there is no bound and the whole data
 //! sections are searched.
@@ -36,7 +38,7 @@ use super::elf::Layout;
 use super::read::to_usize;
 use super::types::GoRelease;
 
-/// Whether the literals end at `gofunc` (Go 1.19 to 1.25) or at the end of
+/// Whether the literals end at `gofunc` (Go 1.19, 1.21 to 1.25) or at the end of
 /// the section that holds `rodata` (Go 1.26 and 1.27).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum End {
@@ -52,7 +54,7 @@ fn words(release: GoRelease) -> Option<(usize, usize, End)> {
     }
     match release.minor {
         19 => Some((37, 38, End::Gofunc)),
-        20..=25 => Some((39, 40, End::Gofunc)),
+        21..=25 => Some((39, 40, End::Gofunc)),
         26 => Some((39, 40, End::Section)),
         27 => Some((42, 43, End::Section)),
         _ => None,
@@ -154,7 +156,7 @@ mod tests {
             None
         );
         // Unknown releases: no bound.
-        for minor in [17, 18, 28] {
+        for minor in [17, 18, 20, 28] {
             assert_eq!(
                 literal_range(&data, &layout, &sections, md, release(minor)),
                 None
