@@ -4,7 +4,10 @@
 //! binary. Today: google.golang.org/grpc, whose user agent is
 //! `grpc-go/<version>` (`grpc.Version`, a constant since gRPC 1.0). A version
 //! is believed only when the binary holds exactly one; it is never used
-//! when the build info names the module.
+//! when the build info names the module. The marker is part of a string
+//! literal, so the survey searches only the part of the file that holds the
+//! literals when the binary's moduledata bounds it
+//! ([`super::GoBinary::literal_range`]), else every data section.
 
 use super::Module;
 

@@ -24,6 +24,7 @@ pub mod evidence;
 mod functab;
 #[doc(hidden)]
 pub mod fuzz;
+mod literals;
 mod modinfo;
 mod moduledata;
 mod pclntab;
@@ -206,6 +207,8 @@ pub struct GoBinary {
     pclntab: Result<Located, String>,
     /// Resolved on first use.
     functions: OnceLock<Vec<Function>>,
+    /// [`GoBinary::moduledata_address`], found on first use.
+    moduledata: OnceLock<Result<u64, String>>,
     /// File ranges of the data sections ([`elf::data_sections`]); empty
     /// without section headers.
     data_sections: Vec<(u64, u64)>,
@@ -375,6 +378,7 @@ impl GoBinary {
             layout,
             pclntab,
             functions: OnceLock::new(),
+            moduledata: OnceLock::new(),
             data_sections,
         })
     }
@@ -444,8 +448,15 @@ impl GoBinary {
 
     /// Link-time address of the binary's `runtime.firstmoduledata`, found
     /// by symbol, by the `.go.module` section (Go 1.26+) or by scanning
-    /// writable data, and validated against the pclntab.
+    /// writable data, and validated against the pclntab; found once (the
+    /// survey's literal bound and the type table both ask).
     pub(crate) fn moduledata_address(&self) -> Result<u64, String> {
+        self.moduledata
+            .get_or_init(|| self.find_moduledata())
+            .clone()
+    }
+
+    fn find_moduledata(&self) -> Result<u64, String> {
         let loc = self.pclntab.as_ref().map_err(|e| e.clone())?;
         let data = self.data();
         let file = object::File::parse(data).map_err(|e| format!("ELF ({e})"))?;

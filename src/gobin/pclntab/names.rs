@@ -158,32 +158,50 @@ pub(crate) fn confirm(
     Ok(found)
 }
 
-/// Call `f` with the index of every NUL byte of `bytes`, in order: eight
-/// bytes at a time (names average some 40 bytes, too short for a search
-/// call per name to pay).
+/// Call `f` with the index of every NUL byte of `bytes`, in order: 32
+/// bytes a step with SSE2 (every x86-64 has it), the NULs of a step taken
+/// from one mask. Over the 4.3 MB name table of Debian's prometheus, with
+/// the name look-up of [`NameSearch::search`] per NUL: 0.75 ms, against 1.2
+/// with a call of memchr's iterator per NUL and 1.5 eight bytes a step.
 pub(super) fn for_each_nul(bytes: &[u8], mut f: impl FnMut(usize)) {
-    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let mut chunks = bytes.chunks_exact(8);
-    let mut base = 0;
-    for chunk in &mut chunks {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let v = u64::from_le_bytes(word);
-        // The high bit of each byte of `nonzero` is set exactly when that
-        // byte of `v` is not zero (no carry crosses bytes: 0x7f + 0x7f < 0x100).
-        let nonzero = ((v & LOW7) + LOW7) | v;
-        let mut zeros = !nonzero & HIGH;
-        while zeros != 0 {
-            f(base + zeros.trailing_zeros() as usize / 8);
-            zeros &= zeros - 1;
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{
+            __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_setzero_si128,
+        };
+        let nuls = |half: &[u8; 16]| -> u32 {
+            // SAFETY: the unaligned load reads the 16 bytes of `half`; SSE2
+            // is part of x86-64 itself, so every x86-64 CPU has these
+            // instructions.
+            let mask = unsafe {
+                let v = _mm_loadu_si128(half.as_ptr().cast::<__m128i>());
+                _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_setzero_si128()))
+            };
+            // One bit per byte, 16 bits: the high half is zero.
+            mask as u32
+        };
+        let (chunks, rest) = bytes.as_chunks::<32>();
+        for (i, chunk) in chunks.iter().enumerate() {
+            let (halves, _) = chunk.as_chunks::<16>();
+            let mut zeros = 0;
+            for (k, half) in halves.iter().enumerate() {
+                zeros |= nuls(half) << (16 * k);
+            }
+            while zeros != 0 {
+                f(32 * i + zeros.trailing_zeros() as usize);
+                zeros &= zeros - 1;
+            }
         }
-        base += 8;
+        let base = 32 * chunks.len();
+        for (k, &b) in rest.iter().enumerate() {
+            if b == 0 {
+                f(base + k);
+            }
+        }
     }
-    for (k, &b) in chunks.remainder().iter().enumerate() {
-        if b == 0 {
-            f(base + k);
-        }
+    #[cfg(not(target_arch = "x86_64"))]
+    for nul in memchr::memchr_iter(0, bytes) {
+        f(nul);
     }
 }
 
