@@ -151,6 +151,42 @@ pub fn packed(buf: &[u8], used: u16, at: u16, len: u32, max: usize) -> Option<&[
     buf.get(at..end)
 }
 
+/// The packed strings of one record, read as stream fields
+/// ([`str_and_len`]); `bad` is set once one lies past the bytes used (that
+/// field is then absent, and the event should say its reads failed).
+pub struct PackedStrs<'a> {
+    buf: &'a [u8],
+    used: u16,
+    at: &'a [u16],
+    pub bad: bool,
+}
+
+impl<'a> PackedStrs<'a> {
+    pub fn new(buf: &'a [u8], used: u16, at: &'a [u16]) -> PackedStrs<'a> {
+        PackedStrs {
+            buf,
+            used,
+            at,
+            bad: false,
+        }
+    }
+
+    /// Packed string `i` of real length `len`, cut at `max` bytes.
+    pub fn field(&mut self, i: usize, len: u32, max: usize) -> (Option<String>, Option<u32>) {
+        let bytes = self
+            .at
+            .get(i)
+            .and_then(|&at| packed(self.buf, self.used, at, len, max));
+        match bytes {
+            Some(b) => str_and_len(b, len),
+            None => {
+                self.bad = true;
+                (None, None)
+            }
+        }
+    }
+}
+
 /// The first `min(len, buf.len())` bytes of a string field, lossily as UTF-8.
 pub fn field_str(buf: &[u8], len: u32) -> String {
     let n = (len as usize).min(buf.len());

@@ -198,21 +198,13 @@ impl Family for HttpClient {
         }
         let (method, method_len) = str_and_len(&ev.method, ev.method_len);
         let (scheme, scheme_len) = str_and_len(&ev.scheme, ev.scheme_len);
-        let mut bad_layout = false;
-        let mut packed = |i: usize, len: u32, max: usize| match abi::packed(
-            &ev.buf, ev.used, ev.at[i], len, max,
-        ) {
-            Some(b) => str_and_len(b, len),
-            None => {
-                bad_layout = true;
-                (None, None)
-            }
-        };
-        let (host, host_len) = packed(AT_HOST, ev.host_len, SHORT_MAX);
-        let (path, path_len) = packed(AT_PATH, ev.path_len, LONG_MAX);
-        let (query, query_len) = packed(AT_QUERY, ev.query_len, LONG_MAX);
+        let mut packed = abi::PackedStrs::new(&ev.buf, ev.used, &ev.at);
+        let (host, host_len) = packed.field(AT_HOST, ev.host_len, SHORT_MAX);
+        let (path, path_len) = packed.field(AT_PATH, ev.path_len, LONG_MAX);
+        let (query, query_len) = packed.field(AT_QUERY, ev.query_len, LONG_MAX);
         let (request_host, request_host_len) =
-            packed(AT_REQUEST_HOST, ev.request_host_len, SHORT_MAX);
+            packed.field(AT_REQUEST_HOST, ev.request_host_len, SHORT_MAX);
+        let bad_layout = packed.bad;
         let (local, remote) = connection_ends(&ev, ctx);
         let fields = Fields {
             method,

@@ -147,11 +147,6 @@ impl ServerEvent {
     pub fn from_record(record: &[u8]) -> Option<ServerEvent> {
         abi::read_packed(record, PACKED_BYTES, |ev: &ServerEvent| ev.used)
     }
-
-    /// Packed string `i` (`AT_*`) of real length `len`, cut at `max` bytes.
-    fn packed(&self, i: usize, len: u32, max: usize) -> Option<&[u8]> {
-        abi::packed(&self.buf, self.used, *self.at.get(i)?, len, max)
-    }
 }
 
 /// The stream fields of an `http.server` event.
@@ -226,21 +221,16 @@ fn h2_status(read: i64, unwound: bool) -> Option<i64> {
 
 impl Fields {
     fn of(ev: &ServerEvent, ctx: &mut Decode<'_>) -> Fields {
-        let mut bad_layout = false;
-        let mut packed = |i: usize, len: u32, max: usize| match ev.packed(i, len, max) {
-            Some(b) => str_and_len(b, len),
-            None => {
-                bad_layout = true;
-                (None, None)
-            }
-        };
-        let (path, path_len) = packed(AT_PATH, ev.path_len, LONG_MAX);
-        let (query, query_len) = packed(AT_QUERY, ev.query_len, LONG_MAX);
-        let (host, host_len) = packed(AT_HOST, ev.host_len, SHORT_MAX);
-        let (route, route_len) = packed(AT_ROUTE, ev.route_len, LONG_MAX);
+        let mut packed = abi::PackedStrs::new(&ev.buf, ev.used, &ev.at);
+        let (path, path_len) = packed.field(AT_PATH, ev.path_len, LONG_MAX);
+        let (query, query_len) = packed.field(AT_QUERY, ev.query_len, LONG_MAX);
+        let (host, host_len) = packed.field(AT_HOST, ev.host_len, SHORT_MAX);
+        let (route, route_len) = packed.field(AT_ROUTE, ev.route_len, LONG_MAX);
         let (traceparent, traceparent_len) =
-            packed(AT_TRACEPARENT, ev.traceparent_len, TRACEPARENT_MAX);
-        let (user_agent, user_agent_len) = packed(AT_USER_AGENT, ev.user_agent_len, USER_AGENT_MAX);
+            packed.field(AT_TRACEPARENT, ev.traceparent_len, TRACEPARENT_MAX);
+        let (user_agent, user_agent_len) =
+            packed.field(AT_USER_AGENT, ev.user_agent_len, USER_AGENT_MAX);
+        let bad_layout = packed.bad;
         let (method, method_len) = str_and_len(&ev.method, ev.method_len);
         let (proto, proto_len) = str_and_len(&ev.proto, ev.proto_len);
         let (peer, peer_len) = str_and_len(&ev.peer, ev.peer_len);
