@@ -25,7 +25,7 @@ use super::{TFLAG_EXTRA_STAR, TypeTable};
 use crate::gobin::read::to_usize;
 
 /// Word index of the `typelinks` slice in `runtime.moduledata`.
-pub(super) fn typelinks_word(release: super::GoRelease) -> Option<usize> {
+pub(crate) fn typelinks_word(release: super::GoRelease) -> Option<usize> {
     if release.major != 1 || !release.at_least(19) || release.at_least(27) {
         return None;
     }

@@ -41,6 +41,7 @@ mod structs;
 
 pub use bias::load_bias;
 pub use index::{FieldLayout, RtypeError, StructIndex};
+pub(crate) use links::typelinks_word;
 pub use names::package_path_from_functions;
 pub use release::{GoRelease, Kind};
 pub use structs::StructField;
