@@ -103,9 +103,9 @@ pub(crate) fn literal_range(
             from + len
         }
     };
-    let from = from + types_skipped(data, layout, md, release, rodata_at, rodata, to - from);
     let len = to.checked_sub(from)?;
-    Some((to_usize(from)?, to_usize(len)?))
+    let skip = types_skipped(data, layout, &word, release, rodata_at, rodata, len).unwrap_or(0);
+    Some((to_usize(from + skip)?, to_usize(len - skip)?))
 }
 
 /// How many bytes at the start of the literal range (`len` bytes from
@@ -117,38 +117,30 @@ pub(crate) fn literal_range(
 /// bound here: the linker sets it to the end of the whole section. On the
 /// corpus the highest listed descriptor lies 99% into the type area (Go
 /// 1.19, 1.23, 1.25), about a third of the range. 0 when `typelinks`
-/// does not read, or for releases without it (Go 1.27).
+/// does not read, or for releases without it (Go 1.27): `None`.
 fn types_skipped(
     data: &[u8],
     layout: &Layout,
-    md: u64,
+    word: &dyn Fn(usize) -> Option<u64>,
     release: GoRelease,
     rodata_at: usize,
     rodata: u64,
     len: u64,
-) -> u64 {
-    let skipped = || -> Option<u64> {
-        let ps = u64::from(layout.words.ptr_size);
-        let word = |i: usize| {
-            let at = md.checked_add(ps.checked_mul(u64::try_from(i).ok()?)?)?;
-            layout.words.word(layout.read_vaddr(data, at, ps)?, 0)
-        };
-        // `types, etypes` are the two words before `rodata` in every
-        // release `words` knows.
-        let links_at = crate::gobin::types::typelinks_word(release)?;
-        if word(rodata_at.checked_sub(2)?)? != rodata {
-            return None;
-        }
-        let (ptr, n) = (word(links_at)?, word(links_at + 1)?);
-        let links = layout.read_vaddr(data, ptr, n.checked_mul(4)?)?;
-        let highest = links
-            .chunks_exact(4)
-            .filter_map(|c| layout.words.u32(c, 0))
-            .filter_map(|o| u64::try_from(o.cast_signed()).ok())
-            .max()?;
-        (highest < len).then_some(highest)
-    };
-    skipped().unwrap_or(0)
+) -> Option<u64> {
+    // `types, etypes` are the two words before `rodata` in every release
+    // `words` knows.
+    let links_at = crate::gobin::types::typelinks_word(release)?;
+    if word(rodata_at.checked_sub(2)?)? != rodata {
+        return None;
+    }
+    let (ptr, n) = (word(links_at)?, word(links_at + 1)?);
+    let links = layout.read_vaddr(data, ptr, n.checked_mul(4)?)?;
+    let highest = links
+        .chunks_exact(4)
+        .filter_map(|c| layout.words.u32(c, 0))
+        .filter_map(|o| u64::try_from(o.cast_signed()).ok())
+        .max()?;
+    (highest < len).then_some(highest)
 }
 
 #[cfg(test)]
