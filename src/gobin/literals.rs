@@ -36,7 +36,7 @@
 
 use super::elf::Layout;
 use super::read::to_usize;
-use super::types::GoRelease;
+use super::types::{GoRelease, TypeTable};
 
 /// Whether the literals end at `gofunc` (Go 1.19, 1.21 to 1.25) or at the end of
 /// the section that holds `rodata` (Go 1.26 and 1.27).
@@ -104,7 +104,7 @@ pub(crate) fn literal_range(
         }
     };
     let len = to.checked_sub(from)?;
-    let skip = types_skipped(data, layout, &word, release, rodata_at, rodata, len).unwrap_or(0);
+    let skip = types_skipped(data, layout, md, &word, release, rodata_at, len).unwrap_or(0);
     Some((to_usize(from + skip)?, to_usize(len - skip)?))
 }
 
@@ -116,26 +116,29 @@ pub(crate) fn literal_range(
 /// highest descriptor `typelinks` lists is still a type. `etypes` is no
 /// bound here: the linker sets it to the end of the whole section. On the
 /// corpus the highest listed descriptor lies 99% into the type area (Go
-/// 1.19, 1.23, 1.25), about a third of the range. 0 when `typelinks`
-/// does not read, or for releases without it (Go 1.27): `None`.
+/// 1.19, 1.23, 1.25), about a third of the range. `None` (nothing
+/// skipped) when `typelinks` does not read, or for releases without it
+/// (Go 1.27).
 fn types_skipped(
     data: &[u8],
     layout: &Layout,
+    md: u64,
     word: &dyn Fn(usize) -> Option<u64>,
     release: GoRelease,
     rodata_at: usize,
-    rodata: u64,
     len: u64,
 ) -> Option<u64> {
     // `types, etypes` are the two words before `rodata` in every release
     // `words` knows.
     let links_at = crate::gobin::types::typelinks_word(release)?;
-    if word(rodata_at.checked_sub(2)?)? != rodata {
+    let (types, etypes) = (word(rodata_at.checked_sub(2)?)?, word(rodata_at - 1)?);
+    if types != word(rodata_at)? {
         return None;
     }
-    let (ptr, n) = (word(links_at)?, word(links_at + 1)?);
-    let links = layout.read_vaddr(data, ptr, n.checked_mul(4)?)?;
-    let highest = links
+    // The type table's own reading of the list, with its checks.
+    let table = TypeTable::from_parts(data, layout, types, etypes, release);
+    let highest = table
+        .read_typelinks(md, links_at)
         .chunks_exact(4)
         .filter_map(|c| layout.words.u32(c, 0))
         .filter_map(|o| u64::try_from(o.cast_signed()).ok())
@@ -239,13 +242,17 @@ mod tests {
                 data[0x2800 + 4 * i..0x2804 + 4 * i].copy_from_slice(&o.to_le_bytes());
             }
         };
+        // etypes is the section's end, as the linker sets it; the list's
+        // capacity equals its length.
         let words = |types: u64, n: u64| {
             vec![
                 (35, types),
+                (36, RO + 0x2000),
                 (37, RO + 0x800),
                 (38, RO + 0xc00),
                 (42, RO + 0x1800),
                 (43, n),
+                (44, n),
             ]
         };
         let (mut data, layout) = image(&words(RO + 0x800, 3));
@@ -261,7 +268,8 @@ mod tests {
             literal_range(&data, &layout, &sections, md, release(19)),
             Some((0x1800, 0x400))
         );
-        // A listed offset past the range, or a list outside the file: nothing skipped.
+        // A listed offset past the range, a list longer than the type area
+        // could hold, or one outside the file: nothing skipped.
         let (mut data, layout) = image(&words(RO + 0x800, 3));
         links(&mut data, &[0x10, 0x400, 0x40]);
         assert_eq!(
@@ -269,6 +277,13 @@ mod tests {
             Some((0x1800, 0x400))
         );
         let (data, layout) = image(&words(RO + 0x800, 1 << 20));
+        assert_eq!(
+            literal_range(&data, &layout, &sections, md, release(19)),
+            Some((0x1800, 0x400))
+        );
+        let mut outside = words(RO + 0x800, 3);
+        outside[4] = (42, RO + 0x1ffc);
+        let (data, layout) = image(&outside);
         assert_eq!(
             literal_range(&data, &layout, &sections, md, release(19)),
             Some((0x1800, 0x400))

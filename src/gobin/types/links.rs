@@ -93,7 +93,7 @@ impl<'b> TypeTable<'b> {
 
     /// Read the typelinks slice from the moduledata words at `md` (pointer,
     /// length, capacity at `word`): empty unless it lies in the file whole.
-    pub(super) fn read_typelinks(&self, md: u64, word: usize) -> &'b [u8] {
+    pub(crate) fn read_typelinks(&self, md: u64, word: usize) -> &'b [u8] {
         let words = self.layout.words;
         let ps = self.ptr_size();
         let read = |i: usize| -> Option<u64> {
